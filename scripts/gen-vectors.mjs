@@ -1,0 +1,370 @@
+#!/usr/bin/env node
+// Writes the golden byte vectors under protocol/vectors/ and their manifest.
+// `--check` compares instead of writing and exits 1 on any difference (run by `npm test`).
+//
+// The vectors are data consumed by every binding's tests, so this script deliberately encodes
+// with the plainest possible means (JSON.stringify, @msgpack/msgpack defaults) and hand-built
+// byte arrays for the invalid cases; the expected decoded frames are stored in the manifest.
+import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { encode as msgpackEncode } from "@msgpack/msgpack";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const vectorsDir = join(root, "protocol", "vectors");
+const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+const check = process.argv.includes("--check");
+
+const context = (extra = {}) => ({
+  job_id: "job-1",
+  attempt: 1,
+  enqueue_time: "2026-01-01T12:00:00Z",
+  queue_name: "rrq:queue:default",
+  deadline: null,
+  trace_context: null,
+  correlation_context: null,
+  worker_id: null,
+  ...extra,
+});
+
+const request = (extra = {}, ctx = {}) => ({
+  type: "request",
+  payload: {
+    protocol_version: "2",
+    request_id: "req-1",
+    job_id: "job-1",
+    function_name: "echo",
+    params: {},
+    context: context(ctx),
+    ...extra,
+  },
+});
+
+const outcome = (fields) => ({
+  type: "response",
+  payload: {
+    job_id: "job-1",
+    request_id: "req-1",
+    status: "success",
+    result: null,
+    error: null,
+    retry_after_seconds: null,
+    ...fields,
+  },
+});
+
+/** Valid frames: each file holds these frames back to back. */
+const valid = [
+  ["request-minimal", "A request with every optional context field null.", [request()]],
+  [
+    "request-full",
+    "A request using every field: nested params, unicode and escapes, deadline, trace and correlation context.",
+    [
+      request(
+        {
+          request_id: "6f1c1a4e-3d3b-4f0e-9a51-2b9f0e7c1d2a",
+          job_id: "0b8f5e52-8c1e-4a5e-8f5e-0c2b3b8f9a10",
+          function_name: "send_email",
+          params: {
+            to: "ünïcødé@example.com",
+            subject: 'He said "hi"\n\tand left \\ 😀',
+            control: "\u0001\u001f",
+            count: 3,
+            ratio: 0.25,
+            negative: -17,
+            flags: [true, false, null],
+            nested: { deeper: { list: [1, "two", { three: 3 }] } },
+          },
+        },
+        {
+          job_id: "0b8f5e52-8c1e-4a5e-8f5e-0c2b3b8f9a10",
+          attempt: 3,
+          enqueue_time: "2026-01-01T12:00:00.123456789Z",
+          queue_name: "rrq:queue:emails",
+          deadline: "2026-01-01T12:05:00.5Z",
+          trace_context: {
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            tracestate: "vendor=value",
+          },
+          correlation_context: { tenant: "acme", order_id: "42" },
+          worker_id: "rrq_worker_4242_a1b2c3",
+        },
+      ),
+    ],
+  ],
+  [
+    "request-absent-optionals",
+    "A request that omits protocol_version, params and every optional context field; readers treat absent as null and a missing protocol_version as \"2\".",
+    [
+      {
+        type: "request",
+        payload: {
+          request_id: "req-1",
+          job_id: "job-1",
+          function_name: "echo",
+          context: {
+            job_id: "job-1",
+            attempt: 1,
+            enqueue_time: "2026-01-01T12:00:00Z",
+            queue_name: "rrq:queue:default",
+          },
+        },
+      },
+    ],
+  ],
+  [
+    "request-unknown-fields",
+    "Unknown fields at the envelope, payload and context level must be ignored.",
+    [
+      {
+        type: "request",
+        payload: {
+          ...request().payload,
+          future_field: { anything: [1, 2] },
+          context: { ...context(), future_context_field: "x" },
+        },
+        envelope_extra: 1,
+      },
+    ],
+  ],
+  ["response-success", "A success outcome with a result object.", [outcome({ result: { ok: true, n: 1 } })]],
+  ["response-success-null", "A success outcome whose result is null.", [outcome({})]],
+  [
+    "response-error-typed",
+    "An error outcome with a reserved error type.",
+    [
+      outcome({
+        status: "error",
+        error: {
+          message: "No handler registered for function 'missing'",
+          type: "handler_not_found",
+          code: null,
+          details: null,
+        },
+      }),
+    ],
+  ],
+  [
+    "response-error-details",
+    "An error outcome with code and structured details.",
+    [
+      outcome({
+        status: "error",
+        error: { message: "boom", type: "ValueError", code: "E42", details: { field: "email" } },
+      }),
+    ],
+  ],
+  [
+    "response-retry",
+    "A retry outcome with retry_after_seconds.",
+    [outcome({ status: "retry", error: { message: "later", type: null, code: null, details: null }, retry_after_seconds: 2.5 })],
+  ],
+  [
+    "response-timeout",
+    "A runner-side timeout.",
+    [outcome({ status: "timeout", error: { message: "Job execution timed out", type: "timeout", code: null, details: null } })],
+  ],
+  [
+    "response-cancelled",
+    "The reply to a cancelled request.",
+    [outcome({ status: "error", error: { message: "Job cancelled", type: "cancelled", code: null, details: null } })],
+  ],
+  [
+    "response-omitted-nulls",
+    "An outcome as RRQ's Rust runtime writes it: None fields omitted.",
+    [{ type: "response", payload: { job_id: "job-1", request_id: "req-1", status: "success", result: 7 } }],
+  ],
+  [
+    "cancel-request",
+    "Cancel one request.",
+    [{ type: "cancel", payload: { protocol_version: "2", job_id: "job-1", request_id: "req-1", hard_kill: false } }],
+  ],
+  [
+    "cancel-job",
+    "Cancel every in-flight request of a job: request_id omitted.",
+    [{ type: "cancel", payload: { protocol_version: "2", job_id: "job-1", hard_kill: false } }],
+  ],
+  [
+    "hello",
+    "A runner's hello (rrqkit extension).",
+    [
+      {
+        type: "hello",
+        payload: {
+          protocol_version: "2",
+          runtime: "rrqkit-node",
+          runtime_version: "0.1.0",
+          pid: 4242,
+          max_in_flight: 64,
+          features: ["ping", "cancel_by_job", "stdout_guard"],
+        },
+      },
+    ],
+  ],
+  ["ping", "A ping (rrqkit extension).", [{ type: "ping", payload: { nonce: "n-1" } }]],
+  ["pong", "A pong (rrqkit extension).", [{ type: "pong", payload: { nonce: "n-1" } }]],
+  [
+    "stream-three-frames",
+    "Three frames back to back in one buffer; readers must split them correctly whatever the chunking.",
+    [
+      request(),
+      { type: "cancel", payload: { protocol_version: "2", job_id: "job-1", request_id: "req-1", hard_kill: false } },
+      { type: "ping", payload: { nonce: "n-2" } },
+    ],
+  ],
+];
+
+const utf8 = (text) => Buffer.from(text, "utf8");
+const header = (length) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(length);
+  return b;
+};
+const framed = (body) => Buffer.concat([header(body.length), body]);
+
+/**
+ * Invalid inputs. `error` is the decode error code; `action` is what a runner does:
+ * "close" (decode error: close without reply), "reply_error" (valid frame, refused with an error
+ * outcome, connection kept) or "ignore" (valid frame, silently ignored).
+ */
+const invalid = [
+  ["empty-frame", "Length prefix 0.", () => header(0), "frame_empty"],
+  ["oversize-frame", "Length prefix 16 MiB + 1: rejected from the header alone.", () => Buffer.concat([header(MAX_FRAME_BYTES + 1), utf8("{}")]), "frame_too_large"],
+  ["truncated-header", "The stream ends after 2 of the 4 header bytes.", () => Buffer.from([0, 0]), "frame_truncated"],
+  ["truncated-body", "The header announces 100 bytes; the stream ends after 10.", () => Buffer.concat([header(100), utf8('{"type":"r')]), "frame_truncated"],
+  [
+    "unknown-type",
+    "A frame type outside the closed set.",
+    (enc) => framed(enc({ type: "shutdown", payload: {} })),
+    "unknown_frame_type",
+  ],
+  ["not-a-map", "The body is an array, not an envelope.", (enc) => framed(enc([1, 2, 3])), "invalid_envelope"],
+  ["missing-payload", "An envelope without payload.", (enc) => framed(enc({ type: "request" })), "invalid_envelope"],
+  ["payload-not-map", "An envelope whose payload is a string.", (enc) => framed(enc({ type: "request", payload: "x" })), "invalid_envelope"],
+  ["type-not-string", "An envelope whose type is a number.", (enc) => framed(enc({ type: 1, payload: {} })), "invalid_envelope"],
+  [
+    "request-missing-job-id",
+    "A request without job_id.",
+    (enc) => {
+      const { job_id: _omit, ...payload } = request().payload;
+      return framed(enc({ type: "request", payload }));
+    },
+    "invalid_frame",
+  ],
+  [
+    "request-attempt-not-integer",
+    "A request whose context.attempt is a string.",
+    (enc) => framed(enc(request({}, { attempt: "1" }))),
+    "invalid_frame",
+  ],
+  [
+    "response-unknown-status",
+    "An outcome whose status is outside the closed set.",
+    (enc) => framed(enc(outcome({ status: "maybe" }))),
+    "invalid_frame",
+  ],
+  [
+    "cancel-missing-job-id",
+    "A cancel without job_id.",
+    (enc) => framed(enc({ type: "cancel", payload: { protocol_version: "2", request_id: "req-1" } })),
+    "invalid_frame",
+  ],
+  [
+    "wrong-protocol-version",
+    "A request with protocol_version \"3\": a valid frame that the runner refuses with an error outcome, keeping the connection open.",
+    (enc) => framed(enc(request({ protocol_version: "3" }))),
+    null,
+    "reply_error",
+    { job_id: "job-1", request_id: "req-1", status: "error", error: { message: "Unsupported protocol version", type: null } },
+  ],
+  [
+    "cancel-wrong-protocol-version",
+    "A cancel with protocol_version \"1\": ignored silently.",
+    (enc) => framed(enc({ type: "cancel", payload: { protocol_version: "1", job_id: "job-1", hard_kill: false } })),
+    null,
+    "ignore",
+  ],
+];
+
+const jsonOnlyInvalid = [
+  ["bad-utf8", "A JSON body containing the byte 0xFF inside a string.", () => framed(Buffer.concat([utf8('{"type":"ping","payload":{"nonce":"'), Buffer.from([0xff]), utf8('"}}')])), "invalid_utf8"],
+  ["malformed-json", "A JSON body cut in the middle of an object.", () => framed(utf8('{"type":"request",')), "malformed_payload"],
+  ["json-trailing-garbage", "A JSON value followed by more text.", () => framed(utf8('{"type":"ping","payload":{"nonce":"a"}} x')), "malformed_payload"],
+  ["json-nan-literal", "NaN is not JSON.", () => framed(utf8('{"type":"ping","payload":{"nonce":NaN}}')), "malformed_payload"],
+];
+
+const msgpackOnlyInvalid = [
+  // fixmap(2), fixstr "type", fixstr "ping", fixstr "payload", fixmap(1), fixstr "nonce", fixstr(1) 0xFF
+  [
+    "bad-utf8",
+    "A MessagePack str containing the byte 0xFF.",
+    () => framed(Buffer.concat([Buffer.from([0x82, 0xa4]), utf8("type"), Buffer.from([0xa4]), utf8("ping"), Buffer.from([0xa7]), utf8("payload"), Buffer.from([0x81, 0xa5]), utf8("nonce"), Buffer.from([0xa1, 0xff])])),
+    "invalid_utf8",
+  ],
+  ["malformed-msgpack", "A map header announcing 2 entries followed by one key only.", () => framed(Buffer.concat([Buffer.from([0x82, 0xa4]), utf8("type")])), "malformed_payload"],
+  ["msgpack-trailing-bytes", "One complete value followed by another.", () => framed(Buffer.concat([Buffer.from(msgpackEncode({ type: "ping", payload: { nonce: "a" } })), Buffer.from([0xc0])])), "malformed_payload"],
+];
+
+const encoders = {
+  json: (value) => utf8(JSON.stringify(value)),
+  msgpack: (value) => Buffer.from(msgpackEncode(value)),
+};
+
+function buildAll() {
+  const files = new Map();
+  const manifest = {
+    format: 1,
+    max_frame_bytes: MAX_FRAME_BYTES,
+    description:
+      "Golden frames. valid: decode every frame in order, compare with `frames`, re-encode and compare bytes with the file. invalid: feed the bytes to a reader; `error` is the decode error code (null = decodes fine), `action` what a runner does.",
+    vectors: [],
+  };
+  for (const [encoding, enc] of Object.entries(encoders)) {
+    for (const [name, description, frames] of valid) {
+      const file = `valid/${encoding}/${name}.bin`;
+      files.set(file, Buffer.concat(frames.map((f) => framed(enc(f)))));
+      manifest.vectors.push({ name, encoding, kind: "valid", file, description, frames });
+    }
+    const extra = encoding === "json" ? jsonOnlyInvalid : msgpackOnlyInvalid;
+    for (const [name, description, make, error, action = "close", reply = null] of [...invalid, ...extra]) {
+      const file = `invalid/${encoding}/${name}.bin`;
+      files.set(file, make(enc));
+      const entry = { name, encoding, kind: "invalid", file, description, error, action };
+      if (reply) entry.reply = reply;
+      manifest.vectors.push(entry);
+    }
+  }
+  files.set("manifest.json", utf8(JSON.stringify(manifest, null, 2) + "\n"));
+  return files;
+}
+
+function listExisting(dir, prefix = "") {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? listExisting(join(dir, e.name), `${prefix}${e.name}/`) : e.name.endsWith(".bin") || e.name === "manifest.json" ? [`${prefix}${e.name}`] : [],
+  );
+}
+
+const files = buildAll();
+if (check) {
+  const problems = [];
+  for (const [rel, bytes] of files) {
+    const path = join(vectorsDir, rel);
+    if (!existsSync(path)) problems.push(`missing ${rel}`);
+    else if (!readFileSync(path).equals(bytes)) problems.push(`differs ${rel}`);
+  }
+  for (const rel of listExisting(vectorsDir)) if (!files.has(rel)) problems.push(`stale ${rel}`);
+  if (problems.length) {
+    console.error(`protocol/vectors is out of date (run \`npm run gen\`):\n  ${problems.join("\n  ")}`);
+    process.exit(1);
+  }
+  console.log(`protocol/vectors: ${files.size} files up to date`);
+} else {
+  for (const sub of ["valid", "invalid"]) rmSync(join(vectorsDir, sub), { recursive: true, force: true });
+  for (const [rel, bytes] of files) {
+    const path = join(vectorsDir, rel);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, bytes);
+  }
+  console.log(`protocol/vectors: wrote ${files.size} files`);
+}
