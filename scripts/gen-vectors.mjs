@@ -94,7 +94,7 @@ const valid = [
   ],
   [
     "request-absent-optionals",
-    "A request that omits protocol_version, params and every optional context field; readers treat absent as null and a missing protocol_version as \"2\".",
+    'A request that omits protocol_version, params and every optional context field; readers treat absent as null and a missing protocol_version as "2".',
     [
       {
         type: "request",
@@ -127,7 +127,11 @@ const valid = [
       },
     ],
   ],
-  ["response-success", "A success outcome with a result object.", [outcome({ result: { ok: true, n: 1 } })]],
+  [
+    "response-success",
+    "A success outcome with a result object.",
+    [outcome({ result: { ok: true, n: 1 } })],
+  ],
   ["response-success-null", "A success outcome whose result is null.", [outcome({})]],
   [
     "response-error-typed",
@@ -157,27 +161,53 @@ const valid = [
   [
     "response-retry",
     "A retry outcome with retry_after_seconds.",
-    [outcome({ status: "retry", error: { message: "later", type: null, code: null, details: null }, retry_after_seconds: 2.5 })],
+    [
+      outcome({
+        status: "retry",
+        error: { message: "later", type: null, code: null, details: null },
+        retry_after_seconds: 2.5,
+      }),
+    ],
   ],
   [
     "response-timeout",
     "A runner-side timeout.",
-    [outcome({ status: "timeout", error: { message: "Job execution timed out", type: "timeout", code: null, details: null } })],
+    [
+      outcome({
+        status: "timeout",
+        error: { message: "Job execution timed out", type: "timeout", code: null, details: null },
+      }),
+    ],
   ],
   [
     "response-cancelled",
     "The reply to a cancelled request.",
-    [outcome({ status: "error", error: { message: "Job cancelled", type: "cancelled", code: null, details: null } })],
+    [
+      outcome({
+        status: "error",
+        error: { message: "Job cancelled", type: "cancelled", code: null, details: null },
+      }),
+    ],
   ],
   [
     "response-omitted-nulls",
     "An outcome as RRQ's Rust runtime writes it: None fields omitted.",
-    [{ type: "response", payload: { job_id: "job-1", request_id: "req-1", status: "success", result: 7 } }],
+    [
+      {
+        type: "response",
+        payload: { job_id: "job-1", request_id: "req-1", status: "success", result: 7 },
+      },
+    ],
   ],
   [
     "cancel-request",
     "Cancel one request.",
-    [{ type: "cancel", payload: { protocol_version: "2", job_id: "job-1", request_id: "req-1", hard_kill: false } }],
+    [
+      {
+        type: "cancel",
+        payload: { protocol_version: "2", job_id: "job-1", request_id: "req-1", hard_kill: false },
+      },
+    ],
   ],
   [
     "cancel-job",
@@ -208,7 +238,10 @@ const valid = [
     "Three frames back to back in one buffer; readers must split them correctly whatever the chunking.",
     [
       request(),
-      { type: "cancel", payload: { protocol_version: "2", job_id: "job-1", request_id: "req-1", hard_kill: false } },
+      {
+        type: "cancel",
+        payload: { protocol_version: "2", job_id: "job-1", request_id: "req-1", hard_kill: false },
+      },
       { type: "ping", payload: { nonce: "n-2" } },
     ],
   ],
@@ -229,19 +262,54 @@ const framed = (body) => Buffer.concat([header(body.length), body]);
  */
 const invalid = [
   ["empty-frame", "Length prefix 0.", () => header(0), "frame_empty"],
-  ["oversize-frame", "Length prefix 16 MiB + 1: rejected from the header alone.", () => Buffer.concat([header(MAX_FRAME_BYTES + 1), utf8("{}")]), "frame_too_large"],
-  ["truncated-header", "The stream ends after 2 of the 4 header bytes.", () => Buffer.from([0, 0]), "frame_truncated"],
-  ["truncated-body", "The header announces 100 bytes; the stream ends after 10.", () => Buffer.concat([header(100), utf8('{"type":"r')]), "frame_truncated"],
+  [
+    "oversize-frame",
+    "Length prefix 16 MiB + 1: rejected from the header alone.",
+    () => Buffer.concat([header(MAX_FRAME_BYTES + 1), utf8("{}")]),
+    "frame_too_large",
+  ],
+  [
+    "truncated-header",
+    "The stream ends after 2 of the 4 header bytes.",
+    () => Buffer.from([0, 0]),
+    "frame_truncated",
+  ],
+  [
+    "truncated-body",
+    "The header announces 100 bytes; the stream ends after 10.",
+    () => Buffer.concat([header(100), utf8('{"type":"r')]),
+    "frame_truncated",
+  ],
   [
     "unknown-type",
     "A frame type outside the closed set.",
     (enc) => framed(enc({ type: "shutdown", payload: {} })),
     "unknown_frame_type",
   ],
-  ["not-a-map", "The body is an array, not an envelope.", (enc) => framed(enc([1, 2, 3])), "invalid_envelope"],
-  ["missing-payload", "An envelope without payload.", (enc) => framed(enc({ type: "request" })), "invalid_envelope"],
-  ["payload-not-map", "An envelope whose payload is a string.", (enc) => framed(enc({ type: "request", payload: "x" })), "invalid_envelope"],
-  ["type-not-string", "An envelope whose type is a number.", (enc) => framed(enc({ type: 1, payload: {} })), "invalid_envelope"],
+  [
+    "not-a-map",
+    "The body is an array, not an envelope.",
+    (enc) => framed(enc([1, 2, 3])),
+    "invalid_envelope",
+  ],
+  [
+    "missing-payload",
+    "An envelope without payload.",
+    (enc) => framed(enc({ type: "request" })),
+    "invalid_envelope",
+  ],
+  [
+    "payload-not-map",
+    "An envelope whose payload is a string.",
+    (enc) => framed(enc({ type: "request", payload: "x" })),
+    "invalid_envelope",
+  ],
+  [
+    "type-not-string",
+    "An envelope whose type is a number.",
+    (enc) => framed(enc({ type: 1, payload: {} })),
+    "invalid_envelope",
+  ],
   [
     "request-missing-job-id",
     "A request without job_id.",
@@ -266,31 +334,70 @@ const invalid = [
   [
     "cancel-missing-job-id",
     "A cancel without job_id.",
-    (enc) => framed(enc({ type: "cancel", payload: { protocol_version: "2", request_id: "req-1" } })),
+    (enc) =>
+      framed(enc({ type: "cancel", payload: { protocol_version: "2", request_id: "req-1" } })),
     "invalid_frame",
   ],
   [
     "wrong-protocol-version",
-    "A request with protocol_version \"3\": a valid frame that the runner refuses with an error outcome, keeping the connection open.",
+    'A request with protocol_version "3": a valid frame that the runner refuses with an error outcome, keeping the connection open.',
     (enc) => framed(enc(request({ protocol_version: "3" }))),
     null,
     "reply_error",
-    { job_id: "job-1", request_id: "req-1", status: "error", error: { message: "Unsupported protocol version", type: null } },
+    {
+      job_id: "job-1",
+      request_id: "req-1",
+      status: "error",
+      error: { message: "Unsupported protocol version", type: null },
+    },
   ],
   [
     "cancel-wrong-protocol-version",
-    "A cancel with protocol_version \"1\": ignored silently.",
-    (enc) => framed(enc({ type: "cancel", payload: { protocol_version: "1", job_id: "job-1", hard_kill: false } })),
+    'A cancel with protocol_version "1": ignored silently.',
+    (enc) =>
+      framed(
+        enc({
+          type: "cancel",
+          payload: { protocol_version: "1", job_id: "job-1", hard_kill: false },
+        }),
+      ),
     null,
     "ignore",
   ],
 ];
 
 const jsonOnlyInvalid = [
-  ["bad-utf8", "A JSON body containing the byte 0xFF inside a string.", () => framed(Buffer.concat([utf8('{"type":"ping","payload":{"nonce":"'), Buffer.from([0xff]), utf8('"}}')])), "invalid_utf8"],
-  ["malformed-json", "A JSON body cut in the middle of an object.", () => framed(utf8('{"type":"request",')), "malformed_payload"],
-  ["json-trailing-garbage", "A JSON value followed by more text.", () => framed(utf8('{"type":"ping","payload":{"nonce":"a"}} x')), "malformed_payload"],
-  ["json-nan-literal", "NaN is not JSON.", () => framed(utf8('{"type":"ping","payload":{"nonce":NaN}}')), "malformed_payload"],
+  [
+    "bad-utf8",
+    "A JSON body containing the byte 0xFF inside a string.",
+    () =>
+      framed(
+        Buffer.concat([
+          utf8('{"type":"ping","payload":{"nonce":"'),
+          Buffer.from([0xff]),
+          utf8('"}}'),
+        ]),
+      ),
+    "invalid_utf8",
+  ],
+  [
+    "malformed-json",
+    "A JSON body cut in the middle of an object.",
+    () => framed(utf8('{"type":"request",')),
+    "malformed_payload",
+  ],
+  [
+    "json-trailing-garbage",
+    "A JSON value followed by more text.",
+    () => framed(utf8('{"type":"ping","payload":{"nonce":"a"}} x')),
+    "malformed_payload",
+  ],
+  [
+    "json-nan-literal",
+    "NaN is not JSON.",
+    () => framed(utf8('{"type":"ping","payload":{"nonce":NaN}}')),
+    "malformed_payload",
+  ],
 ];
 
 const msgpackOnlyInvalid = [
@@ -298,11 +405,40 @@ const msgpackOnlyInvalid = [
   [
     "bad-utf8",
     "A MessagePack str containing the byte 0xFF.",
-    () => framed(Buffer.concat([Buffer.from([0x82, 0xa4]), utf8("type"), Buffer.from([0xa4]), utf8("ping"), Buffer.from([0xa7]), utf8("payload"), Buffer.from([0x81, 0xa5]), utf8("nonce"), Buffer.from([0xa1, 0xff])])),
+    () =>
+      framed(
+        Buffer.concat([
+          Buffer.from([0x82, 0xa4]),
+          utf8("type"),
+          Buffer.from([0xa4]),
+          utf8("ping"),
+          Buffer.from([0xa7]),
+          utf8("payload"),
+          Buffer.from([0x81, 0xa5]),
+          utf8("nonce"),
+          Buffer.from([0xa1, 0xff]),
+        ]),
+      ),
     "invalid_utf8",
   ],
-  ["malformed-msgpack", "A map header announcing 2 entries followed by one key only.", () => framed(Buffer.concat([Buffer.from([0x82, 0xa4]), utf8("type")])), "malformed_payload"],
-  ["msgpack-trailing-bytes", "One complete value followed by another.", () => framed(Buffer.concat([Buffer.from(msgpackEncode({ type: "ping", payload: { nonce: "a" } })), Buffer.from([0xc0])])), "malformed_payload"],
+  [
+    "malformed-msgpack",
+    "A map header announcing 2 entries followed by one key only.",
+    () => framed(Buffer.concat([Buffer.from([0x82, 0xa4]), utf8("type")])),
+    "malformed_payload",
+  ],
+  [
+    "msgpack-trailing-bytes",
+    "One complete value followed by another.",
+    () =>
+      framed(
+        Buffer.concat([
+          Buffer.from(msgpackEncode({ type: "ping", payload: { nonce: "a" } })),
+          Buffer.from([0xc0]),
+        ]),
+      ),
+    "malformed_payload",
+  ],
 ];
 
 const encoders = {
@@ -326,7 +462,10 @@ function buildAll() {
       manifest.vectors.push({ name, encoding, kind: "valid", file, description, frames });
     }
     const extra = encoding === "json" ? jsonOnlyInvalid : msgpackOnlyInvalid;
-    for (const [name, description, make, error, action = "close", reply = null] of [...invalid, ...extra]) {
+    for (const [name, description, make, error, action = "close", reply = null] of [
+      ...invalid,
+      ...extra,
+    ]) {
       const file = `invalid/${encoding}/${name}.bin`;
       files.set(file, make(enc));
       const entry = { name, encoding, kind: "invalid", file, description, error, action };
@@ -341,7 +480,11 @@ function buildAll() {
 function listExisting(dir, prefix = "") {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? listExisting(join(dir, e.name), `${prefix}${e.name}/`) : e.name.endsWith(".bin") || e.name === "manifest.json" ? [`${prefix}${e.name}`] : [],
+    e.isDirectory()
+      ? listExisting(join(dir, e.name), `${prefix}${e.name}/`)
+      : e.name.endsWith(".bin") || e.name === "manifest.json"
+        ? [`${prefix}${e.name}`]
+        : [],
   );
 }
 
@@ -355,12 +498,15 @@ if (check) {
   }
   for (const rel of listExisting(vectorsDir)) if (!files.has(rel)) problems.push(`stale ${rel}`);
   if (problems.length) {
-    console.error(`protocol/vectors is out of date (run \`npm run gen\`):\n  ${problems.join("\n  ")}`);
+    console.error(
+      `protocol/vectors is out of date (run \`npm run gen\`):\n  ${problems.join("\n  ")}`,
+    );
     process.exit(1);
   }
   console.log(`protocol/vectors: ${files.size} files up to date`);
 } else {
-  for (const sub of ["valid", "invalid"]) rmSync(join(vectorsDir, sub), { recursive: true, force: true });
+  for (const sub of ["valid", "invalid"])
+    rmSync(join(vectorsDir, sub), { recursive: true, force: true });
   for (const [rel, bytes] of files) {
     const path = join(vectorsDir, rel);
     mkdirSync(dirname(path), { recursive: true });

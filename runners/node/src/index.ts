@@ -1,0 +1,35 @@
+/**
+ * @rrqkit/runner: write job handlers in Node and serve them to an rrqkit or RRQ orchestrator.
+ *
+ * ```ts
+ * const registry = new Registry().register("send_email", async (request, signal) => {...});
+ * await runFromArgs(registry);
+ * ```
+ */
+export { Registry, type Handler } from "./runtime/registry.js";
+export { Outcome, isOutcomeLike, type HandlerOutcome } from "./runtime/outcome.js";
+export { RunnerRuntime, type RunnerRuntimeOptions } from "./runtime/runtime.js";
+export {
+  runFromArgs,
+  parseLaunchArgs,
+  UsageError,
+  USAGE,
+  type LaunchOptions,
+} from "./runtime/cli.js";
+export { installParentGuard, takeStdoutForFrames } from "./runtime/guards.js";
+export {
+  noopTelemetry,
+  telemetryFromEnv,
+  tracesEndpointFromEnv,
+  type RunnerTelemetry,
+  type RunSpan,
+} from "./runtime/telemetry.js";
+export { RUNTIME_NAME, RUNTIME_VERSION } from "./runtime/version.js";
+export type {
+  ExecutionRequest,
+  ExecutionContext,
+  ExecutionOutcome,
+  OutcomeError,
+  CancelRequest,
+} from "./protocol/generated/wire.js";
+export { PROTOCOL_VERSION, MAX_FRAME_BYTES } from "./protocol/constants.js";

@@ -1,0 +1,36 @@
+/** The protocol version every frame carries, exactly RRQ 0.11's. */
+export const PROTOCOL_VERSION = "2";
+
+/** Largest frame payload in bytes (16 MiB). A length prefix above this is a decoding error. */
+export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+
+/** Requests a runner must accept concurrently on one connection; the next one is refused. */
+export const MAX_IN_FLIGHT_PER_CONNECTION = 64;
+
+/** Environment variable with which an orchestrator asks runners for a hello frame. */
+export const HELLO_ENV = "RRQ_RUNNER_HELLO";
+
+/** The closed set of frame types (RUNNER_PROTOCOL.md §3). */
+export const FRAME_TYPES = ["request", "response", "cancel", "hello", "ping", "pong"] as const;
+
+/** The closed set of outcome statuses. */
+export const OUTCOME_STATUSES = ["success", "retry", "timeout", "error"] as const;
+
+/** Reserved error types with a protocol meaning. */
+export const ErrorTypes = {
+  handlerNotFound: "handler_not_found",
+  cancelled: "cancelled",
+  timeout: "timeout",
+} as const;
+
+/** Exact error messages shared by every runtime (RUNNER_PROTOCOL.md §7). */
+export const Messages = {
+  busy: "Runner busy: too many in-flight requests",
+  unsupportedVersion: "Unsupported protocol version",
+  cancelled: "Job cancelled",
+  deadlineExceeded: "Job deadline exceeded",
+  executionTimedOut: "Job execution timed out",
+  unexpectedResponse: "Unexpected response message",
+  unhandledError: "Unhandled handler error",
+  handlerNotFound: (name: string) => `No handler registered for function '${name}'`,
+} as const;

@@ -1,0 +1,117 @@
+import { isUtf8 } from "node:buffer";
+import { Decoder, Encoder, DecodeError } from "@msgpack/msgpack";
+import { MAX_FRAME_BYTES } from "./constants.js";
+import { FrameDecodeError, FrameEncodeError } from "./errors.js";
+
+/** Name of a payload encoding (RUNNER_PROTOCOL.md §4). */
+export type EncodingName = "json" | "msgpack";
+
+/** Turns envelope values into framed bytes and frame bodies back into values. */
+export interface PayloadCodec {
+  readonly name: EncodingName;
+  /** Encodes `value` as one complete frame (length prefix included). */
+  encodeFrame(value: unknown): Buffer;
+  /** Decodes one frame body (without its length prefix) into a plain value. */
+  decodeBody(body: Buffer): unknown;
+}
+
+function frameHeaderFor(length: number): void {
+  if (length > MAX_FRAME_BYTES) {
+    throw new FrameEncodeError(
+      "frame_too_large",
+      `frame payload is ${length} bytes; the limit is ${MAX_FRAME_BYTES}`,
+    );
+  }
+}
+
+/** RRQ's encoding: compact UTF-8 JSON. */
+export const jsonCodec: PayloadCodec = {
+  name: "json",
+  encodeFrame(value: unknown): Buffer {
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(value);
+    } catch (cause) {
+      throw new FrameEncodeError("not_encodable", "value is not JSON-serializable", { cause });
+    }
+    if (text === undefined) throw new FrameEncodeError("not_encodable", "value is not JSON");
+    const length = Buffer.byteLength(text, "utf8");
+    frameHeaderFor(length);
+    const frame = Buffer.allocUnsafe(4 + length);
+    frame.writeUInt32BE(length, 0);
+    frame.write(text, 4, "utf8");
+    return frame;
+  },
+  decodeBody(body: Buffer): unknown {
+    if (!isUtf8(body)) throw new FrameDecodeError("invalid_utf8", "JSON body is not valid UTF-8");
+    try {
+      return JSON.parse(body.toString("utf8"));
+    } catch (cause) {
+      throw new FrameDecodeError("malformed_payload", "body is not a JSON value", { cause });
+    }
+  },
+};
+
+// @msgpack/msgpack decodes invalid UTF-8 leniently. The protocol requires `invalid_utf8`, so
+// every str is checked with Node's native validator before the library decodes it. This hooks a
+// method that the library's typings mark private; the msgpack vectors test guards it.
+interface DecoderInternals {
+  bytes: Uint8Array;
+  pos: number;
+  decodeUtf8String: (this: DecoderInternals, byteLength: number, headerOffset: number) => string;
+}
+class StrictUtf8Decoder extends Decoder {}
+{
+  const base = (Decoder.prototype as unknown as DecoderInternals).decodeUtf8String;
+  (StrictUtf8Decoder.prototype as unknown as DecoderInternals).decodeUtf8String = function (
+    this: DecoderInternals,
+    byteLength: number,
+    headerOffset: number,
+  ): string {
+    const start = this.pos + headerOffset;
+    if (this.bytes.byteLength >= start + byteLength) {
+      const view = this.bytes.subarray(start, start + byteLength);
+      if (!isUtf8(view)) throw new FrameDecodeError("invalid_utf8", "a msgpack str is not UTF-8");
+    }
+    return base.call(this, byteLength, headerOffset);
+  };
+}
+
+const msgpackDecoder = new StrictUtf8Decoder({ keyDecoder: null });
+const msgpackEncoder = new Encoder({ ignoreUndefined: true });
+
+/** MessagePack encoding of the same envelope (rrqkit extension). */
+export const msgpackCodec: PayloadCodec = {
+  name: "msgpack",
+  encodeFrame(value: unknown): Buffer {
+    let body: Uint8Array;
+    try {
+      body = msgpackEncoder.encode(value);
+    } catch (cause) {
+      throw new FrameEncodeError("not_encodable", "value is not MessagePack-encodable", { cause });
+    }
+    frameHeaderFor(body.byteLength);
+    const frame = Buffer.allocUnsafe(4 + body.byteLength);
+    frame.writeUInt32BE(body.byteLength, 0);
+    frame.set(body, 4);
+    return frame;
+  },
+  decodeBody(body: Buffer): unknown {
+    try {
+      return msgpackDecoder.decode(body);
+    } catch (cause) {
+      if (cause instanceof FrameDecodeError) throw cause;
+      const detail = cause instanceof DecodeError || cause instanceof RangeError;
+      throw new FrameDecodeError(
+        "malformed_payload",
+        detail ? cause.message : "body is not one MessagePack value",
+        { cause },
+      );
+    }
+  },
+};
+
+/** The codec for an encoding name. */
+export function codecFor(name: EncodingName): PayloadCodec {
+  return name === "msgpack" ? msgpackCodec : jsonCodec;
+}

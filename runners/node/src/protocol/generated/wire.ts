@@ -1,0 +1,227 @@
+/* eslint-disable */
+/**
+ * GENERATED FILE, DO NOT EDIT. Source: schemas/v2/*.schema.json.
+ * Regenerate with `npm run gen`; `npm test` fails when this file drifts from the schemas.
+ */
+/**
+ * Every frame body, in either encoding, is one envelope: a frame type tag and its payload. The set of frame types is closed: a reader that meets an unknown type MUST treat the frame as undecodable and close the connection (RRQ runners do). A writer MUST NOT send hello, ping or pong to a peer that has not announced the matching feature (see protocol/RUNNER_PROTOCOL.md §8).
+ */
+export type Frame = RequestFrame | ResponseFrame | CancelFrame | HelloFrame | PingFrame | PongFrame;
+
+/**
+ * Orchestrator to runner: run one attempt of a job.
+ */
+export interface RequestFrame {
+  type: "request";
+  payload: ExecutionRequest;
+}
+/**
+ * One attempt of one job, sent by the orchestrator. Field order here is the order writers emit. Writers emit every field (null for none); readers ignore unknown fields and treat absent like null.
+ */
+export interface ExecutionRequest {
+  /**
+   * Protocol version. Writers send "2". A runner that receives any other value replies with an error outcome (message "Unsupported protocol version") and keeps the connection open. Absent means "2".
+   */
+  protocol_version?: string;
+  /**
+   * Unique id of this dispatch (a new UUIDv4 per attempt). Never reused; the outcome MUST echo it.
+   */
+  request_id: string;
+  /**
+   * Id of the job; the outcome MUST echo it.
+   */
+  job_id: string;
+  /**
+   * Handler name with any "runner#" prefix already removed.
+   */
+  function_name: string;
+  /**
+   * The job's params object (the job_params field of the job hash). Absent or null means {}.
+   */
+  params?: {
+    [k: string]: unknown | undefined;
+  } | null;
+  context: ExecutionContext;
+}
+/**
+ * What the orchestrator knows about the job and this attempt.
+ */
+export interface ExecutionContext {
+  /**
+   * Same as the request's job_id.
+   */
+  job_id: string;
+  /**
+   * 1-based attempt number: the job's current_retries + 1.
+   */
+  attempt: number;
+  /**
+   * When the job was enqueued, RFC 3339 (writers use UTC with a "Z" suffix).
+   */
+  enqueue_time: string;
+  /**
+   * The full queue key the job was claimed from, e.g. "rrq:queue:default".
+   */
+  queue_name: string;
+  /**
+   * Absolute time by which the attempt must finish, RFC 3339 with "Z". A runner that receives a deadline at or before its clock's now replies timeout without running the handler. Null means no deadline.
+   */
+  deadline?: string | null;
+  /**
+   * W3C trace-context carrier (e.g. traceparent, tracestate) copied from the job; the runner's rrq.runner span uses it as parent.
+   */
+  trace_context?: {
+    [k: string]: string | undefined;
+  } | null;
+  /**
+   * Correlation attributes extracted from params at enqueue time (attribute name to string value).
+   */
+  correlation_context?: {
+    [k: string]: string | undefined;
+  } | null;
+  /**
+   * Id of the orchestrator worker that claimed the job.
+   */
+  worker_id?: string | null;
+}
+/**
+ * Runner to orchestrator: the single outcome of one request.
+ */
+export interface ResponseFrame {
+  type: "response";
+  payload: ExecutionOutcome;
+}
+/**
+ * The one and only reply to a request. Writers emit every field in this order, null for none.
+ */
+export interface ExecutionOutcome {
+  /**
+   * MUST equal the request's job_id. The only exception: a runner answering an unexpected response frame uses "unknown".
+   */
+  job_id: string;
+  /**
+   * MUST equal the request's request_id. Null only when no request is being answered (an unexpected response frame).
+   */
+  request_id: string | null;
+  /**
+   * Closed set. success: result holds the value. retry: run again later (after retry_after_seconds if given). timeout: the attempt ran out of time. error: the attempt failed; error says why.
+   */
+  status: "success" | "retry" | "timeout" | "error";
+  /**
+   * Any JSON value; meaningful for success only. Absent or null is stored as JSON null.
+   */
+  result?: unknown;
+  error?: OutcomeError | null;
+  /**
+   * For status retry: seconds until the next attempt, used verbatim by the orchestrator. Ignored for other statuses.
+   */
+  retry_after_seconds?: number | null;
+}
+/**
+ * Why an attempt did not succeed.
+ */
+export interface OutcomeError {
+  /**
+   * Human-readable reason; becomes the job's last_error.
+   */
+  message: string;
+  /**
+   * Open set. Reserved values: "handler_not_found" (no handler registered; the orchestrator moves the job to the DLQ), "cancelled" (the request was cancelled), "timeout" (the deadline passed). Other values are free (runtimes use the exception class name); unknown values are treated as an ordinary error.
+   */
+  type?: string | null;
+  /**
+   * Optional machine-readable code chosen by the handler.
+   */
+  code?: string | null;
+  /**
+   * Optional structured details (any JSON; RRQ's Python runtime requires an object).
+   */
+  details?: unknown;
+}
+/**
+ * Orchestrator to runner: abort one request, or every request of a job.
+ */
+export interface CancelFrame {
+  type: "cancel";
+  payload: CancelRequest;
+}
+/**
+ * Abort in-flight work. A runner answers each cancelled request that is still running with one error outcome of type "cancelled", on the connection that carried the request. A cancel with protocol_version other than "2" is ignored silently.
+ */
+export interface CancelRequest {
+  /**
+   * Writers send "2". Absent means "2".
+   */
+  protocol_version?: string;
+  /**
+   * The job whose work is cancelled.
+   */
+  job_id: string;
+  /**
+   * Cancel only this request. Absent or null: cancel every in-flight request of job_id, on every connection of the runner process. Writers omit the field (rather than send null) for a job-wide cancel, as RRQ does.
+   */
+  request_id?: string | null;
+  /**
+   * Reserved; ignored by every runtime. Writers send false.
+   */
+  hard_kill?: boolean;
+}
+/**
+ * Runner to orchestrator, first frame of a connection, only when the orchestrator asked for it (RRQ_RUNNER_HELLO=1). Since rrqkit 0.1; unknown to RRQ 0.11.
+ */
+export interface HelloFrame {
+  type: "hello";
+  payload: Hello;
+}
+/**
+ * A runner's announcement of what it supports. Since rrqkit 0.1. Sent by the runner as the first frame of each connection, in the connection's encoding, only when its environment has RRQ_RUNNER_HELLO=1. Required for the stdio and unix transports (it is their readiness signal); optional over TCP.
+ */
+export interface Hello {
+  /**
+   * Always "2".
+   */
+  protocol_version: string;
+  /**
+   * Implementation name, e.g. "rrqkit-node", "rrqkit-python", "rrqkit-rust".
+   */
+  runtime: string;
+  /**
+   * Implementation version.
+   */
+  runtime_version?: string;
+  /**
+   * The runner's process id.
+   */
+  pid?: number | null;
+  /**
+   * Per-connection in-flight cap the runner enforces (64 for every rrqkit runtime).
+   */
+  max_in_flight?: number;
+  /**
+   * Open set of optional protocol features. Known: "ping" (answers ping with pong), "cancel_by_job" (job-wide cancel across connections), "stdout_guard" (stdout is protected from handler output on stdio).
+   */
+  features: string[];
+}
+/**
+ * Orchestrator to runner liveness probe. Only sent to a runner whose hello listed the "ping" feature. Since rrqkit 0.1.
+ */
+export interface PingFrame {
+  type: "ping";
+  payload: Ping;
+}
+/**
+ * Payload of ping and pong frames. Since rrqkit 0.1. A runner answers a ping promptly with a pong carrying the same nonce, even while handlers run.
+ */
+export interface Ping {
+  /**
+   * Opaque string chosen by the sender of the ping.
+   */
+  nonce: string;
+}
+/**
+ * Runner to orchestrator answer to a ping, carrying the same nonce. Since rrqkit 0.1.
+ */
+export interface PongFrame {
+  type: "pong";
+  payload: Ping;
+}

@@ -1,0 +1,110 @@
+import { ErrorTypes, Messages, OUTCOME_STATUSES } from "../protocol/constants.js";
+import type {
+  ExecutionOutcome,
+  ExecutionRequest,
+  OutcomeError,
+} from "../protocol/generated/wire.js";
+
+const OUTCOME_BRAND = Symbol.for("rrqkit.outcome");
+
+/** An outcome a handler returns explicitly; job_id/request_id are filled in by the runtime. */
+export interface HandlerOutcome {
+  readonly [OUTCOME_BRAND]: true;
+  readonly status: ExecutionOutcome["status"];
+  readonly result?: unknown;
+  readonly error?: OutcomeError | null;
+  readonly retry_after_seconds?: number | null;
+}
+
+function brand(fields: Omit<HandlerOutcome, typeof OUTCOME_BRAND>): HandlerOutcome {
+  return { [OUTCOME_BRAND]: true, ...fields };
+}
+
+/** Constructors for the outcomes a handler may return instead of a plain value. */
+export const Outcome = {
+  /** Success with a result value. Returning the value itself means the same. */
+  success: (result: unknown = null): HandlerOutcome => brand({ status: "success", result }),
+  /** Ask for another attempt, after `afterSeconds` if given (else the orchestrator's backoff). */
+  retry: (message?: string, afterSeconds?: number): HandlerOutcome =>
+    brand({
+      status: "retry",
+      error: message === undefined ? null : { message },
+      retry_after_seconds: afterSeconds ?? null,
+    }),
+  /** The attempt failed. `type` is an open set (see the protocol's reserved types). */
+  error: (
+    message: string,
+    type?: string | null,
+    code?: string | null,
+    details?: unknown,
+  ): HandlerOutcome =>
+    brand({ status: "error", error: { message, type: type ?? null, code: code ?? null, details } }),
+  /** The attempt ran out of time. */
+  timeout: (message: string = Messages.executionTimedOut): HandlerOutcome =>
+    brand({ status: "timeout", error: { message, type: ErrorTypes.timeout } }),
+};
+
+/**
+ * True for a value that is an outcome rather than a result: one built with {@link Outcome}, or
+ * an RRQ-style plain object with a valid string `status` and `job_id`/`request_id` keys.
+ */
+export function isOutcomeLike(value: unknown): value is HandlerOutcome | ExecutionOutcome {
+  if (typeof value !== "object" || value === null) return false;
+  if (OUTCOME_BRAND in value) return true;
+  const v = value as Record<string, unknown>;
+  return (
+    typeof v.status === "string" &&
+    (OUTCOME_STATUSES as readonly string[]).includes(v.status) &&
+    typeof v.job_id === "string" &&
+    "request_id" in v
+  );
+}
+
+/** The full wire outcome for a handler's return value, answering `request`. */
+export function outcomeFor(request: ExecutionRequest, value: unknown): ExecutionOutcome {
+  if (!isOutcomeLike(value)) {
+    return {
+      job_id: request.job_id,
+      request_id: request.request_id,
+      status: "success",
+      result: value ?? null,
+    };
+  }
+  const v = value as Partial<ExecutionOutcome>;
+  return {
+    job_id: v.job_id || request.job_id,
+    request_id: v.request_id || request.request_id,
+    status: v.status!,
+    result: v.result ?? null,
+    error: v.error ?? null,
+    retry_after_seconds: v.retry_after_seconds ?? null,
+  };
+}
+
+/** An error outcome answering `request`. */
+export function errorOutcome(
+  request: { job_id: string; request_id: string | null },
+  status: "error" | "timeout",
+  message: string,
+  type: string | null = null,
+): ExecutionOutcome {
+  return {
+    job_id: request.job_id,
+    request_id: request.request_id,
+    status,
+    result: null,
+    error: { message, type, code: null, details: null },
+    retry_after_seconds: null,
+  };
+}
+
+/** The outcome for a handler that threw `thrown` (RUNNER_PROTOCOL.md §7). */
+export function thrownOutcome(request: ExecutionRequest, thrown: unknown): ExecutionOutcome {
+  const error = thrown instanceof Error ? thrown : undefined;
+  const message = (error ? error.message : String(thrown)) || Messages.unhandledError;
+  if (error?.name === "TimeoutError") {
+    return errorOutcome(request, "timeout", message, ErrorTypes.timeout);
+  }
+  const type = error ? error.name || error.constructor?.name || "Error" : typeof thrown;
+  return errorOutcome(request, "error", message, type);
+}

@@ -1,0 +1,38 @@
+import type { ExecutionRequest } from "../protocol/generated/wire.js";
+
+/**
+ * A job handler. It receives the request and an AbortSignal that fires when the request is
+ * cancelled, its deadline passes, or its connection closes. It may return a plain value
+ * (success), an {@link Outcome}, or throw (error; a `TimeoutError` means timeout).
+ */
+export type Handler = (request: ExecutionRequest, signal: AbortSignal) => unknown;
+
+/** Maps handler names to handlers. A later registration under the same name replaces it. */
+export class Registry {
+  private readonly handlers = new Map<string, Handler>();
+
+  /** Registers `handler` under `name`; returns this for chaining. */
+  register(name: string, handler: Handler): this {
+    if (typeof name !== "string" || name.trim() === "") {
+      throw new TypeError("handler name must be a non-empty string");
+    }
+    if (typeof handler !== "function") throw new TypeError(`handler '${name}' must be a function`);
+    this.handlers.set(name, handler);
+    return this;
+  }
+
+  /** Removes a handler; returns whether it existed. */
+  unregister(name: string): boolean {
+    return this.handlers.delete(name);
+  }
+
+  /** The handler for `name`, if any. */
+  get(name: string): Handler | undefined {
+    return this.handlers.get(name);
+  }
+
+  /** Registered names, in registration order. */
+  names(): string[] {
+    return [...this.handlers.keys()];
+  }
+}

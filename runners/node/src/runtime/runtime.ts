@@ -1,0 +1,256 @@
+import {
+  ErrorTypes,
+  HELLO_ENV,
+  MAX_IN_FLIGHT_PER_CONNECTION,
+  Messages,
+  PROTOCOL_VERSION,
+} from "../protocol/constants.js";
+import { FrameEncodeError } from "../protocol/errors.js";
+import type { FrameConnection } from "../protocol/frame-connection.js";
+import { helloFrame, pingFrame, responseFrame } from "../protocol/frames.js";
+import type {
+  CancelRequest,
+  ExecutionOutcome,
+  ExecutionRequest,
+  Frame,
+} from "../protocol/generated/wire.js";
+import { errorOutcome, outcomeFor, thrownOutcome } from "./outcome.js";
+import type { Registry } from "./registry.js";
+import { noopTelemetry, type RunnerTelemetry, type RunSpan } from "./telemetry.js";
+import { RUNTIME_NAME, RUNTIME_VERSION } from "./version.js";
+
+/** Options of a {@link RunnerRuntime}. */
+export interface RunnerRuntimeOptions {
+  /** Span hooks; defaults to none. */
+  telemetry?: RunnerTelemetry;
+  /** Send a hello frame first on each connection. Defaults to `RRQ_RUNNER_HELLO=1`. */
+  hello?: boolean;
+  /** Where runtime diagnostics go (stderr by default; never stdout). */
+  log?: (message: string) => void;
+}
+
+/** One accepted request, from acceptance until its single outcome is written. */
+interface InFlight {
+  readonly request: ExecutionRequest;
+  readonly connection: FrameConnection;
+  readonly controller: AbortController;
+  timer?: NodeJS.Timeout;
+  span?: RunSpan;
+  finished: boolean;
+}
+
+const FEATURES = ["ping", "cancel_by_job", "stdout_guard"];
+
+/**
+ * Executes requests from any number of frame connections against a {@link Registry}, following
+ * RUNNER_PROTOCOL.md: at most 64 in flight per connection, exactly one outcome per request,
+ * deadlines, cancel by request or by job (process-wide), and abort on connection close.
+ */
+export class RunnerRuntime {
+  private readonly byRequest = new Map<string, InFlight>();
+  private readonly byJob = new Map<string, Set<InFlight>>();
+  private readonly byConnection = new Map<FrameConnection, Set<InFlight>>();
+  private readonly telemetry: RunnerTelemetry;
+  private readonly hello: boolean;
+  private readonly log: (message: string) => void;
+
+  constructor(
+    readonly registry: Registry,
+    options: RunnerRuntimeOptions = {},
+  ) {
+    this.telemetry = options.telemetry ?? noopTelemetry;
+    this.hello = options.hello ?? process.env[HELLO_ENV] === "1";
+    this.log = options.log ?? ((message) => process.stderr.write(`[rrqkit-runner] ${message}\n`));
+  }
+
+  /** Number of requests in flight across all connections. */
+  get inFlightCount(): number {
+    return this.byRequest.size;
+  }
+
+  /** Serves one connection until it closes. */
+  serve(connection: FrameConnection): void {
+    this.byConnection.set(connection, new Set());
+    connection.on({
+      frame: (frame) => this.dispatch(connection, frame),
+      close: (reason) => {
+        if (reason.kind === "decode") this.log(`closing connection: ${reason.error.message}`);
+        this.dropConnection(connection);
+      },
+    });
+    if (this.hello) {
+      connection.send(
+        helloFrame({
+          protocol_version: PROTOCOL_VERSION,
+          runtime: RUNTIME_NAME,
+          runtime_version: RUNTIME_VERSION,
+          pid: process.pid,
+          max_in_flight: MAX_IN_FLIGHT_PER_CONNECTION,
+          features: FEATURES,
+        }),
+      );
+    }
+  }
+
+  /** Aborts every request on every connection (no outcomes are written) and closes them. */
+  closeAll(): void {
+    for (const connection of [...this.byConnection.keys()]) connection.close();
+  }
+
+  private dispatch(connection: FrameConnection, frame: Frame): void {
+    switch (frame.type) {
+      case "request":
+        this.accept(connection, frame.payload);
+        return;
+      case "cancel":
+        this.cancel(frame.payload);
+        return;
+      case "ping":
+        connection.send(pingFrame("pong", frame.payload));
+        return;
+      case "response":
+        connection.send(
+          responseFrame({
+            job_id: "unknown",
+            request_id: null,
+            status: "error",
+            error: { message: Messages.unexpectedResponse },
+          }),
+        );
+        return;
+      case "hello":
+      case "pong":
+        return; // frames a runner only sends; ignored
+    }
+  }
+
+  private accept(connection: FrameConnection, request: ExecutionRequest): void {
+    const version = request.protocol_version;
+    if (version != null && version !== PROTOCOL_VERSION) {
+      this.reply(connection, errorOutcome(request, "error", Messages.unsupportedVersion));
+      return;
+    }
+    const open = this.byConnection.get(connection);
+    if (!open || open.size >= MAX_IN_FLIGHT_PER_CONNECTION) {
+      this.reply(connection, errorOutcome(request, "error", Messages.busy));
+      return;
+    }
+    if (this.byRequest.has(request.request_id)) {
+      const message = `Duplicate request_id '${request.request_id}' is already in flight`;
+      this.reply(connection, errorOutcome(request, "error", message));
+      return;
+    }
+    const entry: InFlight = {
+      request,
+      connection,
+      controller: new AbortController(),
+      finished: false,
+    };
+    this.track(entry, open);
+    void this.run(entry);
+  }
+
+  private async run(entry: InFlight): Promise<void> {
+    const { request } = entry;
+    entry.span = this.telemetry.startRun(request);
+    const deadline = request.context.deadline;
+    if (deadline != null) {
+      const remaining = Date.parse(deadline) - Date.now();
+      if (!(remaining > 0)) {
+        this.timeout(entry, Messages.deadlineExceeded);
+        return;
+      }
+      entry.timer = setTimeout(() => this.timeout(entry, Messages.executionTimedOut), remaining);
+    }
+    const handler = this.registry.get(request.function_name);
+    if (!handler) {
+      const message = Messages.handlerNotFound(request.function_name);
+      this.finish(entry, errorOutcome(request, "error", message, ErrorTypes.handlerNotFound));
+      return;
+    }
+    try {
+      const value = await handler(request, entry.controller.signal);
+      this.finish(entry, outcomeFor(request, value));
+    } catch (thrown) {
+      this.finish(entry, thrownOutcome(request, thrown)); // ignored if already answered
+    }
+  }
+
+  private timeout(entry: InFlight, message: string): void {
+    if (entry.finished) return;
+    entry.controller.abort(new DOMException(message, "TimeoutError"));
+    this.finish(entry, errorOutcome(entry.request, "timeout", message, ErrorTypes.timeout));
+  }
+
+  /** Cancels one request, or every request of a job (RUNNER_PROTOCOL.md §9). */
+  cancel(cancel: CancelRequest): void {
+    if (cancel.protocol_version != null && cancel.protocol_version !== PROTOCOL_VERSION) return;
+    const targets =
+      cancel.request_id != null
+        ? [this.byRequest.get(cancel.request_id)].filter((e) => e?.request.job_id === cancel.job_id)
+        : [...(this.byJob.get(cancel.job_id) ?? [])];
+    for (const entry of targets) {
+      if (!entry || entry.finished) continue;
+      entry.controller.abort(new DOMException(Messages.cancelled, "AbortError"));
+      this.finish(
+        entry,
+        errorOutcome(entry.request, "error", Messages.cancelled, ErrorTypes.cancelled),
+      );
+    }
+  }
+
+  /** Writes the single outcome of a request; later calls for the same request do nothing. */
+  private finish(entry: InFlight, outcome: ExecutionOutcome): void {
+    if (entry.finished) return;
+    this.untrack(entry);
+    entry.span?.end(outcome);
+    this.reply(entry.connection, outcome);
+  }
+
+  private reply(connection: FrameConnection, outcome: ExecutionOutcome): void {
+    try {
+      connection.send(responseFrame(outcome));
+    } catch (error) {
+      if (!(error instanceof FrameEncodeError)) throw error;
+      // The handler's result cannot travel (too large or not encodable): the request still gets
+      // its one outcome, an error that says why.
+      connection.send(
+        responseFrame(
+          errorOutcome(outcome, "error", `Outcome could not be sent: ${error.message}`),
+        ),
+      );
+    }
+  }
+
+  private dropConnection(connection: FrameConnection): void {
+    const open = this.byConnection.get(connection);
+    this.byConnection.delete(connection);
+    for (const entry of open ?? []) {
+      if (entry.finished) continue;
+      entry.controller.abort(new DOMException("Connection closed", "AbortError"));
+      this.untrack(entry);
+      entry.span?.end(
+        errorOutcome(entry.request, "error", "Connection closed", ErrorTypes.cancelled),
+      );
+    }
+  }
+
+  private track(entry: InFlight, open: Set<InFlight>): void {
+    open.add(entry);
+    this.byRequest.set(entry.request.request_id, entry);
+    const jobId = entry.request.job_id;
+    let ofJob = this.byJob.get(jobId);
+    if (!ofJob) this.byJob.set(jobId, (ofJob = new Set()));
+    ofJob.add(entry);
+  }
+
+  private untrack(entry: InFlight): void {
+    entry.finished = true;
+    if (entry.timer) clearTimeout(entry.timer);
+    this.byConnection.get(entry.connection)?.delete(entry);
+    this.byRequest.delete(entry.request.request_id);
+    const ofJob = this.byJob.get(entry.request.job_id);
+    ofJob?.delete(entry);
+    if (ofJob?.size === 0) this.byJob.delete(entry.request.job_id);
+  }
+}

@@ -1,0 +1,84 @@
+import { describe, expect, it } from "vitest";
+import {
+  codecFor,
+  FrameDecodeError,
+  FrameDecoder,
+  parseFrame,
+  MAX_FRAME_BYTES,
+  jsonCodec,
+  FrameEncodeError,
+} from "../src/protocol/index.js";
+import { loadVectors } from "./support/vectors.js";
+
+const vectors = loadVectors();
+
+/** Decodes a whole byte stream, feeding it in chunks of `chunkSize` (0 = all at once). */
+function decodeStream(bytes: Buffer, encoding: "json" | "msgpack", chunkSize = 0) {
+  const codec = codecFor(encoding);
+  const decoder = new FrameDecoder();
+  const frames: unknown[] = [];
+  const step = chunkSize || bytes.length;
+  for (let offset = 0; offset < bytes.length; offset += step) {
+    for (const body of decoder.push(bytes.subarray(offset, offset + step))) {
+      frames.push(parseFrame(codec.decodeBody(body)));
+    }
+  }
+  decoder.end();
+  return frames;
+}
+
+function decodeError(fn: () => unknown): string | null {
+  try {
+    fn();
+    return null;
+  } catch (error) {
+    if (error instanceof FrameDecodeError) return error.code;
+    throw error;
+  }
+}
+
+describe("golden vectors: valid", () => {
+  const valid = vectors.filter((v) => v.kind === "valid");
+  it("covers both encodings", () => {
+    expect(new Set(valid.map((v) => v.encoding))).toEqual(new Set(["json", "msgpack"]));
+  });
+  for (const v of valid) {
+    it(`${v.encoding}/${v.name}: decodes whole and chunked, re-encodes byte-identically`, () => {
+      for (const chunk of [0, 1, 3, 7]) {
+        expect(decodeStream(v.bytes, v.encoding, chunk)).toEqual(v.frames);
+      }
+      const codec = codecFor(v.encoding);
+      const reencoded = Buffer.concat(
+        decodeStream(v.bytes, v.encoding).map((f) => codec.encodeFrame(f)),
+      );
+      expect(reencoded.equals(v.bytes)).toBe(true);
+    });
+  }
+});
+
+describe("golden vectors: invalid", () => {
+  for (const v of vectors.filter((x) => x.kind === "invalid")) {
+    it(`${v.encoding}/${v.name}: ${v.error ?? v.action}`, () => {
+      expect(decodeError(() => decodeStream(v.bytes, v.encoding))).toBe(v.error ?? null);
+      expect(decodeError(() => decodeStream(v.bytes, v.encoding, 1))).toBe(v.error ?? null);
+    });
+  }
+});
+
+describe("frame size cap", () => {
+  it("accepts a frame of exactly 16 MiB and rejects one byte more on encode", () => {
+    const overhead = Buffer.byteLength(JSON.stringify({ type: "ping", payload: { nonce: "" } }));
+    const exact = { type: "ping", payload: { nonce: "x".repeat(MAX_FRAME_BYTES - overhead) } };
+    const bytes = jsonCodec.encodeFrame(exact);
+    expect(bytes.readUInt32BE(0)).toBe(MAX_FRAME_BYTES);
+    expect(decodeStream(bytes, "json", 1 << 20)).toEqual([exact]);
+    const over = { type: "ping", payload: { nonce: "x".repeat(MAX_FRAME_BYTES - overhead + 1) } };
+    expect(() => jsonCodec.encodeFrame(over)).toThrow(FrameEncodeError);
+  });
+
+  it("rejects an oversize header before any body byte arrives", () => {
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(MAX_FRAME_BYTES + 1);
+    expect(decodeError(() => new FrameDecoder().push(header))).toBe("frame_too_large");
+  });
+});
