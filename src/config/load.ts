@@ -1,0 +1,97 @@
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { parse as parseToml } from "smol-toml";
+import { ConfigError } from "../errors.js";
+import { resolveConfig, rrqTable, type ConfigOverrides, type ResolvedConfig } from "./config.js";
+import { isTable } from "./values.js";
+
+/** Where a configuration file was found. */
+export interface ConfigSource {
+  /** "--config", "RRQ_CONFIG" or "working directory". */
+  kind: "--config" | "RRQ_CONFIG" | "working directory";
+  path: string;
+}
+
+/** Exact RRQ wording, so scripts that grep for it keep working. */
+export const CONFIG_NOT_FOUND =
+  "RRQ config not found. Provide --config, set RRQ_CONFIG, or add rrq.toml.";
+
+/**
+ * Finds the config file: an explicit path, else `RRQ_CONFIG` (if set and non-empty), else
+ * `./rrq.toml` (if it is a file). Throws `config_not_found` otherwise.
+ */
+export function findConfigFile(
+  explicit?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd = process.cwd(),
+): ConfigSource {
+  if (explicit) return requireFile({ kind: "--config", path: resolve(cwd, explicit) });
+  const fromEnv = env.RRQ_CONFIG?.trim();
+  if (fromEnv) return requireFile({ kind: "RRQ_CONFIG", path: resolve(cwd, fromEnv) });
+  const local = resolve(cwd, "rrq.toml");
+  if (existsSync(local) && statSync(local).isFile())
+    return { kind: "working directory", path: local };
+  throw new ConfigError("config_not_found", CONFIG_NOT_FOUND);
+}
+
+function requireFile(source: ConfigSource): ConfigSource {
+  if (!existsSync(source.path) || !statSync(source.path).isFile()) {
+    throw new ConfigError(
+      "config_not_found",
+      `RRQ config file not found: ${source.path} (from ${source.kind})`,
+    );
+  }
+  return source;
+}
+
+/** Parses a TOML document; syntax errors become `invalid_config` with the position. */
+export function parseConfigText(text: string, path: string): Record<string, unknown> {
+  try {
+    const document = parseToml(text) as unknown;
+    if (!isTable(document)) throw new Error("the document is not a table");
+    return document;
+  } catch (error) {
+    throw new ConfigError("invalid_config", `cannot parse ${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
+/** Environment overrides RRQ honours: RRQ_REDIS_DSN and RRQ_CAPTURE_RUNNER_OUTPUT, plus RRQ_STRICT_FRAMES. */
+export function envOverrides(env: NodeJS.ProcessEnv = process.env): ConfigOverrides {
+  const overrides: ConfigOverrides = {};
+  if (env.RRQ_REDIS_DSN) overrides.redisDsn = env.RRQ_REDIS_DSN;
+  const capture = env.RRQ_CAPTURE_RUNNER_OUTPUT;
+  if (capture)
+    overrides.captureRunnerOutput = ["1", "true", "yes"].includes(capture.trim().toLowerCase());
+  if (env.RRQ_STRICT_FRAMES) overrides.strictFrames = env.RRQ_STRICT_FRAMES === "1";
+  return overrides;
+}
+
+/** Options of {@link loadConfig}. */
+export interface LoadConfigOptions {
+  /** Explicit path (`--config`). */
+  path?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Overrides from CLI flags; applied after the environment. */
+  overrides?: ConfigOverrides;
+  /** Load `.env` from the working directory first, without overriding set variables (RRQ does). */
+  loadDotEnv?: boolean;
+}
+
+/** Resolves, reads and validates the configuration once. */
+export function loadConfig(options: LoadConfigOptions = {}): {
+  config: ResolvedConfig;
+  source: ConfigSource;
+} {
+  const cwd = options.cwd ?? process.cwd();
+  const env = options.env ?? process.env;
+  if (options.loadDotEnv && env === process.env && existsSync(resolve(cwd, ".env"))) {
+    process.loadEnvFile(resolve(cwd, ".env"));
+  }
+  const source = findConfigFile(options.path, env, cwd);
+  const document = parseConfigText(readFileSync(source.path, "utf8"), source.path);
+  const config = resolveConfig(rrqTable(document), { ...envOverrides(env), ...options.overrides });
+  return { config, source };
+}

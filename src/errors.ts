@@ -1,0 +1,60 @@
+/**
+ * The error taxonomy. Every error rrqkit raises on purpose is an {@link RrqError} with a stable
+ * `code` that scripts and tests can rely on; the message says what is wrong in words.
+ */
+export type ErrorCode =
+  // configuration
+  | "config_not_found"
+  | "invalid_config"
+  // producer input (protocol/PRODUCER.md §6)
+  | "invalid_argument"
+  | "invalid_params"
+  | "payload_too_large"
+  | "conflicting_options"
+  | "duplicate_job_id"
+  | "rate_limited"
+  // infrastructure
+  | "redis_error"
+  | "runner_unavailable"
+  | "runner_transport"
+  | "runner_spawn_failed";
+
+/** Base class of every deliberate rrqkit error. */
+export class RrqError extends Error {
+  override name = "RrqError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The configuration cannot be found or is invalid. Nothing was started. */
+export class ConfigError extends RrqError {
+  override name = "ConfigError";
+}
+
+/** An enqueue or status call was refused. Nothing was written to Redis. */
+export class ProducerError extends RrqError {
+  override name = "ProducerError";
+}
+
+/** Talking to a runner failed (connection closed, spawn failed, no process available). */
+export class RunnerError extends RrqError {
+  override name = "RunnerError";
+}
+
+/** Turns any thrown value into an Error, keeping the original as `cause`. */
+export function coerceError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  return new Error(typeof value === "string" ? value : JSON.stringify(value), { cause: value });
+}
+
+/** Replaces the password (and user) of a Redis URL with "***", for logs and errors. */
+export function redactDsn(dsn: string): string {
+  return dsn.replace(/^(\w[\w+.-]*:\/\/)([^@/]*)@/, (_m, scheme: string, auth: string) =>
+    auth ? `${scheme}***@` : `${scheme}@`,
+  );
+}

@@ -1,0 +1,319 @@
+import { randomUUID } from "node:crypto";
+import type { ExecutionOutcome, ExecutionRequest } from "@rrqkit/runner/protocol";
+import type { ResolvedConfig } from "../config/config.js";
+import { RunnerError } from "../errors.js";
+import type { RunnerPool, SlotLease } from "../runner/runner-pool.js";
+import { canonicalJson, toWireTimestamp } from "../store/encoding.js";
+import { MalformedJobError, parseJob, type JobRecord } from "../store/job.js";
+import type { ClaimedJob, FencedWrite, JobStore } from "../store/job-store.js";
+import { dlqKey } from "../store/keys.js";
+import type { EventBus } from "../telemetry/events.js";
+import { decide, decideTransportError, timedOutMessage, type Decision } from "./decisions.js";
+import { resolveRunnerName, splitRunnerName } from "./routing.js";
+
+/** What every attempt needs from the worker. */
+export interface ExecutionContext {
+  config: ResolvedConfig;
+  store: JobStore;
+  pools: ReadonlyMap<string, RunnerPool>;
+  events: EventBus;
+  workerId: string;
+  /** Retries a Redis write until it succeeds (or the worker gives up at shutdown). */
+  persist<T>(what: string, write: () => Promise<T>): Promise<T>;
+}
+
+/** Messages written to last_error by the worker itself (RRQ's wording). */
+export const ReleaseReasons = {
+  shutdown: "Job execution interrupted by worker shutdown. Re-queued.",
+  unavailable: (runner: string) => `Runner '${runner}' has no process available. Re-queued.`,
+} as const;
+
+const MALFORMED = "Failed to parse claimed job definition. Moved to DLQ.";
+
+type AttemptResult =
+  | { kind: "outcome"; outcome: ExecutionOutcome }
+  | { kind: "transport"; detail: string }
+  | { kind: "timeout" }
+  | { kind: "unavailable" };
+
+/**
+ * One attempt of one claimed job, from its hash to its persisted result. `interrupted` is set
+ * by the worker at shutdown: the attempt then gives the job back instead of recording a result.
+ */
+export class JobExecution {
+  interrupted = false;
+  private lease: SlotLease | undefined;
+  private requestId: string | undefined;
+
+  constructor(
+    private readonly ctx: ExecutionContext,
+    readonly claimed: ClaimedJob,
+    readonly queue: string,
+  ) {}
+
+  /** The job id. */
+  get jobId(): string {
+    return this.claimed.id;
+  }
+
+  /** Asks the runner to cancel this attempt (shutdown with cancel hints on). */
+  cancel(): void {
+    if (this.lease && this.requestId) this.lease.connection.cancel(this.jobId, this.requestId);
+  }
+
+  /** Runs the attempt to completion; never throws. */
+  async run(): Promise<void> {
+    let job: JobRecord;
+    try {
+      job = parseJob(this.claimed.id, this.claimed.hash);
+    } catch (error) {
+      if (!(error instanceof MalformedJobError)) throw error;
+      await this.quarantine(error.message);
+      return;
+    }
+    const fatal = this.preflight(job);
+    if (fatal) {
+      await this.apply(job, { kind: "dlq", error: fatal, outcome: "fatal" }, true, 0);
+      return;
+    }
+    const timeout = job.jobTimeoutSeconds ?? this.ctx.config.defaultJobTimeoutSeconds;
+    const split = splitRunnerName(job.functionName);
+    const runnerName = resolveRunnerName(this.ctx.config, split, this.queue);
+    const started = performance.now();
+    const result = await this.attempt(job, split.handler, this.ctx.pools.get(runnerName)!, timeout);
+    if (this.interrupted || result.kind === "unavailable") {
+      const reason = this.interrupted
+        ? ReleaseReasons.shutdown
+        : ReleaseReasons.unavailable(runnerName);
+      await this.release(reason);
+      return;
+    }
+    const decision =
+      result.kind === "outcome"
+        ? decide(job, result.outcome, this.ctx.config, timeout)
+        : result.kind === "transport"
+          ? decideTransportError(job, result.detail, this.ctx.config)
+          : ({
+              kind: "dlq",
+              error: timedOutMessage(timeout),
+              outcome: "timeout",
+            } satisfies Decision);
+    await this.apply(
+      job,
+      decision,
+      decision.kind === "dlq",
+      performance.now() - started,
+      runnerName,
+    );
+  }
+
+  /** RRQ's fatal checks before dispatch; returns the DLQ message, if any. */
+  private preflight(job: JobRecord): string | undefined {
+    const timeout = job.jobTimeoutSeconds ?? this.ctx.config.defaultJobTimeoutSeconds;
+    if (timeout <= 0) return `Invalid job timeout: ${timeout}. Must be positive.`;
+    const split = splitRunnerName(job.functionName);
+    if (split.handler === "") return "Handler name is missing";
+    const runner = resolveRunnerName(this.ctx.config, split, this.queue);
+    if (!this.ctx.pools.has(runner)) return `No runner configured for '${runner}'.`;
+    return undefined;
+  }
+
+  private buildRequest(job: JobRecord, handler: string, deadlineMs: number): ExecutionRequest {
+    this.requestId = randomUUID();
+    return {
+      protocol_version: "2",
+      request_id: this.requestId,
+      job_id: job.id,
+      function_name: handler,
+      params: job.params,
+      context: {
+        job_id: job.id,
+        attempt: job.currentRetries + 1,
+        enqueue_time: toWireTimestamp(job.enqueueTime),
+        queue_name: this.queue,
+        deadline: new Date(deadlineMs).toISOString(),
+        trace_context: job.traceContext ?? null,
+        correlation_context: job.correlationContext ?? null,
+        worker_id: this.ctx.workerId,
+      },
+    };
+  }
+
+  /**
+   * Dispatches to the runner and waits for the outcome, the job timeout (which, as in RRQ,
+   * also covers the wait for a runner permit) or the runner's response timeout.
+   */
+  private async attempt(
+    job: JobRecord,
+    handler: string,
+    pool: RunnerPool,
+    timeout: number,
+  ): Promise<AttemptResult> {
+    const deadlineMs = Date.now() + timeout * 1000;
+    const waitUntil = Math.min(deadlineMs, Date.now() + this.ctx.config.runnerConnectTimeoutMs);
+    const lease = await pool.acquire(waitUntil);
+    if (!lease) {
+      // A runner with no live process gets the job back without an attempt counted; a live but
+      // saturated one lets the job time out, as in RRQ (the timeout covers the permit wait).
+      const busyPastDeadline = pool.readyCapacity > 0 && Date.now() >= deadlineMs;
+      return this.interrupted || !busyPastDeadline ? { kind: "unavailable" } : { kind: "timeout" };
+    }
+    this.lease = lease;
+    try {
+      const request = this.buildRequest(job, handler, deadlineMs);
+      this.ctx.events.emit("job:dispatched", {
+        jobId: job.id,
+        requestId: request.request_id,
+        runner: pool.name,
+        attempt: request.context.attempt,
+      });
+      const responseTimeout = pool.config.responseTimeoutSeconds;
+      const limitMs = Math.min(
+        deadlineMs - Date.now(),
+        responseTimeout === undefined ? Infinity : responseTimeout * 1000,
+      );
+      const execution = lease.connection.execute(request).then(
+        (outcome): AttemptResult => ({ kind: "outcome", outcome }),
+        (error: unknown): AttemptResult => ({
+          kind: "transport",
+          detail: error instanceof RunnerError ? error.message : String(error),
+        }),
+      );
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<"expired">(
+        (resolve) => (timer = setTimeout(() => resolve("expired"), Math.max(0, limitMs))),
+      );
+      const first = await Promise.race([execution, expired]);
+      clearTimeout(timer);
+      if (first !== "expired") return first;
+      await this.stopOverdue(pool, lease, request.request_id, execution);
+      const byDeadline = Date.now() >= deadlineMs - 5 || responseTimeout === undefined;
+      return byDeadline
+        ? { kind: "timeout" }
+        : { kind: "transport", detail: "runner response timeout" };
+    } finally {
+      lease.release();
+    }
+  }
+
+  /**
+   * The attempt ran out of time: ask the runner to cancel it and wait a grace period for its
+   * answer; a runner that does not answer is wedged and its process is recycled (the pool
+   * starts a new one). Either way the late result is discarded.
+   */
+  private async stopOverdue(
+    pool: RunnerPool,
+    lease: SlotLease,
+    requestId: string,
+    execution: Promise<AttemptResult>,
+  ): Promise<void> {
+    lease.connection.cancel(this.jobId, requestId);
+    const graceMs = this.ctx.config.runnerCancelGraceSeconds * 1000;
+    let timer: NodeJS.Timeout | undefined;
+    const answered = await Promise.race([
+      execution.then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
+    ]);
+    clearTimeout(timer);
+    if (!answered) {
+      lease.connection.abandon(requestId);
+      pool.recycle(lease.index, `request ${requestId} ignored a cancel for ${graceMs} ms`);
+    }
+  }
+
+  private async apply(
+    job: JobRecord,
+    decision: Decision,
+    countAttempt: boolean,
+    durationMs: number,
+    runner = "",
+  ): Promise<void> {
+    const { store, workerId, events, config } = this.ctx;
+    const attempt = job.currentRetries + 1;
+    let write: FencedWrite;
+    if (decision.kind === "complete") {
+      const resultJson = canonicalJsonOrNull(decision.result);
+      write = await this.ctx.persist("complete", () =>
+        store.completeSuccess(job.id, workerId, resultJson, config.defaultResultTtlSeconds),
+      );
+      if (write === "written")
+        events.emit("job:completed", {
+          jobId: job.id,
+          queue: this.queue,
+          runner,
+          attempt,
+          durationMs,
+        });
+    } else if (decision.kind === "retry") {
+      const queue = job.queueName ?? config.defaultQueueName;
+      const score = Date.now() + decision.delaySeconds * 1000;
+      write = await this.ctx.persist("retry", () =>
+        store.retry(job.id, queue, workerId, score, decision.error),
+      );
+      if (write === "written")
+        events.emit("job:retry", {
+          jobId: job.id,
+          queue: this.queue,
+          attempt,
+          delaySeconds: decision.delaySeconds,
+          error: decision.error,
+          outcome: decision.outcome,
+        });
+    } else {
+      const dlq = dlqKey(job.dlqName ?? config.defaultDlqName);
+      write = await this.ctx.persist("dlq", () =>
+        store.moveToDlq(job.id, dlq, workerId, decision.error, countAttempt),
+      );
+      if (write === "written")
+        events.emit("job:dlq", {
+          jobId: job.id,
+          queue: this.queue,
+          attempt,
+          error: decision.error,
+          outcome: decision.outcome,
+        });
+    }
+    if (write === "not_owner") events.emit("job:fenced", { jobId: job.id, write: decision.kind });
+  }
+
+  private async quarantine(reason: string): Promise<void> {
+    const { store, workerId, events, config } = this.ctx;
+    const error = `${MALFORMED} (${reason})`;
+    const write = await this.ctx.persist("quarantine", () =>
+      store.moveToDlq(
+        this.jobId,
+        dlqKey(this.claimed.hash.dlq_name || config.defaultDlqName),
+        workerId,
+        error,
+        false,
+      ),
+    );
+    if (write === "written")
+      events.emit("job:dlq", {
+        jobId: this.jobId,
+        queue: this.queue,
+        attempt: 0,
+        error,
+        outcome: "fatal",
+      });
+  }
+
+  /** Gives the job back to its queue without counting an attempt. */
+  async release(reason: string): Promise<void> {
+    const queue = this.claimed.hash.queue_name || this.queue;
+    const write = await this.ctx.persist("release", () =>
+      this.ctx.store.release(this.jobId, queue, this.ctx.workerId, reason),
+    );
+    if (write === "written")
+      this.ctx.events.emit("job:released", { jobId: this.jobId, queue: this.queue, reason });
+  }
+}
+
+/** The canonical JSON of a result; a result JSON cannot hold is stored as null. */
+function canonicalJsonOrNull(value: unknown): string {
+  try {
+    return canonicalJson(value ?? null, "result");
+  } catch {
+    return "null";
+  }
+}

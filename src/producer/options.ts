@@ -1,0 +1,313 @@
+import { randomUUID } from "node:crypto";
+import { MAX_FRAME_BYTES } from "@rrqkit/runner/protocol";
+import { ProducerError } from "../errors.js";
+import { canonicalJson, formatTimestamp, NotJsonError } from "../store/encoding.js";
+import { debounceKey, idempotencyKey, queueKey, rateLimitKey } from "../store/keys.js";
+import { extractCorrelation } from "./correlation.js";
+
+/** Options of one enqueue (the parity spec's options, camelCased). */
+export interface EnqueueOptions {
+  queueName?: string;
+  jobId?: string;
+  /** Idempotency key: a second enqueue with the same key returns the first job's id. */
+  uniqueKey?: string;
+  uniqueTtlSeconds?: number;
+  /** Total attempts allowed (RRQ's meaning of max_retries). */
+  maxRetries?: number;
+  jobTimeoutSeconds?: number;
+  /** 0 keeps the result forever; a negative value leaves the TTL unchanged. */
+  resultTtlSeconds?: number;
+  traceContext?: Record<string, string>;
+  /** When to run (RFC 3339 string or Date); wins over deferBySeconds. */
+  deferUntil?: Date | string;
+  deferBySeconds?: number;
+  /** Overrides the recorded enqueue time (RFC 3339 string or Date). */
+  enqueueTime?: Date | string;
+  rateLimitKey?: string;
+  rateLimitSeconds?: number;
+  debounceKey?: string;
+  debounceSeconds?: number;
+}
+
+/** The snake_case option names of the wire and config world, and their TS names. */
+export const OPTION_NAMES: Readonly<Record<string, keyof EnqueueOptions>> = {
+  queue_name: "queueName",
+  job_id: "jobId",
+  unique_key: "uniqueKey",
+  unique_ttl_seconds: "uniqueTtlSeconds",
+  max_retries: "maxRetries",
+  job_timeout_seconds: "jobTimeoutSeconds",
+  result_ttl_seconds: "resultTtlSeconds",
+  trace_context: "traceContext",
+  defer_until: "deferUntil",
+  defer_by_seconds: "deferBySeconds",
+  enqueue_time: "enqueueTime",
+  rate_limit_key: "rateLimitKey",
+  rate_limit_seconds: "rateLimitSeconds",
+  debounce_key: "debounceKey",
+  debounce_seconds: "debounceSeconds",
+};
+
+/** Converts snake_case options (CLI, adapters, JSON) to {@link EnqueueOptions}; unknown names are errors. */
+export function optionsFromSnakeCase(raw: Record<string, unknown>): EnqueueOptions {
+  const options: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    const camel =
+      OPTION_NAMES[name] ??
+      (Object.values(OPTION_NAMES).includes(name as keyof EnqueueOptions) ? name : undefined);
+    if (!camel) throw new ProducerError("invalid_argument", `unknown option '${name}'`);
+    if (value !== null && value !== undefined) options[camel] = value;
+  }
+  return options as EnqueueOptions;
+}
+
+/** Producer defaults (protocol/PRODUCER.md §2). */
+export interface ProducerDefaults {
+  queueName: string;
+  maxRetries: number;
+  jobTimeoutSeconds: number;
+  resultTtlSeconds: number;
+  idempotencyTtlSeconds: number;
+  correlationMappings: Readonly<Record<string, string>>;
+}
+
+/** Everything one enqueue writes, validated. */
+export interface EnqueuePlan {
+  mode: "enqueue" | "rate_limit" | "debounce";
+  jobId: string;
+  functionName: string;
+  paramsJson: string;
+  enqueueTimeMs: number;
+  runAtMs: number;
+  queue: string;
+  maxRetries: number;
+  jobTimeoutSeconds: number;
+  resultTtlSeconds: number;
+  traceJson: string;
+  correlationJson: string;
+  guard?: { key: string; ttlSeconds: number };
+}
+
+/** Encoded params may not exceed the frame cap minus 64 KiB for the envelope. */
+export const MAX_PARAMS_BYTES = MAX_FRAME_BYTES - 64 * 1024;
+
+const invalid = (message: string) => new ProducerError("invalid_argument", message);
+
+function name(value: unknown, label: string): string {
+  if (typeof value !== "string" || value.trim() === "") throw invalid(`${label} cannot be empty`);
+  return value;
+}
+
+function integer(value: unknown, label: string, rule: "positive" | "non-negative" | "any"): number {
+  const ok =
+    typeof value === "number" &&
+    Number.isInteger(value) &&
+    (rule === "any" || (rule === "positive" ? value > 0 : value >= 0));
+  if (ok) return value;
+  const words = {
+    positive: "a positive integer",
+    "non-negative": "a non-negative integer",
+    any: "an integer",
+  }[rule];
+  throw invalid(`${label} must be ${words}`);
+}
+
+function seconds(value: unknown, label: string, allowZero: boolean): number {
+  const ok =
+    typeof value === "number" && Number.isFinite(value) && (allowZero ? value >= 0 : value > 0);
+  if (ok) return value;
+  throw invalid(`${label} must be a finite number ${allowZero ? ">= 0" : "> 0"}`);
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$/;
+
+function instant(value: unknown, label: string): number {
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return value.getTime();
+  if (typeof value === "string" && RFC3339.test(value.trim())) {
+    const text = value.trim();
+    const ms = Date.parse(/([Zz]|[+-]\d{2}:\d{2})$/.test(text) ? text : `${text}Z`);
+    if (!Number.isNaN(ms)) return ms;
+  }
+  throw invalid(`${label} must be an RFC 3339 timestamp`);
+}
+
+function traceContext(value: unknown): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  const ok =
+    typeof value === "object" &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.values(value).every((v) => typeof v === "string");
+  if (!ok) throw invalid("trace_context must map strings to strings");
+  return value as Record<string, string>;
+}
+
+function encodeParams(params: unknown): { json: string; value: Record<string, unknown> } {
+  const value = params ?? {};
+  if (
+    typeof value !== "object" ||
+    Array.isArray(value) ||
+    (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null)
+  ) {
+    throw new ProducerError("invalid_params", "params must be a JSON object");
+  }
+  let json: string;
+  try {
+    json = canonicalJson(value);
+  } catch (error) {
+    if (error instanceof NotJsonError) {
+      const message =
+        error.reason === "non_finite"
+          ? `params contains a non-finite number at ${error.path}`
+          : `params must be JSON-serializable: ${error.message}`;
+      throw new ProducerError("invalid_params", message);
+    }
+    throw error;
+  }
+  const bytes = Buffer.byteLength(json);
+  if (bytes > MAX_PARAMS_BYTES) {
+    throw new ProducerError(
+      "payload_too_large",
+      `params are ${bytes} bytes when encoded; the limit is ${MAX_PARAMS_BYTES}`,
+    );
+  }
+  return { json, value: value as Record<string, unknown> };
+}
+
+function guardMode(o: EnqueueOptions): EnqueuePlan["mode"] {
+  const rate = o.rateLimitKey !== undefined || o.rateLimitSeconds !== undefined;
+  const debounce = o.debounceKey !== undefined || o.debounceSeconds !== undefined;
+  if (rate && debounce)
+    throw new ProducerError(
+      "conflicting_options",
+      "rate_limit and debounce options are mutually exclusive",
+    );
+  if (rate) {
+    if (o.rateLimitKey === undefined)
+      throw invalid("rate_limit_key is required with rate_limit_seconds");
+    if (o.rateLimitSeconds === undefined)
+      throw invalid("rate_limit_seconds is required with rate_limit_key");
+    return "rate_limit";
+  }
+  if (debounce) {
+    if (o.debounceKey === undefined)
+      throw invalid("debounce_key is required with debounce_seconds");
+    if (o.debounceSeconds === undefined)
+      throw invalid("debounce_seconds is required with debounce_key");
+    return "debounce";
+  }
+  return "enqueue";
+}
+
+/**
+ * Validates one enqueue call and computes exactly what it writes (protocol/PRODUCER.md §3–§6).
+ * Throws {@link ProducerError}; nothing has been written when it does.
+ */
+export function planEnqueue(
+  functionName: unknown,
+  params: unknown,
+  options: EnqueueOptions,
+  defaults: ProducerDefaults,
+  now = Date.now(),
+): EnqueuePlan {
+  if (typeof options !== "object" || options === null) throw invalid("options must be an object");
+  for (const key of Object.keys(options)) {
+    if (!Object.values(OPTION_NAMES).includes(key as keyof EnqueueOptions))
+      throw invalid(`unknown option '${key}'`);
+  }
+  const fn = name(functionName, "function_name");
+  const { json: paramsJson, value: paramsValue } = encodeParams(params);
+  const o = options;
+  const mode = guardMode(o);
+  const queue = queueKey(
+    o.queueName === undefined ? defaults.queueName : name(o.queueName, "queue_name"),
+  );
+  const jobId = o.jobId === undefined ? randomUUID() : name(o.jobId, "job_id");
+  const maxRetries =
+    o.maxRetries === undefined
+      ? defaults.maxRetries
+      : integer(o.maxRetries, "max_retries", "non-negative");
+  const jobTimeoutSeconds =
+    o.jobTimeoutSeconds === undefined
+      ? defaults.jobTimeoutSeconds
+      : integer(o.jobTimeoutSeconds, "job_timeout_seconds", "positive");
+  const resultTtlSeconds =
+    o.resultTtlSeconds === undefined
+      ? defaults.resultTtlSeconds
+      : integer(o.resultTtlSeconds, "result_ttl_seconds", "any");
+  const trace = traceContext(o.traceContext);
+  const enqueueTimeMs = o.enqueueTime === undefined ? now : instant(o.enqueueTime, "enqueue_time");
+  const deferBy =
+    o.deferBySeconds === undefined ? 0 : seconds(o.deferBySeconds, "defer_by_seconds", true);
+  let runAtMs =
+    o.deferUntil !== undefined
+      ? instant(o.deferUntil, "defer_until")
+      : enqueueTimeMs + Math.ceil(deferBy * 1000);
+  let guard: EnqueuePlan["guard"];
+  if (mode === "rate_limit") {
+    const window = seconds(o.rateLimitSeconds, "rate_limit_seconds", false);
+    guard = {
+      key: rateLimitKey(name(o.rateLimitKey, "rate_limit_key")),
+      ttlSeconds: Math.ceil(window),
+    };
+  } else if (mode === "debounce") {
+    const window = seconds(o.debounceSeconds, "debounce_seconds", false);
+    guard = {
+      key: debounceKey(name(o.debounceKey, "debounce_key")),
+      ttlSeconds: Math.ceil(window),
+    };
+    runAtMs = enqueueTimeMs + Math.ceil(window * 1000);
+  }
+  if (o.uniqueKey !== undefined) {
+    const key = idempotencyKey(name(o.uniqueKey, "unique_key"));
+    const baseTtl =
+      o.uniqueTtlSeconds === undefined
+        ? defaults.idempotencyTtlSeconds
+        : integer(o.uniqueTtlSeconds, "unique_ttl_seconds", "positive");
+    const deferral = Math.ceil(Math.max(0, runAtMs - enqueueTimeMs) / 1000);
+    if (mode !== "enqueue")
+      throw new ProducerError(
+        "conflicting_options",
+        "unique_key cannot be combined with rate_limit or debounce options",
+      );
+    guard = { key, ttlSeconds: Math.max(baseTtl, deferral) };
+  } else if (o.uniqueTtlSeconds !== undefined) {
+    integer(o.uniqueTtlSeconds, "unique_ttl_seconds", "positive");
+  }
+  const correlation = extractCorrelation(defaults.correlationMappings, paramsValue, trace);
+  return {
+    mode,
+    jobId,
+    functionName: fn,
+    paramsJson,
+    enqueueTimeMs,
+    runAtMs,
+    queue,
+    maxRetries,
+    jobTimeoutSeconds,
+    resultTtlSeconds,
+    traceJson: trace && Object.keys(trace).length > 0 ? canonicalJson(trace, "trace_context") : "",
+    correlationJson: correlation ? canonicalJson(correlation, "correlation_context") : "",
+    guard,
+  };
+}
+
+/** The job-field ARGV (positions 1–14 of the enqueue scripts) for a plan. */
+export function jobFieldArgs(plan: EnqueuePlan): string[] {
+  return [
+    plan.jobId,
+    plan.functionName,
+    plan.paramsJson,
+    formatTimestamp(plan.enqueueTimeMs),
+    "PENDING",
+    "0",
+    formatTimestamp(plan.runAtMs),
+    String(plan.maxRetries),
+    String(plan.jobTimeoutSeconds),
+    String(plan.resultTtlSeconds),
+    plan.queue,
+    "null",
+    plan.traceJson,
+    plan.correlationJson,
+  ];
+}

@@ -1,0 +1,300 @@
+import type { Redis } from "ioredis";
+import type { ResolvedConfig } from "../config/config.js";
+import { loadConfig } from "../config/load.js";
+import { ProducerError, redactDsn } from "../errors.js";
+import { JOB_STATUSES } from "../store/job.js";
+import { queueKey } from "../store/keys.js";
+import { ProducerStore, type EnqueueReply } from "../store/producer-store.js";
+import { connectRedis } from "../store/redis.js";
+import {
+  planEnqueue,
+  type EnqueueOptions,
+  type EnqueuePlan,
+  type ProducerDefaults,
+} from "./options.js";
+
+/** Producer configuration (protocol/PRODUCER.md §2); every field has RRQ's default. */
+export interface ProducerConfig {
+  redisDsn?: string;
+  queueName?: string;
+  maxRetries?: number;
+  jobTimeoutSeconds?: number;
+  resultTtlSeconds?: number;
+  idempotencyTtlSeconds?: number;
+  correlationMappings?: Record<string, string>;
+}
+
+/** A job's state as producers report it. */
+export interface JobResult {
+  /** PENDING, ACTIVE, COMPLETED, FAILED, RETRYING, CANCELLED, or UNKNOWN for anything else. */
+  status: string;
+  result: unknown;
+  lastError: string | null;
+}
+
+/** Options of {@link Producer.waitForCompletion}. */
+export interface WaitOptions {
+  timeoutSeconds?: number;
+  blockIntervalSeconds?: number;
+}
+
+/** One item of {@link Producer.enqueueMany}. */
+export interface BulkItem {
+  functionName: string;
+  params?: Record<string, unknown>;
+  options?: EnqueueOptions;
+}
+
+const CONFIG_KEYS = [
+  "redisDsn",
+  "queueName",
+  "maxRetries",
+  "jobTimeoutSeconds",
+  "resultTtlSeconds",
+  "idempotencyTtlSeconds",
+  "correlationMappings",
+];
+const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
+
+function configError(message: string): ProducerError {
+  return new ProducerError("invalid_argument", `invalid producer config: ${message}`);
+}
+
+function checkConfig(config: ProducerConfig): Required<ProducerConfig> {
+  for (const key of Object.keys(config))
+    if (!CONFIG_KEYS.includes(key)) throw configError(`unknown key '${key}'`);
+  const int = (v: number | undefined, label: string, fallback: number, min: number) => {
+    if (v === undefined) return fallback;
+    if (!Number.isInteger(v) || v < min) throw configError(`${label} must be an integer >= ${min}`);
+    return v;
+  };
+  const mappings = config.correlationMappings ?? {};
+  if (typeof mappings !== "object" || Object.values(mappings).some((v) => typeof v !== "string")) {
+    throw configError("correlation_mappings must map strings to strings");
+  }
+  const queue = config.queueName ?? "rrq:queue:default";
+  if (typeof queue !== "string" || queue.trim() === "")
+    throw configError("queue_name cannot be empty");
+  return {
+    redisDsn: config.redisDsn ?? "redis://localhost:6379/0",
+    queueName: queueKey(queue),
+    maxRetries: int(config.maxRetries, "max_retries", 5, 0),
+    jobTimeoutSeconds: int(config.jobTimeoutSeconds, "job_timeout_seconds", 300, 1),
+    resultTtlSeconds: int(config.resultTtlSeconds, "result_ttl_seconds", 86400, -Infinity),
+    idempotencyTtlSeconds: int(config.idempotencyTtlSeconds, "idempotency_ttl_seconds", 21600, 1),
+    correlationMappings: { ...mappings },
+  };
+}
+
+/** The producer settings an orchestrator config implies (protocol/PRODUCER.md §2). */
+export function producerConfigFrom(config: ResolvedConfig): Required<ProducerConfig> {
+  return {
+    redisDsn: config.redisDsn,
+    queueName: config.defaultQueueName,
+    maxRetries: config.defaultMaxRetries,
+    jobTimeoutSeconds: config.defaultJobTimeoutSeconds,
+    resultTtlSeconds: config.defaultResultTtlSeconds,
+    idempotencyTtlSeconds: config.defaultUniqueJobLockTtlSeconds,
+    correlationMappings: { ...config.correlationMappings },
+  };
+}
+
+/**
+ * Enqueues jobs and reads their status, writing exactly what RRQ 0.11's producer writes
+ * (protocol/PRODUCER.md). Native TypeScript over ioredis; every enqueue is one Lua script.
+ *
+ * ```ts
+ * const producer = new Producer({ redisDsn: "redis://localhost:6379/0" });
+ * const id = await producer.enqueue("send_email", { to: "a@b.c" }, { maxRetries: 3 });
+ * const done = await producer.waitForCompletion(id, { timeoutSeconds: 10 });
+ * ```
+ */
+export class Producer {
+  readonly config: Readonly<Required<ProducerConfig>>;
+  private readonly store: ProducerStore;
+  private readonly ownsConnection: boolean;
+
+  constructor(config: ProducerConfig = {}, redis?: Redis) {
+    this.config = Object.freeze(checkConfig(config));
+    this.ownsConnection = redis === undefined;
+    this.store = new ProducerStore(
+      redis ??
+        connectRedis(this.config.redisDsn, { name: "rrqkit-producer", autoPipelining: true }),
+    );
+  }
+
+  /** A producer configured from rrq.toml (explicit path → RRQ_CONFIG → ./rrq.toml). */
+  static fromConfigFile(path?: string, env: NodeJS.ProcessEnv = process.env): Producer {
+    return new Producer(producerConfigFrom(loadConfig({ path, env }).config));
+  }
+
+  private get defaults(): ProducerDefaults {
+    return this.config;
+  }
+
+  private check(reply: EnqueueReply, plan: EnqueuePlan): string | null {
+    switch (reply.code) {
+      case 1:
+      case 0:
+        return reply.jobId;
+      case 2:
+        if (plan.mode === "rate_limit") return null;
+        throw new ProducerError("redis_error", `unexpected enqueue status 2 for job ${plan.jobId}`);
+      case -1:
+        throw new ProducerError("duplicate_job_id", "job_id already exists");
+      default:
+        throw new ProducerError("redis_error", `unexpected enqueue status ${reply.code}`);
+    }
+  }
+
+  private async run(plan: EnqueuePlan): Promise<string | null> {
+    let reply: EnqueueReply;
+    try {
+      reply = await this.store.enqueue(plan);
+    } catch (error) {
+      throw new ProducerError(
+        "redis_error",
+        `enqueue failed on ${redactDsn(this.config.redisDsn)}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    return this.check(reply, plan);
+  }
+
+  /**
+   * Enqueues `functionName` with `params`. With rate-limit options a dropped call throws
+   * `rate_limited` (use {@link enqueueWithRateLimit} to get null instead); with debounce
+   * options it behaves like {@link enqueueWithDebounce}.
+   */
+  async enqueue(
+    functionName: string,
+    params: Record<string, unknown> = {},
+    options: EnqueueOptions = {},
+  ): Promise<string> {
+    const plan = planEnqueue(functionName, params, options, this.defaults);
+    const id = await this.run(plan);
+    if (id === null)
+      throw new ProducerError(
+        "rate_limited",
+        `rate limit '${options.rateLimitKey}' is active; job dropped`,
+      );
+    return id;
+  }
+
+  /** Enqueues unless a job already ran in the window of `rateLimitKey`; null when dropped. */
+  async enqueueWithRateLimit(
+    functionName: string,
+    params: Record<string, unknown>,
+    options: EnqueueOptions & { rateLimitKey: string; rateLimitSeconds: number },
+  ): Promise<string | null> {
+    return this.run(planEnqueue(functionName, params, options, this.defaults));
+  }
+
+  /** Enqueues, or updates the job still pending under `debounceKey`; returns its id. */
+  async enqueueWithDebounce(
+    functionName: string,
+    params: Record<string, unknown>,
+    options: EnqueueOptions & { debounceKey: string; debounceSeconds: number },
+  ): Promise<string> {
+    return (await this.run(planEnqueue(functionName, params, options, this.defaults)))!;
+  }
+
+  /**
+   * Enqueues many jobs in one round trip. Every item is validated first; nothing is written if
+   * any is invalid. Rate-limit and debounce options are not allowed here.
+   */
+  async enqueueMany(items: readonly BulkItem[]): Promise<string[]> {
+    const now = Date.now();
+    const plans = items.map((item, i) => {
+      const plan = planEnqueue(
+        item.functionName,
+        item.params ?? {},
+        item.options ?? {},
+        this.defaults,
+        now,
+      );
+      if (plan.mode !== "enqueue")
+        throw new ProducerError(
+          "invalid_argument",
+          `item ${i}: rate-limit and debounce options are not allowed in enqueue_many`,
+        );
+      return plan;
+    });
+    let replies: EnqueueReply[];
+    try {
+      replies = await this.store.enqueueMany(plans);
+    } catch (error) {
+      throw new ProducerError("redis_error", `bulk enqueue failed: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    const duplicates = replies.flatMap((r, i) => (r.code === -1 ? [plans[i]!.jobId] : []));
+    if (duplicates.length > 0) {
+      throw new ProducerError(
+        "duplicate_job_id",
+        `job_id already exists: ${duplicates.join(", ")} (the other items were enqueued)`,
+      );
+    }
+    return replies.map((r) => r.jobId);
+  }
+
+  /** The job's status, result and last error; null when the job does not exist. */
+  async getJobStatus(jobId: string): Promise<JobResult | null> {
+    const hash = await this.store.jobHash(jobId);
+    if (!hash) return null;
+    const status = (JOB_STATUSES as readonly string[]).includes(hash.status ?? "")
+      ? hash.status!
+      : "UNKNOWN";
+    let result: unknown = null;
+    const raw = hash.result;
+    if (raw !== undefined && raw !== "" && raw.toLowerCase() !== "null") {
+      try {
+        result = JSON.parse(raw);
+      } catch {
+        result = raw;
+      }
+    }
+    return { status, result, lastError: hash.last_error ?? null };
+  }
+
+  /**
+   * Waits until the job is COMPLETED, FAILED or CANCELLED, using the job's events stream as a
+   * wake-up (the hash is the truth). Null when `timeoutSeconds` (default 30) pass first.
+   */
+  async waitForCompletion(jobId: string, options: WaitOptions = {}): Promise<JobResult | null> {
+    const timeoutSeconds = options.timeoutSeconds ?? 30;
+    const blockSeconds = options.blockIntervalSeconds ?? 0.25;
+    if (!(timeoutSeconds > 0))
+      throw new ProducerError("invalid_argument", "timeout_seconds must be a finite number > 0");
+    if (!(blockSeconds >= 0))
+      throw new ProducerError(
+        "invalid_argument",
+        "block_interval_seconds must be a finite number >= 0",
+      );
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    const blocking = this.store.redis.duplicate();
+    try {
+      let lastId = "$";
+      for (;;) {
+        const status = await this.getJobStatus(jobId);
+        if (status && TERMINAL.has(status.status)) return status;
+        const left = deadline - Date.now();
+        if (left <= 0) return null;
+        const block = blockSeconds === 0 ? left : Math.min(blockSeconds * 1000, left);
+        lastId = await this.store.waitForEvent(blocking, jobId, lastId, block);
+      }
+    } finally {
+      blocking.disconnect();
+    }
+  }
+
+  /** Closes the Redis connection (unless it was passed in). */
+  async close(): Promise<void> {
+    if (!this.ownsConnection) return;
+    try {
+      await this.store.redis.quit();
+    } catch {
+      this.store.redis.disconnect();
+    }
+  }
+}

@@ -1,0 +1,229 @@
+import {
+  cancelFrame,
+  pingFrame,
+  requestFrame,
+  type CloseReason,
+  type ExecutionOutcome,
+  type ExecutionRequest,
+  type Frame,
+  type FrameConnection,
+  type Hello,
+} from "@rrqkit/runner/protocol";
+import { RunnerError } from "../errors.js";
+
+interface Pending {
+  readonly jobId: string;
+  resolve(outcome: ExecutionOutcome): void;
+  reject(error: RunnerError): void;
+}
+
+/** Optional checks and observers of a {@link RunnerConnection}. */
+export interface RunnerConnectionOptions {
+  /** Throws for a frame that breaks the schemas (strict mode); the connection is then closed. */
+  validate?: (frame: Frame) => void;
+  /** Diagnostics (unknown ids, protocol violations). */
+  log?: (message: string) => void;
+}
+
+/**
+ * The orchestrator side of one persistent runner connection: sends requests, matches
+ * outcomes to them by request_id (RRQ 0.11 rules, rrq-0.11-facts §3.7), and fails every pending
+ * request when the connection closes.
+ */
+export class RunnerConnection {
+  private readonly pending = new Map<string, Pending>();
+  private readonly closeHandlers: Array<(reason: CloseReason) => void> = [];
+  private readonly pongWaiters = new Map<string, () => void>();
+  private helloFrame: Hello | undefined;
+  private helloWaiters: Array<(hello: Hello) => void> = [];
+
+  constructor(
+    readonly frames: FrameConnection,
+    private readonly options: RunnerConnectionOptions = {},
+  ) {
+    frames.on({
+      frame: (frame) => this.receive(frame),
+      close: (reason) => this.closed(reason),
+    });
+  }
+
+  /** The runner's hello, once received (rrqkit runners only). */
+  get hello(): Hello | undefined {
+    return this.helloFrame;
+  }
+
+  /** Requests awaiting an outcome. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** True once the underlying connection closed. */
+  get isClosed(): boolean {
+    return this.frames.closed;
+  }
+
+  /** Registers a close observer. */
+  onClose(handler: (reason: CloseReason) => void): void {
+    this.closeHandlers.push(handler);
+  }
+
+  /** Resolves with the hello frame, or undefined after `timeoutMs` or on close. */
+  waitForHello(timeoutMs: number): Promise<Hello | undefined> {
+    if (this.helloFrame || this.isClosed) return Promise.resolve(this.helloFrame);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), timeoutMs);
+      this.helloWaiters.push((hello) => {
+        clearTimeout(timer);
+        resolve(hello);
+      });
+      this.onClose(() => {
+        clearTimeout(timer);
+        resolve(undefined);
+      });
+    });
+  }
+
+  /**
+   * Sends a request and resolves with its outcome. Rejects with a {@link RunnerError}
+   * (`runner_transport`) when the connection fails or the runner breaks the matching rules.
+   */
+  execute(request: ExecutionRequest): Promise<ExecutionOutcome> {
+    if (this.isClosed)
+      return Promise.reject(new RunnerError("runner_transport", "runner connection closed"));
+    return new Promise((resolve, reject) => {
+      this.pending.set(request.request_id, { jobId: request.job_id, resolve, reject });
+      try {
+        this.frames.send(requestFrame(request));
+      } catch (error) {
+        this.pending.delete(request.request_id);
+        reject(
+          new RunnerError("runner_transport", `cannot send request: ${(error as Error).message}`, {
+            cause: error,
+          }),
+        );
+      }
+    });
+  }
+
+  /**
+   * Stops waiting for a request; a late outcome for it is dropped. Returns false when the
+   * request was not pending any more (its outcome already arrived).
+   */
+  abandon(requestId: string): boolean {
+    return this.pending.delete(requestId);
+  }
+
+  /** True while the request awaits an outcome. */
+  isPending(requestId: string): boolean {
+    return this.pending.has(requestId);
+  }
+
+  /** Sends a cancel frame for one request, or for every request of a job. */
+  cancel(jobId: string, requestId?: string): void {
+    try {
+      this.frames.send(cancelFrame({ job_id: jobId, request_id: requestId ?? null }));
+    } catch {
+      // a closed connection cancels everything anyway
+    }
+  }
+
+  /** Sends a ping and resolves true when the pong arrives within `timeoutMs`. */
+  ping(timeoutMs: number): Promise<boolean> {
+    if (!this.helloFrame?.features.includes("ping") || this.isClosed) return Promise.resolve(false);
+    const nonce = Math.random().toString(36).slice(2);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pongWaiters.delete(nonce);
+        resolve(false);
+      }, timeoutMs);
+      this.pongWaiters.set(nonce, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      this.frames.send(pingFrame("ping", { nonce }));
+    });
+  }
+
+  /** Closes the connection; pending requests fail. */
+  close(): void {
+    this.frames.close();
+  }
+
+  private receive(frame: Frame): void {
+    try {
+      this.options.validate?.(frame);
+    } catch (error) {
+      this.options.log?.(`runner sent a frame that breaks the schema: ${(error as Error).message}`);
+      this.frames.close();
+      return;
+    }
+    switch (frame.type) {
+      case "response":
+        this.onOutcome(frame.payload);
+        return;
+      case "hello":
+        this.helloFrame = frame.payload;
+        for (const waiter of this.helloWaiters.splice(0)) waiter(frame.payload);
+        return;
+      case "pong":
+        this.pongWaiters.get(frame.payload.nonce)?.();
+        this.pongWaiters.delete(frame.payload.nonce);
+        return;
+      default:
+        this.options.log?.(`ignoring unexpected '${frame.type}' frame from runner`);
+    }
+  }
+
+  private onOutcome(outcome: ExecutionOutcome): void {
+    const requestId = outcome.request_id;
+    if (requestId == null) {
+      this.onOutcomeWithoutId(outcome);
+      return;
+    }
+    const pending = this.pending.get(requestId);
+    if (!pending) {
+      this.options.log?.(`dropping outcome for unknown or abandoned request ${requestId}`);
+      return;
+    }
+    this.pending.delete(requestId);
+    if (outcome.job_id !== pending.jobId) {
+      pending.reject(
+        new RunnerError(
+          "runner_transport",
+          `runner outcome job_id mismatch (expected ${pending.jobId}, got ${String(outcome.job_id)})`,
+        ),
+      );
+      return;
+    }
+    pending.resolve(outcome);
+  }
+
+  private onOutcomeWithoutId(outcome: ExecutionOutcome): void {
+    if (this.pending.size === 0) return;
+    if (this.pending.size === 1) {
+      const [id, pending] = this.pending.entries().next().value!;
+      this.pending.delete(id);
+      pending.reject(
+        new RunnerError("runner_transport", `runner outcome missing request_id (expected ${id})`),
+      );
+      return;
+    }
+    this.options.log?.(
+      `outcome without request_id while ${this.pending.size} requests are pending; closing (job ${String(outcome.job_id)})`,
+    );
+    this.frames.close();
+  }
+
+  private closed(reason: CloseReason): void {
+    const detail =
+      reason.kind === "decode"
+        ? `runner connection closed: ${reason.error.message}`
+        : reason.kind === "io"
+          ? `runner connection failed: ${reason.error.message}`
+          : "runner connection closed";
+    for (const pending of this.pending.values())
+      pending.reject(new RunnerError("runner_transport", detail));
+    this.pending.clear();
+    for (const handler of this.closeHandlers) handler(reason);
+  }
+}

@@ -1,0 +1,320 @@
+import { existsSync, unlinkSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { isLoopbackHost, type TransportSpec } from "@rrqkit/runner/protocol";
+import type { RunnerConfig } from "../config/config.js";
+import { ConfigError, RunnerError } from "../errors.js";
+import type { EventBus } from "../telemetry/events.js";
+import type { RunnerConnection, RunnerConnectionOptions } from "./runner-connection.js";
+import {
+  connectExternalRunner,
+  startManagedRunner,
+  type RunnerEndpoint,
+  type RunnerEndpointPlan,
+} from "./runner-process.js";
+
+/** What a pool needs from its surroundings. */
+export interface PoolContext {
+  events: EventBus;
+  mode: "managed" | "external";
+  /** Private 0700 directory for Unix sockets. */
+  socketDir: string;
+  connectTimeoutMs: number;
+  connection: RunnerConnectionOptions;
+}
+
+/** A permit to send one request on one runner process; release it exactly once. */
+export interface SlotLease {
+  readonly runner: string;
+  readonly index: number;
+  readonly connection: RunnerConnection;
+  release(): void;
+}
+
+type SlotState = "starting" | "ready" | "down" | "closed";
+
+interface Slot {
+  readonly index: number;
+  state: SlotState;
+  endpoint?: RunnerEndpoint;
+  inFlight: number;
+  failures: number;
+  readySince: number;
+  respawnTimer?: NodeJS.Timeout;
+  port?: number;
+}
+
+const RESPAWN_BASE_MS = 100;
+const RESPAWN_MAX_MS = 10_000;
+const STABLE_AFTER_MS = 30_000;
+
+/** True when nothing listens on 127.0.0.1:port right now. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+function osAssignedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The processes of one configured runner: `pool_size` slots, each one process with one
+ * persistent connection carrying up to `max_in_flight` requests. Processes that die are
+ * started again with capped exponential backoff (100 ms doubling to 10 s; reset after 30 s of
+ * health), so a crash-looping runner never spins and never receives work while down.
+ */
+export class RunnerPool {
+  private readonly slots: Slot[];
+  private cursor = 0;
+  private waiters: Array<() => void> = [];
+  private closing = false;
+
+  constructor(
+    readonly config: RunnerConfig,
+    private readonly context: PoolContext,
+  ) {
+    if (
+      context.mode === "external" &&
+      config.transport === "tcp" &&
+      !isLoopbackHost(config.tcpHost)
+    ) {
+      const allowed = config.allowedHosts.map((h) => h.toLowerCase());
+      if (!allowed.includes(config.tcpHost.toLowerCase())) {
+        throw new ConfigError(
+          "invalid_config",
+          `runners.${config.name}.tcp_host '${config.tcpHost}' is not loopback; list it in allowed_hosts to allow it`,
+        );
+      }
+    }
+    this.slots = Array.from({ length: config.poolSize }, (_, index) => ({
+      index,
+      state: "down",
+      inFlight: 0,
+      failures: 0,
+      readySince: 0,
+    }));
+  }
+
+  /** The configured runner name. */
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** Requests the ready processes can take in total. */
+  get readyCapacity(): number {
+    return this.slots.filter((s) => s.state === "ready").length * this.config.maxInFlight;
+  }
+
+  /** Requests the pool can take when every process is up. */
+  get fullCapacity(): number {
+    return this.config.poolSize * this.config.maxInFlight;
+  }
+
+  /** Starts every process; rejects (after stopping what started) when one cannot start. */
+  async start(): Promise<void> {
+    try {
+      await Promise.all(this.slots.map((slot) => this.startSlot(slot)));
+    } catch (error) {
+      await this.close(0);
+      throw error;
+    }
+  }
+
+  /**
+   * Waits until a process has a free permit and takes it, or resolves undefined at `deadline`
+   * (epoch ms) or when the pool closes.
+   */
+  async acquire(deadline: number): Promise<SlotLease | undefined> {
+    for (;;) {
+      if (this.closing) return undefined;
+      const slot = this.pickSlot();
+      if (slot) return this.lease(slot);
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /**
+   * Replaces a process on purpose (for example one that did not confirm a cancel): it is killed
+   * at once and started again without backoff. Its other requests fail as transport errors.
+   */
+  recycle(index: number, reason: string): void {
+    const slot = this.slots[index];
+    if (!slot || slot.state !== "ready" || !slot.endpoint) return;
+    this.context.events.emit("runner:recycle", { runner: this.name, index, reason });
+    slot.failures = 0;
+    void slot.endpoint.stop(0);
+  }
+
+  /** Stops every process: SIGTERM to each group, `graceMs`, then SIGKILL. */
+  async close(graceMs: number): Promise<void> {
+    this.closing = true;
+    this.wake();
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        clearTimeout(slot.respawnTimer);
+        const endpoint = slot.endpoint;
+        slot.state = "closed";
+        await endpoint?.stop(graceMs);
+      }),
+    );
+  }
+
+  private pickSlot(): Slot | undefined {
+    const n = this.slots.length;
+    for (let i = 0; i < n; i++) {
+      const slot = this.slots[(this.cursor + i) % n]!;
+      if (
+        slot.state === "ready" &&
+        slot.inFlight < this.config.maxInFlight &&
+        !slot.endpoint!.connection.isClosed
+      ) {
+        this.cursor = (this.cursor + i + 1) % n;
+        return slot;
+      }
+    }
+    return undefined;
+  }
+
+  private lease(slot: Slot): SlotLease {
+    slot.inFlight++;
+    const endpoint = slot.endpoint!;
+    let released = false;
+    return {
+      runner: this.name,
+      index: slot.index,
+      connection: endpoint.connection,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (slot.endpoint === endpoint) slot.inFlight--;
+        this.wake();
+      },
+    };
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) waiter();
+  }
+
+  private async transportFor(slot: Slot): Promise<TransportSpec> {
+    const c = this.config;
+    if (c.transport === "stdio") return { kind: "stdio" };
+    if (c.transport === "unix") {
+      const path = join(this.context.socketDir, `${c.name}-${slot.index}.sock`);
+      if (this.context.mode === "managed" && existsSync(path)) unlinkSync(path);
+      return { kind: "unix", path };
+    }
+    if (this.context.mode === "external")
+      return { kind: "tcp", host: c.tcpHost, port: c.tcpPort! + slot.index };
+    if (slot.port === undefined) {
+      const preferred = c.tcpPort! + slot.index;
+      slot.port = (await portFree(preferred)) ? preferred : await osAssignedPort();
+    }
+    return { kind: "tcp", host: "127.0.0.1", port: slot.port };
+  }
+
+  private async startSlot(slot: Slot): Promise<void> {
+    slot.state = "starting";
+    const plan: RunnerEndpointPlan = {
+      runner: this.name,
+      index: slot.index,
+      command: this.context.mode === "managed" ? this.config.cmd : undefined,
+      env: this.config.env,
+      cwd: this.config.cwd,
+      transport: await this.transportFor(slot),
+      encoding: this.config.encoding,
+      connectTimeoutMs: this.context.connectTimeoutMs,
+      connection: this.context.connection,
+    };
+    const endpoint =
+      this.context.mode === "managed"
+        ? await startManagedRunner(plan, this.context.events)
+        : await connectExternalRunner(plan);
+    if (this.closing) {
+      await endpoint.stop(0);
+      return;
+    }
+    slot.endpoint = endpoint;
+    slot.inFlight = 0;
+    slot.state = "ready";
+    slot.readySince = Date.now();
+    const features = endpoint.connection.hello?.features ?? null;
+    this.context.events.emit("runner:ready", {
+      runner: this.name,
+      index: slot.index,
+      pid: endpoint.pid,
+      features,
+    });
+    endpoint.connection.onClose(() => {
+      if (slot.endpoint === endpoint && slot.state === "ready" && this.context.mode === "managed")
+        void endpoint.stop(0);
+    });
+    void endpoint.exited.then((exit) => this.onExit(slot, endpoint, exit.code, exit.signal));
+    this.wake();
+  }
+
+  private onExit(
+    slot: Slot,
+    endpoint: RunnerEndpoint,
+    code: number | null,
+    signal: string | null,
+  ): void {
+    if (slot.endpoint !== endpoint) return;
+    const expected = this.closing || slot.state === "closed";
+    this.context.events.emit("runner:exit", {
+      runner: this.name,
+      index: slot.index,
+      pid: endpoint.pid,
+      code,
+      signal,
+      expected,
+    });
+    slot.endpoint = undefined;
+    slot.inFlight = 0;
+    if (expected) return;
+    slot.state = "down";
+    if (Date.now() - slot.readySince > STABLE_AFTER_MS) slot.failures = 0;
+    this.scheduleRespawn(slot, `exited (code ${code}, signal ${signal})`);
+  }
+
+  private scheduleRespawn(slot: Slot, reason: string): void {
+    if (this.closing) return;
+    slot.failures++;
+    const delayMs =
+      slot.failures <= 1 ? 0 : Math.min(RESPAWN_BASE_MS * 2 ** (slot.failures - 2), RESPAWN_MAX_MS);
+    this.context.events.emit("runner:respawn", {
+      runner: this.name,
+      index: slot.index,
+      delayMs,
+      attempt: slot.failures,
+      reason,
+    });
+    slot.respawnTimer = setTimeout(() => {
+      this.startSlot(slot).catch((error: unknown) => {
+        slot.state = "down";
+        this.scheduleRespawn(slot, error instanceof RunnerError ? error.message : String(error));
+      });
+    }, delayMs);
+  }
+}

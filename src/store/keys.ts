@@ -1,0 +1,51 @@
+/**
+ * Every Redis key and channel name, built in one place (rrq-0.11-facts §1.1). Prefix rules
+ * are RRQ's: queue, DLQ, rate-limit and debounce names get their prefix only when they lack
+ * it; the idempotency and unique-lock prefixes are always added.
+ */
+export const Prefix = {
+  job: "rrq:job:",
+  queue: "rrq:queue:",
+  dlq: "rrq:dlq:",
+  active: "rrq:active:jobs:",
+  jobLock: "rrq:lock:job:",
+  uniqueLock: "rrq:lock:unique:",
+  events: "rrq:events:job:",
+  health: "rrq:health:worker:",
+  idempotency: "rrq:idempotency:",
+  rateLimit: "rrq:rate_limit:",
+  debounce: "rrq:debounce:",
+  /** rrqkit: pub/sub channel announcing new work on a queue (no key is written). */
+  wake: "rrq:wake:",
+} as const;
+
+const withPrefix = (prefix: string, name: string) =>
+  name.startsWith(prefix) ? name : prefix + name;
+
+/** `rrq:queue:<name>` unless already prefixed. */
+export const queueKey = (name: string): string => withPrefix(Prefix.queue, name);
+/** The bare queue name (prefix stripped). */
+export const bareQueueName = (name: string): string =>
+  name.startsWith(Prefix.queue) ? name.slice(Prefix.queue.length) : name;
+/** `rrq:dlq:<name>` unless already prefixed. */
+export const dlqKey = (name: string): string => withPrefix(Prefix.dlq, name);
+/** The job hash key. */
+export const jobKey = (jobId: string): string => Prefix.job + jobId;
+/** A worker's active-jobs ZSET. */
+export const activeKey = (workerId: string): string => Prefix.active + workerId;
+/** The per-job lock. */
+export const jobLockKey = (jobId: string): string => Prefix.jobLock + jobId;
+/** The per-job events stream. */
+export const eventsKey = (jobId: string): string => Prefix.events + jobId;
+/** A worker's health key. */
+export const healthKey = (workerId: string): string => Prefix.health + workerId;
+/** Idempotency key: the prefix is always added (RRQ's rule). */
+export const idempotencyKey = (key: string): string => Prefix.idempotency + key;
+/** Unique lock: the prefix is always added. */
+export const uniqueLockKey = (key: string): string => Prefix.uniqueLock + key;
+/** `rrq:rate_limit:<key>` unless already prefixed. */
+export const rateLimitKey = (key: string): string => withPrefix(Prefix.rateLimit, key);
+/** `rrq:debounce:<key>` unless already prefixed. */
+export const debounceKey = (key: string): string => withPrefix(Prefix.debounce, key);
+/** The wake-up channel of a queue (takes the full queue key). */
+export const wakeChannel = (queue: string): string => Prefix.wake + queue;

@@ -1,0 +1,94 @@
+import type { ChainableCommander, Redis } from "ioredis";
+import { jobFieldArgs, type EnqueuePlan } from "../producer/options.js";
+import { eventsKey, jobKey, Prefix } from "./keys.js";
+import { registerScripts, type ScriptCaller } from "./scripts.js";
+
+/** What an enqueue script answered: {code, job id} (protocol/PRODUCER.md §3). */
+export interface EnqueueReply {
+  code: number;
+  jobId: string;
+}
+
+/** The producer's Redis operations: the three enqueue scripts, status reads and waits. */
+export class ProducerStore {
+  readonly scripts: ScriptCaller;
+
+  constructor(readonly redis: Redis) {
+    this.scripts = registerScripts(redis);
+  }
+
+  /** Queues the enqueue script for `plan` on a connection or pipeline. */
+  enqueueOn(on: Redis | ChainableCommander, plan: EnqueuePlan): Promise<[number, string]> {
+    const fields = jobFieldArgs(plan);
+    const score = String(plan.runAtMs);
+    if (plan.mode === "debounce") {
+      return this.scripts.run(
+        on,
+        "enqueue-debounced",
+        [plan.queue, plan.guard!.key],
+        [Prefix.job, ...fields, score, plan.guard!.ttlSeconds],
+      );
+    }
+    if (plan.mode === "rate_limit") {
+      return this.scripts.run(
+        on,
+        "enqueue-rate-limited",
+        [jobKey(plan.jobId), plan.queue, plan.guard!.key],
+        [...fields, score, plan.guard!.ttlSeconds],
+      );
+    }
+    return this.scripts.run(
+      on,
+      "enqueue",
+      [jobKey(plan.jobId), plan.queue, plan.guard?.key ?? ""],
+      [...fields, score, plan.guard?.ttlSeconds ?? 0],
+    );
+  }
+
+  /** Runs one enqueue. */
+  async enqueue(plan: EnqueuePlan): Promise<EnqueueReply> {
+    const [code, jobId] = await this.enqueueOn(this.redis, plan);
+    return { code: Number(code), jobId };
+  }
+
+  /** Runs many enqueues in one pipelined round trip; replies in order. */
+  async enqueueMany(plans: readonly EnqueuePlan[]): Promise<EnqueueReply[]> {
+    const pipeline = this.redis.pipeline();
+    for (const plan of plans) void this.enqueueOn(pipeline, plan);
+    const results = (await pipeline.exec()) ?? [];
+    return results.map(([error, reply]) => {
+      if (error) throw error;
+      const [code, jobId] = reply as [number, string];
+      return { code: Number(code), jobId };
+    });
+  }
+
+  /** The job hash, or undefined when it does not exist. */
+  async jobHash(jobId: string): Promise<Record<string, string> | undefined> {
+    const hash = await this.redis.hgetall(jobKey(jobId));
+    return Object.keys(hash).length === 0 ? undefined : hash;
+  }
+
+  /**
+   * Blocks on the job's events stream for up to `blockMs` after `lastId` ("$" at first), on a
+   * dedicated connection so other commands are not held up. Returns the last entry id seen.
+   */
+  async waitForEvent(
+    blocking: Redis,
+    jobId: string,
+    lastId: string,
+    blockMs: number,
+  ): Promise<string> {
+    const reply = await blocking.xread(
+      "COUNT",
+      1,
+      "BLOCK",
+      Math.max(1, Math.round(blockMs)),
+      "STREAMS",
+      eventsKey(jobId),
+      lastId,
+    );
+    const entries = reply?.[0]?.[1];
+    return entries && entries.length > 0 ? entries[entries.length - 1]![0] : lastId;
+  }
+}

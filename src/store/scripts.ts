@@ -1,0 +1,78 @@
+import { readFileSync, existsSync, readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { ChainableCommander, Redis } from "ioredis";
+
+/** Lua scripts live in src/store/lua, both when running from source and from dist/. */
+function scriptDir(): string {
+  for (const candidate of ["./lua/", "../../../src/store/lua/"]) {
+    const dir = fileURLToPath(new URL(candidate, import.meta.url));
+    if (existsSync(dir)) return dir;
+  }
+  throw new Error("cannot find the Lua scripts directory (src/store/lua)");
+}
+
+/** The scripts, by name; the file name `<name>-<keys>.lua` carries the key count. */
+export type ScriptName =
+  | "enqueue"
+  | "enqueue-rate-limited"
+  | "enqueue-debounced"
+  | "claim-ready"
+  | "complete-success"
+  | "retry-job"
+  | "move-to-dlq"
+  | "release-claim"
+  | "recover-orphan";
+
+interface LoadedScript {
+  lua: string;
+  keys: number;
+}
+
+function loadAll(): Map<string, LoadedScript> {
+  const dir = scriptDir();
+  const scripts = new Map<string, LoadedScript>();
+  for (const file of readdirSync(dir)) {
+    const match = /^(.+)-(\d+)\.lua$/.exec(file);
+    if (match)
+      scripts.set(match[1]!, { lua: readFileSync(dir + file, "utf8"), keys: Number(match[2]) });
+  }
+  return scripts;
+}
+
+let loaded: Map<string, LoadedScript> | undefined;
+
+/**
+ * Registers every script on a connection (ioredis runs them by SHA and reloads them after a
+ * NOSCRIPT), and returns a typed caller usable on the connection or on a pipeline.
+ */
+export function registerScripts(redis: Redis): ScriptCaller {
+  loaded ??= loadAll();
+  for (const [name, script] of loaded) {
+    if (!(name in redis)) redis.defineCommand(name, { lua: script.lua, numberOfKeys: script.keys });
+  }
+  return new ScriptCaller(loaded);
+}
+
+type Runnable = Redis | ChainableCommander;
+type ScriptMethod = (...args: (string | number)[]) => Promise<unknown>;
+
+/** Calls registered scripts with keys and arguments, checking the key count. */
+export class ScriptCaller {
+  constructor(private readonly scripts: Map<string, LoadedScript>) {}
+
+  /** Runs `name`; on a pipeline the result arrives with `exec()`. */
+  run<T = unknown>(
+    on: Runnable,
+    name: ScriptName,
+    keys: string[],
+    args: (string | number)[],
+  ): Promise<T> {
+    const script = this.scripts.get(name);
+    if (!script) throw new Error(`unknown Lua script '${name}'`);
+    if (keys.length !== script.keys)
+      throw new Error(`script ${name} takes ${script.keys} keys, got ${keys.length}`);
+    const method = (on as unknown as Record<string, ScriptMethod>)[name];
+    if (!method) throw new Error(`script ${name} is not registered on this connection`);
+    return method.call(on, ...keys, ...args) as Promise<T>;
+  }
+}
