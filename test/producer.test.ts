@@ -130,6 +130,22 @@ describe("the job hash", () => {
     expect(await redis.client.zcard("rrq:queue:already")).toBe(1);
   });
 
+  it("keeps parsed timestamps to the microsecond (as RRQ) and converts offsets to UTC", async () => {
+    const a = await producer.enqueue("f", {}, { deferUntil: "2030-01-01T00:00:00.123456789Z" });
+    expect(await redis.client.hget(`rrq:job:${a}`, "next_scheduled_run_time")).toBe(
+      "2030-01-01T00:00:00.123456+00:00",
+    );
+    expect(await redis.client.zscore("rrq:queue:default", a)).toBe("1893456000123");
+    const b = await producer.enqueue(
+      "f",
+      {},
+      { deferUntil: "2030-01-01T00:00:00.5+02:00", enqueueTime: "2029-12-31T20:00:00" },
+    );
+    const hash = await redis.client.hgetall(`rrq:job:${b}`);
+    expect(hash.next_scheduled_run_time).toBe("2029-12-31T22:00:00.500+00:00");
+    expect(hash.enqueue_time).toBe("2029-12-31T20:00:00+00:00");
+  });
+
   it("schedules defer_by_seconds and defer_until", async () => {
     const a = await producer.enqueue("f", {}, { deferBySeconds: 1.5 });
     const ha = await redis.client.hgetall(`rrq:job:${a}`);

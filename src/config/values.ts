@@ -64,7 +64,7 @@ export const strings =
     const ok =
       Array.isArray(v) && v.every((x) => typeof x === "string") && (!nonEmpty || v.length > 0);
     return ok
-      ? [...(v as string[])]
+      ? [...v]
       : fail(k, nonEmpty ? "a non-empty array of strings" : "an array of strings", v);
   };
 

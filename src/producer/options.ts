@@ -1,7 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { MAX_FRAME_BYTES } from "@rrqkit/runner/protocol";
 import { ProducerError } from "../errors.js";
-import { canonicalJson, formatTimestamp, NotJsonError } from "../store/encoding.js";
+import {
+  canonicalJson,
+  formatTimestampMicros,
+  NotJsonError,
+  parseTimestampMicros,
+} from "../store/encoding.js";
 import { debounceKey, idempotencyKey, queueKey, rateLimitKey } from "../store/keys.js";
 import { extractCorrelation } from "./correlation.js";
 
@@ -58,7 +63,7 @@ export function optionsFromSnakeCase(raw: Record<string, unknown>): EnqueueOptio
     if (!camel) throw new ProducerError("invalid_argument", `unknown option '${name}'`);
     if (value !== null && value !== undefined) options[camel] = value;
   }
-  return options as EnqueueOptions;
+  return options;
 }
 
 /** Producer defaults (protocol/PRODUCER.md §2). */
@@ -77,8 +82,9 @@ export interface EnqueuePlan {
   jobId: string;
   functionName: string;
   paramsJson: string;
-  enqueueTimeMs: number;
-  runAtMs: number;
+  /** Epoch microseconds (parsed options keep microseconds, as RRQ does). */
+  enqueueTimeUs: number;
+  runAtUs: number;
   queue: string;
   maxRetries: number;
   jobTimeoutSeconds: number;
@@ -119,15 +125,11 @@ function seconds(value: unknown, label: string, allowZero: boolean): number {
   throw invalid(`${label} must be a finite number ${allowZero ? ">= 0" : "> 0"}`);
 }
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$/;
-
+/** An instant option (Date or RFC 3339 text) as epoch microseconds. */
 function instant(value: unknown, label: string): number {
-  if (value instanceof Date && !Number.isNaN(value.getTime())) return value.getTime();
-  if (typeof value === "string" && RFC3339.test(value.trim())) {
-    const text = value.trim();
-    const ms = Date.parse(/([Zz]|[+-]\d{2}:\d{2})$/.test(text) ? text : `${text}Z`);
-    if (!Number.isNaN(ms)) return ms;
-  }
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return value.getTime() * 1000;
+  const micros = typeof value === "string" ? parseTimestampMicros(value) : undefined;
+  if (micros !== undefined) return micros;
   throw invalid(`${label} must be an RFC 3339 timestamp`);
 }
 
@@ -236,13 +238,14 @@ export function planEnqueue(
       ? defaults.resultTtlSeconds
       : integer(o.resultTtlSeconds, "result_ttl_seconds", "any");
   const trace = traceContext(o.traceContext);
-  const enqueueTimeMs = o.enqueueTime === undefined ? now : instant(o.enqueueTime, "enqueue_time");
+  const enqueueTimeUs =
+    o.enqueueTime === undefined ? now * 1000 : instant(o.enqueueTime, "enqueue_time");
   const deferBy =
     o.deferBySeconds === undefined ? 0 : seconds(o.deferBySeconds, "defer_by_seconds", true);
-  let runAtMs =
+  let runAtUs =
     o.deferUntil !== undefined
       ? instant(o.deferUntil, "defer_until")
-      : enqueueTimeMs + Math.ceil(deferBy * 1000);
+      : enqueueTimeUs + Math.ceil(deferBy * 1000) * 1000;
   let guard: EnqueuePlan["guard"];
   if (mode === "rate_limit") {
     const window = seconds(o.rateLimitSeconds, "rate_limit_seconds", false);
@@ -256,7 +259,7 @@ export function planEnqueue(
       key: debounceKey(name(o.debounceKey, "debounce_key")),
       ttlSeconds: Math.ceil(window),
     };
-    runAtMs = enqueueTimeMs + Math.ceil(window * 1000);
+    runAtUs = enqueueTimeUs + Math.ceil(window * 1000) * 1000;
   }
   if (o.uniqueKey !== undefined) {
     const key = idempotencyKey(name(o.uniqueKey, "unique_key"));
@@ -264,7 +267,7 @@ export function planEnqueue(
       o.uniqueTtlSeconds === undefined
         ? defaults.idempotencyTtlSeconds
         : integer(o.uniqueTtlSeconds, "unique_ttl_seconds", "positive");
-    const deferral = Math.ceil(Math.max(0, runAtMs - enqueueTimeMs) / 1000);
+    const deferral = Math.ceil(Math.max(0, runAtUs - enqueueTimeUs) / 1_000_000);
     if (mode !== "enqueue")
       throw new ProducerError(
         "conflicting_options",
@@ -280,8 +283,8 @@ export function planEnqueue(
     jobId,
     functionName: fn,
     paramsJson,
-    enqueueTimeMs,
-    runAtMs,
+    enqueueTimeUs,
+    runAtUs,
     queue,
     maxRetries,
     jobTimeoutSeconds,
@@ -298,10 +301,10 @@ export function jobFieldArgs(plan: EnqueuePlan): string[] {
     plan.jobId,
     plan.functionName,
     plan.paramsJson,
-    formatTimestamp(plan.enqueueTimeMs),
+    formatTimestampMicros(plan.enqueueTimeUs),
     "PENDING",
     "0",
-    formatTimestamp(plan.runAtMs),
+    formatTimestampMicros(plan.runAtUs),
     String(plan.maxRetries),
     String(plan.jobTimeoutSeconds),
     String(plan.resultTtlSeconds),

@@ -26,14 +26,14 @@ export class FrameSchemaError extends Error {
   }
 }
 
-let cached: ((frame: unknown) => void) | undefined;
+let cached: ((frame: Frame) => void) | undefined;
 
 /**
  * A validator for whole frames against schemas/v2/envelope.schema.json (and everything it
  * references). Used by the orchestrator's strict mode, the tests and the conformance harness.
  * Throws {@link FrameSchemaError}.
  */
-export function frameValidator(): (frame: Frame | unknown) => void {
+export function frameValidator(): (frame: Frame) => void {
   if (cached) return cached;
   const ajv = new Ajv2020({ allErrors: true, strict: true });
   ajv.addKeyword("tsType");

@@ -259,7 +259,9 @@ export class RunnerPool {
     slot.inFlight = 0;
     slot.state = "ready";
     slot.readySince = Date.now();
-    const features = endpoint.connection.hello?.features ?? null;
+    // Give a socket runner's hello a moment to arrive (never required: RRQ runners send none).
+    const hello = endpoint.connection.hello ?? (await endpoint.connection.waitForHello(50));
+    const features = hello?.features ?? null;
     this.context.events.emit("runner:ready", {
       runner: this.name,
       index: slot.index,

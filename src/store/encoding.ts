@@ -3,23 +3,44 @@
  */
 
 /**
- * RFC 3339 in UTC with a `+00:00` offset and the fewest fraction digits that are exact
- * (chrono's `to_rfc3339`); JavaScript clocks have milliseconds, so 0 or 3 digits.
+ * RFC 3339 in UTC with a `+00:00` offset and the fewest fraction digits (0, 3 or 6) that are
+ * exact for a time in epoch microseconds (chrono's `to_rfc3339`, at microsecond precision).
  */
+export function formatTimestampMicros(epochMicros: number): string {
+  const seconds = Math.floor(epochMicros / 1_000_000);
+  const fraction = epochMicros - seconds * 1_000_000;
+  const base = new Date(seconds * 1000).toISOString().slice(0, 19);
+  if (fraction === 0) return `${base}+00:00`;
+  const digits = String(fraction).padStart(6, "0");
+  return `${base}.${fraction % 1000 === 0 ? digits.slice(0, 3) : digits}+00:00`;
+}
+
+/** {@link formatTimestampMicros} for a time in epoch milliseconds (0 or 3 fraction digits). */
 export function formatTimestamp(epochMs: number): string {
-  const iso = new Date(epochMs).toISOString(); // 2026-01-01T12:00:00.123Z
-  const millis = iso.slice(20, 23);
-  return `${iso.slice(0, 19)}${millis === "000" ? "" : `.${millis}`}+00:00`;
+  return formatTimestampMicros(Math.round(epochMs) * 1000);
+}
+
+const RFC3339_PARTS =
+  /^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})?$/;
+
+/**
+ * Parses an RFC 3339 timestamp (a missing offset means UTC) to epoch microseconds, truncating
+ * finer fractions as RRQ does. Undefined when the text is not RFC 3339.
+ */
+export function parseTimestampMicros(value: string): number | undefined {
+  const m = RFC3339_PARTS.exec(value.trim());
+  if (!m) return undefined;
+  const fraction = (m[3] ?? "").padEnd(6, "0");
+  const ms = Date.parse(`${m[1]}T${m[2]}.${fraction.slice(0, 3)}${(m[4] ?? "Z").toUpperCase()}`);
+  return Number.isNaN(ms) ? undefined : ms * 1000 + Number(fraction.slice(3, 6));
 }
 
 /** Parses any RFC 3339 timestamp (and, as RRQ's CLI does, epoch seconds) to epoch ms. */
 export function parseTimestamp(value: string): number | undefined {
   const text = value.trim();
   if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
-  if (!/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$/.test(text))
-    return undefined;
-  const ms = Date.parse(/([Zz]|[+-]\d{2}:\d{2})$/.test(text) ? text : `${text}Z`);
-  return Number.isNaN(ms) ? undefined : ms;
+  const micros = parseTimestampMicros(text);
+  return micros === undefined ? undefined : Math.floor(micros / 1000);
 }
 
 /**
@@ -76,7 +97,7 @@ function encodeValue(value: unknown, path: string): string {
   if (typeof withJson.toJSON === "function") return encodeValue(withJson.toJSON(), path);
   const proto = Object.getPrototypeOf(value) as unknown;
   if (proto !== Object.prototype && proto !== null) {
-    const kind = (value as object).constructor?.name ?? "object";
+    const kind = value.constructor?.name ?? "object";
     throw new NotJsonError(path, "not_json", `a ${kind} is not JSON`);
   }
   const record = value as Record<string, unknown>;

@@ -20,7 +20,7 @@ export class ProducerStore {
   /** Queues the enqueue script for `plan` on a connection or pipeline. */
   enqueueOn(on: Redis | ChainableCommander, plan: EnqueuePlan): Promise<[number, string]> {
     const fields = jobFieldArgs(plan);
-    const score = String(plan.runAtMs);
+    const score = String(Math.floor(plan.runAtUs / 1000));
     if (plan.mode === "debounce") {
       return this.scripts.run(
         on,

@@ -105,6 +105,7 @@ function logged(name: string, handler: Handler, path: string): Handler {
       attempt: request.context.attempt,
       function_name: name,
       pid: process.pid,
+      ts_ms: performance.timeOrigin + performance.now(),
     };
     appendFileSync(path, `${JSON.stringify(line)}\n`);
     return handler(request, signal);

@@ -174,7 +174,7 @@ export interface HelloFrame {
   payload: Hello;
 }
 /**
- * A runner's announcement of what it supports. Since rrqkit 0.1. Sent by the runner as the first frame of each connection, in the connection's encoding, only when its environment has RRQ_RUNNER_HELLO=1. Required for the stdio and unix transports (it is their readiness signal); optional over TCP.
+ * A runner's announcement of what it supports. Since rrqkit 0.1. Sent by the runner as the first frame of each connection, in the connection's encoding, only when its environment has RRQ_RUNNER_HELLO=1. Required on the stdio transport (it is the readiness signal there); optional on unix and tcp, where the orchestrator never waits for it.
  */
 export interface Hello {
   /**

@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+// `npm test`: everything, on a fresh machine. Uses only Node built-ins until dependencies are
+// installed. Steps (each prints a header; the first failure stops the run):
+//   setup    npm packages, redis-server (apt-get when missing)
+//   checks   generated types, golden vectors and vendored Lua copies are in sync
+//   build    TypeScript (runner package, then orchestrator)
+//   lint     ESLint (type-aware, no-floating-promises) and Prettier
+//   ts       Vitest: protocol, runner, producer, orchestrator, daemon
+//   python   runners/python/ci.sh (virtualenv at .venv, ruff, pytest)
+//   rust     runners/rust/ci.sh (fmt, clippy -D warnings, cargo test)
+//   start    the quickstart (`npm start -- --once`) completes its demo jobs
+// `npm test -- --only ts,python` runs a subset; `--skip rust` leaves steps out.
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ensureRedisServer } from "./lib/ensure-redis.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const args = process.argv.slice(2);
+const listArg = (flag) => {
+  const i = args.indexOf(flag);
+  return i >= 0 && args[i + 1] ? new Set(args[i + 1].split(",")) : undefined;
+};
+const only = listArg("--only");
+const skip = listArg("--skip") ?? new Set();
+const wanted = (step) => (!only || only.has(step)) && !skip.has(step);
+
+function run(label, command, commandArgs, options = {}) {
+  const started = Date.now();
+  process.stdout.write(`\n▶ ${label}: ${command} ${commandArgs.join(" ")}\n`);
+  const result = spawnSync(command, commandArgs, { cwd: root, stdio: "inherit", ...options });
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  if (result.status !== 0) {
+    process.stderr.write(
+      `\n✗ ${label} failed after ${seconds}s (exit ${result.status ?? result.signal})\n`,
+    );
+    process.exit(1);
+  }
+  process.stdout.write(`✓ ${label} (${seconds}s)\n`);
+}
+
+/** Vendored copies of the producer Lua scripts must equal src/store/lua byte for byte. */
+function checkVendoredLua() {
+  const source = join(root, "src", "store", "lua");
+  const copies = [
+    join(root, "runners", "python", "src", "rrqkit", "lua"),
+    join(root, "runners", "rust", "lua"),
+  ];
+  const problems = [];
+  for (const dir of copies.filter(existsSync)) {
+    for (const file of readdirSync(dir).filter((f) => f.endsWith(".lua"))) {
+      const original = join(source, file);
+      if (!existsSync(original)) problems.push(`${dir}/${file} has no original in src/store/lua`);
+      else if (!readFileSync(original).equals(readFileSync(join(dir, file))))
+        problems.push(`${dir}/${file} differs from src/store/lua/${file}`);
+    }
+  }
+  if (problems.length) {
+    process.stderr.write(`vendored Lua scripts drifted:\n  ${problems.join("\n  ")}\n`);
+    process.exit(1);
+  }
+  process.stdout.write("✓ vendored Lua copies match src/store/lua\n");
+}
+
+const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+if (wanted("setup")) {
+  if (!existsSync(join(root, "node_modules", ".package-lock.json"))) {
+    run("install npm packages", npm, ["ci", "--no-audit", "--no-fund"]);
+  }
+  ensureRedisServer();
+}
+if (wanted("checks")) {
+  run("generated types in sync with schemas/", "node", ["scripts/gen-types.mjs", "--check"]);
+  run("golden vectors in sync with their generator", "node", [
+    "scripts/gen-vectors.mjs",
+    "--check",
+  ]);
+  checkVendoredLua();
+}
+if (wanted("build") || wanted("ts") || wanted("start"))
+  run("build", npm, ["run", "build", "--silent"]);
+if (wanted("lint")) {
+  run("eslint", "npx", ["eslint", "--max-warnings=0", "."]);
+  run("prettier", "npx", ["prettier", "--check", "."]);
+}
+if (wanted("ts")) run("TypeScript tests", "npx", ["vitest", "run"]);
+if (wanted("python") && existsSync(join(root, "runners", "python", "ci.sh")))
+  run("Python binding", "bash", ["runners/python/ci.sh"]);
+if (wanted("rust") && existsSync(join(root, "runners", "rust", "ci.sh")))
+  run("Rust binding", "bash", ["runners/rust/ci.sh"]);
+if (wanted("start"))
+  run("quickstart (npm start -- --once)", "node", ["scripts/start.mjs", "--once"]);
+process.stdout.write("\nAll checks passed.\n");

@@ -1,0 +1,29 @@
+/**
+ * rrqkit: an RRQ 0.11-compatible job orchestrator and producer for TypeScript.
+ */
+export {
+  Producer,
+  producerConfigFrom,
+  type ProducerConfig,
+  type JobResult,
+  type WaitOptions,
+  type BulkItem,
+} from "./producer/producer.js";
+export { type EnqueueOptions, optionsFromSnakeCase, MAX_PARAMS_BYTES } from "./producer/options.js";
+export { Worker, newWorkerId, type WorkerOptions } from "./orchestrator/worker.js";
+export {
+  loadConfig,
+  findConfigFile,
+  CONFIG_NOT_FOUND,
+  type LoadConfigOptions,
+  type ConfigSource,
+} from "./config/load.js";
+export {
+  resolveConfig,
+  type ResolvedConfig,
+  type RunnerConfig,
+  type CronJobConfig,
+} from "./config/config.js";
+export { RrqError, ConfigError, ProducerError, RunnerError, type ErrorCode } from "./errors.js";
+export { EventBus, type OrchestratorEvents, type EventName } from "./telemetry/events.js";
+export { frameValidator, FrameSchemaError } from "./protocol/validate.js";

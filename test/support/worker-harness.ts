@@ -1,0 +1,106 @@
+import { fileURLToPath } from "node:url";
+import { resolveConfig, type ResolvedConfig } from "../../src/config/config.js";
+import { Worker } from "../../src/orchestrator/worker.js";
+import { EventBus, type EventName, type OrchestratorEvents } from "../../src/telemetry/events.js";
+
+/** The compiled Node conformance runner. */
+export const NODE_RUNNER = fileURLToPath(
+  new URL("../../runners/node/dist/examples/conformance-runner.js", import.meta.url),
+);
+
+/** RRQ's cross-language golden settings (rrq-0.11-facts §9.1). */
+export const GOLDEN_SETTINGS = {
+  default_job_timeout_seconds: 1,
+  default_result_ttl_seconds: 10,
+  default_max_retries: 3,
+  base_retry_delay_seconds: 0.01,
+  max_retry_delay_seconds: 0.05,
+  default_unique_job_lock_ttl_seconds: 1,
+};
+
+/** A config with the Node runner as "node" (default) plus `extra` keys and runners. */
+export function testConfig(
+  redisUrl: string,
+  extra: Record<string, unknown> = {},
+  runners: Record<string, unknown> = {},
+): ResolvedConfig {
+  return resolveConfig({
+    redis_dsn: redisUrl,
+    default_runner_name: "node",
+    worker_shutdown_grace_period_seconds: 2,
+    runner_shutdown_term_grace_seconds: 1,
+    runner_cancel_grace_seconds: 1,
+    runners: {
+      node: { cmd: [process.execPath, NODE_RUNNER], pool_size: 1, max_in_flight: 8 },
+      ...runners,
+    },
+    ...extra,
+  });
+}
+
+/** A worker running in this process, with every event it emitted recorded. */
+export class RunningWorker {
+  readonly events = new EventBus();
+  readonly seen: Array<{ name: EventName; payload: unknown }> = [];
+  readonly worker: Worker;
+  private done: Promise<void> | undefined;
+
+  constructor(config: ResolvedConfig, queues?: string[], burst = false) {
+    this.worker = new Worker({ config, queues, burst, events: this.events });
+    const names: EventName[] = [
+      "runner:spawn",
+      "runner:ready",
+      "runner:exit",
+      "runner:respawn",
+      "runner:recycle",
+      "job:claimed",
+      "job:dispatched",
+      "job:completed",
+      "job:retry",
+      "job:dlq",
+      "job:released",
+      "job:fenced",
+      "recovery:done",
+      "worker:error",
+    ];
+    for (const name of names) this.events.on(name, (payload) => this.seen.push({ name, payload }));
+  }
+
+  /** Starts the worker and resolves once its runners are ready. */
+  async start(): Promise<this> {
+    this.done = this.worker.run();
+    await waitFor(() => this.worker.status !== "initializing", 30_000, "worker start");
+    return this;
+  }
+
+  /** Events of one kind, in order. */
+  of<E extends EventName>(name: E): OrchestratorEvents[E][] {
+    return this.seen.filter((e) => e.name === name).map((e) => e.payload as OrchestratorEvents[E]);
+  }
+
+  /** Requests shutdown and waits for the drain to finish. */
+  async stop(): Promise<void> {
+    this.worker.requestShutdown();
+    await this.done;
+  }
+
+  /** Resolves when run() finishes by itself (burst mode). */
+  finished(): Promise<void> {
+    return this.done!;
+  }
+}
+
+/** Polls `check` until it returns truthy; throws after `timeoutMs`. */
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  timeoutMs = 15_000,
+  what = "condition",
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
