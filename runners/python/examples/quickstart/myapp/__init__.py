@@ -1,0 +1,1 @@
+"""Example application for the rrqkit Python runner."""

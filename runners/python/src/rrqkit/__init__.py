@@ -1,0 +1,77 @@
+"""rrqkit for Python: a runner runtime and a producer, wire-compatible with RRQ 0.11.
+
+Runner side::
+
+    from rrqkit import Registry, RetryJob
+
+    registry = Registry()
+
+    @registry.handler("send_email")
+    async def send_email(request):
+        return {"sent_to": request.params["to"]}
+
+Producer side::
+
+    from rrqkit import Producer
+
+    producer = Producer({"redis_dsn": "redis://localhost:6379/0"})
+    job_id = await producer.enqueue("send_email", {"to": "a@example.com"})
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import DecodeError, ProducerError, RetryJob
+from .models import (
+    CancelRequest,
+    ExecutionContext,
+    ExecutionOutcome,
+    ExecutionRequest,
+    Hello,
+    OutcomeError,
+    Ping,
+)
+from .registry import Registry
+
+if TYPE_CHECKING:
+    from .config import ProducerConfig
+    from .producer import JobResult, Producer
+    from .runtime import RunnerRuntime
+
+__all__ = [
+    "CancelRequest",
+    "DecodeError",
+    "ExecutionContext",
+    "ExecutionOutcome",
+    "ExecutionRequest",
+    "Hello",
+    "JobResult",
+    "OutcomeError",
+    "Ping",
+    "Producer",
+    "ProducerConfig",
+    "ProducerError",
+    "Registry",
+    "RetryJob",
+    "RunnerRuntime",
+    "__version__",
+]
+
+_LAZY = {
+    "Producer": "producer",
+    "JobResult": "producer",
+    "ProducerConfig": "config",
+    "RunnerRuntime": "runtime",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The producer pulls in redis; keep `import rrqkit` light for runner start-up.
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'rrqkit' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module_name}", __name__), name)

@@ -1,0 +1,288 @@
+"""Framing and encodings of runner protocol v2 (RUNNER_PROTOCOL.md §2–§4, §11).
+
+A frame is a 4-byte unsigned big-endian length ``N`` (1 ≤ N ≤ 16 MiB) followed by ``N`` bytes
+holding one envelope ``{"type": ..., "payload": {...}}`` in the connection's encoding (``json``
+or ``msgpack``). Every decoding problem raises :class:`~rrqkit.errors.DecodeError` with one of
+the stable codes of §11.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol
+
+import msgpack
+
+from .errors import DecodeError, FrameTooLargeError
+from .models import CancelRequest, ExecutionOutcome, ExecutionRequest, Hello, Ping
+
+__all__ = [
+    "ENCODINGS",
+    "FRAME_TYPES",
+    "MAX_FRAME_BYTES",
+    "Encoding",
+    "Frame",
+    "FrameDecoder",
+    "decode_body",
+    "decode_envelope",
+    "decode_frame_body",
+    "encode_body",
+    "encode_frame",
+    "frame",
+    "parse_header",
+]
+
+MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
+HEADER: Final = struct.Struct(">I")
+Encoding = Literal["json", "msgpack"]
+ENCODINGS: Final[tuple[Encoding, ...]] = ("json", "msgpack")
+
+
+class _WireModel(Protocol):
+    def to_wire(self) -> dict[str, Any]: ...
+
+
+_PAYLOAD_TYPES: Final[dict[str, Callable[[Mapping[str, Any]], Any]]] = {
+    "request": ExecutionRequest.from_wire,
+    "response": ExecutionOutcome.from_wire,
+    "cancel": CancelRequest.from_wire,
+    "hello": Hello.from_wire,
+    "ping": Ping.from_wire,
+    "pong": Ping.from_wire,
+}
+FRAME_TYPES: Final = tuple(_PAYLOAD_TYPES)
+
+Payload = ExecutionRequest | ExecutionOutcome | CancelRequest | Hello | Ping
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A decoded frame: its ``type``, the typed ``payload`` and the ``raw`` envelope exactly as
+    decoded (unknown fields included, key order preserved)."""
+
+    type: str
+    payload: Payload
+    raw: dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------
+# Bodies
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _check_json_model(value: Any) -> None:
+    """Raise DecodeError unless ``value`` only uses the JSON data model (msgpack reads)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if item is None or isinstance(item, bool | int | float | str):
+            continue
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise DecodeError("malformed_payload", "MessagePack map keys must be strings")
+                stack.append(child)
+        else:
+            raise DecodeError(
+                "malformed_payload",
+                f"MessagePack value of type {type(item).__name__} is outside the JSON data model",
+            )
+
+
+def decode_body(body: bytes, encoding: Encoding) -> Any:
+    """Decode one frame body into plain Python values (dict, list, str, int, float, bool,
+    None). Raises ``invalid_utf8`` or ``malformed_payload``."""
+    if encoding == "json":
+        try:
+            text = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DecodeError("invalid_utf8", f"JSON body is not valid UTF-8: {exc}") from None
+        try:
+            return json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise DecodeError("malformed_payload", f"body is not one JSON value: {exc}") from None
+    if encoding == "msgpack":
+        try:
+            value = msgpack.unpackb(
+                body, raw=False, strict_map_key=False, use_list=True, timestamp=0
+            )
+        except UnicodeDecodeError as exc:
+            raise DecodeError(
+                "invalid_utf8", f"MessagePack str is not valid UTF-8: {exc}"
+            ) from None
+        except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
+            raise DecodeError(
+                "malformed_payload", f"body is not one MessagePack value: {exc}"
+            ) from None
+        _check_json_model(value)
+        return value
+    raise ValueError(f"unknown encoding {encoding!r}")
+
+
+def _msgpack_model(value: Any) -> Any:
+    """Convert to what msgpack should write: str keys, lists, integral numbers as integers."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"non-finite number {value!r} cannot be encoded")
+        if value.is_integer() and abs(value) < 2**53:
+            return int(value)
+        return value
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, child in value.items():
+            out[_json_key(key)] = _msgpack_model(child)
+        return out
+    if isinstance(value, list | tuple):
+        return [_msgpack_model(child) for child in value]
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _json_key(key: Any) -> str:
+    # Same key coercions as the json module, so both encodings carry the same data.
+    if isinstance(key, str):
+        return key
+    if key is True:
+        return "true"
+    if key is False:
+        return "false"
+    if key is None:
+        return "null"
+    if isinstance(key, int):
+        return str(int(key))
+    if isinstance(key, float):
+        if not math.isfinite(key):
+            raise ValueError("non-finite number cannot be a key")
+        return repr(key)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+def encode_body(value: Any, encoding: Encoding) -> bytes:
+    """Encode one envelope. JSON is compact UTF-8 without escaping non-ASCII; MessagePack uses
+    only the JSON data model (str, never bin). Raises TypeError/ValueError for values outside
+    the JSON data model (including NaN and ±Infinity)."""
+    if encoding == "json":
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates (only possible from a \\udXXX escape) cannot be UTF-8: escape them.
+            return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
+    if encoding == "msgpack":
+        return msgpack.packb(_msgpack_model(value), use_bin_type=True)  # type: ignore[no-any-return]
+    raise ValueError(f"unknown encoding {encoding!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Envelopes and frames
+
+
+def decode_envelope(value: Any) -> Frame:
+    """Validate a decoded body as an envelope and type its payload."""
+    if not isinstance(value, dict):
+        raise DecodeError("invalid_envelope", "frame body is not a map")
+    frame_type = value.get("type")
+    if not isinstance(frame_type, str):
+        raise DecodeError("invalid_envelope", "envelope type is missing or not a string")
+    payload = value.get("payload")
+    if not isinstance(payload, dict):
+        raise DecodeError("invalid_envelope", "envelope payload is missing or not a map")
+    reader = _PAYLOAD_TYPES.get(frame_type)
+    if reader is None:
+        raise DecodeError("unknown_frame_type", f"unknown frame type {frame_type!r}")
+    return Frame(frame_type, reader(payload), value)
+
+
+def decode_frame_body(body: bytes, encoding: Encoding) -> Frame:
+    return decode_envelope(decode_body(body, encoding))
+
+
+def parse_header(header: bytes) -> int:
+    """Return the body length announced by a 4-byte header; ``frame_empty`` or
+    ``frame_too_large`` when it is out of range."""
+    (length,) = HEADER.unpack(header)
+    if length == 0:
+        raise DecodeError("frame_empty", "frame length is 0")
+    if length > MAX_FRAME_BYTES:
+        raise DecodeError(
+            "frame_too_large", f"frame length {length} exceeds the {MAX_FRAME_BYTES}-byte limit"
+        )
+    return int(length)
+
+
+def encode_frame(envelope: Any, encoding: Encoding) -> bytes:
+    """Encode an envelope into a complete frame (header + body).
+
+    Raises :class:`FrameTooLargeError` (nothing is written) when the body exceeds 16 MiB.
+    """
+    body = encode_body(envelope, encoding)
+    if len(body) > MAX_FRAME_BYTES:
+        raise FrameTooLargeError(len(body), MAX_FRAME_BYTES)
+    return HEADER.pack(len(body)) + body
+
+
+def frame(frame_type: str, payload: _WireModel | Mapping[str, Any], encoding: Encoding) -> bytes:
+    """Encode ``{"type": frame_type, "payload": payload}`` into a frame."""
+    body = dict(payload) if isinstance(payload, Mapping) else payload.to_wire()
+    return encode_frame({"type": frame_type, "payload": body}, encoding)
+
+
+class FrameDecoder:
+    """Incremental frame reader: ``feed`` bytes in any chunking, get complete frames.
+
+    After the first error the decoder is unusable (the connection must be closed). Call
+    :meth:`close` at end of stream: it raises ``frame_truncated`` if a frame was cut short.
+    """
+
+    def __init__(self, encoding: Encoding = "json") -> None:
+        self.encoding: Encoding = encoding
+        self._buffer = bytearray()
+        self._need: int | None = None  # body length once the header has been read
+        self._failed: DecodeError | None = None
+
+    def feed(self, data: bytes) -> list[Frame]:
+        if self._failed is not None:
+            raise self._failed
+        self._buffer += data
+        frames: list[Frame] = []
+        try:
+            while True:
+                if self._need is None:
+                    if len(self._buffer) < 4:
+                        break
+                    self._need = parse_header(bytes(self._buffer[:4]))
+                    del self._buffer[:4]
+                if len(self._buffer) < self._need:
+                    break
+                body = bytes(self._buffer[: self._need])
+                del self._buffer[: self._need]
+                self._need = None
+                frames.append(decode_frame_body(body, self.encoding))
+        except DecodeError as exc:
+            self._failed = exc
+            raise
+        return frames
+
+    @property
+    def pending(self) -> bool:
+        """True when the stream is inside a frame."""
+        return self._need is not None or bool(self._buffer)
+
+    def close(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+        if self.pending:
+            self._failed = DecodeError("frame_truncated", "stream ended inside a frame")
+            raise self._failed

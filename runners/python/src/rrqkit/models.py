@@ -1,0 +1,363 @@
+"""Typed payloads of runner protocol v2 (see schemas/v2/*.json).
+
+Field order in every dataclass is the schema order, which is also the order ``to_wire`` emits.
+Readers treat an absent optional field like ``null`` and ignore unknown fields; ``from_wire``
+raises :class:`rrqkit.errors.DecodeError` with code ``invalid_frame`` when a required field is
+missing or a field has the wrong JSON type.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from .errors import DecodeError
+
+PROTOCOL_VERSION: Final = "2"
+OUTCOME_STATUSES: Final = frozenset({"success", "retry", "timeout", "error"})
+
+__all__ = [
+    "OUTCOME_STATUSES",
+    "PROTOCOL_VERSION",
+    "CancelRequest",
+    "ExecutionContext",
+    "ExecutionOutcome",
+    "ExecutionRequest",
+    "Hello",
+    "OutcomeError",
+    "Ping",
+]
+
+_MISSING: Final = object()
+
+
+def _bad(where: str, key: str, expected: str) -> DecodeError:
+    return DecodeError("invalid_frame", f"{where}.{key} must be {expected}")
+
+
+def _get(data: Mapping[str, Any], key: str) -> Any:
+    """Absent and null read the same."""
+    return data.get(key)
+
+
+def _req_str(data: Mapping[str, Any], key: str, where: str) -> str:
+    value = data.get(key, _MISSING)
+    if value is _MISSING or value is None:
+        raise DecodeError("invalid_frame", f"{where}.{key} is required")
+    if not isinstance(value, str):
+        raise _bad(where, key, "a string")
+    return value
+
+
+def _opt_str(data: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = _get(data, key)
+    if value is None or isinstance(value, str):
+        return value
+    raise _bad(where, key, "a string or null")
+
+
+def _is_integer(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value) and value.is_integer()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _req_int(data: Mapping[str, Any], key: str, where: str) -> int:
+    value = data.get(key, _MISSING)
+    if value is _MISSING or value is None:
+        raise DecodeError("invalid_frame", f"{where}.{key} is required")
+    if not _is_integer(value):
+        raise _bad(where, key, "an integer")
+    return int(value)
+
+
+def _opt_int(data: Mapping[str, Any], key: str, where: str) -> int | None:
+    value = _get(data, key)
+    if value is None:
+        return None
+    if not _is_integer(value):
+        raise _bad(where, key, "an integer or null")
+    return int(value)
+
+
+def _opt_str_map(data: Mapping[str, Any], key: str, where: str) -> dict[str, str] | None:
+    value = _get(data, key)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise _bad(where, key, "an object of strings or null")
+    return dict(value)
+
+
+def _req_map(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, _MISSING)
+    if value is _MISSING or value is None:
+        raise DecodeError("invalid_frame", f"{where}.{key} is required")
+    if not isinstance(value, dict):
+        raise _bad(where, key, "an object")
+    return value
+
+
+@dataclass(slots=True)
+class ExecutionContext:
+    """What the orchestrator knows about the job and this attempt."""
+
+    job_id: str
+    attempt: int
+    enqueue_time: str
+    queue_name: str
+    deadline: str | None = None
+    trace_context: dict[str, str] | None = None
+    correlation_context: dict[str, str] | None = None
+    worker_id: str | None = None
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> ExecutionContext:
+        where = "context"
+        return cls(
+            job_id=_req_str(data, "job_id", where),
+            attempt=_req_int(data, "attempt", where),
+            enqueue_time=_req_str(data, "enqueue_time", where),
+            queue_name=_req_str(data, "queue_name", where),
+            deadline=_opt_str(data, "deadline", where),
+            trace_context=_opt_str_map(data, "trace_context", where),
+            correlation_context=_opt_str_map(data, "correlation_context", where),
+            worker_id=_opt_str(data, "worker_id", where),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "attempt": self.attempt,
+            "enqueue_time": self.enqueue_time,
+            "queue_name": self.queue_name,
+            "deadline": self.deadline,
+            "trace_context": self.trace_context,
+            "correlation_context": self.correlation_context,
+            "worker_id": self.worker_id,
+        }
+
+
+@dataclass(slots=True)
+class ExecutionRequest:
+    """One attempt of one job. ``params`` is always a dict (absent or null reads as ``{}``)."""
+
+    request_id: str
+    job_id: str
+    function_name: str
+    context: ExecutionContext
+    params: dict[str, Any] = field(default_factory=dict)
+    protocol_version: str = PROTOCOL_VERSION
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> ExecutionRequest:
+        where = "request"
+        protocol_version = _opt_str(data, "protocol_version", where)
+        request_id = _req_str(data, "request_id", where)
+        job_id = _req_str(data, "job_id", where)
+        function_name = _req_str(data, "function_name", where)
+        params = _get(data, "params")
+        if params is not None and not isinstance(params, dict):
+            raise _bad(where, "params", "an object or null")
+        context = ExecutionContext.from_wire(_req_map(data, "context", where))
+        return cls(
+            request_id=request_id,
+            job_id=job_id,
+            function_name=function_name,
+            context=context,
+            params=params if params is not None else {},
+            protocol_version=protocol_version if protocol_version is not None else "2",
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "protocol_version": self.protocol_version,
+            "request_id": self.request_id,
+            "job_id": self.job_id,
+            "function_name": self.function_name,
+            "params": self.params,
+            "context": self.context.to_wire(),
+        }
+
+
+@dataclass(slots=True)
+class OutcomeError:
+    """Why an attempt did not succeed. ``type`` is an open set; reserved values are
+    ``handler_not_found``, ``cancelled`` and ``timeout``."""
+
+    message: str
+    type: str | None = None
+    code: str | None = None
+    details: Any = None
+
+    @classmethod
+    def from_wire(cls, data: Any) -> OutcomeError:
+        if not isinstance(data, dict):
+            raise DecodeError("invalid_frame", "response.error must be an object or null")
+        where = "response.error"
+        return cls(
+            message=_req_str(data, "message", where),
+            type=_opt_str(data, "type", where),
+            code=_opt_str(data, "code", where),
+            details=_get(data, "details"),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "type": self.type,
+            "code": self.code,
+            "details": self.details,
+        }
+
+
+@dataclass(slots=True)
+class ExecutionOutcome:
+    """The one reply to a request.
+
+    Handlers may return one of these (built directly or with :mod:`rrqkit.outcomes`); the
+    runtime fills in ``job_id`` and ``request_id`` from the request when they are empty.
+    """
+
+    job_id: str | None = None
+    request_id: str | None = None
+    status: str = "success"
+    result: Any = None
+    error: OutcomeError | None = None
+    retry_after_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in OUTCOME_STATUSES:
+            raise ValueError(f"invalid outcome status {self.status!r}")
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> ExecutionOutcome:
+        where = "response"
+        job_id = _req_str(data, "job_id", where)
+        if "request_id" not in data:
+            raise DecodeError("invalid_frame", "response.request_id is required")
+        request_id = _opt_str(data, "request_id", where)
+        status = _req_str(data, "status", where)
+        if status not in OUTCOME_STATUSES:
+            raise DecodeError("invalid_frame", f"response.status {status!r} is not a known status")
+        raw_error = _get(data, "error")
+        retry_after = _get(data, "retry_after_seconds")
+        if retry_after is not None and not _is_number(retry_after):
+            raise _bad(where, "retry_after_seconds", "a number or null")
+        return cls(
+            job_id=job_id,
+            request_id=request_id,
+            status=status,
+            result=_get(data, "result"),
+            error=None if raw_error is None else OutcomeError.from_wire(raw_error),
+            retry_after_seconds=retry_after,
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "request_id": self.request_id,
+            "status": self.status,
+            "result": self.result,
+            "error": None if self.error is None else self.error.to_wire(),
+            "retry_after_seconds": self.retry_after_seconds,
+        }
+
+
+@dataclass(slots=True)
+class CancelRequest:
+    """Abort one request (``request_id`` set) or every in-flight request of ``job_id``."""
+
+    job_id: str
+    request_id: str | None = None
+    protocol_version: str = PROTOCOL_VERSION
+    hard_kill: bool = False
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> CancelRequest:
+        where = "cancel"
+        protocol_version = _opt_str(data, "protocol_version", where)
+        job_id = _req_str(data, "job_id", where)
+        request_id = _opt_str(data, "request_id", where)
+        hard_kill = _get(data, "hard_kill")
+        if hard_kill is not None and not isinstance(hard_kill, bool):
+            raise _bad(where, "hard_kill", "a boolean")
+        return cls(
+            job_id=job_id,
+            request_id=request_id,
+            protocol_version=protocol_version if protocol_version is not None else "2",
+            hard_kill=bool(hard_kill),
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"protocol_version": self.protocol_version, "job_id": self.job_id}
+        if self.request_id is not None:  # a job-wide cancel omits request_id, as RRQ does
+            wire["request_id"] = self.request_id
+        wire["hard_kill"] = self.hard_kill
+        return wire
+
+
+@dataclass(slots=True)
+class Hello:
+    """A runner's announcement (rrqkit extension, only sent when RRQ_RUNNER_HELLO=1)."""
+
+    runtime: str
+    features: list[str]
+    runtime_version: str | None = None
+    pid: int | None = None
+    max_in_flight: int | None = None
+    protocol_version: str = PROTOCOL_VERSION
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Hello:
+        where = "hello"
+        protocol_version = _req_str(data, "protocol_version", where)
+        runtime = _req_str(data, "runtime", where)
+        runtime_version = _opt_str(data, "runtime_version", where)
+        pid = _opt_int(data, "pid", where)
+        max_in_flight = _opt_int(data, "max_in_flight", where)
+        features = data.get("features", _MISSING)
+        if features is _MISSING or features is None:
+            raise DecodeError("invalid_frame", "hello.features is required")
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise _bad(where, "features", "an array of strings")
+        return cls(
+            runtime=runtime,
+            features=list(features),
+            runtime_version=runtime_version,
+            pid=pid,
+            max_in_flight=max_in_flight,
+            protocol_version=protocol_version,
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "protocol_version": self.protocol_version,
+            "runtime": self.runtime,
+            "runtime_version": self.runtime_version,
+            "pid": self.pid,
+            "max_in_flight": self.max_in_flight,
+            "features": list(self.features),
+        }
+
+
+@dataclass(slots=True)
+class Ping:
+    """Payload of ``ping`` and ``pong`` frames."""
+
+    nonce: str
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Ping:
+        return cls(nonce=_req_str(data, "nonce", "ping"))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"nonce": self.nonce}

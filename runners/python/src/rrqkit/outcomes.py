@@ -1,0 +1,66 @@
+"""Helpers that build :class:`~rrqkit.models.ExecutionOutcome` values.
+
+A handler may return any of these; ``job_id`` and ``request_id`` are left empty and filled in by
+the runtime from the request. Returning a plain value is the same as ``success(value)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import ExecutionOutcome, OutcomeError
+
+__all__ = [
+    "cancelled",
+    "error",
+    "handler_not_found",
+    "retry",
+    "success",
+    "timeout",
+]
+
+
+def success(result: Any = None) -> ExecutionOutcome:
+    return ExecutionOutcome(status="success", result=result)
+
+
+def error(
+    message: str, *, type: str | None = None, code: str | None = None, details: Any = None
+) -> ExecutionOutcome:
+    """An ordinary failure: the orchestrator retries with backoff until attempts run out."""
+    return ExecutionOutcome(
+        status="error", error=OutcomeError(message=message, type=type, code=code, details=details)
+    )
+
+
+def retry(message: str | None = None, *, after_seconds: float | None = None) -> ExecutionOutcome:
+    """Ask for another attempt, after ``after_seconds`` (verbatim) or the orchestrator's
+    backoff."""
+    return ExecutionOutcome(
+        status="retry",
+        error=OutcomeError(message=message) if message is not None else None,
+        retry_after_seconds=after_seconds,
+    )
+
+
+def timeout(message: str | None = None) -> ExecutionOutcome:
+    return ExecutionOutcome(
+        status="timeout",
+        error=OutcomeError(message=message or "Job execution timed out", type="timeout"),
+    )
+
+
+def handler_not_found(function_name: str) -> ExecutionOutcome:
+    return ExecutionOutcome(
+        status="error",
+        error=OutcomeError(
+            message=f"No handler registered for function '{function_name}'",
+            type="handler_not_found",
+        ),
+    )
+
+
+def cancelled() -> ExecutionOutcome:
+    return ExecutionOutcome(
+        status="error", error=OutcomeError(message="Job cancelled", type="cancelled")
+    )

@@ -1,0 +1,635 @@
+"""The producer: enqueue jobs into Redis exactly as RRQ 0.11 does (PRODUCER.md).
+
+Every enqueue runs one of the shared Lua scripts (``rrqkit/lua/*.lua``, byte-identical copies of
+``src/store/lua``), so all writes of one enqueue are atomic. Validation happens before any I/O:
+a call that fails validation writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+from .canonical import canonical_json
+from .config import ProducerConfig, as_int, load_toml, normalize_queue_name
+from .errors import ProducerError
+from .timeutil import format_rfc3339, now_ns, to_epoch_ns
+
+__all__ = ["MAX_PARAMS_BYTES", "JobResult", "Producer"]
+
+JOB_PREFIX: Final = "rrq:job:"
+IDEMPOTENCY_PREFIX: Final = "rrq:idempotency:"
+RATE_LIMIT_PREFIX: Final = "rrq:rate_limit:"
+DEBOUNCE_PREFIX: Final = "rrq:debounce:"
+EVENTS_PREFIX: Final = "rrq:events:job:"
+#: 16 MiB frame cap minus 64 KiB for the envelope.
+MAX_PARAMS_BYTES: Final = 16 * 1024 * 1024 - 64 * 1024
+JOB_STATUSES: Final = frozenset(
+    {"PENDING", "ACTIVE", "COMPLETED", "FAILED", "RETRYING", "CANCELLED"}
+)
+TERMINAL_STATUSES: Final = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+_CORRELATION_MAX_KEYS: Final = 16
+_CORRELATION_MAX_KEY_BYTES: Final = 64
+_CORRELATION_MAX_VALUE_BYTES: Final = 256
+
+OPTION_NAMES: Final = frozenset(
+    {
+        "params",
+        "queue_name",
+        "job_id",
+        "unique_key",
+        "unique_ttl_seconds",
+        "max_retries",
+        "job_timeout_seconds",
+        "result_ttl_seconds",
+        "trace_context",
+        "defer_until",
+        "defer_by_seconds",
+        "enqueue_time",
+        "rate_limit_key",
+        "rate_limit_seconds",
+        "debounce_key",
+        "debounce_seconds",
+    }
+)
+
+Mode = Literal["enqueue", "rate_limit", "debounce"]
+
+
+def _lua(name: str) -> str:
+    return resources.files("rrqkit").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+@dataclass(slots=True)
+class JobResult:
+    """A job's state as seen by a producer."""
+
+    status: str
+    result: Any = None
+    last_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "result": self.result, "last_error": self.last_error}
+
+
+@dataclass(slots=True)
+class _Plan:
+    mode: Mode
+    job_id: str
+    keys: list[str]
+    args: list[str]
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+
+
+def _invalid(message: str) -> ProducerError:
+    return ProducerError("invalid_argument", message)
+
+
+def _name(value: Any, label: str) -> str:
+    if not isinstance(value, str):
+        raise _invalid(f"{label} must be a string")
+    if not value.strip():
+        raise _invalid(f"{label} cannot be empty")
+    return value
+
+
+def _int(value: Any, label: str, minimum: int | None, description: str) -> int:
+    number = as_int(value)
+    if number is None or (minimum is not None and number < minimum):
+        raise _invalid(f"{label} must be {description}")
+    return number
+
+
+def _finite(value: Any, label: str, *, positive: bool) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and (value > 0 if positive else value >= 0):
+        return float(value)
+    bound = "> 0" if positive else ">= 0"
+    raise _invalid(f"{label} must be a finite number {bound}")
+
+
+def _timestamp(value: Any, label: str) -> int:
+    """Epoch ns of a timestamp option, truncated to microseconds as RRQ's producer does."""
+    if isinstance(value, datetime | str):
+        try:
+            epoch_ns = to_epoch_ns(value)
+        except (ValueError, OverflowError):
+            pass
+        else:
+            return epoch_ns - epoch_ns % 1000
+    raise _invalid(f"{label} must be an RFC 3339 timestamp")
+
+
+def _trace_context(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise _invalid("trace_context must be a map of string to string")
+    return dict(value)
+
+
+def _truncate_utf8(text: str, limit: int) -> str:
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", errors="ignore")
+
+
+def _correlation_value(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int | float):
+        return canonical_json(value)
+    return None
+
+
+def _correlation_context(
+    mappings: Mapping[str, str], params: Mapping[str, Any], trace: Mapping[str, str]
+) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for attribute, path in mappings.items():
+        if len(out) >= _CORRELATION_MAX_KEYS:
+            break
+        if not attribute or len(attribute.encode("utf-8")) > _CORRELATION_MAX_KEY_BYTES:
+            continue
+        value: str | None
+        if attribute in trace:
+            value = trace[attribute] or None
+        else:
+            node: Any = params
+            remainder = path[len("params.") :] if path.startswith("params.") else path
+            for segment in remainder.split("."):
+                node = node.get(segment) if isinstance(node, Mapping) else None
+                if node is None:
+                    break
+            value = _correlation_value(node)
+        if value is not None:
+            out[attribute] = _truncate_utf8(value, _CORRELATION_MAX_VALUE_BYTES)
+    return out
+
+
+def _redact(message: str, dsn: str) -> str:
+    try:
+        password = urlsplit(dsn).password
+    except ValueError:
+        password = None
+    if password:
+        message = message.replace(password, "***")
+    return message
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class Producer:
+    """Enqueue jobs and read their status.
+
+    ``config`` is a :class:`ProducerConfig` or a mapping with its keys (``redis_dsn``,
+    ``queue_name``, ``max_retries``, ``job_timeout_seconds``, ``result_ttl_seconds``,
+    ``idempotency_ttl_seconds``, ``correlation_mappings``); omitted keys take the defaults.
+    ``redis`` may be an existing ``redis.asyncio.Redis`` client (it must decode responses).
+    """
+
+    def __init__(
+        self,
+        config: ProducerConfig | Mapping[str, Any] | None = None,
+        *,
+        redis: Any = None,
+    ) -> None:
+        if config is None:
+            config = ProducerConfig()
+        elif not isinstance(config, ProducerConfig):
+            config = ProducerConfig.from_mapping(config)
+        self.config: ProducerConfig = config
+        self._redis: Any = redis
+        self._owns_redis = redis is None
+        self._scripts: dict[str, Any] = {}
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str] | None = None) -> Producer:
+        """Build a producer from ``rrq.toml`` (explicit path, ``RRQ_CONFIG``, ``./rrq.toml``)."""
+        return cls(load_toml(path))
+
+    async def __aenter__(self) -> Producer:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        client, self._redis = self._redis, None
+        self._scripts.clear()
+        if client is not None and self._owns_redis:
+            await client.aclose()
+
+    # -- redis -----------------------------------------------------------------------------
+
+    def _client(self) -> Any:
+        if self._redis is None:
+            import redis.asyncio as aioredis
+
+            self._redis = aioredis.from_url(self.config.redis_dsn, decode_responses=True)
+            self._owns_redis = True
+        return self._redis
+
+    def _script(self, name: str) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._client().register_script(_lua(name))
+            self._scripts[name] = script
+        return script
+
+    def _redis_error(self, exc: BaseException) -> ProducerError:
+        message = _redact(f"{type(exc).__name__}: {exc}", self.config.redis_dsn)
+        return ProducerError("redis_error", message)
+
+    async def _call(self, coro: Any) -> Any:
+        from redis.exceptions import RedisError
+
+        try:
+            return await coro
+        except (RedisError, OSError) as exc:
+            raise self._redis_error(exc) from None
+
+    # -- planning (pure: validation and encoding, no I/O) --------------------------------------
+
+    def _options(
+        self,
+        params: Any,
+        options: Mapping[str, Any] | None,
+        extra: Mapping[str, Any],
+    ) -> tuple[Any, dict[str, Any]]:
+        merged: dict[str, Any] = {}
+        if options is not None:
+            if not isinstance(options, Mapping):
+                raise _invalid("options must be a mapping")
+            merged.update(options)
+        for key, value in extra.items():
+            if key in merged:
+                raise _invalid(f"option '{key}' given twice")
+            merged[key] = value
+        for key in merged:
+            if key not in OPTION_NAMES:
+                raise _invalid(f"unknown option '{key}'")
+        option_params = merged.pop("params", None)
+        if option_params is not None:
+            if params is not None:
+                raise _invalid("params given both as an argument and as an option")
+            params = option_params
+        return params, {k: v for k, v in merged.items() if v is not None}
+
+    def _plan(
+        self,
+        function_name: Any,
+        params: Any,
+        options: Mapping[str, Any] | None,
+        extra: Mapping[str, Any],
+        mode: Mode | None,
+    ) -> _Plan:
+        _name(function_name, "function_name")
+        params, opts = self._options(params, options, extra)
+
+        if params is None:
+            params = {}
+        if not isinstance(params, Mapping):
+            raise ProducerError("invalid_params", "params must be a JSON object")
+        job_params = canonical_json(params, "params")
+        size = len(job_params.encode("utf-8"))
+        if size > MAX_PARAMS_BYTES:
+            raise ProducerError(
+                "payload_too_large",
+                f"params are {size} bytes when encoded; the limit is {MAX_PARAMS_BYTES}",
+            )
+
+        cfg = self.config
+        queue_key = cfg.queue_name
+        if "queue_name" in opts:
+            queue_key = normalize_queue_name(_name(opts["queue_name"], "queue_name"))
+        job_id = _name(opts["job_id"], "job_id") if "job_id" in opts else str(uuid.uuid4())
+        unique_key = _name(opts["unique_key"], "unique_key") if "unique_key" in opts else None
+        unique_ttl = (
+            _int(opts["unique_ttl_seconds"], "unique_ttl_seconds", 1, "a positive integer")
+            if "unique_ttl_seconds" in opts
+            else None
+        )
+        max_retries = (
+            _int(opts["max_retries"], "max_retries", 0, "a non-negative integer")
+            if "max_retries" in opts
+            else cfg.max_retries
+        )
+        job_timeout = (
+            _int(opts["job_timeout_seconds"], "job_timeout_seconds", 1, "a positive integer")
+            if "job_timeout_seconds" in opts
+            else cfg.job_timeout_seconds
+        )
+        result_ttl = (
+            _int(opts["result_ttl_seconds"], "result_ttl_seconds", None, "an integer")
+            if "result_ttl_seconds" in opts
+            else cfg.result_ttl_seconds
+        )
+        trace = _trace_context(opts["trace_context"]) if "trace_context" in opts else {}
+        defer_by = (
+            _finite(opts["defer_by_seconds"], "defer_by_seconds", positive=False)
+            if "defer_by_seconds" in opts
+            else None
+        )
+        defer_until = (
+            _timestamp(opts["defer_until"], "defer_until") if "defer_until" in opts else None
+        )
+        enqueue_ns = (
+            _timestamp(opts["enqueue_time"], "enqueue_time") if "enqueue_time" in opts else None
+        )
+        rate_key = (
+            _name(opts["rate_limit_key"], "rate_limit_key") if "rate_limit_key" in opts else None
+        )
+        rate_seconds = (
+            _finite(opts["rate_limit_seconds"], "rate_limit_seconds", positive=True)
+            if "rate_limit_seconds" in opts
+            else None
+        )
+        debounce_key = (
+            _name(opts["debounce_key"], "debounce_key") if "debounce_key" in opts else None
+        )
+        debounce_seconds = (
+            _finite(opts["debounce_seconds"], "debounce_seconds", positive=True)
+            if "debounce_seconds" in opts
+            else None
+        )
+
+        wants_rate = rate_key is not None or rate_seconds is not None
+        wants_debounce = debounce_key is not None or debounce_seconds is not None
+        if wants_rate and wants_debounce:
+            raise ProducerError(
+                "conflicting_options", "rate_limit and debounce options are mutually exclusive"
+            )
+        if mode is None:
+            mode = "rate_limit" if wants_rate else "debounce" if wants_debounce else "enqueue"
+        elif mode == "enqueue" and (wants_rate or wants_debounce):
+            raise _invalid("enqueue_many does not accept rate_limit or debounce options")
+        elif (mode == "rate_limit" and wants_debounce) or (mode == "debounce" and wants_rate):
+            raise ProducerError(
+                "conflicting_options", "rate_limit and debounce options are mutually exclusive"
+            )
+        if unique_key is not None and mode != "enqueue":
+            raise ProducerError(
+                "conflicting_options",
+                "unique_key cannot be combined with rate_limit or debounce options",
+            )
+        if mode == "rate_limit":
+            if rate_key is None:
+                raise _invalid(
+                    "rate_limit_key is required with rate_limit_seconds"
+                    if rate_seconds is not None
+                    else "rate_limit_key is required"
+                )
+            if rate_seconds is None:
+                raise _invalid("rate_limit_seconds is required with rate_limit_key")
+        if mode == "debounce":
+            if debounce_key is None:
+                raise _invalid(
+                    "debounce_key is required with debounce_seconds"
+                    if debounce_seconds is not None
+                    else "debounce_key is required"
+                )
+            if debounce_seconds is None:
+                raise _invalid("debounce_seconds is required with debounce_key")
+
+        now = enqueue_ns if enqueue_ns is not None else now_ns()
+        if mode == "debounce":
+            assert debounce_seconds is not None
+            run_at = now + math.ceil(debounce_seconds * 1000) * 1_000_000
+        elif defer_until is not None:
+            run_at = defer_until
+        elif defer_by is not None and defer_by > 0:
+            run_at = now + math.ceil(defer_by * 1000) * 1_000_000
+        else:
+            run_at = now
+        score = str(run_at // 1_000_000)
+
+        correlation = _correlation_context(cfg.correlation_mappings, params, trace)
+        fields = [
+            job_id,
+            function_name,
+            job_params,
+            format_rfc3339(now),
+            "PENDING",
+            "0",
+            format_rfc3339(run_at),
+            str(max_retries),
+            str(job_timeout),
+            str(result_ttl),
+            queue_key,
+            "null",
+            canonical_json(trace, "trace_context", code="invalid_argument") if trace else "",
+            canonical_json(correlation, "correlation_context") if correlation else "",
+            score,
+        ]
+        if mode == "enqueue":
+            idem_key = ""
+            idem_ttl = 0
+            if unique_key is not None:
+                idem_key = IDEMPOTENCY_PREFIX + unique_key
+                idem_ttl = unique_ttl if unique_ttl is not None else cfg.idempotency_ttl_seconds
+                ahead = run_at - now
+                if ahead > 0:
+                    idem_ttl = max(idem_ttl, -(-ahead // 1_000_000_000))
+            return _Plan(
+                mode, job_id, [JOB_PREFIX + job_id, queue_key, idem_key], [*fields, str(idem_ttl)]
+            )
+        if mode == "rate_limit":
+            assert rate_key is not None and rate_seconds is not None
+            key = (
+                rate_key if rate_key.startswith(RATE_LIMIT_PREFIX) else RATE_LIMIT_PREFIX + rate_key
+            )
+            return _Plan(
+                mode,
+                job_id,
+                [JOB_PREFIX + job_id, queue_key, key],
+                [*fields, str(math.ceil(rate_seconds))],
+            )
+        assert debounce_key is not None and debounce_seconds is not None
+        key = (
+            debounce_key
+            if debounce_key.startswith(DEBOUNCE_PREFIX)
+            else DEBOUNCE_PREFIX + debounce_key
+        )
+        return _Plan(
+            mode,
+            job_id,
+            [queue_key, key],
+            [JOB_PREFIX, *fields, str(math.ceil(debounce_seconds))],
+        )
+
+    _SCRIPT_FOR: Final = {
+        "enqueue": "enqueue-3.lua",
+        "rate_limit": "enqueue-rate-limited-3.lua",
+        "debounce": "enqueue-debounced-2.lua",
+    }
+
+    def _interpret(self, plan: _Plan, reply: Any) -> str | None:
+        code, job_id = int(reply[0]), reply[1]
+        if code in (0, 1):
+            return str(job_id)
+        if code == -1:
+            raise ProducerError("duplicate_job_id", "job_id already exists")
+        if code == 2 and plan.mode == "rate_limit":
+            return None
+        raise ProducerError("redis_error", f"unexpected enqueue status {code}")
+
+    async def _run(self, plan: _Plan) -> str | None:
+        script = self._script(self._SCRIPT_FOR[plan.mode])
+        reply = await self._call(script(keys=plan.keys, args=plan.args))
+        return self._interpret(plan, reply)
+
+    # -- public API ------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        function_name: str,
+        params: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Enqueue a job; returns its id (an existing id for an idempotent hit or a debounce
+        update). Options may be a mapping, keyword arguments, or both. With rate-limit options
+        a dropped call raises ProducerError(``rate_limited``)."""
+        plan = self._plan(function_name, params, options, kwargs, None)
+        job_id = await self._run(plan)
+        if job_id is None:
+            raise ProducerError("rate_limited", "enqueue was rate-limited")
+        return job_id
+
+    async def enqueue_with_rate_limit(
+        self,
+        function_name: str,
+        params: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> str | None:
+        """Enqueue unless a job with the same ``rate_limit_key`` was enqueued in the last
+        ``rate_limit_seconds``; returns None when limited."""
+        return await self._run(self._plan(function_name, params, options, kwargs, "rate_limit"))
+
+    async def enqueue_with_debounce(
+        self,
+        function_name: str,
+        params: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Trailing-edge debounce on ``debounce_key``: the job runs ``debounce_seconds`` after
+        the last call, with the last call's function, params and options."""
+        job_id = await self._run(self._plan(function_name, params, options, kwargs, "debounce"))
+        assert job_id is not None
+        return job_id
+
+    async def enqueue_many(self, items: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Enqueue several jobs with one pipelined round trip. Each item is
+        ``{"function_name", "params", "options"}`` (no rate-limit or debounce options). All
+        items are validated before anything is written."""
+        plans: list[_Plan] = []
+        for index, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise _invalid(f"item {index} must be a mapping")
+            unknown = set(item) - {"function_name", "params", "options"}
+            if unknown:
+                raise _invalid(f"unknown item key '{sorted(unknown)[0]}' in item {index}")
+            plans.append(
+                self._plan(
+                    item.get("function_name"),
+                    item.get("params"),
+                    item.get("options"),
+                    {},
+                    "enqueue",
+                )
+            )
+        seen: set[str] = set()
+        for plan in plans:
+            if plan.job_id in seen:
+                raise ProducerError("duplicate_job_id", f"job_id '{plan.job_id}' is repeated")
+            seen.add(plan.job_id)
+        if not plans:
+            return []
+        script = self._script(self._SCRIPT_FOR["enqueue"])
+        client = self._client()
+
+        async def run_pipeline() -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                for plan in plans:
+                    await script(keys=plan.keys, args=plan.args, client=pipe)
+                return list(await pipe.execute())
+
+        replies = await self._call(run_pipeline())
+        ids: list[str] = []
+        for plan, reply in zip(plans, replies, strict=True):
+            job_id = self._interpret(plan, reply)
+            assert job_id is not None
+            ids.append(job_id)
+        return ids
+
+    async def get_job_status(self, job_id: str) -> JobResult | None:
+        """The job's status, result and last error; None when the job hash does not exist."""
+        _name(job_id, "job_id")
+        data = await self._call(self._client().hgetall(JOB_PREFIX + job_id))
+        if not data:
+            return None
+        status = data.get("status")
+        raw = data.get("result")
+        result: Any = None
+        if raw is not None and raw != "" and raw.lower() != "null":
+            import json
+
+            try:
+                result = json.loads(raw)
+            except ValueError:
+                result = raw
+        return JobResult(
+            status=status if status in JOB_STATUSES else "UNKNOWN",
+            result=result,
+            last_error=data.get("last_error"),
+        )
+
+    async def wait_for_completion(
+        self,
+        job_id: str,
+        timeout_seconds: float = 30,
+        block_interval_seconds: float = 0.25,
+    ) -> JobResult | None:
+        """Wait until the job is COMPLETED, FAILED or CANCELLED; None on timeout."""
+        _name(job_id, "job_id")
+        timeout = _finite(timeout_seconds, "timeout_seconds", positive=True)
+        interval = _finite(block_interval_seconds, "block_interval_seconds", positive=False)
+        deadline = time.monotonic() + timeout
+        stream = EVENTS_PREFIX + job_id
+        last_id = "$"
+        client = self._client()
+        while True:
+            status = await self.get_job_status(job_id)
+            if status is not None and status.status in TERMINAL_STATUSES:
+                return status
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            block = min(interval, remaining) if interval > 0 else remaining
+            block_ms = max(1, int(block * 1000))
+            reply = await self._call(client.xread({stream: last_id}, count=1, block=block_ms))
+            if reply:
+                entries = reply[0][1]
+                if entries:
+                    last_id = entries[-1][0]
+            else:
+                await asyncio.sleep(0)

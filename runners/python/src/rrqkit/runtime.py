@@ -1,0 +1,691 @@
+"""The runner runtime: serves runner protocol v2 over TCP, Unix sockets or stdio.
+
+Rules implemented here (RUNNER_PROTOCOL.md §6–§10): requests run concurrently and are answered
+as they finish; at most 64 in flight per connection (the 65th is refused at once); exactly one
+outcome per accepted request; cancels are looked up process-wide and answered on the connection
+that carried the request; ``context.deadline`` is enforced with a local timer; closing a
+connection aborts its requests without replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import os
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, Protocol
+
+from . import outcomes
+from ._version import __version__
+from .codec import MAX_FRAME_BYTES, Encoding, Frame, decode_frame_body, frame, parse_header
+from .errors import DecodeError, FrameTooLargeError, RetryJob
+from .models import (
+    PROTOCOL_VERSION,
+    CancelRequest,
+    ExecutionOutcome,
+    ExecutionRequest,
+    Hello,
+    OutcomeError,
+    Ping,
+)
+from .telemetry import Telemetry, resolve
+from .timeutil import now_ns, parse_rfc3339
+
+__all__ = ["FEATURES", "MAX_IN_FLIGHT", "RUNTIME_NAME", "HandlerSource", "RunnerRuntime"]
+
+MAX_IN_FLIGHT: Final = 64
+RUNTIME_NAME: Final = "rrqkit-python"
+FEATURES: Final = ("ping", "cancel_by_job", "stdout_guard")
+_READ_LIMIT: Final = 4 * 1024 * 1024
+
+
+class HandlerSource(Protocol):
+    """Anything with ``get_handler(name)``: a :class:`~rrqkit.registry.Registry`, or RRQ's."""
+
+    def get_handler(self, name: str) -> Any: ...
+
+
+def _log(message: str) -> None:
+    print(f"rrqkit-runner[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Byte sinks
+
+
+class _Sink(Protocol):
+    async def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _StreamSink:
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    async def write(self, data: bytes) -> None:
+        self._writer.write(data)
+        await self._writer.drain()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._writer.close()
+
+
+class _PipeProtocol(asyncio.Protocol):
+    """Write side of a pipe with flow control."""
+
+    def __init__(self) -> None:
+        self._paused = False
+        self._waiters: list[asyncio.Future[None]] = []
+        self.lost: BaseException | None = None
+        self.closed = False
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.lost = exc or BrokenPipeError("pipe closed")
+        self._wake()
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    async def drain(self) -> None:
+        while self._paused and not self.closed:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+        if self.closed:
+            raise ConnectionResetError(str(self.lost))
+
+
+class _PipeSink:
+    def __init__(self, transport: asyncio.WriteTransport, protocol: _PipeProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    async def write(self, data: bytes) -> None:
+        if self._protocol.closed or self._transport.is_closing():
+            raise ConnectionResetError("pipe closed")
+        self._transport.write(data)
+        await self._protocol.drain()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._transport.close()
+
+
+class _FdSink:
+    """Blocking writes in a worker thread (for files that asyncio cannot watch)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    async def write(self, data: bytes) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._write_all, data)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+# --------------------------------------------------------------------------------------------
+# In-flight requests
+
+
+class _InFlight:
+    __slots__ = ("conn", "done", "expired", "request", "span", "started", "task", "timer")
+
+    def __init__(self, conn: Connection, request: ExecutionRequest) -> None:
+        self.conn = conn
+        self.request = request
+        self.done = False  # an outcome was (or is being) written, or the request was dropped
+        self.expired = False
+        self.task: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.span: Any = None
+        self.started = time.monotonic()
+
+
+def _busy(request: ExecutionRequest) -> ExecutionOutcome:
+    return ExecutionOutcome(
+        job_id=request.job_id,
+        request_id=request.request_id,
+        status="error",
+        error=OutcomeError(message="Runner busy: too many in-flight requests"),
+    )
+
+
+def _with_ids(outcome: ExecutionOutcome, request: ExecutionRequest) -> ExecutionOutcome:
+    return dataclasses.replace(
+        outcome,
+        job_id=outcome.job_id or request.job_id,
+        request_id=outcome.request_id or request.request_id,
+    )
+
+
+class Connection:
+    """One bidirectional frame stream (an accepted socket, or stdin/stdout)."""
+
+    def __init__(
+        self,
+        runtime: RunnerRuntime,
+        reader: asyncio.StreamReader,
+        sink: _Sink,
+        encoding: Encoding,
+        label: str,
+    ) -> None:
+        self.runtime = runtime
+        self.reader = reader
+        self.sink = sink
+        self.encoding: Encoding = encoding
+        self.label = label
+        self.entries: set[_InFlight] = set()
+        self.closed = False
+        self.clean_eof = False
+        self.error_code: str | None = None
+        self._lock = asyncio.Lock()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def send_bytes(self, data: bytes) -> bool:
+        if self.closed:
+            return False
+        async with self._lock:
+            if self.closed:
+                return False
+            try:
+                await self.sink.write(data)
+            except (OSError, RuntimeError) as exc:
+                _log(f"{self.label}: write failed ({exc}); closing the connection")
+                self.close()
+                return False
+        return True
+
+    async def send_outcome(self, outcome: ExecutionOutcome) -> bool:
+        try:
+            data = frame("response", outcome, self.encoding)
+        except FrameTooLargeError as exc:
+            data = frame(
+                "response",
+                dataclasses.replace(
+                    outcome,
+                    status="error",
+                    result=None,
+                    retry_after_seconds=None,
+                    error=OutcomeError(
+                        message=f"Outcome too large: {exc.size} bytes exceeds the "
+                        f"{MAX_FRAME_BYTES}-byte frame limit",
+                        type="OutcomeTooLarge",
+                    ),
+                ),
+                self.encoding,
+            )
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            data = frame(
+                "response",
+                dataclasses.replace(
+                    outcome,
+                    status="error",
+                    result=None,
+                    retry_after_seconds=None,
+                    error=OutcomeError(
+                        message=f"Outcome is not serializable: {exc}", type=type(exc).__name__
+                    ),
+                ),
+                self.encoding,
+            )
+        return await self.send_bytes(data)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def release(self, entry: _InFlight) -> None:
+        self.entries.discard(entry)
+
+    def close(self) -> None:
+        """Close the connection and abort its in-flight requests without replies."""
+        if self.closed:
+            return
+        self.closed = True
+        for entry in list(self.entries):
+            self.runtime._drop(entry)
+        self.entries.clear()
+        self.sink.close()
+
+    async def run(self) -> None:
+        try:
+            if self.runtime.hello:
+                hello = Hello(
+                    runtime=RUNTIME_NAME,
+                    runtime_version=__version__,
+                    pid=os.getpid(),
+                    max_in_flight=MAX_IN_FLIGHT,
+                    features=list(FEATURES),
+                )
+                await self.send_bytes(frame("hello", hello, self.encoding))
+            while not self.closed:
+                try:
+                    header = await self.reader.readexactly(4)
+                except asyncio.IncompleteReadError as exc:
+                    if exc.partial:
+                        raise DecodeError(
+                            "frame_truncated", "stream ended inside a header"
+                        ) from None
+                    self.clean_eof = True
+                    return
+                length = parse_header(header)
+                try:
+                    body = await self.reader.readexactly(length)
+                except asyncio.IncompleteReadError:
+                    raise DecodeError("frame_truncated", "stream ended inside a body") from None
+                await self.dispatch(decode_frame_body(body, self.encoding))
+        except DecodeError as exc:
+            self.error_code = exc.code
+            _log(f"{self.label}: closing the connection: {exc}")
+        except (ConnectionError, OSError) as exc:
+            _log(f"{self.label}: connection lost: {exc}")
+        finally:
+            self.close()
+
+    # -- frames ----------------------------------------------------------------------------
+
+    async def dispatch(self, item: Frame) -> None:
+        payload = item.payload
+        if item.type == "request":
+            assert isinstance(payload, ExecutionRequest)
+            await self._on_request(payload)
+        elif item.type == "cancel":
+            assert isinstance(payload, CancelRequest)
+            self.runtime._on_cancel(payload)
+        elif item.type == "ping":
+            assert isinstance(payload, Ping)
+            await self.send_bytes(frame("pong", Ping(payload.nonce), self.encoding))
+        elif item.type == "response":
+            await self.send_outcome(
+                ExecutionOutcome(
+                    job_id="unknown",
+                    request_id=None,
+                    status="error",
+                    error=OutcomeError(message="Unexpected response message"),
+                )
+            )
+        # hello and pong from the orchestrator are ignored
+
+    async def _on_request(self, request: ExecutionRequest) -> None:
+        if request.protocol_version != PROTOCOL_VERSION:
+            await self.send_outcome(
+                ExecutionOutcome(
+                    job_id=request.job_id,
+                    request_id=request.request_id,
+                    status="error",
+                    error=OutcomeError(message="Unsupported protocol version"),
+                )
+            )
+            return
+        if len(self.entries) >= MAX_IN_FLIGHT:
+            await self.send_outcome(_busy(request))
+            return
+        self.runtime._start(self, request)
+
+
+class RunnerRuntime:
+    """Runs handlers from ``registry`` for an orchestrator.
+
+    ``registry`` is a :class:`~rrqkit.registry.Registry` (or any object with
+    ``get_handler(name)``). ``hello`` defaults to ``RRQ_RUNNER_HELLO == "1"``; ``telemetry``
+    defaults to :func:`rrqkit.telemetry.resolve`.
+    """
+
+    def __init__(
+        self,
+        registry: HandlerSource,
+        *,
+        telemetry: Telemetry | None = None,
+        hello: bool | None = None,
+    ) -> None:
+        self.registry = registry
+        self.telemetry = resolve(telemetry)
+        self.hello = os.environ.get("RRQ_RUNNER_HELLO") == "1" if hello is None else hello
+        self._by_request: dict[str, set[_InFlight]] = {}
+        self._by_job: dict[str, set[_InFlight]] = {}
+        self._connections: set[Connection] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._stopped: asyncio.Event | None = None
+        self._stop_requested = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _register(self, entry: _InFlight) -> None:
+        self._by_request.setdefault(entry.request.request_id, set()).add(entry)
+        self._by_job.setdefault(entry.request.job_id, set()).add(entry)
+
+    def _unregister(self, entry: _InFlight) -> None:
+        for index, key in (
+            (self._by_request, entry.request.request_id),
+            (self._by_job, entry.request.job_id),
+        ):
+            bucket = index.get(key)
+            if bucket is not None:
+                bucket.discard(entry)
+                if not bucket:
+                    del index[key]
+        if entry.timer is not None:
+            entry.timer.cancel()
+            entry.timer = None
+
+    @property
+    def in_flight(self) -> int:
+        """Requests in flight across all connections."""
+        return sum(len(bucket) for bucket in self._by_request.values())
+
+    # -- request lifecycle -----------------------------------------------------------------
+
+    def _start(self, conn: Connection, request: ExecutionRequest) -> None:
+        entry = _InFlight(conn, request)
+        conn.entries.add(entry)
+        self._register(entry)
+        deadline = request.context.deadline
+        if deadline is not None:
+            try:
+                remaining_ns = parse_rfc3339(deadline) - now_ns()
+            except ValueError:
+                _log(f"request {request.request_id}: ignoring unparsable deadline {deadline!r}")
+            else:
+                if remaining_ns <= 0:
+                    entry.expired = True
+                else:
+                    entry.timer = asyncio.get_running_loop().call_later(
+                        remaining_ns / 1e9, self._on_deadline, entry
+                    )
+        try:
+            entry.span = self.telemetry.start(request)
+        except Exception as exc:
+            _log(f"telemetry start failed: {exc}")
+        entry.task = asyncio.get_running_loop().create_task(self._execute(entry))
+
+    async def _execute(self, entry: _InFlight) -> None:
+        request = entry.request
+        try:
+            if entry.expired:
+                outcome = outcomes.timeout("Job deadline exceeded")
+            else:
+                handler = self.registry.get_handler(request.function_name)
+                if handler is None:
+                    outcome = outcomes.handler_not_found(request.function_name)
+                else:
+                    with self.telemetry.activate(entry.span):
+                        outcome = await self._invoke(handler, request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a failure of the runtime itself, not of the handler
+            _log(f"request {request.request_id}: internal error: {exc!r}")
+            outcome = outcomes.error(f"Runner internal error: {exc}", type=type(exc).__name__)
+        await self._complete(entry, _with_ids(outcome, request))
+
+    async def _invoke(self, handler: Any, request: ExecutionRequest) -> ExecutionOutcome:
+        try:
+            if inspect.iscoroutinefunction(handler):
+                result = await handler(request)
+            else:
+                result = await asyncio.to_thread(handler, request)
+                if inspect.isawaitable(result):
+                    result = await result
+        except RetryJob as exc:
+            return outcomes.retry(
+                exc.message or "Job requested retry", after_seconds=exc.retry_after_seconds
+            )
+        except TimeoutError as exc:
+            return outcomes.timeout(str(exc) or "Job execution timed out")
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # we are being aborted; whoever aborted writes the outcome
+            return outcomes.cancelled()
+        except Exception as exc:
+            return outcomes.error(str(exc) or "Unhandled handler error", type=type(exc).__name__)
+        if isinstance(result, ExecutionOutcome):
+            return result
+        return outcomes.success(result)
+
+    async def _complete(self, entry: _InFlight, outcome: ExecutionOutcome) -> None:
+        if entry.done:
+            return  # already answered (cancel or deadline): discard
+        entry.done = True
+        self._unregister(entry)
+        await self._deliver(entry, outcome)
+
+    async def _deliver(self, entry: _InFlight, outcome: ExecutionOutcome) -> None:
+        try:
+            await entry.conn.send_outcome(outcome)
+        finally:
+            entry.conn.release(entry)
+            self._end_span(entry, outcome)
+
+    def _end_span(self, entry: _InFlight, outcome: ExecutionOutcome | None) -> None:
+        span, entry.span = entry.span, None
+        if span is None:
+            return
+        try:
+            duration_ms = int((time.monotonic() - entry.started) * 1000)
+            self.telemetry.end(span, outcome, duration_ms)
+        except Exception as exc:
+            _log(f"telemetry end failed: {exc}")
+
+    def _abort(self, entry: _InFlight, outcome: ExecutionOutcome) -> None:
+        """Answer ``entry`` now with ``outcome`` and stop its handler."""
+        if entry.done:
+            return
+        entry.done = True
+        self._unregister(entry)
+        if entry.task is not None:
+            entry.task.cancel()
+        self._spawn(self._deliver(entry, _with_ids(outcome, entry.request)))
+
+    def _drop(self, entry: _InFlight) -> None:
+        """Abort without an outcome (the connection is gone)."""
+        if not entry.done:
+            entry.done = True
+            self._unregister(entry)
+            if entry.task is not None:
+                entry.task.cancel()
+            self._end_span(entry, None)
+        entry.conn.release(entry)
+
+    def _on_deadline(self, entry: _InFlight) -> None:
+        entry.timer = None
+        self._abort(entry, outcomes.timeout("Job execution timed out"))
+
+    def _on_cancel(self, cancel: CancelRequest) -> None:
+        if cancel.protocol_version != PROTOCOL_VERSION:
+            return
+        if cancel.request_id is not None:
+            targets = list(self._by_request.get(cancel.request_id, ()))
+        else:
+            targets = list(self._by_job.get(cancel.job_id, ()))
+        for entry in targets:
+            self._abort(entry, outcomes.cancelled())
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def _prepare(self) -> asyncio.Event:
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        if self._stop_requested:
+            self._stopped.set()
+        return self._stopped
+
+    def stop(self) -> None:
+        """Stop serving: close listeners and connections, abort everything in flight.
+        Safe to call from any thread, also before serving starts."""
+        self._stop_requested = True
+        loop, stopped = self._loop, self._stopped
+        if loop is None or stopped is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            stopped.set()
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stopped.set)
+
+    def _close_all(self) -> None:
+        for conn in list(self._connections):
+            conn.close()
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, sink: _Sink, encoding: Encoding, label: str
+    ) -> Connection:
+        conn = Connection(self, reader, sink, encoding, label)
+        self._connections.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self._connections.discard(conn)
+        return conn
+
+    async def _serve_server(
+        self, server: asyncio.AbstractServer, stopped: asyncio.Event, cleanup: Callable[[], None]
+    ) -> None:
+        try:
+            await stopped.wait()
+        finally:
+            server.close()
+            self._close_all()
+            cleanup()
+
+    async def serve_tcp(
+        self,
+        host: str,
+        port: int,
+        *,
+        encoding: Encoding = "json",
+        on_ready: Callable[[tuple[str, int]], None] | None = None,
+    ) -> None:
+        """Listen on ``host:port`` until :meth:`stop`."""
+        stopped = self._prepare()
+        counter = iter(range(1, 1 << 62))
+
+        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._serve_connection(
+                reader, _StreamSink(writer), encoding, f"tcp connection {next(counter)}"
+            )
+
+        server = await asyncio.start_server(on_client, host, port, limit=_READ_LIMIT)
+        address = server.sockets[0].getsockname()
+        _log(f"listening on tcp {address[0]}:{address[1]} ({encoding})")
+        if on_ready is not None:
+            on_ready((address[0], address[1]))
+        await self._serve_server(server, stopped, lambda: None)
+
+    async def serve_unix(
+        self,
+        path: str,
+        *,
+        encoding: Encoding = "json",
+        on_ready: Callable[[str], None] | None = None,
+    ) -> None:
+        """Listen on the Unix socket ``path`` until :meth:`stop`; removes it afterwards."""
+        stopped = self._prepare()
+        counter = iter(range(1, 1 << 62))
+
+        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._serve_connection(
+                reader, _StreamSink(writer), encoding, f"unix connection {next(counter)}"
+            )
+
+        server = await asyncio.start_unix_server(on_client, path, limit=_READ_LIMIT)
+        inode = os.stat(path).st_ino
+
+        def cleanup() -> None:
+            with contextlib.suppress(OSError):
+                st = os.lstat(path)
+                if stat.S_ISSOCK(st.st_mode) and st.st_ino == inode:
+                    os.unlink(path)
+
+        _log(f"listening on unix {path} ({encoding})")
+        if on_ready is not None:
+            on_ready(path)
+        await self._serve_server(server, stopped, cleanup)
+
+    async def serve_stdio(
+        self, in_fd: int = 0, out_fd: int = 1, *, encoding: Encoding = "json"
+    ) -> bool:
+        """Serve the single stdio connection until stdin ends or :meth:`stop`.
+
+        Returns True when it ended by end of file on stdin (even inside a frame), a write
+        failure or :meth:`stop`, False after any other decoding error.
+        """
+        stopped = self._prepare()
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=_READ_LIMIT)
+        in_file = os.fdopen(in_fd, "rb", buffering=0, closefd=False)
+        try:
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), in_file)
+        except ValueError:
+            _start_reader_thread(loop, reader, in_fd)
+        out_file = os.fdopen(out_fd, "wb", buffering=0, closefd=False)
+        sink: _Sink
+        try:
+            transport, protocol = await loop.connect_write_pipe(_PipeProtocol, out_file)
+            sink = _PipeSink(transport, protocol)
+        except ValueError:
+            sink = _FdSink(out_fd)
+        _log(f"serving stdio ({encoding})")
+        serve = loop.create_task(self._serve_connection(reader, sink, encoding, "stdio"))
+        stop_wait = loop.create_task(stopped.wait())
+        await asyncio.wait({serve, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        self._close_all()
+        if serve.done():
+            conn = serve.result()
+            return conn.error_code in (None, "frame_truncated") or stopped.is_set()
+        serve.cancel()
+        return True
+
+
+def _start_reader_thread(
+    loop: asyncio.AbstractEventLoop, reader: asyncio.StreamReader, fd: int
+) -> None:
+    def pump() -> None:
+        try:
+            while True:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                loop.call_soon_threadsafe(reader.feed_data, chunk)
+        except OSError:
+            pass
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(reader.feed_eof)
+
+    threading.Thread(target=pump, name="rrqkit-stdin", daemon=True).start()
