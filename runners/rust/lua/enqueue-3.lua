@@ -1,0 +1,47 @@
+-- enqueue-3.lua: create a job (optionally guarded by an idempotency key) and queue it.
+-- Shared verbatim by the TypeScript, Python and Rust producers (copies are drift-checked).
+--
+-- KEYS[1]  job hash key            rrq:job:<job_id>
+-- KEYS[2]  queue key               rrq:queue:<name>
+-- KEYS[3]  idempotency key or ""   rrq:idempotency:<unique_key>
+-- ARGV[1..12]  job_id, function_name, job_params, enqueue_time, status, current_retries,
+--              next_scheduled_run_time, max_retries, job_timeout_seconds, result_ttl_seconds,
+--              queue_name, result
+-- ARGV[13] trace_context JSON or ""        (field written only when non-empty)
+-- ARGV[14] correlation_context JSON or ""  (field written only when non-empty)
+-- ARGV[15] queue score (run-at epoch ms)
+-- ARGV[16] idempotency TTL seconds (used only with KEYS[3])
+--
+-- Returns {code, job_id}:
+--   { 1, job_id}       created
+--   { 0, existing_id}  idempotent hit: the key points at a job hash that still exists
+--   {-1, ""}           a job hash with this job_id already exists (nothing written)
+--
+-- After a successful create, PUBLISHes the score on "rrq:wake:<queue key>" so an idle
+-- rrqkit orchestrator wakes at once (RRQ's orchestrator ignores it; it polls).
+local job_key, queue_key, idem_key = KEYS[1], KEYS[2], KEYS[3]
+if idem_key ~= "" then
+  local existing = redis.call("GET", idem_key)
+  if existing then
+    if redis.call("EXISTS", "rrq:job:" .. existing) == 1 then
+      return {0, existing}
+    end
+    redis.call("DEL", idem_key)
+  end
+end
+if redis.call("EXISTS", job_key) == 1 then
+  return {-1, ""}
+end
+if idem_key ~= "" then
+  redis.call("SET", idem_key, ARGV[1], "EX", ARGV[16])
+end
+redis.call("HSET", job_key,
+  "id", ARGV[1], "function_name", ARGV[2], "job_params", ARGV[3], "enqueue_time", ARGV[4],
+  "status", ARGV[5], "current_retries", ARGV[6], "next_scheduled_run_time", ARGV[7],
+  "max_retries", ARGV[8], "job_timeout_seconds", ARGV[9], "result_ttl_seconds", ARGV[10],
+  "queue_name", ARGV[11], "result", ARGV[12])
+if ARGV[13] ~= "" then redis.call("HSET", job_key, "trace_context", ARGV[13]) end
+if ARGV[14] ~= "" then redis.call("HSET", job_key, "correlation_context", ARGV[14]) end
+redis.call("ZADD", queue_key, ARGV[15], ARGV[1])
+redis.call("PUBLISH", "rrq:wake:" .. queue_key, ARGV[15])
+return {1, ARGV[1]}

@@ -1,0 +1,352 @@
+//! Handler registration and the conversion of what a handler returns into an outcome.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use serde_json::Value;
+
+use crate::protocol::{
+    ExecutionOutcome, ExecutionRequest, OutcomeError, OutcomeStatus, DEFAULT_RETRY_MESSAGE,
+    ERROR_TYPE_TIMEOUT, TIMEOUT_MESSAGE, UNHANDLED_ERROR_MESSAGE,
+};
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Result type for handlers: any serializable value (or an [`ExecutionOutcome`]) or an error.
+pub type HandlerResult<T = Value> = Result<T, HandlerError>;
+
+/// What a handler fails with.
+///
+/// Any `std::error::Error + Send + Sync + 'static` converts into it (so `?` works): the outcome
+/// is `error` with the error's `Display` as message and the last path segment of its type name
+/// as `error.type` (e.g. `Error` for `std::io::Error`). `tokio::time::error::Elapsed` converts
+/// to a `timeout` outcome. Use [`HandlerError::retry`] to ask for a retry.
+pub struct HandlerError {
+    kind: ErrorKind,
+    message: String,
+    error_type: Option<String>,
+    code: Option<String>,
+    details: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ErrorKind {
+    Error,
+    Retry(Option<f64>),
+    Timeout,
+}
+
+impl HandlerError {
+    /// An error with a message, reported with `error.type = "Error"`.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Self::typed("Error", message)
+    }
+
+    /// An error with an explicit `error.type`.
+    pub fn typed(error_type: impl Into<String>, message: impl fmt::Display) -> Self {
+        HandlerError {
+            kind: ErrorKind::Error,
+            message: message.to_string(),
+            error_type: Some(error_type.into()),
+            code: None,
+            details: None,
+        }
+    }
+
+    /// Ask for a retry (outcome `retry`), optionally after `after_seconds`.
+    pub fn retry(message: Option<&str>, after_seconds: Option<f64>) -> Self {
+        HandlerError {
+            kind: ErrorKind::Retry(after_seconds),
+            message: message.unwrap_or(DEFAULT_RETRY_MESSAGE).to_string(),
+            error_type: None,
+            code: None,
+            details: None,
+        }
+    }
+
+    /// The language-level timeout error: outcome `timeout`, type `timeout`.
+    pub fn timeout(message: Option<&str>) -> Self {
+        HandlerError {
+            kind: ErrorKind::Timeout,
+            message: message.unwrap_or(TIMEOUT_MESSAGE).to_string(),
+            error_type: Some(ERROR_TYPE_TIMEOUT.into()),
+            code: None,
+            details: None,
+        }
+    }
+
+    /// From a boxed error (type name `Error`, since the concrete type is erased).
+    pub fn from_boxed(err: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        Self::msg(err)
+    }
+
+    /// Adds `error.code`.
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// Adds `error.details`.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The reported `error.type`.
+    pub fn error_type(&self) -> Option<&str> {
+        self.error_type.as_deref()
+    }
+
+    /// The outcome this error stands for.
+    pub fn into_outcome(self) -> ExecutionOutcome {
+        let message = if self.message.is_empty() {
+            match self.kind {
+                ErrorKind::Error => UNHANDLED_ERROR_MESSAGE.to_string(),
+                ErrorKind::Retry(_) => DEFAULT_RETRY_MESSAGE.to_string(),
+                ErrorKind::Timeout => TIMEOUT_MESSAGE.to_string(),
+            }
+        } else {
+            self.message
+        };
+        let error = OutcomeError {
+            message,
+            error_type: self.error_type,
+            code: self.code,
+            details: self.details,
+        };
+        let (status, retry_after_seconds) = match self.kind {
+            ErrorKind::Error => (OutcomeStatus::Error, None),
+            ErrorKind::Retry(after) => (OutcomeStatus::Retry, after),
+            ErrorKind::Timeout => (OutcomeStatus::Timeout, None),
+        };
+        ExecutionOutcome {
+            job_id: String::new(),
+            request_id: None,
+            status,
+            result: None,
+            error: Some(error),
+            retry_after_seconds,
+        }
+    }
+}
+
+impl fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("error_type", &self.error_type)
+            .finish()
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E> From<E> for HandlerError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    fn from(err: E) -> Self {
+        if TypeId::of::<E>() == TypeId::of::<tokio::time::error::Elapsed>() {
+            return HandlerError::timeout(None);
+        }
+        HandlerError::typed(short_type_name::<E>(), err)
+    }
+}
+
+/// `a::b::Name<c::D>` → `Name`.
+pub fn short_type_name<T: ?Sized>() -> String {
+    let full = std::any::type_name::<T>();
+    let base = full.split('<').next().unwrap_or(full);
+    let short = base.rsplit("::").next().unwrap_or(base).trim();
+    if short.is_empty() {
+        "Error".to_string()
+    } else {
+        short.to_string()
+    }
+}
+
+/// A successful handler value: an [`ExecutionOutcome`] (used as is) or any `Serialize` value
+/// (becomes `success` with that result).
+pub trait IntoOutcome {
+    fn into_outcome(self) -> ExecutionOutcome;
+}
+
+impl IntoOutcome for ExecutionOutcome {
+    fn into_outcome(self) -> ExecutionOutcome {
+        self
+    }
+}
+
+impl<T: serde::Serialize> IntoOutcome for T {
+    fn into_outcome(self) -> ExecutionOutcome {
+        ExecutionOutcome::success(self)
+    }
+}
+
+/// What a handler future may resolve to: `Result<impl IntoOutcome, impl Into<HandlerError>>`
+/// or a bare [`ExecutionOutcome`].
+pub trait IntoHandlerOutcome {
+    fn into_handler_outcome(self) -> ExecutionOutcome;
+}
+
+impl IntoHandlerOutcome for ExecutionOutcome {
+    fn into_handler_outcome(self) -> ExecutionOutcome {
+        self
+    }
+}
+
+impl<R, E> IntoHandlerOutcome for Result<R, E>
+where
+    R: IntoOutcome,
+    E: Into<HandlerError>,
+{
+    fn into_handler_outcome(self) -> ExecutionOutcome {
+        match self {
+            Ok(v) => v.into_outcome(),
+            Err(e) => e.into().into_outcome(),
+        }
+    }
+}
+
+/// A type-erased handler.
+pub type HandlerFn = Arc<dyn Fn(ExecutionRequest) -> BoxFuture<ExecutionOutcome> + Send + Sync>;
+
+/// Handlers by function name. A later registration replaces an earlier one.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: HashMap<String, HandlerFn>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers an async handler under `name`.
+    ///
+    /// ```no_run
+    /// # use rrqkit::{Registry, HandlerError};
+    /// let mut registry = Registry::new();
+    /// registry.register("echo", |req| async move { Ok::<_, HandlerError>(req.params) });
+    /// ```
+    pub fn register<F, Fut>(&mut self, name: impl Into<String>, handler: F) -> &mut Self
+    where
+        F: Fn(ExecutionRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoHandlerOutcome,
+    {
+        let f: HandlerFn = Arc::new(move |req: ExecutionRequest| {
+            let fut = handler(req);
+            Box::pin(async move { fut.await.into_handler_outcome() }) as BoxFuture<_>
+        });
+        self.handlers.insert(name.into(), f);
+        self
+    }
+
+    /// Removes a handler.
+    pub fn unregister(&mut self, name: &str) -> bool {
+        self.handlers.remove(name).is_some()
+    }
+
+    /// The handler registered under `name`.
+    pub fn get(&self, name: &str) -> Option<HandlerFn> {
+        self.handlers.get(name).cloned()
+    }
+
+    /// Registered names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.handlers.keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("handlers", &self.names())
+            .finish()
+    }
+}
+
+/// Polls a future, turning a panic into `Err(message)`.
+pub(crate) struct CatchUnwind<F> {
+    inner: Pin<Box<F>>,
+}
+
+impl<F> CatchUnwind<F> {
+    pub(crate) fn new(inner: F) -> Self {
+        CatchUnwind {
+            inner: Box::pin(inner),
+        }
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.inner.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(payload) => {
+                let msg = if let Some(s) = payload.downcast_ref::<&str>() {
+                    (*s).to_string()
+                } else if let Some(s) = payload.downcast_ref::<String>() {
+                    s.clone()
+                } else {
+                    "handler panicked".to_string()
+                };
+                Poll::Ready(Err(msg))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names() {
+        assert_eq!(short_type_name::<std::io::Error>(), "Error");
+        assert_eq!(
+            short_type_name::<std::num::ParseIntError>(),
+            "ParseIntError"
+        );
+        assert_eq!(short_type_name::<Vec<std::io::Error>>(), "Vec");
+    }
+
+    #[test]
+    fn conversions() {
+        let o = Err::<Value, _>(std::io::Error::other("disk")).into_handler_outcome();
+        assert_eq!(o.status, OutcomeStatus::Error);
+        let e = o.error.unwrap();
+        assert_eq!(e.message, "disk");
+        assert_eq!(e.error_type.as_deref(), Some("Error"));
+        let o = Ok::<_, HandlerError>(serde_json::json!({"a": 1})).into_handler_outcome();
+        assert_eq!(o.status, OutcomeStatus::Success);
+        let o = Ok::<_, HandlerError>(ExecutionOutcome::timeout(None)).into_handler_outcome();
+        assert_eq!(o.status, OutcomeStatus::Timeout);
+        let o = Err::<(), _>(HandlerError::msg("")).into_handler_outcome();
+        assert_eq!(o.error.unwrap().message, UNHANDLED_ERROR_MESSAGE);
+    }
+}

@@ -1,0 +1,35 @@
+//! # rrqkit (Rust)
+//!
+//! Rust runtime for rrqkit runners and a Redis producer, wire-compatible with RRQ 0.11.
+//!
+//! - [`Runner`]: register async handlers and serve runner protocol v2 over TCP, a Unix socket or
+//!   stdio, in JSON or MessagePack (see `protocol/RUNNER_PROTOCOL.md`).
+//! - [`codec`] and [`protocol`]: framing, encodings and typed frames.
+//! - [`producer`] (feature `producer`, on by default): enqueue jobs and read their status.
+//! - [`telemetry`]: the `rrq.runner` OpenTelemetry span (feature `otel`).
+
+pub mod canonical;
+pub mod codec;
+pub mod handler;
+pub mod launch;
+pub mod protocol;
+pub mod runtime;
+pub mod telemetry;
+
+#[cfg(feature = "producer")]
+pub mod producer;
+
+pub use codec::{DecodeError, DecodeErrorCode, EncodeError, Encoding, FrameDecoder};
+pub use handler::{HandlerError, HandlerResult, IntoHandlerOutcome, IntoOutcome, Registry};
+pub use launch::{LaunchArgs, Transport};
+pub use protocol::{
+    CancelRequest, ExecutionContext, ExecutionOutcome, ExecutionRequest, Frame, Hello,
+    OutcomeError, OutcomeStatus, Ping,
+};
+pub use runtime::{Runner, ServeEnd};
+
+#[cfg(feature = "producer")]
+pub use producer::{
+    EnqueueOptions, JobResult, JobStatus, Producer, ProducerConfig, ProducerError,
+    ProducerErrorCode,
+};

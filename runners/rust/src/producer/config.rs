@@ -1,0 +1,320 @@
+//! Producer configuration and `rrq.toml` resolution (PRODUCER.md §2).
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+
+use super::error::{ProducerError, ProducerErrorCode};
+use super::normalize_queue_name;
+
+/// Default Redis DSN.
+pub const DEFAULT_REDIS_DSN: &str = "redis://localhost:6379/0";
+/// Default queue key.
+pub const DEFAULT_QUEUE_NAME: &str = "rrq:queue:default";
+
+/// The seven producer settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducerConfig {
+    pub redis_dsn: String,
+    /// Queue name or key; normalized to `rrq:queue:<name>` when used.
+    pub queue_name: String,
+    pub max_retries: i64,
+    pub job_timeout_seconds: i64,
+    pub result_ttl_seconds: i64,
+    pub idempotency_ttl_seconds: i64,
+    /// Correlation attribute name → params path, in order.
+    pub correlation_mappings: IndexMap<String, String>,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            redis_dsn: DEFAULT_REDIS_DSN.to_string(),
+            queue_name: DEFAULT_QUEUE_NAME.to_string(),
+            max_retries: 5,
+            job_timeout_seconds: 300,
+            result_ttl_seconds: 86400,
+            idempotency_ttl_seconds: 21600,
+            correlation_mappings: IndexMap::new(),
+        }
+    }
+}
+
+const CONFIG_KEYS: [&str; 7] = [
+    "redis_dsn",
+    "queue_name",
+    "max_retries",
+    "job_timeout_seconds",
+    "result_ttl_seconds",
+    "idempotency_ttl_seconds",
+    "correlation_mappings",
+];
+
+/// The message of `config_not_found`.
+pub const CONFIG_NOT_FOUND_MESSAGE: &str =
+    "RRQ config not found. Provide --config, set RRQ_CONFIG, or add rrq.toml.";
+
+impl ProducerConfig {
+    /// A config with `redis_dsn` and defaults elsewhere.
+    pub fn with_dsn(dsn: impl Into<String>) -> Self {
+        ProducerConfig {
+            redis_dsn: dsn.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Checks values and normalizes `queue_name`.
+    pub fn validated(mut self) -> Result<Self, ProducerError> {
+        if self.redis_dsn.trim().is_empty() {
+            return Err(ProducerError::invalid_config("redis_dsn cannot be empty"));
+        }
+        if self.queue_name.trim().is_empty() {
+            return Err(ProducerError::invalid_config("queue_name cannot be empty"));
+        }
+        self.queue_name = normalize_queue_name(&self.queue_name);
+        if self.max_retries < 0 {
+            return Err(ProducerError::invalid_config(
+                "max_retries must be a non-negative integer",
+            ));
+        }
+        if self.job_timeout_seconds <= 0 {
+            return Err(ProducerError::invalid_config(
+                "job_timeout_seconds must be a positive integer",
+            ));
+        }
+        if self.idempotency_ttl_seconds <= 0 {
+            return Err(ProducerError::invalid_config(
+                "idempotency_ttl_seconds must be a positive integer",
+            ));
+        }
+        Ok(self)
+    }
+
+    /// From a JSON object with (a subset of) the seven keys; unknown keys and wrong types are
+    /// `invalid_config`. Missing keys take their defaults.
+    pub fn from_json(value: &Value) -> Result<Self, ProducerError> {
+        let Value::Object(map) = value else {
+            return Err(ProducerError::invalid_config(
+                "producer config must be an object",
+            ));
+        };
+        let mut cfg = ProducerConfig::default();
+        for (key, v) in map {
+            if v.is_null() {
+                continue;
+            }
+            match key.as_str() {
+                "redis_dsn" => cfg.redis_dsn = json_string(key, v)?,
+                "queue_name" => cfg.queue_name = json_string(key, v)?,
+                "max_retries" => cfg.max_retries = json_int(key, v)?,
+                "job_timeout_seconds" => cfg.job_timeout_seconds = json_int(key, v)?,
+                "result_ttl_seconds" => cfg.result_ttl_seconds = json_int(key, v)?,
+                "idempotency_ttl_seconds" => cfg.idempotency_ttl_seconds = json_int(key, v)?,
+                "correlation_mappings" => {
+                    let Value::Object(m) = v else {
+                        return Err(bad_type(key, "a table of strings"));
+                    };
+                    let mut out = IndexMap::new();
+                    for (k, path) in m {
+                        match path {
+                            Value::String(s) => {
+                                out.insert(k.clone(), s.clone());
+                            }
+                            _ => return Err(bad_type(key, "a table of strings")),
+                        }
+                    }
+                    cfg.correlation_mappings = out;
+                }
+                other => {
+                    return Err(ProducerError::invalid_config(format!(
+                        "unknown producer config key '{other}' (allowed: {})",
+                        CONFIG_KEYS.join(", ")
+                    )))
+                }
+            }
+        }
+        cfg.validated()
+    }
+
+    /// The seven keys as a JSON object.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("redis_dsn".into(), Value::String(self.redis_dsn.clone()));
+        m.insert("queue_name".into(), Value::String(self.queue_name.clone()));
+        m.insert("max_retries".into(), Value::from(self.max_retries));
+        m.insert(
+            "job_timeout_seconds".into(),
+            Value::from(self.job_timeout_seconds),
+        );
+        m.insert(
+            "result_ttl_seconds".into(),
+            Value::from(self.result_ttl_seconds),
+        );
+        m.insert(
+            "idempotency_ttl_seconds".into(),
+            Value::from(self.idempotency_ttl_seconds),
+        );
+        m.insert(
+            "correlation_mappings".into(),
+            Value::Object(
+                self.correlation_mappings
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            ),
+        );
+        Value::Object(m)
+    }
+
+    /// Loads the producer settings from `rrq.toml`: `path` if given, else `RRQ_CONFIG` when set
+    /// and non-empty, else `./rrq.toml` when it is a file; then `RRQ_REDIS_DSN` (when set and
+    /// non-empty) overrides `redis_dsn`.
+    pub fn from_toml(path: Option<&Path>) -> Result<Self, ProducerError> {
+        let path = resolve_config_path(path)?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                ProducerErrorCode::ConfigNotFound
+            } else {
+                ProducerErrorCode::InvalidConfig
+            };
+            ProducerError::new(kind, format!("cannot read {}: {e}", path.display()))
+        })?;
+        let mut cfg = Self::parse_toml(&text)?;
+        if let Ok(dsn) = std::env::var("RRQ_REDIS_DSN") {
+            if !dsn.trim().is_empty() {
+                cfg.redis_dsn = dsn;
+            }
+        }
+        cfg.validated()
+    }
+
+    /// Reads the producer keys of an `rrq.toml` text (no environment override): the `[rrq]`
+    /// table when there is one, else the root table.
+    pub fn parse_toml(text: &str) -> Result<Self, ProducerError> {
+        let root: toml::Table = text.parse().map_err(|e| {
+            ProducerError::invalid_config(format!("rrq.toml is not valid TOML: {e}"))
+        })?;
+        let table = match root.get("rrq") {
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => return Err(bad_type("rrq", "a table")),
+            None => &root,
+        };
+        let mut cfg = ProducerConfig::default();
+        if let Some(v) = table.get("redis_dsn") {
+            cfg.redis_dsn = toml_string("redis_dsn", v)?;
+        }
+        if let Some(v) = table.get("default_queue_name") {
+            cfg.queue_name = toml_string("default_queue_name", v)?;
+        }
+        if let Some(v) = table.get("default_max_retries") {
+            cfg.max_retries = toml_int("default_max_retries", v)?;
+        }
+        if let Some(v) = table.get("default_job_timeout_seconds") {
+            cfg.job_timeout_seconds = toml_int("default_job_timeout_seconds", v)?;
+        }
+        if let Some(v) = table.get("default_result_ttl_seconds") {
+            cfg.result_ttl_seconds = toml_int("default_result_ttl_seconds", v)?;
+        }
+        if let Some(v) = table.get("default_unique_job_lock_ttl_seconds") {
+            cfg.idempotency_ttl_seconds = toml_int("default_unique_job_lock_ttl_seconds", v)?;
+        }
+        if let Some(v) = table.get("correlation_mappings") {
+            let toml::Value::Table(t) = v else {
+                return Err(bad_type("correlation_mappings", "a table of strings"));
+            };
+            let mut out = IndexMap::new();
+            for (k, path) in t {
+                match path {
+                    toml::Value::String(s) => {
+                        out.insert(k.clone(), s.clone());
+                    }
+                    _ => return Err(bad_type("correlation_mappings", "a table of strings")),
+                }
+            }
+            cfg.correlation_mappings = out;
+        }
+        cfg.validated()
+    }
+}
+
+/// The `rrq.toml` path by the resolution order of PRODUCER.md §2.
+pub fn resolve_config_path(explicit: Option<&Path>) -> Result<PathBuf, ProducerError> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Ok(env_path) = std::env::var("RRQ_CONFIG") {
+        if !env_path.is_empty() {
+            return Ok(PathBuf::from(env_path));
+        }
+    }
+    let local = PathBuf::from("rrq.toml");
+    if local.is_file() {
+        return Ok(local);
+    }
+    Err(ProducerError::new(
+        ProducerErrorCode::ConfigNotFound,
+        CONFIG_NOT_FOUND_MESSAGE,
+    ))
+}
+
+fn bad_type(key: &str, what: &str) -> ProducerError {
+    ProducerError::invalid_config(format!("{key} must be {what}"))
+}
+
+fn json_string(key: &str, v: &Value) -> Result<String, ProducerError> {
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| bad_type(key, "a string"))
+}
+
+fn json_int(key: &str, v: &Value) -> Result<i64, ProducerError> {
+    super::options::json_integer(v).ok_or_else(|| bad_type(key, "an integer"))
+}
+
+fn toml_string(key: &str, v: &toml::Value) -> Result<String, ProducerError> {
+    match v {
+        toml::Value::String(s) => Ok(s.clone()),
+        _ => Err(bad_type(key, "a string")),
+    }
+}
+
+fn toml_int(key: &str, v: &toml::Value) -> Result<i64, ProducerError> {
+    match v {
+        toml::Value::Integer(i) => Ok(*i),
+        _ => Err(bad_type(key, "an integer")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_rrq_table_and_root() {
+        let c = ProducerConfig::parse_toml(
+            "other = 1\n[rrq]\nredis_dsn = \"redis://h:1/2\"\ndefault_queue_name = \"emails\"\ndefault_max_retries = 2\n[rrq.correlation_mappings]\ntenant = \"params.tenant.id\"\norder = \"order_id\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.redis_dsn, "redis://h:1/2");
+        assert_eq!(c.queue_name, "rrq:queue:emails");
+        assert_eq!(c.max_retries, 2);
+        assert_eq!(
+            c.correlation_mappings.keys().collect::<Vec<_>>(),
+            ["tenant", "order"]
+        );
+        let c = ProducerConfig::parse_toml("default_job_timeout_seconds = 9\n").unwrap();
+        assert_eq!(c.job_timeout_seconds, 9);
+        let e = ProducerConfig::parse_toml("[rrq]\ndefault_max_retries = \"x\"\n").unwrap_err();
+        assert_eq!(e.code(), "invalid_config");
+        assert!(e.message().contains("default_max_retries"));
+    }
+
+    #[test]
+    fn json_unknown_key() {
+        let e = ProducerConfig::from_json(&serde_json::json!({"redis": "x"})).unwrap_err();
+        assert_eq!(e.code(), "invalid_config");
+        let c = ProducerConfig::from_json(&serde_json::json!({"queue_name": "q"})).unwrap();
+        assert_eq!(c.queue_name, "rrq:queue:q");
+    }
+}

@@ -1,0 +1,104 @@
+//! The producer error and its codes (PRODUCER.md §6).
+
+use std::fmt;
+
+/// Stable error codes shared by every rrqkit producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProducerErrorCode {
+    InvalidArgument,
+    InvalidParams,
+    PayloadTooLarge,
+    ConflictingOptions,
+    DuplicateJobId,
+    RateLimited,
+    ConfigNotFound,
+    InvalidConfig,
+    RedisError,
+}
+
+impl ProducerErrorCode {
+    /// The code string, e.g. `invalid_argument`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProducerErrorCode::InvalidArgument => "invalid_argument",
+            ProducerErrorCode::InvalidParams => "invalid_params",
+            ProducerErrorCode::PayloadTooLarge => "payload_too_large",
+            ProducerErrorCode::ConflictingOptions => "conflicting_options",
+            ProducerErrorCode::DuplicateJobId => "duplicate_job_id",
+            ProducerErrorCode::RateLimited => "rate_limited",
+            ProducerErrorCode::ConfigNotFound => "config_not_found",
+            ProducerErrorCode::InvalidConfig => "invalid_config",
+            ProducerErrorCode::RedisError => "redis_error",
+        }
+    }
+}
+
+impl fmt::Display for ProducerErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every failure of the producer: a [`ProducerErrorCode`] and a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProducerError {
+    kind: ProducerErrorCode,
+    message: String,
+}
+
+impl ProducerError {
+    pub fn new(kind: ProducerErrorCode, message: impl Into<String>) -> Self {
+        ProducerError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The code string of PRODUCER.md §6 (`invalid_argument`, `redis_error`, ...).
+    pub fn code(&self) -> &'static str {
+        self.kind.as_str()
+    }
+
+    /// The code as an enum.
+    pub fn kind(&self) -> ProducerErrorCode {
+        self.kind
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(ProducerErrorCode::InvalidArgument, message)
+    }
+
+    pub(crate) fn invalid_config(message: impl Into<String>) -> Self {
+        Self::new(ProducerErrorCode::InvalidConfig, message)
+    }
+
+    /// A Redis failure, with any password in `secret_dsn` removed from the message.
+    pub(crate) fn redis(err: &redis::RedisError, secret_dsn: &str) -> Self {
+        let mut message = format!("redis error: {err}");
+        if let Some(password) = dsn_password(secret_dsn) {
+            if !password.is_empty() {
+                message = message.replace(&password, "***");
+            }
+        }
+        Self::new(ProducerErrorCode::RedisError, message)
+    }
+}
+
+/// The password part of a `redis://user:password@host` DSN, if any.
+pub(crate) fn dsn_password(dsn: &str) -> Option<String> {
+    let rest = dsn.split_once("://")?.1;
+    let userinfo = rest.split('/').next()?.rsplit_once('@')?.0;
+    Some(
+        userinfo
+            .split_once(':')
+            .map(|(_, p)| p)
+            .unwrap_or(userinfo)
+            .to_string(),
+    )
+}

@@ -1,0 +1,604 @@
+//! Redis producer (PRODUCER.md): enqueue jobs with the shared Lua scripts, read their status,
+//! wait for completion.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), rrqkit::ProducerError> {
+//! use rrqkit::{EnqueueOptions, Producer, ProducerConfig};
+//! let producer = Producer::new(ProducerConfig::with_dsn("redis://localhost:6379/0"))?;
+//! let params = serde_json::json!({"to": "a@example.com"});
+//! let job_id = producer
+//!     .enqueue("send_email", params.as_object().unwrap().clone(), EnqueueOptions::default())
+//!     .await?;
+//! let done = producer
+//!     .wait_for_completion(&job_id, std::time::Duration::from_secs(30), std::time::Duration::from_millis(250))
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod error;
+mod options;
+
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, Cmd, Script};
+use serde_json::{Map, Value};
+
+pub use config::{
+    resolve_config_path, ProducerConfig, CONFIG_NOT_FOUND_MESSAGE, DEFAULT_QUEUE_NAME,
+    DEFAULT_REDIS_DSN,
+};
+pub use error::{ProducerError, ProducerErrorCode};
+pub use options::{extract_correlation_context, EnqueueItem, EnqueueOptions, MAX_PARAMS_BYTES};
+
+use options::{plan, Guard, Plan, Requested};
+
+/// `src/store/lua/enqueue-3.lua`, byte for byte.
+pub const ENQUEUE_LUA: &str = include_str!("../../lua/enqueue-3.lua");
+/// `src/store/lua/enqueue-rate-limited-3.lua`, byte for byte.
+pub const ENQUEUE_RATE_LIMITED_LUA: &str = include_str!("../../lua/enqueue-rate-limited-3.lua");
+/// `src/store/lua/enqueue-debounced-2.lua`, byte for byte.
+pub const ENQUEUE_DEBOUNCED_LUA: &str = include_str!("../../lua/enqueue-debounced-2.lua");
+
+static ENQUEUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_LUA));
+static RATE_LIMIT_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(ENQUEUE_RATE_LIMITED_LUA));
+static DEBOUNCE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_DEBOUNCED_LUA));
+
+/// Key prefix of job hashes.
+pub const JOB_KEY_PREFIX: &str = "rrq:job:";
+/// Key prefix of queues.
+pub const QUEUE_KEY_PREFIX: &str = "rrq:queue:";
+/// Key prefix of job event streams.
+pub const EVENTS_KEY_PREFIX: &str = "rrq:events:job:";
+
+/// `rrq:queue:<name>` unless `name` already has the prefix.
+pub fn normalize_queue_name(name: &str) -> String {
+    if name.starts_with(QUEUE_KEY_PREFIX) {
+        name.to_string()
+    } else {
+        format!("{QUEUE_KEY_PREFIX}{name}")
+    }
+}
+
+/// Job status as stored in the job hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    Pending,
+    Active,
+    Completed,
+    Failed,
+    Retrying,
+    Cancelled,
+    /// Anything else.
+    Unknown,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "PENDING",
+            JobStatus::Active => "ACTIVE",
+            JobStatus::Completed => "COMPLETED",
+            JobStatus::Failed => "FAILED",
+            JobStatus::Retrying => "RETRYING",
+            JobStatus::Cancelled => "CANCELLED",
+            JobStatus::Unknown => "UNKNOWN",
+        }
+    }
+
+    pub fn parse(s: &str) -> JobStatus {
+        match s {
+            "PENDING" => JobStatus::Pending,
+            "ACTIVE" => JobStatus::Active,
+            "COMPLETED" => JobStatus::Completed,
+            "FAILED" => JobStatus::Failed,
+            "RETRYING" => JobStatus::Retrying,
+            "CANCELLED" => JobStatus::Cancelled,
+            _ => JobStatus::Unknown,
+        }
+    }
+
+    /// `COMPLETED`, `FAILED` or `CANCELLED`.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+}
+
+/// What [`Producer::get_job_status`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobResult {
+    pub status: JobStatus,
+    /// Parsed `result`; `None` when missing, empty or `null`.
+    pub result: Option<Value>,
+    pub last_error: Option<String>,
+}
+
+impl JobResult {
+    /// `{status, result, last_error}`.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("status".into(), Value::String(self.status.as_str().into()));
+        m.insert("result".into(), self.result.clone().unwrap_or(Value::Null));
+        m.insert(
+            "last_error".into(),
+            self.last_error
+                .clone()
+                .map(Value::String)
+                .unwrap_or(Value::Null),
+        );
+        Value::Object(m)
+    }
+}
+
+/// An rrqkit producer bound to one Redis.
+pub struct Producer {
+    config: ProducerConfig,
+    client: Client,
+    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("queue_name", &self.config.queue_name)
+            .finish_non_exhaustive()
+    }
+}
+
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+enum ScriptKind {
+    Enqueue,
+    RateLimit,
+    Debounce,
+}
+
+impl Producer {
+    /// Validates the config and prepares a client; the connection is made on first use.
+    pub fn new(config: ProducerConfig) -> Result<Self, ProducerError> {
+        let config = config.validated()?;
+        #[cfg(feature = "tls")]
+        {
+            // rediss:// needs a process-wide rustls provider; keep one installed elsewhere.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let client = Client::open(config.redis_dsn.as_str()).map_err(|e| {
+            let detail = match e.kind() {
+                redis::ErrorKind::InvalidClientConfig => "not a valid Redis URL".to_string(),
+                _ => e.to_string(),
+            };
+            let mut err = ProducerError::invalid_config(format!("redis_dsn: {detail}"));
+            if let Some(p) = error::dsn_password(&config.redis_dsn) {
+                if !p.is_empty() && err.message().contains(&p) {
+                    err = ProducerError::invalid_config("redis_dsn: not a valid Redis URL");
+                }
+            }
+            err
+        })?;
+        Ok(Producer {
+            config,
+            client,
+            conn: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// A producer from `rrq.toml` (see [`ProducerConfig::from_toml`]).
+    pub fn from_toml(path: Option<&std::path::Path>) -> Result<Self, ProducerError> {
+        Self::new(ProducerConfig::from_toml(path)?)
+    }
+
+    /// The effective configuration (queue name normalized).
+    pub fn config(&self) -> &ProducerConfig {
+        &self.config
+    }
+
+    fn redis_err(&self, e: &redis::RedisError) -> ProducerError {
+        ProducerError::redis(e, &self.config.redis_dsn)
+    }
+
+    async fn conn(&self) -> Result<MultiplexedConnection, ProducerError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let cfg = AsyncConnectionConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT));
+        let c = self
+            .client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await
+            .map_err(|e| self.redis_err(&e))?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn forget_conn_on(&self, e: &redis::RedisError) {
+        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+            *self.conn.lock().await = None;
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, ProducerError> {
+        let mut c = self.conn().await?;
+        match cmd.query_async::<T>(&mut c).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.forget_conn_on(&e).await;
+                Err(self.redis_err(&e))
+            }
+        }
+    }
+
+    fn script_for(kind: &ScriptKind) -> &'static Script {
+        match kind {
+            ScriptKind::Enqueue => &ENQUEUE_SCRIPT,
+            ScriptKind::RateLimit => &RATE_LIMIT_SCRIPT,
+            ScriptKind::Debounce => &DEBOUNCE_SCRIPT,
+        }
+    }
+
+    /// The EVALSHA command of a plan.
+    fn plan_cmd(plan: &Plan) -> (ScriptKind, Cmd) {
+        let job_key = format!("{JOB_KEY_PREFIX}{}", plan.job_id);
+        let (kind, keys, args): (ScriptKind, Vec<String>, Vec<String>) = match &plan.guard {
+            Guard::None => {
+                let mut a = plan.job_args();
+                a.push("0".into());
+                (
+                    ScriptKind::Enqueue,
+                    vec![job_key, plan.queue_key.clone(), String::new()],
+                    a,
+                )
+            }
+            Guard::Idempotency { key, ttl } => {
+                let mut a = plan.job_args();
+                a.push(ttl.to_string());
+                (
+                    ScriptKind::Enqueue,
+                    vec![job_key, plan.queue_key.clone(), key.clone()],
+                    a,
+                )
+            }
+            Guard::RateLimit { key, ttl } => {
+                let mut a = plan.job_args();
+                a.push(ttl.to_string());
+                (
+                    ScriptKind::RateLimit,
+                    vec![job_key, plan.queue_key.clone(), key.clone()],
+                    a,
+                )
+            }
+            Guard::Debounce { key, ttl } => {
+                let mut a = vec![JOB_KEY_PREFIX.to_string()];
+                a.extend(plan.job_args());
+                a.push(ttl.to_string());
+                (
+                    ScriptKind::Debounce,
+                    vec![plan.queue_key.clone(), key.clone()],
+                    a,
+                )
+            }
+        };
+        let script = Self::script_for(&kind);
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash()).arg(keys.len());
+        for k in &keys {
+            cmd.arg(k);
+        }
+        for a in &args {
+            cmd.arg(a);
+        }
+        (kind, cmd)
+    }
+
+    fn is_noscript(e: &redis::RedisError) -> bool {
+        e.code() == Some("NOSCRIPT")
+    }
+
+    async fn load_script(&self, kind: &ScriptKind) -> Result<(), ProducerError> {
+        let mut c = self.conn().await?;
+        Self::script_for(kind)
+            .load_async(&mut c)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.redis_err(&e))
+    }
+
+    async fn run_plan(&self, plan: &Plan) -> Result<(i64, String), ProducerError> {
+        let (kind, cmd) = Self::plan_cmd(plan);
+        let mut c = self.conn().await?;
+        match cmd.query_async::<(i64, String)>(&mut c).await {
+            Ok(v) => Ok(v),
+            Err(e) if Self::is_noscript(&e) => {
+                self.load_script(&kind).await?;
+                self.query::<(i64, String)>(&cmd).await
+            }
+            Err(e) => {
+                self.forget_conn_on(&e).await;
+                Err(self.redis_err(&e))
+            }
+        }
+    }
+
+    fn duplicate(job_id: &str) -> ProducerError {
+        let _ = job_id;
+        ProducerError::new(ProducerErrorCode::DuplicateJobId, "job_id already exists")
+    }
+
+    fn unexpected(code: i64) -> ProducerError {
+        ProducerError::new(
+            ProducerErrorCode::RedisError,
+            format!("unexpected enqueue script result {code}"),
+        )
+    }
+
+    async fn enqueue_planned(&self, plan: Plan) -> Result<Option<String>, ProducerError> {
+        let (code, id) = self.run_plan(&plan).await?;
+        match (&plan.guard, code) {
+            (_, 1) => Ok(Some(id)),
+            (Guard::Idempotency { .. }, 0) | (Guard::Debounce { .. }, 0) => Ok(Some(id)),
+            (Guard::RateLimit { .. }, 2) => Ok(None),
+            (_, -1) => Err(Self::duplicate(&plan.job_id)),
+            (_, other) => Err(Self::unexpected(other)),
+        }
+    }
+
+    /// Enqueues a job and returns its id. With rate-limit options a limited call fails with
+    /// `rate_limited`; with debounce options it behaves as [`Producer::enqueue_with_debounce`].
+    pub async fn enqueue(
+        &self,
+        function_name: &str,
+        params: Map<String, Value>,
+        options: EnqueueOptions,
+    ) -> Result<String, ProducerError> {
+        let plan = plan(
+            &self.config,
+            function_name,
+            &params,
+            &options,
+            Requested::Enqueue,
+            Utc::now(),
+        )?;
+        let key = match &plan.guard {
+            Guard::RateLimit { key, .. } => Some(key.clone()),
+            _ => None,
+        };
+        match self.enqueue_planned(plan).await? {
+            Some(id) => Ok(id),
+            None => Err(ProducerError::new(
+                ProducerErrorCode::RateLimited,
+                format!(
+                    "enqueue was rate limited: {} already holds a job for this window",
+                    key.unwrap_or_default()
+                ),
+            )),
+        }
+    }
+
+    /// Enqueues unless the rate-limit window of `rate_limit_key` is taken; `None` when limited.
+    pub async fn enqueue_with_rate_limit(
+        &self,
+        function_name: &str,
+        params: Map<String, Value>,
+        options: EnqueueOptions,
+    ) -> Result<Option<String>, ProducerError> {
+        let plan = plan(
+            &self.config,
+            function_name,
+            &params,
+            &options,
+            Requested::RateLimit,
+            Utc::now(),
+        )?;
+        self.enqueue_planned(plan).await
+    }
+
+    /// Trailing-edge debounce: creates a job at now + `debounce_seconds`, or updates and
+    /// reschedules the pending one of `debounce_key`. Returns the job id.
+    pub async fn enqueue_with_debounce(
+        &self,
+        function_name: &str,
+        params: Map<String, Value>,
+        options: EnqueueOptions,
+    ) -> Result<String, ProducerError> {
+        let plan = plan(
+            &self.config,
+            function_name,
+            &params,
+            &options,
+            Requested::Debounce,
+            Utc::now(),
+        )?;
+        self.enqueue_planned(plan)
+            .await?
+            .ok_or_else(|| Self::unexpected(2))
+    }
+
+    /// Enqueues many jobs in one pipelined round trip. Every item is validated before anything
+    /// is written; rate-limit and debounce options are not allowed. Returns ids in order.
+    pub async fn enqueue_many(
+        &self,
+        items: Vec<EnqueueItem>,
+    ) -> Result<Vec<String>, ProducerError> {
+        let now = Utc::now();
+        let mut plans = Vec::with_capacity(items.len());
+        let mut seen = std::collections::HashSet::new();
+        for item in &items {
+            let p = plan(
+                &self.config,
+                &item.function_name,
+                &item.params,
+                &item.options,
+                Requested::Bulk,
+                now,
+            )?;
+            if !seen.insert(p.job_id.clone()) {
+                return Err(Self::duplicate(&p.job_id));
+            }
+            plans.push(p);
+        }
+        if plans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for p in &plans {
+            pipe.add_command(Self::plan_cmd(p).1);
+        }
+        let mut c = self.conn().await?;
+        let results: Vec<(i64, String)> = match pipe.query_async(&mut c).await {
+            Ok(v) => v,
+            Err(e) if Self::is_noscript(&e) => {
+                self.load_script(&ScriptKind::Enqueue).await?;
+                let mut c = self.conn().await?;
+                pipe.query_async(&mut c)
+                    .await
+                    .map_err(|e| self.redis_err(&e))?
+            }
+            Err(e) => {
+                self.forget_conn_on(&e).await;
+                return Err(self.redis_err(&e));
+            }
+        };
+        let mut ids = Vec::with_capacity(results.len());
+        for (p, (code, id)) in plans.iter().zip(results) {
+            match code {
+                1 | 0 => ids.push(id),
+                -1 => return Err(Self::duplicate(&p.job_id)),
+                other => return Err(Self::unexpected(other)),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// `{status, result, last_error}` of a job, `None` when its hash does not exist.
+    pub async fn get_job_status(&self, job_id: &str) -> Result<Option<JobResult>, ProducerError> {
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(format!("{JOB_KEY_PREFIX}{job_id}"));
+        let fields: std::collections::HashMap<String, String> = self.query(&cmd).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let status = JobStatus::parse(fields.get("status").map(String::as_str).unwrap_or(""));
+        let result = match fields.get("result") {
+            None => None,
+            Some(raw) if raw.is_empty() || raw.eq_ignore_ascii_case("null") => None,
+            Some(raw) => Some(
+                serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.clone())),
+            ),
+        };
+        Ok(Some(JobResult {
+            status,
+            result,
+            last_error: fields.get("last_error").cloned(),
+        }))
+    }
+
+    /// Waits until the job is `COMPLETED`, `FAILED` or `CANCELLED` (returned), or `timeout`
+    /// passes (`None`), blocking on the job's event stream between status reads.
+    pub async fn wait_for_completion(
+        &self,
+        job_id: &str,
+        timeout: Duration,
+        block_interval: Duration,
+    ) -> Result<Option<JobResult>, ProducerError> {
+        let deadline = Instant::now() + timeout;
+        let stream = format!("{EVENTS_KEY_PREFIX}{job_id}");
+        let mut last_id = "$".to_string();
+        let mut waiter: Option<MultiplexedConnection> = None;
+        loop {
+            if let Some(r) = self.get_job_status(job_id).await? {
+                if r.status.is_terminal() {
+                    return Ok(Some(r));
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let left = deadline - now;
+            let block = if block_interval.is_zero() {
+                left
+            } else {
+                block_interval.min(left)
+            };
+            let block_ms = block.as_millis().max(1) as u64;
+            if waiter.is_none() {
+                // A dedicated connection: a blocking XREAD would stall a shared one.
+                let cfg = AsyncConnectionConfig::new()
+                    .set_response_timeout(None)
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT));
+                waiter = Some(
+                    self.client
+                        .get_multiplexed_async_connection_with_config(&cfg)
+                        .await
+                        .map_err(|e| self.redis_err(&e))?,
+                );
+            }
+            let c = waiter.as_mut().expect("waiter connection");
+            let mut cmd = redis::cmd("XREAD");
+            cmd.arg("BLOCK")
+                .arg(block_ms)
+                .arg("COUNT")
+                .arg(1)
+                .arg("STREAMS")
+                .arg(&stream)
+                .arg(&last_id);
+            let reply: redis::Value = match tokio::time::timeout(
+                Duration::from_millis(block_ms) + RESPONSE_TIMEOUT,
+                cmd.query_async(c),
+            )
+            .await
+            {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return Err(self.redis_err(&e)),
+                Err(_) => {
+                    waiter = None;
+                    continue;
+                }
+            };
+            if let Some(id) = last_stream_id(&reply) {
+                last_id = id;
+            }
+        }
+    }
+}
+
+/// The id of the last entry in an XREAD reply (RESP2 arrays or RESP3 maps).
+fn last_stream_id(v: &redis::Value) -> Option<String> {
+    use redis::Value as V;
+    let entry_lists: Vec<&V> = match v {
+        // RESP2: [[stream, [[id, fields], ...]], ...]
+        V::Array(streams) => streams
+            .iter()
+            .filter_map(|s| match s {
+                V::Array(parts) if parts.len() == 2 => Some(&parts[1]),
+                _ => None,
+            })
+            .collect(),
+        // RESP3: {stream: [[id, fields], ...]}
+        V::Map(pairs) => pairs.iter().map(|(_, entries)| entries).collect(),
+        _ => return None,
+    };
+    let mut last = None;
+    for entries in entry_lists {
+        if let V::Array(entries) = entries {
+            for e in entries {
+                if let V::Array(parts) = e {
+                    if let Some(V::BulkString(id)) = parts.first() {
+                        last = Some(String::from_utf8_lossy(id).into_owned());
+                    }
+                }
+            }
+        }
+    }
+    last
+}

@@ -1,0 +1,628 @@
+//! Enqueue options, their validation (PRODUCER.md §6) and the write plan (§3–§4).
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+
+use super::config::ProducerConfig;
+use super::error::{ProducerError, ProducerErrorCode};
+use super::normalize_queue_name;
+use crate::canonical::{canonical_json, canonical_number, format_timestamp, parse_timestamp};
+
+/// Largest encoded `job_params`: the 16 MiB frame cap minus 64 KiB.
+pub const MAX_PARAMS_BYTES: usize = 16_711_680;
+
+/// Options of one enqueue. Every field is optional; `None` takes the producer default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnqueueOptions {
+    pub queue_name: Option<String>,
+    pub job_id: Option<String>,
+    /// Idempotency key (stored as `rrq:idempotency:<unique_key>`).
+    pub unique_key: Option<String>,
+    pub unique_ttl_seconds: Option<i64>,
+    pub max_retries: Option<i64>,
+    pub job_timeout_seconds: Option<i64>,
+    pub result_ttl_seconds: Option<i64>,
+    pub trace_context: Option<IndexMap<String, String>>,
+    pub defer_until: Option<DateTime<Utc>>,
+    pub defer_by_seconds: Option<f64>,
+    /// Overrides "now" (mainly for tests and replays).
+    pub enqueue_time: Option<DateTime<Utc>>,
+    pub rate_limit_key: Option<String>,
+    pub rate_limit_seconds: Option<f64>,
+    pub debounce_key: Option<String>,
+    pub debounce_seconds: Option<f64>,
+}
+
+/// One item of [`super::Producer::enqueue_many`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnqueueItem {
+    pub function_name: String,
+    pub params: Map<String, Value>,
+    pub options: EnqueueOptions,
+}
+
+/// An integral JSON number as i64 (integral floats accepted, as in JavaScript).
+pub(crate) fn json_integer(v: &Value) -> Option<i64> {
+    let n = v.as_number()?;
+    if let Some(i) = n.as_i64() {
+        return Some(i);
+    }
+    if n.is_u64() {
+        return None;
+    }
+    let f = n.as_f64()?;
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
+}
+
+impl EnqueueOptions {
+    /// Parses snake_case options from JSON (null = absent). Returns the options and
+    /// `options.params` when present. Unknown names and wrong types are `invalid_argument`.
+    pub fn from_json(value: &Value) -> Result<(EnqueueOptions, Option<Value>), ProducerError> {
+        let map = match value {
+            Value::Null => return Ok((EnqueueOptions::default(), None)),
+            Value::Object(m) => m,
+            _ => return Err(ProducerError::invalid_argument("options must be an object")),
+        };
+        let mut o = EnqueueOptions::default();
+        let mut params = None;
+        for (name, v) in map {
+            if v.is_null() {
+                continue;
+            }
+            let s = |what: &str| -> Result<String, ProducerError> {
+                v.as_str().map(str::to_string).ok_or_else(|| {
+                    ProducerError::invalid_argument(format!("{what} must be a string"))
+                })
+            };
+            let int = |msg: &str| -> Result<i64, ProducerError> {
+                json_integer(v).ok_or_else(|| ProducerError::invalid_argument(msg))
+            };
+            let num = |msg: &str| -> Result<f64, ProducerError> {
+                v.as_f64()
+                    .ok_or_else(|| ProducerError::invalid_argument(msg))
+            };
+            let time = |what: &str| -> Result<DateTime<Utc>, ProducerError> {
+                v.as_str().and_then(parse_timestamp).ok_or_else(|| {
+                    ProducerError::invalid_argument(format!("{what} must be an RFC 3339 timestamp"))
+                })
+            };
+            match name.as_str() {
+                "params" => params = Some(v.clone()),
+                "queue_name" => o.queue_name = Some(s("queue_name")?),
+                "job_id" => o.job_id = Some(s("job_id")?),
+                "unique_key" => o.unique_key = Some(s("unique_key")?),
+                "rate_limit_key" => o.rate_limit_key = Some(s("rate_limit_key")?),
+                "debounce_key" => o.debounce_key = Some(s("debounce_key")?),
+                "unique_ttl_seconds" => {
+                    o.unique_ttl_seconds = Some(int(MSG_UNIQUE_TTL)?);
+                }
+                "max_retries" => o.max_retries = Some(int(MSG_MAX_RETRIES)?),
+                "job_timeout_seconds" => o.job_timeout_seconds = Some(int(MSG_JOB_TIMEOUT)?),
+                "result_ttl_seconds" => o.result_ttl_seconds = Some(int(MSG_RESULT_TTL)?),
+                "defer_by_seconds" => o.defer_by_seconds = Some(num(MSG_DEFER_BY)?),
+                "rate_limit_seconds" => o.rate_limit_seconds = Some(num(MSG_RATE_SECONDS)?),
+                "debounce_seconds" => o.debounce_seconds = Some(num(MSG_DEBOUNCE_SECONDS)?),
+                "defer_until" => o.defer_until = Some(time("defer_until")?),
+                "enqueue_time" => o.enqueue_time = Some(time("enqueue_time")?),
+                "trace_context" => {
+                    let Value::Object(m) = v else {
+                        return Err(ProducerError::invalid_argument(MSG_TRACE));
+                    };
+                    let mut out = IndexMap::new();
+                    for (k, val) in m {
+                        let Value::String(sv) = val else {
+                            return Err(ProducerError::invalid_argument(MSG_TRACE));
+                        };
+                        out.insert(k.clone(), sv.clone());
+                    }
+                    o.trace_context = Some(out);
+                }
+                other => {
+                    return Err(ProducerError::invalid_argument(format!(
+                        "unknown option '{other}'"
+                    )))
+                }
+            }
+        }
+        Ok((o, params))
+    }
+
+    fn has_rate_limit(&self) -> bool {
+        self.rate_limit_key.is_some() || self.rate_limit_seconds.is_some()
+    }
+
+    fn has_debounce(&self) -> bool {
+        self.debounce_key.is_some() || self.debounce_seconds.is_some()
+    }
+}
+
+impl EnqueueItem {
+    /// From `{function_name, params, options}` as the producer adapter receives it. `params`
+    /// may also be given as `options.params`; absent or null means `{}`.
+    pub fn from_json(value: &Value) -> Result<EnqueueItem, ProducerError> {
+        let Value::Object(m) = value else {
+            return Err(ProducerError::invalid_argument(
+                "an enqueue item must be an object",
+            ));
+        };
+        let function_name = match m.get("function_name") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => {
+                return Err(ProducerError::invalid_argument(
+                    "function_name must be a string",
+                ))
+            }
+        };
+        let (options, option_params) =
+            EnqueueOptions::from_json(m.get("options").unwrap_or(&Value::Null))?;
+        let positional = m.get("params").filter(|v| !v.is_null());
+        let params = match (positional, option_params.as_ref()) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(ProducerError::invalid_argument(
+                    "params given both as an argument and in options",
+                ))
+            }
+            (Some(p), _) | (None, Some(p)) => p.clone(),
+            (None, None) => Value::Object(Map::new()),
+        };
+        let Value::Object(params) = params else {
+            return Err(ProducerError::new(
+                ProducerErrorCode::InvalidParams,
+                "params must be a JSON object",
+            ));
+        };
+        Ok(EnqueueItem {
+            function_name,
+            params,
+            options,
+        })
+    }
+}
+
+const MSG_MAX_RETRIES: &str = "max_retries must be a non-negative integer";
+const MSG_JOB_TIMEOUT: &str = "job_timeout_seconds must be a positive integer";
+const MSG_RESULT_TTL: &str = "result_ttl_seconds must be an integer";
+const MSG_UNIQUE_TTL: &str = "unique_ttl_seconds must be a positive integer";
+const MSG_DEFER_BY: &str = "defer_by_seconds must be a finite number >= 0";
+const MSG_RATE_SECONDS: &str = "rate_limit_seconds must be a finite number > 0";
+const MSG_DEBOUNCE_SECONDS: &str = "debounce_seconds must be a finite number > 0";
+const MSG_TRACE: &str = "trace_context must be a map of string to string";
+/// Message of a plain enqueue that both rate-limit and debounce options.
+pub const MSG_CONFLICT: &str = "rate_limit and debounce options are mutually exclusive";
+/// A unique key cannot guard a rate-limited or debounced enqueue (PRODUCER.md §6).
+pub const MSG_UNIQUE_CONFLICT: &str =
+    "unique_key cannot be combined with rate_limit or debounce options";
+
+/// Which operation is validating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Requested {
+    Enqueue,
+    RateLimit,
+    Debounce,
+    Bulk,
+}
+
+/// The guard an enqueue runs under.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Guard {
+    None,
+    Idempotency { key: String, ttl: i64 },
+    RateLimit { key: String, ttl: i64 },
+    Debounce { key: String, ttl: i64 },
+}
+
+/// Everything one enqueue writes, validated and encoded.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Plan {
+    pub job_id: String,
+    pub function_name: String,
+    pub job_params: String,
+    pub enqueue_time: String,
+    pub next_scheduled_run_time: String,
+    pub max_retries: i64,
+    pub job_timeout_seconds: i64,
+    pub result_ttl_seconds: i64,
+    pub queue_key: String,
+    pub trace_context: String,
+    pub correlation_context: String,
+    pub score: i64,
+    pub guard: Guard,
+}
+
+impl Plan {
+    /// ARGV of the job fields (1..12 of enqueue-3.lua), then trace, correlation, score.
+    pub fn job_args(&self) -> Vec<String> {
+        vec![
+            self.job_id.clone(),
+            self.function_name.clone(),
+            self.job_params.clone(),
+            self.enqueue_time.clone(),
+            "PENDING".to_string(),
+            "0".to_string(),
+            self.next_scheduled_run_time.clone(),
+            self.max_retries.to_string(),
+            self.job_timeout_seconds.to_string(),
+            self.result_ttl_seconds.to_string(),
+            self.queue_key.clone(),
+            "null".to_string(),
+            self.trace_context.clone(),
+            self.correlation_context.clone(),
+            self.score.to_string(),
+        ]
+    }
+}
+
+fn non_blank(name: &str, v: &Option<String>) -> Result<(), ProducerError> {
+    if let Some(s) = v {
+        if s.trim().is_empty() {
+            return Err(ProducerError::invalid_argument(format!(
+                "{name} cannot be empty"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn positive_finite(v: Option<f64>, msg: &str) -> Result<(), ProducerError> {
+    match v {
+        Some(x) if !(x.is_finite() && x > 0.0) => Err(ProducerError::invalid_argument(msg)),
+        _ => Ok(()),
+    }
+}
+
+fn ceil_seconds(x: f64) -> i64 {
+    x.ceil() as i64
+}
+
+fn prefixed(prefix: &str, key: &str) -> String {
+    if key.starts_with(prefix) {
+        key.to_string()
+    } else {
+        format!("{prefix}{key}")
+    }
+}
+
+/// Validates one enqueue and computes what it writes.
+pub(crate) fn plan(
+    config: &ProducerConfig,
+    function_name: &str,
+    params: &Map<String, Value>,
+    options: &EnqueueOptions,
+    requested: Requested,
+    now: DateTime<Utc>,
+) -> Result<Plan, ProducerError> {
+    if function_name.trim().is_empty() {
+        return Err(ProducerError::invalid_argument(
+            "function_name cannot be empty",
+        ));
+    }
+    let o = options;
+    non_blank("queue_name", &o.queue_name)?;
+    non_blank("job_id", &o.job_id)?;
+    non_blank("unique_key", &o.unique_key)?;
+    non_blank("rate_limit_key", &o.rate_limit_key)?;
+    non_blank("debounce_key", &o.debounce_key)?;
+    if matches!(o.max_retries, Some(n) if n < 0) {
+        return Err(ProducerError::invalid_argument(MSG_MAX_RETRIES));
+    }
+    if matches!(o.job_timeout_seconds, Some(n) if n <= 0) {
+        return Err(ProducerError::invalid_argument(MSG_JOB_TIMEOUT));
+    }
+    if matches!(o.unique_ttl_seconds, Some(n) if n <= 0) {
+        return Err(ProducerError::invalid_argument(MSG_UNIQUE_TTL));
+    }
+    if let Some(x) = o.defer_by_seconds {
+        if !(x.is_finite() && x >= 0.0) {
+            return Err(ProducerError::invalid_argument(MSG_DEFER_BY));
+        }
+    }
+    positive_finite(o.rate_limit_seconds, MSG_RATE_SECONDS)?;
+    positive_finite(o.debounce_seconds, MSG_DEBOUNCE_SECONDS)?;
+    if o.has_rate_limit() && o.has_debounce() {
+        return Err(ProducerError::new(
+            ProducerErrorCode::ConflictingOptions,
+            MSG_CONFLICT,
+        ));
+    }
+    if o.unique_key.is_some() && (o.has_rate_limit() || o.has_debounce()) {
+        return Err(ProducerError::new(
+            ProducerErrorCode::ConflictingOptions,
+            MSG_UNIQUE_CONFLICT,
+        ));
+    }
+    match (&o.rate_limit_key, o.rate_limit_seconds) {
+        (Some(_), None) => {
+            return Err(ProducerError::invalid_argument(
+                "rate_limit_seconds is required with rate_limit_key",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ProducerError::invalid_argument(
+                "rate_limit_key is required with rate_limit_seconds",
+            ))
+        }
+        _ => {}
+    }
+    match (&o.debounce_key, o.debounce_seconds) {
+        (Some(_), None) => {
+            return Err(ProducerError::invalid_argument(
+                "debounce_seconds is required with debounce_key",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(ProducerError::invalid_argument(
+                "debounce_key is required with debounce_seconds",
+            ))
+        }
+        _ => {}
+    }
+    match requested {
+        Requested::RateLimit if o.has_debounce() => {
+            return Err(ProducerError::new(
+                ProducerErrorCode::ConflictingOptions,
+                MSG_CONFLICT,
+            ))
+        }
+        Requested::RateLimit if !o.has_rate_limit() => {
+            return Err(ProducerError::invalid_argument(
+                "rate_limit_key and rate_limit_seconds are required",
+            ))
+        }
+        Requested::Debounce if o.has_rate_limit() => {
+            return Err(ProducerError::new(
+                ProducerErrorCode::ConflictingOptions,
+                MSG_CONFLICT,
+            ))
+        }
+        Requested::Debounce if !o.has_debounce() => {
+            return Err(ProducerError::invalid_argument(
+                "debounce_key and debounce_seconds are required",
+            ))
+        }
+        Requested::Bulk if o.has_rate_limit() || o.has_debounce() => {
+            return Err(ProducerError::invalid_argument(
+                "enqueue_many items cannot use rate_limit or debounce options",
+            ))
+        }
+        _ => {}
+    }
+
+    // Params: a map by type; encode and check the size.
+    let job_params = canonical_json(&Value::Object(params.clone()));
+    if job_params.len() > MAX_PARAMS_BYTES {
+        return Err(ProducerError::new(
+            ProducerErrorCode::PayloadTooLarge,
+            format!(
+                "params are {} bytes when encoded; the limit is {MAX_PARAMS_BYTES}",
+                job_params.len()
+            ),
+        ));
+    }
+
+    let now = o.enqueue_time.unwrap_or(now);
+    let run_at = if let Some(window) = o.debounce_seconds {
+        now + ChronoDuration::nanoseconds((window * 1e9).round() as i64)
+    } else if let Some(t) = o.defer_until {
+        t
+    } else if let Some(by) = o.defer_by_seconds.filter(|x| *x > 0.0) {
+        now + ChronoDuration::milliseconds((by * 1000.0).ceil() as i64)
+    } else {
+        now
+    };
+
+    let queue_key = match &o.queue_name {
+        Some(q) => normalize_queue_name(q),
+        None => normalize_queue_name(&config.queue_name),
+    };
+    let trace_context = match &o.trace_context {
+        Some(t) if !t.is_empty() => canonical_json(&string_map_value(t)),
+        _ => String::new(),
+    };
+    let correlation = extract_correlation_context(
+        &config.correlation_mappings,
+        params,
+        o.trace_context.as_ref(),
+    );
+    let correlation_context = if correlation.is_empty() {
+        String::new()
+    } else {
+        canonical_json(&string_map_value(&correlation))
+    };
+
+    let guard = if let (Some(key), Some(secs)) = (&o.rate_limit_key, o.rate_limit_seconds) {
+        Guard::RateLimit {
+            key: prefixed("rrq:rate_limit:", key),
+            ttl: ceil_seconds(secs),
+        }
+    } else if let (Some(key), Some(secs)) = (&o.debounce_key, o.debounce_seconds) {
+        Guard::Debounce {
+            key: prefixed("rrq:debounce:", key),
+            ttl: ceil_seconds(secs),
+        }
+    } else if let Some(key) = &o.unique_key {
+        let base = o
+            .unique_ttl_seconds
+            .unwrap_or(config.idempotency_ttl_seconds);
+        let delay_ms = (run_at - now).num_milliseconds();
+        let delay_s = if delay_ms > 0 {
+            (delay_ms + 999) / 1000
+        } else {
+            0
+        };
+        Guard::Idempotency {
+            key: format!("rrq:idempotency:{key}"),
+            ttl: base.max(delay_s),
+        }
+    } else {
+        Guard::None
+    };
+
+    Ok(Plan {
+        job_id: o
+            .job_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        function_name: function_name.to_string(),
+        job_params,
+        enqueue_time: format_timestamp(&now),
+        next_scheduled_run_time: format_timestamp(&run_at),
+        max_retries: o.max_retries.unwrap_or(config.max_retries),
+        job_timeout_seconds: o.job_timeout_seconds.unwrap_or(config.job_timeout_seconds),
+        result_ttl_seconds: o.result_ttl_seconds.unwrap_or(config.result_ttl_seconds),
+        queue_key,
+        trace_context,
+        correlation_context,
+        score: run_at.timestamp_millis(),
+        guard,
+    })
+}
+
+fn string_map_value(m: &IndexMap<String, String>) -> Value {
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+const MAX_CORRELATION_KEYS: usize = 16;
+const MAX_CORRELATION_KEY_BYTES: usize = 64;
+const MAX_CORRELATION_VALUE_BYTES: usize = 256;
+
+/// The correlation context of PRODUCER.md §4.
+pub fn extract_correlation_context(
+    mappings: &IndexMap<String, String>,
+    params: &Map<String, Value>,
+    trace_context: Option<&IndexMap<String, String>>,
+) -> IndexMap<String, String> {
+    let mut out = IndexMap::new();
+    for (attr, path) in mappings {
+        if out.len() >= MAX_CORRELATION_KEYS {
+            break;
+        }
+        if attr.len() > MAX_CORRELATION_KEY_BYTES {
+            continue;
+        }
+        let value = match trace_context.and_then(|t| t.get(attr)) {
+            Some(v) if !v.is_empty() => Some(v.clone()),
+            _ => lookup_path(params, path),
+        };
+        if let Some(v) = value {
+            out.insert(attr.clone(), truncate_utf8(&v, MAX_CORRELATION_VALUE_BYTES));
+        }
+    }
+    out
+}
+
+fn lookup_path(params: &Map<String, Value>, path: &str) -> Option<String> {
+    let path = path.strip_prefix("params.").unwrap_or(path);
+    if path.is_empty() {
+        return None;
+    }
+    let mut segments = path.split('.');
+    let mut current = params.get(segments.next()?)?;
+    for seg in segments {
+        current = current.as_object()?.get(seg)?;
+    }
+    match current {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(canonical_number(n)),
+        _ => None,
+    }
+}
+
+fn truncate_utf8(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        parse_timestamp(s).unwrap()
+    }
+
+    #[test]
+    fn correlation_rules() {
+        let mut m = IndexMap::new();
+        m.insert("tenant".to_string(), "params.tenant.id".to_string());
+        m.insert("order".to_string(), "order_id".to_string());
+        m.insert("flag".to_string(), "flag".to_string());
+        m.insert("empty".to_string(), "empty".to_string());
+        m.insert("x".repeat(65), "order_id".to_string());
+        m.insert("long".to_string(), "long".to_string());
+        let params = json!({"tenant": {"id": "acme"}, "order_id": 42.0, "flag": true, "empty": "", "long": "é".repeat(200)});
+        let mut trace = IndexMap::new();
+        trace.insert("order".to_string(), "from-trace".to_string());
+        let c = extract_correlation_context(&m, params.as_object().unwrap(), Some(&trace));
+        assert_eq!(c.get("tenant").unwrap(), "acme");
+        assert_eq!(c.get("order").unwrap(), "from-trace");
+        assert_eq!(c.get("flag").unwrap(), "true");
+        assert!(!c.contains_key("empty"));
+        assert_eq!(c.get("long").unwrap().len(), 256);
+        assert_eq!(c.len(), 4);
+        let c = extract_correlation_context(&m, params.as_object().unwrap(), None);
+        assert_eq!(c.get("order").unwrap(), "42");
+    }
+
+    #[test]
+    fn run_at_and_ttl() {
+        let cfg = ProducerConfig::default();
+        let now = t("2026-01-01T12:00:00Z");
+        let o = EnqueueOptions {
+            defer_by_seconds: Some(1.0005),
+            unique_key: Some("k".into()),
+            unique_ttl_seconds: Some(1),
+            ..Default::default()
+        };
+        let p = plan(&cfg, "f", &Map::new(), &o, Requested::Enqueue, now).unwrap();
+        assert_eq!(p.next_scheduled_run_time, "2026-01-01T12:00:01.001+00:00");
+        assert_eq!(p.score, now.timestamp_millis() + 1001);
+        assert_eq!(
+            p.guard,
+            Guard::Idempotency {
+                key: "rrq:idempotency:k".into(),
+                ttl: 2
+            }
+        );
+        let o = EnqueueOptions {
+            debounce_key: Some("d".into()),
+            debounce_seconds: Some(1.5),
+            ..Default::default()
+        };
+        let p = plan(&cfg, "f", &Map::new(), &o, Requested::Debounce, now).unwrap();
+        assert_eq!(p.next_scheduled_run_time, "2026-01-01T12:00:01.500+00:00");
+        assert_eq!(
+            p.guard,
+            Guard::Debounce {
+                key: "rrq:debounce:d".into(),
+                ttl: 2
+            }
+        );
+    }
+
+    #[test]
+    fn option_parsing() {
+        let (o, p) = EnqueueOptions::from_json(&json!({"queue_name": "q", "max_retries": 3.0, "params": {"a": 1}, "defer_until": "2026-01-01T12:00:00"})).unwrap();
+        assert_eq!(o.queue_name.as_deref(), Some("q"));
+        assert_eq!(o.max_retries, Some(3));
+        assert_eq!(p, Some(json!({"a": 1})));
+        assert!(o.defer_until.is_some());
+        let e = EnqueueOptions::from_json(&json!({"bogus": 1})).unwrap_err();
+        assert_eq!(e.message(), "unknown option 'bogus'");
+        let e = EnqueueOptions::from_json(&json!({"max_retries": 1.5})).unwrap_err();
+        assert_eq!(e.message(), MSG_MAX_RETRIES);
+    }
+}

@@ -1,0 +1,757 @@
+//! Typed frames of runner protocol v2 (schemas/v2).
+//!
+//! Reading is lenient where the protocol says so (absent = null, unknown fields ignored) and
+//! strict about the schema's `required` and `type` rules, which yield `invalid_frame`.
+//! Writing emits every field in schema order with `null` for none; a job-wide cancel omits
+//! `request_id`.
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+
+use crate::codec::{
+    decode_body, encode_body, frame_bytes, DecodeError, DecodeErrorCode, EncodeError, Encoding,
+};
+
+/// The only protocol version: `"2"`.
+pub const PROTOCOL_VERSION: &str = "2";
+
+/// A string-to-string map that keeps insertion order (trace and correlation context).
+pub type StringMap = IndexMap<String, String>;
+
+/// `ExecutionContext`: what the orchestrator knows about the job and this attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionContext {
+    pub job_id: String,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    /// RFC 3339, kept as received.
+    pub enqueue_time: String,
+    /// Full queue key, e.g. `rrq:queue:default`.
+    pub queue_name: String,
+    /// Absolute RFC 3339 deadline, kept as received.
+    pub deadline: Option<String>,
+    pub trace_context: Option<StringMap>,
+    pub correlation_context: Option<StringMap>,
+    pub worker_id: Option<String>,
+}
+
+impl ExecutionContext {
+    /// `deadline` parsed as RFC 3339, `None` when absent or unparsable.
+    pub fn deadline_time(&self) -> Option<DateTime<Utc>> {
+        self.deadline.as_deref().and_then(parse_rfc3339)
+    }
+
+    /// `enqueue_time` parsed as RFC 3339.
+    pub fn enqueue_time_parsed(&self) -> Option<DateTime<Utc>> {
+        parse_rfc3339(&self.enqueue_time)
+    }
+
+    /// All eight fields in schema order, absent ones as `null`.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("job_id".into(), Value::String(self.job_id.clone()));
+        m.insert("attempt".into(), Value::from(self.attempt));
+        m.insert(
+            "enqueue_time".into(),
+            Value::String(self.enqueue_time.clone()),
+        );
+        m.insert("queue_name".into(), Value::String(self.queue_name.clone()));
+        m.insert("deadline".into(), opt_str(&self.deadline));
+        m.insert("trace_context".into(), opt_map(&self.trace_context));
+        m.insert(
+            "correlation_context".into(),
+            opt_map(&self.correlation_context),
+        );
+        m.insert("worker_id".into(), opt_str(&self.worker_id));
+        Value::Object(m)
+    }
+}
+
+/// `ExecutionRequest`: one attempt of one job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionRequest {
+    /// `"2"` when the frame omitted it.
+    pub protocol_version: String,
+    pub request_id: String,
+    pub job_id: String,
+    pub function_name: String,
+    /// The job's params; `{}` when absent or null.
+    pub params: Map<String, Value>,
+    pub context: ExecutionContext,
+}
+
+impl ExecutionRequest {
+    /// The payload in schema order.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert(
+            "protocol_version".into(),
+            Value::String(self.protocol_version.clone()),
+        );
+        m.insert("request_id".into(), Value::String(self.request_id.clone()));
+        m.insert("job_id".into(), Value::String(self.job_id.clone()));
+        m.insert(
+            "function_name".into(),
+            Value::String(self.function_name.clone()),
+        );
+        m.insert("params".into(), Value::Object(self.params.clone()));
+        m.insert("context".into(), self.context.to_value());
+        Value::Object(m)
+    }
+
+    /// A param by name.
+    pub fn param(&self, name: &str) -> Option<&Value> {
+        self.params.get(name)
+    }
+}
+
+/// Outcome status (closed set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutcomeStatus {
+    Success,
+    Retry,
+    Timeout,
+    Error,
+}
+
+impl OutcomeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeStatus::Success => "success",
+            OutcomeStatus::Retry => "retry",
+            OutcomeStatus::Timeout => "timeout",
+            OutcomeStatus::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OutcomeStatus> {
+        Some(match s {
+            "success" => OutcomeStatus::Success,
+            "retry" => OutcomeStatus::Retry,
+            "timeout" => OutcomeStatus::Timeout,
+            "error" => OutcomeStatus::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// `OutcomeError`: why an attempt did not succeed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomeError {
+    pub message: String,
+    /// Open set; reserved: `handler_not_found`, `cancelled`, `timeout`.
+    pub error_type: Option<String>,
+    pub code: Option<String>,
+    pub details: Option<Value>,
+}
+
+impl OutcomeError {
+    /// An error with a message and nothing else.
+    pub fn new(message: impl Into<String>) -> Self {
+        OutcomeError {
+            message: message.into(),
+            error_type: None,
+            code: None,
+            details: None,
+        }
+    }
+
+    /// Same error with `type` set.
+    pub fn with_type(mut self, error_type: impl Into<String>) -> Self {
+        self.error_type = Some(error_type.into());
+        self
+    }
+
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("message".into(), Value::String(self.message.clone()));
+        m.insert("type".into(), opt_str(&self.error_type));
+        m.insert("code".into(), opt_str(&self.code));
+        m.insert(
+            "details".into(),
+            self.details.clone().unwrap_or(Value::Null),
+        );
+        Value::Object(m)
+    }
+}
+
+/// Error type reported when no handler is registered.
+pub const ERROR_TYPE_HANDLER_NOT_FOUND: &str = "handler_not_found";
+/// Error type of a cancelled request.
+pub const ERROR_TYPE_CANCELLED: &str = "cancelled";
+/// Error type of a timeout.
+pub const ERROR_TYPE_TIMEOUT: &str = "timeout";
+
+/// `ExecutionOutcome`: the one reply to a request.
+///
+/// Build one with the constructors ([`ExecutionOutcome::success`], [`ExecutionOutcome::retry`],
+/// ...). `job_id` and `request_id` may be left empty: the runtime fills them in from the
+/// request it answers.
+///
+/// This type deliberately does not implement `serde::Serialize`, so that a handler may return
+/// either an outcome or any serializable value; use [`ExecutionOutcome::to_value`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionOutcome {
+    pub job_id: String,
+    pub request_id: Option<String>,
+    pub status: OutcomeStatus,
+    pub result: Option<Value>,
+    pub error: Option<OutcomeError>,
+    pub retry_after_seconds: Option<f64>,
+}
+
+impl ExecutionOutcome {
+    fn bare(status: OutcomeStatus) -> Self {
+        ExecutionOutcome {
+            job_id: String::new(),
+            request_id: None,
+            status,
+            result: None,
+            error: None,
+            retry_after_seconds: None,
+        }
+    }
+
+    /// `success` with `result`. A value that cannot be serialized gives an `error` outcome
+    /// (type `SerializationError`).
+    pub fn success<T: serde::Serialize>(result: T) -> Self {
+        match serde_json::to_value(result) {
+            Ok(v) => {
+                let mut o = Self::bare(OutcomeStatus::Success);
+                o.result = Some(v);
+                o
+            }
+            Err(e) => Self::error(format!("handler result is not serializable: {e}"))
+                .with_error_type("SerializationError"),
+        }
+    }
+
+    /// `retry`, after `retry_after_seconds` when given. `error.message` is `message`, or
+    /// `Job requested retry` when none.
+    pub fn retry(message: Option<&str>, retry_after_seconds: Option<f64>) -> Self {
+        let mut o = Self::bare(OutcomeStatus::Retry);
+        o.error = Some(OutcomeError::new(message.unwrap_or(DEFAULT_RETRY_MESSAGE)));
+        o.retry_after_seconds = retry_after_seconds;
+        o
+    }
+
+    /// `timeout` with error type `timeout`; message defaults to `Job execution timed out`.
+    pub fn timeout(message: Option<&str>) -> Self {
+        let mut o = Self::bare(OutcomeStatus::Timeout);
+        o.error = Some(
+            OutcomeError::new(message.unwrap_or(TIMEOUT_MESSAGE)).with_type(ERROR_TYPE_TIMEOUT),
+        );
+        o
+    }
+
+    /// `error` with a message and no type.
+    pub fn error(message: impl Into<String>) -> Self {
+        let mut o = Self::bare(OutcomeStatus::Error);
+        o.error = Some(OutcomeError::new(message));
+        o
+    }
+
+    /// `error` of type `handler_not_found` for `function_name`.
+    pub fn handler_not_found(function_name: &str) -> Self {
+        Self::error(format!(
+            "No handler registered for function '{function_name}'"
+        ))
+        .with_error_type(ERROR_TYPE_HANDLER_NOT_FOUND)
+    }
+
+    /// `error` of type `cancelled` (what the runtime sends for a cancelled request).
+    pub fn cancelled() -> Self {
+        Self::error(CANCELLED_MESSAGE).with_error_type(ERROR_TYPE_CANCELLED)
+    }
+
+    /// Sets `error.type` (creating an error with an empty message if there is none).
+    pub fn with_error_type(mut self, error_type: impl Into<String>) -> Self {
+        self.error
+            .get_or_insert_with(|| OutcomeError::new(""))
+            .error_type = Some(error_type.into());
+        self
+    }
+
+    /// Sets `error.code`.
+    pub fn with_error_code(mut self, code: impl Into<String>) -> Self {
+        self.error.get_or_insert_with(|| OutcomeError::new("")).code = Some(code.into());
+        self
+    }
+
+    /// Sets `error.details`.
+    pub fn with_error_details(mut self, details: Value) -> Self {
+        self.error
+            .get_or_insert_with(|| OutcomeError::new(""))
+            .details = Some(details);
+        self
+    }
+
+    /// Sets the correlation ids.
+    pub fn with_ids(mut self, job_id: impl Into<String>, request_id: impl Into<String>) -> Self {
+        self.job_id = job_id.into();
+        self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// The payload in schema order, every field present.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("job_id".into(), Value::String(self.job_id.clone()));
+        m.insert("request_id".into(), opt_str(&self.request_id));
+        m.insert(
+            "status".into(),
+            Value::String(self.status.as_str().to_string()),
+        );
+        m.insert("result".into(), self.result.clone().unwrap_or(Value::Null));
+        m.insert(
+            "error".into(),
+            self.error
+                .as_ref()
+                .map(OutcomeError::to_value)
+                .unwrap_or(Value::Null),
+        );
+        m.insert(
+            "retry_after_seconds".into(),
+            match self
+                .retry_after_seconds
+                .and_then(serde_json::Number::from_f64)
+            {
+                Some(n) => Value::Number(n),
+                None => Value::Null,
+            },
+        );
+        Value::Object(m)
+    }
+}
+
+/// `Job requested retry`.
+pub const DEFAULT_RETRY_MESSAGE: &str = "Job requested retry";
+/// `Job execution timed out`.
+pub const TIMEOUT_MESSAGE: &str = "Job execution timed out";
+/// `Job deadline exceeded`.
+pub const DEADLINE_EXCEEDED_MESSAGE: &str = "Job deadline exceeded";
+/// `Job cancelled`.
+pub const CANCELLED_MESSAGE: &str = "Job cancelled";
+/// `Runner busy: too many in-flight requests`.
+pub const BUSY_MESSAGE: &str = "Runner busy: too many in-flight requests";
+/// `Unsupported protocol version`.
+pub const UNSUPPORTED_VERSION_MESSAGE: &str = "Unsupported protocol version";
+/// `Unexpected response message`.
+pub const UNEXPECTED_RESPONSE_MESSAGE: &str = "Unexpected response message";
+/// `Unhandled handler error`.
+pub const UNHANDLED_ERROR_MESSAGE: &str = "Unhandled handler error";
+
+/// `CancelRequest`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CancelRequest {
+    /// `"2"` when absent.
+    pub protocol_version: String,
+    pub job_id: String,
+    /// `None`: cancel every in-flight request of `job_id`.
+    pub request_id: Option<String>,
+    pub hard_kill: bool,
+}
+
+impl CancelRequest {
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert(
+            "protocol_version".into(),
+            Value::String(self.protocol_version.clone()),
+        );
+        m.insert("job_id".into(), Value::String(self.job_id.clone()));
+        if let Some(r) = &self.request_id {
+            m.insert("request_id".into(), Value::String(r.clone()));
+        }
+        m.insert("hard_kill".into(), Value::Bool(self.hard_kill));
+        Value::Object(m)
+    }
+}
+
+/// `Hello` (rrqkit extension).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hello {
+    pub protocol_version: String,
+    pub runtime: String,
+    pub runtime_version: Option<String>,
+    pub pid: Option<i64>,
+    pub max_in_flight: Option<u64>,
+    pub features: Vec<String>,
+}
+
+impl Hello {
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert(
+            "protocol_version".into(),
+            Value::String(self.protocol_version.clone()),
+        );
+        m.insert("runtime".into(), Value::String(self.runtime.clone()));
+        m.insert("runtime_version".into(), opt_str(&self.runtime_version));
+        m.insert(
+            "pid".into(),
+            self.pid.map(Value::from).unwrap_or(Value::Null),
+        );
+        m.insert(
+            "max_in_flight".into(),
+            self.max_in_flight.map(Value::from).unwrap_or(Value::Null),
+        );
+        m.insert(
+            "features".into(),
+            Value::Array(self.features.iter().cloned().map(Value::String).collect()),
+        );
+        Value::Object(m)
+    }
+}
+
+/// `Ping` payload, also used by `pong`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ping {
+    pub nonce: String,
+}
+
+impl Ping {
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("nonce".into(), Value::String(self.nonce.clone()));
+        Value::Object(m)
+    }
+}
+
+/// One decoded frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Request(ExecutionRequest),
+    Response(ExecutionOutcome),
+    Cancel(CancelRequest),
+    Hello(Hello),
+    Ping(Ping),
+    Pong(Ping),
+}
+
+impl Frame {
+    /// The envelope `type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Frame::Request(_) => "request",
+            Frame::Response(_) => "response",
+            Frame::Cancel(_) => "cancel",
+            Frame::Hello(_) => "hello",
+            Frame::Ping(_) => "ping",
+            Frame::Pong(_) => "pong",
+        }
+    }
+
+    /// The envelope `{type, payload}` as a value.
+    pub fn to_value(&self) -> Value {
+        let payload = match self {
+            Frame::Request(r) => r.to_value(),
+            Frame::Response(o) => o.to_value(),
+            Frame::Cancel(c) => c.to_value(),
+            Frame::Hello(h) => h.to_value(),
+            Frame::Ping(p) | Frame::Pong(p) => p.to_value(),
+        };
+        let mut m = Map::new();
+        m.insert("type".into(), Value::String(self.type_name().into()));
+        m.insert("payload".into(), payload);
+        Value::Object(m)
+    }
+
+    /// Checks the envelope and payload of a decoded body.
+    pub fn from_value(value: Value) -> Result<Frame, DecodeError> {
+        let Value::Object(mut env) = value else {
+            return Err(envelope_err("body is not a map"));
+        };
+        let frame_type = match env.get("type") {
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(envelope_err("type is not a string")),
+            None => return Err(envelope_err("type is missing")),
+        };
+        let payload = match env.remove("payload") {
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(envelope_err("payload is not a map")),
+            None => return Err(envelope_err("payload is missing")),
+        };
+        match frame_type.as_str() {
+            "request" => parse_request(&payload).map(Frame::Request),
+            "response" => parse_outcome(&payload).map(Frame::Response),
+            "cancel" => parse_cancel(&payload).map(Frame::Cancel),
+            "hello" => parse_hello(&payload).map(Frame::Hello),
+            "ping" => parse_ping(&payload).map(Frame::Ping),
+            "pong" => parse_ping(&payload).map(Frame::Pong),
+            other => Err(DecodeError::new(
+                DecodeErrorCode::UnknownFrameType,
+                format!("unknown frame type '{other}'"),
+            )),
+        }
+    }
+
+    /// Decodes one frame body.
+    pub fn decode(body: &[u8], encoding: Encoding) -> Result<Frame, DecodeError> {
+        Frame::from_value(decode_body(body, encoding)?)
+    }
+
+    /// Encodes the frame with its length prefix; refuses frames over 16 MiB.
+    pub fn encode(&self, encoding: Encoding) -> Result<Vec<u8>, EncodeError> {
+        let body = encode_body(&self.to_value(), encoding)?;
+        frame_bytes(&body)
+    }
+}
+
+fn envelope_err(msg: &str) -> DecodeError {
+    DecodeError::new(DecodeErrorCode::InvalidEnvelope, msg)
+}
+
+fn frame_err(msg: String) -> DecodeError {
+    DecodeError::new(DecodeErrorCode::InvalidFrame, msg)
+}
+
+fn opt_str(s: &Option<String>) -> Value {
+    match s {
+        Some(s) => Value::String(s.clone()),
+        None => Value::Null,
+    }
+}
+
+fn opt_map(m: &Option<StringMap>) -> Value {
+    match m {
+        Some(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        ),
+        None => Value::Null,
+    }
+}
+
+/// Parses RFC 3339 (any offset) into UTC.
+pub fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+fn req_string(m: &Map<String, Value>, key: &str, what: &str) -> Result<String, DecodeError> {
+    match m.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(frame_err(format!("{what}.{key} is not a string"))),
+        None => Err(frame_err(format!("{what}.{key} is missing"))),
+    }
+}
+
+fn opt_string(
+    m: &Map<String, Value>,
+    key: &str,
+    what: &str,
+) -> Result<Option<String>, DecodeError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(frame_err(format!("{what}.{key} is not a string"))),
+    }
+}
+
+fn opt_string_map(
+    m: &Map<String, Value>,
+    key: &str,
+    what: &str,
+) -> Result<Option<StringMap>, DecodeError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) => {
+            let mut out = StringMap::with_capacity(o.len());
+            for (k, v) in o {
+                match v {
+                    Value::String(s) => {
+                        out.insert(k.clone(), s.clone());
+                    }
+                    _ => {
+                        return Err(frame_err(format!("{what}.{key}.{k} is not a string")));
+                    }
+                }
+            }
+            Ok(Some(out))
+        }
+        Some(_) => Err(frame_err(format!("{what}.{key} is not a map"))),
+    }
+}
+
+/// An integer in the JSON Schema sense (an integral number, even if written as a float).
+fn as_integer(v: &Value) -> Option<i128> {
+    match v {
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                Some(u as i128)
+            } else if let Some(i) = n.as_i64() {
+                Some(i as i128)
+            } else {
+                let f = n.as_f64()?;
+                (f.fract() == 0.0 && f.abs() < 1e30).then_some(f as i128)
+            }
+        }
+        _ => None,
+    }
+}
+
+fn parse_request(p: &Map<String, Value>) -> Result<ExecutionRequest, DecodeError> {
+    let what = "request";
+    let protocol_version =
+        opt_string(p, "protocol_version", what)?.unwrap_or_else(|| PROTOCOL_VERSION.to_string());
+    let request_id = req_string(p, "request_id", what)?;
+    if request_id.is_empty() {
+        return Err(frame_err("request.request_id is empty".into()));
+    }
+    let job_id = req_string(p, "job_id", what)?;
+    if job_id.is_empty() {
+        return Err(frame_err("request.job_id is empty".into()));
+    }
+    let function_name = req_string(p, "function_name", what)?;
+    let params = match p.get("params") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(frame_err("request.params is not a map".into())),
+    };
+    let ctx = match p.get("context") {
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(frame_err("request.context is not a map".into())),
+        None => return Err(frame_err("request.context is missing".into())),
+    };
+    let what = "context";
+    let attempt = match ctx.get("attempt") {
+        None => return Err(frame_err("context.attempt is missing".into())),
+        Some(v) => match as_integer(v) {
+            Some(n) if (0..=u32::MAX as i128).contains(&n) => n as u32,
+            Some(_) => return Err(frame_err("context.attempt is out of range".into())),
+            None => return Err(frame_err("context.attempt is not an integer".into())),
+        },
+    };
+    let context = ExecutionContext {
+        job_id: req_string(ctx, "job_id", what)?,
+        attempt,
+        enqueue_time: req_string(ctx, "enqueue_time", what)?,
+        queue_name: req_string(ctx, "queue_name", what)?,
+        deadline: opt_string(ctx, "deadline", what)?,
+        trace_context: opt_string_map(ctx, "trace_context", what)?,
+        correlation_context: opt_string_map(ctx, "correlation_context", what)?,
+        worker_id: opt_string(ctx, "worker_id", what)?,
+    };
+    Ok(ExecutionRequest {
+        protocol_version,
+        request_id,
+        job_id,
+        function_name,
+        params,
+        context,
+    })
+}
+
+fn parse_outcome(p: &Map<String, Value>) -> Result<ExecutionOutcome, DecodeError> {
+    let what = "response";
+    let job_id = req_string(p, "job_id", what)?;
+    let request_id = match p.get("request_id") {
+        None => return Err(frame_err("response.request_id is missing".into())),
+        Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(frame_err("response.request_id is not a string".into())),
+    };
+    let status_text = req_string(p, "status", what)?;
+    let status = OutcomeStatus::parse(&status_text)
+        .ok_or_else(|| frame_err(format!("response.status '{status_text}' is not a status")))?;
+    let result = match p.get("result") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.clone()),
+    };
+    let error = match p.get("error") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(e)) => Some(OutcomeError {
+            message: req_string(e, "message", "error")?,
+            error_type: opt_string(e, "type", "error")?,
+            code: opt_string(e, "code", "error")?,
+            details: match e.get("details") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.clone()),
+            },
+        }),
+        Some(_) => return Err(frame_err("response.error is not a map".into())),
+    };
+    let retry_after_seconds = match p.get("retry_after_seconds") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(_) => {
+            return Err(frame_err(
+                "response.retry_after_seconds is not a number".into(),
+            ))
+        }
+    };
+    Ok(ExecutionOutcome {
+        job_id,
+        request_id,
+        status,
+        result,
+        error,
+        retry_after_seconds,
+    })
+}
+
+fn parse_cancel(p: &Map<String, Value>) -> Result<CancelRequest, DecodeError> {
+    let what = "cancel";
+    Ok(CancelRequest {
+        protocol_version: opt_string(p, "protocol_version", what)?
+            .unwrap_or_else(|| PROTOCOL_VERSION.to_string()),
+        job_id: req_string(p, "job_id", what)?,
+        request_id: opt_string(p, "request_id", what)?,
+        hard_kill: match p.get("hard_kill") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(frame_err("cancel.hard_kill is not a boolean".into())),
+        },
+    })
+}
+
+fn parse_hello(p: &Map<String, Value>) -> Result<Hello, DecodeError> {
+    let what = "hello";
+    let pid = match p.get("pid") {
+        None | Some(Value::Null) => None,
+        Some(v) => match as_integer(v) {
+            Some(n) => Some(n as i64),
+            None => return Err(frame_err("hello.pid is not an integer".into())),
+        },
+    };
+    let max_in_flight = match p.get("max_in_flight") {
+        None | Some(Value::Null) => None,
+        Some(v) => match as_integer(v) {
+            Some(n) if n >= 1 => Some(n as u64),
+            _ => {
+                return Err(frame_err(
+                    "hello.max_in_flight is not a positive integer".into(),
+                ))
+            }
+        },
+    };
+    let features = match p.get("features") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(frame_err("hello.features holds a non-string".into())),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(frame_err("hello.features is not an array".into())),
+        None => return Err(frame_err("hello.features is missing".into())),
+    };
+    Ok(Hello {
+        protocol_version: req_string(p, "protocol_version", what)?,
+        runtime: req_string(p, "runtime", what)?,
+        runtime_version: opt_string(p, "runtime_version", what)?,
+        pid,
+        max_in_flight,
+        features,
+    })
+}
+
+fn parse_ping(p: &Map<String, Value>) -> Result<Ping, DecodeError> {
+    Ok(Ping {
+        nonce: req_string(p, "nonce", "ping")?,
+    })
+}

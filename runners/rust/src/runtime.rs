@@ -1,0 +1,724 @@
+//! The runner runtime: transports, connections, in-flight bookkeeping, cancellation and
+//! deadlines (RUNNER_PROTOCOL.md §5–§10).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::task::AbortHandle;
+
+use crate::codec::{DecodeError, DecodeErrorCode, EncodeError, Encoding, FrameDecoder};
+use crate::handler::{CatchUnwind, IntoHandlerOutcome, Registry};
+use crate::launch::{self, LaunchArgs, Transport};
+use crate::protocol::{
+    ExecutionOutcome, ExecutionRequest, Frame, Hello, OutcomeError, OutcomeStatus, Ping,
+    BUSY_MESSAGE, DEADLINE_EXCEEDED_MESSAGE, DEFAULT_RETRY_MESSAGE, ERROR_TYPE_TIMEOUT,
+    PROTOCOL_VERSION, TIMEOUT_MESSAGE, UNEXPECTED_RESPONSE_MESSAGE, UNHANDLED_ERROR_MESSAGE,
+    UNSUPPORTED_VERSION_MESSAGE,
+};
+use crate::telemetry::{self, RequestSpan};
+
+/// Per-connection in-flight cap (and the `max_in_flight` announced in hello).
+pub const MAX_IN_FLIGHT: usize = 64;
+/// `runtime` announced in hello.
+pub const RUNTIME_NAME: &str = "rrqkit-rust";
+/// `features` announced in hello.
+pub const FEATURES: [&str; 3] = ["ping", "cancel_by_job", "stdout_guard"];
+
+macro_rules! log {
+    ($($arg:tt)*) => {
+        eprintln!("[rrqkit-rust] {}", format_args!($($arg)*))
+    };
+}
+
+/// A runner process: a handler registry plus the protocol runtime.
+///
+/// ```no_run
+/// use rrqkit::{Runner, HandlerError};
+/// let mut runner = Runner::new();
+/// runner.register("echo", |req| async move { Ok::<_, HandlerError>(req.params) });
+/// runner.run_from_args();
+/// ```
+#[derive(Debug, Default)]
+pub struct Runner {
+    registry: Registry,
+    hello: Option<bool>,
+    handler_runtime: Option<tokio::runtime::Handle>,
+}
+
+/// Why [`Runner::serve`] returned.
+#[derive(Debug)]
+pub enum ServeEnd {
+    /// stdin reached end of file (stdio transport).
+    StdinClosed,
+    /// The stdio connection had a decoding error and was closed.
+    StdioDecodeError(DecodeError),
+    /// SIGTERM or SIGINT.
+    Signal,
+}
+
+impl Runner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A runner for an existing registry.
+    pub fn with_registry(registry: Registry) -> Self {
+        Runner {
+            registry,
+            hello: None,
+            handler_runtime: None,
+        }
+    }
+
+    /// Registers a handler (see [`Registry::register`]).
+    pub fn register<F, Fut>(&mut self, name: impl Into<String>, handler: F) -> &mut Self
+    where
+        F: Fn(ExecutionRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoHandlerOutcome,
+    {
+        self.registry.register(name, handler);
+        self
+    }
+
+    /// The registry.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// Overrides `RRQ_RUNNER_HELLO` (whether a hello frame opens each connection).
+    pub fn set_hello(&mut self, enabled: bool) -> &mut Self {
+        self.hello = Some(enabled);
+        self
+    }
+
+    /// Parses `std::env::args()`, runs until shutdown and exits the process.
+    ///
+    /// Exit status: 0 after stdin EOF or SIGTERM, 1 after a decoding error on stdio, 2 for a
+    /// bad command line or a transport that cannot be set up.
+    pub fn run_from_args(self) -> ! {
+        let args = match LaunchArgs::parse(std::env::args().skip(1)) {
+            Ok(a) => a,
+            Err(e) => {
+                log!("{e}\n{}", launch::USAGE);
+                std::process::exit(2);
+            }
+        };
+        let code = self.run(args);
+        std::process::exit(code)
+    }
+
+    /// Runs handler tasks on `handle` instead of the runtime that serves the connections.
+    pub fn set_handler_runtime(&mut self, handle: tokio::runtime::Handle) -> &mut Self {
+        self.handler_runtime = Some(handle);
+        self
+    }
+
+    /// Installs the stdout guard (stdio), the parent-death guard and telemetry, then serves
+    /// until shutdown and returns the exit status.
+    ///
+    /// Two tokio runtimes are used: a small one for the protocol (accepting, reading, writing,
+    /// pong, cancel) and one for handlers, so a handler that blocks its thread cannot delay
+    /// pings, cancels or other outcomes.
+    pub fn run(mut self, args: LaunchArgs) -> i32 {
+        let frame_out = if args.transport == Transport::Stdio {
+            match launch::guard_stdout() {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    log!("cannot protect stdout: {e}");
+                    return 2;
+                }
+            }
+        } else {
+            None
+        };
+        launch::install_parent_guard();
+        telemetry::init_from_env();
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(4);
+        let build = |threads: usize, name: &str| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name(name)
+                .enable_all()
+                .build()
+        };
+        let (rt, handler_rt) = match (
+            build(2, "rrq-runner-io"),
+            build(workers, "rrq-runner-handler"),
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                log!("cannot start the async runtime: {e}");
+                return 2;
+            }
+        };
+        if self.handler_runtime.is_none() {
+            self.handler_runtime = Some(handler_rt.handle().clone());
+        }
+        let result = rt.block_on(self.serve_with(args, frame_out));
+        let code = match result {
+            Ok(ServeEnd::StdinClosed) | Ok(ServeEnd::Signal) => 0,
+            Ok(ServeEnd::StdioDecodeError(e)) => {
+                log!("closing stdio connection: {e}");
+                1
+            }
+            Err(e) => {
+                log!("{e}");
+                2
+            }
+        };
+        telemetry::shutdown();
+        rt.shutdown_timeout(Duration::from_millis(200));
+        handler_rt.shutdown_timeout(Duration::from_millis(200));
+        code
+    }
+
+    /// Serves `args` inside an existing tokio runtime until stdin EOF (stdio) or SIGTERM /
+    /// SIGINT. For stdio, call [`launch::guard_stdout`] yourself first and use
+    /// [`Runner::serve_with`] to pass the protected frame file; this method writes frames to the
+    /// original fd 1.
+    pub async fn serve(self, args: LaunchArgs) -> std::io::Result<ServeEnd> {
+        self.serve_with(args, None).await
+    }
+
+    /// Like [`Runner::serve`], with the file stdio frames are written to.
+    pub async fn serve_with(
+        self,
+        args: LaunchArgs,
+        frame_out: Option<std::fs::File>,
+    ) -> std::io::Result<ServeEnd> {
+        let hello = self.hello.unwrap_or_else(launch::hello_requested);
+        let shared = Arc::new(Shared {
+            handlers: self
+                .handler_runtime
+                .unwrap_or_else(tokio::runtime::Handle::current),
+            registry: self.registry,
+            encoding: args.encoding,
+            hello,
+            table: Mutex::new(Table::default()),
+            next_conn: AtomicU64::new(1),
+        });
+        let signals = shutdown_signal();
+        match args.transport {
+            Transport::Tcp(spec) => {
+                let addr = launch::resolve_tcp_address(&spec, launch::allow_remote())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                log!(
+                    "listening on tcp {} ({})",
+                    listener.local_addr()?,
+                    args.encoding
+                );
+                let accept = {
+                    let shared = shared.clone();
+                    async move {
+                        loop {
+                            match listener.accept().await {
+                                Ok((stream, _)) => {
+                                    let _ = stream.set_nodelay(true);
+                                    let (r, w) = stream.into_split();
+                                    tokio::spawn(socket_connection(shared.clone(), r, w));
+                                }
+                                Err(e) => {
+                                    log!("accept failed: {e}");
+                                    tokio::time::sleep(Duration::from_millis(50)).await;
+                                }
+                            }
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = accept => unreachable!(),
+                    _ = signals => {}
+                }
+                shared.abort_all();
+                Ok(ServeEnd::Signal)
+            }
+            Transport::Unix(path) => {
+                let listener = tokio::net::UnixListener::bind(&path)?;
+                let _cleanup = RemoveOnDrop(path.clone());
+                launch::set_socket_path(Some(path.clone()));
+                log!("listening on unix {} ({})", path.display(), args.encoding);
+                let accept = {
+                    let shared = shared.clone();
+                    async move {
+                        loop {
+                            match listener.accept().await {
+                                Ok((stream, _)) => {
+                                    let (r, w) = stream.into_split();
+                                    tokio::spawn(socket_connection(shared.clone(), r, w));
+                                }
+                                Err(e) => {
+                                    log!("accept failed: {e}");
+                                    tokio::time::sleep(Duration::from_millis(50)).await;
+                                }
+                            }
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = accept => unreachable!(),
+                    _ = signals => {}
+                }
+                shared.abort_all();
+                Ok(ServeEnd::Signal)
+            }
+            Transport::Stdio => {
+                let out = match frame_out {
+                    Some(f) => f,
+                    None => {
+                        // SAFETY: dup of fd 1 gives a new fd we own.
+                        let fd = unsafe { libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3) };
+                        if fd < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+                    }
+                };
+                let conn = shared.new_conn_id();
+                let (tx, rx) = unbounded_channel::<Vec<u8>>();
+                let writer = std::thread::Builder::new()
+                    .name("rrq-runner-stdout".into())
+                    .spawn(move || blocking_writer(out, rx))?;
+                let end = tokio::select! {
+                    end = read_loop(shared.clone(), conn, tokio::io::stdin(), tx) => end,
+                    _ = signals => {
+                        shared.abort_all();
+                        return Ok(ServeEnd::Signal);
+                    }
+                };
+                shared.drop_connection(conn);
+                // Let outcomes already produced reach stdout before the process exits.
+                let join = tokio::task::spawn_blocking(move || {
+                    let _ = writer.join();
+                });
+                let _ = tokio::time::timeout(Duration::from_secs(2), join).await;
+                match end {
+                    Ok(()) => Ok(ServeEnd::StdinClosed),
+                    // End of file inside a frame is still the end of stdin.
+                    Err(ReadEnd::Decode(e)) if e.code() == DecodeErrorCode::FrameTruncated => {
+                        log!("stdin ended inside a frame: {e}");
+                        Ok(ServeEnd::StdinClosed)
+                    }
+                    Err(ReadEnd::Decode(e)) => Ok(ServeEnd::StdioDecodeError(e)),
+                    Err(ReadEnd::Io(e)) => {
+                        log!("stdin read failed: {e}");
+                        Ok(ServeEnd::StdinClosed)
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        launch::set_socket_path(None);
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    tokio::select! {
+        _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending::<()>().await } } => {}
+        _ = async { match int.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+    log!("shutting down on signal");
+}
+
+fn blocking_writer(mut out: std::fs::File, mut rx: UnboundedReceiver<Vec<u8>>) {
+    while let Some(frame) = rx.blocking_recv() {
+        if let Err(e) = out.write_all(&frame) {
+            log!("stdout write failed: {e}");
+            return;
+        }
+    }
+}
+
+async fn async_writer<W: AsyncWrite + Unpin>(mut out: W, mut rx: UnboundedReceiver<Vec<u8>>) {
+    while let Some(frame) = rx.recv().await {
+        if out.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+    let _ = out.shutdown().await;
+}
+
+async fn socket_connection<R, W>(shared: Arc<Shared>, reader: R, writer: W)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = shared.new_conn_id();
+    let (tx, rx) = unbounded_channel::<Vec<u8>>();
+    let writer_task = tokio::spawn(async_writer(writer, rx));
+    let end = read_loop(shared.clone(), conn, reader, tx).await;
+    if let Err(ReadEnd::Decode(e)) = &end {
+        log!("closing connection {conn}: {e}");
+    }
+    shared.drop_connection(conn);
+    // Close at once: nothing more is written on a closed connection (§6.6, §2.5).
+    writer_task.abort();
+}
+
+enum ReadEnd {
+    Decode(DecodeError),
+    Io(std::io::Error),
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    shared: Arc<Shared>,
+    conn: u64,
+    mut reader: R,
+    tx: UnboundedSender<Vec<u8>>,
+) -> Result<(), ReadEnd> {
+    if shared.hello {
+        shared.send_frame(&tx, &Frame::Hello(hello_payload()));
+    }
+    let mut decoder = FrameDecoder::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ReadEnd::Io(e)),
+        };
+        if n == 0 {
+            return decoder.finish().map_err(ReadEnd::Decode);
+        }
+        decoder.push(&buf[..n]);
+        loop {
+            match decoder.next_frame() {
+                Ok(Some(body)) => {
+                    let frame = Frame::decode(&body, shared.encoding).map_err(ReadEnd::Decode)?;
+                    drop(body);
+                    shared.handle_frame(conn, &tx, frame);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(ReadEnd::Decode(e)),
+            }
+        }
+    }
+}
+
+fn hello_payload() -> Hello {
+    Hello {
+        protocol_version: PROTOCOL_VERSION.to_string(),
+        runtime: RUNTIME_NAME.to_string(),
+        runtime_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        pid: Some(std::process::id() as i64),
+        max_in_flight: Some(MAX_IN_FLIGHT as u64),
+        features: FEATURES.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+struct Shared {
+    /// Where handler tasks run.
+    handlers: tokio::runtime::Handle,
+    registry: Registry,
+    encoding: Encoding,
+    hello: bool,
+    table: Mutex<Table>,
+    next_conn: AtomicU64,
+}
+
+#[derive(Default)]
+struct Table {
+    next_key: u64,
+    entries: HashMap<u64, Entry>,
+    per_conn: HashMap<u64, usize>,
+}
+
+impl Table {
+    fn remove(&mut self, key: u64) -> Option<Entry> {
+        let entry = self.entries.remove(&key)?;
+        if let Some(n) = self.per_conn.get_mut(&entry.conn) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_conn.remove(&entry.conn);
+            }
+        }
+        Some(entry)
+    }
+}
+
+struct Entry {
+    conn: u64,
+    request_id: String,
+    job_id: String,
+    tx: UnboundedSender<Vec<u8>>,
+    abort: Option<AbortHandle>,
+    span: RequestSpan,
+}
+
+impl Shared {
+    fn new_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn send_frame(&self, tx: &UnboundedSender<Vec<u8>>, frame: &Frame) {
+        match frame.encode(self.encoding) {
+            Ok(bytes) => {
+                let _ = tx.send(bytes);
+            }
+            Err(e) => log!("cannot encode {} frame: {e}", frame.type_name()),
+        }
+    }
+
+    fn send_outcome(&self, tx: &UnboundedSender<Vec<u8>>, outcome: ExecutionOutcome) {
+        let frame = Frame::Response(outcome);
+        match frame.encode(self.encoding) {
+            Ok(bytes) => {
+                let _ = tx.send(bytes);
+            }
+            Err(err) => {
+                let Frame::Response(original) = frame else {
+                    unreachable!()
+                };
+                let message = match err {
+                    EncodeError::TooLarge(n) => format!(
+                        "Outcome too large: {n} bytes when encoded; the frame limit is 16777216"
+                    ),
+                    EncodeError::Unencodable(m) => format!("Outcome cannot be encoded: {m}"),
+                };
+                log!("{message} (job {})", original.job_id);
+                let mut replacement = ExecutionOutcome::error(message)
+                    .with_error_type("OutcomeTooLarge")
+                    .with_ids(original.job_id, original.request_id.unwrap_or_default());
+                if replacement.request_id.as_deref() == Some("") {
+                    replacement.request_id = None;
+                }
+                self.send_frame(tx, &Frame::Response(replacement));
+            }
+        }
+    }
+
+    fn handle_frame(self: &Arc<Self>, conn: u64, tx: &UnboundedSender<Vec<u8>>, frame: Frame) {
+        match frame {
+            Frame::Request(req) => self.accept_request(conn, tx, req),
+            Frame::Cancel(cancel) => {
+                if cancel.protocol_version != PROTOCOL_VERSION {
+                    return;
+                }
+                self.cancel(cancel.request_id.as_deref(), &cancel.job_id);
+            }
+            Frame::Ping(p) => self.send_frame(tx, &Frame::Pong(Ping { nonce: p.nonce })),
+            Frame::Response(_) => {
+                let mut o = ExecutionOutcome::error(UNEXPECTED_RESPONSE_MESSAGE);
+                o.job_id = "unknown".into();
+                self.send_outcome(tx, o);
+            }
+            Frame::Hello(_) | Frame::Pong(_) => {}
+        }
+    }
+
+    fn accept_request(
+        self: &Arc<Self>,
+        conn: u64,
+        tx: &UnboundedSender<Vec<u8>>,
+        req: ExecutionRequest,
+    ) {
+        if req.protocol_version != PROTOCOL_VERSION {
+            let o = ExecutionOutcome::error(UNSUPPORTED_VERSION_MESSAGE)
+                .with_ids(req.job_id, req.request_id);
+            self.send_outcome(tx, o);
+            return;
+        }
+        let key = {
+            let mut t = self.lock();
+            let count = t.per_conn.get(&conn).copied().unwrap_or(0);
+            if count >= MAX_IN_FLIGHT {
+                drop(t);
+                let o = ExecutionOutcome::error(BUSY_MESSAGE).with_ids(req.job_id, req.request_id);
+                self.send_outcome(tx, o);
+                return;
+            }
+            t.next_key += 1;
+            let key = t.next_key;
+            *t.per_conn.entry(conn).or_insert(0) += 1;
+            t.entries.insert(
+                key,
+                Entry {
+                    conn,
+                    request_id: req.request_id.clone(),
+                    job_id: req.job_id.clone(),
+                    tx: tx.clone(),
+                    abort: None,
+                    span: RequestSpan::start(&req),
+                },
+            );
+            key
+        };
+        let handle = self.handlers.spawn(run_request(self.clone(), key, req));
+        let mut t = self.lock();
+        match t.entries.get_mut(&key) {
+            Some(e) => e.abort = Some(handle.abort_handle()),
+            // Already answered (finished or cancelled from another connection before we
+            // could record the handle): make sure the handler stops.
+            None => handle.abort(),
+        }
+    }
+
+    fn cancel(&self, request_id: Option<&str>, job_id: &str) {
+        let removed: Vec<Entry> = {
+            let mut t = self.lock();
+            let keys: Vec<u64> = t
+                .entries
+                .iter()
+                .filter(|(_, e)| match request_id {
+                    Some(r) => e.request_id == r,
+                    None => e.job_id == job_id,
+                })
+                .map(|(k, _)| *k)
+                .collect();
+            keys.into_iter().filter_map(|k| t.remove(k)).collect()
+        };
+        for entry in removed {
+            if let Some(a) = &entry.abort {
+                a.abort();
+            }
+            let outcome = ExecutionOutcome::cancelled().with_ids(&entry.job_id, &entry.request_id);
+            entry.span.end(Some(&outcome));
+            self.send_outcome(&entry.tx, outcome);
+        }
+    }
+
+    fn complete(&self, key: u64, outcome: ExecutionOutcome) {
+        let entry = self.lock().remove(key);
+        if let Some(entry) = entry {
+            entry.span.end(Some(&outcome));
+            self.send_outcome(&entry.tx, outcome);
+        }
+    }
+
+    fn drop_connection(&self, conn: u64) {
+        let removed: Vec<Entry> = {
+            let mut t = self.lock();
+            let keys: Vec<u64> = t
+                .entries
+                .iter()
+                .filter(|(_, e)| e.conn == conn)
+                .map(|(k, _)| *k)
+                .collect();
+            keys.into_iter().filter_map(|k| t.remove(k)).collect()
+        };
+        for entry in removed {
+            if let Some(a) = &entry.abort {
+                a.abort();
+            }
+            entry.span.end(None);
+        }
+    }
+
+    fn abort_all(&self) {
+        let removed: Vec<Entry> = {
+            let mut t = self.lock();
+            t.per_conn.clear();
+            t.entries.drain().map(|(_, e)| e).collect()
+        };
+        for entry in removed {
+            if let Some(a) = &entry.abort {
+                a.abort();
+            }
+            entry.span.end(None);
+        }
+    }
+}
+
+async fn run_request(shared: Arc<Shared>, key: u64, req: ExecutionRequest) {
+    let job_id = req.job_id.clone();
+    let request_id = req.request_id.clone();
+    let outcome = execute(&shared, req).await;
+    shared.complete(key, normalize(outcome, job_id, request_id));
+}
+
+async fn execute(shared: &Shared, req: ExecutionRequest) -> ExecutionOutcome {
+    let now = Utc::now();
+    let deadline = match &req.context.deadline {
+        None => None,
+        Some(text) => match req.context.deadline_time() {
+            Some(d) => Some(d),
+            None => {
+                log!(
+                    "request {}: ignoring unparsable deadline {text:?}",
+                    req.request_id
+                );
+                None
+            }
+        },
+    };
+    if let Some(d) = deadline {
+        if d <= now {
+            return ExecutionOutcome::timeout(Some(DEADLINE_EXCEEDED_MESSAGE));
+        }
+    }
+    let Some(handler) = shared.registry.get(&req.function_name) else {
+        return ExecutionOutcome::handler_not_found(&req.function_name);
+    };
+    let run = CatchUnwind::new(handler(req));
+    let result = match deadline {
+        None => run.await,
+        Some(d) => {
+            let remaining = (d - now).to_std().unwrap_or(Duration::ZERO);
+            tokio::select! {
+                r = run => r,
+                _ = tokio::time::sleep(remaining) => {
+                    return ExecutionOutcome::timeout(Some(TIMEOUT_MESSAGE));
+                }
+            }
+        }
+    };
+    match result {
+        Ok(outcome) => outcome,
+        Err(panic_message) => {
+            let message = if panic_message.is_empty() {
+                UNHANDLED_ERROR_MESSAGE.to_string()
+            } else {
+                panic_message
+            };
+            ExecutionOutcome::error(message).with_error_type("panic")
+        }
+    }
+}
+
+/// Fills the correlation ids and the default error of retry/timeout/error outcomes that came
+/// without one.
+fn normalize(mut o: ExecutionOutcome, job_id: String, request_id: String) -> ExecutionOutcome {
+    o.job_id = job_id;
+    o.request_id = Some(request_id);
+    if o.error.is_none() {
+        o.error = match o.status {
+            OutcomeStatus::Success => None,
+            OutcomeStatus::Retry => Some(OutcomeError::new(DEFAULT_RETRY_MESSAGE)),
+            OutcomeStatus::Timeout => {
+                Some(OutcomeError::new(TIMEOUT_MESSAGE).with_type(ERROR_TYPE_TIMEOUT))
+            }
+            OutcomeStatus::Error => Some(OutcomeError::new(UNHANDLED_ERROR_MESSAGE)),
+        };
+    }
+    if o.status != OutcomeStatus::Success && o.result == Some(Value::Null) {
+        o.result = None;
+    }
+    o
+}
