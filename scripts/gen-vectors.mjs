@@ -320,6 +320,12 @@ const invalid = [
     "invalid_frame",
   ],
   [
+    "request-empty-request-id",
+    "A request whose request_id is the empty string (the schema's minLength is 1).",
+    (enc) => framed(enc(request({ request_id: "" }))),
+    "invalid_frame",
+  ],
+  [
     "request-attempt-not-integer",
     "A request whose context.attempt is a string.",
     (enc) => framed(enc(request({}, { attempt: "1" }))),

@@ -67,7 +67,7 @@ const handlers: Record<string, Handler> = {
     const attempt = request.context.attempt;
     if (attempt <= num(p.fail_until_attempt, 1)) {
       return p.mode === "retry"
-        ? Outcome.retry(`flaky retry on attempt ${attempt}`, 0)
+        ? Outcome.retry(undefined, 0)
         : Outcome.error(`flaky failure on attempt ${attempt}`);
     }
     return { attempt };

@@ -112,7 +112,9 @@ def test_retry_with_retry_after_seconds(client: FrameClient) -> None:
     assert out["error"]["message"] == "later"
     rid = client.send_request("flaky", {"fail_until_attempt": 2, "mode": "retry"}, attempt=2)
     out = client.response(rid)
-    assert (out["status"], out["retry_after_seconds"], out["error"]) == ("retry", 0, None)
+    # A retry outcome without an error gets the default message (RUNNER_PROTOCOL.md §7).
+    assert (out["status"], out["retry_after_seconds"]) == ("retry", 0)
+    assert out["error"]["message"] == "Job requested retry"
     rid = client.send_request("flaky", {"fail_until_attempt": 2}, attempt=3)
     assert client.response(rid)["result"] == {"attempt": 3}
     rid = client.send_request("flaky", {"fail_until_attempt": 2}, attempt=1)

@@ -23,6 +23,9 @@ export const ErrorTypes = {
   timeout: "timeout",
 } as const;
 
+/** Error type of the outcome sent when a handler's outcome cannot be framed (too large). */
+export const OUTCOME_TOO_LARGE = "OutcomeTooLarge";
+
 /** Exact error messages shared by every runtime (RUNNER_PROTOCOL.md §7). */
 export const Messages = {
   busy: "Runner busy: too many in-flight requests",
@@ -32,5 +35,7 @@ export const Messages = {
   executionTimedOut: "Job execution timed out",
   unexpectedResponse: "Unexpected response message",
   unhandledError: "Unhandled handler error",
+  retryRequested: "Job requested retry",
+  jobFailed: "Job failed",
   handlerNotFound: (name: string) => `No handler registered for function '${name}'`,
 } as const;

@@ -34,6 +34,12 @@ class PayloadRules {
   string(field: string): this {
     return typeof this.fields[field] === "string" ? this : this.fail(field, "must be a string");
   }
+  nonEmptyString(field: string): this {
+    const v = this.fields[field];
+    return typeof v === "string" && v !== ""
+      ? this
+      : this.fail(field, "must be a non-empty string");
+  }
   optionalString(field: string): this {
     const v = this.fields[field];
     return v == null || typeof v === "string" ? this : this.fail(field, "must be a string or null");
@@ -89,8 +95,8 @@ class PayloadRules {
 function checkRequest(p: Fields): void {
   new PayloadRules(p, "request")
     .optionalString("protocol_version")
-    .string("request_id")
-    .string("job_id")
+    .nonEmptyString("request_id")
+    .nonEmptyString("job_id")
     .string("function_name")
     .optionalObject("params")
     .check((f) => (isFields(f.context) ? undefined : "context must be an object"))

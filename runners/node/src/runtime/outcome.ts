@@ -71,14 +71,29 @@ export function outcomeFor(request: ExecutionRequest, value: unknown): Execution
     };
   }
   const v = value as Partial<ExecutionOutcome>;
+  const status = v.status!;
   return {
     job_id: v.job_id || request.job_id,
     request_id: v.request_id || request.request_id,
-    status: v.status!,
+    status,
     result: v.result ?? null,
-    error: v.error ?? null,
+    error: v.error ?? defaultError(status),
     retry_after_seconds: v.retry_after_seconds ?? null,
   };
+}
+
+/** The error a runtime fills in when a non-success outcome has none (RUNNER_PROTOCOL.md §7). */
+function defaultError(status: ExecutionOutcome["status"]): OutcomeError | null {
+  switch (status) {
+    case "retry":
+      return { message: Messages.retryRequested };
+    case "timeout":
+      return { message: Messages.executionTimedOut, type: ErrorTypes.timeout };
+    case "error":
+      return { message: Messages.jobFailed };
+    default:
+      return null;
+  }
 }
 
 /** An error outcome answering `request`. */

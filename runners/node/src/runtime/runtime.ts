@@ -3,6 +3,7 @@ import {
   HELLO_ENV,
   MAX_IN_FLIGHT_PER_CONNECTION,
   Messages,
+  OUTCOME_TOO_LARGE,
   PROTOCOL_VERSION,
 } from "../protocol/constants.js";
 import { FrameEncodeError } from "../protocol/errors.js";
@@ -214,9 +215,10 @@ export class RunnerRuntime {
       if (!(error instanceof FrameEncodeError)) throw error;
       // The handler's result cannot travel (too large or not encodable): the request still gets
       // its one outcome, an error that says why.
+      const type = error.code === "frame_too_large" ? OUTCOME_TOO_LARGE : "OutcomeNotEncodable";
       connection.send(
         responseFrame(
-          errorOutcome(outcome, "error", `Outcome could not be sent: ${error.message}`),
+          errorOutcome(outcome, "error", `Outcome could not be sent: ${error.message}`, type),
         ),
       );
     }

@@ -163,6 +163,9 @@ class ExecutionRequest:
         protocol_version = _opt_str(data, "protocol_version", where)
         request_id = _req_str(data, "request_id", where)
         job_id = _req_str(data, "job_id", where)
+        if request_id == "" or job_id == "":
+            # The schema's minLength: an empty id cannot correlate an outcome.
+            raise _bad(where, "request_id" if request_id == "" else "job_id", "a non-empty string")
         function_name = _req_str(data, "function_name", where)
         params = _get(data, "params")
         if params is not None and not isinstance(params, dict):

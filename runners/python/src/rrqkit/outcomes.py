@@ -64,3 +64,18 @@ def cancelled() -> ExecutionOutcome:
     return ExecutionOutcome(
         status="error", error=OutcomeError(message="Job cancelled", type="cancelled")
     )
+
+
+_DEFAULT_ERRORS = {
+    "retry": ("Job requested retry", None),
+    "timeout": ("Job execution timed out", "timeout"),
+    "error": ("Job failed", None),
+}
+
+
+def with_default_error(outcome: ExecutionOutcome) -> ExecutionOutcome:
+    """Fill in the error a non-success outcome lacks (RUNNER_PROTOCOL.md §7)."""
+    default = _DEFAULT_ERRORS.get(outcome.status)
+    if outcome.error is None and default is not None:
+        outcome.error = OutcomeError(message=default[0], type=default[1])
+    return outcome

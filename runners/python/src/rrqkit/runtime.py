@@ -471,7 +471,7 @@ class RunnerRuntime:
         except Exception as exc:
             return outcomes.error(str(exc) or "Unhandled handler error", type=type(exc).__name__)
         if isinstance(result, ExecutionOutcome):
-            return result
+            return outcomes.with_default_error(result)
         return outcomes.success(result)
 
     async def _complete(self, entry: _InFlight, outcome: ExecutionOutcome) -> None:
