@@ -92,6 +92,12 @@ export interface ResolvedConfig {
   readonly runnerCancelGraceSeconds: number;
   /** rrqkit: validate every frame against schemas/ (also RRQ_STRICT_FRAMES=1). */
   readonly strictFrames: boolean;
+  /** rrqkit: lifetime of a job's lease (its lock); renewed while the job runs. */
+  readonly leaseSeconds: number;
+  /** rrqkit: how often leases are renewed and expired leases are looked for. */
+  readonly leaseRenewIntervalSeconds: number;
+  /** rrqkit: recoveries after which an interrupted job goes to the DLQ as poison (0: never). */
+  readonly maxJobRecoveries: number;
 }
 
 const RUNNER_KEYS = [
@@ -289,6 +295,9 @@ const TOP_KEYS = [
   "correlation_mappings",
   "runner_cancel_grace_seconds",
   "strict_frames",
+  "lease_seconds",
+  "lease_renew_interval_seconds",
+  "max_job_recoveries",
   ...IGNORED_KEYS,
 ] as const;
 
@@ -334,6 +343,14 @@ export function resolveConfig(
   );
   const timeout = f("default_job_timeout_seconds", int(1), 300);
   const connectTimeout = f("runner_connect_timeout_ms", int(), 15000);
+  const lease = f("lease_seconds", num(1), 10);
+  const renew = f("lease_renew_interval_seconds", num(0.05), lease / 3);
+  if (renew >= lease) {
+    throw new ConfigError(
+      "invalid_config",
+      `lease_renew_interval_seconds (${renew}) must be shorter than lease_seconds (${lease})`,
+    );
+  }
   const config: ResolvedConfig = {
     redisDsn: overrides.redisDsn ?? f("redis_dsn", str(), "redis://localhost:6379/0"),
     defaultQueueName: queueKey(f("default_queue_name", str(), "rrq:queue:default")),
@@ -366,6 +383,9 @@ export function resolveConfig(
     correlationMappings: Object.freeze(f("correlation_mappings", stringMap, {})),
     runnerCancelGraceSeconds: f("runner_cancel_grace_seconds", num(0), 5),
     strictFrames: overrides.strictFrames ?? f("strict_frames", bool, false),
+    leaseSeconds: lease,
+    leaseRenewIntervalSeconds: renew,
+    maxJobRecoveries: f("max_job_recoveries", int(0), 3),
   };
   return Object.freeze(config);
 }

@@ -2,6 +2,7 @@ import type { ResolvedConfig } from "../config/config.js";
 import { formatTimestamp } from "../store/encoding.js";
 import type { JobStore } from "../store/job-store.js";
 import type { EventBus } from "../telemetry/events.js";
+import type { Recovery } from "./recovery.js";
 
 /** What the health record reports about the worker. */
 export interface HealthSnapshot {
@@ -11,14 +12,10 @@ export interface HealthSnapshot {
   queues: readonly string[];
 }
 
-/** Most orphaned jobs recovered per tick (RRQ's limit). */
-export const RECOVERY_LIMIT_PER_TICK = 100;
-
 /**
  * Writes `rrq:health:worker:<id>` (RRQ's payload and TTL) right away and then every
- * min(interval, 60) s, and after each write puts the jobs of dead workers back in their queues.
- * A dead worker is one with an active-jobs set and no live health key; a job is only recovered
- * once its lock has expired (rrq-0.11-facts §2.11).
+ * min(interval, 60) s, and after each write runs RRQ's orphan recovery for workers whose health
+ * key is gone (rrq-0.11-facts §2.11; jobs with a live lock are left alone).
  */
 export class Heartbeat {
   private timer: NodeJS.Timeout | undefined;
@@ -31,6 +28,7 @@ export class Heartbeat {
     private readonly config: ResolvedConfig,
     private readonly snapshot: () => HealthSnapshot,
     private readonly events: EventBus,
+    private readonly recovery: Recovery,
   ) {}
 
   /** Seconds between ticks. */
@@ -85,28 +83,8 @@ export class Heartbeat {
     );
   }
 
-  /** Re-queues up to 100 jobs of dead workers; returns how many were recovered. */
-  async recoverOrphans(): Promise<number> {
-    let recovered = 0;
-    const dead: string[] = [];
-    for (const workerId of await this.store.workersWithActiveSets()) {
-      if (workerId === this.workerId || recovered >= RECOVERY_LIMIT_PER_TICK) continue;
-      if ((await this.store.healthTtl(workerId)) > 0) continue;
-      dead.push(workerId);
-      for (const jobId of await this.store.activeJobs(
-        workerId,
-        RECOVERY_LIMIT_PER_TICK - recovered,
-      )) {
-        const verdict = await this.store.recoverOrphan(
-          jobId,
-          workerId,
-          this.config.defaultQueueName,
-        );
-        if (verdict === "recovered") recovered++;
-      }
-    }
-    if (recovered > 0 || dead.length > 0)
-      this.events.emit("recovery:done", { recovered, deadWorkers: dead });
-    return recovered;
+  /** RRQ's slow path: re-queues up to 100 jobs of workers whose health key is gone. */
+  recoverOrphans(): Promise<number> {
+    return this.recovery.recoverDeadWorkers();
   }
 }

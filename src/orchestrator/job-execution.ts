@@ -5,7 +5,7 @@ import { RunnerError } from "../errors.js";
 import type { RunnerPool, SlotLease } from "../runner/runner-pool.js";
 import { canonicalJson, toWireTimestamp } from "../store/encoding.js";
 import { MalformedJobError, parseJob, type JobRecord } from "../store/job.js";
-import type { ClaimedJob, FencedWrite, JobStore } from "../store/job-store.js";
+import type { AttemptRef, ClaimedJob, FencedWrite, JobStore } from "../store/job-store.js";
 import { dlqKey } from "../store/keys.js";
 import type { EventBus } from "../telemetry/events.js";
 import { decide, decideTransportError, timedOutMessage, type Decision } from "./decisions.js";
@@ -42,7 +42,9 @@ type AttemptResult =
  */
 export class JobExecution {
   interrupted = false;
-  private lease: SlotLease | undefined;
+  /** Set when lease renewal finds the job held by another attempt: nothing of ours is written. */
+  lost = false;
+  private permit: SlotLease | undefined;
   private requestId: string | undefined;
 
   constructor(
@@ -56,9 +58,26 @@ export class JobExecution {
     return this.claimed.id;
   }
 
-  /** Asks the runner to cancel this attempt (shutdown with cancel hints on). */
+  /** The fence this attempt's claim received (every write of ours must present it). */
+  get fence(): string {
+    return this.claimed.hash.lease_fence ?? "";
+  }
+
+  private get ref(): AttemptRef {
+    return { jobId: this.jobId, workerId: this.ctx.workerId, fence: this.fence };
+  }
+
+  /** Asks the runner to cancel this attempt (shutdown with cancel hints on, or a lost lease). */
   cancel(): void {
-    if (this.lease && this.requestId) this.lease.connection.cancel(this.jobId, this.requestId);
+    if (this.permit && this.requestId) this.permit.connection.cancel(this.jobId, this.requestId);
+  }
+
+  /** Lease renewal found the job held elsewhere: stop the runner's work and write nothing. */
+  leaseLost(): void {
+    if (this.lost) return;
+    this.lost = true;
+    this.cancel();
+    this.ctx.events.emit("job:fenced", { jobId: this.jobId, write: "lease lost while running" });
   }
 
   /** Runs the attempt to completion; never throws. */
@@ -81,6 +100,7 @@ export class JobExecution {
     const runnerName = resolveRunnerName(this.ctx.config, split, this.queue);
     const started = performance.now();
     const result = await this.attempt(job, split.handler, this.ctx.pools.get(runnerName)!, timeout);
+    if (this.lost) return;
     if (this.interrupted || result.kind === "unavailable") {
       const reason = this.interrupted
         ? ReleaseReasons.shutdown
@@ -158,7 +178,7 @@ export class JobExecution {
       const busyPastDeadline = pool.readyCapacity > 0 && Date.now() >= deadlineMs;
       return this.interrupted || !busyPastDeadline ? { kind: "unavailable" } : { kind: "timeout" };
     }
-    this.lease = lease;
+    this.permit = lease;
     try {
       const request = this.buildRequest(job, handler, deadlineMs);
       this.ctx.events.emit("job:dispatched", {
@@ -228,13 +248,13 @@ export class JobExecution {
     durationMs: number,
     runner = "",
   ): Promise<void> {
-    const { store, workerId, events, config } = this.ctx;
+    const { store, events, config } = this.ctx;
     const attempt = job.currentRetries + 1;
     let write: FencedWrite;
     if (decision.kind === "complete") {
       const resultJson = canonicalJsonOrNull(decision.result);
       write = await this.ctx.persist("complete", () =>
-        store.completeSuccess(job.id, workerId, resultJson, config.defaultResultTtlSeconds),
+        store.completeSuccess(this.ref, resultJson, config.defaultResultTtlSeconds),
       );
       if (write === "written")
         events.emit("job:completed", {
@@ -248,7 +268,7 @@ export class JobExecution {
       const queue = job.queueName ?? config.defaultQueueName;
       const score = Date.now() + decision.delaySeconds * 1000;
       write = await this.ctx.persist("retry", () =>
-        store.retry(job.id, queue, workerId, score, decision.error),
+        store.retry(this.ref, queue, score, decision.error),
       );
       if (write === "written")
         events.emit("job:retry", {
@@ -262,7 +282,7 @@ export class JobExecution {
     } else {
       const dlq = dlqKey(job.dlqName ?? config.defaultDlqName);
       write = await this.ctx.persist("dlq", () =>
-        store.moveToDlq(job.id, dlq, workerId, decision.error, countAttempt),
+        store.moveToDlq(this.ref, dlq, decision.error, countAttempt),
       );
       if (write === "written")
         events.emit("job:dlq", {
@@ -277,16 +297,11 @@ export class JobExecution {
   }
 
   private async quarantine(reason: string): Promise<void> {
-    const { store, workerId, events, config } = this.ctx;
+    const { store, events, config } = this.ctx;
     const error = `${MALFORMED} (${reason})`;
+    const dlq = dlqKey(this.claimed.hash.dlq_name || config.defaultDlqName);
     const write = await this.ctx.persist("quarantine", () =>
-      store.moveToDlq(
-        this.jobId,
-        dlqKey(this.claimed.hash.dlq_name || config.defaultDlqName),
-        workerId,
-        error,
-        false,
-      ),
+      store.moveToDlq(this.ref, dlq, error, false),
     );
     if (write === "written")
       events.emit("job:dlq", {
@@ -302,7 +317,7 @@ export class JobExecution {
   async release(reason: string): Promise<void> {
     const queue = this.claimed.hash.queue_name || this.queue;
     const write = await this.ctx.persist("release", () =>
-      this.ctx.store.release(this.jobId, queue, this.ctx.workerId, reason),
+      this.ctx.store.release(this.ref, queue, reason),
     );
     if (write === "written")
       this.ctx.events.emit("job:released", { jobId: this.jobId, queue: this.queue, reason });

@@ -12,6 +12,8 @@ import { queueKey } from "../store/keys.js";
 import { connectRedis } from "../store/redis.js";
 import { EventBus } from "../telemetry/events.js";
 import { Heartbeat } from "./heartbeat.js";
+import { LeaseKeeper } from "./leases.js";
+import { Recovery } from "./recovery.js";
 import { JobExecution, ReleaseReasons, type ExecutionContext } from "./job-execution.js";
 import { neededRunners, routedRunner } from "./routing.js";
 import { jitteredPollDelayMs, Wakeup } from "./wakeup.js";
@@ -78,6 +80,7 @@ export class Worker {
   private store: JobStore | undefined;
   private wakeup: Wakeup | undefined;
   private heartbeat: Heartbeat | undefined;
+  private leases: LeaseKeeper | undefined;
   private socketDir: string | undefined;
   private stopping = false;
   private abandonWrites = false;
@@ -167,14 +170,25 @@ export class Worker {
       await this.closeConnections();
       throw error;
     }
+    const recovery = new Recovery(this.store, config, this.workerId, this.events);
     this.heartbeat = new Heartbeat(
       this.store,
       this.workerId,
       config,
       () => this.snapshot(),
       this.events,
+      recovery,
     );
     this.heartbeat.start();
+    this.leases = new LeaseKeeper(
+      this.store,
+      config,
+      this.workerId,
+      () => this.running,
+      recovery,
+      this.events,
+    );
+    this.leases.start();
     this.setStatus("running");
   }
 
@@ -262,9 +276,7 @@ export class Worker {
     const n = this.queues.length;
     const start = this.cursor++ % n;
     const fairShare = Math.max(1, Math.ceil(capacity / n));
-    const defaultLockMs =
-      (this.config.defaultJobTimeoutSeconds + this.config.defaultLockTimeoutExtensionSeconds) *
-      1000;
+    const leaseMs = this.config.leaseSeconds * 1000;
     let remaining = capacity;
     let nextDueMs: number | undefined;
     const drained = new Set<string>();
@@ -273,13 +285,7 @@ export class Worker {
         const queue = this.queues[(start + i) % n]!;
         if (drained.has(queue)) continue;
         const ask = pass === 0 ? Math.min(remaining, fairShare) : remaining;
-        const { claimed, nextScore } = await this.store!.claim(
-          queue,
-          this.workerId,
-          ask,
-          defaultLockMs,
-          this.config.defaultLockTimeoutExtensionSeconds,
-        );
+        const { claimed, nextScore } = await this.store!.claim(queue, this.workerId, ask, leaseMs);
         if (claimed.length < ask) drained.add(queue);
         if (nextScore !== undefined && nextScore > Date.now())
           nextDueMs = Math.min(nextDueMs ?? Infinity, nextScore);
@@ -335,6 +341,7 @@ export class Worker {
     await Promise.all([...this.pools.values()].map((pool) => pool.close(graceMs)));
     const writesDeadline = sleep(30_000).then(() => (this.abandonWrites = true));
     await Promise.race([Promise.all([...this.finished]), writesDeadline]);
+    await this.leases?.stop();
     await this.heartbeat?.stop();
     this.setStatus("stopped");
     await this.closeConnections();

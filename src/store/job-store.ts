@@ -1,7 +1,16 @@
 import type { Redis } from "ioredis";
 import { formatTimestamp, parseTimestamp } from "./encoding.js";
 import { hashFromPairs } from "./job.js";
-import { activeKey, eventsKey, healthKey, jobKey, jobLockKey, Prefix, queueKey } from "./keys.js";
+import {
+  activeKey,
+  eventsKey,
+  healthKey,
+  jobKey,
+  jobLockKey,
+  LEASES_KEY,
+  Prefix,
+  queueKey,
+} from "./keys.js";
 import { registerScripts, type ScriptCaller } from "./scripts.js";
 
 /** A job claimed by {@link JobStore.claim}, with the hash as it was after the claim. */
@@ -10,8 +19,18 @@ export interface ClaimedJob {
   hash: Record<string, string>;
 }
 
-/** Result of a fenced write: written, not ours (another worker holds the job), or job gone. */
+/** Identifies one attempt for fenced writes: the worker and the fence its claim received. */
+export interface AttemptRef {
+  jobId: string;
+  workerId: string;
+  fence: string;
+}
+
+/** Result of a fenced write: written, not ours (another attempt holds the job), or job gone. */
 export type FencedWrite = "written" | "not_owner" | "gone";
+
+/** What recovering one job did (see recover-job-3.lua). */
+export type RecoveryVerdict = "locked" | "missing" | "terminal" | "queued" | "recovered" | "poison";
 
 const fenced = (code: number): FencedWrite =>
   code > 0 ? "written" : code === 0 ? "not_owner" : "gone";
@@ -24,28 +43,19 @@ export class JobStore {
     this.scripts = registerScripts(redis);
   }
 
-  /** Claims up to `max` ready jobs of one queue and returns them with their hashes. */
+  /** Claims up to `max` ready jobs of one queue with a lease each, and returns their hashes. */
   async claim(
     queue: string,
     workerId: string,
     max: number,
-    defaultLockMs: number,
-    extensionSeconds: number,
+    leaseMs: number,
   ): Promise<{ claimed: ClaimedJob[]; nextScore: number | undefined }> {
     const now = Date.now();
     const [flat, next] = await this.scripts.run<[Array<string | string[]>, string | null]>(
       this.redis,
       "claim-ready",
-      [queue, activeKey(workerId)],
-      [
-        workerId,
-        now,
-        max,
-        defaultLockMs,
-        extensionSeconds,
-        formatTimestamp(now),
-        Math.floor(now / 1000),
-      ],
+      [queue, activeKey(workerId), LEASES_KEY],
+      [workerId, now, max, Math.round(leaseMs), formatTimestamp(now), Math.floor(now / 1000)],
     );
     const claimed: ClaimedJob[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) {
@@ -54,75 +64,127 @@ export class JobStore {
     return { claimed, nextScore: next == null ? undefined : Number(next) };
   }
 
+  /** Extends the leases of running attempts; returns the fences of attempts that lost their job. */
+  async renewLeases(
+    workerId: string,
+    leaseMs: number,
+    attempts: ReadonlyArray<{ jobId: string; fence: string }>,
+  ): Promise<string[]> {
+    if (attempts.length === 0) return [];
+    const pairs = attempts.flatMap((a) => [a.jobId, a.fence]);
+    return this.scripts.run<string[]>(
+      this.redis,
+      "renew-leases",
+      [LEASES_KEY, activeKey(workerId)],
+      [workerId, Date.now(), Math.round(leaseMs), ...pairs],
+    );
+  }
+
   /** Records success (result, TTLs, events entry) and releases the job, if still ours. */
   async completeSuccess(
-    jobId: string,
-    workerId: string,
+    a: AttemptRef,
     resultJson: string,
     defaultTtlSeconds: number,
   ): Promise<FencedWrite> {
     const code = await this.scripts.run<number>(
       this.redis,
       "complete-success",
-      [jobKey(jobId), eventsKey(jobId), activeKey(workerId), jobLockKey(jobId)],
-      [jobId, workerId, resultJson, formatTimestamp(Date.now()), defaultTtlSeconds],
+      [jobKey(a.jobId), eventsKey(a.jobId), activeKey(a.workerId), jobLockKey(a.jobId), LEASES_KEY],
+      [a.jobId, a.workerId, a.fence, resultJson, formatTimestamp(Date.now()), defaultTtlSeconds],
     );
     return fenced(code);
   }
 
-  /** Schedules another attempt at `scoreMs`, if still ours; returns the write result. */
-  async retry(
-    jobId: string,
-    queue: string,
-    workerId: string,
-    scoreMs: number,
-    error: string,
-  ): Promise<FencedWrite> {
+  /** Schedules another attempt at `scoreMs`, if still ours. */
+  async retry(a: AttemptRef, queue: string, scoreMs: number, error: string): Promise<FencedWrite> {
     const code = await this.scripts.run<number>(
       this.redis,
       "retry-job",
-      [jobKey(jobId), queueKey(queue), activeKey(workerId), jobLockKey(jobId)],
-      [jobId, workerId, scoreMs, error, formatTimestamp(scoreMs)],
+      [jobKey(a.jobId), queueKey(queue), activeKey(a.workerId), jobLockKey(a.jobId), LEASES_KEY],
+      [a.jobId, a.workerId, a.fence, scoreMs, error, formatTimestamp(scoreMs)],
     );
     return fenced(code);
   }
 
-  /**
-   * Moves a job to a DLQ list, if still ours (`workerId` "" skips the check, for quarantining
-   * a hash this worker could not parse). `countAttempt` increments current_retries first.
-   */
+  /** Moves a job to a DLQ list, if still ours; `countAttempt` increments current_retries first. */
   async moveToDlq(
-    jobId: string,
+    a: AttemptRef,
     dlq: string,
-    workerId: string,
     error: string,
     countAttempt: boolean,
-    activeOf = workerId,
   ): Promise<FencedWrite> {
     const code = await this.scripts.run<number>(
       this.redis,
       "move-to-dlq",
-      [jobKey(jobId), eventsKey(jobId), dlq, activeKey(activeOf), jobLockKey(jobId)],
-      [jobId, workerId, error, formatTimestamp(Date.now()), countAttempt ? "1" : "0"],
+      [
+        jobKey(a.jobId),
+        eventsKey(a.jobId),
+        dlq,
+        activeKey(a.workerId),
+        jobLockKey(a.jobId),
+        LEASES_KEY,
+      ],
+      [a.jobId, a.workerId, a.fence, error, formatTimestamp(Date.now()), countAttempt ? "1" : "0"],
     );
     return fenced(code);
   }
 
-  /** Gives a claimed job back to its queue without counting an attempt. */
+  /** Gives a claimed job back to its queue without counting an attempt, if still ours. */
   async release(
-    jobId: string,
+    a: AttemptRef,
     queue: string,
-    workerId: string,
     message: string,
     scoreMs = Date.now(),
   ): Promise<FencedWrite> {
     const code = await this.scripts.run<number>(
       this.redis,
       "release-claim",
-      [jobKey(jobId), queueKey(queue), activeKey(workerId), jobLockKey(jobId)],
-      [jobId, workerId, scoreMs, message],
+      [jobKey(a.jobId), queueKey(queue), activeKey(a.workerId), jobLockKey(a.jobId), LEASES_KEY],
+      [a.jobId, a.workerId, a.fence, scoreMs, message],
     );
     return fenced(code);
+  }
+
+  /** Ids of jobs whose lease expired at or before `nowMs` (oldest first). */
+  expiredLeases(nowMs: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(LEASES_KEY, "-inf", nowMs, "LIMIT", 0, limit);
+  }
+
+  /**
+   * Puts a job whose holder is gone back in its queue (see recover-job-3.lua). `holder` is the
+   * dead worker whose active set listed it, or undefined to use the hash's worker_id.
+   */
+  async recoverJob(
+    jobId: string,
+    recoverer: string,
+    holder: string | undefined,
+    options: { defaultQueue: string; maxRecoveries: number; leaseMs: number },
+  ): Promise<{ verdict: RecoveryVerdict; fence: string | undefined }> {
+    const [queueName, nextRun] = await this.redis.hmget(
+      jobKey(jobId),
+      "queue_name",
+      "next_scheduled_run_time",
+    );
+    const now = Date.now();
+    const score = (nextRun ? parseTimestamp(nextRun) : undefined) ?? now;
+    const [verdict, fence] = await this.scripts.run<[RecoveryVerdict, string | null]>(
+      this.redis,
+      "recover-job",
+      [jobKey(jobId), jobLockKey(jobId), LEASES_KEY],
+      [
+        jobId,
+        recoverer,
+        holder ?? "",
+        queueKey(queueName || options.defaultQueue),
+        score,
+        formatTimestamp(score),
+        options.maxRecoveries,
+        Math.round(options.leaseMs),
+        formatTimestamp(now),
+        now,
+      ],
+    );
+    return { verdict, fence: fence ?? undefined };
   }
 
   /** Writes the worker's health record with a TTL. */
@@ -156,32 +218,5 @@ export class JobStore {
   /** Job ids in a worker's active set. */
   activeJobs(workerId: string, limit = 1000): Promise<string[]> {
     return this.redis.zrange(activeKey(workerId), 0, limit - 1);
-  }
-
-  /**
-   * Puts one job of a dead worker back in its queue (see recover-orphan-3.lua). Returns the
-   * script's verdict: locked, missing, queued, recovered or terminal.
-   */
-  async recoverOrphan(jobId: string, deadWorkerId: string, defaultQueue: string): Promise<string> {
-    const [queueName, nextRun] = await this.redis.hmget(
-      jobKey(jobId),
-      "queue_name",
-      "next_scheduled_run_time",
-    );
-    const now = Date.now();
-    const scheduled = nextRun ? parseTimestamp(nextRun) : undefined;
-    const score = scheduled ?? now;
-    return this.scripts.run<string>(
-      this.redis,
-      "recover-orphan",
-      [jobKey(jobId), activeKey(deadWorkerId), jobLockKey(jobId)],
-      [jobId, queueKey(queueName || defaultQueue), score, formatTimestamp(score)],
-    );
-  }
-
-  /** The job hash, or undefined when it does not exist. */
-  async getJobHash(jobId: string): Promise<Record<string, string> | undefined> {
-    const hash = await this.redis.hgetall(jobKey(jobId));
-    return Object.keys(hash).length === 0 ? undefined : hash;
   }
 }

@@ -19,6 +19,11 @@ export const Prefix = {
   wake: "rrq:wake:",
 } as const;
 
+/** rrqkit: ZSET job_id → lease expiry (epoch ms), so expired leases are found without a scan. */
+export const LEASES_KEY = "rrq:leases";
+/** rrqkit: counter handing out lease fences (monotonic, one per claim). */
+export const FENCE_KEY = "rrq:fence";
+
 const withPrefix = (prefix: string, name: string) =>
   name.startsWith(prefix) ? name : prefix + name;
 

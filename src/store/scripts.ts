@@ -17,11 +17,12 @@ export type ScriptName =
   | "enqueue-rate-limited"
   | "enqueue-debounced"
   | "claim-ready"
+  | "renew-leases"
   | "complete-success"
   | "retry-job"
   | "move-to-dlq"
   | "release-claim"
-  | "recover-orphan";
+  | "recover-job";
 
 interface LoadedScript {
   lua: string;

@@ -1,0 +1,93 @@
+import type { ResolvedConfig } from "../config/config.js";
+import type { JobStore, RecoveryVerdict } from "../store/job-store.js";
+import { dlqKey, jobKey } from "../store/keys.js";
+import type { EventBus } from "../telemetry/events.js";
+
+/** Most jobs recovered per pass (RRQ's per-tick limit). */
+export const RECOVERY_LIMIT_PER_PASS = 100;
+
+/** The last_error of a job sent to the DLQ for having been recovered too often. */
+export const poisonMessage = (recoveries: number, lastError: string | null) =>
+  `Job moved to DLQ after ${recoveries} recoveries: its worker or runner stopped while running it each time.` +
+  (lastError && !lastError.startsWith("Recovered after") ? ` Last error: ${lastError}` : "");
+
+/**
+ * Puts the jobs of vanished holders back in their queues:
+ *
+ * - fast path (rrqkit): jobs whose lease expired, from the `rrq:leases` index, every lease
+ *   renewal interval — a crashed orchestrator's jobs come back within about one lease;
+ * - slow path (RRQ 0.11): jobs in the active sets of workers whose health key expired, on the
+ *   heartbeat — this also covers jobs claimed by RRQ's own orchestrators.
+ *
+ * A job recovered more than `max_job_recoveries` times is poison: this worker takes it over and
+ * moves it to the DLQ with a fenced write that says why.
+ */
+export class Recovery {
+  constructor(
+    private readonly store: JobStore,
+    private readonly config: ResolvedConfig,
+    private readonly workerId: string,
+    private readonly events: EventBus,
+  ) {}
+
+  /** Recovers one job; `holder` is the dead worker whose active set listed it, if known. */
+  async recover(jobId: string, holder?: string): Promise<RecoveryVerdict> {
+    const { verdict, fence } = await this.store.recoverJob(jobId, this.workerId, holder, {
+      defaultQueue: this.config.defaultQueueName,
+      maxRecoveries: this.config.maxJobRecoveries,
+      leaseMs: this.config.leaseSeconds * 1000,
+    });
+    if (verdict === "poison" && fence) await this.settlePoison(jobId, fence);
+    return verdict;
+  }
+
+  private async settlePoison(jobId: string, fence: string): Promise<void> {
+    const [recoveries, lastError, dlqName] = await this.store.redis.hmget(
+      jobKey(jobId),
+      "recovery_count",
+      "last_error",
+      "dlq_name",
+    );
+    const error = poisonMessage(Number(recoveries ?? 0), lastError ?? null);
+    const write = await this.store.moveToDlq(
+      { jobId, workerId: this.workerId, fence },
+      dlqKey(dlqName || this.config.defaultDlqName),
+      error,
+      true,
+    );
+    if (write === "written")
+      this.events.emit("job:dlq", { jobId, queue: "", attempt: 0, error, outcome: "poison" });
+  }
+
+  /** Fast path: recovers jobs whose lease expired. Returns how many were put back. */
+  async recoverExpiredLeases(): Promise<number> {
+    let recovered = 0;
+    for (const jobId of await this.store.expiredLeases(Date.now(), RECOVERY_LIMIT_PER_PASS)) {
+      const verdict = await this.recover(jobId);
+      if (verdict === "recovered" || verdict === "poison") recovered++;
+    }
+    if (recovered > 0) this.events.emit("recovery:done", { recovered, deadWorkers: [] });
+    return recovered;
+  }
+
+  /** Slow path (RRQ): recovers jobs listed by workers whose health key is gone. */
+  async recoverDeadWorkers(): Promise<number> {
+    let recovered = 0;
+    const dead: string[] = [];
+    for (const holder of await this.store.workersWithActiveSets()) {
+      if (holder === this.workerId || recovered >= RECOVERY_LIMIT_PER_PASS) continue;
+      if ((await this.store.healthTtl(holder)) > 0) continue;
+      dead.push(holder);
+      for (const jobId of await this.store.activeJobs(
+        holder,
+        RECOVERY_LIMIT_PER_PASS - recovered,
+      )) {
+        const verdict = await this.recover(jobId, holder);
+        if (verdict === "recovered" || verdict === "poison") recovered++;
+      }
+    }
+    if (recovered > 0 || dead.length > 0)
+      this.events.emit("recovery:done", { recovered, deadWorkers: dead });
+    return recovered;
+  }
+}

@@ -1,0 +1,55 @@
+-- complete-success-5.lua: record a successful attempt and release the job
+-- (RRQ save_job_result + unique-lock release + cleanup_running, in one atomic step).
+--
+-- KEYS[1]  job hash         rrq:job:<id>
+-- KEYS[2]  events stream    rrq:events:job:<id>
+-- KEYS[3]  active set       rrq:active:jobs:<worker_id>
+-- KEYS[4]  job lock         rrq:lock:job:<id>
+-- KEYS[5]  lease index      rrq:leases
+-- ARGV[1]  job_id
+-- ARGV[2]  worker_id
+-- ARGV[3]  lease_fence of this attempt
+-- ARGV[4]  result JSON ("null" when the runner gave none)
+-- ARGV[5]  completion_time (RFC 3339, +00:00)
+-- ARGV[6]  default result TTL seconds (used when the hash has no valid result_ttl_seconds)
+--
+-- Ownership (fencing): this attempt still holds the job when the hash has our worker_id and
+-- lease_fence and status ACTIVE, and the lock is ours or free (a lapsed lease nobody took).
+-- Otherwise nothing is written; our active-set entry is dropped unless the hash still names
+-- this worker (it then belongs to a newer attempt of ours).
+--
+-- Writes: HSET result, completion_time, status=COMPLETED; XADD event=completed job_id status;
+-- TTL on hash and stream: EXPIRE when > 0, PERSIST when 0, untouched when negative; DEL the
+-- unique lock named by job_unique_key; ZREM the active set and the lease index; DEL the lock.
+--
+-- Returns 1 written, 0 not ours (nothing written), -1 job hash gone (our entries removed).
+local job, events, active, lock, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, worker, fence = ARGV[1], ARGV[2], ARGV[3]
+local owner = redis.call("GET", lock)
+if redis.call("EXISTS", job) == 0 then
+  redis.call("ZREM", active, id)
+  redis.call("ZREM", leases, id)
+  if owner == worker then redis.call("DEL", lock) end
+  return -1
+end
+local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status")
+if fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner and owner ~= worker) then
+  if fields[1] ~= worker then redis.call("ZREM", active, id) end
+  return 0
+end
+redis.call("HSET", job, "result", ARGV[4], "completion_time", ARGV[5], "status", "COMPLETED")
+redis.call("XADD", events, "*", "event", "completed", "job_id", id, "status", "COMPLETED")
+local ttl = tonumber(redis.call("HGET", job, "result_ttl_seconds") or "") or tonumber(ARGV[6])
+if ttl > 0 then
+  redis.call("EXPIRE", job, math.floor(ttl))
+  redis.call("EXPIRE", events, math.floor(ttl))
+elseif ttl == 0 then
+  redis.call("PERSIST", job)
+  redis.call("PERSIST", events)
+end
+local unique = redis.call("HGET", job, "job_unique_key")
+if unique then redis.call("DEL", "rrq:lock:unique:" .. unique) end
+redis.call("ZREM", active, id)
+redis.call("ZREM", leases, id)
+if owner then redis.call("DEL", lock) end
+return 1

@@ -1,0 +1,49 @@
+-- release-claim-5.lua: give a claimed job back to its queue without counting an attempt
+-- (RRQ release_claimed_job and the shutdown requeue).
+--
+-- KEYS[1]  job hash         rrq:job:<id>
+-- KEYS[2]  queue            the job's queue key
+-- KEYS[3]  active set       rrq:active:jobs:<worker_id>
+-- KEYS[4]  job lock         rrq:lock:job:<id>
+-- KEYS[5]  lease index      rrq:leases
+-- ARGV[1]  job_id
+-- ARGV[2]  worker_id
+-- ARGV[3]  lease_fence of this attempt
+-- ARGV[4]  score (epoch ms, normally now)
+-- ARGV[5]  last_error to record ("" = leave it)
+--
+-- Ownership (fencing): this attempt still holds the job when the hash has our worker_id and
+-- lease_fence and status ACTIVE, and the lock is ours or free (a lapsed lease nobody took).
+-- Otherwise nothing is written; our active-set entry is dropped unless the hash still names
+-- this worker (it then belongs to a newer attempt of ours).
+--
+-- Writes: status PENDING (last_error set when given; start_time and worker_id removed); ZADD
+-- the queue at the score unless the job is already queued; ZREM the active set and the lease
+-- index; DEL the lock; wake the queue.
+--
+-- Returns 1 released, 0 not ours (nothing written), -1 job hash gone.
+local job, queue, active, lock, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, worker, fence = ARGV[1], ARGV[2], ARGV[3]
+local owner = redis.call("GET", lock)
+if redis.call("EXISTS", job) == 0 then
+  redis.call("ZREM", active, id)
+  redis.call("ZREM", leases, id)
+  if owner == worker then redis.call("DEL", lock) end
+  return -1
+end
+local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status")
+if fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner and owner ~= worker) then
+  if fields[1] ~= worker then redis.call("ZREM", active, id) end
+  return 0
+end
+redis.call("HSET", job, "status", "PENDING")
+if ARGV[5] ~= "" then redis.call("HSET", job, "last_error", ARGV[5]) end
+redis.call("HDEL", job, "start_time", "worker_id")
+if not redis.call("ZSCORE", queue, id) then
+  redis.call("ZADD", queue, ARGV[4], id)
+  redis.call("PUBLISH", "rrq:wake:" .. queue, ARGV[4])
+end
+redis.call("ZREM", active, id)
+redis.call("ZREM", leases, id)
+if owner then redis.call("DEL", lock) end
+return 1
