@@ -6,7 +6,8 @@
 //      starts a private redis-server on a Unix socket in a temporary directory (and says so);
 //   3. runs `rrq worker run --config rrq.toml` with the example runners;
 //   4. enqueues a few demo jobs and prints them as they complete.
-// It keeps running until Ctrl-C. `--once` exits after the demo jobs finish (used by `npm test`).
+// It keeps running until Ctrl-C. `--once` exits after the demo jobs finish (used by `npm test`);
+// `--no-build` skips step 1 when everything is already installed and built.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createConnection } from "node:net";
@@ -17,6 +18,7 @@ import { ensureRedisServer } from "./lib/ensure-redis.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const once = process.argv.includes("--once");
+const skipBuild = process.argv.includes("--no-build");
 const configPath = join(root, "rrq.toml");
 const say = (text) => process.stdout.write(`[npm start] ${text}\n`);
 
@@ -117,6 +119,20 @@ async function startPrivateRedis() {
   };
 }
 
+/** A result, shortened for the demo output. */
+function brief(value) {
+  const text = JSON.stringify(value);
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
+/** The default queue plus every queue named in [rrq.routing]. */
+function servedQueues(config) {
+  const queues = [/^\s*default_queue_name\s*=\s*"([^"]+)"/m.exec(config)?.[1] ?? "default"];
+  const routing = /\[rrq\.routing\]([\s\S]*?)(\n\[|$)/.exec(config)?.[1] ?? "";
+  for (const match of routing.matchAll(/^\s*([\w:.-]+)\s*=/gm)) queues.push(match[1]);
+  return queues;
+}
+
 /** The demo: one job per interesting path, on every example runner the config defines. */
 function demoJobs(config) {
   const jobs = [
@@ -126,14 +142,20 @@ function demoJobs(config) {
     ["fail", { message: "demo failure" }, { maxRetries: 1 }, "ends in the dead-letter queue"],
   ];
   for (const runner of ["python", "rust"]) {
-    if (new RegExp(`\\[rrq\\.runners\\.${runner}\\]`).test(config))
-      jobs.push([`${runner}#echo`, { from: runner }, {}, `routed to the ${runner} runner`]);
+    if (!new RegExp(`\\[rrq\\.runners\\.${runner}\\]`).test(config)) continue;
+    jobs.push([`${runner}#echo`, { from: runner }, {}, `named runner: ${runner}#echo`]);
+    jobs.push([
+      "inspect",
+      { via: "queue" },
+      { queueName: `${runner}_jobs` },
+      `queue ${runner}_jobs, routed to ${runner}`,
+    ]);
   }
   return jobs;
 }
 
 async function main() {
-  prepare();
+  if (!skipBuild) prepare();
   let dsn = configuredDsn();
   let privateRedis;
   if (await redisAnswers(dsn)) {
@@ -148,7 +170,14 @@ async function main() {
   const env = { ...process.env, RRQ_REDIS_DSN: dsn };
   const worker = spawn(
     process.execPath,
-    [join(root, "bin", "rrq.js"), "--config", configPath, "worker", "run"],
+    [
+      join(root, "bin", "rrq.js"),
+      "--config",
+      configPath,
+      "worker",
+      "run",
+      ...servedQueues(readFileSync(configPath, "utf8")).flatMap((q) => ["--queue", q]),
+    ],
     { cwd: root, env, stdio: "inherit" },
   );
   const workerExited = new Promise((resolve) => worker.on("exit", (code) => resolve(code)));
@@ -171,7 +200,7 @@ async function main() {
       const id = await producer.enqueue(fn, params, options);
       const result = await producer.waitForCompletion(id, { timeoutSeconds: 60 });
       const shown = result
-        ? `${result.status}${result.status === "COMPLETED" ? ` ${JSON.stringify(result.result)}` : ` (${result.lastError})`}`
+        ? `${result.status}${result.status === "COMPLETED" ? ` ${brief(result.result)}` : ` (${result.lastError})`}`
         : "still running after 60 s";
       say(`demo job ${fn} (${about}) → ${shown}`);
       return result?.status === "COMPLETED" || (fn === "fail" && result?.status === "FAILED");
