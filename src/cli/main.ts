@@ -9,6 +9,7 @@ import { jobKey, Prefix } from "../store/keys.js";
 import { connectRedis } from "../store/redis.js";
 import { EventBus } from "../telemetry/events.js";
 import { attachLogging, createLogger, resolveLogFormat } from "../telemetry/logger.js";
+import { jobTelemetryFromEnv } from "../telemetry/otel.js";
 
 /** Exit codes: 0 success, 1 runtime failure or "not found", 2 bad usage or configuration. */
 export const ExitCode = { ok: 0, failure: 1, usage: 2 } as const;
@@ -70,7 +71,14 @@ async function workerRun(
   const events = new EventBus();
   const logger = createLogger(resolveLogFormat(options.logFormat));
   attachLogging(events, logger);
-  const worker = new Worker({ config, queues: options.queue, burst: options.burst, events });
+  const telemetry = await jobTelemetryFromEnv();
+  const worker = new Worker({
+    config,
+    queues: options.queue,
+    burst: options.burst,
+    events,
+    telemetry,
+  });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
@@ -91,6 +99,7 @@ async function workerRun(
     "worker starting",
   );
   await worker.run();
+  await telemetry.shutdown();
   logger.info({ worker_id: worker.workerId }, "worker stopped");
   return ExitCode.ok;
 }

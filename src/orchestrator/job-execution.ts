@@ -8,6 +8,7 @@ import { MalformedJobError, parseJob, type JobRecord } from "../store/job.js";
 import type { AttemptRef, ClaimedJob, FencedWrite, JobStore } from "../store/job-store.js";
 import { dlqKey } from "../store/keys.js";
 import type { EventBus } from "../telemetry/events.js";
+import type { JobSpan, JobTelemetry } from "../telemetry/otel.js";
 import { decide, decideTransportError, timedOutMessage, type Decision } from "./decisions.js";
 import { resolveRunnerName, splitRunnerName } from "./routing.js";
 
@@ -18,6 +19,8 @@ export interface ExecutionContext {
   pools: ReadonlyMap<string, RunnerPool>;
   events: EventBus;
   workerId: string;
+  /** rrq.job spans (no-op unless OpenTelemetry export is configured). */
+  telemetry: JobTelemetry;
   /** Retries a Redis write until it succeeds (or the worker gives up at shutdown). */
   persist<T>(what: string, write: () => Promise<T>): Promise<T>;
 }
@@ -90,21 +93,39 @@ export class JobExecution {
       await this.quarantine(error.message);
       return;
     }
+    const split = splitRunnerName(job.functionName);
+    const runnerName = resolveRunnerName(this.ctx.config, split, this.queue);
+    const span = this.ctx.telemetry.startJob({
+      job,
+      queue: this.queue,
+      runner: runnerName,
+      workerId: this.ctx.workerId,
+    });
+    const started = performance.now();
     const fatal = this.preflight(job);
     if (fatal) {
-      await this.apply(job, { kind: "dlq", error: fatal, outcome: "fatal" }, true, 0);
+      await this.apply(job, { kind: "dlq", error: fatal, outcome: "fatal" }, true, {
+        span,
+        started,
+        runner: runnerName,
+      });
       return;
     }
     const timeout = job.jobTimeoutSeconds ?? this.ctx.config.defaultJobTimeoutSeconds;
-    const split = splitRunnerName(job.functionName);
-    const runnerName = resolveRunnerName(this.ctx.config, split, this.queue);
-    const started = performance.now();
     const result = await this.attempt(job, split.handler, this.ctx.pools.get(runnerName)!, timeout);
-    if (this.lost) return;
+    if (this.lost) {
+      span?.end({ outcome: "lease_lost", durationMs: performance.now() - started });
+      return;
+    }
     if (this.interrupted || result.kind === "unavailable") {
       const reason = this.interrupted
         ? ReleaseReasons.shutdown
         : ReleaseReasons.unavailable(runnerName);
+      span?.end({
+        outcome: "requeued",
+        durationMs: performance.now() - started,
+        errorMessage: reason,
+      });
       await this.release(reason);
       return;
     }
@@ -118,13 +139,13 @@ export class JobExecution {
               error: timedOutMessage(timeout),
               outcome: "timeout",
             } satisfies Decision);
-    await this.apply(
-      job,
-      decision,
-      decision.kind === "dlq",
-      performance.now() - started,
-      runnerName,
-    );
+    const errorType = result.kind === "outcome" ? (result.outcome.error?.type ?? null) : null;
+    await this.apply(job, decision, decision.kind === "dlq", {
+      span,
+      started,
+      runner: runnerName,
+      errorType,
+    });
   }
 
   /** RRQ's fatal checks before dispatch; returns the DLQ message, if any. */
@@ -245,11 +266,24 @@ export class JobExecution {
     job: JobRecord,
     decision: Decision,
     countAttempt: boolean,
-    durationMs: number,
-    runner = "",
+    trace: {
+      span: JobSpan | undefined;
+      started: number;
+      runner: string;
+      errorType?: string | null;
+    },
   ): Promise<void> {
     const { store, events, config } = this.ctx;
     const attempt = job.currentRetries + 1;
+    const durationMs = performance.now() - trace.started;
+    const runner = trace.runner;
+    trace.span?.end({
+      outcome: decision.kind === "complete" ? "success" : decision.outcome,
+      durationMs,
+      retryDelayMs: decision.kind === "retry" ? decision.delaySeconds * 1000 : undefined,
+      errorMessage: decision.kind === "complete" ? undefined : decision.error,
+      errorType: trace.errorType,
+    });
     let write: FencedWrite;
     if (decision.kind === "complete") {
       const resultJson = canonicalJsonOrNull(decision.result);

@@ -11,6 +11,7 @@ import { JobStore } from "../store/job-store.js";
 import { queueKey } from "../store/keys.js";
 import { connectRedis } from "../store/redis.js";
 import { EventBus } from "../telemetry/events.js";
+import { noopJobTelemetry, type JobTelemetry } from "../telemetry/otel.js";
 import { Heartbeat } from "./heartbeat.js";
 import { LeaseKeeper } from "./leases.js";
 import { Recovery } from "./recovery.js";
@@ -28,6 +29,8 @@ export interface WorkerOptions {
   events?: EventBus;
   /** Worker id; defaults to RRQ's `rrq_worker_<pid>_<6 hex>`. */
   workerId?: string;
+  /** rrq.job span hooks (see {@link jobTelemetryFromEnv}); none by default. */
+  telemetry?: JobTelemetry;
 }
 
 /** RRQ's worker id format. */
@@ -73,6 +76,7 @@ export class Worker {
   readonly events: EventBus;
   readonly config: ResolvedConfig;
   private readonly burst: boolean;
+  private readonly telemetry: JobTelemetry;
   private readonly pools = new Map<string, RunnerPool>();
   private readonly running = new Set<JobExecution>();
   private readonly finished = new Set<Promise<void>>();
@@ -95,6 +99,7 @@ export class Worker {
     this.burst = options.burst ?? false;
     this.events = options.events ?? new EventBus();
     this.workerId = options.workerId ?? newWorkerId();
+    this.telemetry = options.telemetry ?? noopJobTelemetry;
   }
 
   /** The RRQ status string reported in the health record. */
@@ -208,6 +213,7 @@ export class Worker {
       pools: this.pools,
       events: this.events,
       workerId: this.workerId,
+      telemetry: this.telemetry,
       persist: (what, write) => this.persist(what, write),
     };
   }

@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import { resolveConfig, type ResolvedConfig } from "../../src/config/config.js";
 import { Worker } from "../../src/orchestrator/worker.js";
 import { EventBus, type EventName, type OrchestratorEvents } from "../../src/telemetry/events.js";
+import type { JobTelemetry } from "../../src/telemetry/otel.js";
 
 /** The compiled Node conformance runner. */
 export const NODE_RUNNER = fileURLToPath(
@@ -45,8 +46,8 @@ export class RunningWorker {
   readonly worker: Worker;
   private done: Promise<void> | undefined;
 
-  constructor(config: ResolvedConfig, queues?: string[], burst = false) {
-    this.worker = new Worker({ config, queues, burst, events: this.events });
+  constructor(config: ResolvedConfig, queues?: string[], burst = false, telemetry?: JobTelemetry) {
+    this.worker = new Worker({ config, queues, burst, events: this.events, telemetry });
     const names: EventName[] = [
       "runner:spawn",
       "runner:ready",

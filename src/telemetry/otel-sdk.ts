@@ -1,0 +1,62 @@
+import { context as otelContext, SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import {
+  CompositePropagator,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+} from "@opentelemetry/core";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import {
+  BatchSpanProcessor,
+  NodeTracerProvider,
+  type SpanProcessor,
+} from "@opentelemetry/sdk-trace-node";
+import { jobAttributes, jobEndAttributes, type JobTelemetry } from "./otel.js";
+
+const propagator = new CompositePropagator({
+  propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+});
+
+/**
+ * rrq.job spans exported by OTLP/HTTP protobuf to `endpoint` (or handed to a span processor, for
+ * tests and embedding). The parent comes from the job's trace_context;
+ * outcomes error, fatal, timeout and transport_error set the span status to ERROR.
+ */
+export function createJobTelemetry(
+  endpoint: string | SpanProcessor,
+  serviceName = "rrq",
+): JobTelemetry {
+  const processor =
+    typeof endpoint === "string"
+      ? new BatchSpanProcessor(new OTLPTraceExporter({ url: endpoint }))
+      : endpoint;
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({ "service.name": serviceName }),
+    spanProcessors: [processor],
+  });
+  const tracer = provider.getTracer("rrq.orchestrator");
+  return {
+    startJob(start) {
+      const carrier: Record<string, string | undefined> = { ...(start.job.traceContext ?? {}) };
+      const parent = propagator.extract(otelContext.active(), carrier, {
+        get: (c: typeof carrier, key: string) => c[key],
+        keys: (c: typeof carrier) => Object.keys(c),
+      });
+      const span = tracer.startSpan(
+        "rrq.job",
+        { kind: SpanKind.CONSUMER, attributes: jobAttributes(start) },
+        parent,
+      );
+      return {
+        end(result) {
+          span.setAttributes(jobEndAttributes(result));
+          if (!["success", "retry"].includes(result.outcome)) {
+            span.setStatus({ code: SpanStatusCode.ERROR, message: result.errorMessage });
+          }
+          span.end();
+        },
+      };
+    },
+    shutdown: () => provider.shutdown(),
+  };
+}
