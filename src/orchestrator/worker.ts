@@ -9,7 +9,7 @@ import { frameValidator } from "../protocol/validate.js";
 import { RunnerPool } from "../runner/runner-pool.js";
 import { JobStore } from "../store/job-store.js";
 import { queueKey } from "../store/keys.js";
-import { connectRedis } from "../store/redis.js";
+import { connectRedis, throttled } from "../store/redis.js";
 import { EventBus } from "../telemetry/events.js";
 import { noopJobTelemetry, type JobTelemetry } from "../telemetry/otel.js";
 import { Heartbeat } from "./heartbeat.js";
@@ -144,7 +144,14 @@ export class Worker {
 
   private async start(): Promise<void> {
     const config = this.config;
-    this.redis = connectRedis(config.redisDsn, { name: this.workerId, autoPipelining: true });
+    const onError = throttled((error: Error) =>
+      this.events.emit("worker:error", { context: "redis connection (retrying)", error }),
+    );
+    this.redis = connectRedis(config.redisDsn, {
+      name: this.workerId,
+      autoPipelining: true,
+      onError,
+    });
     this.store = new JobStore(this.redis);
     this.socketDir = mkdtempSync(join(tmpdir(), "rrq-"));
     const validate = config.strictFrames ? frameValidator() : undefined;
@@ -166,7 +173,7 @@ export class Worker {
     try {
       await Promise.all([...this.pools.values()].map((pool) => pool.start()));
       this.wakeup = new Wakeup(
-        connectRedis(config.redisDsn, { name: `${this.workerId}:wake` }),
+        connectRedis(config.redisDsn, { name: `${this.workerId}:wake`, onError }),
         this.queues,
       );
       await this.wakeup.start();

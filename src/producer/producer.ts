@@ -273,6 +273,7 @@ export class Producer {
       );
     const deadline = Date.now() + timeoutSeconds * 1000;
     const blocking = this.store.redis.duplicate();
+    blocking.on("error", () => {}); // a failing XREAD reports the error itself
     try {
       let lastId = "$";
       for (;;) {

@@ -40,7 +40,7 @@ export class ProducerStore {
     return this.scripts.run(
       on,
       "enqueue",
-      [jobKey(plan.jobId), plan.queue, plan.guard?.key ?? ""],
+      [jobKey(plan.jobId), plan.queue, plan.guard?.key ?? Prefix.idempotency],
       [...fields, score, plan.guard?.ttlSeconds ?? 0],
     );
   }

@@ -439,7 +439,7 @@ class Producer:
             score,
         ]
         if mode == "enqueue":
-            idem_key = ""
+            idem_key = IDEMPOTENCY_PREFIX  # "no key": stays inside rrq:* for ACL users
             idem_ttl = 0
             if unique_key is not None:
                 idem_key = IDEMPOTENCY_PREFIX + unique_key

@@ -255,7 +255,9 @@ impl Producer {
                 a.push("0".into());
                 (
                     ScriptKind::Enqueue,
-                    vec![job_key, plan.queue_key.clone(), String::new()],
+                    // "No idempotency key" is the bare prefix, which stays inside rrq:* so Redis
+                    // ACL users restricted to that pattern may run the script.
+                    vec![job_key, plan.queue_key.clone(), "rrq:idempotency:".into()],
                     a,
                 )
             }

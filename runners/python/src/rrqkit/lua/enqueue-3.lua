@@ -3,7 +3,9 @@
 --
 -- KEYS[1]  job hash key            rrq:job:<job_id>
 -- KEYS[2]  queue key               rrq:queue:<name>
--- KEYS[3]  idempotency key or ""   rrq:idempotency:<unique_key>
+-- KEYS[3]  idempotency key          rrq:idempotency:<unique_key>, or the bare prefix
+--          "rrq:idempotency:" when there is none (a key inside the rrq: namespace, so Redis
+--          ACL users restricted to ~rrq:* may run the script; "" is accepted too)
 -- ARGV[1..12]  job_id, function_name, job_params, enqueue_time, status, current_retries,
 --              next_scheduled_run_time, max_retries, job_timeout_seconds, result_ttl_seconds,
 --              queue_name, result
@@ -20,6 +22,7 @@
 -- After a successful create, PUBLISHes the score on "rrq:wake:<queue key>" so an idle
 -- rrqkit orchestrator wakes at once (RRQ's orchestrator ignores it; it polls).
 local job_key, queue_key, idem_key = KEYS[1], KEYS[2], KEYS[3]
+if idem_key == "rrq:idempotency:" then idem_key = "" end
 if idem_key ~= "" then
   local existing = redis.call("GET", idem_key)
   if existing then
