@@ -1,4 +1,5 @@
 import { availableParallelism } from "node:os";
+import { isLoopbackHost } from "@rrqkit/runner/protocol";
 import { ConfigError } from "../errors.js";
 import { queueKey } from "../store/keys.js";
 import {
@@ -167,6 +168,16 @@ function readRunner(name: string, raw: unknown, mode: "managed" | "external"): R
       `${where}.tcp_port ${tcpPort} + pool_size ${poolSize} exceeds port 65535`,
     );
   }
+  const tcpHost = field(t, "tcp_host", where, str(), "127.0.0.1");
+  const allowedHosts = field(t, "allowed_hosts", where, strings(), []);
+  if (mode === "external" && transport === "tcp" && !isLoopbackHost(tcpHost)) {
+    if (!allowedHosts.some((h) => h.toLowerCase() === tcpHost.toLowerCase())) {
+      throw new ConfigError(
+        "invalid_config",
+        `${where}.tcp_host '${tcpHost}' is not loopback; list it in allowed_hosts to allow it`,
+      );
+    }
+  }
   if (mode === "external" && transport === "stdio") {
     throw new ConfigError(
       "invalid_config",
@@ -183,9 +194,9 @@ function readRunner(name: string, raw: unknown, mode: "managed" | "external"): R
     cwd: field<string | undefined>(t, "cwd", where, str(), undefined),
     transport,
     encoding: field<"json" | "msgpack">(t, "encoding", where, oneOf("json", "msgpack"), "json"),
-    tcpHost: field(t, "tcp_host", where, str(), "127.0.0.1"),
+    tcpHost,
     tcpPort,
-    allowedHosts: Object.freeze(field(t, "allowed_hosts", where, strings(), [])),
+    allowedHosts: Object.freeze(allowedHosts),
     responseTimeoutSeconds: field<number | undefined>(
       t,
       "response_timeout_seconds",

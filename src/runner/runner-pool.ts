@@ -1,9 +1,9 @@
 import { existsSync, unlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { isLoopbackHost, type TransportSpec } from "@rrqkit/runner/protocol";
+import type { TransportSpec } from "@rrqkit/runner/protocol";
 import type { RunnerConfig } from "../config/config.js";
-import { ConfigError, RunnerError } from "../errors.js";
+import { RunnerError } from "../errors.js";
 import type { EventBus } from "../telemetry/events.js";
 import type { RunnerConnection, RunnerConnectionOptions } from "./runner-connection.js";
 import {
@@ -84,19 +84,6 @@ export class RunnerPool {
     readonly config: RunnerConfig,
     private readonly context: PoolContext,
   ) {
-    if (
-      context.mode === "external" &&
-      config.transport === "tcp" &&
-      !isLoopbackHost(config.tcpHost)
-    ) {
-      const allowed = config.allowedHosts.map((h) => h.toLowerCase());
-      if (!allowed.includes(config.tcpHost.toLowerCase())) {
-        throw new ConfigError(
-          "invalid_config",
-          `runners.${config.name}.tcp_host '${config.tcpHost}' is not loopback; list it in allowed_hosts to allow it`,
-        );
-      }
-    }
     this.slots = Array.from({ length: config.poolSize }, (_, index) => ({
       index,
       state: "down",

@@ -70,7 +70,14 @@ export class RunningWorker {
   /** Starts the worker and resolves once its runners are ready. */
   async start(): Promise<this> {
     this.done = this.worker.run();
-    await waitFor(() => this.worker.status !== "initializing", 30_000, "worker start");
+    let failed: unknown;
+    this.done.catch((error: unknown) => (failed = error ?? new Error("worker failed")));
+    await waitFor(
+      () => failed !== undefined || this.worker.status !== "initializing",
+      30_000,
+      "worker start",
+    );
+    if (failed !== undefined) throw failed as Error;
     return this;
   }
 
