@@ -92,6 +92,29 @@ max_in_flight = 8
     await producer.close();
   });
 
+  it("--burst drains the queues it serves and exits 0", async () => {
+    const config = writeConfig(`
+[rrq]
+redis_dsn = "${redis.url}"
+default_runner_name = "node"
+[rrq.runners.node]
+cmd = ["${process.execPath}", "${NODE_RUNNER}"]
+pool_size = 1
+max_in_flight = 4
+`);
+    const producer = new Producer({ redisDsn: redis.url });
+    const ids = await Promise.all(
+      [1, 2, 3].map((n) => producer.enqueue("echo", { n }, { queueName: "burst" })),
+    );
+    const other = await producer.enqueue("echo", {}, { queueName: "not-served" });
+    const run = runCli(["--config", config, "worker", "run", "--burst", "--queue", "burst"]);
+    expect(await run.exited).toBe(0);
+    for (const id of ids)
+      expect(await redis.client.hget(`rrq:job:${id}`, "status")).toBe("COMPLETED");
+    expect(await redis.client.hget(`rrq:job:${other}`, "status")).toBe("PENDING");
+    await producer.close();
+  });
+
   it("rejects a bad config with exit code 2 and a message naming the key", async () => {
     const config = writeConfig(`[rrq]\nredis_dsn = "${redis.url}"\ndefault_max_retries = "many"\n`);
     const run = runCli(["--config", config, "worker", "run"]);
