@@ -2,6 +2,7 @@ import type { ResolvedConfig } from "../config/config.js";
 import { formatTimestamp } from "../store/encoding.js";
 import type { JobStore } from "../store/job-store.js";
 import type { EventBus } from "../telemetry/events.js";
+import { PeriodicTask } from "./periodic.js";
 import type { Recovery } from "./recovery.js";
 
 /** What the health record reports about the worker. */
@@ -18,9 +19,7 @@ export interface HealthSnapshot {
  * key is gone (rrq-0.11-facts §2.11; jobs with a live lock are left alone).
  */
 export class Heartbeat {
-  private timer: NodeJS.Timeout | undefined;
-  private ticking: Promise<void> | undefined;
-  private stopped = false;
+  private loop: PeriodicTask | undefined;
 
   constructor(
     private readonly store: JobStore,
@@ -38,19 +37,13 @@ export class Heartbeat {
 
   /** Starts ticking: once now, then on the interval. */
   start(): void {
-    const loop = () => {
-      this.ticking = this.tick().finally(() => {
-        if (!this.stopped) this.timer = setTimeout(loop, this.intervalSeconds * 1000);
-      });
-    };
-    loop();
+    this.loop = new PeriodicTask(this.intervalSeconds * 1000, () => this.tick());
+    this.loop.start(true);
   }
 
-  /** Stops ticking and waits for a tick in progress. */
+  /** Stops and waits for a pass in progress. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.ticking;
+    await this.loop?.stop();
   }
 
   /** One heartbeat: the health record, then orphan recovery. Never throws. */

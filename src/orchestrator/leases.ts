@@ -1,6 +1,7 @@
 import type { ResolvedConfig } from "../config/config.js";
 import type { JobStore } from "../store/job-store.js";
 import type { EventBus } from "../telemetry/events.js";
+import { PeriodicTask } from "./periodic.js";
 import type { Recovery } from "./recovery.js";
 
 /** A running attempt as the lease keeper sees it. */
@@ -17,9 +18,7 @@ export interface LeasedAttempt {
  * (attempts whose job was reclaimed are told to stop), then recovers expired leases.
  */
 export class LeaseKeeper {
-  private timer: NodeJS.Timeout | undefined;
-  private ticking: Promise<void> | undefined;
-  private stopped = false;
+  private loop: PeriodicTask | undefined;
 
   constructor(
     private readonly store: JobStore,
@@ -32,20 +31,13 @@ export class LeaseKeeper {
 
   /** Starts the renew-and-recover loop. */
   start(): void {
-    const loop = () => {
-      this.ticking = this.tick().finally(() => {
-        if (!this.stopped)
-          this.timer = setTimeout(loop, this.config.leaseRenewIntervalSeconds * 1000);
-      });
-    };
-    this.timer = setTimeout(loop, this.config.leaseRenewIntervalSeconds * 1000);
+    this.loop = new PeriodicTask(this.config.leaseRenewIntervalSeconds * 1000, () => this.tick());
+    this.loop.start(false);
   }
 
-  /** Stops the loop and waits for a pass in progress. */
+  /** Stops and waits for a pass in progress. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.ticking;
+    await this.loop?.stop();
   }
 
   /** One pass: renew, then recover. Never throws. */

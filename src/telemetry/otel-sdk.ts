@@ -1,9 +1,5 @@
-import { context as otelContext, SpanKind, SpanStatusCode } from "@opentelemetry/api";
-import {
-  CompositePropagator,
-  W3CBaggagePropagator,
-  W3CTraceContextPropagator,
-} from "@opentelemetry/core";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import { parentContextFrom } from "@rrqkit/runner/otel";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
@@ -12,10 +8,6 @@ import {
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace-node";
 import { jobAttributes, jobEndAttributes, type JobTelemetry } from "./otel.js";
-
-const propagator = new CompositePropagator({
-  propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
-});
 
 /**
  * rrq.job spans exported by OTLP/HTTP protobuf to `endpoint` (or handed to a span processor, for
@@ -37,11 +29,7 @@ export function createJobTelemetry(
   const tracer = provider.getTracer("rrq.orchestrator");
   return {
     startJob(start) {
-      const carrier: Record<string, string | undefined> = { ...(start.job.traceContext ?? {}) };
-      const parent = propagator.extract(otelContext.active(), carrier, {
-        get: (c: typeof carrier, key: string) => c[key],
-        keys: (c: typeof carrier) => Object.keys(c),
-      });
+      const parent = parentContextFrom(start.job.traceContext);
       const span = tracer.startSpan(
         "rrq.job",
         { kind: SpanKind.CONSUMER, attributes: jobAttributes(start) },

@@ -4,6 +4,7 @@ import {
   SpanKind,
   SpanStatusCode,
   type Attributes,
+  type Context,
   type Tracer,
 } from "@opentelemetry/api";
 import {
@@ -26,9 +27,21 @@ export interface OtelTelemetryOptions {
   serviceName?: string;
 }
 
-const propagator = new CompositePropagator({
+/** W3C TraceContext + Baggage, the propagation every rrqkit component uses. */
+export const propagator = new CompositePropagator({
   propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
 });
+
+/** The parent context named by a job's `trace_context` carrier (the active context if none). */
+export function parentContextFrom(
+  carrier: Readonly<Record<string, string | undefined>> | null | undefined,
+): Context {
+  const entries: Record<string, string | undefined> = { ...(carrier ?? {}) };
+  return propagator.extract(otelContext.active(), entries, {
+    get: (c: typeof entries, key: string) => c[key],
+    keys: (c: typeof entries) => Object.keys(c),
+  });
+}
 
 function wholeMs(ms: number): number {
   return Math.floor(ms);
@@ -80,11 +93,7 @@ export function endAttributes(outcome: ExecutionOutcome, durationMs: number): At
 
 function spanFor(tracer: Tracer, request: ExecutionRequest): RunSpan {
   const started = performance.now();
-  const carrier: Record<string, string | undefined> = request.context.trace_context ?? {};
-  const parent = propagator.extract(otelContext.active(), carrier, {
-    get: (c: typeof carrier, key: string) => c[key],
-    keys: (c: typeof carrier) => Object.keys(c),
-  });
+  const parent = parentContextFrom(request.context.trace_context);
   const span = tracer.startSpan(
     "rrq.runner",
     { kind: SpanKind.CONSUMER, attributes: startAttributes(request) },
