@@ -7,8 +7,12 @@ import {
   MAX_FRAME_BYTES,
   jsonCodec,
   FrameEncodeError,
+  type Frame,
 } from "../src/protocol/index.js";
 import { loadVectors } from "./support/vectors.js";
+import { frameValidator, FrameSchemaError } from "../../../src/protocol/validate.js";
+
+const validateFrame = frameValidator();
 
 const vectors = loadVectors();
 
@@ -47,6 +51,7 @@ describe("golden vectors: valid", () => {
       for (const chunk of [0, 1, 3, 7]) {
         expect(decodeStream(v.bytes, v.encoding, chunk)).toEqual(v.frames);
       }
+      for (const frame of v.frames!) expect(() => validateFrame(frame)).not.toThrow();
       const codec = codecFor(v.encoding);
       const reencoded = Buffer.concat(
         decodeStream(v.bytes, v.encoding).map((f) => codec.encodeFrame(f)),
@@ -61,6 +66,13 @@ describe("golden vectors: invalid", () => {
     it(`${v.encoding}/${v.name}: ${v.error ?? v.action}`, () => {
       expect(decodeError(() => decodeStream(v.bytes, v.encoding))).toBe(v.error ?? null);
       expect(decodeError(() => decodeStream(v.bytes, v.encoding, 1))).toBe(v.error ?? null);
+      if (v.error === "invalid_frame") {
+        // The schemas reject what the codec reports as invalid_frame.
+        const body = v.bytes.subarray(4);
+        expect(() => validateFrame(codecFor(v.encoding).decodeBody(body) as Frame)).toThrow(
+          FrameSchemaError,
+        );
+      }
     });
   }
 });

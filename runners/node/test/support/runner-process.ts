@@ -14,6 +14,9 @@ import {
   type TransportKind,
   type TransportSpec,
 } from "../../src/protocol/index.js";
+import { frameValidator } from "../../../../src/protocol/validate.js";
+
+const validateFrame = frameValidator();
 
 /** The compiled Node conformance runner (built by `npm run build`). */
 export const NODE_CONFORMANCE_RUNNER = fileURLToPath(
@@ -41,6 +44,8 @@ export class TestClient {
   constructor(readonly connection: FrameConnection) {
     connection.on({
       frame: (frame) => {
+        // Every frame a runner sends must satisfy schemas/ (issue acceptance).
+        validateFrame(frame);
         this.received.push(frame);
         this.wake();
       },
