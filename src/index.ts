@@ -27,4 +27,9 @@ export {
 export { RrqError, ConfigError, ProducerError, RunnerError, type ErrorCode } from "./errors.js";
 export { EventBus, type OrchestratorEvents, type EventName } from "./telemetry/events.js";
 export { frameValidator, FrameSchemaError } from "./protocol/validate.js";
-export { jobTelemetryFromEnv, noopJobTelemetry, type JobTelemetry, type JobSpan } from "./telemetry/otel.js";
+export {
+  jobTelemetryFromEnv,
+  noopJobTelemetry,
+  type JobTelemetry,
+  type JobSpan,
+} from "./telemetry/otel.js";

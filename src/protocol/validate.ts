@@ -2,7 +2,6 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
-import type { Frame } from "@rrqkit/runner/protocol";
 
 // ajv-formats is CommonJS; under NodeNext its default export arrives wrapped in `default`.
 type AddFormats = (ajv: Ajv2020) => unknown;
@@ -26,14 +25,14 @@ export class FrameSchemaError extends Error {
   }
 }
 
-let cached: ((frame: Frame) => void) | undefined;
+let cached: ((frame: unknown) => void) | undefined;
 
 /**
  * A validator for whole frames against schemas/v2/envelope.schema.json (and everything it
  * references). Used by the orchestrator's strict mode, the tests and the conformance harness.
  * Throws {@link FrameSchemaError}.
  */
-export function frameValidator(): (frame: Frame) => void {
+export function frameValidator(): (frame: unknown) => void {
   if (cached) return cached;
   const ajv = new Ajv2020({ allErrors: true, strict: true });
   ajv.addKeyword("tsType");

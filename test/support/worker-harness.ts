@@ -103,7 +103,7 @@ export async function waitFor<T>(
   check: () => T | Promise<T>,
   timeoutMs = 15_000,
   what = "condition",
-): Promise<T> {
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

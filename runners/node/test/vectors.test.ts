@@ -20,7 +20,7 @@ const vectors = loadVectors();
 function decodeStream(bytes: Buffer, encoding: "json" | "msgpack", chunkSize = 0) {
   const codec = codecFor(encoding);
   const decoder = new FrameDecoder();
-  const frames: unknown[] = [];
+  const frames: Frame[] = [];
   const step = chunkSize || bytes.length;
   for (let offset = 0; offset < bytes.length; offset += step) {
     for (const body of decoder.push(bytes.subarray(offset, offset + step))) {
