@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { CompletionBatcher } from "./completion-batch.js";
 import { formatTimestamp, parseTimestamp } from "./encoding.js";
 import { hashFromPairs } from "./job.js";
 import {
@@ -38,9 +39,11 @@ const fenced = (code: number): FencedWrite =>
 /** The worker's Redis operations. Every multi-step change is one Lua script (src/store/lua). */
 export class JobStore {
   readonly scripts: ScriptCaller;
+  private readonly completions: CompletionBatcher;
 
   constructor(readonly redis: Redis) {
     this.scripts = registerScripts(redis);
+    this.completions = new CompletionBatcher(redis, this.scripts);
   }
 
   /** Claims up to `max` ready jobs of one queue with a lease each, and returns their hashes. */
@@ -80,19 +83,36 @@ export class JobStore {
     );
   }
 
-  /** Records success (result, TTLs, events entry) and releases the job, if still ours. */
+  /**
+   * Records success (result, TTLs, events entry) and releases the job, if still ours. The
+   * successes of one event-loop turn share one script call (see {@link CompletionBatcher});
+   * {@link completeSuccessOne} is the one-job script with the same checks and writes.
+   */
   async completeSuccess(
     a: AttemptRef,
     resultJson: string,
     defaultTtlSeconds: number,
   ): Promise<FencedWrite> {
-    const code = await this.scripts.run<number>(
-      this.redis,
-      "complete-success",
-      [jobKey(a.jobId), eventsKey(a.jobId), activeKey(a.workerId), jobLockKey(a.jobId), LEASES_KEY],
-      [a.jobId, a.workerId, a.fence, resultJson, formatTimestamp(Date.now()), defaultTtlSeconds],
+    return fenced(
+      await this.completions.complete(a.workerId, a.jobId, a.fence, resultJson, defaultTtlSeconds),
     );
-    return fenced(code);
+  }
+
+  /** {@link completeSuccess} as its own script call (complete-success-5.lua). */
+  async completeSuccessOne(
+    a: AttemptRef,
+    resultJson: string,
+    defaultTtlSeconds: number,
+  ): Promise<FencedWrite> {
+    return fenced(
+      await this.completions.completeAlone(
+        a.workerId,
+        a.jobId,
+        a.fence,
+        resultJson,
+        defaultTtlSeconds,
+      ),
+    );
   }
 
   /** Schedules another attempt at `scoreMs`, if still ours. */

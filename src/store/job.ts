@@ -105,13 +105,16 @@ export function parseJob(id: string, hash: Record<string, string>): JobRecord {
     }
   }
   return {
-    id: hash.id ?? id,
+    // An empty id field is no id (runners refuse job_id "" and close the connection).
+    id: hash.id || id,
     functionName: hash.function_name ?? "",
     params,
     enqueueTime,
     enqueueTimeMs,
     status,
-    currentRetries: optionalInt(hash.current_retries) ?? 0,
+    // Clamped so the attempt sent (current_retries + 1) is a valid wire attempt (1..2^32-1);
+    // lua/lib/int-or-zero.lua reads the field the same way when it counts an attempt.
+    currentRetries: Math.min(Math.max(optionalInt(hash.current_retries) ?? 0, 0), 4294967294),
     maxRetries: optionalInt(hash.max_retries),
     jobTimeoutSeconds: optionalInt(hash.job_timeout_seconds),
     resultTtlSeconds: optionalInt(hash.result_ttl_seconds),

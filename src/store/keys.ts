@@ -54,3 +54,23 @@ export const rateLimitKey = (key: string): string => withPrefix(Prefix.rateLimit
 export const debounceKey = (key: string): string => withPrefix(Prefix.debounce, key);
 /** The wake-up channel of a queue (takes the full queue key). */
 export const wakeChannel = (queue: string): string => Prefix.wake + queue;
+
+// rrqkit bookkeeping for the operator CLI and data API (README "Operating it"). All of it is
+// additive: RRQ's own writers ignore these keys, and every reader falls back when they lag.
+
+/** rrqkit: SET of queue keys that have ever held work (SADDed by enqueue and claim scripts). */
+export const QUEUES_KEY = "rrq:queues";
+/** rrqkit: STREAM of recently finished jobs (capped at about 10,000 entries). */
+export const RECENT_KEY = "rrq:recent";
+
+const bareDlqName = (name: string): string =>
+  name.startsWith(Prefix.dlq) ? name.slice(Prefix.dlq.length) : name;
+
+/** rrqkit: HASH of lifetime counters of one queue (completed, retried, failed, cancelled). */
+export const queueStatsKey = (queue: string): string => `rrq:stats:queue:${bareQueueName(queue)}`;
+/** rrqkit: HASH of counters of one UTC day (`YYYY-MM-DD`), kept for 400 days. */
+export const dayStatsKey = (day: string): string => `rrq:stats:day:${day}`;
+/** rrqkit: HASH summarising one DLQ list (counts by queue, function and error). */
+export const dlqStatsKey = (dlq: string): string => `rrq:stats:dlq:${bareDlqName(dlq)}`;
+/** rrqkit: HASH with one cron entry's state (the last fire time it was enqueued for). */
+export const cronKey = (id: string): string => `rrq:cron:${id}`;

@@ -19,14 +19,32 @@ export type ScriptName =
   | "claim-ready"
   | "renew-leases"
   | "complete-success"
+  | "complete-success-batch"
   | "retry-job"
   | "move-to-dlq"
   | "release-claim"
-  | "recover-job";
+  | "recover-job"
+  // rrqkit operator scripts (src/api, src/orchestrator/cron.ts)
+  | "job-cancel"
+  | "job-delete"
+  | "job-reschedule"
+  | "dlq-take"
+  | "dlq-compact"
+  | "cron-fire";
 
 interface LoadedScript {
   lua: string;
   keys: number;
+}
+
+/**
+ * A script's source with each `-- @include <file>` line replaced by lua/lib/<file> (helpers
+ * that several scripts share; Redis scripts cannot load modules).
+ */
+function withIncludes(dir: string, lua: string): string {
+  return lua.replace(/^-- @include (\S+)$/gm, (_, file: string) =>
+    readFileSync(`${dir}lib/${file}`, "utf8"),
+  );
 }
 
 function loadAll(): Map<string, LoadedScript> {
@@ -35,7 +53,10 @@ function loadAll(): Map<string, LoadedScript> {
   for (const file of readdirSync(dir)) {
     const match = /^(.+)-(\d+)\.lua$/.exec(file);
     if (match)
-      scripts.set(match[1]!, { lua: readFileSync(dir + file, "utf8"), keys: Number(match[2]) });
+      scripts.set(match[1]!, {
+        lua: withIncludes(dir, readFileSync(dir + file, "utf8")),
+        keys: Number(match[2]),
+      });
   }
   return scripts;
 }

@@ -23,6 +23,9 @@
 --
 -- Deliberate difference from RRQ 0.11: when an update moves the job to another queue, the job
 -- is removed from its old queue (RRQ leaves a stale member there).
+--
+-- The queue key is SADDed to rrq:queues (rrqkit's queue registry) and the queue's wake channel
+-- is PUBLISHed, as in enqueue-3.lua.
 local queue_key, debounce_key, prefix = KEYS[1], KEYS[2], ARGV[1]
 local existing = redis.call("GET", debounce_key)
 if existing then
@@ -44,6 +47,7 @@ if existing then
     end
     redis.call("ZADD", queue_key, ARGV[16], existing)
     redis.call("EXPIRE", debounce_key, ARGV[17])
+    redis.call("SADD", "rrq:queues", queue_key)
     redis.call("PUBLISH", "rrq:wake:" .. queue_key, ARGV[16])
     return {0, existing}
   end
@@ -64,5 +68,6 @@ redis.call("HSET", job_key,
 if ARGV[14] ~= "" then redis.call("HSET", job_key, "trace_context", ARGV[14]) end
 if ARGV[15] ~= "" then redis.call("HSET", job_key, "correlation_context", ARGV[15]) end
 redis.call("ZADD", queue_key, ARGV[16], ARGV[2])
+redis.call("SADD", "rrq:queues", queue_key)
 redis.call("PUBLISH", "rrq:wake:" .. queue_key, ARGV[16])
 return {1, ARGV[2]}

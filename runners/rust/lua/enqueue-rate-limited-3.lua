@@ -13,6 +13,9 @@
 --   { 2, ""}      limited: a job already ran in this window; nothing written
 --   {-1, ""}      a job hash with this job_id already exists; the rate key is released
 --   {-2, ""}      the TTL is not positive; nothing written
+--
+-- A created job's queue key is SADDed to rrq:queues (rrqkit's queue registry) and the queue's
+-- wake channel is PUBLISHed, as in enqueue-3.lua.
 local job_key, queue_key, rate_key = KEYS[1], KEYS[2], KEYS[3]
 local ttl = tonumber(ARGV[16])
 if not ttl or ttl <= 0 then
@@ -33,5 +36,6 @@ redis.call("HSET", job_key,
 if ARGV[13] ~= "" then redis.call("HSET", job_key, "trace_context", ARGV[13]) end
 if ARGV[14] ~= "" then redis.call("HSET", job_key, "correlation_context", ARGV[14]) end
 redis.call("ZADD", queue_key, ARGV[15], ARGV[1])
+redis.call("SADD", "rrq:queues", queue_key)
 redis.call("PUBLISH", "rrq:wake:" .. queue_key, ARGV[15])
 return {1, ARGV[1]}

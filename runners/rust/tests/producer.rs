@@ -224,8 +224,8 @@ async fn enqueue_writes_the_exact_hash() {
         wake_rx.recv_timeout(Duration::from_secs(5)).unwrap(),
         ms.to_string()
     );
-    // exactly two keys: the job and the queue
-    assert_eq!(dbsize(&mut con), 2);
+    // exactly three keys: the job, the queue and rrqkit's queue registry (rrq:queues)
+    assert_eq!(dbsize(&mut con), 3);
 }
 
 #[tokio::test]
@@ -640,7 +640,8 @@ async fn duplicate_job_id_writes_nothing() {
     assert_eq!(e.code(), "duplicate_job_id");
     assert_eq!(e.message(), "job_id already exists");
     assert_eq!(hgetall(&mut con, "rrq:job:dup"), before);
-    assert_eq!(dbsize(&mut con), 2);
+    // the job, its queue and the queue registry (rrq:queues); nothing for "elsewhere"
+    assert_eq!(dbsize(&mut con), 3);
 }
 
 #[tokio::test]

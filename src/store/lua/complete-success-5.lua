@@ -22,6 +22,11 @@
 -- TTL on hash and stream: EXPIRE when > 0, PERSIST when 0, untouched when negative; DEL the
 -- unique lock named by job_unique_key; ZREM the active set and the lease index; DEL the lock.
 --
+-- Bookkeeping (rrqkit, additive): run_<k>_ended_at and run_<k>_outcome=completed for the run
+-- the claim numbered k (k <= 100); HINCRBY completed in rrq:stats:queue:<bare queue> and in
+-- rrq:stats:day:<UTC date of completion_time> (that key expires after 400 days); XADD to the
+-- rrq:recent feed (MAXLEN ~ 10000): j=<id> q=<queue key> f=<function> s=COMPLETED.
+--
 -- Returns 1 written, 0 not ours (nothing written), -1 job hash gone (our entries removed).
 local job, events, active, lock, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, worker, fence = ARGV[1], ARGV[2], ARGV[3]
@@ -32,14 +37,32 @@ if redis.call("EXISTS", job) == 0 then
   if owner == worker then redis.call("DEL", lock) end
   return -1
 end
-local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status")
+local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status", "runs", "queue_name",
+  "function_name")
 if fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner and owner ~= worker) then
   if fields[1] ~= worker then redis.call("ZREM", active, id) end
   return 0
 end
-redis.call("HSET", job, "result", ARGV[4], "completion_time", ARGV[5], "status", "COMPLETED")
+local run = tonumber(fields[4]) or 0
+if run >= 1 and run <= 100 then
+  redis.call("HSET", job, "result", ARGV[4], "completion_time", ARGV[5], "status", "COMPLETED",
+    "run_" .. run .. "_ended_at", ARGV[5], "run_" .. run .. "_outcome", "completed")
+else
+  redis.call("HSET", job, "result", ARGV[4], "completion_time", ARGV[5], "status", "COMPLETED")
+end
+local queue_name = fields[5] or ""
+if queue_name ~= "" then
+  local bare = string.gsub(queue_name, "^rrq:queue:", "")
+  redis.call("HINCRBY", "rrq:stats:queue:" .. bare, "completed", 1)
+end
+local day = "rrq:stats:day:" .. string.sub(ARGV[5], 1, 10)
+if redis.call("HINCRBY", day, "completed", 1) == 1 then redis.call("EXPIRE", day, 34560000) end
+redis.call("XADD", "rrq:recent", "MAXLEN", "~", 10000, "*", "j", id, "q", queue_name,
+  "f", fields[6] or "", "s", "COMPLETED")
 redis.call("XADD", events, "*", "event", "completed", "job_id", id, "status", "COMPLETED")
 local ttl = tonumber(redis.call("HGET", job, "result_ttl_seconds") or "") or tonumber(ARGV[6])
+-- EXPIRE refuses 1e300 ("not an integer or out of range"), failing the script half-way.
+if ttl > 4294967295 then ttl = 4294967295 end
 if ttl > 0 then
   redis.call("EXPIRE", job, math.floor(ttl))
   redis.call("EXPIRE", events, math.floor(ttl))

@@ -21,6 +21,7 @@
 --
 -- After a successful create, PUBLISHes the score on "rrq:wake:<queue key>" so an idle
 -- rrqkit orchestrator wakes at once (RRQ's orchestrator ignores it; it polls).
+-- It also SADDs the queue key to rrq:queues, the registry `rrq queue list` reads (rrqkit).
 local job_key, queue_key, idem_key = KEYS[1], KEYS[2], KEYS[3]
 if idem_key == "rrq:idempotency:" then idem_key = "" end
 if idem_key ~= "" then
@@ -46,5 +47,6 @@ redis.call("HSET", job_key,
 if ARGV[13] ~= "" then redis.call("HSET", job_key, "trace_context", ARGV[13]) end
 if ARGV[14] ~= "" then redis.call("HSET", job_key, "correlation_context", ARGV[14]) end
 redis.call("ZADD", queue_key, ARGV[15], ARGV[1])
+redis.call("SADD", "rrq:queues", queue_key)
 redis.call("PUBLISH", "rrq:wake:" .. queue_key, ARGV[15])
 return {1, ARGV[1]}

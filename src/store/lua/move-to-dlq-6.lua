@@ -19,10 +19,18 @@
 -- Otherwise nothing is written; our active-set entry is dropped unless the hash still names
 -- this worker (it then belongs to a newer attempt of ours).
 --
--- Writes: HINCRBY current_retries (optional); HSET status=FAILED, last_error, completion_time;
+-- Writes: current_retries + 1 (optional, see lib/int-or-zero.lua); HSET status=FAILED, last_error, completion_time;
 -- XADD event=failed job_id status; LPUSH the DLQ; EXPIRE 604800 (7 days) on hash and stream;
 -- DEL the unique lock named by job_unique_key; ZREM the active set and the lease index; DEL
 -- the lock.
+--
+-- Bookkeeping (rrqkit, additive): run_<k>_ended_at, run_<k>_outcome=failed and run_<k>_error
+-- (first 1000 bytes) for the run the claim numbered k (k <= 100); HINCRBY failed in
+-- rrq:stats:queue:<bare queue> and rrq:stats:day:<UTC date of completion_time> (kept 400 days);
+-- XADD to the rrq:recent feed (MAXLEN ~ 10000); and the DLQ summary rrq:stats:dlq:<bare DLQ>
+-- (see dlq-summary in src/api/dlq-summary.ts): len +1, jobs +1, retries + current_retries,
+-- q:<queue key> +1, f:<function> +1, e:<error as RRQ truncates it to 100 chars> +1 (at most 200
+-- distinct errors; later ones count under "e:(other errors)", tracked by the "errors" field).
 --
 -- Returns 1 written, 0 not ours (nothing written), -1 job hash gone.
 local job, events, dlq, active, lock, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -34,15 +42,53 @@ if redis.call("EXISTS", job) == 0 then
   if owner == worker then redis.call("DEL", lock) end
   return -1
 end
-local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status")
+local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status", "runs", "queue_name",
+  "function_name", "current_retries")
 if fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner and owner ~= worker) then
   if fields[1] ~= worker then redis.call("ZREM", active, id) end
   return 0
 end
-if ARGV[6] == "1" then redis.call("HINCRBY", job, "current_retries", 1) end
-redis.call("HSET", job, "status", "FAILED", "last_error", ARGV[4], "completion_time", ARGV[5])
+-- @include int-or-zero.lua
+local retries = int_or_zero(fields[7])
+if ARGV[6] == "1" then
+  retries = retries + 1
+  redis.call("HSET", job, "current_retries", retries)
+end
+local run = tonumber(fields[4]) or 0
+if run >= 1 and run <= 100 then
+  local r = "run_" .. run .. "_"
+  redis.call("HSET", job, "status", "FAILED", "last_error", ARGV[4], "completion_time", ARGV[5],
+    r .. "ended_at", ARGV[5], r .. "outcome", "failed", r .. "error", string.sub(ARGV[4], 1, 1000))
+else
+  redis.call("HSET", job, "status", "FAILED", "last_error", ARGV[4], "completion_time", ARGV[5])
+end
 redis.call("XADD", events, "*", "event", "failed", "job_id", id, "status", "FAILED")
 redis.call("LPUSH", dlq, id)
+local queue_name, fn = fields[5] or "", fields[6] or ""
+if queue_name ~= "" then
+  local bare = string.gsub(queue_name, "^rrq:queue:", "")
+  redis.call("HINCRBY", "rrq:stats:queue:" .. bare, "failed", 1)
+end
+local day = "rrq:stats:day:" .. string.sub(ARGV[5], 1, 10)
+if redis.call("HINCRBY", day, "failed", 1) == 1 then redis.call("EXPIRE", day, 34560000) end
+redis.call("XADD", "rrq:recent", "MAXLEN", "~", 10000, "*", "j", id, "q", queue_name, "f", fn,
+  "s", "FAILED")
+local summary = "rrq:stats:dlq:" .. string.gsub(dlq, "^rrq:dlq:", "")
+local err = ARGV[4]
+if #err > 100 then err = string.sub(err, 1, 97) .. "..." end
+if redis.call("HEXISTS", summary, "e:" .. err) == 0 then
+  if (tonumber(redis.call("HGET", summary, "errors")) or 0) >= 200 then
+    err = "(other errors)"
+  else
+    redis.call("HINCRBY", summary, "errors", 1)
+  end
+end
+redis.call("HINCRBY", summary, "len", 1)
+redis.call("HINCRBY", summary, "jobs", 1)
+redis.call("HINCRBY", summary, "retries", retries)
+redis.call("HINCRBY", summary, "q:" .. (queue_name ~= "" and queue_name or "Unknown"), 1)
+redis.call("HINCRBY", summary, "f:" .. (fn ~= "" and fn or "Unknown"), 1)
+redis.call("HINCRBY", summary, "e:" .. err, 1)
 redis.call("EXPIRE", job, 604800)
 redis.call("EXPIRE", events, 604800)
 local unique = redis.call("HGET", job, "job_unique_key")

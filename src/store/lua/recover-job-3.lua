@@ -30,10 +30,21 @@
 --   "poison"    recovery_count passed the limit: the recovering worker now holds the job
 --               (lock, lease, new fence returned as the second element) and must move it to the
 --               DLQ with its normal fenced write.
+--
+-- Bookkeeping (rrqkit, additive): when an ACTIVE job is put back ("queued" or "recovered"), the
+-- run the claim numbered k (k <= 100) gets run_<k>_ended_at = ARGV[9] and
+-- run_<k>_outcome=recovered (the poison path leaves it to the DLQ write).
+-- @include int-or-zero.lua
 local job, lock, leases = KEYS[1], KEYS[2], KEYS[3]
 local id, me = ARGV[1], ARGV[2]
 if redis.call("EXISTS", lock) == 1 then return {"locked", false} end
-local fields = redis.call("HMGET", job, "status", "worker_id")
+local fields = redis.call("HMGET", job, "status", "worker_id", "runs")
+local function end_run()
+  local run = tonumber(fields[3]) or 0
+  if run >= 1 and run <= 100 then
+    redis.call("HSET", job, "run_" .. run .. "_ended_at", ARGV[9], "run_" .. run .. "_outcome", "recovered")
+  end
+end
 local holder = ARGV[3] ~= "" and ARGV[3] or fields[2]
 local holder_set = holder and ("rrq:active:jobs:" .. holder) or nil
 local function forget()
@@ -53,12 +64,14 @@ if redis.call("ZSCORE", queue, id) then
   if status == "ACTIVE" then
     redis.call("HSET", job, "status", "PENDING")
     redis.call("HDEL", job, "start_time", "worker_id")
+    end_run()
   end
   forget()
   return {"queued", false}
 end
 if status == "ACTIVE" then
-  local recoveries = redis.call("HINCRBY", job, "recovery_count", 1)
+  local recoveries = int_or_zero(redis.call("HGET", job, "recovery_count")) + 1
+  redis.call("HSET", job, "recovery_count", recoveries)
   local limit = tonumber(ARGV[7])
   if limit > 0 and recoveries > limit then
     forget()
@@ -72,6 +85,7 @@ if status == "ACTIVE" then
   end
   redis.call("HSET", job, "status", "PENDING", "last_error", "Recovered after lock expiry or worker crash.")
   redis.call("HDEL", job, "start_time", "worker_id")
+  end_run()
 end
 redis.call("ZADD", queue, ARGV[5], id)
 redis.call("HSET", job, "next_scheduled_run_time", ARGV[6])

@@ -21,6 +21,10 @@
 -- the queue at the score unless the job is already queued; ZREM the active set and the lease
 -- index; DEL the lock; wake the queue.
 --
+-- Bookkeeping (rrqkit, additive): run_<k>_ended_at (Redis TIME, epoch ms as RFC 3339),
+-- run_<k>_outcome=released and run_<k>_error (the reason, when given) for the run the claim
+-- numbered k (k <= 100).
+--
 -- Returns 1 released, 0 not ours (nothing written), -1 job hash gone.
 local job, queue, active, lock, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, worker, fence = ARGV[1], ARGV[2], ARGV[3]
@@ -31,13 +35,23 @@ if redis.call("EXISTS", job) == 0 then
   if owner == worker then redis.call("DEL", lock) end
   return -1
 end
-local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status")
+local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status", "runs")
 if fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner and owner ~= worker) then
   if fields[1] ~= worker then redis.call("ZREM", active, id) end
   return 0
 end
-redis.call("HSET", job, "status", "PENDING")
-if ARGV[5] ~= "" then redis.call("HSET", job, "last_error", ARGV[5]) end
+-- @include rfc3339-utc.lua
+local set = {"status", "PENDING"}
+if ARGV[5] ~= "" then set[#set + 1] = "last_error"; set[#set + 1] = ARGV[5] end
+local run = tonumber(fields[4]) or 0
+if run >= 1 and run <= 100 then
+  local r = "run_" .. run .. "_"
+  for _, v in ipairs({r .. "ended_at", redis_now_rfc3339(), r .. "outcome", "released"}) do
+    set[#set + 1] = v
+  end
+  if ARGV[5] ~= "" then set[#set + 1] = r .. "error"; set[#set + 1] = string.sub(ARGV[5], 1, 1000) end
+end
+redis.call("HSET", job, unpack(set))
 redis.call("HDEL", job, "start_time", "worker_id")
 if not redis.call("ZSCORE", queue, id) then
   redis.call("ZADD", queue, ARGV[4], id)

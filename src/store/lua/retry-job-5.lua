@@ -17,10 +17,14 @@
 -- Otherwise nothing is written; our active-set entry is dropped unless the hash still names
 -- this worker (it then belongs to a newer attempt of ours).
 --
--- Writes: HINCRBY current_retries (to n); HSET status=RETRYING, last_error,
+-- Writes: current_retries (to n = the count as read, see lib/int-or-zero.lua, + 1); HSET status=RETRYING, last_error,
 -- next_scheduled_run_time, and retry_<n>_at (the retry time; RRQ's `job trace` reads it); ZADD
 -- queue; ZREM the active set and the lease index; DEL the lock; PUBLISH the score on the
 -- queue's wake channel.
+--
+-- Bookkeeping (rrqkit, additive), stamped with Redis TIME: run_<k>_ended_at, run_<k>_outcome=retry
+-- and run_<k>_error (first 1000 bytes) for the run the claim numbered k (k <= 100); HINCRBY
+-- retried in rrq:stats:queue:<bare queue> and rrq:stats:day:<UTC date> (kept 400 days).
 --
 -- Returns the new current_retries, 0 when not ours (nothing written), -1 when the hash is gone.
 local job, queue, active, lock, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -32,14 +36,32 @@ if redis.call("EXISTS", job) == 0 then
   if owner == worker then redis.call("DEL", lock) end
   return -1
 end
-local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status")
+local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status", "runs", "queue_name")
 if fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner and owner ~= worker) then
   if fields[1] ~= worker then redis.call("ZREM", active, id) end
   return 0
 end
-local retries = redis.call("HINCRBY", job, "current_retries", 1)
-redis.call("HSET", job, "status", "RETRYING", "last_error", ARGV[5], "next_scheduled_run_time", ARGV[6],
-  "retry_" .. retries .. "_at", ARGV[6])
+-- @include rfc3339-utc.lua
+-- @include int-or-zero.lua
+local now = redis_now_rfc3339()
+local retries = int_or_zero(redis.call("HGET", job, "current_retries")) + 1
+local set = {"current_retries", retries, "status", "RETRYING", "last_error", ARGV[5], "next_scheduled_run_time", ARGV[6],
+  "retry_" .. retries .. "_at", ARGV[6]}
+local run = tonumber(fields[4]) or 0
+if run >= 1 and run <= 100 then
+  local r = "run_" .. run .. "_"
+  for _, v in ipairs({r .. "ended_at", now, r .. "outcome", "retry", r .. "error",
+      string.sub(ARGV[5], 1, 1000)}) do
+    set[#set + 1] = v
+  end
+end
+redis.call("HSET", job, unpack(set))
+if (fields[5] or "") ~= "" then
+  local bare = string.gsub(fields[5], "^rrq:queue:", "")
+  redis.call("HINCRBY", "rrq:stats:queue:" .. bare, "retried", 1)
+end
+local day = "rrq:stats:day:" .. string.sub(now, 1, 10)
+if redis.call("HINCRBY", day, "retried", 1) == 1 then redis.call("EXPIRE", day, 34560000) end
 redis.call("ZADD", queue, ARGV[4], id)
 redis.call("ZREM", active, id)
 redis.call("ZREM", leases, id)
