@@ -33,3 +33,13 @@ export {
   type JobTelemetry,
   type JobSpan,
 } from "./telemetry/otel.js";
+// the operator data API (README "Operating it")
+export * from "./api/index.js";
+export {
+  CronScheduler,
+  parseCronEntry,
+  nextFire,
+  latestFire,
+  type CronEntry,
+  type FireResult,
+} from "./orchestrator/cron.js";

@@ -5,7 +5,6 @@ import { join } from "node:path";
 import type { Redis } from "ioredis";
 import type { ResolvedConfig } from "../config/config.js";
 import { ConfigError } from "../errors.js";
-import { frameValidator } from "../protocol/validate.js";
 import { RunnerPool } from "../runner/runner-pool.js";
 import { JobStore } from "../store/job-store.js";
 import { queueKey } from "../store/keys.js";
@@ -13,6 +12,7 @@ import { connectRedis, throttled } from "../store/redis.js";
 import { EventBus } from "../telemetry/events.js";
 import { noopJobTelemetry, type JobTelemetry } from "../telemetry/otel.js";
 import { Heartbeat } from "./heartbeat.js";
+import { startCron, type CronScheduler } from "./cron.js";
 import { LeaseKeeper } from "./leases.js";
 import { Recovery } from "./recovery.js";
 import { JobExecution, ReleaseReasons, type ExecutionContext } from "./job-execution.js";
@@ -85,6 +85,7 @@ export class Worker {
   private wakeup: Wakeup | undefined;
   private heartbeat: Heartbeat | undefined;
   private leases: LeaseKeeper | undefined;
+  private cron: CronScheduler | undefined;
   private socketDir: string | undefined;
   private stopping = false;
   private abandonWrites = false;
@@ -154,7 +155,10 @@ export class Worker {
     });
     this.store = new JobStore(this.redis);
     this.socketDir = mkdtempSync(join(tmpdir(), "rrq-"));
-    const validate = config.strictFrames ? frameValidator() : undefined;
+    // ajv and the schemas cost ~10 MB of heap: load them only in strict mode
+    const validate = config.strictFrames
+      ? (await import("../protocol/validate.js")).frameValidator()
+      : undefined;
     const log = (message: string) =>
       this.events.emit("worker:error", { context: "runner protocol", error: new Error(message) });
     const names = new Set([...neededRunners(config, this.queues), ...Object.keys(config.runners)]);
@@ -201,6 +205,7 @@ export class Worker {
       this.events,
     );
     this.leases.start();
+    this.cron = startCron(this.redis, config, this.events);
     this.setStatus("running");
   }
 
@@ -344,6 +349,7 @@ export class Worker {
    */
   private async drain(): Promise<void> {
     this.stopping = true;
+    await this.cron?.stop();
     const graceUntil = Date.now() + this.config.workerShutdownGracePeriodSeconds * 1000;
     while (this.running.size > 0 && Date.now() < graceUntil) await sleep(50);
     for (const execution of this.running) {

@@ -1,5 +1,6 @@
+import { createRequire } from "node:module";
 import pino, { type Logger } from "pino";
-import pretty from "pino-pretty";
+import type PinoPretty from "pino-pretty";
 import type { EventBus } from "./events.js";
 
 /** Log output format: JSON lines, or human-readable lines. */
@@ -26,11 +27,14 @@ export function createLogger(
   level = process.env.RRQ_LOG_LEVEL ?? "info",
 ): Logger {
   const options = { level, base: { service: "rrq" }, timestamp: pino.stdTimeFunctions.isoTime };
-  if (format === "pretty")
+  if (format === "pretty") {
+    // pino-pretty (and its colour and date libraries) only load when pretty output is chosen
+    const pretty = createRequire(import.meta.url)("pino-pretty") as typeof PinoPretty;
     return pino(
       options,
       pretty({ colorize: process.stdout.isTTY, sync: true, ignore: "pid,hostname,service" }),
     );
+  }
   return pino(options);
 }
 

@@ -1,0 +1,119 @@
+import type { Command } from "commander";
+import { optionsFromSnakeCase } from "../../producer/options.js";
+import { Producer, producerConfigFrom } from "../../producer/producer.js";
+import { ExitCode, jsonArgument, loadCli, numberArgument, say, type CliContext } from "./shared.js";
+
+interface EnqueueFlags {
+  params?: Record<string, unknown>;
+  queue?: string;
+  jobId?: string;
+  uniqueKey?: string;
+  uniqueTtl?: number;
+  maxRetries?: number;
+  timeout?: number;
+  resultTtl?: number;
+  deferBy?: number;
+  deferUntil?: string;
+  traceContext?: Record<string, unknown>;
+  rateLimitKey?: string;
+  rateLimitSeconds?: number;
+  debounceKey?: string;
+  debounceSeconds?: number;
+  wait?: number;
+  json?: boolean;
+}
+
+async function enqueue(
+  ctx: CliContext,
+  functionName: string,
+  flags: EnqueueFlags,
+): Promise<number> {
+  const { config } = loadCli(ctx);
+  const producer = new Producer(producerConfigFrom(config));
+  try {
+    const options = optionsFromSnakeCase({
+      queue_name: flags.queue,
+      job_id: flags.jobId,
+      unique_key: flags.uniqueKey,
+      unique_ttl_seconds: flags.uniqueTtl,
+      max_retries: flags.maxRetries,
+      job_timeout_seconds: flags.timeout,
+      result_ttl_seconds: flags.resultTtl,
+      defer_by_seconds: flags.deferBy,
+      defer_until: flags.deferUntil,
+      trace_context: flags.traceContext,
+      rate_limit_key: flags.rateLimitKey,
+      rate_limit_seconds: flags.rateLimitSeconds,
+      debounce_key: flags.debounceKey,
+      debounce_seconds: flags.debounceSeconds,
+    });
+    const jobId = options.rateLimitKey
+      ? await producer.enqueueWithRateLimit(
+          functionName,
+          flags.params ?? {},
+          options as Parameters<Producer["enqueueWithRateLimit"]>[2],
+        )
+      : await producer.enqueue(functionName, flags.params ?? {}, options);
+    const result =
+      flags.wait !== undefined && jobId
+        ? await producer.waitForCompletion(jobId, { timeoutSeconds: flags.wait })
+        : undefined;
+    if (flags.json) {
+      say(ctx, JSON.stringify({ job_id: jobId, ...(result !== undefined ? { result } : {}) }));
+    } else if (jobId === null) {
+      say(ctx, "Rate limited: job not enqueued");
+    } else {
+      say(ctx, jobId);
+      if (result !== undefined)
+        say(
+          ctx,
+          result
+            ? `${result.status} ${JSON.stringify(result.result)}${result.lastError ? ` (${result.lastError})` : ""}`
+            : "Timed out waiting for the job",
+        );
+    }
+    return flags.wait !== undefined && (!result || result.status !== "COMPLETED")
+      ? ExitCode.failure
+      : ExitCode.ok;
+  } finally {
+    await producer.close();
+  }
+}
+
+/** `rrq enqueue` (rrqkit's producer from the command line). */
+export function registerEnqueue(program: Command, ctx: CliContext): void {
+  program
+    .command("enqueue")
+    .description("enqueue a job and print its id")
+    .argument("<function>", "handler name, optionally runner#handler")
+    .option("--params <json>", "params as a JSON object", jsonArgument("--params"))
+    .option("--queue <name>", "queue name")
+    .option("--job-id <id>", "job id (default: a new UUID)")
+    .option("--unique-key <key>", "idempotency key: a repeat returns the first job's id")
+    .option("--unique-ttl <seconds>", "idempotency key TTL", numberArgument("--unique-ttl"))
+    .option("--max-retries <n>", "total attempts allowed", numberArgument("--max-retries"))
+    .option("--timeout <seconds>", "job timeout", numberArgument("--timeout"))
+    .option("--result-ttl <seconds>", "how long the result is kept", numberArgument("--result-ttl"))
+    .option("--defer-by <seconds>", "run after this many seconds", numberArgument("--defer-by"))
+    .option("--defer-until <rfc3339>", "run at this time")
+    .option(
+      "--trace-context <json>",
+      "W3C trace context carrier as a JSON object",
+      jsonArgument("--trace-context"),
+    )
+    .option("--rate-limit-key <key>", "drop the job if one ran in this window")
+    .option(
+      "--rate-limit-seconds <seconds>",
+      "rate-limit window",
+      numberArgument("--rate-limit-seconds"),
+    )
+    .option("--debounce-key <key>", "coalesce calls within the window into one job")
+    .option("--debounce-seconds <seconds>", "debounce window", numberArgument("--debounce-seconds"))
+    .option(
+      "--wait <seconds>",
+      "wait for the job to finish and print its status",
+      numberArgument("--wait"),
+    )
+    .option("--json", "print JSON")
+    .action((fn: string, flags: EnqueueFlags) => ctx.run(() => enqueue(ctx, fn, flags)));
+}

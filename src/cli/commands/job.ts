@@ -1,0 +1,261 @@
+import type { Command } from "commander";
+import { jobJson, jobView, type JobView } from "../../api/index.js";
+import { RrqError } from "../../errors.js";
+import { parseTimestamp } from "../../store/encoding.js";
+import {
+  formatDuration,
+  formatTime,
+  json,
+  renderTable,
+  rfc3339,
+  truncate,
+  type Column,
+} from "./format.js";
+import {
+  ExitCode,
+  fitWidth,
+  intArgument,
+  numberArgument,
+  progress,
+  say,
+  withApi,
+  type CliContext,
+} from "./shared.js";
+
+async function jobShow(ctx: CliContext, id: string, flags: { raw?: boolean; json?: boolean }) {
+  return withApi(ctx, async (api) => {
+    const hash = await api.jobs.hash(id);
+    if (!hash) {
+      say(ctx, `Job '${id}' not found`);
+      return ExitCode.failure;
+    }
+    if (flags.json) {
+      ctx.io.out(json({ id, hash, job: jobJson(jobView(id, hash)!) }));
+    } else if (flags.raw) {
+      ctx.io.out(json(hash));
+    } else {
+      say(ctx, `Job ${id}`);
+      for (const field of Object.keys(hash).sort()) say(ctx, `${field.padEnd(24)} ${hash[field]}`);
+    }
+    return ExitCode.ok;
+  });
+}
+
+/** RRQ's Duration column: completion − start, or running time for an ACTIVE job. */
+function duration(job: JobView, now: number): string {
+  if (job.startTime !== undefined && job.completionTime !== undefined)
+    return formatDuration((job.completionTime - job.startTime) / 1000);
+  if (job.startTime !== undefined && job.status?.toUpperCase() === "ACTIVE")
+    return formatDuration(Math.floor(now / 1000) - job.startTime / 1000);
+  return "N/A";
+}
+
+interface ListFlags {
+  status?: string;
+  queue?: string;
+  function?: string;
+  limit: number;
+  scan?: boolean;
+  index?: boolean;
+  json?: boolean;
+}
+
+async function jobList(ctx: CliContext, flags: ListFlags): Promise<number> {
+  return withApi(ctx, async (api) => {
+    const bar = progress(ctx, "Scanning job keys");
+    const { jobs, source } = await api.jobs.list({
+      status: flags.status,
+      queue: flags.queue,
+      functionName: flags.function,
+      limit: flags.limit,
+      mode: flags.scan ? "scan" : flags.index ? "index" : "auto",
+      onProgress: (n) => n >= 50_000 && bar.update(n),
+    });
+    bar.done();
+    if (flags.json) {
+      ctx.io.out(json({ jobs: jobs.map(jobJson), source }));
+      return ExitCode.ok;
+    }
+    if (jobs.length === 0) {
+      say(ctx, "No jobs found");
+      return ExitCode.ok;
+    }
+    const now = Date.now();
+    const columns: Column[] = [
+      { header: "Job ID", width: 36, flex: true },
+      { header: "Function", width: 30, flex: true },
+      { header: "Queue", width: 24, flex: true },
+      { header: "Status", width: 10 },
+      { header: "Enqueued", width: 18 },
+      { header: "Duration", width: 10, align: "right" },
+    ];
+    const rows = jobs.map((job) => [
+      job.id,
+      truncate(job.functionName ?? "unknown", 28),
+      truncate(job.queueName ?? "unknown", 22),
+      job.status ?? "UNKNOWN",
+      formatTime(job.enqueueTime, now),
+      duration(job, now),
+    ]);
+    for (const line of renderTable(columns, rows, fitWidth(ctx))) say(ctx, line);
+    if (source === "index")
+      ctx.io.err(
+        "(listed from rrqkit's indexes: queues, leases, DLQ and recent jobs; --scan reads every job)\n",
+      );
+    return ExitCode.ok;
+  });
+}
+
+async function jobReplay(ctx: CliContext, id: string, flags: { queue?: string }) {
+  return withApi(ctx, async (api) => {
+    if (!(await api.jobs.hash(id))) {
+      say(ctx, `Job '${id}' not found`);
+      return ExitCode.failure;
+    }
+    const newId = await api.jobs.replay(id, { queue: flags.queue });
+    say(ctx, `Job replayed with new ID: ${newId}`);
+    return ExitCode.ok;
+  });
+}
+
+async function jobCancel(ctx: CliContext, id: string) {
+  return withApi(ctx, async (api) => {
+    const result = await api.jobs.cancel(id);
+    if (result.ok) {
+      say(ctx, `Job '${id}' cancelled successfully`);
+      return ExitCode.ok;
+    }
+    if (result.reason === "not_found") say(ctx, `Job '${id}' not found`);
+    else if (result.reason === "not_waiting")
+      say(ctx, `Can only cancel pending jobs. Job status: ${result.status}`);
+    else if (result.reason === "no_queue") say(ctx, "Job has no associated queue");
+    else say(ctx, "Failed to remove job from queue");
+    return ExitCode.failure;
+  });
+}
+
+async function jobTrace(ctx: CliContext, id: string, flags: { json?: boolean }) {
+  return withApi(ctx, async (api) => {
+    const events = await api.jobs.trace(id);
+    if (!events) {
+      say(ctx, `Job '${id}' not found`);
+      return ExitCode.failure;
+    }
+    if (flags.json) {
+      ctx.io.out(
+        json({ id, events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) }),
+      );
+      return ExitCode.ok;
+    }
+    if (events.length === 0) {
+      say(ctx, `No trace data found for job ${id}`);
+      return ExitCode.ok;
+    }
+    say(ctx, `Job trace for ${id}`);
+    say(ctx, `${"Event".padEnd(12)} ${"Timestamp".padEnd(20)} Details`);
+    let previous: number | undefined;
+    for (const e of events) {
+      const gap = previous === undefined ? "" : ` (+${formatDuration((e.at - previous) / 1000)})`;
+      say(ctx, `${e.event.padEnd(12)} ${rfc3339(e.at).padEnd(20)} ${e.details}${gap}`);
+      previous = e.at;
+    }
+    say(ctx, `\nTotal Duration: ${formatDuration((events.at(-1)!.at - events[0]!.at) / 1000)}`);
+    return ExitCode.ok;
+  });
+}
+
+async function jobDelete(ctx: CliContext, id: string, flags: { force?: boolean }) {
+  return withApi(ctx, async (api) => {
+    const result = await api.jobs.delete(id, flags);
+    if (result.ok) {
+      say(ctx, `Job '${id}' deleted (was ${result.status || "without status"})`);
+      return ExitCode.ok;
+    }
+    if (result.reason === "not_found") say(ctx, `Job '${id}' not found`);
+    else say(ctx, `Job '${id}' is ACTIVE; use --force to delete a running job`);
+    return ExitCode.failure;
+  });
+}
+
+function runAt(flags: { at?: string; in?: number }): number {
+  if (flags.at !== undefined && flags.in !== undefined)
+    throw new RrqError("invalid_argument", "give either --at or --in");
+  if (flags.in !== undefined) return Date.now() + flags.in * 1000;
+  const ms = flags.at === undefined ? Date.now() : parseTimestamp(flags.at);
+  if (ms === undefined)
+    throw new RrqError("invalid_argument", "--at must be RFC 3339 or epoch seconds");
+  return ms;
+}
+
+async function jobReschedule(ctx: CliContext, id: string, flags: { at?: string; in?: number }) {
+  const when = runAt(flags);
+  return withApi(ctx, async (api) => {
+    const result = await api.jobs.reschedule(id, when);
+    if (result.ok) {
+      say(ctx, `Job '${id}' rescheduled to ${rfc3339(when)} on ${result.queue}`);
+      return ExitCode.ok;
+    }
+    if (result.reason === "not_found") say(ctx, `Job '${id}' not found`);
+    else if (result.reason === "not_waiting")
+      say(ctx, `Can only reschedule pending or retrying jobs. Job status: ${result.status}`);
+    else say(ctx, "The job is not in its queue");
+    return ExitCode.failure;
+  });
+}
+
+/** `rrq job show|list|replay|cancel|trace|delete|reschedule`. */
+export function registerJob(program: Command, ctx: CliContext): void {
+  const job = program.command("job").description("inspect and act on jobs");
+  job
+    .command("show")
+    .argument("<job-id>")
+    .option("--raw", "print the job hash as JSON")
+    .option("--json", "print JSON (hash and parsed fields)")
+    .description("print a job's hash")
+    .action((id: string, flags: { raw?: boolean; json?: boolean }) =>
+      ctx.run(() => jobShow(ctx, id, flags)),
+    );
+  job
+    .command("list")
+    .description("jobs, newest enqueued first")
+    .option("--status <status>", "PENDING, ACTIVE, COMPLETED, FAILED, RETRYING or CANCELLED")
+    .option("--queue <name>", "queue name or key")
+    .option("--function <name>", "function name")
+    .option("--limit <n>", "rows to show", intArgument("--limit"), 20)
+    .option("--scan", "read every job hash (RRQ's method; exact, slow on large keyspaces)")
+    .option("--index", "read only rrqkit's indexes (fast; the default above 20,000 keys)")
+    .option("--json", "print JSON")
+    .action((flags: ListFlags) => ctx.run(() => jobList(ctx, flags)));
+  job
+    .command("replay")
+    .argument("<job-id>")
+    .option("--queue <name>", "queue for the new job (default: the job's queue)")
+    .description("enqueue a new job with the same function and params")
+    .action((id: string, flags: { queue?: string }) => ctx.run(() => jobReplay(ctx, id, flags)));
+  job
+    .command("cancel")
+    .argument("<job-id>")
+    .description("cancel a job waiting in its queue (PENDING or RETRYING)")
+    .action((id: string) => ctx.run(() => jobCancel(ctx, id)));
+  job
+    .command("trace")
+    .argument("<job-id>")
+    .option("--json", "print JSON")
+    .description("a job's timeline: enqueue, every run with its worker and outcome, retries")
+    .action((id: string, flags: { json?: boolean }) => ctx.run(() => jobTrace(ctx, id, flags)));
+  job
+    .command("delete")
+    .argument("<job-id>")
+    .option("--force", "also delete a job that is running")
+    .description("delete a job and its queue, DLQ and lock entries")
+    .action((id: string, flags: { force?: boolean }) => ctx.run(() => jobDelete(ctx, id, flags)));
+  job
+    .command("reschedule")
+    .argument("<job-id>")
+    .option("--at <time>", "new run time (RFC 3339 or epoch seconds; default: now)")
+    .option("--in <seconds>", "run this many seconds from now", numberArgument("--in"))
+    .description("move a waiting job to a new run time")
+    .action((id: string, flags: { at?: string; in?: number }) =>
+      ctx.run(() => jobReschedule(ctx, id, flags)),
+    );
+}

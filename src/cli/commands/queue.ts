@@ -1,0 +1,191 @@
+import type { Command } from "commander";
+import { jobJson } from "../../api/index.js";
+import { queueKey } from "../../store/keys.js";
+import { formatDuration, formatTime, json, renderTable, truncate, type Column } from "./format.js";
+import {
+  collect,
+  ExitCode,
+  fitWidth,
+  intArgument,
+  say,
+  withApi,
+  type CliContext,
+} from "./shared.js";
+
+const score = (value: number | undefined) => (value === undefined ? "0" : value.toFixed(0));
+
+async function queueList(
+  ctx: CliContext,
+  flags: { showEmpty?: boolean; scan?: boolean; json?: boolean },
+): Promise<number> {
+  return withApi(ctx, async (api) => {
+    const rows = await api.queues.list({ includeEmpty: flags.showEmpty, scan: flags.scan });
+    const total = rows.reduce((n, r) => n + r.pending, 0);
+    if (flags.json) {
+      ctx.io.out(json({ queues: rows, totalPending: total }));
+      return ExitCode.ok;
+    }
+    if (rows.length === 0) {
+      say(ctx, "No active queues found");
+      return ExitCode.ok;
+    }
+    const columns: Column[] = [
+      { header: "Queue", width: 30, flex: true },
+      { header: "Pending", width: 10, align: "right" },
+      { header: "Oldest(ms)", width: 20, align: "right" },
+      { header: "Newest(ms)", width: 20, align: "right" },
+    ];
+    const lines = renderTable(
+      columns,
+      rows.map((r) => [r.name, String(r.pending), score(r.oldestScore), score(r.newestScore)]),
+      fitWidth(ctx),
+    );
+    for (const line of lines) say(ctx, line);
+    say(ctx, `\nTotal: ${total} pending jobs`);
+    return ExitCode.ok;
+  });
+}
+
+async function queueStats(
+  ctx: CliContext,
+  flags: { queue?: string[]; maxScan?: number; counters?: boolean; json?: boolean },
+): Promise<number> {
+  return withApi(ctx, async (api) => {
+    const { rows, source } = await api.queues.stats({
+      queues: flags.queue,
+      maxScan: flags.maxScan,
+      mode: flags.counters ? "counters" : "auto",
+    });
+    if (flags.json) {
+      ctx.io.out(json({ queues: rows, source }));
+      return ExitCode.ok;
+    }
+    const names = flags.queue?.length ? flags.queue : await api.queues.names();
+    if (names.length === 0) {
+      say(ctx, "No queues found");
+      return ExitCode.ok;
+    }
+    const columns: Column[] = [
+      { header: "Queue", width: 25, flex: true },
+      { header: "Total", width: 8, align: "right" },
+      { header: "Pending", width: 8, align: "right" },
+      { header: "Active", width: 8, align: "right" },
+      { header: "Completed", width: 9, align: "right" },
+      { header: "Failed", width: 8, align: "right" },
+      { header: "DLQ", width: 10, align: "right" },
+      { header: "Avg Wait", width: 12, align: "right" },
+    ];
+    const table = rows.map((r) =>
+      [r.name, r.total, r.pending, r.active, r.completed, r.failed, r.dlq]
+        .map(String)
+        .concat(formatDuration(r.avgWaitSeconds)),
+    );
+    for (const line of renderTable(columns, table, fitWidth(ctx))) say(ctx, line);
+    if (source.kind === "scan" && source.maxScan > 0) {
+      say(
+        ctx,
+        `\nNote: Active/Completed/Failed counts based on scanning up to ${source.maxScan} jobs.`,
+      );
+      say(ctx, "Use --max-scan 0 for complete scan (may be slow for large datasets).");
+    } else if (source.kind === "counters") {
+      say(
+        ctx,
+        "\nNote: Active counts rrqkit leases; Completed/Failed count jobs rrqkit workers finished.",
+      );
+      say(ctx, "Use --max-scan N to count job hashes by status as RRQ does (0 = every job).");
+    }
+    return ExitCode.ok;
+  });
+}
+
+async function queueInspect(
+  ctx: CliContext,
+  name: string,
+  flags: { limit: number; offset: number; json?: boolean },
+): Promise<number> {
+  return withApi(ctx, async (api) => {
+    const key = queueKey(name);
+    const { total, entries } = await api.queues.page(key, flags);
+    if (flags.json) {
+      ctx.io.out(
+        json({
+          queue: key,
+          total,
+          offset: flags.offset,
+          entries: entries.map((e) => ({
+            id: e.id,
+            score: e.score,
+            scheduledAt: new Date(e.score).toISOString(),
+            job: e.job ? jobJson(e.job) : null,
+          })),
+        }),
+      );
+      return total === 0 ? ExitCode.failure : ExitCode.ok;
+    }
+    if (total === 0) {
+      // a ZSET with no members does not exist in Redis, so "empty" and "not found" coincide
+      say(ctx, `Queue '${key}' not found`);
+      return ExitCode.failure;
+    }
+    if (entries.length === 0) {
+      say(ctx, `No jobs found in queue ${key}`);
+      return ExitCode.ok;
+    }
+    const columns: Column[] = [
+      { header: "#", width: 4 },
+      { header: "Job ID", width: 36, flex: true },
+      { header: "Function", width: 20, flex: true },
+      { header: "Status", width: 10 },
+      { header: "Scheduled", width: 20 },
+      { header: "Retries", width: 7, align: "right" },
+    ];
+    const rows = entries.map((e, i) => [
+      String(flags.offset + i + 1),
+      e.id,
+      e.job ? truncate(e.job.functionName ?? "<unknown>", 18) : "<missing>",
+      e.job ? (e.job.status ?? "UNKNOWN") : "MISSING",
+      formatTime(e.score),
+      e.job ? String(e.job.raw.current_retries ?? e.job.raw.retries ?? "0") : "N/A",
+    ]);
+    for (const line of renderTable(columns, rows, fitWidth(ctx))) say(ctx, line);
+    return ExitCode.ok;
+  });
+}
+
+/** `rrq queue list|stats|inspect`. */
+export function registerQueue(program: Command, ctx: CliContext): void {
+  const queue = program.command("queue").description("inspect queues");
+  queue
+    .command("list")
+    .description("queues with their pending counts and oldest/newest run-at scores")
+    .option("--show-empty", "also list known queues that are empty")
+    .option("--scan", "also discover queues by scanning the keyspace (RRQ's method)")
+    .option("--json", "print JSON")
+    .action((flags: { showEmpty?: boolean; scan?: boolean; json?: boolean }) =>
+      ctx.run(() => queueList(ctx, flags)),
+    );
+  queue
+    .command("stats")
+    .description("per-queue counts by status, DLQ entries and average wait")
+    .option("--queue <name>", "only this queue (repeatable)", collect)
+    .option(
+      "--max-scan <n>",
+      "count job hashes by status over the first N jobs as RRQ does (0 = all); default: every job up to 10,000 keys, else rrqkit's counters",
+      intArgument("--max-scan"),
+    )
+    .option("--counters", "use rrqkit's counters even on a small database")
+    .option("--json", "print JSON")
+    .action((flags: { queue?: string[]; maxScan?: number; counters?: boolean; json?: boolean }) =>
+      ctx.run(() => queueStats(ctx, flags)),
+    );
+  queue
+    .command("inspect")
+    .description("the jobs in a queue, by run-at time")
+    .argument("<queue>", "queue name or key")
+    .option("--limit <n>", "rows to show", intArgument("--limit"), 20)
+    .option("--offset <n>", "rows to skip", intArgument("--offset"), 0)
+    .option("--json", "print JSON")
+    .action((name: string, flags: { limit: number; offset: number; json?: boolean }) =>
+      ctx.run(() => queueInspect(ctx, name, flags)),
+    );
+}

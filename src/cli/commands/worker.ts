@@ -1,0 +1,183 @@
+import { resolve } from "node:path";
+import { type Command, Option } from "commander";
+import type { WatchConfig } from "../../config/config.js";
+import type { ConfigSource } from "../../config/load.js";
+import { collect, ExitCode, loadCli, say, type CliContext } from "./shared.js";
+
+interface RunFlags {
+  queue?: string[];
+  burst?: boolean;
+  runnerMode?: "managed" | "external";
+  logFormat?: string;
+}
+
+interface WatchFlags extends RunFlags {
+  path?: string;
+  pattern?: string[];
+  ignorePattern?: string[];
+  gitignore?: boolean;
+}
+
+/**
+ * The orchestrator's modules (runner pools, logging, OpenTelemetry) load only when a worker
+ * command runs, so the inspection commands start fast; the file watcher (chokidar, globbing)
+ * only for `worker watch`, so a production `worker run` does not carry it in memory.
+ */
+async function orchestrator() {
+  const [worker, events, logger, otel] = await Promise.all([
+    import("../../orchestrator/worker.js"),
+    import("../../telemetry/events.js"),
+    import("../../telemetry/logger.js"),
+    import("../../telemetry/otel.js"),
+  ]);
+  return { ...worker, ...events, ...logger, ...otel };
+}
+
+const announce = (ctx: CliContext, source: ConfigSource) =>
+  say(ctx, `Loading RRQ settings from ${source.kind} (${source.path}).`);
+
+/** Installs SIGINT/SIGTERM: the first asks `stop` for a graceful stop, the second exits now. */
+function onSignals(stop: (signal: NodeJS.Signals) => void, onSecond: () => void): () => void {
+  let signals = 0;
+  const handler = (signal: NodeJS.Signals) => {
+    if (++signals > 1) onSecond();
+    else stop(signal);
+  };
+  process.on("SIGTERM", handler);
+  process.on("SIGINT", handler);
+  return () => {
+    process.off("SIGTERM", handler);
+    process.off("SIGINT", handler);
+  };
+}
+
+async function workerRun(ctx: CliContext, flags: RunFlags): Promise<number> {
+  const { config, source } = loadCli(
+    ctx,
+    flags.runnerMode ? { runnerManagementMode: flags.runnerMode } : {},
+  );
+  announce(ctx, source);
+  const { Worker, EventBus, attachLogging, createLogger, resolveLogFormat, jobTelemetryFromEnv } =
+    await orchestrator();
+  const events = new EventBus();
+  const logger = createLogger(resolveLogFormat(flags.logFormat));
+  attachLogging(events, logger);
+  const telemetry = await jobTelemetryFromEnv();
+  const worker = new Worker({
+    config,
+    queues: flags.queue,
+    burst: flags.burst,
+    events,
+    telemetry,
+  });
+  const dispose = onSignals(
+    (signal) => {
+      logger.info(
+        { signal, grace_seconds: config.workerShutdownGracePeriodSeconds },
+        "shutting down: finishing running jobs",
+      );
+      worker.requestShutdown();
+    },
+    () => {
+      logger.warn("second signal: exiting now");
+      process.exit(ExitCode.failure);
+    },
+  );
+  logger.info(
+    { worker_id: worker.workerId, queues: worker.queues, burst: flags.burst ?? false },
+    "worker starting",
+  );
+  try {
+    await worker.run();
+    await telemetry.shutdown();
+  } finally {
+    dispose();
+  }
+  logger.info({ worker_id: worker.workerId }, "worker stopped");
+  return ExitCode.ok;
+}
+
+async function workerWatch(ctx: CliContext, flags: WatchFlags): Promise<number> {
+  const overrides = flags.runnerMode ? { runnerManagementMode: flags.runnerMode } : {};
+  const first = loadCli(ctx, overrides);
+  const {
+    WatchSupervisor,
+    EventBus,
+    attachLogging,
+    createLogger,
+    resolveLogFormat,
+    jobTelemetryFromEnv,
+  } = { ...(await orchestrator()), ...(await import("../../orchestrator/watch.js")) };
+  const base = first.config.watch;
+  const watch: WatchConfig = {
+    ...base,
+    path: resolve(flags.path ?? base.path),
+    includePatterns: flags.pattern?.length ? flags.pattern : base.includePatterns,
+    ignorePatterns: flags.ignorePattern?.length ? flags.ignorePattern : base.ignorePatterns,
+    noGitignore: flags.gitignore === false || base.noGitignore,
+  };
+  const events = new EventBus();
+  attachLogging(events, createLogger(resolveLogFormat(flags.logFormat)));
+  let loaded: typeof first | undefined = first;
+  const telemetry = await jobTelemetryFromEnv();
+  const supervisor = new WatchSupervisor({
+    watch,
+    telemetry,
+    queues: flags.queue,
+    events,
+    say: (line) => say(ctx, line),
+    load: () => {
+      const next = loaded ?? loadCli(ctx, overrides);
+      loaded = undefined;
+      announce(ctx, next.source);
+      return next.config;
+    },
+  });
+  const dispose = onSignals(
+    () => supervisor.stop(),
+    () => process.exit(ExitCode.failure),
+  );
+  try {
+    await supervisor.run();
+    await telemetry.shutdown();
+  } finally {
+    dispose();
+  }
+  return ExitCode.ok;
+}
+
+const runnerMode = () =>
+  new Option(
+    "--runner-mode <mode>",
+    "start runners (managed) or connect to running ones (external)",
+  ).choices(["managed", "external"]);
+
+const logFormat = () =>
+  new Option(
+    "--log-format <format>",
+    "log output (default: pretty on a terminal, else json)",
+  ).choices(["json", "pretty"]);
+
+/** `rrq worker run|watch`. */
+export function registerWorker(program: Command, ctx: CliContext): void {
+  const worker = program.command("worker").description("run the orchestrator");
+  worker
+    .command("run")
+    .description("claim and run jobs until SIGTERM/SIGINT")
+    .option("--queue <name>", "queue to serve (repeatable; default: default_queue_name)", collect)
+    .option("--burst", "exit once no job is ready and none is running")
+    .addOption(runnerMode())
+    .addOption(logFormat())
+    .action((flags: RunFlags) => ctx.run(() => workerRun(ctx, flags)));
+  worker
+    .command("watch")
+    .description("run the orchestrator and restart it when watched files change (development)")
+    .option("--queue <name>", "queue to serve (repeatable)", collect)
+    .option("--path <dir>", "directory to watch (default: [rrq.watch].path, else .)")
+    .option("--pattern <glob>", "include glob (repeatable; default *.py, *.toml)", collect)
+    .option("--ignore-pattern <glob>", "ignore glob (repeatable; default: RRQ's list)", collect)
+    .option("--no-gitignore", "do not honour .gitignore and .git/info/exclude")
+    .addOption(runnerMode())
+    .addOption(logFormat())
+    .action((flags: WatchFlags) => ctx.run(() => workerWatch(ctx, flags)));
+}
