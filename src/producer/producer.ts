@@ -56,8 +56,9 @@ const CONFIG_KEYS = [
 ];
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 
+/** A bad producer config is `invalid_config` (PRODUCER.md §2, §6), like a bad rrq.toml. */
 function configError(message: string): ProducerError {
-  return new ProducerError("invalid_argument", `invalid producer config: ${message}`);
+  return new ProducerError("invalid_config", `invalid producer config: ${message}`);
 }
 
 function checkConfig(config: ProducerConfig): Required<ProducerConfig> {

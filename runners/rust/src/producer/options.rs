@@ -1,6 +1,6 @@
 //! Enqueue options, their validation (PRODUCER.md §6) and the write plan (§3–§4).
 
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
@@ -401,11 +401,13 @@ pub(crate) fn plan(
         ));
     }
 
-    let now = o.enqueue_time.unwrap_or(now);
+    // Given times are truncated to microseconds (PRODUCER.md §4, as RRQ 0.11.1 does), so the
+    // same option writes the same timestamp in every binding.
+    let now = o.enqueue_time.map_or(now, |t| t.trunc_subsecs(6));
     let run_at = if let Some(window) = o.debounce_seconds {
         now + ChronoDuration::nanoseconds((window * 1e9).round() as i64)
     } else if let Some(t) = o.defer_until {
-        t
+        t.trunc_subsecs(6)
     } else if let Some(by) = o.defer_by_seconds.filter(|x| *x > 0.0) {
         now + ChronoDuration::milliseconds((by * 1000.0).ceil() as i64)
     } else {
@@ -610,6 +612,22 @@ mod tests {
                 key: "rrq:debounce:d".into(),
                 ttl: 2
             }
+        );
+    }
+
+    #[test]
+    fn given_times_truncated_to_microseconds() {
+        let cfg = ProducerConfig::default();
+        let o = EnqueueOptions {
+            enqueue_time: Some(t("2026-01-01T12:00:00.123456789Z")),
+            defer_until: Some(t("2026-01-01T12:30:00.987654321Z")),
+            ..Default::default()
+        };
+        let p = plan(&cfg, "f", &Map::new(), &o, Requested::Enqueue, Utc::now()).unwrap();
+        assert_eq!(p.enqueue_time, "2026-01-01T12:00:00.123456+00:00");
+        assert_eq!(
+            p.next_scheduled_run_time,
+            "2026-01-01T12:30:00.987654+00:00"
         );
     }
 

@@ -1,0 +1,182 @@
+import { existsSync, readdirSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
+import type { EncodingName, TransportKind } from "@rrqkit/runner/protocol";
+import type { Profile } from "./cases.js";
+import type { CommandSpec } from "./runner-session.js";
+
+/** Everything the harness needs to test one binding (or a runner given on the command line). */
+export interface Binding {
+  /** Name in reports and known-failure ids: node, python, rust, rrq, custom1, … */
+  name: string;
+  /** The conformance runner (handlers.md); undefined when the binding has none. */
+  runner?: CommandSpec;
+  /** The producer adapter (PRODUCER_ADAPTER.md); undefined when the binding has none. */
+  producer?: CommandSpec;
+  transports: TransportKind[];
+  encodings: EncodingName[];
+  /** `core` runners (RRQ's own) only get cases that need nothing beyond RRQ 0.11. */
+  profile: Profile;
+  /** Launch with RRQ_RUNNER_HELLO=1 and require hello frames. */
+  hello: boolean;
+  /** Why the binding cannot run (a command that is not built); its cases are skipped. */
+  missing?: string;
+  /** The known-failures list for this binding. */
+  knownFailures: string;
+}
+
+/** An orchestrator the end-to-end cases can run: rrqkit's own, or RRQ's released binary. */
+export interface OrchestratorSpec {
+  name: "rrqkit" | "rrq";
+  command: CommandSpec;
+  missing?: string;
+}
+
+const ALL_TRANSPORTS: TransportKind[] = ["tcp", "unix", "stdio"];
+const ALL_ENCODINGS: EncodingName[] = ["json", "msgpack"];
+
+function venv(root: string): string {
+  return process.env.RRQKIT_VENV ?? join(root, ".venv");
+}
+
+/** RRQ's site-packages directory inside the test virtualenv, if the rrq wheel is installed. */
+function rrqPackageDir(root: string): string | undefined {
+  const lib = join(venv(root), "lib");
+  if (!existsSync(lib)) return undefined;
+  for (const python of readdirSync(lib)) {
+    const dir = join(lib, python, "site-packages", "rrq");
+    if (existsSync(join(dir, "bin", "rrq"))) return dir;
+  }
+  return undefined;
+}
+
+function requireFile(path: string, hint: string): string | undefined {
+  return existsSync(path) ? undefined : `${path} does not exist (${hint})`;
+}
+
+function rustExample(root: string, name: string): string {
+  const target = process.env.RRQKIT_RUST_TARGET_DIR ?? join(root, "runners", "rust", "target");
+  const debug = join(target, "debug", "examples", name);
+  const release = join(target, "release", "examples", name);
+  return existsSync(debug) || !existsSync(release) ? debug : release;
+}
+
+/** The built-in bindings: node, python, rust (rrqkit), and rrq (RRQ 0.11.1's Python package). */
+export function builtinBindings(root: string): Record<string, Binding> {
+  const node = process.execPath;
+  const nodeRunner = join(root, "runners", "node", "dist", "examples", "conformance-runner.js");
+  const nodeProducer = join(root, "dist", "src", "conformance", "producer-adapter.js");
+  const pyRunner = join(venv(root), "bin", "rrqkit-conformance-runner");
+  const pyProducer = join(venv(root), "bin", "rrqkit-producer-adapter");
+  const rustRunner = rustExample(root, "conformance_runner");
+  const rustProducer = rustExample(root, "producer_adapter");
+  const interop = join(root, "conformance", "interop");
+  const rrqRunner = join(venv(root), "bin", "rrq-runner");
+  const known = (name: string) => join(root, "conformance", "known-failures", `${name}.txt`);
+  const full = {
+    transports: ALL_TRANSPORTS,
+    encodings: ALL_ENCODINGS,
+    profile: "rrqkit" as const,
+    hello: true,
+  };
+  return {
+    node: {
+      name: "node",
+      ...full,
+      runner: { argv: [node, nodeRunner] },
+      producer: { argv: [node, nodeProducer] },
+      missing:
+        requireFile(nodeRunner, "npm run build") ?? requireFile(nodeProducer, "npm run build"),
+      knownFailures: known("node"),
+    },
+    python: {
+      name: "python",
+      ...full,
+      runner: { argv: [pyRunner] },
+      producer: { argv: [pyProducer] },
+      missing: requireFile(pyRunner, "runners/python/ci.sh --install-only"),
+      knownFailures: known("python"),
+    },
+    rust: {
+      name: "rust",
+      ...full,
+      runner: { argv: [rustRunner] },
+      producer: existsSync(rustProducer) ? { argv: [rustProducer] } : undefined,
+      missing: requireFile(rustRunner, "runners/rust/ci.sh builds the examples"),
+      knownFailures: known("rust"),
+    },
+    rrq: {
+      name: "rrq",
+      transports: ["tcp"],
+      encodings: ["json"],
+      profile: "core",
+      hello: false,
+      runner: {
+        argv: [rrqRunner, "--settings", "rrq_conformance_handlers.settings"],
+        env: { PYTHONPATH: interop },
+      },
+      producer: {
+        argv: [join(venv(root), "bin", "python"), join(interop, "rrq_producer_adapter.py")],
+      },
+      missing:
+        requireFile(rrqRunner, "pip install rrq==0.11.1 into the test virtualenv") ??
+        (rrqPackageDir(root) ? undefined : "RRQ's orchestrator binary is not in the rrq package"),
+      knownFailures: known("rrq"),
+    },
+  };
+}
+
+/** The orchestrators: rrqkit's CLI, and RRQ's binary from the rrq wheel. */
+export function orchestrators(root: string): Record<"rrqkit" | "rrq", OrchestratorSpec> {
+  const cli = join(root, "bin", "rrq.js");
+  const rrqDir = rrqPackageDir(root);
+  return {
+    rrqkit: {
+      name: "rrqkit",
+      command: { argv: [process.execPath, cli] },
+      missing: requireFile(join(root, "dist", "src", "cli", "main.js"), "npm run build"),
+    },
+    rrq: {
+      name: "rrq",
+      command: { argv: [rrqDir ? join(rrqDir, "bin", "rrq") : "rrq"] },
+      missing: rrqDir ? undefined : "RRQ's rrq wheel is not installed in the test virtualenv",
+    },
+  };
+}
+
+/**
+ * Splits a command line on whitespace (toml-test style); quotes group words. A relative program
+ * path (`./my-runner`, `target/release/x`) is made absolute, because the harness and the
+ * orchestrator start commands from their own working directories.
+ */
+export function splitCommand(text: string): string[] {
+  const words = (text.match(/"[^"]*"|'[^']*'|\S+/g) ?? []).map((w) =>
+    /^(["']).*\1$/.test(w) ? w.slice(1, -1) : w,
+  );
+  const program = words[0];
+  if (program?.includes("/") && !isAbsolute(program)) words[0] = resolve(program);
+  return words;
+}
+
+/**
+ * A binding for a runner (and optionally a producer adapter) given on the command line. A `core`
+ * runner speaks RRQ 0.11 only: TCP and JSON, no hello.
+ */
+export function customBinding(
+  name: string,
+  runner: string | undefined,
+  producer: string | undefined,
+  knownFailures: string,
+  profile: Profile,
+): Binding {
+  const core = profile === "core";
+  return {
+    name,
+    transports: core ? ["tcp"] : ALL_TRANSPORTS,
+    encodings: core ? ["json"] : ALL_ENCODINGS,
+    profile,
+    hello: !core,
+    runner: runner ? { argv: splitCommand(runner) } : undefined,
+    producer: producer ? { argv: splitCommand(producer) } : undefined,
+    knownFailures,
+  };
+}

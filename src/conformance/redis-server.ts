@@ -1,0 +1,116 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { freePort } from "./runner-session.js";
+
+/**
+ * A private, throw-away redis-server: one process on a free loopback port with persistence
+ * off. The conformance harness gives each cell a database of its own; the test suite
+ * (test/support/redis-server.ts) wraps it to use database 0.
+ */
+export interface TestRedis {
+  port: number;
+  /** The DSN of one database. */
+  url(database: number): string;
+  /** A client on one database (one per database, closed by stop()). */
+  client(database: number): Redis;
+  /** The server process (for fault injection). */
+  process: ChildProcess;
+  /** Disconnects the clients, kills the server and removes its directory. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startRedis}. */
+export interface RedisServerOptions {
+  /** More redis-server arguments (e.g. `["--maxmemory", "0"]`). */
+  extraArgs?: readonly string[];
+  /** How many databases (default 64, so parallel conformance cells never share one). */
+  databases?: number;
+  /** How long to wait for the port to accept connections (default 15 s). */
+  startTimeoutMs?: number;
+}
+
+/** Keeps the last few KiB of the server's stderr for error messages. */
+const STDERR_TAIL = 4096;
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: "127.0.0.1", port }, () => {
+      socket.end();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/**
+ * Starts `redis-server` (from PATH; REDIS_SERVER overrides it) and resolves once it accepts
+ * connections. Fails with the server's stderr when it cannot start or exits early.
+ */
+export async function startRedis(options: RedisServerOptions = {}): Promise<TestRedis> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "rrq-redis-"));
+  const program = process.env.REDIS_SERVER ?? "redis-server";
+  const child = spawn(
+    program,
+    [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      dir,
+      "--databases",
+      String(options.databases ?? 64),
+      ...(options.extraArgs ?? []),
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let stderr = "";
+  child.stderr.on(
+    "data",
+    (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-STDERR_TAIL)),
+  );
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let spawnError: Error | undefined;
+  child.once("error", (error) => (spawnError = error));
+  const deadline = Date.now() + (options.startTimeoutMs ?? 15_000);
+  while (!(await listening(port))) {
+    const gone = spawnError ?? (child.exitCode !== null ? `exited with ${child.exitCode}` : null);
+    if (gone || Date.now() > deadline) {
+      child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+      const why = gone ? String(gone instanceof Error ? gone.message : gone) : "timed out";
+      throw new Error(`cannot start ${program} on port ${port} (${why}): ${stderr.trim()}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const clients = new Map<number, Redis>();
+  return {
+    port,
+    process: child,
+    url: (database) => `redis://127.0.0.1:${port}/${database}`,
+    client: (database) => {
+      let client = clients.get(database);
+      if (!client) {
+        client = new Redis({ port, host: "127.0.0.1", db: database, maxRetriesPerRequest: 1 });
+        clients.set(database, client);
+      }
+      return client;
+    },
+    stop: async () => {
+      for (const client of clients.values()) client.disconnect();
+      clients.clear();
+      child.kill("SIGKILL");
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

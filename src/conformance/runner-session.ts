@@ -1,0 +1,335 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createConnection, createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  codecFor,
+  FrameConnection,
+  launchArgs,
+  type EncodingName,
+  type Frame,
+  type TransportKind,
+  type TransportSpec,
+} from "@rrqkit/runner/protocol";
+import { frameValidator, FrameSchemaError } from "../protocol/validate.js";
+
+/** A command line plus environment, as a binding or `--runner-cmd` gives it. */
+export interface CommandSpec {
+  argv: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** A rule the implementation broke, found while frames were flowing. */
+export interface Violation {
+  rule: string;
+  message: string;
+}
+
+/** A frame received by the harness, in arrival order across all connections. */
+export interface Received {
+  frame: Frame;
+  seq: number;
+}
+
+/** A free TCP port on 127.0.0.1 (free when this returns). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+let arrival = 0;
+
+/**
+ * One frame connection to a runner, seen from the orchestrator's side. Every frame received is
+ * validated against schemas/ and checked for direction and hello placement; problems become
+ * {@link Violation}s rather than exceptions, so a case can report all of them.
+ */
+export class HarnessConnection {
+  readonly received: Received[] = [];
+  readonly violations: Violation[] = [];
+  hello: Frame | undefined;
+  closed = false;
+  private waiters: Array<() => void> = [];
+  private readonly validate = frameValidator();
+
+  constructor(
+    readonly frames: FrameConnection,
+    readonly transport: TransportKind,
+    private readonly expectHello: boolean,
+    private readonly socket?: Socket,
+  ) {
+    frames.on({
+      frame: (frame) => this.onFrame(frame),
+      close: (reason) => {
+        this.closed = true;
+        if (reason.kind === "decode") {
+          const rule =
+            transport === "stdio"
+              ? "stdout carries frames only (RUNNER_PROTOCOL.md §5)"
+              : "frames are well formed (RUNNER_PROTOCOL.md §2, §11)";
+          this.violations.push({
+            rule,
+            message: `the runner sent bytes that do not decode as a frame: ${reason.error.message}`,
+          });
+        }
+        this.wake();
+      },
+    });
+  }
+
+  private onFrame(frame: Frame): void {
+    try {
+      this.validate(frame);
+    } catch (error) {
+      if (!(error instanceof FrameSchemaError)) throw error;
+      this.violations.push({
+        rule: "every frame matches schemas/v2",
+        message: `${frame.type} frame: ${error.errors.join("; ")}`,
+      });
+    }
+    const first = this.received.length === 0 && this.hello === undefined;
+    if (frame.type === "hello") {
+      if (!this.expectHello)
+        this.violations.push({
+          rule: "no hello unless RRQ_RUNNER_HELLO=1 (RUNNER_PROTOCOL.md §8.2)",
+          message: "the runner sent a hello frame without being asked",
+        });
+      else if (!first)
+        this.violations.push({
+          rule: "hello is the first frame of a connection (RUNNER_PROTOCOL.md §8.2)",
+          message: "a hello frame arrived after other frames",
+        });
+      this.hello ??= frame;
+    } else if (frame.type !== "response" && frame.type !== "pong") {
+      this.violations.push({
+        rule: "a runner sends only response, hello and pong frames (RUNNER_PROTOCOL.md §3)",
+        message: `the runner sent a '${frame.type}' frame`,
+      });
+    } else if (first && this.expectHello) {
+      this.violations.push({
+        rule: "hello is the first frame of a connection (RUNNER_PROTOCOL.md §8.2)",
+        message: `the first frame was '${frame.type}', not hello`,
+      });
+    }
+    if (frame.type !== "hello") this.received.push({ frame, seq: ++arrival });
+    this.wake();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves on the next frame or close, or after `ms`. */
+  changed(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Waits until `check` returns a value, a frame-driven wait bounded by `timeoutMs`. */
+  async until<T>(check: () => T | undefined, timeoutMs: number): Promise<T | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = check();
+      if (value !== undefined) return value;
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      await this.changed(left);
+    }
+  }
+
+  /** Sends a frame. */
+  send(frame: Frame): void {
+    this.frames.send(frame);
+  }
+
+  /** Sends raw bytes (several frames coalesced, split writes, or invalid vectors). */
+  sendRaw(bytes: Buffer): void {
+    this.frames.sendRaw(bytes);
+  }
+
+  /** Encodes a frame in this connection's encoding (length prefix included). */
+  encode(frame: Frame): Buffer {
+    return this.frames.codec.encodeFrame(frame);
+  }
+
+  close(): void {
+    this.frames.close();
+  }
+
+  /** Ends the harness→runner direction of a socket while still reading (half-close). */
+  halfClose(): void {
+    this.socket?.end();
+  }
+}
+
+/** Opens a socket that the harness can half-close (connectFrames hides its socket). */
+function openSocket(spec: Exclude<TransportSpec, { kind: "stdio" }>): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket =
+      spec.kind === "tcp"
+        ? createConnection({ host: spec.host, port: spec.port })
+        : createConnection({ path: spec.path });
+    socket.once("error", reject);
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+  });
+}
+
+/** How to launch a runner for a session. */
+export interface SessionOptions {
+  transport: TransportKind;
+  encoding: EncodingName;
+  /** Launch with RRQ_RUNNER_HELLO=1 and require a hello first on every connection. */
+  hello: boolean;
+  /** Extra environment (OTLP endpoint and the like). */
+  env?: Record<string, string>;
+}
+
+/**
+ * A runner process launched exactly as an orchestrator launches it: the command line plus the
+ * transport flag (and `--encoding msgpack`), in its own process group.
+ */
+export class RunnerSession {
+  private stderrTail = "";
+  private stdioConnection: HarnessConnection | undefined;
+  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly spec: TransportSpec,
+    readonly options: SessionOptions,
+    private readonly dir: string | undefined,
+  ) {
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (text: string) => {
+      this.stderrTail = (this.stderrTail + text).slice(-2000);
+    });
+    // Over sockets stdout is free-form output; drain it so a chatty handler never blocks.
+    if (spec.kind !== "stdio") child.stdout?.resume();
+    this.exit = new Promise((resolve) =>
+      child.once("exit", (code, signal) => resolve({ code, signal })),
+    );
+  }
+
+  /** Starts the runner. Does not wait for readiness (see {@link connect}). */
+  static async launch(command: CommandSpec, options: SessionOptions): Promise<RunnerSession> {
+    let dir: string | undefined;
+    let spec: TransportSpec;
+    if (options.transport === "tcp")
+      spec = { kind: "tcp", host: "127.0.0.1", port: await freePort() };
+    else if (options.transport === "unix") {
+      dir = mkdtempSync(join(tmpdir(), "rrqc-"));
+      spec = { kind: "unix", path: join(dir, "runner.sock") };
+    } else spec = { kind: "stdio" };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...command.env, ...options.env };
+    delete env.RRQ_RUNNER_HELLO;
+    if (options.hello) env.RRQ_RUNNER_HELLO = "1";
+    const [program, ...args] = command.argv;
+    const child = spawn(program!, [...args, ...launchArgs(spec, options.encoding)], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env,
+      cwd: command.cwd,
+      detached: true,
+    });
+    child.on("error", () => {}); // reported through exit / connect failures
+    return new RunnerSession(child, spec, options, dir);
+  }
+
+  /** The last lines the runner wrote to stderr (for failure reports). */
+  get stderr(): string {
+    return this.stderrTail;
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /**
+   * A connection ready for requests: a new one per call for tcp and unix (connect retried until
+   * the runner listens), the single stdin/stdout pair for stdio. With hello on, waits for it.
+   */
+  async connect(timeoutMs = 20_000): Promise<HarnessConnection> {
+    const codec = codecFor(this.options.encoding);
+    let connection: HarnessConnection;
+    if (this.spec.kind === "stdio") {
+      if (this.stdioConnection) return this.stdioConnection;
+      const frames = new FrameConnection(this.child.stdout!, this.child.stdin!, codec);
+      connection = new HarnessConnection(frames, "stdio", this.options.hello);
+      this.stdioConnection = connection;
+    } else {
+      const deadline = Date.now() + timeoutMs;
+      let socket: Socket | undefined;
+      while (!socket) {
+        try {
+          socket = await openSocket(this.spec);
+        } catch (error) {
+          if (!this.alive) throw new Error(`the runner exited before listening: ${this.stderr}`);
+          if (Date.now() > deadline)
+            throw new Error(`cannot connect to the runner: ${(error as Error).message}`);
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      }
+      const frames = new FrameConnection(socket, socket, codec);
+      connection = new HarnessConnection(frames, this.spec.kind, this.options.hello, socket);
+    }
+    if (this.options.hello) {
+      const ok = await connection.until(
+        () => (connection.hello || connection.closed ? true : undefined),
+        timeoutMs,
+      );
+      if (!ok || !connection.hello)
+        connection.violations.push({
+          rule: "hello is the first frame of a connection (RUNNER_PROTOCOL.md §8.2)",
+          message: `no hello frame arrived${this.alive ? "" : `; the runner exited: ${this.stderr}`}`,
+        });
+    }
+    return connection;
+  }
+
+  /** The stdio connection, if one was made. */
+  get stdio(): HarnessConnection | undefined {
+    return this.stdioConnection;
+  }
+
+  /** Stops the runner: SIGTERM to its group, then SIGKILL after a grace period. */
+  async stop(graceMs = 2000): Promise<void> {
+    const pid = this.child.pid;
+    if (pid !== undefined && this.alive) {
+      const signal = (sig: NodeJS.Signals) => {
+        try {
+          process.kill(-pid, sig);
+        } catch {
+          // the group is already gone
+        }
+      };
+      signal("SIGTERM");
+      const timer = setTimeout(() => signal("SIGKILL"), graceMs);
+      await this.exit;
+      clearTimeout(timer);
+      signal("SIGKILL");
+    }
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
