@@ -101,6 +101,12 @@ export interface ResolvedConfig {
   readonly maxJobRecoveries: number;
 }
 
+/**
+ * Upper bound of every setting that becomes a timer: setTimeout fires at once for delays above
+ * 2^31-1 ms (about 24.8 days), so a larger value would silently turn a wait into a busy loop.
+ */
+const MAX_TIMER_SECONDS = 2147483;
+
 const RUNNER_KEYS = [
   "type",
   "cmd",
@@ -201,7 +207,7 @@ function readRunner(name: string, raw: unknown, mode: "managed" | "external"): R
       t,
       "response_timeout_seconds",
       where,
-      num(0, Infinity, true),
+      num(0, MAX_TIMER_SECONDS, true),
       undefined,
     ),
   });
@@ -353,8 +359,12 @@ export function resolveConfig(
     Object.entries(runnersRaw).map(([name, t]) => [name, readRunner(name, t, mode)]),
   );
   const timeout = f("default_job_timeout_seconds", int(1), 300);
-  const connectTimeout = f("runner_connect_timeout_ms", int(), 15000);
-  const lease = f("lease_seconds", num(1), 10);
+  const connectTimeout = f(
+    "runner_connect_timeout_ms",
+    int(-Infinity, MAX_TIMER_SECONDS * 1000),
+    15000,
+  );
+  const lease = f("lease_seconds", num(1, MAX_TIMER_SECONDS), 10);
   const renew = f("lease_renew_interval_seconds", num(0.05), lease / 3);
   if (renew >= lease) {
     throw new ConfigError(
@@ -370,9 +380,17 @@ export function resolveConfig(
     defaultJobTimeoutSeconds: timeout,
     defaultLockTimeoutExtensionSeconds: f("default_lock_timeout_extension_seconds", int(0), 60),
     defaultResultTtlSeconds: f("default_result_ttl_seconds", int(), 86400),
-    defaultPollDelaySeconds: f("default_poll_delay_seconds", num(), 0.1),
+    defaultPollDelaySeconds: f(
+      "default_poll_delay_seconds",
+      num(-Infinity, MAX_TIMER_SECONDS),
+      0.1,
+    ),
     runnerConnectTimeoutMs: connectTimeout <= 0 ? 15000 : connectTimeout,
-    runnerShutdownTermGraceSeconds: f("runner_shutdown_term_grace_seconds", num(0), 5),
+    runnerShutdownTermGraceSeconds: f(
+      "runner_shutdown_term_grace_seconds",
+      num(0, MAX_TIMER_SECONDS),
+      5,
+    ),
     runnerEnableInflightCancelHints: f("runner_enable_inflight_cancel_hints", bool, false),
     captureRunnerOutput: overrides.captureRunnerOutput ?? f("capture_runner_output", bool, false),
     defaultUniqueJobLockTtlSeconds: f("default_unique_job_lock_ttl_seconds", int(1), 21600),
@@ -382,17 +400,21 @@ export function resolveConfig(
     runnerRoutes: Object.freeze(readRoutes(raw)),
     workerHealthCheckIntervalSeconds: f(
       "worker_health_check_interval_seconds",
-      num(0, Infinity, true),
+      num(0, MAX_TIMER_SECONDS, true),
       60,
     ),
     workerHealthCheckTtlBufferSeconds: f("worker_health_check_ttl_buffer_seconds", num(0), 10),
     baseRetryDelaySeconds: f("base_retry_delay_seconds", num(0), 5),
     maxRetryDelaySeconds: f("max_retry_delay_seconds", num(0), 3600),
-    workerShutdownGracePeriodSeconds: f("worker_shutdown_grace_period_seconds", num(0), 10),
+    workerShutdownGracePeriodSeconds: f(
+      "worker_shutdown_grace_period_seconds",
+      num(0, MAX_TIMER_SECONDS),
+      10,
+    ),
     cronJobs: Object.freeze(raw.cron_jobs === undefined ? [] : readCronJobs(raw.cron_jobs)),
     watch: readWatch(raw.watch),
     correlationMappings: Object.freeze(f("correlation_mappings", stringMap, {})),
-    runnerCancelGraceSeconds: f("runner_cancel_grace_seconds", num(0), 5),
+    runnerCancelGraceSeconds: f("runner_cancel_grace_seconds", num(0, MAX_TIMER_SECONDS), 5),
     strictFrames: overrides.strictFrames ?? f("strict_frames", bool, false),
     leaseSeconds: lease,
     leaseRenewIntervalSeconds: renew,

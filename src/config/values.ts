@@ -34,7 +34,7 @@ export const num =
       v <= max;
     if (ok) return v;
     const low = min === -Infinity ? "" : exclusiveMin ? ` > ${min}` : ` >= ${min}`;
-    const high = max === Infinity ? "" : ` and <= ${max}`;
+    const high = max === Infinity ? "" : `${low ? " and" : ""} <= ${max}`;
     return fail(k, `a number${low}${high}`, v);
   };
 
@@ -45,7 +45,7 @@ export const int =
     if (typeof v === "bigint") v = Number(v);
     if (typeof v === "number" && Number.isInteger(v) && v >= min && v <= max) return v;
     const low = min === -Infinity ? "" : ` >= ${min}`;
-    const high = max === Infinity ? "" : ` and <= ${max}`;
+    const high = max === Infinity ? "" : `${low ? " and" : ""} <= ${max}`;
     return fail(k, `an integer${low}${high}`, v);
   };
 

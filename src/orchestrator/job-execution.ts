@@ -33,6 +33,30 @@ export const ReleaseReasons = {
 
 const MALFORMED = "Failed to parse claimed job definition. Moved to DLQ.";
 
+/**
+ * The latest deadline sent: RFC 3339 has 4-digit years (runners parse no later), and past
+ * 8.64e15 ms toISOString() throws.
+ */
+const MAX_DATE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+/** setTimeout fires at once for longer delays (TimeoutOverflowWarning), so timers re-arm. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Resolves "expired" at `untilMs` (epoch ms), however far away; `cancel` stops it. */
+function expiresAt(untilMs: number): { expired: Promise<"expired">; cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<"expired">((resolve) => {
+    const arm = () => {
+      const left = Math.max(0, untilMs - Date.now());
+      timer = setTimeout(
+        () => (left > MAX_TIMER_MS ? arm() : resolve("expired")),
+        Math.min(left, MAX_TIMER_MS),
+      );
+    };
+    arm();
+  });
+  return { expired, cancel: () => clearTimeout(timer) };
+}
+
 type AttemptResult =
   | { kind: "outcome"; outcome: ExecutionOutcome }
   | { kind: "transport"; detail: string }
@@ -190,7 +214,8 @@ export class JobExecution {
     pool: RunnerPool,
     timeout: number,
   ): Promise<AttemptResult> {
-    const deadlineMs = Date.now() + timeout * 1000;
+    // job_timeout_seconds comes from the hash and may be huge (1e14 s).
+    const deadlineMs = Math.min(Date.now() + timeout * 1000, MAX_DATE_MS);
     const waitUntil = Math.min(deadlineMs, Date.now() + this.ctx.config.runnerConnectTimeoutMs);
     const lease = await pool.acquire(waitUntil);
     if (!lease) {
@@ -220,12 +245,9 @@ export class JobExecution {
           detail: error instanceof RunnerError ? error.message : String(error),
         }),
       );
-      let timer: NodeJS.Timeout | undefined;
-      const expired = new Promise<"expired">(
-        (resolve) => (timer = setTimeout(() => resolve("expired"), Math.max(0, limitMs))),
-      );
-      const first = await Promise.race([execution, expired]);
-      clearTimeout(timer);
+      const timer = expiresAt(Date.now() + limitMs);
+      const first = await Promise.race([execution, timer.expired]);
+      timer.cancel();
       if (first !== "expired") return first;
       await this.stopOverdue(pool, lease, request.request_id, execution);
       const byDeadline = Date.now() >= deadlineMs - 5 || responseTimeout === undefined;

@@ -62,9 +62,15 @@ export class RunnerConnection {
     return this.frames.closed;
   }
 
-  /** Registers a close observer. */
+  /**
+   * Registers a close observer; on a connection that is already closed it runs at once (else a
+   * runner that closed the connection while the pool waited for its hello left its slot
+   * "ready" with a dead connection and a live process forever: found by the chaos suite).
+   */
   onClose(handler: (reason: CloseReason) => void): void {
-    this.closeHandlers.push(handler);
+    const reason = this.frames.closeReason;
+    if (reason) handler(reason);
+    else this.closeHandlers.push(handler);
   }
 
   /** Resolves with the hello frame, or undefined after `timeoutMs` or on close. */

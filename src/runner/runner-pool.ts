@@ -38,6 +38,8 @@ interface Slot {
   state: SlotState;
   endpoint?: RunnerEndpoint;
   inFlight: number;
+  /** Requests given to the current process (its death then costs them an attempt each). */
+  served: number;
   failures: number;
   readySince: number;
   respawnTimer?: NodeJS.Timeout;
@@ -72,7 +74,8 @@ function osAssignedPort(): Promise<number> {
  * The processes of one configured runner: `pool_size` slots, each one process with one
  * persistent connection carrying up to `max_in_flight` requests. Processes that die are
  * started again with capped exponential backoff (100 ms doubling to 10 s; reset after 30 s of
- * health), so a crash-looping runner never spins and never receives work while down.
+ * health or once the process took a request), so a crash-looping runner never spins and never
+ * receives work while down.
  */
 export class RunnerPool {
   private readonly slots: Slot[];
@@ -88,6 +91,7 @@ export class RunnerPool {
       index,
       state: "down",
       inFlight: 0,
+      served: 0,
       failures: 0,
       readySince: 0,
     }));
@@ -183,6 +187,7 @@ export class RunnerPool {
 
   private lease(slot: Slot): SlotLease {
     slot.inFlight++;
+    slot.served++;
     const endpoint = slot.endpoint!;
     let released = false;
     return {
@@ -244,6 +249,7 @@ export class RunnerPool {
     }
     slot.endpoint = endpoint;
     slot.inFlight = 0;
+    slot.served = 0;
     slot.state = "ready";
     slot.readySince = Date.now();
     // Give a socket runner's hello a moment to arrive (never required: RRQ runners send none).
@@ -283,7 +289,11 @@ export class RunnerPool {
     slot.inFlight = 0;
     if (expected) return;
     slot.state = "down";
-    if (Date.now() - slot.readySince > STABLE_AFTER_MS) slot.failures = 0;
+    // A process that took work before dying is no start-up crash: a death mid-request costs
+    // that request an attempt, so restarts are bounded by the jobs' max_retries, and a handler
+    // that kills its runner must not keep the pool down for everyone (backoff up to 10 s per
+    // death). Deaths before any work burn no attempts; they are what the backoff is for.
+    if (slot.served > 0 || Date.now() - slot.readySince > STABLE_AFTER_MS) slot.failures = 0;
     this.scheduleRespawn(slot, `exited (code ${code}, signal ${signal})`);
   }
 

@@ -77,7 +77,15 @@ class StrictUtf8Decoder extends Decoder {}
   };
 }
 
-const msgpackDecoder = new StrictUtf8Decoder({ keyDecoder: null });
+// Map keys must be str (RUNNER_PROTOCOL.md §4); the library also takes integers, which the
+// Python and Rust codecs refuse (found by the chaos fuzzer).
+const msgpackDecoder = new StrictUtf8Decoder({
+  keyDecoder: null,
+  mapKeyConverter: (key: unknown) => {
+    if (typeof key === "string") return key;
+    throw new DecodeError(`map keys must be strings, got ${typeof key}`);
+  },
+});
 const msgpackEncoder = new Encoder({ ignoreUndefined: true });
 
 /** MessagePack encoding of the same envelope (rrqkit extension). */

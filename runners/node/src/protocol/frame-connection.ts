@@ -93,7 +93,9 @@ export class FrameConnection {
   private receive(chunk: Buffer): void {
     if (this.closedWith) return;
     try {
-      for (const body of this.decoder.push(chunk)) {
+      // One body at a time: frames before a bad length prefix in this chunk are still delivered.
+      this.decoder.feed(chunk);
+      for (let body = this.decoder.next(); body; body = this.decoder.next()) {
         const frame = parseFrame(this.codec.decodeBody(body));
         this.handlers.frame?.(frame);
         if (this.closedWith) return;

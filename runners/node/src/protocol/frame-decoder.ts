@@ -7,6 +7,11 @@ import { FrameDecodeError } from "./errors.js";
  * Feed chunks with {@link push}; it returns every body completed by the chunk, in order. Length
  * errors are thrown as soon as the 4 header bytes are known, without waiting for a body.
  * {@link end} reports a stream that stopped inside a frame.
+ *
+ * A connection should read with {@link feed} and {@link next} instead: a body is handed over
+ * before the next length prefix is looked at, so frames that arrived before a bad prefix in the
+ * same chunk are still delivered (RUNNER_PROTOCOL.md §2.7: frames in arrival order, an error
+ * only ends the stream). `push` throws as soon as the chunk holds a bad prefix, dropping them.
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
@@ -15,28 +20,40 @@ export class FrameDecoder {
 
   /** Adds bytes; returns the frame bodies they complete. Throws {@link FrameDecodeError}. */
   push(chunk: Buffer): Buffer[] {
-    if (chunk.length === 0) return [];
+    this.feed(chunk);
+    const bodies: Buffer[] = [];
+    for (let body = this.next(); body; body = this.next()) bodies.push(body);
+    return bodies;
+  }
+
+  /** Adds bytes without decoding anything yet (see {@link next}). */
+  feed(chunk: Buffer): void {
+    if (chunk.length === 0) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    const bodies: Buffer[] = [];
-    for (;;) {
-      if (this.expectedBody < 0) {
-        if (this.buffered < 4) break;
-        const length = this.take(4).readUInt32BE(0);
-        if (length === 0) throw new FrameDecodeError("frame_empty", "length prefix is 0");
-        if (length > MAX_FRAME_BYTES) {
-          throw new FrameDecodeError(
-            "frame_too_large",
-            `length prefix ${length} exceeds ${MAX_FRAME_BYTES}`,
-          );
-        }
-        this.expectedBody = length;
+  }
+
+  /**
+   * The next complete body, or undefined when more bytes are needed. Throws
+   * {@link FrameDecodeError} when the next length prefix is invalid.
+   */
+  next(): Buffer | undefined {
+    if (this.expectedBody < 0) {
+      if (this.buffered < 4) return undefined;
+      const length = this.take(4).readUInt32BE(0);
+      if (length === 0) throw new FrameDecodeError("frame_empty", "length prefix is 0");
+      if (length > MAX_FRAME_BYTES) {
+        throw new FrameDecodeError(
+          "frame_too_large",
+          `length prefix ${length} exceeds ${MAX_FRAME_BYTES}`,
+        );
       }
-      if (this.buffered < this.expectedBody) break;
-      bodies.push(this.take(this.expectedBody));
-      this.expectedBody = -1;
+      this.expectedBody = length;
     }
-    return bodies;
+    if (this.buffered < this.expectedBody) return undefined;
+    const body = this.take(this.expectedBody);
+    this.expectedBody = -1;
+    return body;
   }
 
   /** True when no partial frame is buffered. */

@@ -1,0 +1,26 @@
+import type { Scenario } from "../lib/scenario.js";
+import {
+  exitAtStart,
+  garbageFrames,
+  ignoreCancel,
+  oversizedFrames,
+  silentRunner,
+} from "./bad-runners.js";
+import { malformedJobs } from "./malformed-jobs.js";
+import { orchestratorSigkill, orchestratorSigstop } from "./orchestrator-faults.js";
+import { redisRestart } from "./redis-restart.js";
+import { runnerSigkill } from "./runner-sigkill.js";
+
+/** Every scenario, in run order. */
+export const SCENARIOS: Scenario[] = [
+  runnerSigkill,
+  orchestratorSigkill,
+  orchestratorSigstop,
+  redisRestart,
+  garbageFrames,
+  oversizedFrames,
+  silentRunner,
+  exitAtStart,
+  ignoreCancel,
+  malformedJobs,
+];
