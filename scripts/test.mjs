@@ -4,11 +4,16 @@
 //   setup    npm packages, redis-server (apt-get when missing)
 //   checks   generated types, golden vectors and vendored Lua copies are in sync
 //   build    TypeScript (runner package, then orchestrator)
-//   lint     ESLint (type-aware, no-floating-promises) and Prettier
+//   lint     tsc over tests/bench/chaos, ESLint (type-aware, no-floating-promises), Prettier
 //   ts       Vitest: protocol, runner, producer, orchestrator, daemon
 //   python   runners/python/ci.sh (virtualenv at .venv, ruff, pytest)
 //   rust     runners/rust/ci.sh (fmt, clippy -D warnings, cargo test)
 //   start    the quickstart (`npm start -- --once`) completes its demo jobs
+//   conformance  `rrq conformance --binding all,rrq`: every binding over every transport and
+//            encoding, plus RRQ interop
+//   chaos    `npm run chaos -- --quick`: every fault-injection scenario once, invariants checked
+//   bench    `npm run bench -- --quick`: every benchmark scenario at small sizes completes and
+//            accounts for every job (correctness only; no timing is checked)
 // `npm test -- --only ts,python` runs a subset; `--skip rust` leaves steps out.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
@@ -78,9 +83,15 @@ if (wanted("checks")) {
   ]);
   checkVendoredLua();
 }
-if (wanted("build") || wanted("ts") || wanted("start"))
+if (["build", "ts", "start", "conformance", "chaos", "bench"].some(wanted))
   run("build", npm, ["run", "build", "--silent"]);
 if (wanted("lint")) {
+  run("type-check tests, benchmarks and tools", "npx", [
+    "tsc",
+    "-p",
+    "tsconfig.test.json",
+    "--noEmit",
+  ]);
   run("eslint", "npx", ["eslint", "--max-warnings=0", "."]);
   run("prettier", "npx", ["prettier", "--check", "."]);
 }
@@ -91,4 +102,15 @@ if (wanted("rust") && existsSync(join(root, "runners", "rust", "ci.sh")))
   run("Rust binding", "bash", ["runners/rust/ci.sh"]);
 if (wanted("start"))
   run("quickstart (npm start -- --once)", "node", ["scripts/start.mjs", "--once"]);
+if (wanted("conformance"))
+  run("conformance, every binding + RRQ interop", "node", [
+    "bin/rrq.js",
+    "conformance",
+    "--binding",
+    "all,rrq",
+  ]);
+if (wanted("chaos"))
+  run("fault injection, quick", npm, ["run", "chaos", "--silent", "--", "--quick"]);
+if (wanted("bench"))
+  run("benchmarks, quick (correctness only)", npm, ["run", "bench", "--silent", "--", "--quick"]);
 process.stdout.write("\nAll checks passed.\n");
