@@ -11,7 +11,7 @@ import { matchValue } from "./matching.js";
 import type { OtlpReceiver } from "./otlp-receiver.js";
 import type { TestRedis } from "./redis-server.js";
 import type { Failure } from "./runner-script.js";
-import { freePort } from "./runner-session.js";
+import { freePort } from "../runner/ports.js";
 import { checkJobSpan, checkE2eRunnerSpan } from "./e2e-spans.js";
 
 type Step = Record<string, unknown>;

@@ -4,7 +4,7 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { freePort } from "./runner-session.js";
+import { freePort } from "../runner/ports.js";
 
 /**
  * A private, throw-away redis-server: one process on a free loopback port with persistence

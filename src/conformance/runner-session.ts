@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createConnection, createServer, type Socket } from "node:net";
+import { createConnection, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -13,6 +13,7 @@ import {
   type TransportSpec,
 } from "@rrqkit/runner/protocol";
 import { frameValidator, FrameSchemaError } from "../protocol/validate.js";
+import { freePort } from "../runner/ports.js";
 
 /** A command line plus environment, as a binding or `--runner-cmd` gives it. */
 export interface CommandSpec {
@@ -31,18 +32,6 @@ export interface Violation {
 export interface Received {
   frame: Frame;
   seq: number;
-}
-
-/** A free TCP port on 127.0.0.1 (free when this returns). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 let arrival = 0;

@@ -1,10 +1,10 @@
 import { existsSync, unlinkSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import type { TransportSpec } from "@rrqkit/runner/protocol";
 import type { RunnerConfig } from "../config/config.js";
 import { RunnerError } from "../errors.js";
 import type { EventBus } from "../telemetry/events.js";
+import { freePort, portFree } from "./ports.js";
 import type { RunnerConnection, RunnerConnectionOptions } from "./runner-connection.js";
 import {
   connectExternalRunner,
@@ -49,26 +49,6 @@ interface Slot {
 const RESPAWN_BASE_MS = 100;
 const RESPAWN_MAX_MS = 10_000;
 const STABLE_AFTER_MS = 30_000;
-
-/** True when nothing listens on 127.0.0.1:port right now. */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
-function osAssignedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * The processes of one configured runner: `pool_size` slots, each one process with one
@@ -221,7 +201,7 @@ export class RunnerPool {
       return { kind: "tcp", host: c.tcpHost, port: c.tcpPort! + slot.index };
     if (slot.port === undefined) {
       const preferred = c.tcpPort! + slot.index;
-      slot.port = (await portFree(preferred)) ? preferred : await osAssignedPort();
+      slot.port = (await portFree(preferred)) ? preferred : await freePort();
     }
     return { kind: "tcp", host: "127.0.0.1", port: slot.port };
   }

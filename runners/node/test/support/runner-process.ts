@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +14,9 @@ import {
   type TransportSpec,
 } from "../../src/protocol/index.js";
 import { frameValidator } from "../../../../src/protocol/validate.js";
+import { freePort } from "../../../../src/runner/ports.js";
+
+export { freePort };
 
 const validateFrame = frameValidator();
 
@@ -22,18 +24,6 @@ const validateFrame = frameValidator();
 export const NODE_CONFORMANCE_RUNNER = fileURLToPath(
   new URL("../../dist/examples/conformance-runner.js", import.meta.url),
 );
-
-/** A free TCP port on 127.0.0.1 (best effort: free when this returns). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A frame connection plus a queue of received frames, for tests. */
 export class TestClient {
