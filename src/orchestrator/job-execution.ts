@@ -71,6 +71,8 @@ export class JobExecution {
   interrupted = false;
   /** Set when lease renewal finds the job held by another attempt: nothing of ours is written. */
   lost = false;
+  /** Set when the attempt's terminal (or release) write has started. */
+  private writing = false;
   private permit: SlotLease | undefined;
   private requestId: string | undefined;
 
@@ -101,7 +103,10 @@ export class JobExecution {
 
   /** Lease renewal found the job held elsewhere: stop the runner's work and write nothing. */
   leaseLost(): void {
-    if (this.lost) return;
+    // Once the outcome is being written, that write is fenced on its own (a lost job shows up
+    // as a not_owner write); a renewal racing with it (a batched success already stored) is
+    // not a lost lease.
+    if (this.lost || this.writing) return;
     this.lost = true;
     this.cancel();
     this.ctx.events.emit("job:fenced", { jobId: this.jobId, write: "lease lost while running" });
@@ -295,6 +300,7 @@ export class JobExecution {
       errorType?: string | null;
     },
   ): Promise<void> {
+    this.writing = true;
     const { store, events, config } = this.ctx;
     const attempt = job.currentRetries + 1;
     const durationMs = performance.now() - trace.started;
@@ -353,6 +359,7 @@ export class JobExecution {
   }
 
   private async quarantine(reason: string): Promise<void> {
+    this.writing = true;
     const { store, events, config } = this.ctx;
     const error = `${MALFORMED} (${reason})`;
     const dlq = dlqKey(this.claimed.hash.dlq_name || config.defaultDlqName);
@@ -371,6 +378,7 @@ export class JobExecution {
 
   /** Gives the job back to its queue without counting an attempt. */
   async release(reason: string): Promise<void> {
+    this.writing = true;
     const queue = this.claimed.hash.queue_name || this.queue;
     const write = await this.ctx.persist("release", () =>
       this.ctx.store.release(this.ref, queue, reason),
