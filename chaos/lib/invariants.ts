@@ -387,11 +387,29 @@ export async function checkInvariants(
 }
 
 /**
+ * Whether the job had a run open at `at` (started before, not ended before): the affected list
+ * is read from the victim's active set just before the fault, and a job whose run ended in
+ * between (a retry now waiting behind the backlog, a completion) was not interrupted by it.
+ * Jobs without run records (more than 100 claims) count as interrupted.
+ */
+function runOpenAt(hash: Record<string, string>, at: number): boolean {
+  const runs = Number(hash.runs ?? 0);
+  if (!(runs >= 1 && runs <= 100)) return true;
+  for (let k = 1; k <= runs; k++) {
+    const started = Date.parse(hash[`run_${k}_started_at`] ?? "");
+    const ended = Date.parse(hash[`run_${k}_ended_at`] ?? "");
+    if (started <= at + 5 && !(ended < at - 5)) return true;
+  }
+  return false;
+}
+
+/**
  * Recovery time of each fault: from the fault until every job it interrupted was back in a
  * queue (the interrupted run's `run_<k>_ended_at`, written by the retry or the recovery that
  * re-queued it), running again (an execution started after the fault) or finished
  * (completion_time), whichever came first. Time spent waiting behind a backlog once re-queued
- * is queueing, not recovery.
+ * is queueing, not recovery; jobs whose run had already ended when the fault hit are left out
+ * ({@link runOpenAt}).
  */
 export async function recoveryTimes(
   redis: Redis,
@@ -407,6 +425,7 @@ export async function recoveryTimes(
     for (const id of fault.affected) {
       const rerun = execLog.of(id).find((e) => e.ts_ms > fault.at)?.ts_ms;
       const hash = await redis.hgetall(`rrq:job:${id}`);
+      if (!runOpenAt(hash, fault.at)) continue;
       const after = (text: string | undefined) => {
         const ms = text ? Date.parse(text) : NaN;
         return ms >= fault.at - 5 ? ms : undefined;
