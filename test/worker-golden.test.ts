@@ -327,3 +327,19 @@ describe("failure handling", () => {
     );
   });
 });
+
+describe("health record", () => {
+  it("says running from the first heartbeat, once the runners are up", async () => {
+    const fresh = await new RunningWorker(testConfig(redis.url)).start();
+    try {
+      const raw = await waitFor(
+        () => redis.client.get(`rrq:health:worker:${fresh.worker.workerId}`),
+        10_000,
+        "first health record",
+      );
+      expect((JSON.parse(raw) as { status: string }).status).toBe("running");
+    } finally {
+      await fresh.stop();
+    }
+  });
+});

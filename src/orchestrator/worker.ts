@@ -186,6 +186,9 @@ export class Worker {
       await this.closeConnections();
       throw error;
     }
+    // Runners are up: the first health record (written as the heartbeat starts) says so, instead
+    // of "initializing" until the next tick up to a minute later.
+    this.setStatus("running");
     const recovery = new Recovery(this.store, config, this.workerId, this.events);
     this.heartbeat = new Heartbeat(
       this.store,
@@ -206,7 +209,6 @@ export class Worker {
     );
     this.leases.start();
     this.cron = startCron(this.redis, config, this.events);
-    this.setStatus("running");
   }
 
   private snapshot() {
