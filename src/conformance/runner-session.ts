@@ -1,8 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { createConnection, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   codecFor,
   FrameConnection,
@@ -13,7 +11,7 @@ import {
   type TransportSpec,
 } from "@rrqkit/runner/protocol";
 import { frameValidator, FrameSchemaError } from "../protocol/validate.js";
-import { freePort } from "../runner/ports.js";
+import { localEndpoint } from "../runner/ports.js";
 
 /** A command line plus environment, as a binding or `--runner-cmd` gives it. */
 export interface CommandSpec {
@@ -220,14 +218,7 @@ export class RunnerSession {
 
   /** Starts the runner. Does not wait for readiness (see {@link connect}). */
   static async launch(command: CommandSpec, options: SessionOptions): Promise<RunnerSession> {
-    let dir: string | undefined;
-    let spec: TransportSpec;
-    if (options.transport === "tcp")
-      spec = { kind: "tcp", host: "127.0.0.1", port: await freePort() };
-    else if (options.transport === "unix") {
-      dir = mkdtempSync(join(tmpdir(), "rrqc-"));
-      spec = { kind: "unix", path: join(dir, "runner.sock") };
-    } else spec = { kind: "stdio" };
+    const { spec, dir } = await localEndpoint(options.transport, "rrqc-");
     const env: NodeJS.ProcessEnv = { ...process.env, ...command.env, ...options.env };
     delete env.RRQ_RUNNER_HELLO;
     if (options.hello) env.RRQ_RUNNER_HELLO = "1";

@@ -1,4 +1,8 @@
+import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TransportKind, TransportSpec } from "@rrqkit/runner/protocol";
 
 /** True when nothing listens on 127.0.0.1:`port` right now. */
 export function portFree(port: number): Promise<boolean> {
@@ -22,4 +26,20 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A fresh local endpoint for a runner launched by a harness: a free loopback port, a socket in
+ * a new private temporary directory (returned as `dir`, for the caller to remove), or stdio.
+ */
+export async function localEndpoint(
+  kind: TransportKind,
+  tmpPrefix: string,
+): Promise<{ spec: TransportSpec; dir?: string }> {
+  if (kind === "tcp") return { spec: { kind: "tcp", host: "127.0.0.1", port: await freePort() } };
+  if (kind === "unix") {
+    const dir = mkdtempSync(join(tmpdir(), tmpPrefix));
+    return { spec: { kind: "unix", path: join(dir, "runner.sock") }, dir };
+  }
+  return { spec: { kind: "stdio" } };
 }

@@ -1,7 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
   codecFor,
@@ -14,7 +12,7 @@ import {
   type TransportSpec,
 } from "../../src/protocol/index.js";
 import { frameValidator } from "../../../../src/protocol/validate.js";
-import { freePort } from "../../../../src/runner/ports.js";
+import { freePort, localEndpoint } from "../../../../src/runner/ports.js";
 
 export { freePort };
 
@@ -130,14 +128,7 @@ export class RunnerProcess {
   static async start(options: StartRunnerOptions): Promise<RunnerProcess> {
     const encoding = options.encoding ?? "json";
     const command = options.command ?? [process.execPath, NODE_CONFORMANCE_RUNNER];
-    let dir: string | undefined;
-    let spec: TransportSpec;
-    if (options.transport === "tcp")
-      spec = { kind: "tcp", host: "127.0.0.1", port: await freePort() };
-    else if (options.transport === "unix") {
-      dir = mkdtempSync(join(tmpdir(), "rrqt-"));
-      spec = { kind: "unix", path: join(dir, "r.sock") };
-    } else spec = { kind: "stdio" };
+    const { spec, dir } = await localEndpoint(options.transport, "rrqt-");
     const child = spawn(command[0]!, [...command.slice(1), ...launchArgs(spec, encoding)], {
       stdio: ["pipe", "pipe", "pipe"],
       env: { ...process.env, ...options.env },
