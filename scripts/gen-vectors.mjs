@@ -8,11 +8,16 @@
 import { mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { encode as msgpackEncode } from "@msgpack/msgpack";
+import { Encoder } from "@msgpack/msgpack";
+
+// The library's default depth cap (100) would refuse the one-past-the-limit vector.
+const msgpackEncoder = new Encoder({ maxDepth: 1000 });
+const msgpackEncode = (value) => msgpackEncoder.encode(value);
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const vectorsDir = join(root, "protocol", "vectors");
 const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+const MAX_NESTING_DEPTH = 100;
 const check = process.argv.includes("--check");
 
 const context = (extra = {}) => ({
@@ -52,6 +57,12 @@ const outcome = (fields) => ({
     ...fields,
   },
 });
+
+/** An array nested `levels` deep: [] is 1 level, [[]] is 2. */
+const nestedArray = (levels) => (levels <= 1 ? [] : [nestedArray(levels - 1)]);
+
+/** A request whose body nests exactly `depth` levels (envelope 1, payload 2, params 3). */
+const requestNested = (depth) => request({ params: { deep: nestedArray(depth - 3) } });
 
 /** Valid frames: each file holds these frames back to back. */
 const valid = [
@@ -234,6 +245,11 @@ const valid = [
   ["ping", "A ping (rrqkit extension).", [{ type: "ping", payload: { nonce: "n-1" } }]],
   ["pong", "A pong (rrqkit extension).", [{ type: "pong", payload: { nonce: "n-1" } }]],
   [
+    "request-deepest-nesting",
+    `A request nested exactly ${MAX_NESTING_DEPTH} levels deep (the envelope is level 1), the most a reader must accept.`,
+    [requestNested(MAX_NESTING_DEPTH)],
+  ],
+  [
     "stream-three-frames",
     "Three frames back to back in one buffer; readers must split them correctly whatever the chunking.",
     [
@@ -279,6 +295,12 @@ const invalid = [
     "The header announces 100 bytes; the stream ends after 10.",
     () => Buffer.concat([header(100), utf8('{"type":"r')]),
     "frame_truncated",
+  ],
+  [
+    "too-deep",
+    `A request nested ${MAX_NESTING_DEPTH + 1} levels deep: one past the limit.`,
+    (enc) => framed(enc(requestNested(MAX_NESTING_DEPTH + 1))),
+    "malformed_payload",
   ],
   [
     "unknown-type",
@@ -372,7 +394,21 @@ const invalid = [
   ],
 ];
 
+/** How deep the hostile nesting vectors go: far past any decoder's stack, still a small file. */
+const FAR_TOO_DEEP = 10_000;
+
 const jsonOnlyInvalid = [
+  [
+    "far-too-deep",
+    `A request whose params nest ${FAR_TOO_DEEP} arrays: rejected without exhausting the stack.`,
+    () =>
+      framed(
+        utf8(
+          `{"type":"request","payload":{"params":{"deep":${"[".repeat(FAR_TOO_DEEP)}${"]".repeat(FAR_TOO_DEEP)}}}}`,
+        ),
+      ),
+    "malformed_payload",
+  ],
   [
     "bad-utf8",
     "A JSON body containing the byte 0xFF inside a string.",
@@ -407,6 +443,25 @@ const jsonOnlyInvalid = [
 ];
 
 const msgpackOnlyInvalid = [
+  // fixmap(2) "type" "request" "payload" fixmap(1) "params" fixmap(1) "deep", then fixarray(1)
+  // repeated, ending in nil.
+  [
+    "far-too-deep",
+    `A request whose params nest ${FAR_TOO_DEEP} arrays: rejected without exhausting the stack.`,
+    () => {
+      const prefix = Buffer.from(
+        msgpackEncode({ type: "request", payload: { params: { deep: 0 } } }),
+      );
+      return framed(
+        Buffer.concat([
+          prefix.subarray(0, prefix.length - 1),
+          Buffer.alloc(FAR_TOO_DEEP, 0x91),
+          Buffer.from([0xc0]),
+        ]),
+      );
+    },
+    "malformed_payload",
+  ],
   // fixmap(2), fixstr "type", fixstr "ping", fixstr "payload", fixmap(1), fixstr "nonce", fixstr(1) 0xFF
   [
     "bad-utf8",
@@ -457,6 +512,7 @@ function buildAll() {
   const manifest = {
     format: 1,
     max_frame_bytes: MAX_FRAME_BYTES,
+    max_nesting_depth: MAX_NESTING_DEPTH,
     description:
       "Golden frames. valid: decode every frame in order, compare with `frames`, re-encode and compare bytes with the file. invalid: feed the bytes to a reader; `error` is the decode error code (null = decodes fine), `action` what a runner does.",
     vectors: [],

@@ -194,3 +194,10 @@ export function matchesAny(globs: readonly string[], ...names: string[]): boolea
     return names.some((name) => re.test(name));
   });
 }
+
+/** An array nesting `levels` deep ([] is 1 level, [[]] is 2): case macros for depth limits. */
+export function nestedArray(levels: number): unknown[] {
+  let array: unknown[] = [];
+  for (let level = 2; level <= levels; level++) array = [array];
+  return array;
+}

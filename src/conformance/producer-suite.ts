@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import type { Redis } from "ioredis";
 import { AdapterClient, AdapterError, type AdapterReply } from "./adapter-client.js";
 import type { Binding } from "./bindings.js";
-import type { Case } from "./cases.js";
+import { nestedArray, type Case } from "./cases.js";
 import { matchValue, show, text } from "./matching.js";
 import type { TestRedis } from "./redis-server.js";
 import { diffSnapshots, normalize, snapshot, type Snapshot } from "./redis-snapshot.js";
@@ -209,8 +209,9 @@ export class ProducerSuite {
     adapter: AdapterClient,
     names: Map<string, string>,
   ): Promise<Failure[]> {
-    const { op, as, expect, large_params_bytes: large, ...args } = step;
+    const { op, as, expect, large_params_bytes: large, params_depth: depth, ...args } = step;
     if (typeof large === "number") args.params = { blob: "x".repeat(large) };
+    if (typeof depth === "number") args.params = { deep: nestedArray(depth - 1) };
     const reply: AdapterReply = await adapter.call(String(op), fill(args, names) as Step);
     const label = `step ${index + 1} (${String(op)})`;
     const wanted = (expect ?? { ok: true }) as Step;

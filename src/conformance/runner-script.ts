@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { cancelFrame, requestFrame, type Frame } from "@rrqkit/runner/protocol";
-import { repoRoot, type Case } from "./cases.js";
+import { nestedArray, repoRoot, type Case } from "./cases.js";
 import { pathGet, text } from "./matching.js";
 import { HarnessConnection, type RunnerSession } from "./runner-session.js";
 
@@ -123,7 +123,7 @@ export class RunnerScript {
       request_id: `req-${randomUUID()}`,
       job_id: jobId,
       function_name: text(step.function, "echo"),
-      params: (step.params ?? {}) as Record<string, unknown>,
+      params: requestParams(step),
       context: {
         job_id: jobId,
         attempt: (c.attempt as number | undefined) ?? 1,
@@ -220,4 +220,13 @@ export class RunnerScript {
     if (this.session.spec.kind === "stdio") this.session.child.stdin?.end();
     else connection.halfClose();
   }
+}
+
+/**
+ * A step's params; with `body_depth` they become `{deep: [[…]]}` nested so that the request body
+ * is exactly that many levels deep (envelope 1, payload 2, params 3: RUNNER_PROTOCOL.md §4).
+ */
+function requestParams(step: Step): Record<string, unknown> {
+  if (typeof step.body_depth !== "number") return (step.params ?? {}) as Record<string, unknown>;
+  return { deep: nestedArray(step.body_depth - 3) };
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { MAX_FRAME_BYTES } from "@rrqkit/runner/protocol";
+import { MAX_FRAME_BYTES, MAX_PARAMS_DEPTH, nestsDeeperThan } from "@rrqkit/runner/protocol";
 import { ProducerError } from "../errors.js";
 import {
   canonicalJson,
@@ -152,6 +152,13 @@ function encodeParams(params: unknown): { json: string; value: Record<string, un
     (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null)
   ) {
     throw new ProducerError("invalid_params", "params must be a JSON object");
+  }
+  // Checked first: it bounds the recursion of the encoder below.
+  if (nestsDeeperThan(value, MAX_PARAMS_DEPTH)) {
+    throw new ProducerError(
+      "invalid_params",
+      `params nest deeper than ${MAX_PARAMS_DEPTH} levels; a runner could not receive them`,
+    );
   }
   let json: string;
   try {

@@ -12,6 +12,14 @@ use serde_json::{Map, Number, Value};
 /// Largest allowed frame body: 16 MiB.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
+/// Deepest allowed nesting of arrays and maps in a body, the envelope map being level 1
+/// (RUNNER_PROTOCOL.md §4). Deeper bodies are `malformed_payload` on read and not encodable on
+/// write.
+pub const MAX_NESTING_DEPTH: usize = 100;
+
+/// Deepest nesting a request's params may have (`{}` is 1): they sit at level 3 of the body.
+pub const MAX_PARAMS_DEPTH: usize = MAX_NESTING_DEPTH - 2;
+
 /// Body encoding of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Encoding {
@@ -228,14 +236,37 @@ pub fn encode_frame_value(value: &Value, encoding: Encoding) -> Result<Vec<u8>, 
 
 /// Decodes one body into a generic value (no envelope checks).
 pub fn decode_body(body: &[u8], encoding: Encoding) -> Result<Value, DecodeError> {
-    match encoding {
-        Encoding::Json => decode_json(body),
-        Encoding::Msgpack => decode_msgpack(body),
+    let value = match encoding {
+        Encoding::Json => decode_json(body)?,
+        Encoding::Msgpack => decode_msgpack(body)?,
+    };
+    if nests_deeper_than(&value, MAX_NESTING_DEPTH) {
+        return Err(malformed(TOO_DEEP));
+    }
+    Ok(value)
+}
+
+const TOO_DEEP: &str = "body is nested deeper than 100 levels";
+
+/// True when `value` nests arrays or objects more than `levels` deep (a scalar is 0 levels,
+/// `{}` is 1). Stops at the limit, so the recursion is bounded by `levels`.
+pub fn nests_deeper_than(value: &Value, levels: usize) -> bool {
+    match value {
+        Value::Array(items) => {
+            levels == 0 || items.iter().any(|c| nests_deeper_than(c, levels - 1))
+        }
+        Value::Object(map) => levels == 0 || map.values().any(|c| nests_deeper_than(c, levels - 1)),
+        _ => false,
     }
 }
 
 /// Encodes a generic value as a body in the given encoding.
 pub fn encode_body(value: &Value, encoding: Encoding) -> Result<Vec<u8>, EncodeError> {
+    if nests_deeper_than(value, MAX_NESTING_DEPTH) {
+        return Err(EncodeError::Unencodable(format!(
+            "value is nested deeper than {MAX_NESTING_DEPTH} levels"
+        )));
+    }
     match encoding {
         Encoding::Json => {
             serde_json::to_vec(value).map_err(|e| EncodeError::Unencodable(e.to_string()))
@@ -263,13 +294,20 @@ fn decode_json(body: &[u8]) -> Result<Value, DecodeError> {
     })
 }
 
+/// rmpv spends two units of its depth budget per container level; one spare level lets a
+/// 101-deep body decode so that the depth check reports it with the common message.
+const RMPV_MAX_DEPTH: usize = 2 * (MAX_NESTING_DEPTH + 2);
+
 fn decode_msgpack(body: &[u8]) -> Result<Value, DecodeError> {
     let mut rd: &[u8] = body;
-    let value = rmpv::decode::read_value(&mut rd).map_err(|e| {
-        DecodeError::new(
-            DecodeErrorCode::MalformedPayload,
-            format!("body is not one MessagePack value: {e}"),
-        )
+    // The bounded depth keeps the recursive decoder (and the conversion and drop below) far
+    // from the end of a 2 MiB thread stack, however deep a hostile body claims to nest.
+    let value = rmpv::decode::read_value_with_max_depth(&mut rd, RMPV_MAX_DEPTH).map_err(|e| {
+        let detail = match e {
+            rmpv::decode::Error::DepthLimitExceeded => TOO_DEEP.to_string(),
+            other => format!("body is not one MessagePack value: {other}"),
+        };
+        DecodeError::new(DecodeErrorCode::MalformedPayload, detail)
     })?;
     if !rd.is_empty() {
         return Err(DecodeError::new(

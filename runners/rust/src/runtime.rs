@@ -496,15 +496,21 @@ impl Shared {
                 let Frame::Response(original) = frame else {
                     unreachable!()
                 };
-                let message = match err {
-                    EncodeError::TooLarge(n) => format!(
-                        "Outcome too large: {n} bytes when encoded; the frame limit is 16777216"
+                let (message, error_type) = match err {
+                    EncodeError::TooLarge(n) => (
+                        format!(
+                            "Outcome too large: {n} bytes when encoded; the frame limit is 16777216"
+                        ),
+                        "OutcomeTooLarge",
                     ),
-                    EncodeError::Unencodable(m) => format!("Outcome cannot be encoded: {m}"),
+                    EncodeError::Unencodable(m) => (
+                        format!("Outcome cannot be encoded: {m}"),
+                        "OutcomeNotEncodable",
+                    ),
                 };
                 log!("{message} (job {})", original.job_id);
                 let mut replacement = ExecutionOutcome::error(message)
-                    .with_error_type("OutcomeTooLarge")
+                    .with_error_type(error_type)
                     .with_ids(original.job_id, original.request_id.unwrap_or_default());
                 if replacement.request_id.as_deref() == Some("") {
                     replacement.request_id = None;

@@ -4,6 +4,16 @@ export const PROTOCOL_VERSION = "2";
 /** Largest frame payload in bytes (16 MiB). A length prefix above this is a decoding error. */
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
+/**
+ * Deepest allowed nesting of arrays and maps in a frame body, the envelope map being level 1
+ * (RUNNER_PROTOCOL.md §4). Deeper bodies are `malformed_payload` on read and not encodable on
+ * write.
+ */
+export const MAX_NESTING_DEPTH = 100;
+
+/** Deepest nesting a request's params may have (`{}` is 1): they sit at level 3 of the body. */
+export const MAX_PARAMS_DEPTH = MAX_NESTING_DEPTH - 2;
+
 /** Requests a runner must accept concurrently on one connection; the next one is refused. */
 export const MAX_IN_FLIGHT_PER_CONNECTION = 64;
 

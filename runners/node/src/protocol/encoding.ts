@@ -1,6 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import { Decoder, Encoder, DecodeError } from "@msgpack/msgpack";
-import { MAX_FRAME_BYTES } from "./constants.js";
+import { MAX_FRAME_BYTES, MAX_NESTING_DEPTH } from "./constants.js";
 import { FrameDecodeError, FrameEncodeError } from "./errors.js";
 
 /** Name of a payload encoding (RUNNER_PROTOCOL.md §4). */
@@ -13,6 +13,41 @@ export interface PayloadCodec {
   encodeFrame(value: unknown): Buffer;
   /** Decodes one frame body (without its length prefix) into a plain value. */
   decodeBody(body: Buffer): unknown;
+}
+
+/**
+ * True when `value` nests arrays or objects more than `levels` deep (a scalar is 0 levels, `{}`
+ * is 1). Stops at the first container past the limit, so the recursion never exceeds
+ * `levels` + 1 frames; a cyclic value counts as too deep.
+ */
+export function nestsDeeperThan(value: unknown, levels: number): boolean {
+  if (value === null || typeof value !== "object") return false;
+  if (levels === 0) return true;
+  if (Array.isArray(value)) {
+    for (const item of value) if (nestsDeeperThan(item, levels - 1)) return true;
+    return false;
+  }
+  for (const key in value) {
+    if (nestsDeeperThan((value as Record<string, unknown>)[key], levels - 1)) return true;
+  }
+  return false;
+}
+
+const tooDeepMessage = `nested deeper than ${MAX_NESTING_DEPTH} levels`;
+
+/** Refuses to write a value that readers must reject (RUNNER_PROTOCOL.md §4). */
+function checkEncodableDepth(value: unknown): void {
+  if (nestsDeeperThan(value, MAX_NESTING_DEPTH)) {
+    throw new FrameEncodeError("not_encodable", `value is ${tooDeepMessage} (or cyclic)`);
+  }
+}
+
+/** Rejects a decoded body past the nesting limit (RUNNER_PROTOCOL.md §4). */
+function checkDecodedDepth<T>(value: T): T {
+  if (nestsDeeperThan(value, MAX_NESTING_DEPTH)) {
+    throw new FrameDecodeError("malformed_payload", `body is ${tooDeepMessage}`);
+  }
+  return value;
 }
 
 function frameHeaderFor(length: number): void {
@@ -28,6 +63,7 @@ function frameHeaderFor(length: number): void {
 export const jsonCodec: PayloadCodec = {
   name: "json",
   encodeFrame(value: unknown): Buffer {
+    checkEncodableDepth(value);
     let text: string | undefined;
     try {
       text = JSON.stringify(value);
@@ -44,11 +80,13 @@ export const jsonCodec: PayloadCodec = {
   },
   decodeBody(body: Buffer): unknown {
     if (!isUtf8(body)) throw new FrameDecodeError("invalid_utf8", "JSON body is not valid UTF-8");
+    let value: unknown;
     try {
-      return JSON.parse(body.toString("utf8"));
+      value = JSON.parse(body.toString("utf8"));
     } catch (cause) {
       throw new FrameDecodeError("malformed_payload", "body is not a JSON value", { cause });
     }
+    return checkDecodedDepth(value);
   },
 };
 
@@ -92,6 +130,7 @@ const msgpackEncoder = new Encoder({ ignoreUndefined: true });
 export const msgpackCodec: PayloadCodec = {
   name: "msgpack",
   encodeFrame(value: unknown): Buffer {
+    checkEncodableDepth(value);
     let body: Uint8Array;
     try {
       body = msgpackEncoder.encode(value);
@@ -105,8 +144,9 @@ export const msgpackCodec: PayloadCodec = {
     return frame;
   },
   decodeBody(body: Buffer): unknown {
+    let value: unknown;
     try {
-      return msgpackDecoder.decode(body);
+      value = msgpackDecoder.decode(body);
     } catch (cause) {
       if (cause instanceof FrameDecodeError) throw cause;
       const detail = cause instanceof DecodeError || cause instanceof RangeError;
@@ -116,6 +156,7 @@ export const msgpackCodec: PayloadCodec = {
         { cause },
       );
     }
+    return checkDecodedDepth(value);
   },
 };
 

@@ -24,6 +24,8 @@ __all__ = [
     "ENCODINGS",
     "FRAME_TYPES",
     "MAX_FRAME_BYTES",
+    "MAX_NESTING_DEPTH",
+    "MAX_PARAMS_DEPTH",
     "Encoding",
     "Frame",
     "FrameDecoder",
@@ -33,10 +35,15 @@ __all__ = [
     "encode_body",
     "encode_frame",
     "frame",
+    "nests_deeper_than",
     "parse_header",
 ]
 
 MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
+#: Deepest allowed nesting of arrays and maps in a body, the envelope map being level 1 (§4).
+MAX_NESTING_DEPTH: Final = 100
+#: Deepest nesting a request's params may have (``{}`` is 1): they sit at level 3 of the body.
+MAX_PARAMS_DEPTH: Final = MAX_NESTING_DEPTH - 2
 HEADER: Final = struct.Struct(">I")
 Encoding = Literal["json", "msgpack"]
 ENCODINGS: Final[tuple[Encoding, ...]] = ("json", "msgpack")
@@ -78,24 +85,49 @@ def _reject_constant(name: str) -> Any:
 
 
 def _check_json_model(value: Any) -> None:
-    """Raise DecodeError unless ``value`` only uses the JSON data model (msgpack reads)."""
-    stack = [value]
+    """Raise DecodeError unless ``value`` only uses the JSON data model and nests at most
+    MAX_NESTING_DEPTH levels (msgpack reads)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
-        item = stack.pop()
+        item, level = stack.pop()
         if item is None or isinstance(item, bool | int | float | str):
             continue
+        if level > MAX_NESTING_DEPTH:
+            raise DecodeError("malformed_payload", _TOO_DEEP)
         if isinstance(item, list):
-            stack.extend(item)
+            stack.extend((child, level + 1) for child in item)
         elif isinstance(item, dict):
             for key, child in item.items():
                 if not isinstance(key, str):
                     raise DecodeError("malformed_payload", "MessagePack map keys must be strings")
-                stack.append(child)
+                stack.append((child, level + 1))
         else:
             raise DecodeError(
                 "malformed_payload",
                 f"MessagePack value of type {type(item).__name__} is outside the JSON data model",
             )
+
+
+_TOO_DEEP: Final = f"body is nested deeper than {MAX_NESTING_DEPTH} levels"
+
+
+def nests_deeper_than(value: Any, levels: int) -> bool:
+    """True when ``value`` nests lists, tuples and mappings more than ``levels`` deep (a scalar
+    is 0 levels, ``{}`` is 1). Iterative and stops at the limit, so a cyclic value is simply too
+    deep."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth == levels:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def decode_body(body: bytes, encoding: Encoding) -> Any:
@@ -107,9 +139,12 @@ def decode_body(body: bytes, encoding: Encoding) -> Any:
         except UnicodeDecodeError as exc:
             raise DecodeError("invalid_utf8", f"JSON body is not valid UTF-8: {exc}") from None
         try:
-            return json.loads(text, parse_constant=_reject_constant)
+            value = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
             raise DecodeError("malformed_payload", f"body is not one JSON value: {exc}") from None
+        if nests_deeper_than(value, MAX_NESTING_DEPTH):
+            raise DecodeError("malformed_payload", _TOO_DEEP)
+        return value
     if encoding == "msgpack":
         try:
             value = msgpack.unpackb(
@@ -172,7 +207,10 @@ def _json_key(key: Any) -> str:
 def encode_body(value: Any, encoding: Encoding) -> bytes:
     """Encode one envelope. JSON is compact UTF-8 without escaping non-ASCII; MessagePack uses
     only the JSON data model (str, never bin). Raises TypeError/ValueError for values outside
-    the JSON data model (including NaN and ±Infinity)."""
+    the JSON data model (including NaN and ±Infinity) or nested deeper than MAX_NESTING_DEPTH
+    (a cyclic value counts as too deep)."""
+    if nests_deeper_than(value, MAX_NESTING_DEPTH):
+        raise ValueError(f"value is nested deeper than {MAX_NESTING_DEPTH} levels (or cyclic)")
     if encoding == "json":
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         try:

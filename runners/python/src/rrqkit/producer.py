@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from .canonical import canonical_json
+from .codec import MAX_PARAMS_DEPTH, nests_deeper_than
 from .config import ProducerConfig, as_int, load_toml, normalize_queue_name
 from .errors import ProducerError
 from .timeutil import format_rfc3339, now_ns, to_epoch_ns
@@ -307,6 +308,12 @@ class Producer:
             params = {}
         if not isinstance(params, Mapping):
             raise ProducerError("invalid_params", "params must be a JSON object")
+        if nests_deeper_than(params, MAX_PARAMS_DEPTH):
+            raise ProducerError(
+                "invalid_params",
+                f"params nest deeper than {MAX_PARAMS_DEPTH} levels; a runner could not "
+                "receive them",
+            )
         job_params = canonical_json(params, "params")
         size = len(job_params.encode("utf-8"))
         if size > MAX_PARAMS_BYTES:

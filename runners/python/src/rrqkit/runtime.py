@@ -251,7 +251,8 @@ class Connection:
                     result=None,
                     retry_after_seconds=None,
                     error=OutcomeError(
-                        message=f"Outcome is not serializable: {exc}", type=type(exc).__name__
+                        message=f"Outcome is not serializable: {exc}",
+                        type="OutcomeNotEncodable",
                     ),
                 ),
                 self.encoding,

@@ -8,6 +8,7 @@ use super::config::ProducerConfig;
 use super::error::{ProducerError, ProducerErrorCode};
 use super::normalize_queue_name;
 use crate::canonical::{canonical_json, canonical_number, format_timestamp, parse_timestamp};
+use crate::codec::{nests_deeper_than, MAX_PARAMS_DEPTH};
 
 /// Largest encoded `job_params`: the 16 MiB frame cap minus 64 KiB.
 pub const MAX_PARAMS_BYTES: usize = 16_711_680;
@@ -389,8 +390,17 @@ pub(crate) fn plan(
         _ => {}
     }
 
-    // Params: a map by type; encode and check the size.
-    let job_params = canonical_json(&Value::Object(params.clone()));
+    // Params: a map by type; check the depth a runner can receive, encode and check the size.
+    let params_value = Value::Object(params.clone());
+    if nests_deeper_than(&params_value, MAX_PARAMS_DEPTH) {
+        return Err(ProducerError::new(
+            ProducerErrorCode::InvalidParams,
+            format!(
+                "params nest deeper than {MAX_PARAMS_DEPTH} levels; a runner could not receive them"
+            ),
+        ));
+    }
+    let job_params = canonical_json(&params_value);
     if job_params.len() > MAX_PARAMS_BYTES {
         return Err(ProducerError::new(
             ProducerErrorCode::PayloadTooLarge,
