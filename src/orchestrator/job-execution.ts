@@ -23,6 +23,11 @@ export interface ExecutionContext {
   telemetry: JobTelemetry;
   /** Retries a Redis write until it succeeds (or the worker gives up at shutdown). */
   persist<T>(what: string, write: () => Promise<T>): Promise<T>;
+  /**
+   * Called once per execution when its runner part is over (outcome, timeout, transport
+   * error, or no dispatch at all), before its result is written.
+   */
+  attemptEnded(execution: JobExecution): void;
 }
 
 /** Messages written to last_error by the worker itself (RRQ's wording). */
@@ -75,6 +80,7 @@ export class JobExecution {
   private writing = false;
   private permit: SlotLease | undefined;
   private requestId: string | undefined;
+  private attemptOpen = true;
 
   constructor(
     private readonly ctx: ExecutionContext,
@@ -114,6 +120,21 @@ export class JobExecution {
 
   /** Runs the attempt to completion; never throws. */
   async run(): Promise<void> {
+    try {
+      await this.execute();
+    } finally {
+      this.endAttempt();
+    }
+  }
+
+  /** Reports the end of the runner part once (see {@link ExecutionContext.attemptEnded}). */
+  private endAttempt(): void {
+    if (!this.attemptOpen) return;
+    this.attemptOpen = false;
+    this.ctx.attemptEnded(this);
+  }
+
+  private async execute(): Promise<void> {
     let job: JobRecord;
     try {
       job = parseJob(this.claimed.id, this.claimed.hash);
@@ -142,6 +163,7 @@ export class JobExecution {
     }
     const timeout = job.jobTimeoutSeconds ?? this.ctx.config.defaultJobTimeoutSeconds;
     const result = await this.attempt(job, split.handler, this.ctx.pools.get(runnerName)!, timeout);
+    this.endAttempt();
     if (this.lost) {
       span?.end({ outcome: "lease_lost", durationMs: performance.now() - started });
       return;

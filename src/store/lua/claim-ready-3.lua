@@ -12,14 +12,17 @@
 -- ARGV[5]  start_time (RFC 3339, +00:00)
 -- ARGV[6]  active-set score (claim time, epoch seconds)
 --
--- For each of up to 4 * max_claims ready ids, oldest score first:
+-- For each of up to 4 * max_claims ready ids, oldest score first, until max_claims are locked:
 --   - no job hash (the key is missing, or is not a hash): the queue entry is stale and is
 --     removed (a key of another type is left untouched; it is no job, and claiming it would
 --     fail the whole call half-way, after earlier jobs of the batch were claimed);
 --   - lock taken by anyone: skipped;
---   - else SET lock NX PX lease; ZREM from the queue; if that removed it: a new fence from
---     INCR rrq:fence; HSET status=ACTIVE, start_time, worker_id, lease_fence; ZADD the active set
---     and the lease index; the job is claimed. Otherwise the lock is dropped.
+--   - else SET lock NX PX lease: the job is claimed.
+-- Then, for the claimed jobs together: one ZREM from the queue (with the stale entries), one
+-- INCRBY rrq:fence giving each job its own fence in claim order, one ZADD each to the active set
+-- and the lease index; per job, HSET status=ACTIVE, start_time, worker_id, lease_fence. (The
+-- ids come from the queue in this same atomic call, so each ZREM removes its member; RRQ's
+-- per-job "ZREM, else drop the lock" branch cannot happen here.)
 -- The job's status is not checked (RRQ claims whatever is in the queue).
 --
 -- Bookkeeping (rrqkit, additive; read by `rrq job trace` and the data API):
@@ -35,38 +38,50 @@ local queue, active, leases = KEYS[1], KEYS[2], KEYS[3]
 local worker, now, max_claims = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease_ms = tonumber(ARGV[4])
 -- @include int-or-zero.lua
-local ids = redis.call("ZRANGEBYSCORE", queue, "-inf", now, "LIMIT", 0, max_claims * 4)
-local claimed, count = {}, 0
-for _, id in ipairs(ids) do
-  if count >= max_claims then break end
-  local job_key = "rrq:job:" .. id
-  if redis.call("TYPE", job_key).ok ~= "hash" then
-    redis.call("ZREM", queue, id)
-  else
-    local lock_key = "rrq:lock:job:" .. id
-    if redis.call("SET", lock_key, worker, "NX", "PX", lease_ms) then
-      if redis.call("ZREM", queue, id) == 1 then
-        local fence = redis.call("INCR", "rrq:fence")
-        local run = int_or_zero(redis.call("HGET", job_key, "runs")) + 1
-        if run >= 1 and run <= 100 then
-          redis.call("HSET", job_key, "status", "ACTIVE", "start_time", ARGV[5], "worker_id", worker,
-            "lease_fence", fence, "runs", run, "run_" .. run .. "_started_at", ARGV[5],
-            "run_" .. run .. "_worker", worker)
-        else
-          redis.call("HSET", job_key, "status", "ACTIVE", "start_time", ARGV[5], "worker_id", worker,
-            "lease_fence", fence, "runs", run)
-        end
-        redis.call("ZADD", active, ARGV[6], id)
-        redis.call("ZADD", leases, now + lease_ms, id)
-        claimed[#claimed + 1] = id
-        claimed[#claimed + 1] = redis.call("HGETALL", job_key)
-        count = count + 1
-      else
-        redis.call("DEL", lock_key)
-      end
-    end
+-- One variadic command per 1,000 arguments (Lua's unpack is limited to a few thousand values).
+local function call_chunked(command, key, args)
+  for i = 1, #args, 1000 do
+    redis.call(command, key, unpack(args, i, math.min(i + 999, #args)))
   end
 end
-if count > 0 then redis.call("SADD", "rrq:queues", queue) end
+local ids = redis.call("ZRANGEBYSCORE", queue, "-inf", now, "LIMIT", 0, max_claims * 4)
+local locked, removed = {}, {}
+for _, id in ipairs(ids) do
+  if #locked >= max_claims then break end
+  if redis.call("TYPE", "rrq:job:" .. id).ok ~= "hash" then
+    removed[#removed + 1] = id
+  elseif redis.call("SET", "rrq:lock:job:" .. id, worker, "NX", "PX", lease_ms) then
+    locked[#locked + 1] = id
+    removed[#removed + 1] = id
+  end
+end
+call_chunked("ZREM", queue, removed)
+local claimed, count = {}, #locked
+if count > 0 then
+  local first_fence = redis.call("INCRBY", "rrq:fence", count) - count
+  local active_pairs, lease_pairs = {}, {}
+  for i, id in ipairs(locked) do
+    local job_key = "rrq:job:" .. id
+    local fence = first_fence + i
+    local run = int_or_zero(redis.call("HGET", job_key, "runs")) + 1
+    if run >= 1 and run <= 100 then
+      redis.call("HSET", job_key, "status", "ACTIVE", "start_time", ARGV[5], "worker_id", worker,
+        "lease_fence", fence, "runs", run, "run_" .. run .. "_started_at", ARGV[5],
+        "run_" .. run .. "_worker", worker)
+    else
+      redis.call("HSET", job_key, "status", "ACTIVE", "start_time", ARGV[5], "worker_id", worker,
+        "lease_fence", fence, "runs", run)
+    end
+    active_pairs[#active_pairs + 1] = ARGV[6]
+    active_pairs[#active_pairs + 1] = id
+    lease_pairs[#lease_pairs + 1] = now + lease_ms
+    lease_pairs[#lease_pairs + 1] = id
+    claimed[#claimed + 1] = id
+    claimed[#claimed + 1] = redis.call("HGETALL", job_key)
+  end
+  call_chunked("ZADD", active, active_pairs)
+  call_chunked("ZADD", leases, lease_pairs)
+  redis.call("SADD", "rrq:queues", queue)
+end
 local head = redis.call("ZRANGE", queue, 0, 0, "WITHSCORES")
 return {claimed, head[2] or false}
