@@ -153,7 +153,6 @@ export class Worker {
     );
     this.redis = connectRedis(config.redisDsn, {
       name: this.workerId,
-      autoPipelining: true,
       onError,
     });
     this.store = new JobStore(this.redis);

@@ -119,8 +119,7 @@ export class Producer {
     this.config = Object.freeze(checkConfig(config));
     this.ownsConnection = redis === undefined;
     this.store = new ProducerStore(
-      redis ??
-        connectRedis(this.config.redisDsn, { name: "rrqkit-producer", autoPipelining: true }),
+      redis ?? connectRedis(this.config.redisDsn, { name: "rrqkit-producer" }),
     );
   }
 

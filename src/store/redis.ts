@@ -10,8 +10,6 @@ export interface ConnectOptions {
   name?: string;
   /** Queue commands while disconnected (default true); the subscriber turns it off. */
   offlineQueue?: boolean;
-  /** Batch commands issued in the same tick into one round trip. */
-  autoPipelining?: boolean;
   /**
    * Connection errors (refused, reset, auth). Commands are retried after reconnects, and a
    * command that fails reports its own error, so the default is to stay quiet.
@@ -83,7 +81,11 @@ export function connectRedis(dsn: string, options: ConnectOptions = {}): Redis {
     connectionName: options.name,
     lazyConnect: false,
     enableOfflineQueue: options.offlineQueue ?? true,
-    enableAutoPipelining: options.autoPipelining ?? false,
+    // No auto-pipelining: ioredis then builds a Pipeline object per event-loop turn, which cost
+    // more than it saved once the hot paths sent one script call per batch (measured: single
+    // enqueues +30 % with 1 and with 50 callers, burn-downs +12-40 % without it). Bulk paths
+    // pipeline explicitly.
+    enableAutoPipelining: false,
     maxRetriesPerRequest: null,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     reconnectOnError: (error) => /READONLY|LOADING/.test(error.message),
