@@ -66,7 +66,7 @@ describe("claim-ready-3.lua", () => {
   });
 
   it("drops stale entries, leaves keys of another type alone, and skips locked jobs", async () => {
-    const [locked, free] = await enqueue(2);
+    const [locked, free] = (await enqueue(2)) as [string, string];
     await redis.client.zadd(QUEUE, 0, "no-hash", 1, "not-a-hash");
     await redis.client.set("rrq:job:not-a-hash", "a string");
     await redis.client.set(`rrq:lock:job:${locked}`, "another-worker");

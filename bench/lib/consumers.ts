@@ -153,17 +153,20 @@ async function startOrchestrator(
 ): Promise<{ proc: Proc; workerId: string; checks: number }> {
   const config = join(options.workDir, `${spec.id}-${index}.toml`);
   writeFileSync(config, configToml(spec, options, index));
+  // rrqkit runs as users start it: the `rrq` bin itself (its launcher picks Node's flags;
+  // profiling flags are added through RRQ_NODE_OPTIONS).
   const [command, args] =
     spec.system === "rrqkit"
-      ? [
-          process.execPath,
-          [...profileFlags(), spec.cli ?? paths.rrqkitCli, "--config", config, "worker", "run"],
-        ]
+      ? [spec.cli ?? paths.rrqkitCli, ["--config", config, "worker", "run"]]
       : [paths.rrqBinary, ["worker", "run", "--config", config]];
   // cwd is the scratch dir so no stray .env or rrq.toml is picked up.
   // RRQ logs every job at INFO (a multi-KB line with its span stack): run it at WARN, like
   // rrqkit, whose per-job events are DEBUG, so neither pays for per-job logging.
-  const env = { ...process.env, RUST_LOG: process.env.BENCH_RRQ_RUST_LOG ?? "warn" };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    RUST_LOG: process.env.BENCH_RRQ_RUST_LOG ?? "warn",
+  };
+  if (profileFlags().length) env.RRQ_NODE_OPTIONS = profileFlags().join(" ");
   const proc = new Proc(command, args, { cwd: options.workDir, env });
   options.onSpawn?.(proc.pid);
   if (options.waitReady === false) return { proc, workerId: "", checks: 0 };
