@@ -3,38 +3,19 @@
  * drops, and the writes it batches (one ZREM, one INCRBY of the fence counter, one ZADD each
  * for the active set and the lease index) against a real redis-server.
  */
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Producer } from "../src/producer/producer.js";
-import { JobStore } from "../src/store/job-store.js";
+import { describe, expect, it } from "vitest";
 import { activeKey, LEASES_KEY } from "../src/store/keys.js";
-import { startRedis, type TestRedis } from "./support/redis-server.js";
+import { useStoreFixture } from "./support/store-fixture.js";
 
-let redis: TestRedis;
-let producer: Producer;
-let connection: Redis;
-let store: JobStore;
 const WORKER = "rrq_worker_1_abcdef";
 const QUEUE = "rrq:queue:claim";
-
-beforeAll(async () => {
-  redis = await startRedis();
-  producer = new Producer({ redisDsn: redis.url });
-  connection = new Redis(redis.url);
-  store = new JobStore(connection);
-});
-afterAll(async () => {
-  await producer.close();
-  connection.disconnect();
-  await redis.stop();
-});
-beforeEach(async () => redis.flush());
+const fx = useStoreFixture();
 
 /** Enqueues jobs whose scores are 1 ms apart, oldest first; returns their ids. */
 async function enqueue(n: number): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
-    ids.push(await producer.enqueue("echo", { i }, { queueName: QUEUE }));
+    ids.push(await fx.producer.enqueue("echo", { i }, { queueName: QUEUE }));
     await new Promise((r) => setTimeout(r, 2));
   }
   return ids;
@@ -43,66 +24,66 @@ async function enqueue(n: number): Promise<string[]> {
 describe("claim-ready-3.lua", () => {
   it("claims the oldest jobs with consecutive fences, in order, and records them", async () => {
     const ids = await enqueue(5);
-    const before = Number((await redis.client.get("rrq:fence")) ?? 0);
-    const { claimed, nextScore } = await store.claim(QUEUE, WORKER, 3, 30_000);
+    const before = Number((await fx.redis.client.get("rrq:fence")) ?? 0);
+    const { claimed, nextScore } = await fx.store.claim(QUEUE, WORKER, 3, 30_000);
     expect(claimed.map((j) => j.id)).toEqual(ids.slice(0, 3));
     expect(claimed.map((j) => Number(j.hash.lease_fence))).toEqual([
       before + 1,
       before + 2,
       before + 3,
     ]);
-    expect(Number(await redis.client.get("rrq:fence"))).toBe(before + 3);
+    expect(Number(await fx.redis.client.get("rrq:fence"))).toBe(before + 3);
     for (const job of claimed) {
       expect(job.hash).toMatchObject({ status: "ACTIVE", worker_id: WORKER, runs: "1" });
       expect(job.hash.run_1_worker).toBe(WORKER);
-      expect(await redis.client.get(`rrq:lock:job:${job.id}`)).toBe(WORKER);
-      expect(await redis.client.zscore(activeKey(WORKER), job.id)).not.toBeNull();
-      const lease = Number(await redis.client.zscore(LEASES_KEY, job.id));
+      expect(await fx.redis.client.get(`rrq:lock:job:${job.id}`)).toBe(WORKER);
+      expect(await fx.redis.client.zscore(activeKey(WORKER), job.id)).not.toBeNull();
+      const lease = Number(await fx.redis.client.zscore(LEASES_KEY, job.id));
       expect(lease).toBeGreaterThan(Date.now() + 25_000);
     }
-    expect(await redis.client.zrange(QUEUE, 0, -1)).toEqual(ids.slice(3));
-    expect(nextScore).toBe(Number(await redis.client.zscore(QUEUE, ids[3]!)));
-    expect(await redis.client.sismember("rrq:queues", QUEUE)).toBe(1);
+    expect(await fx.redis.client.zrange(QUEUE, 0, -1)).toEqual(ids.slice(3));
+    expect(nextScore).toBe(Number(await fx.redis.client.zscore(QUEUE, ids[3]!)));
+    expect(await fx.redis.client.sismember("rrq:queues", QUEUE)).toBe(1);
   });
 
   it("drops stale entries, leaves keys of another type alone, and skips locked jobs", async () => {
     const [locked, free] = (await enqueue(2)) as [string, string];
-    await redis.client.zadd(QUEUE, 0, "no-hash", 1, "not-a-hash");
-    await redis.client.set("rrq:job:not-a-hash", "a string");
-    await redis.client.set(`rrq:lock:job:${locked}`, "another-worker");
+    await fx.redis.client.zadd(QUEUE, 0, "no-hash", 1, "not-a-hash");
+    await fx.redis.client.set("rrq:job:not-a-hash", "a string");
+    await fx.redis.client.set(`rrq:lock:job:${locked}`, "another-worker");
 
-    const { claimed } = await store.claim(QUEUE, WORKER, 5, 30_000);
+    const { claimed } = await fx.store.claim(QUEUE, WORKER, 5, 30_000);
     expect(claimed.map((j) => j.id)).toEqual([free]);
-    expect(await redis.client.zrange(QUEUE, 0, -1)).toEqual([locked]);
-    expect(await redis.client.get("rrq:job:not-a-hash")).toBe("a string");
-    expect(await redis.client.get(`rrq:lock:job:${locked}`)).toBe("another-worker");
-    expect(await redis.client.zscore(activeKey(WORKER), locked)).toBeNull();
+    expect(await fx.redis.client.zrange(QUEUE, 0, -1)).toEqual([locked]);
+    expect(await fx.redis.client.get("rrq:job:not-a-hash")).toBe("a string");
+    expect(await fx.redis.client.get(`rrq:lock:job:${locked}`)).toBe("another-worker");
+    expect(await fx.redis.client.zscore(activeKey(WORKER), locked)).toBeNull();
   });
 
   it("claims nothing and writes nothing from an empty or not-yet-due queue", async () => {
-    await producer.enqueue("echo", {}, { queueName: QUEUE, deferBySeconds: 60 });
-    const fence = await redis.client.get("rrq:fence");
-    const { claimed, nextScore } = await store.claim(QUEUE, WORKER, 4, 30_000);
+    await fx.producer.enqueue("echo", {}, { queueName: QUEUE, deferBySeconds: 60 });
+    const fence = await fx.redis.client.get("rrq:fence");
+    const { claimed, nextScore } = await fx.store.claim(QUEUE, WORKER, 4, 30_000);
     expect(claimed).toEqual([]);
     expect(nextScore).toBeGreaterThan(Date.now() + 50_000);
-    expect(await redis.client.get("rrq:fence")).toBe(fence);
-    expect(await redis.client.exists(activeKey(WORKER), LEASES_KEY)).toBe(0);
+    expect(await fx.redis.client.get("rrq:fence")).toBe(fence);
+    expect(await fx.redis.client.exists(activeKey(WORKER), LEASES_KEY)).toBe(0);
   });
 
   it("handles claims larger than one variadic chunk (over 1,000 arguments)", async () => {
     const many = 600;
-    await producer.enqueueMany(
+    await fx.producer.enqueueMany(
       Array.from({ length: many }, (_, i) => ({
         functionName: "echo",
         params: { i },
         options: { queueName: QUEUE },
       })),
     );
-    const { claimed } = await store.claim(QUEUE, WORKER, many, 30_000);
+    const { claimed } = await fx.store.claim(QUEUE, WORKER, many, 30_000);
     expect(claimed).toHaveLength(many);
     expect(new Set(claimed.map((j) => j.hash.lease_fence)).size).toBe(many);
-    expect(await redis.client.zcard(activeKey(WORKER))).toBe(many);
-    expect(await redis.client.zcard(LEASES_KEY)).toBe(many);
-    expect(await redis.client.zcard(QUEUE)).toBe(0);
+    expect(await fx.redis.client.zcard(activeKey(WORKER))).toBe(many);
+    expect(await fx.redis.client.zcard(LEASES_KEY)).toBe(many);
+    expect(await fx.redis.client.zcard(QUEUE)).toBe(0);
   });
 });

@@ -3,44 +3,26 @@
  * complete-success-5.lua (the one-job script): for every outcome (written, not ours, gone) the
  * two leave Redis in the same state, bookkeeping included, and each entry gets its own code.
  */
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Producer } from "../src/producer/producer.js";
-import { JobStore, type AttemptRef } from "../src/store/job-store.js";
+import { describe, expect, it } from "vitest";
+import type { AttemptRef } from "../src/store/job-store.js";
 import { activeKey, LEASES_KEY } from "../src/store/keys.js";
-import { startRedis, type TestRedis } from "./support/redis-server.js";
+import { useStoreFixture } from "./support/store-fixture.js";
 
-let redis: TestRedis;
-let producer: Producer;
-let connection: Redis;
-let store: JobStore;
 const WORKER = "rrq_worker_1_abcdef";
 const QUEUE = "rrq:queue:batch";
-
-beforeAll(async () => {
-  redis = await startRedis();
-  producer = new Producer({ redisDsn: redis.url });
-  connection = new Redis(redis.url);
-  store = new JobStore(connection);
-});
-afterAll(async () => {
-  await producer.close();
-  connection.disconnect();
-  await redis.stop();
-});
-beforeEach(async () => redis.flush());
+const fx = useStoreFixture();
 
 /** Enqueues `n` jobs and claims them all; returns one attempt per job. */
 async function claimed(n: number): Promise<AttemptRef[]> {
-  for (let i = 0; i < n; i++) await producer.enqueue("echo", { i }, { queueName: QUEUE });
-  const { claimed: jobs } = await store.claim(QUEUE, WORKER, n, 30_000);
+  for (let i = 0; i < n; i++) await fx.producer.enqueue("echo", { i }, { queueName: QUEUE });
+  const { claimed: jobs } = await fx.store.claim(QUEUE, WORKER, n, 30_000);
   expect(jobs).toHaveLength(n);
   return jobs.map((j) => ({ jobId: j.id, workerId: WORKER, fence: j.hash.lease_fence! }));
 }
 
 /** Everything one completion can touch, with ids, times and stream ids blanked. */
 async function snapshot(jobId: string) {
-  const c = redis.client;
+  const c = fx.redis.client;
   const hash = await c.hgetall(`rrq:job:${jobId}`);
   const blank = (v: string) => (v === jobId ? "<id>" : /^\d{4}-\d\d-\d\dT/.test(v) ? "<ts>" : v);
   const events = await c.xrange(`rrq:events:job:${jobId}`, "-", "+");
@@ -60,23 +42,25 @@ async function snapshot(jobId: string) {
 }
 
 async function recent(): Promise<string[][]> {
-  const entries = await redis.client.xrange("rrq:recent", "-", "+");
+  const entries = await fx.redis.client.xrange("rrq:recent", "-", "+");
   return entries.map(([, fields]) => fields.map((v) => (v.length === 32 ? "<id>" : v)));
 }
 
 describe("complete-success-batch-2.lua", () => {
   it("writes exactly what complete-success-5.lua writes, one code per entry", async () => {
     const [single, ...batch] = await claimed(4);
-    expect(await store.completeSuccessOne(single!, '{"r":1}', 60)).toBe("written");
-    const codes = await Promise.all(batch.map((a) => store.completeSuccess(a, '{"r":1}', 60)));
+    expect(await fx.store.completeSuccessOne(single!, '{"r":1}', 60)).toBe("written");
+    const codes = await Promise.all(batch.map((a) => fx.store.completeSuccess(a, '{"r":1}', 60)));
     expect(codes).toEqual(["written", "written", "written"]);
     const reference = await snapshot(single!.jobId);
     expect(reference.hash).toMatchObject({ status: "COMPLETED", run_1_outcome: "completed" });
     for (const a of batch) expect(await snapshot(a.jobId)).toEqual(reference);
-    expect(await redis.client.hgetall("rrq:stats:queue:batch")).toMatchObject({ completed: "4" });
-    const [day] = await redis.client.keys("rrq:stats:day:*");
-    expect(await redis.client.hget(day!, "completed")).toBe("4");
-    expect(await redis.client.ttl(day!)).toBeGreaterThan(34_000_000);
+    expect(await fx.redis.client.hgetall("rrq:stats:queue:batch")).toMatchObject({
+      completed: "4",
+    });
+    const [day] = await fx.redis.client.keys("rrq:stats:day:*");
+    expect(await fx.redis.client.hget(day!, "completed")).toBe("4");
+    expect(await fx.redis.client.ttl(day!)).toBeGreaterThan(34_000_000);
     const feed = await recent();
     expect(feed).toHaveLength(4);
     expect(new Set(feed.map((f) => f.slice(2).join(" "))).size).toBe(1);
@@ -84,11 +68,11 @@ describe("complete-success-batch-2.lua", () => {
 
   it("keeps fencing per entry: a stale fence or a gone hash does not stop the others", async () => {
     const [good, stale, gone] = await claimed(3);
-    await redis.client.del(`rrq:job:${gone!.jobId}`);
+    await fx.redis.client.del(`rrq:job:${gone!.jobId}`);
     const codes = await Promise.all([
-      store.completeSuccess(good!, "null", 0),
-      store.completeSuccess({ ...stale!, fence: "999999" }, "null", 0),
-      store.completeSuccess(gone!, "null", 0),
+      fx.store.completeSuccess(good!, "null", 0),
+      fx.store.completeSuccess({ ...stale!, fence: "999999" }, "null", 0),
+      fx.store.completeSuccess(gone!, "null", 0),
     ]);
     expect(codes).toEqual(["written", "not_owner", "gone"]);
     expect((await snapshot(good!.jobId)).hash.status).toBe("COMPLETED");
@@ -98,36 +82,36 @@ describe("complete-success-batch-2.lua", () => {
     expect(staleState.active).not.toBeNull();
     const goneState = await snapshot(gone!.jobId);
     expect([goneState.lock, goneState.active, goneState.lease]).toEqual([0, null, null]);
-    expect(await redis.client.hget("rrq:stats:queue:batch", "completed")).toBe("1");
+    expect(await fx.redis.client.hget("rrq:stats:queue:batch", "completed")).toBe("1");
   });
 
   it("releases the unique lock and applies the hash's result TTL or the default", async () => {
     const [unique, persisted, defaulted] = await claimed(3);
-    await redis.client.hset(`rrq:job:${unique!.jobId}`, "job_unique_key", "u-1");
-    await redis.client.set("rrq:lock:unique:u-1", unique!.jobId);
-    await redis.client.hset(`rrq:job:${persisted!.jobId}`, "result_ttl_seconds", "0");
-    await redis.client.hdel(`rrq:job:${defaulted!.jobId}`, "result_ttl_seconds");
+    await fx.redis.client.hset(`rrq:job:${unique!.jobId}`, "job_unique_key", "u-1");
+    await fx.redis.client.set("rrq:lock:unique:u-1", unique!.jobId);
+    await fx.redis.client.hset(`rrq:job:${persisted!.jobId}`, "result_ttl_seconds", "0");
+    await fx.redis.client.hdel(`rrq:job:${defaulted!.jobId}`, "result_ttl_seconds");
     const codes = await Promise.all(
-      [unique, persisted, defaulted].map((a) => store.completeSuccess(a!, "null", 120)),
+      [unique, persisted, defaulted].map((a) => fx.store.completeSuccess(a!, "null", 120)),
     );
     expect(codes).toEqual(["written", "written", "written"]);
-    expect(await redis.client.exists("rrq:lock:unique:u-1")).toBe(0);
-    expect(await redis.client.ttl(`rrq:job:${persisted!.jobId}`)).toBe(-1);
-    expect(await redis.client.ttl(`rrq:events:job:${persisted!.jobId}`)).toBe(-1);
-    expect(await redis.client.ttl(`rrq:job:${defaulted!.jobId}`)).toBeGreaterThan(100);
-    expect(await redis.client.ttl(`rrq:job:${defaulted!.jobId}`)).toBeLessThanOrEqual(120);
+    expect(await fx.redis.client.exists("rrq:lock:unique:u-1")).toBe(0);
+    expect(await fx.redis.client.ttl(`rrq:job:${persisted!.jobId}`)).toBe(-1);
+    expect(await fx.redis.client.ttl(`rrq:events:job:${persisted!.jobId}`)).toBe(-1);
+    expect(await fx.redis.client.ttl(`rrq:job:${defaulted!.jobId}`)).toBeGreaterThan(100);
+    expect(await fx.redis.client.ttl(`rrq:job:${defaulted!.jobId}`)).toBeLessThanOrEqual(120);
   });
 
   it("sends a job key that is not a hash alone, so the rest of the batch is written", async () => {
     const [good, broken] = await claimed(2);
-    await redis.client.del(`rrq:job:${broken!.jobId}`);
-    await redis.client.set(`rrq:job:${broken!.jobId}`, "not a hash");
+    await fx.redis.client.del(`rrq:job:${broken!.jobId}`);
+    await fx.redis.client.set(`rrq:job:${broken!.jobId}`, "not a hash");
     const [ok, failed] = await Promise.allSettled([
-      store.completeSuccess(good!, "null", 60),
-      store.completeSuccess(broken!, "null", 60),
+      fx.store.completeSuccess(good!, "null", 60),
+      fx.store.completeSuccess(broken!, "null", 60),
     ]);
     expect(ok).toEqual({ status: "fulfilled", value: "written" });
     expect(failed.status).toBe("rejected"); // as complete-success-5.lua does (WRONGTYPE)
-    expect(await redis.client.get(`rrq:job:${broken!.jobId}`)).toBe("not a hash");
+    expect(await fx.redis.client.get(`rrq:job:${broken!.jobId}`)).toBe("not a hash");
   });
 });
