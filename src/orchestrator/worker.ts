@@ -407,7 +407,8 @@ export { ReleaseReasons };
  * Most jobs one claim call takes: half the worker's concurrency (at most 256). Claiming all free
  * slots at once made claim, runner and result writes take turns (each idle while another
  * worked); two smaller claims in flight keep the runner busy with one while Redis serves the
- * other (burn-down +20–30 % in `npm run bench`).
+ * other (together with the early slot release of `freeCapacity`: +27 % burn-down in an A/B,
+ * bench/RESULTS.md).
  */
 export function claimChunk(concurrency: number): number {
   return Math.max(1, Math.min(256, Math.ceil(concurrency / 2)));
