@@ -51,6 +51,25 @@ export interface DecoderFuzzReport {
   problems: Record<string, { count: number; example: string; file?: string }>;
 }
 
+/** A report for `decoder` with every count at zero. */
+export function emptyDecoderReport(decoder: string): DecoderFuzzReport {
+  return {
+    decoder,
+    inputs: 0,
+    rejected: 0,
+    accepted: 0,
+    incomplete: 0,
+    crashes: 0,
+    hangs: 0,
+    violations: 0,
+    schema_divergences: 0,
+    slowest_ms: 0,
+    seconds: 0,
+    rate_per_s: 0,
+    problems: {},
+  };
+}
+
 interface Probe {
   input: Buffer;
   socket: FakeSocket;
@@ -88,21 +107,7 @@ export async function fuzzOrchestratorDecoder(
   const mutator = new Mutator(rng.fork(), encoding);
   const codec = codecFor(encoding);
   const schema = frameValidator();
-  const report: DecoderFuzzReport = {
-    decoder: `orchestrator/${encoding}`,
-    inputs: 0,
-    rejected: 0,
-    accepted: 0,
-    incomplete: 0,
-    crashes: 0,
-    hangs: 0,
-    violations: 0,
-    schema_divergences: 0,
-    slowest_ms: 0,
-    seconds: 0,
-    rate_per_s: 0,
-    problems: {},
-  };
+  const report = emptyDecoderReport(`orchestrator/${encoding}`);
   const problem = (
     kind: "crashes" | "hangs" | "violations" | "schema_divergences",
     category: string,

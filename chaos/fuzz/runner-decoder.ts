@@ -20,7 +20,7 @@ import {
   UNSAFE_HANDLERS,
   type Verdict,
 } from "./mutate.js";
-import type { DecoderFuzzReport } from "./orchestrator-decoder.js";
+import { emptyDecoderReport, type DecoderFuzzReport } from "./orchestrator-decoder.js";
 import { schemaProblem } from "./schema.js";
 
 export interface RunnerFuzzReport extends DecoderFuzzReport {
@@ -233,19 +233,7 @@ export async function fuzzRunnerDecoder(
   const perConnection = options.framesPerConnection ?? 40;
   const timeoutMs = options.timeoutMs ?? 10_000;
   const report: RunnerFuzzReport = {
-    decoder: `${runner.name}/${encoding}`,
-    inputs: 0,
-    rejected: 0,
-    accepted: 0,
-    incomplete: 0,
-    crashes: 0,
-    hangs: 0,
-    violations: 0,
-    schema_divergences: 0,
-    slowest_ms: 0,
-    seconds: 0,
-    rate_per_s: 0,
-    problems: {},
+    ...emptyDecoderReport(`${runner.name}/${encoding}`),
     connections: 0,
     corrupt_inputs: 0,
     valid_frames: 0,
