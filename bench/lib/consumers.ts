@@ -15,7 +15,8 @@ export type System = "rrqkit" | "rrq" | "bullmq";
 /** A runner as configured for rrqkit (all keys) or RRQ (tcp only, json only). */
 export interface RunnerSpec {
   lang: "node" | "python" | "rust" | "rrq-python";
-  transport: "unix" | "tcp" | "stdio";
+  /** "inprocess": rrqkit only, Node only (the handler module loaded into the daemon). */
+  transport: "unix" | "tcp" | "stdio" | "inprocess";
   encoding: "json" | "msgpack";
   poolSize: number;
   maxInFlight: number;
@@ -130,10 +131,15 @@ function configToml(spec: ConsumerSpec, options: StartOptions, index: number): s
     "worker_shutdown_grace_period_seconds = 5",
     "",
     "[rrq.runners.bench]",
-    `cmd = [${runnerCommand(runner, options).map(toml).join(", ")}]`,
     `pool_size = ${runner.poolSize}`,
     `max_in_flight = ${runner.maxInFlight}`,
   ];
+  if (runner.transport === "inprocess") {
+    // No runner process: the daemon loads the handlers and RRQ_TEST_EXEC_LOG is its own env.
+    lines.push(`transport = "inprocess"`, `handlers = ${toml(paths.nodeHandlers)}`);
+    return `${lines.join("\n")}\n`;
+  }
+  lines.push(`cmd = [${runnerCommand(runner, options).map(toml).join(", ")}]`);
   if (spec.system === "rrqkit") {
     lines.push(`transport = ${toml(runner.transport)}`, `encoding = ${toml(runner.encoding)}`);
     if (runner.transport === "tcp") lines.push(`tcp_port = ${port}`);
@@ -167,6 +173,8 @@ async function startOrchestrator(
     RUST_LOG: process.env.BENCH_RRQ_RUST_LOG ?? "warn",
   };
   if (profileFlags().length) env.RRQ_NODE_OPTIONS = profileFlags().join(" ");
+  if (spec.runner?.transport === "inprocess" && options.execLog)
+    env.RRQ_TEST_EXEC_LOG = options.execLog;
   const proc = new Proc(command, args, { cwd: options.workDir, env });
   options.onSpawn?.(proc.pid);
   if (options.waitReady === false) return { proc, workerId: "", checks: 0 };

@@ -13,6 +13,8 @@ export const paths = {
   rrqkitCli: process.env.BENCH_RRQKIT_CLI ?? `${root}bin/rrq.js`,
   rrqkitDist: `${root}dist/src/cli/main.js`,
   nodeRunner: `${root}runners/node/dist/examples/conformance-runner.js`,
+  /** The same handlers as a module, for the in-process runner. */
+  nodeHandlers: `${root}runners/node/dist/examples/conformance-handlers.js`,
   pythonRunner: `${venv}rrqkit-conformance-runner`,
   python: `${venv}python`,
   rustRunner: (profile: string) =>

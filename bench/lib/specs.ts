@@ -38,6 +38,17 @@ export function rrqkitNode(
 /** The rrqkit configuration quoted in the headline (Unix socket, JSON: RRQ's encoding). */
 export const OURS_BEST = rrqkitNode("unix", "json");
 
+/**
+ * The Node handlers loaded into the daemon (`transport = "inprocess"`): no runner process, the
+ * configuration comparable to BullMQ's in-process worker (encoding does not apply).
+ */
+export const OURS_INPROCESS: ConsumerSpec = {
+  id: "rrqkit-node-inprocess",
+  label: "rrqkit + Node handlers in-process",
+  system: "rrqkit",
+  runner: { ...node("inprocess", "json"), poolSize: 2 },
+};
+
 export const OURS_PYTHON: ConsumerSpec = {
   id: "rrqkit-python-unix-msgpack",
   label: "rrqkit + Python runner (unix, msgpack)",
@@ -109,6 +120,7 @@ export function burnDownContenders(): ConsumerSpec[] {
   const ours: ConsumerSpec[] = [];
   for (const transport of ["unix", "tcp", "stdio"] as const)
     for (const encoding of ["json", "msgpack"] as const) ours.push(rrqkitNode(transport, encoding));
+  ours.push(OURS_INPROCESS);
   return [
     ...ours,
     OURS_PYTHON,

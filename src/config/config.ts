@@ -16,8 +16,11 @@ import {
   table,
 } from "./values.js";
 
-/** How the orchestrator reaches a runner's processes. */
-export type RunnerTransport = "stdio" | "unix" | "tcp";
+/**
+ * How the orchestrator reaches a runner: a process over stdio, a Unix socket or TCP, or (Node
+ * handlers only) "inprocess": the handler module is loaded into the orchestrator itself.
+ */
+export type RunnerTransport = "stdio" | "unix" | "tcp" | "inprocess";
 
 /** One `[rrq.runners.<name>]` table, fully defaulted. */
 export interface RunnerConfig {
@@ -35,6 +38,11 @@ export interface RunnerConfig {
   readonly tcpPort: number | undefined;
   readonly allowedHosts: readonly string[];
   readonly responseTimeoutSeconds: number | undefined;
+  /**
+   * transport "inprocess": the ES module whose default (or `registry`) export is the
+   * `@rrqkit/runner` Registry, relative to `cwd` (else the orchestrator's working directory).
+   */
+  readonly handlers: string | undefined;
 }
 
 /** One `[[rrq.cron_jobs]]` entry. */
@@ -120,6 +128,7 @@ const RUNNER_KEYS = [
   "response_timeout_seconds",
   "transport",
   "encoding",
+  "handlers",
 ] as const;
 
 const WATCH_DEFAULT_IGNORES = [
@@ -155,11 +164,18 @@ function readRunner(name: string, raw: unknown, mode: "managed" | "external"): R
     t,
     "transport",
     where,
-    oneOf("stdio", "unix", "tcp"),
+    oneOf("stdio", "unix", "tcp", "inprocess"),
     tcpPort !== undefined ? "tcp" : "unix",
   );
   const cmd = field<string[]>(t, "cmd", where, strings(true), []);
-  if (mode === "managed" && cmd.length === 0) {
+  const handlers = field<string | undefined>(t, "handlers", where, str(true), undefined);
+  if (transport === "inprocess") checkInProcess(where, t, handlers);
+  else if (handlers !== undefined) {
+    throw new ConfigError(
+      "invalid_config",
+      `${where}.handlers is only used with transport = "inprocess" (got transport "${transport}")`,
+    );
+  } else if (mode === "managed" && cmd.length === 0) {
     throw new ConfigError(
       "invalid_config",
       `${where}.cmd is required in managed mode (an array: program and arguments)`,
@@ -210,7 +226,34 @@ function readRunner(name: string, raw: unknown, mode: "managed" | "external"): R
       num(0, MAX_TIMER_SECONDS, true),
       undefined,
     ),
+    handlers,
   });
+}
+
+/** Keys that configure a runner process or its socket; an in-process runner has neither. */
+const PROCESS_ONLY_KEYS = [
+  "cmd",
+  "env",
+  "encoding",
+  "tcp_host",
+  "tcp_port",
+  "allowed_hosts",
+] as const;
+
+function checkInProcess(where: string, t: Record<string, unknown>, handlers: string | undefined) {
+  if (handlers === undefined) {
+    throw new ConfigError(
+      "invalid_config",
+      `${where}.handlers is required when transport = "inprocess" (the module exporting the Registry)`,
+    );
+  }
+  const stray = PROCESS_ONLY_KEYS.find((key) => t[key] !== undefined);
+  if (stray !== undefined) {
+    throw new ConfigError(
+      "invalid_config",
+      `${where}.${stray} does not apply to transport = "inprocess" (no runner process is started)`,
+    );
+  }
 }
 
 const CRON_KEYS = ["function_name", "schedule", "params", "queue_name", "unique"] as const;

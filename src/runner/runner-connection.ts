@@ -6,7 +6,7 @@ import {
   type ExecutionOutcome,
   type ExecutionRequest,
   type Frame,
-  type FrameConnection,
+  type FrameChannel,
   type Hello,
 } from "@rrqkit/runner/protocol";
 import { RunnerError } from "../errors.js";
@@ -38,7 +38,7 @@ export class RunnerConnection {
   private helloWaiters: Array<(hello: Hello) => void> = [];
 
   constructor(
-    readonly frames: FrameConnection,
+    readonly frames: FrameChannel,
     private readonly options: RunnerConnectionOptions = {},
   ) {
     frames.on({

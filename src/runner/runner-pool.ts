@@ -4,6 +4,7 @@ import type { TransportSpec } from "@rrqkit/runner/protocol";
 import type { RunnerConfig } from "../config/config.js";
 import { RunnerError } from "../errors.js";
 import type { EventBus } from "../telemetry/events.js";
+import { startInProcessRunner } from "./in-process.js";
 import { freePort, portFree } from "./ports.js";
 import type { RunnerConnection, RunnerConnectionOptions } from "./runner-connection.js";
 import {
@@ -189,6 +190,29 @@ export class RunnerPool {
     for (const waiter of waiters) waiter();
   }
 
+  private async startEndpoint(slot: Slot): Promise<RunnerEndpoint> {
+    const { config, context } = this;
+    const common = {
+      runner: this.name,
+      index: slot.index,
+      cwd: config.cwd,
+      connectTimeoutMs: context.connectTimeoutMs,
+      connection: context.connection,
+    };
+    if (config.transport === "inprocess")
+      return startInProcessRunner({ ...common, handlers: config.handlers! }, context.events);
+    const plan: RunnerEndpointPlan = {
+      ...common,
+      command: context.mode === "managed" ? config.cmd : undefined,
+      env: config.env,
+      encoding: config.encoding,
+      transport: await this.transportFor(slot),
+    };
+    return context.mode === "managed"
+      ? startManagedRunner(plan, context.events)
+      : connectExternalRunner(plan);
+  }
+
   private async transportFor(slot: Slot): Promise<TransportSpec> {
     const c = this.config;
     if (c.transport === "stdio") return { kind: "stdio" };
@@ -208,21 +232,7 @@ export class RunnerPool {
 
   private async startSlot(slot: Slot): Promise<void> {
     slot.state = "starting";
-    const plan: RunnerEndpointPlan = {
-      runner: this.name,
-      index: slot.index,
-      command: this.context.mode === "managed" ? this.config.cmd : undefined,
-      env: this.config.env,
-      cwd: this.config.cwd,
-      transport: await this.transportFor(slot),
-      encoding: this.config.encoding,
-      connectTimeoutMs: this.context.connectTimeoutMs,
-      connection: this.context.connection,
-    };
-    const endpoint =
-      this.context.mode === "managed"
-        ? await startManagedRunner(plan, this.context.events)
-        : await connectExternalRunner(plan);
+    const endpoint = await this.startEndpoint(slot);
     if (this.closing) {
       await endpoint.stop(0);
       return;

@@ -36,7 +36,7 @@ export function nestsDeeperThan(value: unknown, levels: number): boolean {
 const tooDeepMessage = `nested deeper than ${MAX_NESTING_DEPTH} levels`;
 
 /** Refuses to write a value that readers must reject (RUNNER_PROTOCOL.md §4). */
-function checkEncodableDepth(value: unknown): void {
+export function checkEncodableDepth(value: unknown): void {
   if (nestsDeeperThan(value, MAX_NESTING_DEPTH)) {
     throw new FrameEncodeError("not_encodable", `value is ${tooDeepMessage} (or cyclic)`);
   }
@@ -59,20 +59,30 @@ function frameHeaderFor(length: number): void {
   }
 }
 
+/**
+ * The JSON text of one frame body, with the checks every writer makes: nesting limit, JSON
+ * encodability and the frame size limit. Throws {@link FrameEncodeError}.
+ */
+export function frameJson(value: unknown): string {
+  checkEncodableDepth(value);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (cause) {
+    throw new FrameEncodeError("not_encodable", "value is not JSON-serializable", { cause });
+  }
+  if (text === undefined) throw new FrameEncodeError("not_encodable", "value is not JSON");
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: count bytes only when that could matter.
+  if (text.length * 3 > MAX_FRAME_BYTES) frameHeaderFor(Buffer.byteLength(text, "utf8"));
+  return text;
+}
+
 /** RRQ's encoding: compact UTF-8 JSON. */
 export const jsonCodec: PayloadCodec = {
   name: "json",
   encodeFrame(value: unknown): Buffer {
-    checkEncodableDepth(value);
-    let text: string | undefined;
-    try {
-      text = JSON.stringify(value);
-    } catch (cause) {
-      throw new FrameEncodeError("not_encodable", "value is not JSON-serializable", { cause });
-    }
-    if (text === undefined) throw new FrameEncodeError("not_encodable", "value is not JSON");
+    const text = frameJson(value);
     const length = Buffer.byteLength(text, "utf8");
-    frameHeaderFor(length);
     const frame = Buffer.allocUnsafe(4 + length);
     frame.writeUInt32BE(length, 0);
     frame.write(text, 4, "utf8");

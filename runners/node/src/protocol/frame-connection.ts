@@ -19,6 +19,27 @@ export interface FrameConnectionHandlers {
 }
 
 /**
+ * What the runtime and the orchestrator need of a connection: frames in (through `on`), frames
+ * out, close. {@link FrameConnection} carries them as bytes over a stream; `memoryChannelPair`
+ * hands them across inside one process.
+ */
+export interface FrameChannel {
+  /** Registers observers (replacing earlier ones). */
+  on(handlers: FrameConnectionHandlers): this;
+  /** True once the channel is closed, for whatever reason. */
+  readonly closed: boolean;
+  /** Why the channel closed, once it has. */
+  readonly closeReason: CloseReason | undefined;
+  /**
+   * Sends one frame. Returns false (and sends nothing) when the channel is closed. Throws
+   * {@link FrameEncodeError} when the frame is too large or not encodable.
+   */
+  send(frame: Frame): boolean;
+  /** Closes the channel from this side; frames already sent are still delivered. */
+  close(): void;
+}
+
+/**
  * One bidirectional stream of frames over any byte transport (socket, or a stdin/stdout pair).
  *
  * - Incoming bytes are split, decoded and parsed; each frame is delivered in arrival order.
@@ -27,7 +48,7 @@ export interface FrameConnectionHandlers {
  *   unencodable frame throws and writes nothing. Writes made in one tick are corked into one
  *   syscall; frames never interleave.
  */
-export class FrameConnection {
+export class FrameConnection implements FrameChannel {
   private readonly decoder = new FrameDecoder();
   private handlers: FrameConnectionHandlers = {};
   private corked = false;

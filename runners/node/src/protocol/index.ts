@@ -8,5 +8,6 @@ export * from "./encoding.js";
 export * from "./frame-decoder.js";
 export * from "./frames.js";
 export * from "./frame-connection.js";
+export * from "./memory-channel.js";
 export * from "./transports.js";
 export type * from "./generated/wire.js";

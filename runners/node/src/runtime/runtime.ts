@@ -7,7 +7,7 @@ import {
   PROTOCOL_VERSION,
 } from "../protocol/constants.js";
 import { FrameEncodeError } from "../protocol/errors.js";
-import type { FrameConnection } from "../protocol/frame-connection.js";
+import type { FrameChannel } from "../protocol/frame-connection.js";
 import { helloFrame, pingFrame, responseFrame } from "../protocol/frames.js";
 import type {
   CancelRequest,
@@ -33,7 +33,7 @@ export interface RunnerRuntimeOptions {
 /** One accepted request, from acceptance until its single outcome is written. */
 interface InFlight {
   readonly request: ExecutionRequest;
-  readonly connection: FrameConnection;
+  readonly connection: FrameChannel;
   readonly controller: AbortController;
   timer?: NodeJS.Timeout;
   span?: RunSpan;
@@ -50,7 +50,7 @@ const FEATURES = ["ping", "cancel_by_job", "stdout_guard"];
 export class RunnerRuntime {
   private readonly byRequest = new Map<string, InFlight>();
   private readonly byJob = new Map<string, Set<InFlight>>();
-  private readonly byConnection = new Map<FrameConnection, Set<InFlight>>();
+  private readonly byConnection = new Map<FrameChannel, Set<InFlight>>();
   private readonly telemetry: RunnerTelemetry;
   private readonly hello: boolean;
   private readonly log: (message: string) => void;
@@ -70,7 +70,7 @@ export class RunnerRuntime {
   }
 
   /** Serves one connection until it closes. */
-  serve(connection: FrameConnection): void {
+  serve(connection: FrameChannel): void {
     this.byConnection.set(connection, new Set());
     connection.on({
       frame: (frame) => this.dispatch(connection, frame),
@@ -98,7 +98,7 @@ export class RunnerRuntime {
     for (const connection of [...this.byConnection.keys()]) connection.close();
   }
 
-  private dispatch(connection: FrameConnection, frame: Frame): void {
+  private dispatch(connection: FrameChannel, frame: Frame): void {
     switch (frame.type) {
       case "request":
         this.accept(connection, frame.payload);
@@ -125,7 +125,7 @@ export class RunnerRuntime {
     }
   }
 
-  private accept(connection: FrameConnection, request: ExecutionRequest): void {
+  private accept(connection: FrameChannel, request: ExecutionRequest): void {
     const version = request.protocol_version;
     if (version != null && version !== PROTOCOL_VERSION) {
       this.reply(connection, errorOutcome(request, "error", Messages.unsupportedVersion));
@@ -208,7 +208,7 @@ export class RunnerRuntime {
     this.reply(entry.connection, outcome);
   }
 
-  private reply(connection: FrameConnection, outcome: ExecutionOutcome): void {
+  private reply(connection: FrameChannel, outcome: ExecutionOutcome): void {
     try {
       connection.send(responseFrame(outcome));
     } catch (error) {
@@ -224,7 +224,7 @@ export class RunnerRuntime {
     }
   }
 
-  private dropConnection(connection: FrameConnection): void {
+  private dropConnection(connection: FrameChannel): void {
     const open = this.byConnection.get(connection);
     this.byConnection.delete(connection);
     for (const entry of open ?? []) {

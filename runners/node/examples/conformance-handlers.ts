@@ -1,0 +1,115 @@
+/**
+ * The standard test-handler set (conformance/handlers.md) for the Node runtime, as a module whose
+ * default export is the {@link Registry}: `conformance-runner.ts` serves it as a runner process,
+ * and an orchestrator runner with `transport = "inprocess"` loads it directly
+ * (`handlers = "runners/node/dist/examples/conformance-handlers.js"`).
+ */
+import { appendFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Outcome, Registry, type ExecutionRequest, type Handler } from "../src/index.js";
+
+type Params = Record<string, unknown>;
+const params = (request: ExecutionRequest): Params => request.params ?? {};
+const num = (value: unknown, fallback: number): number =>
+  typeof value === "number" && Number.isFinite(value) ? value : fallback;
+const str = (value: unknown): string | null => (typeof value === "string" ? value : null);
+
+/** Blocks the event loop, as a handler that ignores cancellation would. */
+function busyWait(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    /* spin */
+  }
+}
+
+const handlers: Record<string, Handler> = {
+  echo: (request) => request.params ?? {},
+  inspect: (request) => ({
+    job_id: request.job_id,
+    request_id: request.request_id,
+    function_name: request.function_name,
+    params: request.params ?? {},
+    context: {
+      job_id: request.context.job_id,
+      attempt: request.context.attempt,
+      enqueue_time: request.context.enqueue_time,
+      queue_name: request.context.queue_name,
+      deadline: request.context.deadline ?? null,
+      trace_context: request.context.trace_context ?? null,
+      correlation_context: request.context.correlation_context ?? null,
+      worker_id: request.context.worker_id ?? null,
+    },
+  }),
+  sleep: async (request, signal) => {
+    const ms = num(params(request).ms, 100);
+    await sleep(ms, undefined, { signal });
+    return { slept_ms: ms };
+  },
+  fail: (request) => {
+    const p = params(request);
+    return Outcome.error(str(p.message) ?? "boom", str(p.type), str(p.code));
+  },
+  throw: (request) => {
+    throw new Error(str(params(request).message) ?? "boom");
+  },
+  retry: (request) => {
+    const p = params(request);
+    const after = typeof p.after_seconds === "number" ? p.after_seconds : undefined;
+    return Outcome.retry(str(p.message) ?? undefined, after);
+  },
+  flaky: (request) => {
+    const p = params(request);
+    const attempt = request.context.attempt;
+    if (attempt <= num(p.fail_until_attempt, 1)) {
+      return p.mode === "retry"
+        ? Outcome.retry(undefined, 0)
+        : Outcome.error(`flaky failure on attempt ${attempt}`);
+    }
+    return { attempt };
+  },
+  timeout: (request) => Outcome.timeout(str(params(request).message) ?? undefined),
+  large: (request) => ({ data: "x".repeat(num(params(request).bytes, 1048576)) }),
+  crash: (request) => {
+    const p = params(request);
+    const signal = str(p.signal);
+    if (signal) process.kill(process.pid, signal);
+    process.exit(num(p.code, 1));
+  },
+  noise: (request) => {
+    const lines = num(params(request).lines, 3);
+    for (let i = 0; i < lines; i++) {
+      console.log(`noise ${i}`);
+      process.stdout.write(`noise ${i}\n`);
+      process.stderr.write(`noise ${i}\n`);
+    }
+    return { lines };
+  },
+  ignore_cancel: (request) => {
+    const ms = num(params(request).ms, 1000);
+    busyWait(ms);
+    return { slept_ms: ms };
+  },
+};
+
+/** Wraps a handler so each invocation is appended to RRQ_TEST_EXEC_LOG (handlers.md). */
+function logged(name: string, handler: Handler, path: string): Handler {
+  return (request, signal) => {
+    const line = {
+      job_id: request.job_id,
+      request_id: request.request_id,
+      attempt: request.context.attempt,
+      function_name: name,
+      pid: process.pid,
+      ts_ms: performance.timeOrigin + performance.now(),
+    };
+    appendFileSync(path, `${JSON.stringify(line)}\n`);
+    return handler(request, signal);
+  };
+}
+
+const registry = new Registry();
+const execLog = process.env.RRQ_TEST_EXEC_LOG;
+for (const [name, handler] of Object.entries(handlers)) {
+  registry.register(name, execLog ? logged(name, handler, execLog) : handler);
+}
+export default registry;
