@@ -9,7 +9,13 @@ import { codecFor, FrameConnection, type Frame } from "@rrqkit/runner/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Producer } from "../src/producer/producer.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
-import { GOLDEN_SETTINGS, RunningWorker, testConfig, waitFor } from "./support/worker-harness.js";
+import {
+  GOLDEN_SETTINGS,
+  jobSettled,
+  RunningWorker,
+  testConfig,
+  waitFor,
+} from "./support/worker-harness.js";
 
 let redis: TestRedis;
 let producer: Producer;
@@ -38,16 +44,7 @@ async function planted(fn: string, fields: Record<string, string>): Promise<stri
   return id;
 }
 
-async function settled(id: string): Promise<Record<string, string>> {
-  return waitFor(
-    async () => {
-      const hash = await redis.client.hgetall(`rrq:job:${id}`);
-      return ["COMPLETED", "FAILED"].includes(hash.status ?? "") ? hash : undefined;
-    },
-    20_000,
-    `job ${id} to finish`,
-  );
-}
+const settled = (id: string) => jobSettled(redis.client, id);
 
 /** No lease, lock or active-set entry is left for a finished job. */
 async function released(id: string): Promise<boolean> {

@@ -9,7 +9,7 @@ import { resolveConfig, type ResolvedConfig } from "../src/config/config.js";
 import { ConfigError, RunnerError } from "../src/errors.js";
 import { Producer } from "../src/producer/producer.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
-import { GOLDEN_SETTINGS, RunningWorker, waitFor } from "./support/worker-harness.js";
+import { GOLDEN_SETTINGS, jobSettled, RunningWorker, waitFor } from "./support/worker-harness.js";
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const HANDLERS = fixture("in-process-handlers.mjs");
@@ -32,16 +32,7 @@ function config(runner: Record<string, unknown>): ResolvedConfig {
   });
 }
 
-async function settled(id: string): Promise<Record<string, string>> {
-  return waitFor(
-    async () => {
-      const hash = await redis.client.hgetall(`rrq:job:${id}`);
-      return ["COMPLETED", "FAILED"].includes(hash.status ?? "") ? hash : undefined;
-    },
-    20_000,
-    `job ${id} to finish`,
-  );
-}
+const settled = (id: string) => jobSettled(redis.client, id);
 
 beforeAll(async () => {
   redis = await startRedis();

@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import type { Redis } from "ioredis";
 import { resolveConfig, type ResolvedConfig } from "../../src/config/config.js";
 import { Worker } from "../../src/orchestrator/worker.js";
 import { EventBus, type EventName, type OrchestratorEvents } from "../../src/telemetry/events.js";
@@ -96,6 +97,18 @@ export class RunningWorker {
   finished(): Promise<void> {
     return this.done!;
   }
+}
+
+/** The job hash once the job is COMPLETED or FAILED (polls; throws after 20 s). */
+export function jobSettled(client: Redis, id: string): Promise<Record<string, string>> {
+  return waitFor(
+    async () => {
+      const hash = await client.hgetall(`rrq:job:${id}`);
+      return ["COMPLETED", "FAILED"].includes(hash.status ?? "") ? hash : undefined;
+    },
+    20_000,
+    `job ${id} to finish`,
+  );
 }
 
 /** Polls `check` until it returns truthy; throws after `timeoutMs`. */

@@ -39,6 +39,28 @@ export interface FrameChannel {
   close(): void;
 }
 
+/** The observer and close-state bookkeeping every {@link FrameChannel} shares. */
+export abstract class FrameChannelBase implements FrameChannel {
+  protected handlers: FrameConnectionHandlers = {};
+  protected closedWith: CloseReason | undefined;
+
+  on(handlers: FrameConnectionHandlers): this {
+    this.handlers = handlers;
+    return this;
+  }
+
+  get closed(): boolean {
+    return this.closedWith !== undefined;
+  }
+
+  get closeReason(): CloseReason | undefined {
+    return this.closedWith;
+  }
+
+  abstract send(frame: Frame): boolean;
+  abstract close(): void;
+}
+
 /**
  * One bidirectional stream of frames over any byte transport (socket, or a stdin/stdout pair).
  *
@@ -48,38 +70,21 @@ export interface FrameChannel {
  *   unencodable frame throws and writes nothing. Writes made in one tick are corked into one
  *   syscall; frames never interleave.
  */
-export class FrameConnection implements FrameChannel {
+export class FrameConnection extends FrameChannelBase {
   private readonly decoder = new FrameDecoder();
-  private handlers: FrameConnectionHandlers = {};
   private corked = false;
-  private closedWith: CloseReason | undefined;
 
   constructor(
     private readonly input: Readable,
     private readonly output: Writable,
     readonly codec: PayloadCodec,
   ) {
+    super();
     input.on("data", (chunk: Buffer) => this.receive(chunk));
     input.on("end", () => this.onEnd());
     input.on("error", (error: Error) => this.shutdown({ kind: "io", error }));
     input.on("close", () => this.onEnd());
     output.on("error", (error: Error) => this.shutdown({ kind: "io", error }));
-  }
-
-  /** Registers observers (replacing earlier ones). */
-  on(handlers: FrameConnectionHandlers): this {
-    this.handlers = handlers;
-    return this;
-  }
-
-  /** True once the connection is closed, for whatever reason. */
-  get closed(): boolean {
-    return this.closedWith !== undefined;
-  }
-
-  /** Why the connection closed, once it has. */
-  get closeReason(): CloseReason | undefined {
-    return this.closedWith;
   }
 
   /**

@@ -1,5 +1,5 @@
 import { checkEncodableDepth, frameJson } from "./encoding.js";
-import type { CloseReason, FrameChannel, FrameConnectionHandlers } from "./frame-connection.js";
+import { FrameChannelBase, type CloseReason, type FrameChannel } from "./frame-connection.js";
 import type { Frame } from "./generated/wire.js";
 
 /**
@@ -13,26 +13,11 @@ import type { Frame } from "./generated/wire.js";
  * by the orchestrator from JSON data and cross as they are, checked for nesting only: a request
  * beyond the frame size limit, which a socket would refuse, is handed over.
  */
-class MemoryChannel implements FrameChannel {
+class MemoryChannel extends FrameChannelBase {
   peer!: MemoryChannel;
-  private handlers: FrameConnectionHandlers = {};
-  private closedWith: CloseReason | undefined;
   private inbox: Frame[] = [];
   private peerEnded = false;
   private scheduled = false;
-
-  on(handlers: FrameConnectionHandlers): this {
-    this.handlers = handlers;
-    return this;
-  }
-
-  get closed(): boolean {
-    return this.closedWith !== undefined;
-  }
-
-  get closeReason(): CloseReason | undefined {
-    return this.closedWith;
-  }
 
   send(frame: Frame): boolean {
     if (this.closedWith) return false;
