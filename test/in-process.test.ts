@@ -3,6 +3,9 @@
  * orchestrator and served over an in-memory channel, with the outcomes a runner process would
  * give (JSON round trip of results, unencodable results, timeouts that abort the handler).
  */
+import { mkdtempSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resolveConfig, type ResolvedConfig } from "../src/config/config.js";
@@ -142,5 +145,31 @@ describe("in-process runner configuration", () => {
       await expect(attempt).rejects.toThrow(RunnerError);
       await expect(attempt).rejects.toThrow(message);
     }
+  });
+
+  it("a restarted worker loads an edited module again (rrq worker watch)", async () => {
+    // Duck-typed registry (get + names): the file lives outside the repository's node_modules.
+    const path = join(mkdtempSync(join(tmpdir(), "rrq-inproc-")), "handlers.mjs");
+    const write = (version: string, mtime: number) => {
+      writeFileSync(
+        path,
+        `export default { get: (name) => name === "version" ? () => "${version}" : undefined, names: () => ["version"] };\n`,
+      );
+      utimesSync(path, mtime, mtime);
+    };
+    const runOnce = async () => {
+      const worker = await new RunningWorker(
+        config({ transport: "inprocess", handlers: path }),
+      ).start();
+      try {
+        return (await jobSettled(redis.client, await producer.enqueue("version", {}))).result;
+      } finally {
+        await worker.stop();
+      }
+    };
+    write("one", 1_000_000);
+    expect(await runOnce()).toBe('"one"');
+    write("two", 2_000_000);
+    expect(await runOnce()).toBe('"two"');
   });
 });

@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { RunnerRuntime, telemetryFromEnv, type Registry } from "@rrqkit/runner";
@@ -32,7 +33,12 @@ async function loadRegistry(plan: InProcessPlan): Promise<Registry> {
   const path = resolve(plan.cwd ?? process.cwd(), plan.handlers);
   let module: Record<string, unknown>;
   try {
-    module = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    // The file's mtime in the URL: Node caches modules by URL for the life of the process, so
+    // a worker restarted by `rrq worker watch` loads an edited module again (the modules it
+    // imports stay cached), while respawned slots of an unchanged one share the first load.
+    const url = pathToFileURL(path);
+    url.searchParams.set("mtime", String(statSync(path).mtimeMs));
+    module = (await import(url.href)) as Record<string, unknown>;
   } catch (error) {
     throw new RunnerError(
       "runner_spawn_failed",
