@@ -30,8 +30,15 @@ export function backoffSeconds(currentRetries: number, policy: RetryPolicy): num
 /** RRQ's timeout message, e.g. "Job timed out after 1s." */
 export const timedOutMessage = (seconds: number) => `Job timed out after ${seconds}s.`;
 
-/** Messages a runner uses for its own deadline expiry (RUNNER_PROTOCOL.md §7). */
-const DEADLINE_MESSAGES = new Set(["Job execution timed out", "Job deadline exceeded"]);
+/**
+ * Messages a runner uses for its own deadline expiry (RUNNER_PROTOCOL.md §7), and the variant
+ * with a trailing period that RRQ 0.11's Python runtime sends (a known difference of it).
+ */
+const DEADLINE_MESSAGES = new Set([
+  "Job execution timed out",
+  "Job execution timed out.",
+  "Job deadline exceeded",
+]);
 
 function retryOrDlq(
   job: JobRecord,
