@@ -98,5 +98,7 @@ describe("Redis faults", () => {
     expect(worker.worker.status).not.toBe("stopped");
     const later = await producer.enqueue("echo", { after: "failover" });
     await allCompleted([later]);
-  });
+    // Three replication waits of up to 15 s each plus the jobs: more than vitest's default 30 s
+    // when the machine is loaded (a CI run timed out here with every step still in bounds).
+  }, 90_000);
 });
