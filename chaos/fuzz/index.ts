@@ -3,7 +3,11 @@ import { conformanceRunners } from "../lib/paths.js";
 import { Rng } from "../lib/rng.js";
 import type { RunMode } from "../lib/scenario.js";
 import { fuzzConfig, type ConfigFuzzReport } from "./config.js";
-import { fuzzOrchestratorDecoder, type DecoderFuzzReport } from "./orchestrator-decoder.js";
+import {
+  emptyDecoderReport,
+  fuzzOrchestratorDecoder,
+  type DecoderFuzzReport,
+} from "./orchestrator-decoder.js";
 import { fuzzRunnerDecoder, type RunnerFuzzReport } from "./runner-decoder.js";
 
 /** Everything the bad-input part of the suite measured (malformed job hashes are a scenario). */
@@ -93,18 +97,8 @@ export async function runBadInput(
           );
         } catch (error) {
           const r: RunnerFuzzReport = {
-            decoder: `${runner.name}/${encoding}`,
-            inputs: 0,
-            rejected: 0,
-            accepted: 0,
-            incomplete: 0,
+            ...emptyDecoderReport(`${runner.name}/${encoding}`),
             crashes: 1,
-            hangs: 0,
-            violations: 0,
-            schema_divergences: 0,
-            slowest_ms: 0,
-            seconds: 0,
-            rate_per_s: 0,
             problems: { "crashes: could not run": { count: 1, example: String(error) } },
             connections: 0,
             corrupt_inputs: 0,

@@ -28,9 +28,8 @@ function isRegistry(value: unknown): value is Registry {
   );
 }
 
-/** Imports the handler module and returns its Registry (default export, else `registry`). */
-async function loadRegistry(plan: InProcessPlan): Promise<Registry> {
-  const path = resolve(plan.cwd ?? process.cwd(), plan.handlers);
+/** Imports the handler module at `path` and returns its Registry (default, else `registry`). */
+async function loadRegistry(plan: InProcessPlan, path: string): Promise<Registry> {
   let module: Record<string, unknown>;
   try {
     // The file's mtime in the URL: Node caches modules by URL for the life of the process, so
@@ -59,8 +58,9 @@ async function loadRegistry(plan: InProcessPlan): Promise<Registry> {
 /**
  * An in-process runner: the `@rrqkit/runner` runtime serving the configured handler module
  * inside the orchestrator, over an in-memory channel pair that carries the same frames a socket
- * would (so matching, deadlines, cancels and size limits behave as with a runner process). What it saves is the process and the socket hops, which is most of the cost of a
- * no-op job. What it gives up: a handler that blocks the event loop blocks the orchestrator
+ * would (so matching, deadlines, cancels and outcome checks behave as with a runner process).
+ * What it saves is the process and the socket hops, about a fifth of the CPU of a no-op job
+ * (bench/RESULTS.md). What it gives up: a handler that blocks the event loop blocks the orchestrator
  * (claims, lease renewals), and one that crashes the process takes the orchestrator with it.
  * "Stopping" it closes the connection, which aborts its requests; a replacement gets a fresh
  * runtime over the same (cached) module.
@@ -69,7 +69,8 @@ export async function startInProcessRunner(
   plan: InProcessPlan,
   events: EventBus,
 ): Promise<RunnerEndpoint> {
-  const registry = await loadRegistry(plan);
+  const path = resolve(plan.cwd ?? process.cwd(), plan.handlers);
+  const registry = await loadRegistry(plan, path);
   const telemetry = await telemetryFromEnv();
   const runtime = new RunnerRuntime(registry, {
     telemetry,
@@ -88,7 +89,7 @@ export async function startInProcessRunner(
     index: plan.index,
     pid: process.pid,
     transport: "inprocess",
-    command: [resolve(plan.cwd ?? process.cwd(), plan.handlers)],
+    command: [path],
   });
   const stop = async () => {
     runtime.closeAll();

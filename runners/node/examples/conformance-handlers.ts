@@ -91,18 +91,23 @@ const handlers: Record<string, Handler> = {
   },
 };
 
+/** Appends one handler start to the exec log at `path` (conformance/handlers.md). */
+export function logExecution(path: string, request: ExecutionRequest, name: string): void {
+  const line = {
+    job_id: request.job_id,
+    request_id: request.request_id,
+    attempt: request.context.attempt,
+    function_name: name,
+    pid: process.pid,
+    ts_ms: performance.timeOrigin + performance.now(),
+  };
+  appendFileSync(path, `${JSON.stringify(line)}\n`);
+}
+
 /** Wraps a handler so each invocation is appended to RRQ_TEST_EXEC_LOG (handlers.md). */
 function logged(name: string, handler: Handler, path: string): Handler {
   return (request, signal) => {
-    const line = {
-      job_id: request.job_id,
-      request_id: request.request_id,
-      attempt: request.context.attempt,
-      function_name: name,
-      pid: process.pid,
-      ts_ms: performance.timeOrigin + performance.now(),
-    };
-    appendFileSync(path, `${JSON.stringify(line)}\n`);
+    logExecution(path, request, name);
     return handler(request, signal);
   };
 }
