@@ -1,11 +1,17 @@
 /**
  * Scenario 5, scaling:
- * - queue depth: throughput while the queue holds D pending jobs (D = 1k, 100k, 1M): the queue
- *   is topped up to D + W, a consumer starts, and the time for the depth to fall from D + W to
- *   D is measured (W = 20,000 jobs). rrqkit and RRQ share the job format and the queue.
+ * - queue depth: throughput while the queue holds D pending jobs (D = 1k, 100k, 1M). Each depth
+ *   has its own fresh redis-server (same arguments as the scenario's), so that every repetition
+ *   measures all depths back to back, seconds apart: on a shared machine whose speed drifts by
+ *   tens of percent over minutes, depths measured minutes apart (one after the other on one
+ *   server, refilled in between) gave a ratio that swung from 0.67 to 1.16 between runs. In
+ *   each measurement the queue is topped up to D + W, a consumer starts, and the time for the
+ *   depth to fall from D + W to D is measured (W = 20,000 jobs). rrqkit and RRQ share the job
+ *   format and the queue; BullMQ's jobs sit in the same server under its own keys.
  * - orchestrator processes: burn-down of N jobs by 1 and by 2 orchestrator (or BullMQ worker)
  *   processes on the same Redis.
  */
+import type { Redis } from "ioredis";
 import { burnDown } from "../lib/burn.js";
 import { rounds, type BenchContext } from "../lib/context.js";
 import {
@@ -16,73 +22,106 @@ import {
   type RunningConsumer,
 } from "../lib/consumers.js";
 import { fill, watchDrain } from "../lib/jobs.js";
+import { freshRedis } from "../lib/redis.js";
 import { Case } from "../lib/report.js";
 import { BASELINES, BULLMQ_INPROCESS, OURS_BEST, RRQ_NODE } from "../lib/specs.js";
 import { pairedRatios } from "../lib/stats.js";
 
-const depthOf = (ctx: BenchContext, spec: ConsumerSpec) =>
-  spec.system === "bullmq" ? ctx.redis.llen(`bull:${BULL_QUEUE}:wait`) : ctx.redis.zcard(RRQ_QUEUE);
+const depthOf = (redis: Redis, spec: ConsumerSpec) =>
+  spec.system === "bullmq" ? redis.llen(`bull:${BULL_QUEUE}:wait`) : redis.zcard(RRQ_QUEUE);
+
+/** One depth's server and result case. */
+interface DepthServer {
+  depth: number;
+  url: string;
+  redis: Redis;
+  stop(): Promise<void>;
+  result: Case;
+}
+
+/** Tops `server`'s queue up to depth + window, then measures the drain of `window` jobs. */
+async function measureAtDepth(
+  ctx: BenchContext,
+  spec: ConsumerSpec,
+  server: DepthServer,
+  window: number,
+): Promise<number> {
+  const current = await depthOf(server.redis, spec);
+  const target = server.depth + window;
+  if (current < target) await fill(server.url, spec.system, target - current, { keepIds: false });
+  const start = await depthOf(server.redis, spec);
+  let consumer: RunningConsumer | undefined;
+  try {
+    consumer = await startConsumer(
+      spec,
+      {
+        redisUrl: server.url,
+        workDir: ctx.workDir,
+        portBase: ctx.nextPortBase(),
+        rustProfile: ctx.rustProfile,
+        waitReady: false,
+      },
+      server.redis,
+    );
+    const w = await watchDrain(server.redis, spec.system, {
+      from: start,
+      to: start - window,
+      timeoutMs: 120_000,
+      workerIds: () => [],
+    });
+    return window / ((w.endMs - w.startMs) / 1000);
+  } finally {
+    await consumer?.stop();
+  }
+}
 
 async function depthScaling(ctx: BenchContext): Promise<void> {
   const depths = ctx.quick ? [100, 1000, 5000] : [1000, 100_000, 1_000_000];
   const window = ctx.quick ? 500 : 20_000;
   const contenders = [OURS_BEST, BULLMQ_INPROCESS, RRQ_NODE];
-  const byDepth = new Map<number, Case>();
-  for (const depth of depths) {
-    await ctx.redis.flushall();
-    const c = ctx.addCase(
-      new Case(
-        `scaling/depth-${depth}`,
-        `throughput with ${depth} jobs pending (drain ${window} jobs from ${depth + window} to ${depth})`,
-        "jobs/s",
-        true,
-        BASELINES,
-        { depth, window },
-      ),
-    );
-    byDepth.set(depth, c);
-    ctx.log(`scaling: depth ${depth}`);
+  const servers: DepthServer[] = [];
+  try {
+    for (const depth of depths) {
+      const server = await freshRedis();
+      servers.push({
+        depth,
+        url: server.url,
+        redis: server.client,
+        stop: () => server.stop(),
+        result: ctx.addCase(
+          new Case(
+            `scaling/depth-${depth}`,
+            `throughput with ${depth} jobs pending (drain ${window} jobs from ${depth + window} to ${depth})`,
+            "jobs/s",
+            true,
+            BASELINES,
+            { depth, window },
+          ),
+        ),
+      });
+    }
     await rounds(ctx, contenders, async (spec, rep) => {
-      const current = await depthOf(ctx, spec);
-      if (current < depth + window) {
-        await fill(ctx.redisUrl, spec.system, depth + window - current, { keepIds: false });
-      }
-      const start = await depthOf(ctx, spec);
-      let consumer: RunningConsumer | undefined;
-      try {
-        const starting = startConsumer(
-          spec,
-          {
-            redisUrl: ctx.redisUrl,
-            workDir: ctx.workDir,
-            portBase: ctx.nextPortBase(),
-            rustProfile: ctx.rustProfile,
-            waitReady: false,
-          },
-          ctx.redis,
-        );
-        consumer = await starting;
-        const w = await watchDrain(ctx.redis, spec.system, {
-          from: start,
-          to: start - window,
-          timeoutMs: 120_000,
-          workerIds: () => [],
-        });
-        const rate = window / ((w.endMs - w.startMs) / 1000);
-        ctx.log(`    ${Math.round(rate)} jobs/s`);
-        if (rep >= 0) c.record(spec, rep, rate);
-      } catch (error) {
-        const message = (error as Error).message;
-        ctx.log(`    FAILED: ${message}`);
-        if (rep >= 0) c.fail(spec, rep, message.split("\n")[0]!);
-      } finally {
-        await consumer?.stop();
+      // Alternate the order of the depths between repetitions, so neither end of the ratio is
+      // always measured first.
+      const order = rep % 2 === 0 ? servers : [...servers].reverse();
+      for (const server of order) {
+        try {
+          const rate = await measureAtDepth(ctx, spec, server, window);
+          ctx.log(`    depth ${server.depth}: ${Math.round(rate)} jobs/s`);
+          if (rep >= 0) server.result.record(spec, rep, rate);
+        } catch (error) {
+          const message = (error as Error).message;
+          ctx.log(`    depth ${server.depth} FAILED: ${message}`);
+          if (rep >= 0) server.result.fail(spec, rep, message.split("\n")[0]!);
+        }
       }
     });
+  } finally {
+    for (const server of servers) await server.stop();
   }
   // Throughput at the deepest queue over throughput at the shallowest, per repetition.
-  const deep = byDepth.get(depths[depths.length - 1]!)!;
-  const shallow = byDepth.get(depths[0]!)!;
+  const deep = servers[servers.length - 1]!.result;
+  const shallow = servers[0]!.result;
   const ratio = ctx.addCase(
     new Case(
       "scaling/depth-ratio",
