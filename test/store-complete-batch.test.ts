@@ -4,6 +4,7 @@
  * two leave Redis in the same state, bookkeeping included, and each entry gets its own code.
  */
 import { describe, expect, it } from "vitest";
+import { recentIds } from "../src/api/jobs.js";
 import type { AttemptRef } from "../src/store/job-store.js";
 import { activeKey, LEASES_KEY } from "../src/store/keys.js";
 import { useStoreFixture } from "./support/store-fixture.js";
@@ -41,9 +42,10 @@ async function snapshot(jobId: string) {
   };
 }
 
+/** The rrq:recent entries' fields, oldest first. */
 async function recent(): Promise<string[][]> {
   const entries = await fx.redis.client.xrange("rrq:recent", "-", "+");
-  return entries.map(([, fields]) => fields.map((v) => (v.length === 32 ? "<id>" : v)));
+  return entries.map(([, fields]) => fields);
 }
 
 describe("complete-success-batch-2.lua", () => {
@@ -61,9 +63,14 @@ describe("complete-success-batch-2.lua", () => {
     const [day] = await fx.redis.client.keys("rrq:stats:day:*");
     expect(await fx.redis.client.hget(day!, "completed")).toBe("4");
     expect(await fx.redis.client.ttl(day!)).toBeGreaterThan(34_000_000);
+    // rrq:recent: the one-job script writes one entry per job; the batch one entry for all
+    // its successes. `rrq job list` reads both.
     const feed = await recent();
-    expect(feed).toHaveLength(4);
-    expect(new Set(feed.map((f) => f.slice(2).join(" "))).size).toBe(1);
+    expect(feed).toEqual([
+      ["j", single!.jobId, "q", QUEUE, "f", "echo", "s", "COMPLETED"],
+      ["js", JSON.stringify(batch.map((a) => a.jobId)), "s", "COMPLETED"],
+    ]);
+    expect(feed.map(recentIds)).toEqual([[single!.jobId], batch.map((a) => a.jobId)]);
   });
 
   it("keeps fencing per entry: a stale fence or a gone hash does not stop the others", async () => {
@@ -113,5 +120,16 @@ describe("complete-success-batch-2.lua", () => {
     expect(ok).toEqual({ status: "fulfilled", value: "written" });
     expect(failed.status).toBe("rejected"); // as complete-success-5.lua does (WRONGTYPE)
     expect(await fx.redis.client.get(`rrq:job:${broken!.jobId}`)).toBe("not a hash");
+  });
+});
+
+describe("rrq:recent entries", () => {
+  it("recentIds reads one-job and batch entries and skips malformed ones", () => {
+    expect(recentIds(["j", "a", "q", "rrq:queue:x", "f", "echo", "s", "COMPLETED"])).toEqual(["a"]);
+    expect(recentIds(["js", '["a","b"]', "s", "COMPLETED"])).toEqual(["a", "b"]);
+    expect(recentIds(["q", "j", "s", "COMPLETED"])).toEqual([]); // "j" as a value is no field
+    expect(recentIds(["js", "not json"])).toEqual([]);
+    expect(recentIds(["js", '{"a":1}'])).toEqual([]);
+    expect(recentIds(["js", '["a",1,""]'])).toEqual(["a"]);
   });
 });

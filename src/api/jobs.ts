@@ -148,9 +148,13 @@ export class JobsApi {
         ids.add(id);
     if (wants("COMPLETED", "FAILED", "CANCELLED")) {
       const entries = await this.redis.xrevrange(RECENT_KEY, "+", "-", "COUNT", depth * 4);
+      let fromRecent = 0;
       for (const [, fields] of entries) {
-        const id = fields[fields.indexOf("j") + 1];
-        if (id) ids.add(id);
+        for (const id of recentIds(fields)) {
+          ids.add(id);
+          fromRecent += 1;
+        }
+        if (fromRecent >= depth * 4) break;
       }
     }
     const views = (await jobViews(this.redis, [...ids])).filter((v) =>
@@ -253,6 +257,29 @@ const filterOf = (o: JobListOptions) => ({
   queue: o.queue,
   functionName: o.functionName,
 });
+
+/**
+ * The job ids of one `rrq:recent` entry: `j` (one finished job) or `js` (a JSON array: the
+ * successes one batched completion wrote). A malformed entry yields none.
+ */
+export function recentIds(fields: readonly string[]): string[] {
+  const value = (name: string) => {
+    for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+    return undefined;
+  };
+  const one = value("j");
+  if (one) return [one];
+  const many = value("js");
+  if (!many) return [];
+  try {
+    const parsed: unknown = JSON.parse(many);
+    return Array.isArray(parsed)
+      ? parsed.filter((id): id is string => typeof id === "string" && id !== "")
+      : [];
+  } catch {
+    return [];
+  }
+}
 
 /** RRQ's order: enqueue_time descending, jobs without one last. */
 export function newestFirst(a: JobView, b: JobView): number {
