@@ -2,7 +2,7 @@
  * One burn-down: fill N jobs, start a consumer, time the drain from its first claim to its last
  * completion, with the consumer's CPU, memory and Redis cost over the same window.
  */
-import type { BenchContext } from "./context.js";
+import { startOptions, type BenchContext } from "./context.js";
 import { Queue } from "bullmq";
 import {
   BULL_QUEUE,
@@ -59,12 +59,9 @@ export async function burnDown(
     consumer = await startConsumer(
       spec,
       {
-        redisUrl: ctx.redisUrl,
-        workDir: ctx.workDir,
+        ...startOptions(ctx),
         processes: options.processes,
         execLog: options.execLog,
-        portBase: ctx.nextPortBase(),
-        rustProfile: ctx.rustProfile,
         onSpawn: (pid) => roots.push(pid),
       },
       ctx.redis,

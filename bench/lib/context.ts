@@ -1,5 +1,6 @@
 /** What every scenario gets from the runner (bench/run.ts). */
 import type { Redis } from "ioredis";
+import type { StartOptions } from "./consumers.js";
 import { Case, type ContenderInfo } from "./report.js";
 
 export interface BenchContext {
@@ -20,6 +21,22 @@ export interface BenchContext {
   includes(contenderId: string): boolean;
   /** A fresh TCP port range for one consumer start. */
   nextPortBase(): number;
+}
+
+/**
+ * The consumer start options every scenario shares: the scenario's Redis (or `redisUrl`), the
+ * scratch directory, a fresh TCP port range and the Rust build profile.
+ */
+export function startOptions(
+  ctx: BenchContext,
+  redisUrl: string = ctx.redisUrl,
+): Pick<StartOptions, "redisUrl" | "workDir" | "portBase" | "rustProfile"> {
+  return {
+    redisUrl,
+    workDir: ctx.workDir,
+    portBase: ctx.nextPortBase(),
+    rustProfile: ctx.rustProfile,
+  };
 }
 
 /**

@@ -7,7 +7,7 @@
  *   flight for rrqkit and RRQ; BullMQ concurrency 1,000);
  * - Redis memory per pending job (1M no-op jobs pending; used_memory delta / jobs).
  */
-import { rounds, type BenchContext } from "../lib/context.js";
+import { rounds, startOptions, type BenchContext } from "../lib/context.js";
 import { startConsumer, type ConsumerSpec, type RunningConsumer } from "../lib/consumers.js";
 import { accountFor, fill, watchDrain } from "../lib/jobs.js";
 import { CostMeter } from "../lib/procs.js";
@@ -72,13 +72,7 @@ async function inFlightRss(ctx: BenchContext): Promise<void> {
     try {
       consumer = await startConsumer(
         spec,
-        {
-          redisUrl: ctx.redisUrl,
-          workDir: ctx.workDir,
-          portBase: ctx.nextPortBase(),
-          rustProfile: ctx.rustProfile,
-          onSpawn: (pid) => roots.push(pid),
-        },
+        { ...startOptions(ctx), onSpawn: (pid) => roots.push(pid) },
         ctx.redis,
       );
       const ids = consumer.workerIds;

@@ -16,7 +16,7 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Queue } from "bullmq";
 import { Producer } from "../../src/producer/producer.js";
-import { rounds, type BenchContext } from "../lib/context.js";
+import { rounds, startOptions, type BenchContext } from "../lib/context.js";
 import { BULL_QUEUE, startConsumer, type ConsumerSpec } from "../lib/consumers.js";
 import { resetServer } from "../lib/redis.js";
 import { Case } from "../lib/report.js";
@@ -183,17 +183,7 @@ export async function runLatency(ctx: BenchContext): Promise<void> {
       rmSync(execLog, { force: true });
       let consumer;
       try {
-        consumer = await startConsumer(
-          spec,
-          {
-            redisUrl: ctx.redisUrl,
-            workDir: ctx.workDir,
-            execLog,
-            portBase: ctx.nextPortBase(),
-            rustProfile: ctx.rustProfile,
-          },
-          ctx.redis,
-        );
+        consumer = await startConsumer(spec, { ...startOptions(ctx), execLog }, ctx.redis);
         await sleep(300); // let it settle into its idle loop
         const sent = await offer(ctx, spec, load);
         const ids = [...sent.keys()];

@@ -13,7 +13,7 @@
  */
 import type { Redis } from "ioredis";
 import { burnDown } from "../lib/burn.js";
-import { rounds, type BenchContext } from "../lib/context.js";
+import { rounds, startOptions, type BenchContext } from "../lib/context.js";
 import {
   BULL_QUEUE,
   RRQ_QUEUE,
@@ -54,13 +54,7 @@ async function measureAtDepth(
   try {
     consumer = await startConsumer(
       spec,
-      {
-        redisUrl: server.url,
-        workDir: ctx.workDir,
-        portBase: ctx.nextPortBase(),
-        rustProfile: ctx.rustProfile,
-        waitReady: false,
-      },
+      { ...startOptions(ctx, server.url), waitReady: false },
       server.redis,
     );
     const w = await watchDrain(server.redis, spec.system, {

@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import { Producer } from "../producer/producer.js";
 import { RrqError } from "../errors.js";
 import { formatTimestamp } from "../store/encoding.js";
+import { hashFromPairs } from "../store/job.js";
 import {
   dlqKey,
   dlqStatsKey,
@@ -263,13 +264,8 @@ const filterOf = (o: JobListOptions) => ({
  * successes one batched completion wrote). A malformed entry yields none.
  */
 export function recentIds(fields: readonly string[]): string[] {
-  const value = (name: string) => {
-    for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-    return undefined;
-  };
-  const one = value("j");
+  const { j: one, js: many } = hashFromPairs(fields);
   if (one) return [one];
-  const many = value("js");
   if (!many) return [];
   try {
     const parsed: unknown = JSON.parse(many);
