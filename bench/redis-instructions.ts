@@ -5,13 +5,15 @@
  * next; an instruction count repeats to within 0.2 %, so a Lua change of a few percent can be
  * measured before and after.
  *
- *   npx tsx bench/redis-instructions.ts [--jobs 2000] [--batch 64]
+ *   npx tsx bench/redis-instructions.ts [--jobs 2000] [--batch 64] [--redis-config "name value"]...
  *
  * Starts redis-server under callgrind on a free port, enqueues `--jobs` no-op jobs with the
  * producer, then (counting only from here) drains them as the orchestrator does: claim up to
  * `--batch` jobs, then complete the previous claim's jobs with one batched success write, so
  * the worker's active set and the lease index hold one or two batches, as in a burn-down with
- * that many jobs in flight. Needs `valgrind` (apt-get install valgrind).
+ * that many jobs in flight. `--redis-config` (repeatable) sets a redis-server config directive, for
+ * an A/B of a server setting (e.g. `--redis-config "zset-max-listpack-entries 0"`). Needs `valgrind`
+ * (apt-get install valgrind).
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
@@ -23,7 +25,11 @@ import { Producer } from "../src/producer/producer.js";
 import { JobStore, type ClaimedJob } from "../src/store/job-store.js";
 
 const { values } = parseArgs({
-  options: { jobs: { type: "string", default: "2000" }, batch: { type: "string", default: "64" } },
+  options: {
+    jobs: { type: "string", default: "2000" },
+    batch: { type: "string", default: "64" },
+    "redis-config": { type: "string", multiple: true, default: [] },
+  },
 });
 const jobs = Number(values.jobs);
 const batch = Number(values.batch);
@@ -36,11 +42,16 @@ for (const tool of ["valgrind", "callgrind_control"]) {
   }
 }
 
+// "name value" becomes `--name value`, each word single-quoted for the wrapper's shell.
+const extraArgs = values["redis-config"]
+  .flatMap((directive) => `--${directive.trim()}`.split(/\s+/))
+  .map((word) => `'${word.replaceAll("'", "'\\''")}'`)
+  .join(" ");
 const dir = mkdtempSync(join(tmpdir(), "rrq-callgrind-"));
 const wrapper = join(dir, "redis-under-callgrind.sh");
 writeFileSync(
   wrapper,
-  `#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=${dir}/out.%p redis-server "$@"\n`,
+  `#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=${dir}/out.%p redis-server "$@" ${extraArgs}\n`,
 );
 chmodSync(wrapper, 0o755);
 process.env.REDIS_SERVER = wrapper;

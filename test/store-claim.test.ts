@@ -86,4 +86,31 @@ describe("claim-ready-3.lua", () => {
     expect(await fx.redis.client.zcard(LEASES_KEY)).toBe(many);
     expect(await fx.redis.client.zcard(QUEUE)).toBe(0);
   });
+
+  it("keeps a growing active set and lease index in skiplist encoding, with no placeholder left", async () => {
+    const client = fx.redis.client;
+    const encodings = async () => [
+      await client.object("ENCODING", activeKey(WORKER)),
+      await client.object("ENCODING", LEASES_KEY),
+    ];
+    const ids = await fx.producer.enqueueMany(
+      Array.from({ length: 40 }, (_, i) => ({
+        functionName: "echo",
+        params: { i },
+        options: { queueName: QUEUE },
+      })),
+    );
+    // Small sets stay listpacks (cheaper at that size).
+    await fx.store.claim(QUEUE, WORKER, 8, 30_000);
+    expect(await encodings()).toEqual(["listpack", "listpack"]);
+    // Past 32 members both are converted, in place, keeping their members.
+    await fx.store.claim(QUEUE, WORKER, 32, 30_000);
+    expect(await encodings()).toEqual(["skiplist", "skiplist"]);
+    const members = await client.zrange(activeKey(WORKER), 0, -1);
+    expect(members.sort()).toEqual([...ids].sort());
+    expect((await client.zrange(LEASES_KEY, 0, -1)).sort()).toEqual([...ids].sort());
+    // Keyspace readers never see the placeholder: both sets hold job ids only.
+    expect(await client.zcard(activeKey(WORKER))).toBe(40);
+    expect(await client.zcard(LEASES_KEY)).toBe(40);
+  });
 });
