@@ -113,4 +113,20 @@ describe("claim-ready-3.lua", () => {
     expect(await client.zcard(activeKey(WORKER))).toBe(40);
     expect(await client.zcard(LEASES_KEY)).toBe(40);
   });
+
+  it("returns every field byte for byte through the JSON reply (quotes, escapes, non-ASCII)", async () => {
+    const [id] = await enqueue(1);
+    const awkward = {
+      quotes: 'say "hi" \\ back/slash',
+      control: "tab\tnew\nline\u0000nul\u001fend",
+      unicode: "żółć 日本 🚀",
+      empty: "",
+      numberish: "1e400",
+    };
+    await fx.redis.client.hset(`rrq:job:${id}`, awkward);
+    const { claimed } = await fx.store.claim(QUEUE, WORKER, 1, 30_000);
+    expect(claimed).toHaveLength(1);
+    expect(claimed[0]!.hash).toEqual(await fx.redis.client.hgetall(`rrq:job:${id}`));
+    expect(claimed[0]!.hash).toMatchObject(awkward);
+  });
 });

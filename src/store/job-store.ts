@@ -54,12 +54,13 @@ export class JobStore {
     leaseMs: number,
   ): Promise<{ claimed: ClaimedJob[]; nextScore: number | undefined }> {
     const now = Date.now();
-    const [flat, next] = await this.scripts.run<[Array<string | string[]>, string | null]>(
+    const [json, next] = await this.scripts.run<[string, string | null]>(
       this.redis,
       "claim-ready",
       [queue, activeKey(workerId), LEASES_KEY],
       [workerId, now, max, Math.round(leaseMs), formatTimestamp(now), Math.floor(now / 1000)],
     );
+    const flat = JSON.parse(json) as Array<string | string[]>;
     const claimed: ClaimedJob[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) {
       claimed.push({ id: flat[i] as string, hash: hashFromPairs(flat[i + 1] as string[]) });

@@ -39,9 +39,10 @@
 -- Redis instructions per job (bench/redis-instructions.ts). Redis never converts a skiplist
 -- back while the key exists; a key that empties is deleted and converted again when it regrows.
 --
--- Returns {claimed, next_score}: claimed is a flat list {id1, hash1, id2, hash2, ...} where
--- each hash is the HGETALL field/value list after the claim; next_score is the score of the
--- queue's first remaining entry (or false when the queue is empty), for the wake-up timer.
+-- Returns {claimed, next_score}: claimed is a JSON array (cjson) [id1, hash1, id2, hash2, ...]
+-- where each hash is the HGETALL field/value list after the claim ("[]" when nothing was
+-- claimed); next_score is the score of the queue's first remaining entry (or false when the
+-- queue is empty), for the wake-up timer.
 local queue, active, leases = KEYS[1], KEYS[2], KEYS[3]
 local worker, now, max_claims = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease_ms = tonumber(ARGV[4])
@@ -116,4 +117,8 @@ if count > 0 then
   redis.call("SADD", "rrq:queues", queue)
 end
 local head = redis.call("ZRANGE", queue, 0, 0, "WITHSCORES")
-return {claimed, head[2] or false}
+-- One JSON string instead of a nested reply: the client parses it with one JSON.parse where
+-- ioredis built a Buffer and then a string for each of the 40-odd elements per job (about a
+-- tenth less orchestrator CPU per job), and cjson's encoding costs Redis slightly less than
+-- converting the nested table to reply elements.
+return {count > 0 and cjson.encode(claimed) or "[]", head[2] or false}
