@@ -5,13 +5,16 @@
  * next; an instruction count repeats to within 0.2 %, so a Lua change of a few percent can be
  * measured before and after.
  *
- *   npx tsx bench/redis-instructions.ts [--jobs 2000] [--batch 64] [--redis-config "name value"]...
+ *   npx tsx bench/redis-instructions.ts [--system rrqkit|bullmq] [--jobs 2000] [--batch 64]
+ *     [--redis-config "name value"]...
  *
  * Starts redis-server under callgrind on a free port, enqueues `--jobs` no-op jobs with the
  * producer, then (counting only from here) drains them as the orchestrator does: claim up to
  * `--batch` jobs, then complete the previous claim's jobs with one batched success write, so
  * the worker's active set and the lease index hold one or two batches, as in a burn-down with
- * that many jobs in flight. `--redis-config` (repeatable) sets a redis-server config directive, for
+ * that many jobs in flight. `--system bullmq` counts BullMQ's Worker instead (in this process,
+ * concurrency `--batch`, default retention, jobs added with addBulk): the same count for the
+ * peer. `--redis-config` (repeatable) sets a redis-server config directive, for
  * an A/B of a server setting (e.g. `--redis-config "zset-max-listpack-entries 0"`). Needs `valgrind`
  * (apt-get install valgrind).
  */
@@ -23,18 +26,24 @@ import { parseArgs } from "node:util";
 import { startRedis } from "../src/conformance/redis-server.js";
 import { Producer } from "../src/producer/producer.js";
 import { JobStore, type ClaimedJob } from "../src/store/job-store.js";
+import { Queue, Worker } from "bullmq";
+import type { Redis } from "ioredis";
 
 const { values } = parseArgs({
   options: {
     jobs: { type: "string", default: "2000" },
     batch: { type: "string", default: "64" },
     "redis-config": { type: "string", multiple: true, default: [] },
+    system: { type: "string", default: "rrqkit" },
   },
 });
 const jobs = Number(values.jobs);
 const batch = Number(values.batch);
 if (!Number.isInteger(jobs) || jobs < 1 || !Number.isInteger(batch) || batch < 1) {
   throw new Error("--jobs and --batch must be positive integers");
+}
+if (values.system !== "rrqkit" && values.system !== "bullmq") {
+  throw new Error(`--system must be rrqkit or bullmq, not '${values.system}'`);
 }
 for (const tool of ["valgrind", "callgrind_control"]) {
   if (spawnSync(tool, ["--version"]).error) {
@@ -62,8 +71,9 @@ const control = (flag: string) => {
   if (r.status !== 0) throw new Error(`callgrind_control ${flag} failed: ${r.stderr}`);
 };
 
-try {
-  const producer = new Producer({ redisDsn: server.url(0) });
+/** rrqkit's drain: claim a batch, then complete the previous batch in one batched write. */
+async function drainRrqkit(url: string, client: Redis): Promise<number> {
+  const producer = new Producer({ redisDsn: url });
   for (let i = 0; i < jobs; i += 1000) {
     const n = Math.min(1000, jobs - i);
     await producer.enqueueMany(
@@ -72,7 +82,7 @@ try {
   }
   await producer.close();
 
-  const store = new JobStore(server.client(0));
+  const store = new JobStore(client);
   const worker = "rrq_worker_bench_callgrind";
   const complete = (claimed: ClaimedJob[]) =>
     Promise.all(
@@ -95,12 +105,53 @@ try {
     if (claimed.length === 0) break;
   }
   control("-d");
+  return done;
+}
+
+/** BullMQ's drain: its Worker in this process, concurrency `--batch`, default retention. */
+async function drainBullmq(url: string): Promise<number> {
+  const { hostname, port } = new URL(url);
+  const connection = { host: hostname, port: Number(port), maxRetriesPerRequest: null };
+  const queue = new Queue("bench", { connection });
+  for (let i = 0; i < jobs; i += 1000) {
+    const n = Math.min(1000, jobs - i);
+    await queue.addBulk(
+      Array.from({ length: n }, (_, k) => ({ name: "echo", data: { i: i + k } })),
+    );
+  }
+  let done = 0;
+  let drained!: () => void;
+  const finished = new Promise<void>((resolve) => (drained = resolve));
+  const worker = new Worker("bench", (job) => Promise.resolve(job.data as unknown), {
+    connection,
+    concurrency: batch,
+    autorun: false,
+  });
+  worker.on("completed", () => {
+    if (++done === jobs) drained();
+  });
+  await worker.waitUntilReady();
+  control("-z"); // count from here: the drain only
+  void worker.run();
+  await finished;
+  control("-d");
+  await worker.close();
+  await queue.close();
+  return done;
+}
+
+try {
+  const done =
+    values.system === "bullmq"
+      ? await drainBullmq(server.url(0))
+      : await drainRrqkit(server.url(0), server.client(0));
   const dump = readdirSync(dir).find((f) => /^out\.\d+\.\d+$/.test(f));
   const totals = dump && /^(?:summary|totals): (\d+)/m.exec(readFileSync(join(dir, dump), "utf8"));
   if (!totals) throw new Error(`no callgrind dump in ${dir}`);
   const perJob = Math.round(Number(totals[1]) / done);
+  const what = values.system === "bullmq" ? `concurrency ${batch}` : `batches of ${batch}`;
   process.stdout.write(
-    `${done} jobs, batches of ${batch}: ${perJob.toLocaleString("en")} redis-server instructions per job (claim + success)\n`,
+    `${values.system}: ${done} jobs, ${what}: ${perJob.toLocaleString("en")} redis-server instructions per job (claim + success)\n`,
   );
 } finally {
   await server.stop();
