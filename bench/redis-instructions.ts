@@ -14,8 +14,8 @@
  * the worker's active set and the lease index hold one or two batches, as in a burn-down with
  * that many jobs in flight. `--system bullmq` counts BullMQ's Worker instead (in this process,
  * concurrency `--batch`, default retention, jobs added with addBulk): the same count for the
- * peer. `--redis-config` (repeatable) sets a redis-server config directive, for
- * an A/B of a server setting (e.g. `--redis-config "zset-max-listpack-entries 0"`). Needs `valgrind`
+ * peer. `--redis-config` (repeatable) sets a redis-server config directive, for an A/B of a
+ * server setting (e.g. `--redis-config "zset-max-listpack-entries 0"`). Needs `valgrind`
  * (apt-get install valgrind).
  */
 import { spawnSync } from "node:child_process";

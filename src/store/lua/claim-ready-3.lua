@@ -31,10 +31,11 @@
 --     for k <= 100, HSET run_<k>_started_at = start_time and run_<k>_worker = worker_id;
 --   - SADD rrq:queues <queue> once per call that claimed something (the queue registry).
 --
--- Encoding (rrqkit, invisible to clients): before the ZADDs, an active set or lease index that
--- will hold more than 32 members and is not yet a skiplist gets a placeholder member longer than
+-- Encoding (rrqkit): before the ZADDs, an active set or lease index that will hold more than 32
+-- members and is not yet a skiplist gets a placeholder member longer than
 -- zset-max-listpack-value, which makes Redis convert it, and the placeholder is removed before
--- the script returns (no other client can see it). A listpack ZSET scans and rewrites itself
+-- the script returns (no command of another client can see it; keyspace notifications do report
+-- its zadd and zrem). A listpack ZSET scans and rewrites itself
 -- on every ZADD and ZREM; with 64-128 jobs in flight these two sets were about a fifth of the
 -- Redis instructions per job (bench/redis-instructions.ts). Redis never converts a skiplist
 -- back while the key exists; a key that empties is deleted and converted again when it regrows.
@@ -54,7 +55,7 @@ local function call_chunked(command, key, args)
   end
 end
 -- Longer than any sane zset-max-listpack-value (default 64); with a larger setting the sets
--- simply stay listpacks.
+-- stay listpacks (and each claim adds and removes the placeholder in vain).
 local PLACEHOLDER = "rrqkit:encoding-placeholder:" .. string.rep("-", 200)
 local function call_zadd_as_skiplist(key, pairs)
   local placeholder = #pairs / 2 + redis.call("ZCARD", key) > 32
