@@ -46,10 +46,14 @@ const MAX_DATE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 /** setTimeout fires at once for longer delays (TimeoutOverflowWarning), so timers re-arm. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Resolves "expired" at `untilMs` (epoch ms), however far away; `cancel` stops it. */
-function expiresAt(untilMs: number): { expired: Promise<"expired">; cancel: () => void } {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<"expired">((resolve) => {
+/**
+ * Settles with `work`'s value, or with "expired" at `untilMs` (epoch ms, however far away),
+ * whichever comes first; the timer is cleared when `work` wins. One promise and one timer per
+ * attempt (a Promise.race over a timer promise allocated several more on this per-job path).
+ */
+function settleBy<T>(work: Promise<T>, untilMs: number): Promise<T | "expired"> {
+  return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
     const arm = () => {
       const left = Math.max(0, untilMs - Date.now());
       timer = setTimeout(
@@ -58,8 +62,17 @@ function expiresAt(untilMs: number): { expired: Promise<"expired">; cancel: () =
       );
     };
     arm();
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
   });
-  return { expired, cancel: () => clearTimeout(timer) };
 }
 
 type AttemptResult =
@@ -67,6 +80,12 @@ type AttemptResult =
   | { kind: "transport"; detail: string }
   | { kind: "timeout" }
   | { kind: "unavailable" };
+
+const asOutcome = (outcome: ExecutionOutcome): AttemptResult => ({ kind: "outcome", outcome });
+const asTransportError = (error: unknown): AttemptResult => ({
+  kind: "transport",
+  detail: error instanceof RunnerError ? error.message : String(error),
+});
 
 /**
  * One attempt of one claimed job, from its hash to its persisted result. `interrupted` is set
@@ -254,27 +273,20 @@ export class JobExecution {
     this.permit = lease;
     try {
       const request = this.buildRequest(job, handler, deadlineMs);
-      this.ctx.events.emit("job:dispatched", {
-        jobId: job.id,
-        requestId: request.request_id,
-        runner: pool.name,
-        attempt: request.context.attempt,
-      });
+      if (this.ctx.events.has("job:dispatched"))
+        this.ctx.events.emit("job:dispatched", {
+          jobId: job.id,
+          requestId: request.request_id,
+          runner: pool.name,
+          attempt: request.context.attempt,
+        });
       const responseTimeout = pool.config.responseTimeoutSeconds;
       const limitMs = Math.min(
         deadlineMs - Date.now(),
         responseTimeout === undefined ? Infinity : responseTimeout * 1000,
       );
-      const execution = lease.connection.execute(request).then(
-        (outcome): AttemptResult => ({ kind: "outcome", outcome }),
-        (error: unknown): AttemptResult => ({
-          kind: "transport",
-          detail: error instanceof RunnerError ? error.message : String(error),
-        }),
-      );
-      const timer = expiresAt(Date.now() + limitMs);
-      const first = await Promise.race([execution, timer.expired]);
-      timer.cancel();
+      const execution = lease.connection.execute(request).then(asOutcome, asTransportError);
+      const first = await settleBy(execution, Date.now() + limitMs);
       if (first !== "expired") return first;
       await this.stopOverdue(pool, lease, request.request_id, execution);
       const byDeadline = Date.now() >= deadlineMs - 5 || responseTimeout === undefined;
@@ -340,7 +352,7 @@ export class JobExecution {
       write = await this.ctx.persist("complete", () =>
         store.completeSuccess(this.ref, resultJson, config.defaultResultTtlSeconds),
       );
-      if (write === "written")
+      if (write === "written" && events.has("job:completed"))
         events.emit("job:completed", {
           jobId: job.id,
           queue: this.queue,

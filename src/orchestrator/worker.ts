@@ -340,28 +340,34 @@ export class Worker {
   private launch(execution: JobExecution): void {
     this.running.add(execution);
     this.executing.add(execution);
-    const hash = execution.claimed.hash;
-    this.events.emit("job:claimed", {
-      jobId: execution.jobId,
-      queue: execution.queue,
-      functionName: hash.function_name ?? "",
-      attempt: Number(hash.current_retries ?? 0) + 1,
-    });
-    const done: Promise<void> = execution
-      .run()
-      .catch((error: unknown) =>
-        this.events.emit("worker:error", {
-          context: `job ${execution.jobId}`,
-          error: error as Error,
-        }),
-      )
-      .finally(() => {
-        this.running.delete(execution);
-        this.executing.delete(execution);
-        this.finished.delete(done);
-        this.wakeup?.notify();
+    if (this.events.has("job:claimed")) {
+      const hash = execution.claimed.hash;
+      this.events.emit("job:claimed", {
+        jobId: execution.jobId,
+        queue: execution.queue,
+        functionName: hash.function_name ?? "",
+        attempt: Number(hash.current_retries ?? 0) + 1,
       });
+    }
+    const done = this.runTracked(execution, () => this.finished.delete(done));
     this.finished.add(done);
+  }
+
+  /** Runs one execution; never rejects. One async frame per job instead of a promise chain. */
+  private async runTracked(execution: JobExecution, untrack: () => void): Promise<void> {
+    try {
+      await execution.run();
+    } catch (error) {
+      this.events.emit("worker:error", {
+        context: `job ${execution.jobId}`,
+        error: error as Error,
+      });
+    } finally {
+      this.running.delete(execution);
+      this.executing.delete(execution);
+      untrack();
+      this.wakeup?.notify();
+    }
   }
 
   /**

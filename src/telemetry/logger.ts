@@ -53,7 +53,8 @@ function parseJsonObject(line: string): Record<string, unknown> | undefined {
 /**
  * Logs the orchestrator's events. Runner output is re-emitted line by line with the runner's
  * name (a line that is a JSON object keeps its fields, as RRQ's capture does). Per-job events
- * are logged at debug level so a busy worker does not flood its log.
+ * are logged at debug level so a busy worker does not flood its log; the logger's level is read
+ * once, here.
  */
 export function attachLogging(events: EventBus, logger: Logger): void {
   events.on("runner:log", ({ runner, index, stream, line }) => {
@@ -105,24 +106,28 @@ export function attachLogging(events: EventBus, logger: Logger): void {
       "recycling runner process",
     ),
   );
-  events.on("job:claimed", (e) =>
-    logger.debug(
-      { job_id: e.jobId, queue: e.queue, function: e.functionName, attempt: e.attempt },
-      "job claimed",
-    ),
-  );
-  events.on("job:completed", (e) =>
-    logger.debug(
-      {
-        job_id: e.jobId,
-        queue: e.queue,
-        runner: e.runner,
-        attempt: e.attempt,
-        duration_ms: Math.round(e.durationMs),
-      },
-      "job completed",
-    ),
-  );
+  // Two events per job: subscribed only when debug lines are written, so that at info level
+  // the emitters see no listener and build no payload (see EventBus.has).
+  if (logger.isLevelEnabled("debug")) {
+    events.on("job:claimed", (e) =>
+      logger.debug(
+        { job_id: e.jobId, queue: e.queue, function: e.functionName, attempt: e.attempt },
+        "job claimed",
+      ),
+    );
+    events.on("job:completed", (e) =>
+      logger.debug(
+        {
+          job_id: e.jobId,
+          queue: e.queue,
+          runner: e.runner,
+          attempt: e.attempt,
+          duration_ms: Math.round(e.durationMs),
+        },
+        "job completed",
+      ),
+    );
+  }
   events.on("job:retry", (e) =>
     logger.info(
       {
