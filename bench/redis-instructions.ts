@@ -6,17 +6,22 @@
  * measured before and after.
  *
  *   npx tsx bench/redis-instructions.ts [--system rrqkit|bullmq] [--jobs 2000] [--batch 64]
- *     [--redis-config "name value"]...
+ *     [--depth 0] [--redis-config "name value"]...
  *
- * Starts redis-server under callgrind on a free port, enqueues `--jobs` no-op jobs with the
- * producer, then (counting only from here) drains them as the orchestrator does: claim up to
- * `--batch` jobs, then complete the previous claim's jobs with one batched success write, so
- * the worker's active set and the lease index hold one or two batches, as in a burn-down with
- * that many jobs in flight. `--system bullmq` counts BullMQ's Worker instead (in this process,
- * concurrency `--batch`, default retention, jobs added with addBulk): the same count for the
- * peer. `--redis-config` (repeatable) sets a redis-server config directive, for an A/B of a
- * server setting (e.g. `--redis-config "zset-max-listpack-entries 0"`). Needs `valgrind`
- * (apt-get install valgrind).
+ * Starts redis-server under callgrind (instrumentation off until the drain) on a free port,
+ * enqueues `--jobs` no-op jobs with the producer, then (counting only from here) drains them as
+ * the orchestrator does: claim up to `--batch` jobs, then complete the previous claim's jobs
+ * with one batched success write, so the worker's active set and the lease index hold one or
+ * two batches, as in a burn-down with that many jobs in flight.
+ *
+ * - `--system bullmq` counts BullMQ's Worker instead (in this process, concurrency `--batch`,
+ *   default retention, jobs added with addBulk): the same count for the peer.
+ * - `--depth N` (rrqkit) enqueues N more jobs behind the measured ones, which stay pending while
+ *   the measured jobs drain: the count at 1M pending against 1k.
+ * - `--redis-config "name value"` (repeatable) sets a redis-server config directive, for an A/B
+ *   of a server setting (e.g. `--redis-config "zset-max-listpack-entries 0"`).
+ *
+ * Needs `valgrind` (apt-get install valgrind).
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
@@ -35,13 +40,17 @@ const { values } = parseArgs({
     batch: { type: "string", default: "64" },
     "redis-config": { type: "string", multiple: true, default: [] },
     system: { type: "string", default: "rrqkit" },
+    depth: { type: "string", default: "0" },
   },
 });
 const jobs = Number(values.jobs);
 const batch = Number(values.batch);
+const depth = Number(values.depth);
 if (!Number.isInteger(jobs) || jobs < 1 || !Number.isInteger(batch) || batch < 1) {
   throw new Error("--jobs and --batch must be positive integers");
 }
+if (!Number.isInteger(depth) || depth < 0) throw new Error("--depth must be an integer >= 0");
+if (depth > 0 && values.system === "bullmq") throw new Error("--depth applies to rrqkit only");
 if (values.system !== "rrqkit" && values.system !== "bullmq") {
   throw new Error(`--system must be rrqkit or bullmq, not '${values.system}'`);
 }
@@ -60,7 +69,7 @@ const dir = mkdtempSync(join(tmpdir(), "rrq-callgrind-"));
 const wrapper = join(dir, "redis-under-callgrind.sh");
 writeFileSync(
   wrapper,
-  `#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=${dir}/out.%p redis-server "$@" ${extraArgs}\n`,
+  `#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=${dir}/out.%p redis-server "$@" ${extraArgs}\n`,
 );
 chmodSync(wrapper, 0o755);
 process.env.REDIS_SERVER = wrapper;
@@ -74,8 +83,10 @@ const control = (flag: string) => {
 /** rrqkit's drain: claim a batch, then complete the previous batch in one batched write. */
 async function drainRrqkit(url: string, client: Redis): Promise<number> {
   const producer = new Producer({ redisDsn: url });
-  for (let i = 0; i < jobs; i += 1000) {
-    const n = Math.min(1000, jobs - i);
+  // The measured jobs first (the oldest scores, so they are claimed first), then `depth` more
+  // that stay pending behind them.
+  for (let i = 0; i < jobs + depth; i += 1000) {
+    const n = Math.min(1000, jobs + depth - i);
     await producer.enqueueMany(
       Array.from({ length: n }, (_, k) => ({ functionName: "echo", params: { i: i + k } })),
     );
@@ -94,11 +105,17 @@ async function drainRrqkit(url: string, client: Redis): Promise<number> {
         ),
       ),
     );
-  control("-z"); // count from here: the drain only
+  control("--instr=on"); // count from here: the drain only
   let previous: ClaimedJob[] = [];
   let done = 0;
+  let taken = 0;
   for (;;) {
-    const { claimed } = await store.claim("rrq:queue:default", worker, batch, 60_000);
+    const ask = Math.min(batch, jobs - taken);
+    const { claimed } =
+      ask > 0
+        ? await store.claim("rrq:queue:default", worker, ask, 60_000)
+        : { claimed: [] as ClaimedJob[] };
+    taken += claimed.length;
     await complete(previous);
     done += previous.length;
     previous = claimed;
@@ -131,7 +148,7 @@ async function drainBullmq(url: string): Promise<number> {
     if (++done === jobs) drained();
   });
   await worker.waitUntilReady();
-  control("-z"); // count from here: the drain only
+  control("--instr=on"); // count from here: the drain only
   void worker.run();
   await finished;
   control("-d");
