@@ -3,7 +3,9 @@
  * drops, and the writes it batches (one ZREM, one INCRBY of the fence counter, one ZADD each
  * for the active set and the lease index) against a real redis-server.
  */
+import { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
+import { JobStore } from "../src/store/job-store.js";
 import { activeKey, LEASES_KEY } from "../src/store/keys.js";
 import { useStoreFixture } from "./support/store-fixture.js";
 
@@ -128,5 +130,22 @@ describe("claim-ready-3.lua", () => {
     expect(claimed).toHaveLength(1);
     expect(claimed[0]!.hash).toEqual(await fx.redis.client.hgetall(`rrq:job:${id}`));
     expect(claimed[0]!.hash).toMatchObject(awkward);
+  });
+
+  it("claims as usual for an ACL user denied OBJECT (the sets just stay listpacks)", async () => {
+    const admin = fx.redis.client;
+    await admin.call("ACL", "SETUSER", "no-object", "on", ">pw", "~*", "&*", "+@all", "-object");
+    const restricted = new Redis(fx.redis.url, { username: "no-object", password: "pw" });
+    try {
+      const store = new JobStore(restricted);
+      await enqueue(40);
+      const { claimed } = await store.claim(QUEUE, WORKER, 40, 30_000);
+      expect(claimed).toHaveLength(40);
+      expect(await admin.zcard(activeKey(WORKER))).toBe(40);
+      expect(await admin.object("ENCODING", activeKey(WORKER))).toBe("listpack");
+    } finally {
+      restricted.disconnect();
+      await admin.call("ACL", "DELUSER", "no-object");
+    }
   });
 });

@@ -58,8 +58,13 @@ end
 -- stay listpacks (and each claim adds and removes the placeholder in vain).
 local PLACEHOLDER = "rrqkit:encoding-placeholder:" .. string.rep("-", 200)
 local function call_zadd_as_skiplist(key, pairs)
-  local placeholder = #pairs / 2 + redis.call("ZCARD", key) > 32
-    and redis.call("OBJECT", "ENCODING", key) ~= "skiplist"
+  local placeholder = false
+  if #pairs / 2 + redis.call("ZCARD", key) > 32 then
+    -- false for a missing key; an error table for an ACL user denied OBJECT, whose sets then
+    -- stay listpacks (slower, the same data) instead of failing the claim.
+    local encoding = redis.pcall("OBJECT", "ENCODING", key)
+    placeholder = encoding == false or (type(encoding) == "string" and encoding ~= "skiplist")
+  end
   if placeholder then redis.call("ZADD", key, 0, PLACEHOLDER) end
   call_chunked("ZADD", key, pairs)
   if placeholder then redis.call("ZREM", key, PLACEHOLDER) end
