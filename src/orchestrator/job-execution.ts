@@ -48,8 +48,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Settles with `work`'s value, or with "expired" at `untilMs` (epoch ms, however far away),
- * whichever comes first; the timer is cleared when `work` wins. One promise and one timer per
- * attempt (a Promise.race over a timer promise allocated several more on this per-job path).
+ * whichever comes first; the timer is cleared when `work` wins. Used for the attempt's deadline
+ * (once per job: a Promise.race over a timer promise allocated several more objects) and for a
+ * cancel's grace period.
  */
 function settleBy<T>(work: Promise<T>, untilMs: number): Promise<T | "expired"> {
   return new Promise((resolve, reject) => {
@@ -311,13 +312,7 @@ export class JobExecution {
   ): Promise<void> {
     lease.connection.cancel(this.jobId, requestId);
     const graceMs = this.ctx.config.runnerCancelGraceSeconds * 1000;
-    let timer: NodeJS.Timeout | undefined;
-    const answered = await Promise.race([
-      execution.then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
-    ]);
-    clearTimeout(timer);
-    if (!answered) {
+    if ((await settleBy(execution, Date.now() + graceMs)) === "expired") {
       lease.connection.abandon(requestId);
       pool.recycle(lease.index, `request ${requestId} ignored a cancel for ${graceMs} ms`);
     }

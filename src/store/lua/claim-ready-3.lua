@@ -69,20 +69,8 @@ local function call_zadd_as_skiplist(key, pairs)
   call_chunked("ZADD", key, pairs)
   if placeholder then redis.call("ZREM", key, PLACEHOLDER) end
 end
--- A Lua number in a concatenation or a command argument is formatted with printf; that was about
--- a twelfth of this script's and the success script's instructions per job. So the values a
--- batch shares are formatted once per call: the lease expiry, and per run number its field names.
-local lease_until = string.format("%d", now + lease_ms)
-local names_by_run = {}
-local function run_names(run)
-  local names = names_by_run[run]
-  if not names then
-    local k = string.format("%d", run)
-    names = { k, "run_" .. k .. "_started_at", "run_" .. k .. "_worker" }
-    names_by_run[run] = names
-  end
-  return names
-end
+-- @include int-string.lua
+local lease_until = int_string(now + lease_ms)
 local ids = redis.call("ZRANGEBYSCORE", queue, "-inf", now, "LIMIT", 0, max_claims * 4)
 local locked, removed = {}, {}
 for _, id in ipairs(ids) do
@@ -103,13 +91,14 @@ if count > 0 then
     local job_key = "rrq:job:" .. id
     local fence = first_fence + i
     local run = int_or_zero(redis.call("HGET", job_key, "runs")) + 1
-    local names = run_names(run)
+    local k = int_string(run)
     if run >= 1 and run <= 100 then
       redis.call("HSET", job_key, "status", "ACTIVE", "start_time", ARGV[5], "worker_id", worker,
-        "lease_fence", fence, "runs", names[1], names[2], ARGV[5], names[3], worker)
+        "lease_fence", fence, "runs", k, "run_" .. k .. "_started_at", ARGV[5],
+        "run_" .. k .. "_worker", worker)
     else
       redis.call("HSET", job_key, "status", "ACTIVE", "start_time", ARGV[5], "worker_id", worker,
-        "lease_fence", fence, "runs", names[1])
+        "lease_fence", fence, "runs", k)
     end
     active_pairs[#active_pairs + 1] = ARGV[6]
     active_pairs[#active_pairs + 1] = id

@@ -30,27 +30,7 @@ local worker, completed_at, default_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local codes, done, per_queue, written_ids = {}, {}, {}, {}
 local written = 0
 
--- A Lua number in a concatenation or a command argument is formatted with printf, about a
--- twelfth of the instructions per job: run field names and TTL arguments, which the jobs of a
--- batch mostly share, are formatted once per distinct value.
-local names_by_run, ttl_arguments = {}, {}
-local function run_names(run)
-  local names = names_by_run[run]
-  if not names then
-    local k = string.format("%d", run)
-    names = { "run_" .. k .. "_ended_at", "run_" .. k .. "_outcome" }
-    names_by_run[run] = names
-  end
-  return names
-end
-local function ttl_argument(ttl)
-  local seconds = ttl_arguments[ttl]
-  if not seconds then
-    seconds = string.format("%d", math.floor(ttl))
-    ttl_arguments[ttl] = seconds
-  end
-  return seconds
-end
+-- @include int-string.lua
 
 for i = 4, #ARGV, 3 do
   local id, fence, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -72,9 +52,9 @@ for i = 4, #ARGV, 3 do
   else
     local run = tonumber(fields[4]) or 0
     if run >= 1 and run <= 100 then
-      local names = run_names(run)
+      local k = int_string(math.floor(run))
       redis.call("HSET", job, "result", result, "completion_time", completed_at, "status", "COMPLETED",
-        names[1], completed_at, names[2], "completed")
+        "run_" .. k .. "_ended_at", completed_at, "run_" .. k .. "_outcome", "completed")
     else
       redis.call("HSET", job, "result", result, "completion_time", completed_at, "status", "COMPLETED")
     end
@@ -87,7 +67,7 @@ for i = 4, #ARGV, 3 do
     -- EXPIRE refuses 1e300 ("not an integer or out of range"), failing the batch half-way.
     if ttl > 4294967295 then ttl = 4294967295 end
     if ttl > 0 then
-      local seconds = ttl_argument(ttl)
+      local seconds = int_string(math.floor(ttl))
       redis.call("EXPIRE", job, seconds)
       redis.call("EXPIRE", events, seconds)
     elseif ttl == 0 then
