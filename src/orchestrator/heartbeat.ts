@@ -20,6 +20,8 @@ export interface HealthSnapshot {
  */
 export class Heartbeat {
   private loop: PeriodicTask | undefined;
+  /** Ends a recovery pass in progress at stop (its SCAN is paced and can take seconds). */
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly store: JobStore,
@@ -41,8 +43,9 @@ export class Heartbeat {
     this.loop.start(true);
   }
 
-  /** Stops and waits for a pass in progress. */
+  /** Stops: ends a recovery scan in progress at its next SCAN call, and waits for the tick. */
   async stop(): Promise<void> {
+    this.stopping.abort();
     await this.loop?.stop();
   }
 
@@ -78,6 +81,6 @@ export class Heartbeat {
 
   /** RRQ's slow path: re-queues up to 100 jobs of workers whose health key is gone. */
   recoverOrphans(): Promise<number> {
-    return this.recovery.recoverDeadWorkers();
+    return this.recovery.recoverDeadWorkers(this.stopping.signal);
   }
 }

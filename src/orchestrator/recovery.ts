@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { ResolvedConfig } from "../config/config.js";
 import type { JobStore, RecoveryVerdict } from "../store/job-store.js";
 import { dlqKey, jobKey } from "../store/keys.js";
@@ -5,6 +6,14 @@ import type { EventBus } from "../telemetry/events.js";
 
 /** Most jobs recovered per pass (RRQ's per-tick limit). */
 export const RECOVERY_LIMIT_PER_PASS = 100;
+
+/**
+ * The orphan scan's pace: keys examined per SCAN call (RRQ: 100) and the pause after each call.
+ * A pass over 1M keys takes ~1,000 calls, ~11 s, and holds Redis ~0.5 ms per call, so the scan
+ * uses about 5 % of Redis while it runs instead of all it can get; the heartbeat's 60 s interval
+ * leaves room for passes over ~5M keys.
+ */
+export const ORPHAN_SCAN = { count: 1000, pauseMs: 10 } as const;
 
 /** The last_error of a job sent to the DLQ for having been recovered too often. */
 export const poisonMessage = (recoveries: number, lastError: string | null) =>
@@ -70,24 +79,48 @@ export class Recovery {
     return recovered;
   }
 
-  /** Slow path (RRQ): recovers jobs listed by workers whose health key is gone. */
-  async recoverDeadWorkers(): Promise<number> {
+  /**
+   * Slow path (RRQ): recovers jobs listed by workers whose health key is gone. The SCAN for
+   * their active sets walks the whole keyspace, so it is paced (`ORPHAN_SCAN`): with a million
+   * keys a back-to-back pass took about 0.8 s of Redis CPU and 0.5 s of ours at RRQ's COUNT 100,
+   * inside the first second and a half of every start (bench/RESULTS.md). `signal` ends the
+   * pass between two SCAN calls (shutdown).
+   */
+  async recoverDeadWorkers(signal?: AbortSignal): Promise<number> {
     let recovered = 0;
     const dead: string[] = [];
-    for (const holder of await this.store.workersWithActiveSets()) {
-      if (holder === this.workerId || recovered >= RECOVERY_LIMIT_PER_PASS) continue;
-      if ((await this.store.healthTtl(holder)) > 0) continue;
-      dead.push(holder);
-      for (const jobId of await this.store.activeJobs(
-        holder,
-        RECOVERY_LIMIT_PER_PASS - recovered,
-      )) {
-        const verdict = await this.recover(jobId, holder);
-        if (verdict === "recovered" || verdict === "poison") recovered++;
+    const seen = new Set<string>();
+    scan: for await (const holders of this.store.activeSetHolders(ORPHAN_SCAN.count)) {
+      for (const holder of holders) {
+        // SCAN may return a key twice (when Redis resizes its table during the pass).
+        if (holder === this.workerId || seen.has(holder)) continue;
+        seen.add(holder);
+        if ((await this.store.healthTtl(holder)) > 0) continue;
+        dead.push(holder);
+        for (const jobId of await this.store.activeJobs(
+          holder,
+          RECOVERY_LIMIT_PER_PASS - recovered,
+        )) {
+          const verdict = await this.recover(jobId, holder);
+          if (verdict === "recovered" || verdict === "poison") recovered++;
+        }
+        if (recovered >= RECOVERY_LIMIT_PER_PASS) break scan;
       }
+      if (!(await pause(ORPHAN_SCAN.pauseMs, signal))) break;
     }
     if (recovered > 0 || dead.length > 0)
       this.events.emit("recovery:done", { recovered, deadWorkers: dead });
     return recovered;
+  }
+}
+
+/** Waits `ms`; false when `signal` aborted (before or during the wait). */
+async function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal?.aborted) return false;
+  try {
+    await sleep(ms, undefined, { signal });
+    return true;
+  } catch {
+    return false;
   }
 }

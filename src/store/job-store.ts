@@ -213,9 +213,12 @@ export class JobStore {
     await this.redis.set(healthKey(workerId), JSON.stringify(payload), "EX", ttlSeconds);
   }
 
-  /** Worker ids that have an active-jobs set (SCAN, COUNT 100; never blocks Redis). */
-  async workersWithActiveSets(): Promise<string[]> {
-    const ids: string[] = [];
+  /**
+   * Worker ids that have an active-jobs set, one page per SCAN call (MATCH rrq:active:jobs:*,
+   * COUNT `count`): the caller paces the calls and may stop between pages. The whole keyspace is
+   * walked, so a pass costs Redis about 0.5 µs per key (bench/RESULTS.md).
+   */
+  async *activeSetHolders(count: number): AsyncGenerator<string[]> {
     let cursor = "0";
     do {
       const [next, keys] = await this.redis.scan(
@@ -223,12 +226,11 @@ export class JobStore {
         "MATCH",
         `${Prefix.active}*`,
         "COUNT",
-        100,
+        count,
       );
       cursor = next;
-      for (const key of keys) ids.push(key.slice(Prefix.active.length));
+      yield keys.map((key) => key.slice(Prefix.active.length));
     } while (cursor !== "0");
-    return ids;
   }
 
   /** Seconds left on a worker's health key (≤ 0 or -2 when dead). */
