@@ -3,11 +3,43 @@ import type { Redis } from "ioredis";
 import { startRedis, type TestRedis } from "../../test/support/redis-server.js";
 
 /**
- * A fresh `redis-server` with persistence off (RDB and AOF), no memory limit, and default
- * everything else: every contender of a scenario runs against this one server.
+ * A fresh `redis-server` with persistence off (RDB and AOF), no memory limit, DEBUG allowed from
+ * local clients (for `settleKeyspace`), and default everything else: every contender of a
+ * scenario runs against this one server.
  */
 export function freshRedis(): Promise<TestRedis> {
-  return startRedis(["--maxmemory", "0", "--protected-mode", "no"]);
+  return startRedis([
+    "--maxmemory",
+    "0",
+    "--protected-mode",
+    "no",
+    "--enable-debug-command",
+    "local",
+  ]);
+}
+
+/**
+ * Waits until database 0's key table is not being rehashed (`DEBUG HTSTATS 0` lists no
+ * "rehashing target"), at most `timeoutMs`. A fill that takes the key count past a power of two
+ * makes Redis double its table and move every key over, a little per command and 1 ms per
+ * server tick: with a million keys that takes seconds and, when it overlaps a measured drain,
+ * slowed that drain by about a tenth to a quarter (bench/RESULTS.md). A deep queue in steady
+ * state does not resize, so measurements start from a settled table. Returns false when the
+ * server refuses DEBUG (nothing to wait on) or the table is still rehashing at the deadline.
+ */
+export async function settleKeyspace(redis: Redis, timeoutMs = 60_000): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    let stats: string;
+    try {
+      stats = String(await redis.call("DEBUG", "HTSTATS", "0"));
+    } catch {
+      return false;
+    }
+    if (!stats.includes("rehashing target")) return true;
+    if (performance.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 function parseInfo(text: string): Map<string, string> {

@@ -6,7 +6,8 @@
  *   tens of percent over minutes, depths measured minutes apart (one after the other on one
  *   server, refilled in between) gave a ratio that swung from 0.67 to 1.16 between runs. In
  *   each measurement the queue is topped up to D + W, a consumer starts, and the time for the
- *   depth to fall from D + W to D is measured (W = 20,000 jobs). rrqkit and RRQ share the job
+ *   depth to fall from D + W to D is measured (W = 20,000 jobs), once Redis has finished any
+ *   resize of its key table the top-up started (`settleKeyspace`). rrqkit and RRQ share the job
  *   format and the queue; BullMQ's jobs sit in the same server under its own keys.
  * - orchestrator processes: burn-down of N jobs by 1 and by 2 orchestrator (or BullMQ worker)
  *   processes on the same Redis.
@@ -22,7 +23,7 @@ import {
   type RunningConsumer,
 } from "../lib/consumers.js";
 import { fill, watchDrain } from "../lib/jobs.js";
-import { freshRedis } from "../lib/redis.js";
+import { freshRedis, settleKeyspace } from "../lib/redis.js";
 import { Case } from "../lib/report.js";
 import { BASELINES, BULLMQ_INPROCESS, OURS_BEST, RRQ_NODE } from "../lib/specs.js";
 import { pairedRatios } from "../lib/stats.js";
@@ -49,6 +50,8 @@ async function measureAtDepth(
   const current = await depthOf(server.redis, spec);
   const target = server.depth + window;
   if (current < target) await fill(server.url, spec.system, target - current, { keepIds: false });
+  if (!(await settleKeyspace(server.redis)))
+    ctx.log(`    depth ${server.depth}: could not see the key table settle (DEBUG refused or rehash timed out)`);
   const start = await depthOf(server.redis, spec);
   let consumer: RunningConsumer | undefined;
   try {
