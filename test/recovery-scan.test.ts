@@ -4,7 +4,9 @@
  */
 import { describe, expect, it } from "vitest";
 import { resolveConfig } from "../src/config/config.js";
+import { Heartbeat } from "../src/orchestrator/heartbeat.js";
 import { ORPHAN_SCAN, Recovery } from "../src/orchestrator/recovery.js";
+import { ORPHAN_SCAN_KEY } from "../src/store/keys.js";
 import { EventBus } from "../src/telemetry/events.js";
 import { useStoreFixture } from "./support/store-fixture.js";
 
@@ -33,8 +35,19 @@ async function scanCalls(): Promise<number> {
   return Number(/cmdstat_scan:calls=(\d+)/.exec(stats)?.[1] ?? 0);
 }
 
-const recovery = () =>
-  new Recovery(fx.store, resolveConfig({}), "rrq_worker_1_alive0", new EventBus());
+const recovery = (workerId = "rrq_worker_1_alive0") =>
+  new Recovery(fx.store, resolveConfig({}), workerId, new EventBus());
+
+/** A heartbeat of a live worker `workerId` (not started: the test calls its tick). */
+const heartbeat = (workerId: string) =>
+  new Heartbeat(
+    fx.store,
+    workerId,
+    resolveConfig({}),
+    () => ({ status: "running", activeJobs: 0, concurrencyLimit: 1, queues: [] }),
+    new EventBus(),
+    recovery(workerId),
+  );
 
 describe("orphan recovery scan", () => {
   it("finds a dead worker's active set in a keyspace of several SCAN pages", async () => {
@@ -59,5 +72,26 @@ describe("orphan recovery scan", () => {
 
     await recovery().recoverDeadWorkers(stop.signal);
     expect(await scanCalls()).toBe(1);
+  });
+
+  it("runs once per interval across rrqkit workers: the first to ask takes the turn", async () => {
+    const a = heartbeat("rrq_worker_1_aaaaaa");
+    const b = heartbeat("rrq_worker_1_bbbbbb");
+    await a.tick();
+    expect(await fx.redis.client.get(ORPHAN_SCAN_KEY)).toBe("rrq_worker_1_aaaaaa");
+    const ttl = await fx.redis.client.pttl(ORPHAN_SCAN_KEY);
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+
+    // B's pass is skipped while A holds the turn: the orphan stays where it is.
+    const id = await orphan();
+    await b.tick();
+    expect(await fx.redis.client.hget(`rrq:job:${id}`, "status")).toBe("ACTIVE");
+    // The holder may run again; once the turn lapses, anyone takes it.
+    await a.tick();
+    expect(await fx.redis.client.hget(`rrq:job:${id}`, "status")).toBe("PENDING");
+    await fx.redis.client.del(ORPHAN_SCAN_KEY);
+    await b.tick();
+    expect(await fx.redis.client.get(ORPHAN_SCAN_KEY)).toBe("rrq_worker_1_bbbbbb");
   });
 });

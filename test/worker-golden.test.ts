@@ -296,7 +296,9 @@ describe("failure handling", () => {
       next_scheduled_run_time: new Date().toISOString(),
     });
     await redis.client.zadd(`rrq:active:jobs:${dead}`, 1, id);
-    // The heartbeat runs on its interval; run one tick now instead of waiting a minute.
+    // The heartbeat runs on its interval; run one tick now instead of waiting a minute, with
+    // the fleet's scan turn free (another worker of this file may have taken it).
+    await redis.client.del("rrq:orphan-scan");
     await (worker.worker as unknown as { heartbeat: { tick(): Promise<void> } }).heartbeat.tick();
     expect(await settled(id)).toMatchObject({
       status: "COMPLETED",

@@ -51,7 +51,9 @@ async function measureAtDepth(
   const target = server.depth + window;
   if (current < target) await fill(server.url, spec.system, target - current, { keepIds: false });
   if (!(await settleKeyspace(server.redis)))
-    ctx.log(`    depth ${server.depth}: could not see the key table settle (DEBUG refused or rehash timed out)`);
+    ctx.log(
+      `    depth ${server.depth}: could not see the key table settle (DEBUG refused or rehash timed out)`,
+    );
   const start = await depthOf(server.redis, spec);
   let consumer: RunningConsumer | undefined;
   try {

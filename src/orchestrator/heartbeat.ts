@@ -16,7 +16,8 @@ export interface HealthSnapshot {
 /**
  * Writes `rrq:health:worker:<id>` (RRQ's payload and TTL) right away and then every
  * min(interval, 60) s, and after each write runs RRQ's orphan recovery for workers whose health
- * key is gone (rrq-0.11-facts §2.11; jobs with a live lock are left alone).
+ * key is gone (rrq-0.11-facts §2.11; jobs with a live lock are left alone), when it is this
+ * worker's turn.
  */
 export class Heartbeat {
   private loop: PeriodicTask | undefined;
@@ -79,8 +80,14 @@ export class Heartbeat {
     );
   }
 
-  /** RRQ's slow path: re-queues up to 100 jobs of workers whose health key is gone. */
-  recoverOrphans(): Promise<number> {
+  /**
+   * RRQ's slow path: re-queues up to 100 jobs of workers whose health key is gone. Its SCAN walks
+   * the whole keyspace, so rrqkit workers take turns (`takeOrphanScanTurn`): one pass per
+   * interval across them.
+   */
+  async recoverOrphans(): Promise<number> {
+    const intervalMs = this.intervalSeconds * 1000;
+    if (!(await this.store.takeOrphanScanTurn(this.workerId, intervalMs))) return 0;
     return this.recovery.recoverDeadWorkers(this.stopping.signal);
   }
 }

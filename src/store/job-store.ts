@@ -9,6 +9,7 @@ import {
   jobKey,
   jobLockKey,
   LEASES_KEY,
+  ORPHAN_SCAN_KEY,
   Prefix,
   queueKey,
 } from "./keys.js";
@@ -231,6 +232,18 @@ export class JobStore {
       cursor = next;
       yield keys.map((key) => key.slice(Prefix.active.length));
     } while (cursor !== "0");
+  }
+
+  /**
+   * Whether `workerId` runs the orphan scan now: the first rrqkit worker to ask in an interval
+   * takes the turn for `intervalMs` (SET NX PX), and the holder may run again within it. Every
+   * other rrqkit worker skips its pass, so a fleet walks the keyspace once per interval instead
+   * of once per worker (RRQ's orchestrators still scan on each of their heartbeats).
+   */
+  async takeOrphanScanTurn(workerId: string, intervalMs: number): Promise<boolean> {
+    if ((await this.redis.set(ORPHAN_SCAN_KEY, workerId, "PX", intervalMs, "NX")) === "OK")
+      return true;
+    return (await this.redis.get(ORPHAN_SCAN_KEY)) === workerId;
   }
 
   /** Seconds left on a worker's health key (≤ 0 or -2 when dead). */

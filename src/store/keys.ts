@@ -23,6 +23,8 @@ export const Prefix = {
 export const LEASES_KEY = "rrq:leases";
 /** rrqkit: counter handing out lease fences (monotonic, one per claim). */
 export const FENCE_KEY = "rrq:fence";
+/** rrqkit: the worker id whose turn it is to run the orphan scan (STRING, PX = the interval). */
+export const ORPHAN_SCAN_KEY = "rrq:orphan-scan";
 
 const withPrefix = (prefix: string, name: string) =>
   name.startsWith(prefix) ? name : prefix + name;
