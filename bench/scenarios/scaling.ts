@@ -23,6 +23,7 @@ import {
   type RunningConsumer,
 } from "../lib/consumers.js";
 import { fill, watchDrain } from "../lib/jobs.js";
+import { ORPHAN_SCAN_KEY } from "../../src/store/keys.js";
 import { freshRedis, settleKeyspace } from "../lib/redis.js";
 import { Case } from "../lib/report.js";
 import { BASELINES, BULLMQ_INPROCESS, OURS_BEST, RRQ_NODE } from "../lib/specs.js";
@@ -54,6 +55,10 @@ async function measureAtDepth(
     ctx.log(
       `    depth ${server.depth}: could not see the key table settle (DEBUG refused or rehash timed out)`,
     );
+  // Every rrqkit start runs the heartbeat's orphan scan (paced, the same cost per second at
+  // any depth), as the first worker of an idle fleet does: free the scan turn a consumer of an
+  // earlier round may still hold, so no measurement skips the scan by chance.
+  if (spec.system === "rrqkit") await server.redis.del(ORPHAN_SCAN_KEY);
   const start = await depthOf(server.redis, spec);
   let consumer: RunningConsumer | undefined;
   try {
