@@ -39,6 +39,33 @@ async function allCompleted(ids: string[], timeoutMs = 40_000): Promise<void> {
   );
 }
 
+/**
+ * `allCompleted`, and on a timeout the state a post-mortem needs in the failure output: each
+ * job's hash, lock TTL, lease and queue score, and the worker's errors.
+ */
+async function allCompletedOrReport(ids: string[], worker: RunningWorker): Promise<void> {
+  try {
+    await allCompleted(ids);
+  } catch (error) {
+    const jobs = await Promise.all(
+      ids.map(async (id) => ({
+        id,
+        hash: await redis.client.hgetall(`rrq:job:${id}`),
+        lockTtlMs: await redis.client.pttl(`rrq:lock:job:${id}`),
+        lease: await redis.client.zscore("rrq:leases", id),
+        queued: await redis.client.zscore("rrq:queue:default", id),
+      })),
+    );
+    const errors = worker
+      .of("worker:error")
+      .map((e) => `${e.context}: ${String(e.error)}`)
+      .slice(-30);
+    throw new Error(
+      `${(error as Error).message}\n${JSON.stringify(jobs, null, 1)}\n${errors.join("\n")}`,
+    );
+  }
+}
+
 async function startWorker(): Promise<RunningWorker> {
   const worker = await new RunningWorker(testConfig(redis.url)).start();
   cleanups.push(() => worker.stop());
@@ -94,7 +121,7 @@ describe("Redis faults", () => {
     await new Promise((resolve) => setTimeout(resolve, 2000)); // the jobs finish meanwhile
     // ... and fail-back: the address the worker uses is writable again.
     await redis.client.replicaof("NO", "ONE");
-    await allCompleted(ids);
+    await allCompletedOrReport(ids, worker);
     expect(worker.worker.status).not.toBe("stopped");
     const later = await producer.enqueue("echo", { after: "failover" });
     await allCompleted([later]);
