@@ -99,6 +99,9 @@ describe("Redis faults", () => {
   it("the primary demoted to a replica (READONLY) and promoted back: nothing lost", async () => {
     const replica = await startRedis();
     cleanups.push(() => replica.stop());
+    // A disk-based sync: no 5 s wait for more replicas (diskless sync's default delay), and under
+    // load a diskless sync left the replica "online" at offset 0, never receiving the stream.
+    await redis.client.config("SET", "repl-diskless-sync", "no");
     await replica.client.replicaof("127.0.0.1", redis.port);
     await waitFor(
       async () => (await replica.client.info("replication")).includes("master_link_status:up"),
@@ -110,6 +113,12 @@ describe("Redis faults", () => {
       Array.from({ length: 6 }, (_, i) => producer.enqueue("sleep", { ms: 1500, i })),
     );
     await waitFor(() => worker.of("job:dispatched").length >= 6, 15_000, "dispatches");
+    // The replica must have every write so far (writes a replica never received are lost in
+    // any failover, whatever the queue). WAIT counts acknowledgements of the calling
+    // connection's own writes, hence the marker written on it first.
+    await redis.client.set("failover:marker", "1");
+    expect(await redis.client.wait(1, 15_000)).toBe(1);
+    expect(await replica.client.exists(...ids.map((id) => `rrq:job:${id}`))).toBe(ids.length);
     // Failover: the replica becomes primary, the old primary follows it (read-only) ...
     await replica.client.replicaof("NO", "ONE");
     await redis.client.replicaof("127.0.0.1", replica.port);
