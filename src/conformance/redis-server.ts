@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,6 +31,8 @@ export interface RedisServerOptions {
   databases?: number;
   /** How long to wait for the port to accept connections (default 15 s). */
   startTimeoutMs?: number;
+  /** A fixed port; by default a free one, and another one when a parallel starter takes it. */
+  port?: number;
 }
 
 /** Keeps the last few KiB of the server's stderr for error messages. */
@@ -46,12 +48,57 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
+/** Another process's server answered on the port this one was meant to listen on. */
+class PortTakenError extends Error {}
+
+/** Fresh ports tried before giving up (each lost race costs one). */
+const START_ATTEMPTS = 5;
+
+/**
+ * Whether the redis-server answering on `port` is the one started with `--dir dir`: a free port
+ * is only free until someone binds it, and parallel test files start servers at the same time.
+ * A server that lost the race exits with "Address already in use" while the winner answers, so
+ * accepting connections alone does not prove the server is ours.
+ */
+async function answersFrom(port: number, dir: string): Promise<boolean> {
+  const probe = new Redis({
+    port,
+    host: "127.0.0.1",
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  probe.on("error", () => {}); // a refused or foreign connection is an answer, not a crash
+  try {
+    await probe.connect();
+    const reply = (await probe.config("GET", "dir")) as string[];
+    return reply[1] === realpathSync(dir);
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
 /**
  * Starts `redis-server` (from PATH; REDIS_SERVER overrides it) and resolves once it accepts
- * connections. Fails with the server's stderr when it cannot start or exits early.
+ * connections and is confirmed to be the server answering on its port (a port taken by a
+ * parallel starter is retried with a fresh one). Fails with the server's stderr when it cannot
+ * start or exits early.
  */
 export async function startRedis(options: RedisServerOptions = {}): Promise<TestRedis> {
-  const port = await freePort();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (error) {
+      const retry = error instanceof PortTakenError && options.port === undefined;
+      if (!retry || attempt >= START_ATTEMPTS) throw error;
+    }
+  }
+}
+
+async function startOnce(options: RedisServerOptions): Promise<TestRedis> {
+  const port = options.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), "rrq-redis-"));
   const program = process.env.REDIS_SERVER ?? "redis-server";
   const child = spawn(
@@ -91,6 +138,12 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Test
       throw new Error(`cannot start ${program} on port ${port} (${why}): ${stderr.trim()}`);
     }
     await new Promise((r) => setTimeout(r, 20));
+  }
+  if (!(await answersFrom(port, dir))) {
+    child.kill("SIGKILL");
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+    throw new PortTakenError(`another server answers on port ${port}: ${stderr.trim()}`);
   }
   const clients = new Map<number, Redis>();
   return {
