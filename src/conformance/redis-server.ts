@@ -67,6 +67,9 @@ async function answersFrom(port: number, dir: string): Promise<boolean> {
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
+    // A foreign listener may never answer in RESP.
+    connectTimeout: 5000,
+    commandTimeout: 5000,
   });
   probe.on("error", () => {}); // a refused or foreign connection is an answer, not a crash
   try {
