@@ -91,7 +91,7 @@ export class Recovery {
     let recovered = 0;
     const dead: string[] = [];
     const seen = new Set<string>();
-    scan: for await (const holders of this.store.activeSetHolders(ORPHAN_SCAN.count)) {
+    scan: for await (const { holders, more } of this.store.activeSetHolders(ORPHAN_SCAN.count)) {
       for (const holder of holders) {
         // SCAN may return a key twice (when Redis resizes its table during the pass).
         if (holder === this.workerId || seen.has(holder)) continue;
@@ -107,7 +107,7 @@ export class Recovery {
         }
         if (recovered >= RECOVERY_LIMIT_PER_PASS) break scan;
       }
-      if (!(await pause(ORPHAN_SCAN.pauseMs, signal))) break;
+      if (more && !(await pause(ORPHAN_SCAN.pauseMs, signal))) break;
     }
     if (recovered > 0 || dead.length > 0)
       this.events.emit("recovery:done", { recovered, deadWorkers: dead });

@@ -216,10 +216,11 @@ export class JobStore {
 
   /**
    * Worker ids that have an active-jobs set, one page per SCAN call (MATCH rrq:active:jobs:*,
-   * COUNT `count`): the caller paces the calls and may stop between pages. The whole keyspace is
-   * walked, so a pass costs Redis about 0.5 µs per key (bench/RESULTS.md).
+   * COUNT `count`; `more` is false on the last page): the caller paces the calls and may stop
+   * between pages. The whole keyspace is walked, so a pass costs Redis about 0.5 µs per key
+   * (bench/RESULTS.md).
    */
-  async *activeSetHolders(count: number): AsyncGenerator<string[]> {
+  async *activeSetHolders(count: number): AsyncGenerator<{ holders: string[]; more: boolean }> {
     let cursor = "0";
     do {
       const [next, keys] = await this.redis.scan(
@@ -230,7 +231,8 @@ export class JobStore {
         count,
       );
       cursor = next;
-      yield keys.map((key) => key.slice(Prefix.active.length));
+      const holders = keys.map((key) => key.slice(Prefix.active.length));
+      yield { holders, more: cursor !== "0" };
     } while (cursor !== "0");
   }
 
