@@ -18,35 +18,22 @@ import { startRedis } from "../src/conformance/redis-server.js";
 import { ORPHAN_SCAN, Recovery } from "../src/orchestrator/recovery.js";
 import { JobStore } from "../src/store/job-store.js";
 import { EventBus } from "../src/telemetry/events.js";
+import { readCounters } from "./lib/redis.js";
 
 const { values } = parseArgs({ options: { keys: { type: "string", default: "1000000" } } });
 const keys = Number(values.keys);
 if (!Number.isInteger(keys) || keys < 1) throw new Error("--keys must be a positive integer");
 
-async function redisCpuSeconds(redis: Redis): Promise<number> {
-  const info = await redis.info("cpu");
-  const read = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
-  return read("used_cpu_user") + read("used_cpu_sys");
-}
-
-async function scanCalls(redis: Redis): Promise<number> {
-  const stats = await redis.info("commandstats");
-  return Number(/cmdstat_scan:calls=(\d+)/.exec(stats)?.[1] ?? 0);
-}
-
 /** Runs `pass` and prints what it cost. */
 async function measure(redis: Redis, label: string, pass: () => Promise<unknown>): Promise<void> {
-  const [calls0, redis0, self0, t0] = [
-    await scanCalls(redis),
-    await redisCpuSeconds(redis),
-    process.cpuUsage(),
-    performance.now(),
-  ];
+  const before = await readCounters(redis);
+  const [self0, t0] = [process.cpuUsage(), performance.now()];
   await pass();
   const wallMs = performance.now() - t0;
   const self = process.cpuUsage(self0);
-  const redisMs = ((await redisCpuSeconds(redis)) - redis0) * 1000;
-  const calls = (await scanCalls(redis)) - calls0;
+  const after = await readCounters(redis);
+  const redisMs = (after.cpuSeconds - before.cpuSeconds) * 1000;
+  const calls = (after.calls.get("scan") ?? 0) - (before.calls.get("scan") ?? 0);
   console.log(
     `${label}: ${calls} SCAN calls, ${Math.round(wallMs)} ms wall, Redis ${Math.round(redisMs)} ms CPU ` +
       `(${Math.round((redisMs / wallMs) * 100)} % of a core while it ran), this process ` +
