@@ -21,6 +21,9 @@
  * - `--redis-config "name value"` (repeatable) sets a redis-server config directive, for an A/B
  *   of a server setting (e.g. `--redis-config "zset-max-listpack-entries 0"`).
  *
+ * `KEEP_CALLGRIND=1` keeps the callgrind output (its directory is printed) for
+ * `callgrind_annotate`.
+ *
  * Needs `valgrind` (apt-get install valgrind).
  */
 import { spawnSync } from "node:child_process";
@@ -172,5 +175,6 @@ try {
   );
 } finally {
   await server.stop();
-  rmSync(dir, { recursive: true, force: true });
+  if (process.env.KEEP_CALLGRIND) process.stdout.write(`callgrind output kept in ${dir}\n`);
+  else rmSync(dir, { recursive: true, force: true });
 }

@@ -132,6 +132,28 @@ describe("claim-ready-3.lua", () => {
     expect(claimed[0]!.hash).toMatchObject(awkward);
   });
 
+  it("returns the hash as stored after the claim, for a job claimed before and at any run count", async () => {
+    const ids = await enqueue(4);
+    // Claimed before (run_1_* present), past the 100 recorded runs, and with counters a
+    // foreign producer might have left (not a number, a fraction).
+    await fx.redis.client.hset(`rrq:job:${ids[0]}`, {
+      runs: "1",
+      status: "PENDING",
+      worker_id: "old-worker",
+      run_1_worker: "old-worker",
+    });
+    await fx.redis.client.hset(`rrq:job:${ids[1]}`, { runs: "100" });
+    await fx.redis.client.hset(`rrq:job:${ids[2]}`, { runs: "many" });
+    await fx.redis.client.hset(`rrq:job:${ids[3]}`, { runs: "2.5" });
+    const { claimed } = await fx.store.claim(QUEUE, WORKER, 4, 30_000);
+    expect(claimed.map((j) => j.id)).toEqual(ids);
+    for (const job of claimed)
+      expect(job.hash).toEqual(await fx.redis.client.hgetall(`rrq:job:${job.id}`));
+    expect(claimed.map((j) => j.hash.runs)).toEqual(["2", "101", "1", "3"]);
+    expect(claimed[0]!.hash).toMatchObject({ run_1_worker: "old-worker", run_2_worker: WORKER });
+    expect(claimed[1]!.hash.run_101_worker).toBeUndefined();
+  });
+
   it("claims as usual for an ACL user denied OBJECT (the sets just stay listpacks)", async () => {
     const admin = fx.redis.client;
     await admin.call("ACL", "SETUSER", "no-object", "on", ">pw", "~*", "&*", "+@all", "-object");

@@ -40,7 +40,10 @@ export class MalformedJobError extends Error {
   override readonly name = "MalformedJobError";
 }
 
-/** HGETALL's flat [field, value, …] list as an object. */
+/**
+ * HGETALL's flat [field, value, …] list as an object. A field listed twice takes its later
+ * value (the claim script appends its writes to the list it read before them).
+ */
 export function hashFromPairs(pairs: readonly string[]): Record<string, string> {
   const hash: Record<string, string> = {};
   for (let i = 0; i + 1 < pairs.length; i += 2) hash[pairs[i]!] = pairs[i + 1]!;

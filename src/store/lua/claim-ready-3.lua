@@ -41,8 +41,9 @@
 -- back while the key exists; a key that empties is deleted and converted again when it regrows.
 --
 -- Returns {claimed, next_score}: claimed is a JSON array (cjson) [id1, hash1, id2, hash2, ...]
--- where each hash is the HGETALL field/value list after the claim ("[]" when nothing was
--- claimed); next_score is the score of the queue's first remaining entry (or false when the
+-- where each hash is the job's HGETALL field/value list read before the claim followed by the
+-- claim's own field/value writes, so that building it pair by pair (a later pair replacing an
+-- earlier one) gives the hash as stored after the claim ("[]" when nothing was claimed); next_score is the score of the queue's first remaining entry (or false when the
 -- queue is empty), for the wake-up timer.
 local queue, active, leases = KEYS[1], KEYS[2], KEYS[3]
 local worker, now, max_claims = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -72,15 +73,26 @@ end
 -- @include int-string.lua
 local lease_until = int_string(now + lease_ms)
 local ids = redis.call("ZRANGEBYSCORE", queue, "-inf", now, "LIMIT", 0, max_claims * 4)
-local locked, removed = {}, {}
+local locked, hashes, removed = {}, {}, {}
 for _, id in ipairs(ids) do
   if #locked >= max_claims then break end
-  if redis.call("TYPE", "rrq:job:" .. id).ok ~= "hash" then
+  -- One read answers both questions TYPE and HGET runs answered before: an empty list is a
+  -- missing key (Redis deletes an empty hash), an error a key of another type.
+  local hash = redis.pcall("HGETALL", "rrq:job:" .. id)
+  if hash.err or #hash == 0 then
     removed[#removed + 1] = id
   elseif redis.call("SET", "rrq:lock:job:" .. id, worker, "NX", "PX", lease_ms) then
     locked[#locked + 1] = id
+    hashes[#locked] = hash
     removed[#removed + 1] = id
   end
+end
+-- The value of `field` in an HGETALL list, or nil.
+local function field_of(hash, field)
+  for i = 1, #hash, 2 do
+    if hash[i] == field then return hash[i + 1] end
+  end
+  return nil
 end
 call_chunked("ZREM", queue, removed)
 local claimed, count = {}, #locked
@@ -88,24 +100,30 @@ if count > 0 then
   local first_fence = redis.call("INCRBY", "rrq:fence", count) - count
   local active_pairs, lease_pairs = {}, {}
   for i, id in ipairs(locked) do
-    local job_key = "rrq:job:" .. id
-    local fence = first_fence + i
-    local run = int_or_zero(redis.call("HGET", job_key, "runs")) + 1
+    local fence = int_string(first_fence + i)
+    local hash = hashes[i]
+    local run = int_or_zero(field_of(hash, "runs")) + 1
     local k = int_string(run)
+    -- The claim's writes, appended to the list read before them: the client builds the hash
+    -- from the pairs in order, so a later pair replaces an earlier one of the same field, and
+    -- the hash it gets is the one HGETALL would return now.
+    local writes
     if run >= 1 and run <= 100 then
-      redis.call("HSET", job_key, "status", "ACTIVE", "start_time", ARGV[5], "worker_id", worker,
+      writes = { "status", "ACTIVE", "start_time", ARGV[5], "worker_id", worker,
         "lease_fence", fence, "runs", k, "run_" .. k .. "_started_at", ARGV[5],
-        "run_" .. k .. "_worker", worker)
+        "run_" .. k .. "_worker", worker }
     else
-      redis.call("HSET", job_key, "status", "ACTIVE", "start_time", ARGV[5], "worker_id", worker,
-        "lease_fence", fence, "runs", k)
+      writes = { "status", "ACTIVE", "start_time", ARGV[5], "worker_id", worker,
+        "lease_fence", fence, "runs", k }
     end
+    redis.call("HSET", "rrq:job:" .. id, unpack(writes))
+    for j = 1, #writes do hash[#hash + 1] = writes[j] end
     active_pairs[#active_pairs + 1] = ARGV[6]
     active_pairs[#active_pairs + 1] = id
     lease_pairs[#lease_pairs + 1] = lease_until
     lease_pairs[#lease_pairs + 1] = id
     claimed[#claimed + 1] = id
-    claimed[#claimed + 1] = redis.call("HGETALL", job_key)
+    claimed[#claimed + 1] = hash
   end
   call_zadd_as_skiplist(active, active_pairs)
   call_zadd_as_skiplist(leases, lease_pairs)
