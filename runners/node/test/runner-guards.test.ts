@@ -144,6 +144,52 @@ describe("signals reach handlers (in-process runtime)", () => {
     }
   });
 
+  it("passes a signal to handlers that declare it or rest parameters, and none to `(request) =>`", async () => {
+    const seen: Record<string, number> = {};
+    const record = (name: string, args: unknown[]) => {
+      seen[name] = args.length;
+      return { signal: args[1] instanceof AbortSignal };
+    };
+    const registry = new Registry()
+      .register("one", function (this: unknown, _req) {
+        // eslint-disable-next-line prefer-rest-params
+        return record("one", [...arguments]);
+      })
+      .register("two", (req, signal) => record("two", [req, signal]))
+      .register("rest", (...args: unknown[]) => record("rest", args));
+    const { client, close } = await serve(registry);
+    try {
+      for (const [name, signal] of [
+        ["one", false],
+        ["two", true],
+        ["rest", true],
+      ] as const) {
+        const r = request(name);
+        client.send(r.frame);
+        expect(await client.response(r.requestId)).toMatchObject({
+          status: "success",
+          result: { signal },
+        });
+      }
+      expect(seen).toEqual({ one: 1, two: 2, rest: 2 });
+      // A one-parameter handler can still be cancelled: the runtime answers for it.
+      const never = new Registry().register("hang", (_req) => new Promise(() => {}));
+      const second = await serve(never);
+      try {
+        const hang = request("hang");
+        second.client.send(hang.frame);
+        second.client.send(cancel(hang.jobId, hang.requestId));
+        expect(await second.client.response(hang.requestId)).toMatchObject({
+          error: { type: "cancelled" },
+        });
+      } finally {
+        second.close();
+      }
+    } finally {
+      close();
+    }
+  });
+
   it("answers with an error when the result cannot be framed, and discards late results", async () => {
     let release: () => void = () => {};
     const registry = new Registry()

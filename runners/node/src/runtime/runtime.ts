@@ -16,7 +16,7 @@ import type {
   Frame,
 } from "../protocol/generated/wire.js";
 import { errorOutcome, outcomeFor, thrownOutcome } from "./outcome.js";
-import type { Registry } from "./registry.js";
+import type { Handler, Registry } from "./registry.js";
 import { noopTelemetry, type RunnerTelemetry, type RunSpan } from "./telemetry.js";
 import { RUNTIME_NAME, RUNTIME_VERSION } from "./version.js";
 
@@ -34,13 +34,26 @@ export interface RunnerRuntimeOptions {
 interface InFlight {
   readonly request: ExecutionRequest;
   readonly connection: FrameChannel;
-  readonly controller: AbortController;
+  /** Only for a handler that takes the signal ({@link takesSignal}). */
+  controller?: AbortController;
   timer?: NodeJS.Timeout;
   span?: RunSpan;
   finished: boolean;
 }
 
 const FEATURES = ["ping", "cancel_by_job", "stdout_guard"];
+
+/**
+ * Whether a handler is given an AbortSignal: every one except a function declaring exactly one
+ * parameter (the request). Node 20 takes about 3 µs to create an AbortSignal (2.8 µs in a
+ * tight loop, plus the garbage it leaves): 5–15 % of the daemon's CPU per no-op job with
+ * in-process handlers in A/B runs (bench/RESULTS.md). A handler declared as `(request) => …`
+ * cannot see one. Zero declared parameters (`(...args)`, `arguments`) still get it, as do two
+ * or more.
+ */
+function takesSignal(handler: Handler): boolean {
+  return handler.length !== 1;
+}
 
 /**
  * Executes requests from any number of frame connections against a {@link Registry}, following
@@ -141,12 +154,7 @@ export class RunnerRuntime {
       this.reply(connection, errorOutcome(request, "error", message));
       return;
     }
-    const entry: InFlight = {
-      request,
-      connection,
-      controller: new AbortController(),
-      finished: false,
-    };
+    const entry: InFlight = { request, connection, finished: false };
     this.track(entry, open);
     void this.run(entry);
   }
@@ -170,7 +178,9 @@ export class RunnerRuntime {
       return;
     }
     try {
-      const value = await handler(request, entry.controller.signal);
+      const value = takesSignal(handler)
+        ? await handler(request, (entry.controller = new AbortController()).signal)
+        : await (handler as (request: ExecutionRequest) => unknown)(request);
       this.finish(entry, outcomeFor(request, value));
     } catch (thrown) {
       this.finish(entry, thrownOutcome(request, thrown)); // ignored if already answered
@@ -179,7 +189,7 @@ export class RunnerRuntime {
 
   private timeout(entry: InFlight, message: string): void {
     if (entry.finished) return;
-    entry.controller.abort(new DOMException(message, "TimeoutError"));
+    entry.controller?.abort(new DOMException(message, "TimeoutError"));
     this.finish(entry, errorOutcome(entry.request, "timeout", message, ErrorTypes.timeout));
   }
 
@@ -192,7 +202,7 @@ export class RunnerRuntime {
         : [...(this.byJob.get(cancel.job_id) ?? [])];
     for (const entry of targets) {
       if (!entry || entry.finished) continue;
-      entry.controller.abort(new DOMException(Messages.cancelled, "AbortError"));
+      entry.controller?.abort(new DOMException(Messages.cancelled, "AbortError"));
       this.finish(
         entry,
         errorOutcome(entry.request, "error", Messages.cancelled, ErrorTypes.cancelled),
@@ -229,7 +239,7 @@ export class RunnerRuntime {
     this.byConnection.delete(connection);
     for (const entry of open ?? []) {
       if (entry.finished) continue;
-      entry.controller.abort(new DOMException("Connection closed", "AbortError"));
+      entry.controller?.abort(new DOMException("Connection closed", "AbortError"));
       this.untrack(entry);
       entry.span?.end(
         errorOutcome(entry.request, "error", "Connection closed", ErrorTypes.cancelled),
