@@ -43,8 +43,9 @@
 -- Returns {claimed, next_score}: claimed is a JSON array (cjson) [id1, hash1, id2, hash2, ...]
 -- where each hash is the job's HGETALL field/value list read before the claim followed by the
 -- claim's own field/value writes, so that building it pair by pair (a later pair replacing an
--- earlier one) gives the hash as stored after the claim ("[]" when nothing was claimed); next_score is the score of the queue's first remaining entry (or false when the
--- queue is empty), for the wake-up timer.
+-- earlier one) gives the hash as stored after the claim ("[]" when nothing was claimed);
+-- next_score is the score of the queue's first remaining entry (or false when the queue is
+-- empty), for the wake-up timer.
 local queue, active, leases = KEYS[1], KEYS[2], KEYS[3]
 local worker, now, max_claims = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease_ms = tonumber(ARGV[4])
@@ -76,8 +77,10 @@ local ids = redis.call("ZRANGEBYSCORE", queue, "-inf", now, "LIMIT", 0, max_clai
 local locked, hashes, removed = {}, {}, {}
 for _, id in ipairs(ids) do
   if #locked >= max_claims then break end
-  -- One read answers both questions TYPE and HGET runs answered before: an empty list is a
-  -- missing key (Redis deletes an empty hash), an error a key of another type.
+  -- One read answers what TYPE and HGET runs answered before and is the hash returned: an
+  -- empty list is a missing key (Redis deletes an empty hash), an error a key of another type.
+  -- (A job locked by another worker is read in vain; that is rare, and cheaper than a TYPE
+  -- for every job.)
   local hash = redis.pcall("HGETALL", "rrq:job:" .. id)
   if hash.err or #hash == 0 then
     removed[#removed + 1] = id
