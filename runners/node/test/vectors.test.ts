@@ -94,3 +94,21 @@ describe("frame size cap", () => {
     expect(decodeError(() => new FrameDecoder().push(header))).toBe("frame_too_large");
   });
 });
+
+describe("nesting limit", () => {
+  /** A ping whose body nests `levels` deep (the envelope is level 1) with a scalar at the bottom. */
+  function pingNested(levels: number): Frame {
+    let extra: unknown = 1;
+    for (let i = 0; i < levels - 2; i++) extra = [extra];
+    return { type: "ping", payload: { nonce: "n", extra } as never };
+  }
+
+  for (const encoding of ["json", "msgpack"] as const) {
+    it(`${encoding}: encodes and decodes a body exactly 100 levels deep with scalars at the bottom, and refuses 101`, () => {
+      const codec = codecFor(encoding);
+      const deepest = pingNested(100);
+      expect(decodeStream(codec.encodeFrame(deepest), encoding)).toEqual([deepest]);
+      expect(() => codec.encodeFrame(pingNested(101))).toThrow(/nested deeper than 100 levels/);
+    });
+  }
+});

@@ -134,7 +134,10 @@ const msgpackDecoder = new StrictUtf8Decoder({
     throw new DecodeError(`map keys must be strings, got ${typeof key}`);
   },
 });
-const msgpackEncoder = new Encoder({ ignoreUndefined: true });
+// The library counts every value, scalars included, and starts at 1: a body 100 containers deep
+// (the protocol's limit, checked before encoding) has its scalars at depth 101, which its default
+// maxDepth of 100 refused.
+const msgpackEncoder = new Encoder({ ignoreUndefined: true, maxDepth: MAX_NESTING_DEPTH + 1 });
 
 /** MessagePack encoding of the same envelope (rrqkit extension). */
 export const msgpackCodec: PayloadCodec = {
