@@ -64,6 +64,10 @@ const nestedArray = (levels) => (levels <= 1 ? [] : [nestedArray(levels - 1)]);
 /** A request whose body nests exactly `depth` levels (envelope 1, payload 2, params 3). */
 const requestNested = (depth) => request({ params: { deep: nestedArray(depth - 3) } });
 
+/** The same, with scalars inside the deepest array (one level below it, yet no deeper body). */
+const withScalars = (levels) => (levels <= 1 ? [1, "x", null] : [withScalars(levels - 1)]);
+const requestNestedScalars = (depth) => request({ params: { deep: withScalars(depth - 3) } });
+
 /** Valid frames: each file holds these frames back to back. */
 const valid = [
   ["request-minimal", "A request with every optional context field null.", [request()]],
@@ -248,6 +252,11 @@ const valid = [
     "request-deepest-nesting",
     `A request nested exactly ${MAX_NESTING_DEPTH} levels deep (the envelope is level 1), the most a reader must accept.`,
     [requestNested(MAX_NESTING_DEPTH)],
+  ],
+  [
+    "request-deepest-nesting-scalars",
+    `A request nested exactly ${MAX_NESTING_DEPTH} levels deep whose deepest array holds scalars (a scalar adds no level).`,
+    [requestNestedScalars(MAX_NESTING_DEPTH)],
   ],
   [
     "stream-three-frames",
