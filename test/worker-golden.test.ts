@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Producer } from "../src/producer/producer.js";
+import { ORPHAN_SCAN_KEY } from "../src/store/keys.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
 import {
   GOLDEN_SETTINGS,
@@ -298,7 +299,7 @@ describe("failure handling", () => {
     await redis.client.zadd(`rrq:active:jobs:${dead}`, 1, id);
     // The heartbeat runs on its interval; run one tick now instead of waiting a minute, with
     // the fleet's scan turn free (another worker of this file may have taken it).
-    await redis.client.del("rrq:orphan-scan");
+    await redis.client.del(ORPHAN_SCAN_KEY);
     await (worker.worker as unknown as { heartbeat: { tick(): Promise<void> } }).heartbeat.tick();
     expect(await settled(id)).toMatchObject({
       status: "COMPLETED",

@@ -103,7 +103,8 @@ if count > 0 then
   local first_fence = redis.call("INCRBY", "rrq:fence", count) - count
   local active_pairs, lease_pairs = {}, {}
   for i, id in ipairs(locked) do
-    local fence = int_string(first_fence + i)
+    -- Unique per job, so formatted directly (int_string caches values a batch shares).
+    local fence = string.format("%d", first_fence + i)
     local hash = hashes[i]
     local run = int_or_zero(field_of(hash, "runs")) + 1
     local k = int_string(run)
