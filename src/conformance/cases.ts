@@ -98,8 +98,8 @@ function anchorsOf(path: string): Set<string> {
 function checkLink(root: string, link: string): string | undefined {
   const [path, anchor] = link.split("#");
   const file = join(root, path!);
-  // The parity spec lives beside the repository (../shared/); check it only where present.
-  if (path!.startsWith("../") && !existsSync(file)) return undefined;
+  // Links stay inside the repository: the documents must stand alone.
+  if (path!.startsWith("../")) return `spec link ${link}: points outside the repository`;
   if (!existsSync(file)) return `spec link ${link}: no such file`;
   if (anchor && !anchorsOf(file).has(anchor)) return `spec link ${link}: no such heading`;
   return undefined;
