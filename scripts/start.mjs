@@ -8,6 +8,13 @@
 //   4. enqueues a few demo jobs and prints them as they complete.
 // It keeps running until Ctrl-C. `--once` exits after the demo jobs finish (used by `npm test`);
 // `--no-build` skips step 1 when everything is already installed and built.
+//
+// Signals: the worker and redis-server run in process groups of their own, so Ctrl-C reaches
+// only this script (and npm, which forwards it here once more); the script forwards one SIGTERM
+// to the worker, which then finishes its running jobs. A second Ctrl-C more than a second later
+// is forwarded too and makes the worker exit at once. Should this script die without cleaning
+// up, a reaper (scripts/lib/reaper.mjs) stops the worker (and with it its runners) and the
+// private redis-server.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createConnection } from "node:net";
@@ -15,6 +22,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureRedisServer } from "./lib/ensure-redis.mjs";
+import { startReaper } from "./lib/reaper.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const once = process.argv.includes("--once");
@@ -85,9 +93,10 @@ function redisAnswers(dsn) {
   });
 }
 
-async function startPrivateRedis() {
+async function startPrivateRedis(reaper) {
   ensureRedisServer();
   const dir = mkdtempSync(join(tmpdir(), "rrq-start-"));
+  reaper.dir(dir);
   const socket = join(dir, "redis.sock");
   const server = spawn(
     "redis-server",
@@ -105,8 +114,10 @@ async function startPrivateRedis() {
       "--dir",
       dir,
     ],
-    { stdio: "ignore" },
+    // Its own process group: Ctrl-C must not stop Redis under the worker while it drains.
+    { stdio: "ignore", detached: true },
   );
+  reaper.group(server.pid, 5);
   for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 25));
   const dsn = `unix://${socket}?db=0`;
   if (!(await redisAnswers(dsn))) {
@@ -154,14 +165,39 @@ function demoJobs(config) {
   return jobs;
 }
 
+/** The line that enqueues one more job from a second terminal, with the DSN the worker uses. */
+function enqueueHint(dsn) {
+  const shown = dsn.replace(/\/\/([^@/]*)@/, (_, auth) =>
+    auth.includes(":") ? `//${auth.split(":")[0]}:<password>@` : `//${auth}@`,
+  );
+  return `RRQ_REDIS_DSN='${shown}' node bin/rrq.js enqueue echo --params '{"hello":"again"}' --wait 5`;
+}
+
+/**
+ * Forwards the first SIGINT/SIGTERM to `onFirst` and ignores repeats within a second (npm
+ * forwards the terminal's Ctrl-C to this script a second time); a later one calls `onForce`.
+ */
+function onStopSignals(onFirst, onForce) {
+  let first;
+  const handler = () => {
+    if (first === undefined) {
+      first = Date.now();
+      onFirst();
+    } else if (Date.now() - first > 1000) onForce();
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+}
+
 async function main() {
   if (!skipBuild) prepare();
+  const reaper = startReaper();
   let dsn = configuredDsn();
   let privateRedis;
   if (await redisAnswers(dsn)) {
     say(`using the Redis at ${dsn.replace(/\/\/[^@/]*@/, "//***@")}`);
   } else {
-    privateRedis = await startPrivateRedis();
+    privateRedis = await startPrivateRedis(reaper);
     say(
       `no Redis answered at ${dsn}; started a private redis-server at ${privateRedis.dsn} (stopped on exit)`,
     );
@@ -178,17 +214,36 @@ async function main() {
       "run",
       ...servedQueues(readFileSync(configPath, "utf8")).flatMap((q) => ["--queue", q]),
     ],
-    { cwd: root, env, stdio: "inherit" },
+    // Its own process group, so the terminal's Ctrl-C does not reach it besides ours (two
+    // signals would make it skip the graceful stop); the reaper stands in for the group.
+    { cwd: root, env, stdio: "inherit", detached: true },
   );
+  reaper.group(worker.pid, 20);
+  let stopping = false;
   const workerExited = new Promise((resolve) => worker.on("exit", (code) => resolve(code)));
+  const cleanUp = (code) => {
+    privateRedis?.stop();
+    reaper.dismiss();
+    process.exit(code);
+  };
+  void workerExited.then((code) => {
+    if (stopping) return;
+    say(`the orchestrator exited unexpectedly (exit ${code})`);
+    cleanUp(1);
+  });
   const shutdown = async (code) => {
+    stopping = true;
     worker.kill("SIGTERM");
     const workerCode = await workerExited;
-    privateRedis?.stop();
-    process.exit(code ?? workerCode ?? 0);
+    cleanUp(code ?? workerCode ?? 0);
   };
-  process.on("SIGINT", () => void shutdown());
-  process.on("SIGTERM", () => void shutdown());
+  onStopSignals(
+    () => {
+      say("stopping: the orchestrator finishes its running jobs (Ctrl-C again to force)");
+      void shutdown();
+    },
+    () => worker.kill("SIGTERM"),
+  );
 
   const { Producer, producerConfigFrom, loadConfig } = await import("../dist/src/index.js");
   const { config } = loadConfig({ path: configPath, env });
@@ -213,10 +268,11 @@ async function main() {
       ? "all demo jobs finished as expected"
       : "some demo jobs did not finish as expected",
   );
-  if (once) await shutdown(allAsExpected ? 0 : 1);
+  if (once) return shutdown(allAsExpected ? 0 : 1);
   say(
-    "the orchestrator keeps running; enqueue more with `node bin/rrq.js enqueue echo --params '{\"a\":1}'` (Ctrl-C to stop)",
+    `the orchestrator keeps running (Ctrl-C to stop). Enqueue more from another terminal, in ${root}:`,
   );
+  process.stdout.write(`\n    ${enqueueHint(dsn)}\n\n`);
 }
 
 main().catch((error) => {
