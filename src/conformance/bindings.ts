@@ -1,5 +1,5 @@
-import { existsSync, readdirSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
+import { accessSync, constants, existsSync, readdirSync, statSync } from "node:fs";
+import { delimiter, isAbsolute, join, resolve } from "node:path";
 import type { EncodingName, TransportKind } from "@rrqkit/runner/protocol";
 import type { Profile } from "./cases.js";
 import type { CommandSpec } from "./runner-session.js";
@@ -18,10 +18,12 @@ export interface Binding {
   profile: Profile;
   /** Launch with RRQ_RUNNER_HELLO=1 and require hello frames. */
   hello: boolean;
+  /** The runner answers ping frames (and lists `ping` in its hello). */
+  ping: boolean;
   /** Why the binding cannot run (a command that is not built); its cases are skipped. */
   missing?: string;
-  /** The known-failures list for this binding. */
-  knownFailures: string;
+  /** The known-failures list for this binding (none: a custom runner given without one). */
+  knownFailures?: string;
 }
 
 /** An orchestrator the end-to-end cases can run: rrqkit's own, or RRQ's released binary. */
@@ -33,6 +35,15 @@ export interface OrchestratorSpec {
 
 const ALL_TRANSPORTS: TransportKind[] = ["tcp", "unix", "stdio"];
 const ALL_ENCODINGS: EncodingName[] = ["json", "msgpack"];
+
+/**
+ * The rrqkit extensions a runner given on the command line may declare (`--supports`), beyond
+ * the TCP + JSON core of RRQ 0.11 that every runner has.
+ */
+export const EXTENSIONS = ["unix", "stdio", "msgpack", "hello", "ping"] as const;
+
+/** One rrqkit extension (see {@link EXTENSIONS}). */
+export type Extension = (typeof EXTENSIONS)[number];
 
 function venv(root: string): string {
   return process.env.RRQKIT_VENV ?? join(root, ".venv");
@@ -77,6 +88,7 @@ export function builtinBindings(root: string): Record<string, Binding> {
     encodings: ALL_ENCODINGS,
     profile: "rrqkit" as const,
     hello: true,
+    ping: true,
   };
   return {
     node: {
@@ -110,6 +122,7 @@ export function builtinBindings(root: string): Record<string, Binding> {
       encodings: ["json"],
       profile: "core",
       hello: false,
+      ping: false,
       runner: {
         argv: [rrqRunner, "--settings", "rrq_conformance_handlers.settings"],
         env: { PYTHONPATH: interop },
@@ -159,24 +172,84 @@ export function splitCommand(text: string): string[] {
 
 /**
  * A binding for a runner (and optionally a producer adapter) given on the command line. A `core`
- * runner speaks RRQ 0.11 only: TCP and JSON, no hello.
+ * runner speaks RRQ 0.11 only: TCP and JSON, no hello; an `rrqkit` runner every extension.
+ * `supports`, when given, names the extensions exactly (a runner between the two profiles).
  */
 export function customBinding(
   name: string,
   runner: string | undefined,
   producer: string | undefined,
-  knownFailures: string,
+  knownFailures: string | undefined,
   profile: Profile,
+  supports?: readonly Extension[],
 ): Binding {
-  const core = profile === "core";
+  const has = new Set<Extension>(supports ?? (profile === "core" ? [] : EXTENSIONS));
   return {
     name,
-    transports: core ? ["tcp"] : ALL_TRANSPORTS,
-    encodings: core ? ["json"] : ALL_ENCODINGS,
-    profile,
-    hello: !core,
+    transports: ALL_TRANSPORTS.filter((t) => t === "tcp" || has.has(t as Extension)),
+    encodings: ALL_ENCODINGS.filter((e) => e === "json" || has.has(e as Extension)),
+    profile: has.size ? "rrqkit" : "core",
+    hello: has.has("hello"),
+    ping: has.has("ping"),
     runner: runner ? { argv: splitCommand(runner) } : undefined,
     producer: producer ? { argv: splitCommand(producer) } : undefined,
     knownFailures,
   };
+}
+
+/** Where a program name resolves: itself when it has a slash, else the first match on PATH. */
+function locate(program: string): string | undefined {
+  if (program.includes("/")) return program;
+  for (const dir of (process.env.PATH ?? "").split(delimiter).filter(Boolean)) {
+    const path = join(dir, program);
+    if (existsSync(path)) return path;
+  }
+  return undefined;
+}
+
+/**
+ * Why a command cannot be started (`ENOENT: no such file …`, `EACCES: not executable`), or
+ * undefined when its program exists and may be executed. Checked before a run, because a
+ * process that cannot be spawned fails every case with no useful reason.
+ */
+export function commandProblem(argv: readonly string[]): string | undefined {
+  const program = argv[0];
+  if (!program) return "the command is empty";
+  const path = locate(program);
+  if (!path) return `${program}: ENOENT (not found on PATH)`;
+  try {
+    if (!statSync(path).isFile()) return `${path}: EACCES (not a regular file)`;
+    accessSync(path, constants.X_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "error";
+    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "not executable" : "";
+    return `${path}: ${code}${why ? ` (${why})` : ""}`;
+  }
+  return undefined;
+}
+
+/**
+ * Launchers that build and run in one step (`go run`, `cargo run`, …) exit with their own status,
+ * not the runner's (`go run` turns every failure into 1), and stand between the orchestrator and
+ * the runner, so the runner's parent-death guard watches the wrong process. A warning for them.
+ */
+export function wrapperWarning(argv: readonly string[]): string | undefined {
+  const [program, sub] = argv.map((a) => a.split("/").pop());
+  const wrappers: Record<string, string[]> = {
+    go: ["run"],
+    cargo: ["run"],
+    dotnet: ["run"],
+    gradle: ["run"],
+    mvn: ["exec:java"],
+    mix: ["run"],
+    swift: ["run"],
+    stack: ["run", "exec"],
+    cabal: ["run"],
+  };
+  if (!program || !sub || !wrappers[program]?.includes(sub)) return undefined;
+  return (
+    `'${program} ${sub}' reports its own exit status and sits between the harness and the ` +
+    "runner (the parent-death guard then watches the wrong process): build first and give " +
+    "the binary to --runner-cmd"
+  );
 }

@@ -2,7 +2,16 @@ import { readdirSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import type { EncodingName, TransportKind } from "@rrqkit/runner/protocol";
 import { InvalidArgumentError, Option, type Command } from "commander";
-import { builtinBindings, customBinding, orchestrators, type Binding } from "./bindings.js";
+import {
+  builtinBindings,
+  commandProblem,
+  customBinding,
+  EXTENSIONS,
+  orchestrators,
+  wrapperWarning,
+  type Binding,
+  type Extension,
+} from "./bindings.js";
 import {
   CorpusError,
   loadCases,
@@ -15,6 +24,7 @@ import { readKnownFailures } from "./known-failures.js";
 import {
   closingLine,
   knownFailureLines,
+  type Result,
   parityTableSection,
   totals,
   writeJsonReport,
@@ -38,7 +48,9 @@ interface Flags {
   json?: string;
   parityTable?: string;
   printKnownFailures?: boolean;
-  knownFailures?: string;
+  knownFailures: string[];
+  name: string[];
+  supports: string[];
   parallel: number;
   check?: boolean;
 }
@@ -61,26 +73,89 @@ function oneOf(label: string, allowed: readonly string[]) {
   };
 }
 
+const BUILTIN_NAMES = ["node", "python", "rust", "rrq", "all"];
+
+/** The extensions one `--supports` value names (`unix,msgpack`; `none` for the core only). */
+function parseSupports(value: string): Extension[] {
+  const names = list(value);
+  if (names.length === 1 && names[0] === "none") return [];
+  for (const name of names)
+    if (!(EXTENSIONS as readonly string[]).includes(name))
+      throw new CorpusError(
+        `--supports: unknown extension '${name}' (one of ${EXTENSIONS.join(", ")}, or none)`,
+      );
+  if (names.includes("ping") && !names.includes("hello"))
+    throw new CorpusError("--supports: ping needs hello (a runner lists ping in its hello)");
+  return names as Extension[];
+}
+
+/** The runners and producers given on the command line, as bindings (throws on bad names). */
+function customBindings(flags: Flags): Binding[] {
+  const count = Math.max(flags.runnerCmd.length, flags.producerCmd.length);
+  const paired = (label: string, values: string[]) => {
+    if (values.length > count)
+      throw new CorpusError(
+        `${label} is given ${values.length} times for ${count} --runner-cmd/--producer-cmd`,
+      );
+  };
+  paired("--name", flags.name);
+  paired("--supports", flags.supports);
+  // Without --runner-cmd, one --known-failures list applies to the built-in bindings.
+  if (count) paired("--known-failures", flags.knownFailures);
+  const custom: Binding[] = [];
+  for (let i = 0; i < count; i++) {
+    const name = flags.name[i] ?? `custom${i + 1}`;
+    if (!/^[a-z0-9][a-z0-9_-]*$/.test(name))
+      throw new CorpusError(
+        `--name '${name}': use lower-case letters, digits, '-' and '_' (it starts result ids)`,
+      );
+    if (BUILTIN_NAMES.includes(name) || custom.some((b) => b.name === name))
+      throw new CorpusError(`--name '${name}' is already taken`);
+    const known = flags.knownFailures[i];
+    const supports =
+      flags.supports[i] === undefined ? undefined : parseSupports(flags.supports[i]!);
+    custom.push(
+      customBinding(
+        name,
+        flags.runnerCmd[i],
+        flags.producerCmd[i],
+        known === undefined ? undefined : resolve(known),
+        flags.profile,
+        supports,
+      ),
+    );
+  }
+  return custom;
+}
+
+/**
+ * Checks that every command given on the command line can be started, once, before anything
+ * runs (a missing program would otherwise fail every case with no useful reason), and warns
+ * about build-and-run wrappers. Throws {@link CorpusError} naming the command and the errno.
+ */
+function checkCommands(custom: readonly Binding[]): void {
+  for (const binding of custom)
+    for (const [label, command] of [
+      ["--runner-cmd", binding.runner],
+      ["--producer-cmd", binding.producer],
+    ] as const) {
+      if (!command) continue;
+      const problem = commandProblem(command.argv);
+      if (problem)
+        throw new CorpusError(
+          `conformance: cannot start ${label} '${command.argv.join(" ")}' (${binding.name}): ${problem}`,
+        );
+      const warning = wrapperWarning(command.argv);
+      if (warning) process.stderr.write(`conformance: warning: ${binding.name}: ${warning}\n`);
+    }
+}
+
 /** Which bindings and end-to-end targets the flags select. */
 function select(flags: Flags, root: string): Pick<RunOptions, "bindings" | "e2e"> {
   const builtin = builtinBindings(root);
   const orch = orchestrators(root);
-  const custom: Binding[] = [];
-  const count = Math.max(flags.runnerCmd.length, flags.producerCmd.length);
-  for (let i = 0; i < count; i++) {
-    const known = flags.knownFailures
-      ? resolve(flags.knownFailures)
-      : resolve(root, "conformance", "known-failures", `custom${i + 1}.txt`);
-    custom.push(
-      customBinding(
-        `custom${i + 1}`,
-        flags.runnerCmd[i],
-        flags.producerCmd[i],
-        known,
-        flags.profile,
-      ),
-    );
-  }
+  const custom = customBindings(flags);
+  checkCommands(custom);
   const names = flags.binding.length ? flags.binding : custom.length ? [] : ["all"];
   const chosen = new Set(names.flatMap((n) => (n === "all" ? ["node", "python", "rust"] : [n])));
   const bindings = [...[...chosen].map((n) => builtin[n]!), ...custom];
@@ -101,6 +176,35 @@ function select(flags: Flags, root: string): Pick<RunOptions, "bindings" | "e2e"
   return { bindings, e2e };
 }
 
+/** Why a run selected no case at all: the filters, and what each binding supports. */
+function emptyRunReason(
+  flags: Flags,
+  selection: Pick<RunOptions, "bindings" | "e2e">,
+  results: readonly Result[],
+): string {
+  if (results.length && results.every((r) => r.status === "skip"))
+    return "every selected binding is unavailable (see the SKIP lines); build it first";
+  const filters = [
+    flags.transport && `--transport ${flags.transport.join(",")}`,
+    flags.encoding && `--encoding ${flags.encoding.join(",")}`,
+    flags.kind && `--kind ${flags.kind.join(",")}`,
+    flags.run.length && `--run ${flags.run.join(",")}`,
+    flags.skip.length && `--skip ${flags.skip.join(",")}`,
+  ].filter(Boolean);
+  const supports = selection.bindings.map(
+    (b) =>
+      `${b.name} (${b.profile}) runs ${b.transports.join(",")} × ${b.encodings.join(",")}` +
+      `${b.runner ? "" : ", no runner"}${b.producer ? "" : ", no producer"}`,
+  );
+  return (
+    `the selection matches no case${filters.length ? ` (${filters.join(" ")})` : ""}; ` +
+    supports.join("; ") +
+    (selection.bindings.some((b) => b.profile === "core")
+      ? ". A core runner runs tcp/json only; declare more with --supports"
+      : "")
+  );
+}
+
 /** The command line that selected what ran, without the flags that only say where to write. */
 export function selectionCommand(args: readonly string[]): string {
   const kept: string[] = [];
@@ -118,8 +222,13 @@ export function selectionCommand(args: readonly string[]): string {
 async function conformance(flags: Flags): Promise<number> {
   const root = repoRoot();
   const listsDir = join(root, "conformance", "known-failures");
+  const customCount = Math.max(flags.runnerCmd.length, flags.producerCmd.length);
+  if (!customCount && flags.knownFailures.length > 1) {
+    process.stderr.write("conformance: --known-failures is given more than once\n");
+    return ConformanceExit.usage;
+  }
   const extraKnownFailures =
-    flags.knownFailures && !flags.runnerCmd.length ? resolve(flags.knownFailures) : undefined;
+    flags.knownFailures[0] && !customCount ? resolve(flags.knownFailures[0]) : undefined;
   let cases: Case[];
   let selection: Pick<RunOptions, "bindings" | "e2e">;
   try {
@@ -132,7 +241,7 @@ async function conformance(flags: Flags): Promise<number> {
           .map((f) => join(listsDir, f))
       : [
           join(listsDir, "all.txt"),
-          ...selection.bindings.map((b) => b.knownFailures),
+          ...selection.bindings.flatMap((b) => (b.knownFailures ? [b.knownFailures] : [])),
           ...(extraKnownFailures ? [extraKnownFailures] : []),
         ];
     for (const list of lists) readKnownFailures(list, root);
@@ -173,12 +282,24 @@ async function conformance(flags: Flags): Promise<number> {
     );
   if (flags.printKnownFailures) {
     const lists = new Map(selection.bindings.map((b) => [b.name, b.knownFailures]));
-    const listOf = (name: string) =>
-      relative(process.cwd(), lists.get(name) ?? join(listsDir, `${name}.txt`));
+    const custom = new Set(selection.bindings.filter((b) => !b.missing).map((b) => b.name));
+    const listOf = (name: string) => {
+      const list = lists.get(name);
+      if (list) return relative(process.cwd(), list);
+      return custom.has(name) && !(name in builtinBindings(root))
+        ? `the list you give with --known-failures (for ${name})`
+        : relative(process.cwd(), join(listsDir, `${name}.txt`));
+    };
     for (const line of knownFailureLines(results, listOf)) process.stdout.write(`${line}\n`);
   }
   const t = totals(results);
   process.stdout.write(`${closingLine(t)}\n`);
+  if (!results.some((r) => r.status !== "skip")) {
+    process.stderr.write(
+      `conformance: no case ran: ${emptyRunReason(flags, selection, results)}\n`,
+    );
+    return ConformanceExit.usage;
+  }
   return t.failed ? ConformanceExit.failed : ConformanceExit.passed;
 }
 
@@ -243,7 +364,24 @@ export function registerConformanceCommand(
       "--parity-table <file>",
       "rewrite the parity table section of a Markdown file (conformance/README.md)",
     )
-    .option("--known-failures <file>", "known-failures list for --runner-cmd / --producer-cmd")
+    .option(
+      "--known-failures <file>",
+      "known-failures list of the n-th --runner-cmd/--producer-cmd (repeatable); without them, added to every binding's",
+      (v: string, p: string[] = []) => [...p, v],
+      [],
+    )
+    .option(
+      "--name <name>",
+      "name of the n-th --runner-cmd/--producer-cmd in results (repeatable; default customN)",
+      (v: string, p: string[] = []) => [...p, v],
+      [],
+    )
+    .option(
+      "--supports <extensions>",
+      `extensions of the n-th --runner-cmd beyond TCP + JSON: ${EXTENSIONS.join(",")} or none (repeatable; overrides --profile)`,
+      (v: string, p: string[] = []) => [...p, v],
+      [],
+    )
     .option(
       "--parallel <n>",
       "cells run at once",

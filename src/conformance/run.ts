@@ -10,6 +10,7 @@ import { formatResult, type Result } from "./report.js";
 import type { TestRedis } from "./redis-server.js";
 import { startRedis } from "./redis-server.js";
 import { RunnerCell } from "./runner-cell.js";
+import { RunnerGone } from "./runner-session.js";
 import type { Failure } from "./runner-script.js";
 
 /** What to run. */
@@ -46,6 +47,8 @@ export function applies(
   if (c.encodings && !c.encodings.includes(encoding)) return false;
   if (c.needs?.includes("multi_connection") && transport === "stdio") return false;
   if (c.profile === "rrqkit" && binding.profile === "core") return false;
+  if (c.needs?.includes("hello") && !binding.hello) return false;
+  if (c.needs?.includes("ping") && !binding.ping) return false;
   return true;
 }
 
@@ -69,7 +72,10 @@ export async function runConformance(o: RunOptions): Promise<Result[]> {
   const listFor = (binding: Binding): KnownFailure[] => {
     let list = lists.get(binding.name);
     if (!list) {
-      list = [...readKnownFailures(binding.knownFailures, o.root), ...all];
+      list = [
+        ...(binding.knownFailures ? readKnownFailures(binding.knownFailures, o.root) : []),
+        ...all,
+      ];
       if (o.extraKnownFailures) list.push(...readKnownFailures(o.extraKnownFailures, o.root));
       lists.set(binding.name, list);
     }
@@ -173,10 +179,15 @@ export async function runConformance(o: RunOptions): Promise<Result[]> {
                     failures = await cell.run(c);
                   } catch (error) {
                     failures = [
-                      {
-                        rule: "harness error (not the runner's fault)",
-                        message: (error as Error).stack ?? String(error),
-                      },
+                      error instanceof RunnerGone
+                        ? {
+                            rule: "the runner starts and listens (RUNNER_PROTOCOL.md §5)",
+                            message: error.message,
+                          }
+                        : {
+                            rule: "harness error (not the runner's fault)",
+                            message: (error as Error).stack ?? String(error),
+                          },
                     ];
                   }
                   record(binding, binding.name, variant, c, failures, Date.now() - started);

@@ -68,9 +68,8 @@ export async function awaitResponse(
   }
   if (!found) {
     const why = found === null ? "the connection closed first" : `none within ${timeoutMs} ms`;
-    const stderr = script.session.alive
-      ? ""
-      : `; the runner exited: ${script.session.stderr.trim()}`;
+    const alive = found === null ? await script.session.exited(1000) : script.session.alive;
+    const stderr = alive ? "" : `; the runner exited: ${script.session.whyGone}`;
     throw new CaseFailed({
       rule: RULES.once,
       message: `no outcome for request ${alias} (${request.payload.function_name as string}): ${why}${stderr}`,

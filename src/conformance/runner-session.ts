@@ -180,6 +180,11 @@ function openSocket(spec: Exclude<TransportSpec, { kind: "stdio" }>): Promise<So
   });
 }
 
+/** The runner process is gone (or never started) when the harness needs it. */
+export class RunnerGone extends Error {
+  override readonly name = "RunnerGone";
+}
+
 /** How to launch a runner for a session. */
 export interface SessionOptions {
   transport: TransportKind;
@@ -197,6 +202,8 @@ export interface SessionOptions {
 export class RunnerSession {
   private stderrTail = "";
   private stdioConnection: HarnessConnection | undefined;
+  /** Why the process could not be started (spawn ENOENT, EACCES), if it could not. */
+  private spawnError: Error | undefined;
   readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   private constructor(
@@ -211,9 +218,15 @@ export class RunnerSession {
     });
     // Over sockets stdout is free-form output; drain it so a chatty handler never blocks.
     if (spec.kind !== "stdio") child.stdout?.resume();
-    this.exit = new Promise((resolve) =>
-      child.once("exit", (code, signal) => resolve({ code, signal })),
-    );
+    this.exit = new Promise((resolve) => {
+      child.once("exit", (code, signal) => resolve({ code, signal }));
+      // A process that never started emits no "exit": end the session on the spawn error.
+      child.once("error", (error) => {
+        if (child.pid !== undefined) return;
+        this.spawnError = error;
+        resolve({ code: null, signal: null });
+      });
+    });
   }
 
   /** Starts the runner. Does not wait for readiness (see {@link connect}). */
@@ -229,7 +242,7 @@ export class RunnerSession {
       cwd: command.cwd,
       detached: true,
     });
-    child.on("error", () => {}); // reported through exit / connect failures
+    child.on("error", () => {}); // reported through exit / connect failures (see whyGone)
     return new RunnerSession(child, spec, options, dir);
   }
 
@@ -239,7 +252,20 @@ export class RunnerSession {
   }
 
   get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    return !this.spawnError && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /**
+   * Why the runner is gone, for failure messages: the spawn error, or the exit status and the
+   * end of its stderr (or that it wrote none).
+   */
+  get whyGone(): string {
+    const command = this.child.spawnargs.join(" ");
+    if (this.spawnError) return `cannot start '${command}': ${this.spawnError.message}`;
+    const { exitCode: code, signalCode: signal } = this.child;
+    const status = signal ? `signal ${signal}` : `status ${code}`;
+    const stderr = this.stderrTail.trim();
+    return `exit ${status}; ${stderr ? `stderr: ${stderr}` : "no output on stderr"}`;
   }
 
   get pid(): number | undefined {
@@ -265,7 +291,8 @@ export class RunnerSession {
         try {
           socket = await openSocket(this.spec);
         } catch (error) {
-          if (!this.alive) throw new Error(`the runner exited before listening: ${this.stderr}`);
+          if (!this.alive)
+            throw new RunnerGone(`the runner exited before listening: ${this.whyGone}`);
           if (Date.now() > deadline)
             throw new Error(`cannot connect to the runner: ${(error as Error).message}`);
           await new Promise((r) => setTimeout(r, 25));
@@ -279,13 +306,24 @@ export class RunnerSession {
         () => (connection.hello || connection.closed ? true : undefined),
         timeoutMs,
       );
+      if (!connection.hello && connection.closed && !(await this.exited(1000)))
+        throw new RunnerGone(`the runner exited before its hello: ${this.whyGone}`);
       if (!ok || !connection.hello)
         connection.violations.push({
           rule: "hello is the first frame of a connection (RUNNER_PROTOCOL.md §8.2)",
-          message: `no hello frame arrived${this.alive ? "" : `; the runner exited: ${this.stderr}`}`,
+          message: `no hello frame arrived${this.alive ? "" : `; the runner exited: ${this.whyGone}`}`,
         });
     }
     return connection;
+  }
+
+  /**
+   * Waits up to `ms` for the process to be gone (its pipes close a moment before its exit is
+   * reported); true while it is still alive.
+   */
+  async exited(ms: number): Promise<boolean> {
+    if (this.alive) await Promise.race([this.exit, new Promise((r) => setTimeout(r, ms))]);
+    return this.alive;
   }
 
   /** The stdio connection, if one was made. */
