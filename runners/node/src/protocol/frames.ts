@@ -119,6 +119,8 @@ function checkOutcomeError(error: unknown): string | undefined {
   if (typeof error.message !== "string") return "error.message must be a string";
   if (error.type != null && typeof error.type !== "string") return "error.type must be a string";
   if (error.code != null && typeof error.code !== "string") return "error.code must be a string";
+  if (error.traceback != null && typeof error.traceback !== "string")
+    return "error.traceback must be a string";
   return undefined;
 }
 
@@ -187,15 +189,20 @@ export function parseFrame(value: unknown): Frame {
   return value as unknown as Frame;
 }
 
-/** Builds the wire form of an outcome error: every field, null for none. */
+/**
+ * Builds the wire form of an outcome error: every RRQ field, null for none, then `traceback`
+ * only when there is one (rrqkit's addition, so an outcome without one is byte-for-byte RRQ's).
+ */
 export function wireError(error: OutcomeError | null | undefined): OutcomeError | null {
   if (!error) return null;
-  return {
+  const wire: OutcomeError = {
     message: error.message,
     type: error.type ?? null,
     code: error.code ?? null,
     details: error.details ?? null,
   };
+  if (typeof error.traceback === "string") wire.traceback = error.traceback;
+  return wire;
 }
 
 /** Builds a `response` frame with every field in schema order (null for none). */

@@ -10,4 +10,5 @@ export * from "./frames.js";
 export * from "./frame-connection.js";
 export * from "./memory-channel.js";
 export * from "./transports.js";
+export * from "./traceback.js";
 export type * from "./generated/wire.js";

@@ -137,6 +137,10 @@ export interface OutcomeError {
    * Optional structured details (any JSON; RRQ's Python runtime requires an object).
    */
   details?: unknown;
+  /**
+   * rrqkit addition (RUNNER_PROTOCOL.md §7.1): the thrown error's stack trace / traceback / backtrace as text, at most 8192 bytes of UTF-8. A longer text is cut to its first 4096 and last 4000 bytes (whole UTF-8 characters only) joined by the line "\n... [N bytes truncated] ...\n". Absent or null when there is none. Never contains the job's params. Readers that do not know it ignore it.
+   */
+  traceback?: string | null;
 }
 /**
  * Orchestrator to runner: abort one request, or every request of a job.
