@@ -53,6 +53,8 @@ describe.each(transports.flatMap((t) => encodings.map((e) => [t, e] as const)))(
       const out = await client.response(r.requestId);
       expect(out.status).toBe("error");
       expect(out.error).toMatchObject({ message: "kaput", type: "Error" });
+      // The stack travels as error.traceback (RUNNER_PROTOCOL.md §7.1).
+      expect(out.error?.traceback).toMatch(/^Error: kaput\n {4}at .*conformance-handlers\.js:\d+/);
     });
 
     it("passes retry_after_seconds through on retry", async () => {

@@ -91,6 +91,21 @@ export function endAttributes(outcome: ExecutionOutcome, durationMs: number): At
   return attributes;
 }
 
+/**
+ * The attributes of the OpenTelemetry `exception` event of an outcome whose error carries a
+ * traceback (TELEMETRY.md), or undefined when it has none: only thrown errors get the event.
+ */
+export function exceptionEventAttributes(
+  error: ExecutionOutcome["error"] | undefined,
+): Attributes | undefined {
+  if (!error || typeof error.traceback !== "string") return undefined;
+  return {
+    "exception.type": error.type || "Error",
+    "exception.message": error.message,
+    "exception.stacktrace": error.traceback,
+  };
+}
+
 function spanFor(tracer: Tracer, request: ExecutionRequest): RunSpan {
   const started = performance.now();
   const parent = parentContextFrom(request.context.trace_context);
@@ -102,6 +117,8 @@ function spanFor(tracer: Tracer, request: ExecutionRequest): RunSpan {
   return {
     end(outcome) {
       span.setAttributes(endAttributes(outcome, performance.now() - started));
+      const exception = exceptionEventAttributes(outcome.error);
+      if (exception) span.addEvent("exception", exception);
       const failed =
         outcome.status === "timeout" ||
         (outcome.status === "error" && outcome.error?.type !== ErrorTypes.cancelled);

@@ -1,4 +1,5 @@
 import { ErrorTypes, Messages, OUTCOME_STATUSES } from "../protocol/constants.js";
+import { capTraceback } from "../protocol/traceback.js";
 import type {
   ExecutionOutcome,
   ExecutionRequest,
@@ -102,13 +103,16 @@ export function errorOutcome(
   status: "error" | "timeout",
   message: string,
   type: string | null = null,
+  traceback: string | null = null,
 ): ExecutionOutcome {
+  const error: OutcomeError = { message, type, code: null, details: null };
+  if (traceback !== null) error.traceback = capTraceback(traceback);
   return {
     job_id: request.job_id,
     request_id: request.request_id,
     status,
     result: null,
-    error: { message, type, code: null, details: null },
+    error,
     retry_after_seconds: null,
   };
 }
@@ -117,9 +121,11 @@ export function errorOutcome(
 export function thrownOutcome(request: ExecutionRequest, thrown: unknown): ExecutionOutcome {
   const error = thrown instanceof Error ? thrown : undefined;
   const message = (error ? error.message : String(thrown)) || Messages.unhandledError;
+  // The stack names the error and its frames; it holds params only if the message does.
+  const stack = typeof error?.stack === "string" && error.stack !== "" ? error.stack : null;
   if (error?.name === "TimeoutError") {
-    return errorOutcome(request, "timeout", message, ErrorTypes.timeout);
+    return errorOutcome(request, "timeout", message, ErrorTypes.timeout, stack);
   }
   const type = error ? error.name || error.constructor?.name || "Error" : typeof thrown;
-  return errorOutcome(request, "error", message, type);
+  return errorOutcome(request, "error", message, type, stack);
 }
