@@ -102,6 +102,11 @@ def test_thrown_error(client: FrameClient) -> None:
     assert out["status"] == "error"
     assert out["error"]["message"] == "kaboom"
     assert out["error"]["type"] == "RuntimeError"
+    traceback = out["error"]["traceback"]  # RUNNER_PROTOCOL.md §7.1
+    assert traceback.startswith("Traceback (most recent call last):\n")
+    assert 'conformance_runner.py", line ' in traceback
+    assert 'raise RuntimeError(_param(request, "message", "boom"))' in traceback
+    assert traceback.endswith("RuntimeError: kaboom\n")
 
 
 def test_retry_with_retry_after_seconds(client: FrameClient) -> None:

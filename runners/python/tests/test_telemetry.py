@@ -134,6 +134,15 @@ def test_outcome_spans(
     else:
         assert "rrq.retry_delay_ms" not in attrs
     assert span.parent is None
+    # Raised errors (and only they) carry a traceback and OpenTelemetry's exception event.
+    events = [e for e in span.events if e.name == "exception"]
+    if function_name in ("throw", "timeout"):
+        (event,) = events
+        assert event.attributes["exception.type"] == error_type
+        assert event.attributes["exception.message"] == reply["error"]["message"]
+        assert event.attributes["exception.stacktrace"] == reply["error"]["traceback"]
+    else:
+        assert events == []
 
 
 def test_past_deadline_and_cancel_spans(traced: tuple[FrameClient, InMemorySpanExporter]) -> None:

@@ -200,6 +200,8 @@ class OutcomeError:
     type: str | None = None
     code: str | None = None
     details: Any = None
+    #: rrqkit addition: the raised exception's traceback, at most 8 KiB (§7.1); None if none.
+    traceback: str | None = None
 
     @classmethod
     def from_wire(cls, data: Any) -> OutcomeError:
@@ -211,15 +213,20 @@ class OutcomeError:
             type=_opt_str(data, "type", where),
             code=_opt_str(data, "code", where),
             details=_get(data, "details"),
+            traceback=_opt_str(data, "traceback", where),
         )
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire = {
             "message": self.message,
             "type": self.type,
             "code": self.code,
             "details": self.details,
         }
+        # Written only when present, so an outcome without one is byte-for-byte RRQ's.
+        if self.traceback is not None:
+            wire["traceback"] = self.traceback
+        return wire
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .models import ExecutionOutcome, OutcomeError
+from .tracebacks import cap_traceback
 
 __all__ = [
     "cancelled",
@@ -25,11 +26,24 @@ def success(result: Any = None) -> ExecutionOutcome:
 
 
 def error(
-    message: str, *, type: str | None = None, code: str | None = None, details: Any = None
+    message: str,
+    *,
+    type: str | None = None,
+    code: str | None = None,
+    details: Any = None,
+    traceback: str | None = None,
 ) -> ExecutionOutcome:
-    """An ordinary failure: the orchestrator retries with backoff until attempts run out."""
+    """An ordinary failure: the orchestrator retries with backoff until attempts run out.
+    ``traceback`` is capped at 8 KiB (RUNNER_PROTOCOL.md §7.1)."""
     return ExecutionOutcome(
-        status="error", error=OutcomeError(message=message, type=type, code=code, details=details)
+        status="error",
+        error=OutcomeError(
+            message=message,
+            type=type,
+            code=code,
+            details=details,
+            traceback=None if traceback is None else cap_traceback(traceback),
+        ),
     )
 
 
@@ -43,10 +57,14 @@ def retry(message: str | None = None, *, after_seconds: float | None = None) -> 
     )
 
 
-def timeout(message: str | None = None) -> ExecutionOutcome:
+def timeout(message: str | None = None, *, traceback: str | None = None) -> ExecutionOutcome:
     return ExecutionOutcome(
         status="timeout",
-        error=OutcomeError(message=message or "Job execution timed out", type="timeout"),
+        error=OutcomeError(
+            message=message or "Job execution timed out",
+            type="timeout",
+            traceback=None if traceback is None else cap_traceback(traceback),
+        ),
     )
 
 

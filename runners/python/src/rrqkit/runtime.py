@@ -36,6 +36,7 @@ from .models import (
 )
 from .telemetry import Telemetry, resolve
 from .timeutil import now_ns, parse_rfc3339
+from .tracebacks import format_traceback
 
 __all__ = ["FEATURES", "MAX_IN_FLIGHT", "RUNTIME_NAME", "HandlerSource", "RunnerRuntime"]
 
@@ -447,7 +448,11 @@ class RunnerRuntime:
             raise
         except Exception as exc:  # a failure of the runtime itself, not of the handler
             _log(f"request {request.request_id}: internal error: {exc!r}")
-            outcome = outcomes.error(f"Runner internal error: {exc}", type=type(exc).__name__)
+            outcome = outcomes.error(
+                f"Runner internal error: {exc}",
+                type=type(exc).__name__,
+                traceback=format_traceback(exc),
+            )
         await self._complete(entry, _with_ids(outcome, request))
 
     async def _invoke(self, handler: Any, request: ExecutionRequest) -> ExecutionOutcome:
@@ -463,14 +468,20 @@ class RunnerRuntime:
                 exc.message or "Job requested retry", after_seconds=exc.retry_after_seconds
             )
         except TimeoutError as exc:
-            return outcomes.timeout(str(exc) or "Job execution timed out")
+            return outcomes.timeout(
+                str(exc) or "Job execution timed out", traceback=format_traceback(exc)
+            )
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # we are being aborted; whoever aborted writes the outcome
             return outcomes.cancelled()
         except Exception as exc:
-            return outcomes.error(str(exc) or "Unhandled handler error", type=type(exc).__name__)
+            return outcomes.error(
+                str(exc) or "Unhandled handler error",
+                type=type(exc).__name__,
+                traceback=format_traceback(exc),
+            )
         if isinstance(result, ExecutionOutcome):
             return outcomes.with_default_error(result)
         return outcomes.success(result)

@@ -145,6 +145,16 @@ class OtelTelemetry(Telemetry):
                     span.set_attribute("rrq.error_message", outcome.error.message)
                     if outcome.error.type is not None:
                         span.set_attribute("rrq.error_type", outcome.error.type)
+                    if outcome.error.traceback is not None:
+                        # OpenTelemetry's exception event (TELEMETRY.md), for raised errors only.
+                        span.add_event(
+                            "exception",
+                            {
+                                "exception.type": outcome.error.type or "Exception",
+                                "exception.message": outcome.error.message,
+                                "exception.stacktrace": outcome.error.traceback,
+                            },
+                        )
                 if (
                     outcome.status in ("error", "timeout")
                     and _outcome_label(outcome) != "cancelled"
