@@ -124,6 +124,7 @@ fn main() {
                 error_type: param_str(&req, "type"),
                 code: param_str(&req, "code"),
                 details: None,
+                traceback: None,
             }),
             retry_after_seconds: None,
         }

@@ -15,6 +15,7 @@ use crate::protocol::{
     ExecutionOutcome, ExecutionRequest, OutcomeError, OutcomeStatus, DEFAULT_RETRY_MESSAGE,
     ERROR_TYPE_TIMEOUT, TIMEOUT_MESSAGE, UNHANDLED_ERROR_MESSAGE,
 };
+use crate::traceback;
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -28,12 +29,17 @@ pub type HandlerResult<T = Value> = Result<T, HandlerError>;
 /// is `error` with the error's `Display` as message and the last path segment of its type name
 /// as `error.type` (e.g. `Error` for `std::io::Error`). `tokio::time::error::Elapsed` converts
 /// to a `timeout` outcome. Use [`HandlerError::retry`] to ask for a retry.
+///
+/// An error made by `?`, `.into()`, [`HandlerError::msg`] or [`HandlerError::typed`] carries an
+/// `error.traceback`: the type and message, where it was made, its `source()` chain and a
+/// captured backtrace (rules in [`crate::traceback`]).
 pub struct HandlerError {
     kind: ErrorKind,
     message: String,
     error_type: Option<String>,
     code: Option<String>,
     details: Option<Value>,
+    traceback: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,18 +51,34 @@ enum ErrorKind {
 
 impl HandlerError {
     /// An error with a message, reported with `error.type = "Error"`.
+    #[track_caller]
     pub fn msg(message: impl fmt::Display) -> Self {
         Self::typed("Error", message)
     }
 
     /// An error with an explicit `error.type`.
+    #[track_caller]
     pub fn typed(error_type: impl Into<String>, message: impl fmt::Display) -> Self {
+        Self::with_sources(error_type.into(), message.to_string(), None)
+    }
+
+    #[track_caller]
+    fn with_sources(
+        error_type: String,
+        message: String,
+        sources: Option<&(dyn std::error::Error + 'static)>,
+    ) -> Self {
+        let caller = std::panic::Location::caller();
+        // A handler that returns `Err(e)` itself is converted in this file: no useful place.
+        let at = (caller.file() != file!()).then_some(caller);
+        let traceback = traceback::error_traceback(&error_type, &message, sources, at);
         HandlerError {
             kind: ErrorKind::Error,
-            message: message.to_string(),
-            error_type: Some(error_type.into()),
+            message,
+            error_type: Some(error_type),
             code: None,
             details: None,
+            traceback: Some(traceback),
         }
     }
 
@@ -68,6 +90,7 @@ impl HandlerError {
             error_type: None,
             code: None,
             details: None,
+            traceback: None,
         }
     }
 
@@ -79,12 +102,14 @@ impl HandlerError {
             error_type: Some(ERROR_TYPE_TIMEOUT.into()),
             code: None,
             details: None,
+            traceback: None,
         }
     }
 
     /// From a boxed error (type name `Error`, since the concrete type is erased).
+    #[track_caller]
     pub fn from_boxed(err: Box<dyn std::error::Error + Send + Sync>) -> Self {
-        Self::msg(err)
+        Self::with_sources("Error".into(), err.to_string(), err.source())
     }
 
     /// Adds `error.code`.
@@ -109,6 +134,17 @@ impl HandlerError {
         self.error_type.as_deref()
     }
 
+    /// The `error.traceback` this error will report, if any.
+    pub fn traceback(&self) -> Option<&str> {
+        self.traceback.as_deref()
+    }
+
+    /// Replaces `error.traceback` (capped at 8 KiB; `None` sends none).
+    pub fn with_traceback(mut self, traceback: Option<&str>) -> Self {
+        self.traceback = traceback.map(traceback::cap_traceback);
+        self
+    }
+
     /// The outcome this error stands for.
     pub fn into_outcome(self) -> ExecutionOutcome {
         let message = if self.message.is_empty() {
@@ -125,6 +161,7 @@ impl HandlerError {
             error_type: self.error_type,
             code: self.code,
             details: self.details,
+            traceback: self.traceback,
         };
         let (status, retry_after_seconds) = match self.kind {
             ErrorKind::Error => (OutcomeStatus::Error, None),
@@ -162,11 +199,12 @@ impl<E> From<E> for HandlerError
 where
     E: std::error::Error + Send + Sync + 'static,
 {
+    #[track_caller]
     fn from(err: E) -> Self {
         if TypeId::of::<E>() == TypeId::of::<tokio::time::error::Elapsed>() {
             return HandlerError::timeout(None);
         }
-        HandlerError::typed(short_type_name::<E>(), err)
+        HandlerError::with_sources(short_type_name::<E>(), err.to_string(), err.source())
     }
 }
 
@@ -293,6 +331,7 @@ pub(crate) struct CatchUnwind<F> {
 
 impl<F> CatchUnwind<F> {
     pub(crate) fn new(inner: F) -> Self {
+        traceback::install_panic_hook(); // so a caught panic's location is known
         CatchUnwind {
             inner: Box::pin(inner),
         }
@@ -307,16 +346,7 @@ impl<F: Future> Future for CatchUnwind<F> {
         match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(payload) => {
-                let msg = if let Some(s) = payload.downcast_ref::<&str>() {
-                    (*s).to_string()
-                } else if let Some(s) = payload.downcast_ref::<String>() {
-                    s.clone()
-                } else {
-                    "handler panicked".to_string()
-                };
-                Poll::Ready(Err(msg))
-            }
+            Err(payload) => Poll::Ready(Err(traceback::panic_message(payload.as_ref()))),
         }
     }
 }
@@ -348,5 +378,30 @@ mod tests {
         assert_eq!(o.status, OutcomeStatus::Timeout);
         let o = Err::<(), _>(HandlerError::msg("")).into_handler_outcome();
         assert_eq!(o.error.unwrap().message, UNHANDLED_ERROR_MESSAGE);
+    }
+
+    #[test]
+    fn returned_err_has_type_line_without_a_place() {
+        let o = Err::<Value, _>(std::io::Error::other("disk")).into_handler_outcome();
+        let tb = o.error.unwrap().traceback.unwrap();
+        assert!(tb.starts_with("Error: disk"), "{tb}");
+        assert!(!tb.contains("\n  at "), "{tb}"); // backtrace lines are indented further
+        assert!(HandlerError::retry(None, None).traceback().is_none());
+        assert!(HandlerError::timeout(None).traceback().is_none());
+    }
+
+    #[test]
+    fn caught_panic_traceback_names_message_and_place() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let line = line!() + 1;
+        let run = CatchUnwind::new(async { panic!("wheels fell off") });
+        let message = rt.block_on(run).unwrap_err();
+        assert_eq!(message, "wheels fell off");
+        let tb = traceback::take_panic_traceback(&message);
+        let expected = format!("panicked at {}:{line}:", file!());
+        assert!(tb.starts_with(&expected), "{tb}");
+        assert!(tb.contains("\nwheels fell off"), "{tb}");
     }
 }

@@ -15,6 +15,7 @@ pub mod launch;
 pub mod protocol;
 pub mod runtime;
 pub mod telemetry;
+pub mod traceback;
 
 #[cfg(feature = "producer")]
 pub mod producer;

@@ -144,6 +144,9 @@ pub struct OutcomeError {
     pub error_type: Option<String>,
     pub code: Option<String>,
     pub details: Option<Value>,
+    /// rrqkit addition: the error's traceback, at most 8 KiB of UTF-8 (§7.1 and
+    /// [`crate::traceback`]); written only when present.
+    pub traceback: Option<String>,
 }
 
 impl OutcomeError {
@@ -154,6 +157,7 @@ impl OutcomeError {
             error_type: None,
             code: None,
             details: None,
+            traceback: None,
         }
     }
 
@@ -172,6 +176,10 @@ impl OutcomeError {
             "details".into(),
             self.details.clone().unwrap_or(Value::Null),
         );
+        // Only when present, so an outcome without one is byte-for-byte RRQ's.
+        if let Some(traceback) = &self.traceback {
+            m.insert("traceback".into(), Value::String(traceback.clone()));
+        }
         Value::Object(m)
     }
 }
@@ -672,6 +680,7 @@ fn parse_outcome(p: &Map<String, Value>) -> Result<ExecutionOutcome, DecodeError
                 None | Some(Value::Null) => None,
                 Some(v) => Some(v.clone()),
             },
+            traceback: opt_string(e, "traceback", "error")?,
         }),
         Some(_) => return Err(frame_err("response.error is not a map".into())),
     };

@@ -25,6 +25,7 @@ use crate::protocol::{
     UNSUPPORTED_VERSION_MESSAGE,
 };
 use crate::telemetry::{self, RequestSpan};
+use crate::traceback;
 
 /// Per-connection in-flight cap (and the `max_in_flight` announced in hello).
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -703,7 +704,11 @@ async fn execute(shared: &Shared, req: ExecutionRequest) -> ExecutionOutcome {
             } else {
                 panic_message
             };
-            ExecutionOutcome::error(message).with_error_type("panic")
+            let mut outcome = ExecutionOutcome::error(message).with_error_type("panic");
+            if let Some(error) = outcome.error.as_mut() {
+                error.traceback = Some(traceback::take_panic_traceback(&error.message));
+            }
+            outcome
         }
     }
 }

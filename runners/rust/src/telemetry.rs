@@ -265,6 +265,18 @@ mod imp {
                         if let Some(t) = &e.error_type {
                             span.set_attribute(KeyValue::new("rrq.error_type", t.clone()));
                         }
+                        if let Some(traceback) = &e.traceback {
+                            // OpenTelemetry's exception event (TELEMETRY.md), for errors only.
+                            let kind = e.error_type.clone().unwrap_or_else(|| "Error".into());
+                            span.add_event(
+                                "exception",
+                                vec![
+                                    KeyValue::new("exception.type", kind),
+                                    KeyValue::new("exception.message", e.message.clone()),
+                                    KeyValue::new("exception.stacktrace", traceback.clone()),
+                                ],
+                            );
+                        }
                     }
                     if label == "error" || label == "timeout" {
                         let msg = o

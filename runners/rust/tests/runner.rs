@@ -86,6 +86,11 @@ fn behaviour(kind: Kind, enc: Encoding) {
     assert_eq!(o["status"], "error");
     assert_eq!(o["error"]["message"], "kaput");
     assert_eq!(o["error"]["type"], "Error");
+    let tb = o["error"]["traceback"].as_str().expect("a traceback");
+    assert!(
+        tb.starts_with("Error: kaput\n  at examples/conformance_runner.rs:"),
+        "{tb}"
+    );
 
     // retry with a delay, and without a message
     c.send(&request(
