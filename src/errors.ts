@@ -15,6 +15,7 @@ export type ErrorCode =
   | "rate_limited"
   // infrastructure
   | "redis_error"
+  | "redis_unavailable"
   | "runner_unavailable"
   | "runner_transport"
   | "runner_spawn_failed";
@@ -52,9 +53,13 @@ export function coerceError(value: unknown): Error {
   return new Error(typeof value === "string" ? value : JSON.stringify(value), { cause: value });
 }
 
-/** Replaces the password (and user) of a Redis URL with "***", for logs and errors. */
+/**
+ * Replaces the password (and user) of a Redis URL with "***", for logs and errors; also of a
+ * mistyped DSN without a scheme ("user:pw@host:6379").
+ */
 export function redactDsn(dsn: string): string {
-  return dsn.replace(/^(\w[\w+.-]*:\/\/)([^@/]*)@/, (_m, scheme: string, auth: string) =>
-    auth ? `${scheme}***@` : `${scheme}@`,
+  return dsn.replace(
+    /^(\w[\w+.-]*:\/\/)?([^@/]*)@/,
+    (_m, scheme: string | undefined, auth: string) => `${scheme ?? ""}${auth ? "***" : ""}@`,
   );
 }

@@ -188,3 +188,93 @@ describe("resolution order", () => {
     );
   });
 });
+
+describe("the first-hour report (config)", () => {
+  it("warns that worker_concurrency is ignored and says what to use; warnings are always present", () => {
+    expect(resolveConfig({}).warnings).toEqual([]);
+    const { warnings } = resolveConfig({ worker_concurrency: 1 });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/worker_concurrency .*ignored.*pool_size × max_in_flight/);
+  });
+
+  it("reports every problem at once, not only the first", () => {
+    const raw = {
+      default_max_retries: -1,
+      default_job_timeout_seconds: "x",
+      runners: { a: { cmd: ["x"], pool_size: 0 }, b: { cmd: [] } },
+    };
+    expect(() => resolveConfig(raw)).toThrow(ConfigError);
+    let message = "";
+    try {
+      resolveConfig(raw);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/^4 problems in the configuration:/);
+    for (const part of [
+      "default_max_retries",
+      "default_job_timeout_seconds",
+      "runners.a.pool_size",
+      "runners.b.cmd",
+    ])
+      expect(message).toContain(part);
+  });
+
+  it("suggests the key a misspelt one was meant to be, in [rrq] and in runner tables", () => {
+    expect(() => resolveConfig({ default_max_retires: 3 })).toThrow(
+      /unknown key 'default_max_retires'; valid keys are: .*did you mean 'default_max_retries'\?/,
+    );
+    expect(() => resolveConfig({ runners: { a: { ...runner, poolsize: 2 } } })).toThrow(
+      /unknown key 'runners\.a\.poolsize'.*did you mean 'pool_size'\?/,
+    );
+    expect(() => resolveConfig({ completely_different: 1 })).not.toThrow(/did you mean/);
+  });
+
+  it("refuses a DSN without a scheme while loading, suggesting redis://host:port/0", () => {
+    expect(() => resolveConfig({ redis_dsn: "localhost:6391" })).toThrow(ConfigError);
+    expect(() => resolveConfig({ redis_dsn: "localhost:6391" })).toThrow(
+      /redis_dsn "localhost:6391" has no scheme; use a URL such as redis:\/\/localhost:6391\/0/,
+    );
+    expect(() => resolveConfig({ redis_dsn: "http://h:1" })).toThrow(/unsupported scheme 'http'/);
+    expect(() => resolveConfig({ redis_dsn: "redis://:s3cret@h:1/zero" })).toThrow(
+      /database 'zero'/,
+    );
+    expect(() => resolveConfig({ redis_dsn: "redis://:s3cret@h:1/zero" })).not.toThrow(/s3cret/);
+    expect(() => resolveConfig({}, { redisDsn: "h:1" })).toThrow(
+      /RRQ_REDIS_DSN "h:1" has no scheme/,
+    );
+    for (const ok of ["redis://h:1/2", "rediss://u:p@h/0", "unix:///tmp/r.sock?db=3", "redis://h"])
+      expect(resolveConfig({ redis_dsn: ok }).redisDsn).toBe(ok);
+  });
+
+  it("says where a missing default runner's name came from and what to do", () => {
+    const implicit = resolveConfig({ runners: { node: runner } });
+    expect(implicit.defaultRunnerNameExplicit).toBe(false);
+    expect(implicit.warnings.join("\n")).toMatch(
+      /default runner 'python' \(RRQ's built-in default_runner_name = "python"; this config does not set it\) is not configured \(configured runners: node\).*set default_runner_name = "node"/,
+    );
+    const explicit = resolveConfig({ default_runner_name: "nodejs", runners: { node: runner } });
+    expect(explicit.warnings.join("\n")).toMatch(/'nodejs' \(set by default_runner_name\)/);
+    expect(
+      resolveConfig({ default_runner_name: "node", runners: { node: runner } }).warnings,
+    ).toEqual([]);
+  });
+
+  it("takes the Redis connect timeout from rrq.toml and RRQ_REDIS_CONNECT_TIMEOUT", () => {
+    expect(resolveConfig({}).redisConnectTimeoutSeconds).toBe(5);
+    expect(resolveConfig({ redis_connect_timeout_seconds: 1.5 }).redisConnectTimeoutSeconds).toBe(
+      1.5,
+    );
+    expect(() => resolveConfig({ redis_connect_timeout_seconds: 0 })).toThrow(
+      /redis_connect_timeout_seconds must be a number > 0 and <= \d+, got 0/,
+    );
+    const dir = mkdtempSync(join(tmpdir(), "rrq-cfg-"));
+    writeFileSync(join(dir, "rrq.toml"), "redis_connect_timeout_seconds = 9\n");
+    const load = (value: string) =>
+      loadConfig({ env: { RRQ_REDIS_CONNECT_TIMEOUT: value }, cwd: dir }).config;
+    expect(load("2").redisConnectTimeoutSeconds).toBe(2);
+    expect(() => load("soon")).toThrow(
+      /RRQ_REDIS_CONNECT_TIMEOUT must be a number > 0.*got "soon"/,
+    );
+  });
+});

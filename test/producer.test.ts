@@ -153,11 +153,7 @@ describe("the job hash", () => {
     expect(Number(await redis.client.zscore("rrq:queue:default", a))).toBe(
       Date.parse(ha.next_scheduled_run_time!),
     );
-    const b = await producer.enqueue(
-      "f",
-      {},
-      { deferUntil: "2030-01-01T00:00:00Z", deferBySeconds: 5 },
-    );
+    const b = await producer.enqueue("f", {}, { deferUntil: "2030-01-01T00:00:00Z" });
     expect(await redis.client.hget(`rrq:job:${b}`, "next_scheduled_run_time")).toBe(
       "2030-01-01T00:00:00+00:00",
     );
@@ -343,6 +339,26 @@ describe("bad input is refused and nothing is written", () => {
       () => producer.enqueueMany([{ functionName: "ok" }, { functionName: "" }]),
       "invalid_argument",
     ],
+    // One params rule in every producer (PRODUCER.md §6): JSON values only.
+    ["a Date in params", () => producer.enqueue("f", { at: new Date() }), "invalid_params"],
+    ["undefined in params", () => producer.enqueue("f", { a: undefined }), "invalid_params"],
+    ["undefined in an array", () => producer.enqueue("f", { a: [1, undefined] }), "invalid_params"],
+    ["a function in params", () => producer.enqueue("f", { f: () => 1 }), "invalid_params"],
+    [
+      "a class instance",
+      () => producer.enqueue("f", { x: new (class Money {})() }),
+      "invalid_params",
+    ],
+    [
+      "an object with toJSON",
+      () => producer.enqueue("f", { x: { toJSON: () => "x" } }),
+      "invalid_params",
+    ],
+    [
+      "defer_until with defer_by_seconds",
+      () => producer.enqueue("f", {}, { deferUntil: "2030-01-01T00:00:00Z", deferBySeconds: 5 }),
+      "conflicting_options",
+    ],
   ];
   it.each(cases)("%s", async (_name, call, code) => {
     const error = await call().then(
@@ -362,6 +378,17 @@ describe("bad input is refused and nothing is written", () => {
     await expect(producer.enqueue("f", { a: NaN })).rejects.toThrow(
       "params contains a non-finite number at params.a",
     );
+    await expect(producer.enqueue("f", { when: { at: new Date(0) } })).rejects.toThrow(
+      /a Date .*at params\.when\.at/,
+    );
+  });
+
+  it("refuses a malformed redis_dsn when constructed, suggesting the fix", () => {
+    const build = () => new Producer({ redisDsn: "localhost:6391" });
+    expect(build).toThrow(ProducerError);
+    expect(build).toThrow(/redis_dsn .*redis:\/\/localhost:6391\/0/);
+    expect(() => new Producer({ redisDsn: "redis://:secret@h:1/x" })).toThrow(/database 'x'/);
+    expect(() => new Producer({ redisDsn: "redis://:secret@h:1/x" })).not.toThrow(/secret/);
   });
 });
 
@@ -435,6 +462,23 @@ describe("config from rrq.toml", () => {
     });
     const id = await p.enqueue("f", {});
     expect(await redis.client.hget(`rrq:job:${id}`, "max_retries")).toBe("9");
+    await p.close();
+  });
+
+  it("new Producer({ redisDsn }) keeps RRQ's defaults; fromConfigFile takes overrides on rrq.toml's", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rrq-cfg-"));
+    const path = join(dir, "rrq.toml");
+    writeFileSync(
+      path,
+      `[rrq]\nredis_dsn = "redis://127.0.0.1:1/0"\ndefault_max_retries = 3\ndefault_job_timeout_seconds = 5\n`,
+    );
+    const plain = new Producer({ redisDsn: redis.url });
+    expect(plain.config).toMatchObject({ maxRetries: 5, jobTimeoutSeconds: 300 });
+    await plain.close();
+    const p = Producer.fromConfigFile(path, {}, { redisDsn: redis.url });
+    expect(p.config).toMatchObject({ maxRetries: 3, jobTimeoutSeconds: 5, redisDsn: redis.url });
+    const id = await p.enqueue("f", {});
+    expect(await redis.client.hget(`rrq:job:${id}`, "job_timeout_seconds")).toBe("5");
     await p.close();
   });
 });

@@ -12,7 +12,7 @@
  */
 import type { Redis } from "ioredis";
 import type { ResolvedConfig } from "../config/config.js";
-import { connectRedis } from "../store/redis.js";
+import { connectRedis, DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS } from "../store/redis.js";
 import { DlqApi } from "./dlq.js";
 import { JobsApi } from "./jobs.js";
 import { QueuesApi } from "./queues.js";
@@ -47,7 +47,10 @@ export class RrqApi {
   /** Connects with the settings of a resolved rrq.toml. */
   static fromConfig(config: ResolvedConfig): RrqApi {
     return new RrqApi(
-      connectRedis(config.redisDsn, { name: "rrqkit-admin" }),
+      connectRedis(config.redisDsn, {
+        name: "rrqkit-admin",
+        failFast: { connectTimeoutSeconds: config.redisConnectTimeoutSeconds },
+      }),
       apiSettingsFrom(config),
       true,
     );
@@ -56,7 +59,10 @@ export class RrqApi {
   /** Connects to a DSN with RRQ's default settings. */
   static connect(redisDsn: string): RrqApi {
     return new RrqApi(
-      connectRedis(redisDsn, { name: "rrqkit-admin" }),
+      connectRedis(redisDsn, {
+        name: "rrqkit-admin",
+        failFast: { connectTimeoutSeconds: DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS },
+      }),
       defaultApiSettings(redisDsn),
       true,
     );

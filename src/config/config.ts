@@ -2,6 +2,7 @@ import { availableParallelism } from "node:os";
 import { isLoopbackHost } from "@rrqkit/runner/protocol";
 import { ConfigError } from "../errors.js";
 import { queueKey } from "../store/keys.js";
+import { DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS, redisDsnProblem } from "../store/redis.js";
 import {
   bool,
   field,
@@ -9,11 +10,13 @@ import {
   isTable,
   num,
   oneOf,
+  Problems,
   rejectUnknownKeys,
   str,
   stringMap,
   strings,
   table,
+  unknownKeyProblems,
 } from "./values.js";
 
 /**
@@ -71,6 +74,12 @@ export interface WatchConfig {
  */
 export interface ResolvedConfig {
   readonly redisDsn: string;
+  /**
+   * rrqkit: how long CLI commands and producers wait for one Redis connection attempt before
+   * failing with `redis_unavailable` (`redis_connect_timeout_seconds`, env
+   * `RRQ_REDIS_CONNECT_TIMEOUT`; default 5). The worker daemon keeps reconnecting instead.
+   */
+  readonly redisConnectTimeoutSeconds: number;
   /** Full queue key, e.g. "rrq:queue:default". */
   readonly defaultQueueName: string;
   readonly defaultDlqName: string;
@@ -85,6 +94,8 @@ export interface ResolvedConfig {
   readonly captureRunnerOutput: boolean;
   readonly defaultUniqueJobLockTtlSeconds: number;
   readonly defaultRunnerName: string;
+  /** False when `default_runner_name` is RRQ's built-in default ("python"), not set in the file. */
+  readonly defaultRunnerNameExplicit: boolean;
   readonly runnerManagementMode: "managed" | "external";
   readonly runners: Readonly<Record<string, RunnerConfig>>;
   /** Keys are full queue keys. */
@@ -107,6 +118,12 @@ export interface ResolvedConfig {
   readonly leaseRenewIntervalSeconds: number;
   /** rrqkit: recoveries after which an interrupted job goes to the DLQ as poison (0: never). */
   readonly maxJobRecoveries: number;
+  /**
+   * Settings that are accepted but have no effect, or look like a mistake, in words (e.g.
+   * `worker_concurrency`). Always present, empty when there is nothing to say; the worker prints
+   * each at start and `rrq check` can show them.
+   */
+  readonly warnings: readonly string[];
 }
 
 /**
@@ -153,81 +170,71 @@ const WATCH_DEFAULT_IGNORES = [
   "node_modules/**",
 ];
 
-function readRunner(name: string, raw: unknown, mode: "managed" | "external"): RunnerConfig {
+function readRunner(
+  name: string,
+  raw: unknown,
+  mode: "managed" | "external",
+  problems: Problems,
+): RunnerConfig | undefined {
   const where = `runners.${name}`;
-  const t = table(raw, where);
-  rejectUnknownKeys(t, RUNNER_KEYS, where);
-  const tcpPort = field<number | undefined>(t, "tcp_port", where, int(1, 65535), undefined);
-  const poolSize =
-    mode === "external" ? 1 : field(t, "pool_size", where, int(1), availableParallelism());
-  const transport = field<RunnerTransport>(
-    t,
+  if (!isTable(raw)) {
+    problems.add(`${where} must be a table, got ${JSON.stringify(raw)}`);
+    return undefined;
+  }
+  const t = raw;
+  const before = problems.messages.length;
+  problems.add(...unknownKeyProblems(t, RUNNER_KEYS, where));
+  const f = <T>(key: string, read: (v: unknown, k: string) => T, fallback: T) =>
+    problems.attempt(() => field(t, key, where, read, fallback), fallback);
+  const tcpPort = f<number | undefined>("tcp_port", int(1, 65535), undefined);
+  const poolSize = mode === "external" ? 1 : f("pool_size", int(1), availableParallelism());
+  const transport = f<RunnerTransport>(
     "transport",
-    where,
     oneOf("stdio", "unix", "tcp", "inprocess"),
     tcpPort !== undefined ? "tcp" : "unix",
   );
-  const cmd = field<string[]>(t, "cmd", where, strings(true), []);
-  const handlers = field<string | undefined>(t, "handlers", where, str(true), undefined);
-  if (transport === "inprocess") checkInProcess(where, t, handlers);
-  else if (handlers !== undefined) {
-    throw new ConfigError(
-      "invalid_config",
+  const cmd = f<string[]>("cmd", strings(true), []);
+  const handlers = f<string | undefined>("handlers", str(true), undefined);
+  const tcpHost = f("tcp_host", str(), "127.0.0.1");
+  const allowedHosts = f("allowed_hosts", strings(), []);
+  const check = (message: string | undefined) => message !== undefined && problems.add(message);
+  if (transport === "inprocess") check(inProcessProblem(where, t, handlers));
+  else if (handlers !== undefined)
+    check(
       `${where}.handlers is only used with transport = "inprocess" (got transport "${transport}")`,
     );
-  } else if (mode === "managed" && cmd.length === 0) {
-    throw new ConfigError(
-      "invalid_config",
-      `${where}.cmd is required in managed mode (an array: program and arguments)`,
-    );
-  }
-  if (transport === "tcp" && tcpPort === undefined) {
-    throw new ConfigError("invalid_config", `${where}.tcp_port is required when transport = "tcp"`);
-  }
-  if (tcpPort !== undefined && tcpPort + poolSize - 1 > 65535) {
-    throw new ConfigError(
-      "invalid_config",
-      `${where}.tcp_port ${tcpPort} + pool_size ${poolSize} exceeds port 65535`,
-    );
-  }
-  const tcpHost = field(t, "tcp_host", where, str(), "127.0.0.1");
-  const allowedHosts = field(t, "allowed_hosts", where, strings(), []);
-  if (mode === "external" && transport === "tcp" && !isLoopbackHost(tcpHost)) {
-    if (!allowedHosts.some((h) => h.toLowerCase() === tcpHost.toLowerCase())) {
-      throw new ConfigError(
-        "invalid_config",
-        `${where}.tcp_host '${tcpHost}' is not loopback; list it in allowed_hosts to allow it`,
-      );
-    }
-  }
-  if (mode === "external" && transport === "stdio") {
-    throw new ConfigError(
-      "invalid_config",
-      `${where}.transport "stdio" needs managed mode (the orchestrator must start the runner)`,
-    );
-  }
-  return Object.freeze({
+  else if (mode === "managed" && t.cmd === undefined)
+    check(`${where}.cmd is required in managed mode (an array: program and arguments)`);
+  if (transport === "tcp" && tcpPort === undefined)
+    check(`${where}.tcp_port is required when transport = "tcp"`);
+  if (tcpPort !== undefined && tcpPort + poolSize - 1 > 65535)
+    check(`${where}.tcp_port ${tcpPort} + pool_size ${poolSize} exceeds port 65535`);
+  const allowed = allowedHosts.some((h) => h.toLowerCase() === tcpHost.toLowerCase());
+  if (mode === "external" && transport === "tcp" && !isLoopbackHost(tcpHost) && !allowed)
+    check(`${where}.tcp_host '${tcpHost}' is not loopback; list it in allowed_hosts to allow it`);
+  if (mode === "external" && transport === "stdio")
+    check(`${where}.transport "stdio" needs managed mode (the orchestrator must start the runner)`);
+  const config = Object.freeze({
     name,
-    type: field<"socket">(t, "type", where, oneOf("socket"), "socket"),
+    type: f<"socket">("type", oneOf("socket"), "socket"),
     cmd: Object.freeze(cmd),
     poolSize,
-    maxInFlight: field(t, "max_in_flight", where, int(1, 64), 1),
-    env: Object.freeze(field(t, "env", where, stringMap, {})),
-    cwd: field<string | undefined>(t, "cwd", where, str(), undefined),
+    maxInFlight: f("max_in_flight", int(1, 64), 1),
+    env: Object.freeze(f("env", stringMap, {})),
+    cwd: f<string | undefined>("cwd", str(), undefined),
     transport,
-    encoding: field<"json" | "msgpack">(t, "encoding", where, oneOf("json", "msgpack"), "json"),
+    encoding: f<"json" | "msgpack">("encoding", oneOf("json", "msgpack"), "json"),
     tcpHost,
     tcpPort,
     allowedHosts: Object.freeze(allowedHosts),
-    responseTimeoutSeconds: field<number | undefined>(
-      t,
+    responseTimeoutSeconds: f<number | undefined>(
       "response_timeout_seconds",
-      where,
       num(0, MAX_TIMER_SECONDS, true),
       undefined,
     ),
     handlers,
   });
+  return problems.messages.length === before ? config : undefined;
 }
 
 /** Keys that configure a runner process or its socket; an in-process runner has neither. */
@@ -240,20 +247,17 @@ const PROCESS_ONLY_KEYS = [
   "allowed_hosts",
 ] as const;
 
-function checkInProcess(where: string, t: Record<string, unknown>, handlers: string | undefined) {
-  if (handlers === undefined) {
-    throw new ConfigError(
-      "invalid_config",
-      `${where}.handlers is required when transport = "inprocess" (the module exporting the Registry)`,
-    );
-  }
+function inProcessProblem(
+  where: string,
+  t: Record<string, unknown>,
+  handlers: string | undefined,
+): string | undefined {
+  if (handlers === undefined)
+    return `${where}.handlers is required when transport = "inprocess" (the module exporting the Registry)`;
   const stray = PROCESS_ONLY_KEYS.find((key) => t[key] !== undefined);
-  if (stray !== undefined) {
-    throw new ConfigError(
-      "invalid_config",
-      `${where}.${stray} does not apply to transport = "inprocess" (no runner process is started)`,
-    );
-  }
+  if (stray !== undefined)
+    return `${where}.${stray} does not apply to transport = "inprocess" (no runner process is started)`;
+  return undefined;
 }
 
 const CRON_KEYS = ["function_name", "schedule", "params", "queue_name", "unique"] as const;
@@ -358,12 +362,15 @@ const TOP_KEYS = [
   "lease_seconds",
   "lease_renew_interval_seconds",
   "max_job_recoveries",
+  "redis_connect_timeout_seconds",
   ...IGNORED_KEYS,
 ] as const;
 
 /** Overrides applied after the file (environment variables and CLI flags). */
 export interface ConfigOverrides {
   redisDsn?: string;
+  /** `RRQ_REDIS_CONNECT_TIMEOUT`: seconds, as text or a number; validated like the file key. */
+  redisConnectTimeoutSeconds?: number | string;
   captureRunnerOutput?: boolean;
   runnerManagementMode?: "managed" | "external";
   strictFrames?: boolean;
@@ -383,40 +390,119 @@ function readRoutes(raw: Record<string, unknown>): Record<string, string> {
   );
 }
 
+/** Why `worker_concurrency` and `expected_job_ttl` do nothing, for {@link ResolvedConfig.warnings}. */
+const IGNORED_BECAUSE: Record<(typeof IGNORED_KEYS)[number], string> = {
+  worker_concurrency:
+    "worker_concurrency is accepted for RRQ compatibility and ignored: a worker runs as many jobs " +
+    "at once as its runners take, pool_size × max_in_flight of each [rrq.runners.<name>] table; " +
+    "set those instead",
+  expected_job_ttl:
+    "expected_job_ttl is accepted for RRQ compatibility and ignored (RRQ does not use it either); " +
+    "a job's time limit is default_job_timeout_seconds",
+};
+
+/** The built-in default of `default_runner_name` (RRQ's). */
+const DEFAULT_RUNNER_NAME = "python";
+
+function warningsFor(raw: Record<string, unknown>, config: Omit<ResolvedConfig, "warnings">) {
+  const warnings = IGNORED_KEYS.filter((key) => raw[key] !== undefined).map(
+    (key) => IGNORED_BECAUSE[key],
+  );
+  const names = Object.keys(config.runners);
+  if (names.length > 0 && !config.runners[config.defaultRunnerName])
+    warnings.push(defaultRunnerMissing(config));
+  return warnings;
+}
+
+/**
+ * The message for a default runner that is not among the configured runners: says where the
+ * name came from (the file, or RRQ's built-in default "python") and what to do.
+ */
+export function defaultRunnerMissing(
+  config: Pick<ResolvedConfig, "defaultRunnerName" | "defaultRunnerNameExplicit" | "runners">,
+): string {
+  const names = Object.keys(config.runners);
+  const origin = config.defaultRunnerNameExplicit
+    ? "set by default_runner_name"
+    : `RRQ's built-in default_runner_name = "${DEFAULT_RUNNER_NAME}"; this config does not set it`;
+  const configured = names.length ? names.join(", ") : "none";
+  const fix = names.length
+    ? `set default_runner_name = "${names[0]}" (or another configured runner)`
+    : "add a [rrq.runners.<name>] table";
+  return (
+    `default runner '${config.defaultRunnerName}' (${origin}) is not configured ` +
+    `(configured runners: ${configured}); jobs of queues without a [rrq.routing] entry cannot ` +
+    `run: ${fix}, or route each queue in [rrq.routing]`
+  );
+}
+
+/** redis_dsn must parse with the rules the connection uses; a mistake is reported here, early. */
+const dsn = (v: unknown, k: string): string => {
+  const value = str()(v, k);
+  const problem = redisDsnProblem(value);
+  if (problem) throw new ConfigError("invalid_config", `${k} ${problem}`);
+  return value;
+};
+
+/** `RRQ_REDIS_CONNECT_TIMEOUT` as a number, or the raw text so the reader names it. */
+function envNumber(value: number | string | undefined): unknown {
+  if (typeof value !== "string") return value;
+  const n = Number(value.trim());
+  return value.trim() !== "" && Number.isFinite(n) ? n : value;
+}
+
 /**
  * Validates a parsed `[rrq]` table (or root table) and returns the frozen, fully defaulted
- * configuration. Throws {@link ConfigError} naming the first bad key.
+ * configuration. Throws one {@link ConfigError} listing every bad key (not only the first).
  */
 export function resolveConfig(
   raw: Record<string, unknown>,
   overrides: ConfigOverrides = {},
 ): ResolvedConfig {
-  rejectUnknownKeys(raw, TOP_KEYS, "");
+  const problems = new Problems();
+  problems.add(...unknownKeyProblems(raw, TOP_KEYS, ""));
   const f = <T>(key: string, read: (v: unknown, k: string) => T, fallback: T) =>
-    field(raw, key, "", read, fallback);
+    problems.attempt(() => field(raw, key, "", read, fallback), fallback);
   const mode =
     overrides.runnerManagementMode ??
     f("runner_management_mode", oneOf("managed", "external"), "managed");
-  const runnersRaw = f("runners", table, {});
-  const runners = Object.fromEntries(
-    Object.entries(runnersRaw).map(([name, t]) => [name, readRunner(name, t, mode)]),
-  );
+  const runners: Record<string, RunnerConfig> = {};
+  for (const [name, t] of Object.entries(f("runners", table, {}))) {
+    const runner = readRunner(name, t, mode, problems);
+    if (runner) runners[name] = runner;
+  }
   const timeout = f("default_job_timeout_seconds", int(1), 300);
   const connectTimeout = f(
     "runner_connect_timeout_ms",
     int(-Infinity, MAX_TIMER_SECONDS * 1000),
     15000,
   );
+  const redisTimeout = num(0, MAX_TIMER_SECONDS, true);
+  const redisConnectTimeoutSeconds =
+    overrides.redisConnectTimeoutSeconds !== undefined
+      ? problems.attempt(
+          () =>
+            redisTimeout(
+              envNumber(overrides.redisConnectTimeoutSeconds),
+              "RRQ_REDIS_CONNECT_TIMEOUT",
+            ),
+          DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS,
+        )
+      : f("redis_connect_timeout_seconds", redisTimeout, DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS);
   const lease = f("lease_seconds", num(1, MAX_TIMER_SECONDS), 10);
   const renew = f("lease_renew_interval_seconds", num(0.05), lease / 3);
-  if (renew >= lease) {
-    throw new ConfigError(
-      "invalid_config",
+  if (renew >= lease && raw.lease_renew_interval_seconds !== undefined) {
+    problems.add(
       `lease_renew_interval_seconds (${renew}) must be shorter than lease_seconds (${lease})`,
     );
   }
-  const config: ResolvedConfig = {
-    redisDsn: overrides.redisDsn ?? f("redis_dsn", str(), "redis://localhost:6379/0"),
+  const redisDsn =
+    overrides.redisDsn !== undefined
+      ? problems.attempt(() => dsn(overrides.redisDsn, "RRQ_REDIS_DSN"), overrides.redisDsn)
+      : f("redis_dsn", dsn, "redis://localhost:6379/0");
+  const config = {
+    redisDsn,
+    redisConnectTimeoutSeconds,
     defaultQueueName: queueKey(f("default_queue_name", str(), "rrq:queue:default")),
     defaultDlqName: f("default_dlq_name", str(), "rrq:dlq:default"),
     defaultMaxRetries: f("default_max_retries", int(0), 5),
@@ -437,10 +523,11 @@ export function resolveConfig(
     runnerEnableInflightCancelHints: f("runner_enable_inflight_cancel_hints", bool, false),
     captureRunnerOutput: overrides.captureRunnerOutput ?? f("capture_runner_output", bool, false),
     defaultUniqueJobLockTtlSeconds: f("default_unique_job_lock_ttl_seconds", int(1), 21600),
-    defaultRunnerName: f("default_runner_name", str(), "python"),
+    defaultRunnerName: f("default_runner_name", str(), DEFAULT_RUNNER_NAME),
+    defaultRunnerNameExplicit: raw.default_runner_name !== undefined,
     runnerManagementMode: mode,
     runners: Object.freeze(runners),
-    runnerRoutes: Object.freeze(readRoutes(raw)),
+    runnerRoutes: Object.freeze(problems.attempt(() => readRoutes(raw), {})),
     workerHealthCheckIntervalSeconds: f(
       "worker_health_check_interval_seconds",
       num(0, MAX_TIMER_SECONDS, true),
@@ -454,8 +541,10 @@ export function resolveConfig(
       num(0, MAX_TIMER_SECONDS),
       10,
     ),
-    cronJobs: Object.freeze(raw.cron_jobs === undefined ? [] : readCronJobs(raw.cron_jobs)),
-    watch: readWatch(raw.watch),
+    cronJobs: Object.freeze(
+      raw.cron_jobs === undefined ? [] : problems.attempt(() => readCronJobs(raw.cron_jobs), []),
+    ),
+    watch: problems.attempt(() => readWatch(raw.watch), readWatch(undefined)),
     correlationMappings: Object.freeze(f("correlation_mappings", stringMap, {})),
     runnerCancelGraceSeconds: f("runner_cancel_grace_seconds", num(0, MAX_TIMER_SECONDS), 5),
     strictFrames: overrides.strictFrames ?? f("strict_frames", bool, false),
@@ -463,7 +552,8 @@ export function resolveConfig(
     leaseRenewIntervalSeconds: renew,
     maxJobRecoveries: f("max_job_recoveries", int(0), 3),
   };
-  return Object.freeze(config);
+  problems.throwIfAny();
+  return Object.freeze({ ...config, warnings: Object.freeze(warningsFor(raw, config)) });
 }
 
 /** The `[rrq]` table if the document has one, else the root table (RRQ's rule). */

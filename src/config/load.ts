@@ -57,10 +57,15 @@ export function parseConfigText(text: string, path: string): Record<string, unkn
   }
 }
 
-/** Environment overrides RRQ honours: RRQ_REDIS_DSN and RRQ_CAPTURE_RUNNER_OUTPUT, plus RRQ_STRICT_FRAMES. */
+/**
+ * Environment overrides RRQ honours: RRQ_REDIS_DSN and RRQ_CAPTURE_RUNNER_OUTPUT; plus rrqkit's
+ * RRQ_STRICT_FRAMES and RRQ_REDIS_CONNECT_TIMEOUT (seconds).
+ */
 export function envOverrides(env: NodeJS.ProcessEnv = process.env): ConfigOverrides {
   const overrides: ConfigOverrides = {};
   if (env.RRQ_REDIS_DSN) overrides.redisDsn = env.RRQ_REDIS_DSN;
+  if (env.RRQ_REDIS_CONNECT_TIMEOUT?.trim())
+    overrides.redisConnectTimeoutSeconds = env.RRQ_REDIS_CONNECT_TIMEOUT;
   const capture = env.RRQ_CAPTURE_RUNNER_OUTPUT;
   if (capture)
     overrides.captureRunnerOutput = ["1", "true", "yes"].includes(capture.trim().toLowerCase());

@@ -87,20 +87,94 @@ export const table: Reader<Record<string, unknown>> = (v, k) =>
   isTable(v) ? v : fail(k, "a table", v);
 
 /**
- * Rejects keys of `raw` not in `known`, naming the key and listing what is accepted.
+ * One message per key of `raw` not in `known`, naming the key, suggesting the closest valid key
+ * when one is near (a typo), and listing what is accepted.
  */
+export function unknownKeyProblems(
+  raw: Record<string, unknown>,
+  known: readonly string[],
+  where: string,
+): string[] {
+  const valid = [...known].sort().join(", ");
+  return Object.keys(raw)
+    .filter((key) => !known.includes(key))
+    .map((key) => {
+      const near = closest(key, known);
+      const hint = near === undefined ? "" : ` — did you mean '${near}'?`;
+      return `unknown key '${where ? `${where}.` : ""}${key}'; valid keys are: ${valid}${hint}`;
+    });
+}
+
+/** Throws a {@link ConfigError} for the first key of `raw` not in `known` (see {@link unknownKeyProblems}). */
 export function rejectUnknownKeys(
   raw: Record<string, unknown>,
   known: readonly string[],
   where: string,
 ): void {
-  for (const key of Object.keys(raw)) {
-    if (!known.includes(key)) {
-      throw new ConfigError(
-        "invalid_config",
-        `unknown key '${where ? `${where}.` : ""}${key}'; valid keys are: ${[...known].sort().join(", ")}`,
-      );
+  const [first] = unknownKeyProblems(raw, known, where);
+  if (first !== undefined) throw new ConfigError("invalid_config", first);
+}
+
+/** The entry of `known` nearest to `key` when it is a plausible typo of it, else undefined. */
+export function closest(key: string, known: readonly string[]): string | undefined {
+  const limit = Math.max(1, Math.min(3, Math.floor(key.length / 4)));
+  let best: { name: string; distance: number } | undefined;
+  for (const name of known) {
+    const distance = editDistance(key.toLowerCase(), name);
+    if (distance <= limit && (!best || distance < best.distance)) best = { name, distance };
+  }
+  return best?.name;
+}
+
+/** Edit distance counting an adjacent transposition as one edit ("retires" → "retries"). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
     }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * Collects configuration problems so that one run reports all of them, not only the first.
+ * {@link attempt} turns a reader's {@link ConfigError} into a collected message.
+ */
+export class Problems {
+  readonly messages: string[] = [];
+
+  add(...messages: string[]): void {
+    this.messages.push(...messages);
+  }
+
+  /** Runs `read`; on a ConfigError records its message and returns `fallback`. */
+  attempt<T>(read: () => T, fallback: T): T {
+    try {
+      return read();
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      this.messages.push(error.message);
+      return fallback;
+    }
+  }
+
+  /** Throws one ConfigError listing every collected problem, if there are any. */
+  throwIfAny(): void {
+    const [first, ...rest] = this.messages;
+    if (first === undefined) return;
+    if (rest.length === 0) throw new ConfigError("invalid_config", first);
+    const list = this.messages.map((m) => `\n  - ${m}`).join("");
+    throw new ConfigError(
+      "invalid_config",
+      `${this.messages.length} problems in the configuration:${list}`,
+    );
   }
 }
 

@@ -9,6 +9,7 @@ import {
 } from "../store/encoding.js";
 import { debounceKey, idempotencyKey, queueKey, rateLimitKey } from "../store/keys.js";
 import { extractCorrelation } from "./correlation.js";
+import { jsonValueProblem } from "./json-params.js";
 
 /** Options of one enqueue (the parity spec's options, camelCased). */
 export interface EnqueueOptions {
@@ -23,7 +24,7 @@ export interface EnqueueOptions {
   /** 0 keeps the result forever; a negative value leaves the TTL unchanged. */
   resultTtlSeconds?: number;
   traceContext?: Record<string, string>;
-  /** When to run (RFC 3339 string or Date); wins over deferBySeconds. */
+  /** When to run (RFC 3339 string or Date); not together with deferBySeconds. */
   deferUntil?: Date | string;
   deferBySeconds?: number;
   /** Overrides the recorded enqueue time (RFC 3339 string or Date). */
@@ -160,6 +161,8 @@ function encodeParams(params: unknown): { json: string; value: Record<string, un
       `params nest deeper than ${MAX_PARAMS_DEPTH} levels; a runner could not receive them`,
     );
   }
+  const problem = jsonValueProblem(value, "params");
+  if (problem) throw new ProducerError("invalid_params", problem);
   let json: string;
   try {
     json = canonicalJson(value);
@@ -247,6 +250,11 @@ export function planEnqueue(
   const trace = traceContext(o.traceContext);
   const enqueueTimeUs =
     o.enqueueTime === undefined ? now * 1000 : instant(o.enqueueTime, "enqueue_time");
+  if (o.deferUntil !== undefined && o.deferBySeconds !== undefined)
+    throw new ProducerError(
+      "conflicting_options",
+      "defer_until and defer_by_seconds are mutually exclusive; give one",
+    );
   const deferBy =
     o.deferBySeconds === undefined ? 0 : seconds(o.deferBySeconds, "defer_by_seconds", true);
   let runAtUs =

@@ -1,11 +1,15 @@
 import type { Redis } from "ioredis";
 import type { ResolvedConfig } from "../config/config.js";
 import { loadConfig } from "../config/load.js";
-import { ProducerError, redactDsn } from "../errors.js";
+import { ProducerError, RrqError, redactDsn } from "../errors.js";
 import { JOB_STATUSES } from "../store/job.js";
 import { queueKey } from "../store/keys.js";
 import { ProducerStore, type EnqueueReply } from "../store/producer-store.js";
-import { connectRedis } from "../store/redis.js";
+import {
+  connectRedis,
+  DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS,
+  redisDsnProblem,
+} from "../store/redis.js";
 import {
   planEnqueue,
   type EnqueueOptions,
@@ -13,7 +17,12 @@ import {
   type ProducerDefaults,
 } from "./options.js";
 
-/** Producer configuration (protocol/PRODUCER.md §2); every field has RRQ's default. */
+/**
+ * Producer configuration (protocol/PRODUCER.md §2). Every field omitted takes **RRQ's built-in
+ * default**, not rrq.toml's: `new Producer({ redisDsn })` never reads a file. To use rrq.toml's
+ * defaults (as the CLI does), build the producer with {@link Producer.fromConfigFile}, which
+ * also takes overrides.
+ */
 export interface ProducerConfig {
   redisDsn?: string;
   queueName?: string;
@@ -22,6 +31,16 @@ export interface ProducerConfig {
   resultTtlSeconds?: number;
   idempotencyTtlSeconds?: number;
   correlationMappings?: Record<string, string>;
+}
+
+/** How the producer connects; not part of the seven producer settings every binding shares. */
+export interface ProducerConnection {
+  /**
+   * Seconds one connection attempt may take before a call fails with `redis_unavailable`
+   * (default 5; rrq.toml `redis_connect_timeout_seconds`, env `RRQ_REDIS_CONNECT_TIMEOUT`).
+   * A refused port fails at once. The producer keeps reconnecting, so a later call can succeed.
+   */
+  redisConnectTimeoutSeconds?: number;
 }
 
 /** A job's state as producers report it. */
@@ -53,6 +72,7 @@ const CONFIG_KEYS = [
   "resultTtlSeconds",
   "idempotencyTtlSeconds",
   "correlationMappings",
+  "redisConnectTimeoutSeconds",
 ];
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 
@@ -73,11 +93,14 @@ function checkConfig(config: ProducerConfig): Required<ProducerConfig> {
   if (typeof mappings !== "object" || Object.values(mappings).some((v) => typeof v !== "string")) {
     throw configError("correlation_mappings must map strings to strings");
   }
+  const dsn = config.redisDsn ?? "redis://localhost:6379/0";
+  const dsnProblem = typeof dsn === "string" ? redisDsnProblem(dsn) : "must be a string";
+  if (dsnProblem) throw configError(`redis_dsn ${dsnProblem}`);
   const queue = config.queueName ?? "rrq:queue:default";
   if (typeof queue !== "string" || queue.trim() === "")
     throw configError("queue_name cannot be empty");
   return {
-    redisDsn: config.redisDsn ?? "redis://localhost:6379/0",
+    redisDsn: dsn,
     queueName: queueKey(queue),
     maxRetries: int(config.maxRetries, "max_retries", 5, 0),
     jobTimeoutSeconds: int(config.jobTimeoutSeconds, "job_timeout_seconds", 300, 1),
@@ -87,9 +110,38 @@ function checkConfig(config: ProducerConfig): Required<ProducerConfig> {
   };
 }
 
-/** The producer settings an orchestrator config implies (protocol/PRODUCER.md §2). */
-export function producerConfigFrom(config: ResolvedConfig): Required<ProducerConfig> {
+/** Seconds of `redisConnectTimeoutSeconds`, checked. */
+function connectTimeout(config: ProducerConnection): number {
+  const seconds = config.redisConnectTimeoutSeconds ?? DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS;
+  if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds <= 0)
+    throw configError("redis_connect_timeout_seconds must be a finite number > 0");
+  return seconds;
+}
+
+/** A failed Redis call as a ProducerError: `redis_unavailable` when no connection came up. */
+function redisFailure(error: unknown, dsn: string, what: string): ProducerError {
+  if (error instanceof ProducerError) return error;
+  if (error instanceof RrqError && error.code === "redis_unavailable")
+    return new ProducerError("redis_unavailable", error.message, { cause: error });
+  const message = error instanceof Error ? error.message : String(error);
+  if (/max retries per request|Connection is closed/i.test(message))
+    return new ProducerError("redis_unavailable", `cannot connect to Redis at ${redactDsn(dsn)}`, {
+      cause: error,
+    });
+  return new ProducerError("redis_error", `${what} failed on ${redactDsn(dsn)}: ${message}`, {
+    cause: error,
+  });
+}
+
+/**
+ * The producer settings an orchestrator config implies (protocol/PRODUCER.md §2), with its
+ * Redis connect timeout.
+ */
+export function producerConfigFrom(
+  config: ResolvedConfig,
+): Required<ProducerConfig> & Required<ProducerConnection> {
   return {
+    redisConnectTimeoutSeconds: config.redisConnectTimeoutSeconds,
     redisDsn: config.redisDsn,
     queueName: config.defaultQueueName,
     maxRetries: config.defaultMaxRetries,
@@ -104,6 +156,11 @@ export function producerConfigFrom(config: ResolvedConfig): Required<ProducerCon
  * Enqueues jobs and reads their status, writing exactly what RRQ 0.11's producer writes
  * (protocol/PRODUCER.md). Native TypeScript over ioredis; every enqueue is one Lua script.
  *
+ * Settings come from the constructor argument only, with RRQ's defaults for what is omitted
+ * (max_retries 5, job_timeout_seconds 300, ...); rrq.toml is read only by
+ * {@link Producer.fromConfigFile}. When Redis cannot be reached a call fails within the connect
+ * timeout with a `ProducerError` of code `redis_unavailable` (it never waits forever).
+ *
  * ```ts
  * const producer = new Producer({ redisDsn: "redis://localhost:6379/0" });
  * const id = await producer.enqueue("send_email", { to: "a@b.c" }, { maxRetries: 3 });
@@ -115,17 +172,36 @@ export class Producer {
   private readonly store: ProducerStore;
   private readonly ownsConnection: boolean;
 
-  constructor(config: ProducerConfig = {}, redis?: Redis) {
-    this.config = Object.freeze(checkConfig(config));
+  /**
+   * Validates `config` (a bad key or value, or a malformed `redisDsn`, throws `invalid_config`)
+   * and connects lazily-tolerant: the constructor never waits for Redis. `redis` is an existing
+   * connection to use instead (the caller keeps ownership).
+   */
+  constructor(config: ProducerConfig & ProducerConnection = {}, redis?: Redis) {
+    const { redisConnectTimeoutSeconds, ...settings } = config;
+    this.config = Object.freeze(checkConfig(settings));
+    const timeout = connectTimeout({ redisConnectTimeoutSeconds });
     this.ownsConnection = redis === undefined;
     this.store = new ProducerStore(
-      redis ?? connectRedis(this.config.redisDsn, { name: "rrqkit-producer" }),
+      redis ??
+        connectRedis(this.config.redisDsn, {
+          name: "rrqkit-producer",
+          failFast: { connectTimeoutSeconds: timeout },
+        }),
     );
   }
 
-  /** A producer configured from rrq.toml (explicit path → RRQ_CONFIG → ./rrq.toml). */
-  static fromConfigFile(path?: string, env: NodeJS.ProcessEnv = process.env): Producer {
-    return new Producer(producerConfigFrom(loadConfig({ path, env }).config));
+  /**
+   * A producer configured from rrq.toml as the CLI reads it (explicit path → RRQ_CONFIG →
+   * ./rrq.toml; `RRQ_REDIS_DSN` and `RRQ_REDIS_CONNECT_TIMEOUT` override), then `overrides`
+   * (e.g. `{ redisDsn }`) on top: the way to get rrq.toml's defaults in code.
+   */
+  static fromConfigFile(
+    path?: string,
+    env: NodeJS.ProcessEnv = process.env,
+    overrides: ProducerConfig & ProducerConnection = {},
+  ): Producer {
+    return new Producer({ ...producerConfigFrom(loadConfig({ path, env }).config), ...overrides });
   }
 
   private get defaults(): ProducerDefaults {
@@ -152,11 +228,7 @@ export class Producer {
     try {
       reply = await this.store.enqueue(plan);
     } catch (error) {
-      throw new ProducerError(
-        "redis_error",
-        `enqueue failed on ${redactDsn(this.config.redisDsn)}: ${(error as Error).message}`,
-        { cause: error },
-      );
+      throw redisFailure(error, this.config.redisDsn, "enqueue");
     }
     return this.check(reply, plan);
   }
@@ -224,9 +296,7 @@ export class Producer {
     try {
       replies = await this.store.enqueueMany(plans);
     } catch (error) {
-      throw new ProducerError("redis_error", `bulk enqueue failed: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw redisFailure(error, this.config.redisDsn, "bulk enqueue");
     }
     const duplicates = replies.flatMap((r, i) => (r.code === -1 ? [plans[i]!.jobId] : []));
     if (duplicates.length > 0) {
@@ -240,7 +310,12 @@ export class Producer {
 
   /** The job's status, result and last error; null when the job does not exist. */
   async getJobStatus(jobId: string): Promise<JobResult | null> {
-    const hash = await this.store.jobHash(jobId);
+    let hash: Record<string, string> | undefined;
+    try {
+      hash = await this.store.jobHash(jobId);
+    } catch (error) {
+      throw redisFailure(error, this.config.redisDsn, "get_job_status");
+    }
     if (!hash) return null;
     const status = (JOB_STATUSES as readonly string[]).includes(hash.status ?? "")
       ? hash.status!
@@ -282,7 +357,11 @@ export class Producer {
         const left = deadline - Date.now();
         if (left <= 0) return null;
         const block = blockSeconds === 0 ? left : Math.min(blockSeconds * 1000, left);
-        lastId = await this.store.waitForEvent(blocking, jobId, lastId, block);
+        try {
+          lastId = await this.store.waitForEvent(blocking, jobId, lastId, block);
+        } catch (error) {
+          throw redisFailure(error, this.config.redisDsn, "wait_for_completion");
+        }
       }
     } finally {
       blocking.disconnect();

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { ConnectionOptions } from "node:tls";
 import { Redis, type RedisOptions } from "ioredis";
-import { redactDsn } from "../errors.js";
+import { RrqError, redactDsn } from "../errors.js";
 
 /** Options for {@link connectRedis}. */
 export interface ConnectOptions {
@@ -15,7 +15,19 @@ export interface ConnectOptions {
    * command that fails reports its own error, so the default is to stay quiet.
    */
   onError?: (error: Error) => void;
+  /**
+   * Fail fast instead of waiting for Redis (CLI commands and producers; never the worker daemon,
+   * which must ride out outages). A command then fails with {@link RrqError} `redis_unavailable`
+   * as soon as one connection attempt fails: at once when the port refuses, after
+   * `connectTimeoutSeconds` when the host does not answer or the server never completes the
+   * handshake. The client keeps reconnecting in the background, so a later command works again
+   * once Redis is back.
+   */
+  failFast?: { connectTimeoutSeconds: number };
 }
+
+/** Default of `redis_connect_timeout_seconds` / `RRQ_REDIS_CONNECT_TIMEOUT`. */
+export const DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS = 5;
 
 /**
  * TLS options of a `rediss://` DSN. Query parameters (redis-py's names): `ssl_ca_certs` (CA bundle
@@ -39,44 +51,80 @@ function tlsOptions(url: URL): ConnectionOptions {
   return tls;
 }
 
+const SCHEMES = ["redis:", "rediss:", "unix:", "redis+unix:"];
+
+/**
+ * What is wrong with a Redis DSN, in words (with a corrected form when one is obvious), or
+ * undefined when {@link redisOptionsFromDsn} accepts it. The DSN is shown without its password.
+ */
+export function redisDsnProblem(dsn: string): string | undefined {
+  const shown = redactDsn(dsn);
+  let url: URL;
+  try {
+    url = new URL(dsn);
+  } catch {
+    return `${JSON.stringify(shown)} is not a Redis URL; ${suggestion(dsn)}`;
+  }
+  if (!SCHEMES.includes(url.protocol)) {
+    const hostPort = /^[a-z0-9.-]+:\d+(\/\d+)?$/i.test(dsn);
+    return hostPort
+      ? `${JSON.stringify(shown)} has no scheme; ${suggestion(dsn)}`
+      : `${JSON.stringify(shown)} has the unsupported scheme '${url.protocol.slice(0, -1)}'; ` +
+          "use redis://, rediss:// (TLS), unix:// or redis+unix://";
+  }
+  const unix = url.protocol === "unix:" || url.protocol === "redis+unix:";
+  if (unix && !url.pathname) return `${JSON.stringify(shown)} names no socket path`;
+  const db = url.searchParams.get("db") ?? (unix ? "0" : url.pathname.replace(/^\//, "") || "0");
+  if (!/^\d+$/.test(db))
+    return `${JSON.stringify(shown)} names the database '${db}'; a database is a number (redis://host:6379/0)`;
+  return undefined;
+}
+
+/** "use redis://host:port/0" for a DSN that lacks its scheme. */
+function suggestion(dsn: string): string {
+  const bare = dsn.replace(/^\/+/, "").replace(/^[^@/]*@/, "");
+  const [hostPort, db] = bare.split("/");
+  const fixed = `redis://${hostPort || "localhost:6379"}/${db && /^\d+$/.test(db) ? db : "0"}`;
+  return `use a URL such as ${fixed} (or rediss:// for TLS, unix:///path/redis.sock?db=0)`;
+}
+
 /**
  * Parses a Redis DSN into ioredis options: `redis://`, `rediss://` (TLS, see {@link tlsOptions})
  * with user (Redis ACL), password and db; `unix:///path?db=N` and `redis+unix:///path?db=N`.
+ * A DSN {@link redisDsnProblem} refuses throws `invalid_config`.
  */
 export function redisOptionsFromDsn(dsn: string): RedisOptions {
+  const problem = redisDsnProblem(dsn);
+  if (problem) throw new RrqError("invalid_config", `redis_dsn ${problem}`);
   const url = new URL(dsn);
   const db = Number(url.searchParams.get("db") ?? (url.pathname.replace(/^\//, "") || 0));
   const auth: RedisOptions = {};
   if (url.username) auth.username = decodeURIComponent(url.username);
   if (url.password) auth.password = decodeURIComponent(url.password);
-  switch (url.protocol) {
-    case "unix:":
-    case "redis+unix:":
-      return {
-        ...auth,
-        path: decodeURIComponent(url.pathname),
-        db: Number(url.searchParams.get("db") ?? 0),
-      };
-    case "redis:":
-    case "rediss:":
-      return {
-        ...auth,
-        host: url.hostname.replace(/^\[|\]$/g, "") || "localhost",
-        port: url.port ? Number(url.port) : 6379,
-        db: Number.isInteger(db) ? db : 0,
-        ...(url.protocol === "rediss:" ? { tls: tlsOptions(url) } : {}),
-      };
-    default:
-      throw new Error(`unsupported Redis DSN scheme '${url.protocol}' in ${redactDsn(dsn)}`);
+  if (url.protocol === "unix:" || url.protocol === "redis+unix:") {
+    return {
+      ...auth,
+      path: decodeURIComponent(url.pathname),
+      db: Number(url.searchParams.get("db") ?? 0),
+    };
   }
+  return {
+    ...auth,
+    host: url.hostname.replace(/^\[|\]$/g, "") || "localhost",
+    port: url.port ? Number(url.port) : 6379,
+    db,
+    ...(url.protocol === "rediss:" ? { tls: tlsOptions(url) } : {}),
+  };
 }
 
 /**
- * Opens a Redis connection that reconnects with capped exponential backoff and never gives
- * up on a command because of a reconnect (commands wait in the offline queue).
+ * Opens a Redis connection that reconnects with capped exponential backoff. By default a command
+ * never gives up because of a reconnect (commands wait in the offline queue), which is what the
+ * worker daemon needs; with `failFast` commands fail with `redis_unavailable` instead (see
+ * {@link ConnectOptions.failFast}).
  */
 export function connectRedis(dsn: string, options: ConnectOptions = {}): Redis {
-  const redis = new Redis({
+  const base: RedisOptions = {
     ...redisOptionsFromDsn(dsn),
     connectionName: options.name,
     lazyConnect: false,
@@ -89,9 +137,116 @@ export function connectRedis(dsn: string, options: ConnectOptions = {}): Redis {
     maxRetriesPerRequest: null,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     reconnectOnError: (error) => /READONLY|LOADING/.test(error.message),
+  };
+  if (!options.failFast) {
+    const redis = new Redis(base);
+    redis.on("error", options.onError ?? (() => {}));
+    return redis;
+  }
+  return connectFailFast(dsn, base, options.failFast.connectTimeoutSeconds, options.onError);
+}
+
+/** Why the last connection attempt of a fail-fast client failed, for its error messages. */
+const lastFailure = new WeakMap<Redis, Error>();
+
+function connectFailFast(
+  dsn: string,
+  base: RedisOptions,
+  timeoutSeconds: number,
+  onError: ((error: Error) => void) | undefined,
+): Redis {
+  const timeoutMs = Math.max(1, Math.round(timeoutSeconds * 1000));
+  const redis = new FailFastRedis(redactDsn(dsn), timeoutSeconds, {
+    ...base,
+    // Bounds the TCP connect (a host that drops packets); measured: a refused port fails in
+    // ~20 ms, a dropped SYN after exactly this long.
+    connectTimeout: timeoutMs,
+    // A queued command fails as soon as one connection attempt fails, instead of waiting for
+    // the reconnects that follow (which keep going in the background).
+    maxRetriesPerRequest: 0,
   });
-  redis.on("error", options.onError ?? (() => {}));
+  redis.on("error", (error: Error) => {
+    lastFailure.set(redis, error);
+    onError?.(error);
+  });
+  watchHandshake(redis, timeoutMs);
   return redis;
+}
+
+/**
+ * A server that accepts the connection but never answers (a wrong service, a hung Redis) is
+ * not covered by ioredis' connectTimeout, which ends at the TCP connect: the handshake gets the
+ * same budget, then the socket is dropped, which fails the queued commands.
+ */
+function watchHandshake(redis: Redis, timeoutMs: number): void {
+  let timer: NodeJS.Timeout | undefined;
+  const clear = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+  };
+  redis.on("connect", () => {
+    clear();
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (redis.status === "ready") return;
+      const error = new Error(`no reply to the Redis handshake within ${timeoutMs / 1000} s`);
+      lastFailure.set(redis, error);
+      redis.stream?.destroy();
+    }, timeoutMs);
+    timer.unref();
+  });
+  redis.on("ready", clear);
+  redis.on("close", clear);
+}
+
+/** ioredis' errors for a command that could not be sent because no connection came up. */
+const UNAVAILABLE = /max retries per request|Connection is closed|Stream isn't writeable/i;
+
+/**
+ * A client whose commands fail with {@link RrqError} `redis_unavailable` naming the DSN
+ * (password redacted) and the connection error, instead of ioredis' generic messages.
+ */
+class FailFastRedis extends Redis {
+  constructor(
+    private readonly shownDsn: string,
+    private readonly timeoutSeconds: number,
+    options: RedisOptions,
+  ) {
+    super(options);
+  }
+
+  override sendCommand(
+    ...args: Parameters<Redis["sendCommand"]>
+  ): ReturnType<Redis["sendCommand"]> {
+    const command = args[0] as { reject: (error: Error) => void; failFastMapped?: boolean };
+    if (!command.failFastMapped) {
+      command.failFastMapped = true;
+      const reject = command.reject;
+      command.reject = (error: Error) => reject(this.unavailable(error));
+    }
+    return super.sendCommand(...args);
+  }
+
+  private unavailable(error: Error): Error {
+    if (!UNAVAILABLE.test(error.message)) return error;
+    return redisUnavailable(this.shownDsn, this.timeoutSeconds, lastFailure.get(this), error);
+  }
+}
+
+/** The `redis_unavailable` error: which Redis, why, and how to wait longer. */
+export function redisUnavailable(
+  shownDsn: string,
+  timeoutSeconds: number,
+  reason: Error | undefined,
+  cause?: unknown,
+): RrqError {
+  const why = reason ? `: ${reason.message}` : "";
+  return new RrqError(
+    "redis_unavailable",
+    `cannot connect to Redis at ${shownDsn}${why} (connect timeout ${timeoutSeconds} s; ` +
+      "set redis_connect_timeout_seconds in rrq.toml or RRQ_REDIS_CONNECT_TIMEOUT to change it)",
+    { cause: cause ?? reason },
+  );
 }
 
 /** Wraps a handler so it runs at most once per `intervalMs` (for repetitive connection errors). */
