@@ -294,7 +294,20 @@ async fn every_option() {
         .unwrap();
     assert_eq!(score, now.timestamp_millis() + 2001);
 
-    // defer_until wins over defer_by_seconds
+    // defer_until and defer_by_seconds together are refused (PRODUCER.md §6)
+    let e = p
+        .enqueue(
+            "g",
+            Map::new(),
+            EnqueueOptions {
+                defer_until: Some(ts("2030-01-01T00:00:00.5+02:00")),
+                defer_by_seconds: Some(100.0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "conflicting_options");
     let id = p
         .enqueue(
             "g",
@@ -302,7 +315,6 @@ async fn every_option() {
             EnqueueOptions {
                 queue_name: Some("later".into()),
                 defer_until: Some(ts("2030-01-01T00:00:00.5+02:00")),
-                defer_by_seconds: Some(100.0),
                 ..Default::default()
             },
         )
@@ -1059,10 +1071,69 @@ async fn redis_errors_hide_the_password() {
         .enqueue("f", Map::new(), EnqueueOptions::default())
         .await
         .unwrap_err();
-    assert_eq!(e.code(), "redis_error");
+    assert_eq!(e.code(), "redis_unavailable");
     assert!(!e.message().contains("s3cret-pw"), "{}", e.message());
     let e = Producer::new(ProducerConfig::with_dsn("not a url")).unwrap_err();
     assert_eq!(e.code(), "invalid_config");
+}
+
+/// A port nothing listens on: bound, then closed.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn unreachable_redis_fails_fast_naming_the_dsn() {
+    let port = closed_port();
+    let p = producer(&format!("redis://user:hunter2@127.0.0.1:{port}/0"));
+    let started = Instant::now();
+    let e = p
+        .enqueue("f", Map::new(), EnqueueOptions::default())
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(20), "does not hang");
+    assert_eq!(e.code(), "redis_unavailable");
+    assert!(
+        e.message().contains(&format!(
+            "cannot connect to Redis at redis://***@127.0.0.1:{port}/0"
+        )),
+        "{}",
+        e.message()
+    );
+    assert!(!e.message().contains("hunter2"), "{}", e.message());
+
+    // A server that accepts and never answers: bounded by the connect timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let p = Producer::new(ProducerConfig {
+        redis_connect_timeout: Duration::from_millis(500),
+        ..ProducerConfig::with_dsn(format!("redis://127.0.0.1:{port}/0"))
+    })
+    .unwrap();
+    let started = Instant::now();
+    let e = p.get_job_status("x").await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(20), "does not hang");
+    assert_eq!(e.code(), "redis_unavailable", "{}", e.message());
+    drop(silent);
+}
+
+#[test]
+fn malformed_dsn_is_refused_with_the_fix() {
+    let e = Producer::new(ProducerConfig::with_dsn("localhost:6391")).unwrap_err();
+    assert_eq!(e.code(), "invalid_config");
+    assert!(
+        e.message().contains("redis_dsn \"localhost:6391\" has no scheme; use a URL such as redis://localhost:6391/0"),
+        "{}",
+        e.message()
+    );
+    let e = Producer::new(ProducerConfig::with_dsn("redis://:pw@h:1/zero")).unwrap_err();
+    assert!(e.message().contains("database 'zero'"), "{}", e.message());
+    assert!(!e.message().contains("pw@"), "{}", e.message());
+    let e = ProducerConfig::parse_toml("redis_connect_timeout_seconds = 0\n").unwrap_err();
+    assert_eq!(e.code(), "invalid_config");
+    let c = ProducerConfig::parse_toml("redis_connect_timeout_seconds = 1.5\n").unwrap();
+    assert_eq!(c.redis_connect_timeout, Duration::from_millis(1500));
 }
 
 /// The producer adapter, driven over stdin/stdout.

@@ -1,6 +1,7 @@
 //! Producer configuration and `rrq.toml` resolution (PRODUCER.md §2).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
@@ -13,7 +14,15 @@ pub const DEFAULT_REDIS_DSN: &str = "redis://localhost:6379/0";
 /// Default queue key.
 pub const DEFAULT_QUEUE_NAME: &str = "rrq:queue:default";
 
-/// The seven producer settings.
+/// Default of `redis_connect_timeout` (rrq.toml `redis_connect_timeout_seconds`).
+pub const DEFAULT_REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The seven producer settings every binding shares, plus how long one Redis connection
+/// attempt may take.
+///
+/// Fields left at their defaults take **RRQ's built-in defaults**, not `rrq.toml`'s:
+/// [`ProducerConfig::with_dsn`] and [`Default`] never read a file. Use
+/// [`ProducerConfig::from_toml`] (then change fields) to start from `rrq.toml`, as the CLI does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProducerConfig {
     pub redis_dsn: String,
@@ -25,6 +34,10 @@ pub struct ProducerConfig {
     pub idempotency_ttl_seconds: i64,
     /// Correlation attribute name → params path, in order.
     pub correlation_mappings: IndexMap<String, String>,
+    /// How long one connection attempt may take before a call fails with `redis_unavailable`
+    /// (default 5 s; rrq.toml `redis_connect_timeout_seconds`, env `RRQ_REDIS_CONNECT_TIMEOUT`).
+    /// Not one of the seven shared settings: [`ProducerConfig::to_json`] leaves it out.
+    pub redis_connect_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -37,6 +50,7 @@ impl Default for ProducerConfig {
             result_ttl_seconds: 86400,
             idempotency_ttl_seconds: 21600,
             correlation_mappings: IndexMap::new(),
+            redis_connect_timeout: DEFAULT_REDIS_CONNECT_TIMEOUT,
         }
     }
 }
@@ -68,6 +82,16 @@ impl ProducerConfig {
     pub fn validated(mut self) -> Result<Self, ProducerError> {
         if self.redis_dsn.trim().is_empty() {
             return Err(ProducerError::invalid_config("redis_dsn cannot be empty"));
+        }
+        if let Some(problem) = dsn_problem(&self.redis_dsn) {
+            return Err(ProducerError::invalid_config(format!(
+                "redis_dsn {problem}"
+            )));
+        }
+        if self.redis_connect_timeout.is_zero() {
+            return Err(ProducerError::invalid_config(
+                "redis_connect_timeout_seconds must be a finite number > 0",
+            ));
         }
         if self.queue_name.trim().is_empty() {
             return Err(ProducerError::invalid_config("queue_name cannot be empty"));
@@ -111,6 +135,9 @@ impl ProducerConfig {
                 "job_timeout_seconds" => cfg.job_timeout_seconds = json_int(key, v)?,
                 "result_ttl_seconds" => cfg.result_ttl_seconds = json_int(key, v)?,
                 "idempotency_ttl_seconds" => cfg.idempotency_ttl_seconds = json_int(key, v)?,
+                "redis_connect_timeout_seconds" => {
+                    cfg.redis_connect_timeout = timeout_seconds(key, v.as_f64())?
+                }
                 "correlation_mappings" => {
                     let Value::Object(m) = v else {
                         return Err(bad_type(key, "a table of strings"));
@@ -186,6 +213,12 @@ impl ProducerConfig {
                 cfg.redis_dsn = dsn;
             }
         }
+        if let Ok(text) = std::env::var("RRQ_REDIS_CONNECT_TIMEOUT") {
+            if !text.trim().is_empty() {
+                cfg.redis_connect_timeout =
+                    timeout_seconds("RRQ_REDIS_CONNECT_TIMEOUT", text.trim().parse::<f64>().ok())?;
+            }
+        }
         cfg.validated()
     }
 
@@ -218,6 +251,14 @@ impl ProducerConfig {
         }
         if let Some(v) = table.get("default_unique_job_lock_ttl_seconds") {
             cfg.idempotency_ttl_seconds = toml_int("default_unique_job_lock_ttl_seconds", v)?;
+        }
+        if let Some(v) = table.get("redis_connect_timeout_seconds") {
+            let seconds = match v {
+                toml::Value::Integer(i) => Some(*i as f64),
+                toml::Value::Float(f) => Some(*f),
+                _ => None,
+            };
+            cfg.redis_connect_timeout = timeout_seconds("redis_connect_timeout_seconds", seconds)?;
         }
         if let Some(v) = table.get("correlation_mappings") {
             let toml::Value::Table(t) = v else {
@@ -256,6 +297,62 @@ pub fn resolve_config_path(explicit: Option<&Path>) -> Result<PathBuf, ProducerE
         ProducerErrorCode::ConfigNotFound,
         CONFIG_NOT_FOUND_MESSAGE,
     ))
+}
+
+/// Seconds (> 0, finite) as a Duration; `key` names the setting in the error.
+fn timeout_seconds(key: &str, seconds: Option<f64>) -> Result<Duration, ProducerError> {
+    match seconds {
+        Some(s) if s.is_finite() && s > 0.0 && s <= 2_147_483.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(bad_type(key, "a finite number > 0 (seconds)")),
+    }
+}
+
+/// What is wrong with a Redis DSN in words (with the corrected form when it only lacks its
+/// scheme), or `None`; the same rules as the TypeScript `redisDsnProblem`.
+pub fn dsn_problem(dsn: &str) -> Option<String> {
+    let shown = super::error::redact_dsn(dsn);
+    let Some((scheme, rest)) = dsn.split_once("://") else {
+        let bare = dsn.rsplit_once('@').map(|(_, h)| h).unwrap_or(dsn);
+        let (host_port, db) = bare.split_once('/').unwrap_or((bare, "0"));
+        let db = if db.chars().all(|c| c.is_ascii_digit()) && !db.is_empty() {
+            db
+        } else {
+            "0"
+        };
+        let host_port = if host_port.is_empty() {
+            "localhost:6379"
+        } else {
+            host_port
+        };
+        let shown = shown
+            .rsplit_once('@')
+            .map(|(_, h)| format!("***@{h}"))
+            .unwrap_or(shown);
+        return Some(format!(
+            "\"{shown}\" has no scheme; use a URL such as redis://{host_port}/{db} (or rediss:// \
+             for TLS, unix:///path/redis.sock?db=0)"
+        ));
+    };
+    if !["redis", "rediss", "unix", "redis+unix"].contains(&scheme) {
+        return Some(format!(
+            "\"{shown}\" has the unsupported scheme '{scheme}'; use redis://, rediss:// (TLS), \
+             unix:// or redis+unix://"
+        ));
+    }
+    let db = if scheme.contains("unix") {
+        None
+    } else {
+        let path = rest.split(['?', '#']).next().unwrap_or("");
+        path.split_once('/')
+            .map(|(_, db)| db)
+            .filter(|db| !db.is_empty())
+    };
+    match db {
+        Some(db) if !db.chars().all(|c| c.is_ascii_digit()) => Some(format!(
+            "\"{shown}\" names the database '{db}'; a database is a number (redis://host:6379/0)"
+        )),
+        _ => None,
+    }
 }
 
 fn bad_type(key: &str, what: &str) -> ProducerError {

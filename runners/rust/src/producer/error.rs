@@ -14,6 +14,9 @@ pub enum ProducerErrorCode {
     ConfigNotFound,
     InvalidConfig,
     RedisError,
+    /// No connection to Redis came up within the connect timeout (refused, unreachable, or
+    /// no reply to the handshake).
+    RedisUnavailable,
 }
 
 impl ProducerErrorCode {
@@ -29,6 +32,7 @@ impl ProducerErrorCode {
             ProducerErrorCode::ConfigNotFound => "config_not_found",
             ProducerErrorCode::InvalidConfig => "invalid_config",
             ProducerErrorCode::RedisError => "redis_error",
+            ProducerErrorCode::RedisUnavailable => "redis_unavailable",
         }
     }
 }
@@ -80,14 +84,52 @@ impl ProducerError {
 
     /// A Redis failure, with any password in `secret_dsn` removed from the message.
     pub(crate) fn redis(err: &redis::RedisError, secret_dsn: &str) -> Self {
-        let mut message = format!("redis error: {err}");
-        if let Some(password) = dsn_password(secret_dsn) {
-            if !password.is_empty() {
-                message = message.replace(&password, "***");
-            }
-        }
+        let message = hide_password(format!("redis error: {err}"), secret_dsn);
         Self::new(ProducerErrorCode::RedisError, message)
     }
+
+    /// No connection came up: `redis_unavailable`, naming the DSN without its password.
+    pub(crate) fn unavailable(reason: &str, secret_dsn: &str, timeout_seconds: f64) -> Self {
+        let message = format!(
+            "cannot connect to Redis at {}: {reason} (connect timeout {timeout_seconds} s; set \
+             redis_connect_timeout_seconds in rrq.toml or RRQ_REDIS_CONNECT_TIMEOUT to change it)",
+            redact_dsn(secret_dsn)
+        );
+        Self::new(
+            ProducerErrorCode::RedisUnavailable,
+            hide_password(message, secret_dsn),
+        )
+    }
+}
+
+fn hide_password(message: String, secret_dsn: &str) -> String {
+    match dsn_password(secret_dsn) {
+        Some(password) if !password.is_empty() => message.replace(&password, "***"),
+        _ => message,
+    }
+}
+
+/// The DSN with its user and password replaced by `***` (and any `password=`/`pass=` query
+/// value), for messages.
+pub fn redact_dsn(dsn: &str) -> String {
+    let mut shown = dsn.to_string();
+    if let Some((scheme, rest)) = dsn.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            shown = format!("{scheme}://***@{}", &rest[at + 1..]);
+        }
+    }
+    for key in ["password=", "pass="] {
+        if let Some(i) = shown.find(key) {
+            let start = i + key.len();
+            let end = shown[start..]
+                .find('&')
+                .map(|j| start + j)
+                .unwrap_or(shown.len());
+            shown.replace_range(start..end, "***");
+        }
+    }
+    shown
 }
 
 /// The password part of a `redis://user:password@host` DSN, if any.

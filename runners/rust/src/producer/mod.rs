@@ -28,10 +28,10 @@ use redis::{AsyncConnectionConfig, Client, Cmd, Script};
 use serde_json::{Map, Value};
 
 pub use config::{
-    resolve_config_path, ProducerConfig, CONFIG_NOT_FOUND_MESSAGE, DEFAULT_QUEUE_NAME,
-    DEFAULT_REDIS_DSN,
+    dsn_problem, resolve_config_path, ProducerConfig, CONFIG_NOT_FOUND_MESSAGE, DEFAULT_QUEUE_NAME,
+    DEFAULT_REDIS_CONNECT_TIMEOUT, DEFAULT_REDIS_DSN,
 };
-pub use error::{ProducerError, ProducerErrorCode};
+pub use error::{redact_dsn, ProducerError, ProducerErrorCode};
 pub use options::{extract_correlation_context, EnqueueItem, EnqueueOptions, MAX_PARAMS_BYTES};
 
 use options::{plan, Guard, Plan, Requested};
@@ -153,7 +153,6 @@ impl std::fmt::Debug for Producer {
 }
 
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 enum ScriptKind {
     Enqueue,
@@ -170,6 +169,7 @@ impl Producer {
             // rediss:// needs a process-wide rustls provider; keep one installed elsewhere.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
+        // `validated` has refused a DSN without a supported scheme; the client parses the rest.
         let client = Client::open(config.redis_dsn.as_str()).map_err(|e| {
             let detail = match e.kind() {
                 redis::ErrorKind::InvalidClientConfig => "not a valid Redis URL".to_string(),
@@ -204,19 +204,39 @@ impl Producer {
         ProducerError::redis(e, &self.config.redis_dsn)
     }
 
+    /// A new connection, bounded by `redis_connect_timeout` (TCP connect and handshake); a
+    /// failure to come up is `redis_unavailable` naming the DSN without its password.
+    async fn connect(
+        &self,
+        response_timeout: Option<Duration>,
+    ) -> Result<MultiplexedConnection, ProducerError> {
+        let limit = self.config.redis_connect_timeout;
+        let cfg = AsyncConnectionConfig::new()
+            .set_response_timeout(response_timeout)
+            .set_connection_timeout(Some(limit));
+        let attempt = self
+            .client
+            .get_multiplexed_async_connection_with_config(&cfg);
+        // The outer timeout is a backstop in case a client version bounds only the TCP connect.
+        let unavailable = |reason: &str| {
+            ProducerError::unavailable(reason, &self.config.redis_dsn, limit.as_secs_f64())
+        };
+        match tokio::time::timeout(limit + Duration::from_millis(250), attempt).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() => {
+                Err(unavailable(&e.to_string()))
+            }
+            Ok(Err(e)) => Err(self.redis_err(&e)),
+            Err(_) => Err(unavailable("no reply to the Redis handshake")),
+        }
+    }
+
     async fn conn(&self) -> Result<MultiplexedConnection, ProducerError> {
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let cfg = AsyncConnectionConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT));
-        let c = self
-            .client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await
-            .map_err(|e| self.redis_err(&e))?;
+        let c = self.connect(Some(RESPONSE_TIMEOUT)).await?;
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -535,15 +555,7 @@ impl Producer {
             let block_ms = block.as_millis().max(1) as u64;
             if waiter.is_none() {
                 // A dedicated connection: a blocking XREAD would stall a shared one.
-                let cfg = AsyncConnectionConfig::new()
-                    .set_response_timeout(None)
-                    .set_connection_timeout(Some(CONNECT_TIMEOUT));
-                waiter = Some(
-                    self.client
-                        .get_multiplexed_async_connection_with_config(&cfg)
-                        .await
-                        .map_err(|e| self.redis_err(&e))?,
-                );
+                waiter = Some(self.connect(None).await?);
             }
             let c = waiter.as_mut().expect("waiter connection");
             let mut cmd = redis::cmd("XREAD");

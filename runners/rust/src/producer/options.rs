@@ -187,6 +187,7 @@ const MSG_JOB_TIMEOUT: &str = "job_timeout_seconds must be a positive integer";
 const MSG_RESULT_TTL: &str = "result_ttl_seconds must be an integer";
 const MSG_UNIQUE_TTL: &str = "unique_ttl_seconds must be a positive integer";
 const MSG_DEFER_BY: &str = "defer_by_seconds must be a finite number >= 0";
+const MSG_DEFER_BOTH: &str = "defer_until and defer_by_seconds are mutually exclusive; give one";
 const MSG_RATE_SECONDS: &str = "rate_limit_seconds must be a finite number > 0";
 const MSG_DEBOUNCE_SECONDS: &str = "debounce_seconds must be a finite number > 0";
 const MSG_TRACE: &str = "trace_context must be a map of string to string";
@@ -318,6 +319,12 @@ pub(crate) fn plan(
         if !(x.is_finite() && x >= 0.0) {
             return Err(ProducerError::invalid_argument(MSG_DEFER_BY));
         }
+    }
+    if o.defer_until.is_some() && o.defer_by_seconds.is_some() {
+        return Err(ProducerError::new(
+            ProducerErrorCode::ConflictingOptions,
+            MSG_DEFER_BOTH,
+        ));
     }
     positive_finite(o.rate_limit_seconds, MSG_RATE_SECONDS)?;
     positive_finite(o.debounce_seconds, MSG_DEBOUNCE_SECONDS)?;
