@@ -123,6 +123,20 @@ export class QueuesApi {
     return (await this.redis.exists(queueKey(name))) === 1;
   }
 
+  /**
+   * Whether a queue is known although its ZSET may be empty (Redis drops an empty ZSET, so
+   * EXISTS cannot tell an idle queue from a typo): registered in `rrq:queues` or named by the
+   * configuration; and how many of its jobs are running now (holding an rrqkit lease; jobs run by
+   * RRQ's own orchestrator hold none and are not counted).
+   */
+  async presence(name: string): Promise<{ known: boolean; running: number }> {
+    const key = queueKey(name);
+    const registered = await this.redis.sismember(QUEUES_KEY, key);
+    const configured = this.settings.knownQueues.map(queueKey).includes(key);
+    const running = (await this.activeByQueue()).get(key) ?? 0;
+    return { known: registered === 1 || configured || running > 0, running };
+  }
+
   /** Entries `offset … offset + limit − 1` by score (oldest first), with their jobs. */
   async page(
     name: string,

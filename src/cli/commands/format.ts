@@ -4,13 +4,19 @@
  * deliberate change is that future times read "in 5m" where RRQ prints "-300s ago".
  */
 
-/** One table column: RRQ's format width and alignment; `flex` columns may shrink to fit. */
+/**
+ * One table column: RRQ's format width and alignment; `flex` columns may shrink to fit the
+ * terminal; `grow` columns widen to their longest cell (names that must never be cut).
+ */
 export interface Column {
   readonly header: string;
   readonly width: number;
   readonly align?: "left" | "right";
   readonly flex?: boolean;
+  readonly grow?: boolean;
 }
+
+const length = (text: string) => [...text].length;
 
 const pad = (text: string, width: number, align: "left" | "right" = "left") =>
   align === "right" ? text.padStart(width) : text.padEnd(width);
@@ -23,7 +29,7 @@ export function truncate(text: string, max: number): string {
 
 /**
  * Renders a table as RRQ does (cells padded to the column width, separated by one space, longer
- * cells overflow). With `fit` (the terminal width, when printing to a terminal) and a table
+ * cells overflow; `grow` columns keep RRQ's two-space gap after their longest cell). With `fit` (the terminal width, when printing to a terminal) and a table
  * wider than it, flexible columns shrink and their cells are truncated so every line fits.
  */
 export function renderTable(
@@ -31,7 +37,9 @@ export function renderTable(
   rows: readonly string[][],
   fit?: number,
 ): string[] {
-  let widths = columns.map((c) => c.width);
+  let widths = columns.map((c, i) =>
+    c.grow ? Math.max(c.width, ...rows.map((row) => length(row[i] ?? "") + 2)) : c.width,
+  );
   const total = () => widths.reduce((a, b) => a + b, 0) + widths.length - 1;
   if (fit !== undefined && total() > fit) {
     const flexible = columns.flatMap((c, i) => (c.flex ? [i] : []));

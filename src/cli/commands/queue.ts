@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { jobJson } from "../../api/index.js";
 import { queueKey } from "../../store/keys.js";
-import { formatDuration, formatTime, json, renderTable, truncate, type Column } from "./format.js";
+import { formatDuration, formatTime, json, renderTable, type Column } from "./format.js";
 import {
   collect,
   ExitCode,
@@ -11,8 +11,6 @@ import {
   withApi,
   type CliContext,
 } from "./shared.js";
-
-const score = (value: number | undefined) => (value === undefined ? "0" : value.toFixed(0));
 
 async function queueList(
   ctx: CliContext,
@@ -30,14 +28,21 @@ async function queueList(
       return ExitCode.ok;
     }
     const columns: Column[] = [
-      { header: "Queue", width: 30, flex: true },
+      { header: "Queue", width: 30, grow: true },
       { header: "Pending", width: 10, align: "right" },
-      { header: "Oldest(ms)", width: 20, align: "right" },
-      { header: "Newest(ms)", width: 20, align: "right" },
+      // RRQ prints the raw scores (epoch ms) under "Oldest(ms)"/"Newest(ms)"; --json has them
+      { header: "Oldest", width: 20, align: "right" },
+      { header: "Newest", width: 20, align: "right" },
     ];
+    const now = Date.now();
     const lines = renderTable(
       columns,
-      rows.map((r) => [r.name, String(r.pending), score(r.oldestScore), score(r.newestScore)]),
+      rows.map((r) => [
+        r.name,
+        String(r.pending),
+        formatTime(r.oldestScore, now),
+        formatTime(r.newestScore, now),
+      ]),
       fitWidth(ctx),
     );
     for (const line of lines) say(ctx, line);
@@ -66,7 +71,7 @@ async function queueStats(
       return ExitCode.ok;
     }
     const columns: Column[] = [
-      { header: "Queue", width: 25, flex: true },
+      { header: "Queue", width: 25, grow: true },
       { header: "Total", width: 8, align: "right" },
       { header: "Pending", width: 8, align: "right" },
       { header: "Active", width: 8, align: "right" },
@@ -106,11 +111,13 @@ async function queueInspect(
   return withApi(ctx, async (api) => {
     const key = queueKey(name);
     const { total, entries } = await api.queues.page(key, flags);
+    const presence = total === 0 ? await api.queues.presence(key) : undefined;
     if (flags.json) {
       ctx.io.out(
         json({
           queue: key,
           total,
+          ...(presence ? { known: presence.known, running: presence.running } : {}),
           offset: flags.offset,
           entries: entries.map((e) => ({
             id: e.id,
@@ -120,12 +127,17 @@ async function queueInspect(
           })),
         }),
       );
-      return total === 0 ? ExitCode.failure : ExitCode.ok;
+      return presence && !presence.known ? ExitCode.failure : ExitCode.ok;
     }
-    if (total === 0) {
-      // a ZSET with no members does not exist in Redis, so "empty" and "not found" coincide
-      say(ctx, `Queue '${key}' not found`);
-      return ExitCode.failure;
+    if (presence) {
+      // Redis drops an empty ZSET, so RRQ says "not found" for an idle queue too; rrqkit says
+      // so only for a queue nothing knows (not registered, not configured, nothing running)
+      if (!presence.known) {
+        say(ctx, `Queue '${key}' not found`);
+        return ExitCode.failure;
+      }
+      say(ctx, `Queue '${key}' is empty (${presence.running} running)`);
+      return ExitCode.ok;
     }
     if (entries.length === 0) {
       say(ctx, `No jobs found in queue ${key}`);
@@ -134,7 +146,7 @@ async function queueInspect(
     const columns: Column[] = [
       { header: "#", width: 4 },
       { header: "Job ID", width: 36, flex: true },
-      { header: "Function", width: 20, flex: true },
+      { header: "Function", width: 20, grow: true },
       { header: "Status", width: 10 },
       { header: "Scheduled", width: 20 },
       { header: "Retries", width: 7, align: "right" },
@@ -142,7 +154,7 @@ async function queueInspect(
     const rows = entries.map((e, i) => [
       String(flags.offset + i + 1),
       e.id,
-      e.job ? truncate(e.job.functionName ?? "<unknown>", 18) : "<missing>",
+      e.job ? (e.job.functionName ?? "<unknown>") : "<missing>",
       e.job ? (e.job.status ?? "UNKNOWN") : "MISSING",
       formatTime(e.score),
       e.job ? String(e.job.raw.current_retries ?? e.job.raw.retries ?? "0") : "N/A",
