@@ -68,6 +68,8 @@ export interface DlqBulkResult {
   /** Entries skipped (already gone, or not FAILED any more). */
   readonly skipped: number;
   readonly interrupted: boolean;
+  /** Requeue: how many jobs went to each queue key (empty for purges and dry runs). */
+  readonly queues: Readonly<Record<string, number>>;
 }
 
 /** Up to this many entries, `list` reads the whole DLQ and sorts it as RRQ does. */
@@ -165,17 +167,21 @@ export class DlqApi {
   }
 
   /**
-   * Puts DLQ jobs back in a queue (default: the default queue). Attempt counters are reset
-   * (`current_retries` and `recovery_count` to 0) unless `keepAttempts`, and the 7-day expiry
-   * the DLQ gave the job is removed. Each batch is one Lua call; an interrupted run leaves every
-   * job either requeued or still in the DLQ.
+   * Puts DLQ jobs back in a queue: `targetQueue` when given, else each job's own queue (its
+   * `queue_name`; the default queue for a job that names none). RRQ 0.11 sends them all to the
+   * default queue, where the runners serving the job's queue may never look. Attempt counters
+   * are reset (`current_retries` and `recovery_count` to 0) unless `keepAttempts`, and the 7-day
+   * expiry the DLQ gave the job is removed. Each batch is one Lua call; an interrupted run leaves
+   * every job either requeued or still in the DLQ.
    */
   requeue(
     selection: DlqSelection,
     options: DlqBulkOptions & { targetQueue?: string; keepAttempts?: boolean } = {},
   ): Promise<DlqBulkResult> {
+    const own = !options.targetQueue;
     const target = queueKey(options.targetQueue || this.settings.defaultQueueName);
-    return this.take("requeue", selection, options, target, options.keepAttempts ?? false);
+    const action = own ? "requeue-own" : "requeue";
+    return this.take(action, selection, options, target, options.keepAttempts ?? false);
   }
 
   /** Deletes DLQ jobs for good (hash, events stream and DLQ entry). */
@@ -184,7 +190,7 @@ export class DlqApi {
   }
 
   private async take(
-    action: "requeue" | "purge",
+    action: "requeue" | "requeue-own" | "purge",
     selection: DlqSelection,
     options: DlqBulkOptions,
     target: string,
@@ -197,7 +203,7 @@ export class DlqApi {
     if (!filtered && !selection.all)
       throw new RrqError(
         "invalid_argument",
-        `Refusing to ${action} all jobs without --all or filters.`,
+        `Refusing to ${action === "purge" ? "purge" : "requeue"} all jobs without --all or filters.`,
       );
     const dlq = this.key(selection.dlq);
     const batch = Math.max(1, options.batchSize ?? 500);
@@ -205,12 +211,12 @@ export class DlqApi {
       const selected: string[] = [];
       for await (const page of this.select(selection, options.signal))
         selected.push(...page.entries.map((e) => e.id));
-      return { selected, done: 0, missing: 0, skipped: 0, interrupted: false };
+      return { selected, done: 0, missing: 0, skipped: 0, interrupted: false, queues: {} };
     }
     await currentDlqSummary(this.redis, dlq);
     const now = Date.now();
     const call = (mode: "pop" | "index", args: Array<string | number>) =>
-      this.scripts.run<[number, number, number, number]>(
+      this.scripts.run<[number, number, number, number, ...Array<string | number>]>(
         this.redis,
         "dlq-take",
         [dlq, dlqStatsKey(dlq), target],
@@ -220,11 +226,16 @@ export class DlqApi {
     let missing = 0;
     let skipped = 0;
     let tombstones = 0;
-    const tally = ([d, m, s, t]: [number, number, number, number]) => {
+    const queues: Record<string, number> = {};
+    const tally = ([d, m, s, t, ...perQueue]: [number, number, number, number, ...unknown[]]) => {
       done += d;
       missing += m;
       skipped += s;
       tombstones += t;
+      for (let i = 0; i + 1 < perQueue.length; i += 2) {
+        const queue = String(perQueue[i]);
+        queues[queue] = (queues[queue] ?? 0) + Number(perQueue[i + 1]);
+      }
     };
     let interrupted = false;
     try {
@@ -263,6 +274,6 @@ export class DlqApi {
     } finally {
       if (tombstones > 0) await compactDlq(this.redis, dlq);
     }
-    return { selected: [], done, missing, skipped, interrupted };
+    return { selected: [], done, missing, skipped, interrupted, queues };
   }
 }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { jobJson, type DlqBulkResult, type DlqSelection, type RrqApi } from "../../api/index.js";
 import { RrqError } from "../../errors.js";
-import { jobKey, queueKey } from "../../store/keys.js";
+import { bareQueueName, jobKey, queueKey } from "../../store/keys.js";
 import { count, formatTime, json, renderTable, truncate, type Column } from "./format.js";
 import {
   ExitCode,
@@ -61,16 +61,18 @@ async function dlqList(ctx: CliContext, flags: ListFlags): Promise<number> {
     }
     const columns: Column[] = [
       { header: "Job ID", width: 36, flex: true },
-      { header: "Function", width: 18 },
-      { header: "Queue", width: 16 },
+      { header: "Function", width: 18, grow: true },
+      { header: "Queue", width: 16, grow: true },
       { header: "Error", width: 25, flex: true },
       { header: "Failed At", width: 18 },
       { header: "Retries", width: 7, align: "right" },
     ];
     const rows = jobs.map((job) => [
       job.raw.id ?? "",
-      truncate(job.functionName ?? "N/A", 16),
-      truncate(job.queueName ?? "N/A", 14),
+      job.functionName ?? "N/A",
+      // RRQ cuts the full key to 14 characters ("rrq:queue:e..."); the bare name fits RRQ's
+      // column for most queues, and a longer one widens it instead of being cut
+      job.queueName ? bareQueueName(job.queueName) : "N/A",
       truncate(job.lastError ?? "Unknown", 23),
       formatTime(job.completionTime),
       job.raw.current_retries ?? job.raw.retries ?? "0",
@@ -214,6 +216,19 @@ async function bulk(
   });
 }
 
+/**
+ * RRQ's "Requeued N job(s) to <queue>"; without --target-queue the jobs go back to their own
+ * queues, so each queue is named with its count when there are several.
+ */
+function requeuedLine(result: DlqBulkResult, targetQueue: string | undefined): string {
+  if (targetQueue) return `Requeued ${result.done} job(s) to ${queueKey(targetQueue)}`;
+  const queues = Object.entries(result.queues).sort(([a], [b]) => a.localeCompare(b));
+  if (queues.length === 0) return `Requeued ${result.done} job(s)`;
+  if (queues.length === 1) return `Requeued ${result.done} job(s) to ${queues[0]![0]}`;
+  const each = queues.map(([queue, n]) => `${queue} (${n})`).join(", ");
+  return `Requeued ${result.done} job(s) to their own queues: ${each}`;
+}
+
 const bulkOptions = (command: Command) =>
   command
     .option("--dlq-name <name>", "DLQ name or key (default: default_dlq_name)")
@@ -260,7 +275,7 @@ export function registerDlq(program: Command, ctx: CliContext): void {
     dlq
       .command("requeue")
       .description("put DLQ jobs back in a queue, attempt counters reset and DLQ expiry removed")
-      .option("--target-queue <name>", "queue to put them in (default: default_queue_name)")
+      .option("--target-queue <name>", "queue to put them in (default: each job's own queue)")
       .option("--keep-attempts", "keep current_retries (RRQ's behaviour) instead of resetting it"),
   ).action((flags: BulkFlags & { targetQueue?: string; keepAttempts?: boolean }) =>
     ctx.run(() =>
@@ -276,8 +291,7 @@ export function registerDlq(program: Command, ctx: CliContext): void {
             dryRun: flags.dryRun,
             batchSize: flags.batchSize,
           }),
-        (r, api) =>
-          `Requeued ${r.done} job(s) to ${queueKey(flags.targetQueue || api.settings.defaultQueueName)}`,
+        (r) => requeuedLine(r, flags.targetQueue),
       ),
     ),
   );

@@ -5,8 +5,10 @@
 --
 -- KEYS[1]  DLQ list         rrq:dlq:<name>
 -- KEYS[2]  DLQ summary      rrq:stats:dlq:<name> (rrqkit; see src/api/dlq-summary.ts)
--- KEYS[3]  target queue     rrq:queue:<name> ("" or "rrq:queue:" when purging)
--- ARGV[1]  "requeue" or "purge"
+-- KEYS[3]  target queue     rrq:queue:<name> ("" or "rrq:queue:" when purging); for
+--          "requeue-own", the queue of jobs whose hash names none
+-- ARGV[1]  "requeue" (every job to KEYS[3]), "requeue-own" (each job back to the queue its
+--          queue_name field names, prefixed when bare) or "purge"
 -- ARGV[2]  now, epoch ms (the requeued jobs' score)
 -- ARGV[3]  now as RFC 3339 (+00:00)
 -- ARGV[4]  "1" keeps current_retries and recovery_count on requeue; "0" resets them to 0
@@ -22,7 +24,7 @@
 --
 -- For each entry taken: the summary loses it (len -1; when the hash exists also jobs -1,
 -- retries, q:, f:, e: as move-to-dlq-6.lua counted them; fields reaching 0 are deleted).
---   requeue, job hash present and FAILED: ZADD target at now; HSET status=PENDING,
+--   requeue, job hash present and FAILED: ZADD target (requeue-own: the job's queue) at now; HSET status=PENDING,
 --     queue_name=target, next_scheduled_run_time=now, dlq_requeued_at=now, and unless ARGV[4]
 --     is "1" current_retries=0, recovery_count=0; PERSIST hash and events stream (drops the
 --     7-day DLQ expiry). RRQ 0.11 keeps both the attempt count and the expiry.
@@ -30,12 +32,24 @@
 --   purge, hash present: DEL hash and events stream, and the unique lock if this job holds it.
 --   hash missing (expired after 7 days): the stale entry is dropped.
 --
--- Returns {done, missing, skipped, tombstoned}: jobs requeued or purged, entries whose hash was
--- gone, entries dropped or skipped without touching a job, tombstones written.
+-- Returns {done, missing, skipped, tombstoned, queue_1, count_1, queue_2, count_2, ...}: jobs
+-- requeued or purged, entries whose hash was gone, entries dropped or skipped without touching a
+-- job, tombstones written, then each queue jobs were requeued to with how many.
 local dlq, summary, target = KEYS[1], KEYS[2], KEYS[3]
 local action, now_ms, now = ARGV[1], ARGV[2], ARGV[3]
+local own_queue = action == "requeue-own"
+if own_queue then action = "requeue" end
 local TOMBSTONE = "__rrqkit_removed__"
 local done, missing, skipped, tombstoned = 0, 0, 0, 0
+local targets, target_order = {}, {} -- queue key -> jobs requeued there, in first-use order
+
+-- Where a requeued job goes: KEYS[3], or with requeue-own its hash's queue_name (RRQ writes it
+-- prefixed; a bare name from other writers gets the prefix, as queueKey() does).
+local function destination(queue_name)
+  if not own_queue or not queue_name or queue_name == "" then return target end
+  if string.sub(queue_name, 1, 10) == "rrq:queue:" then return queue_name end
+  return "rrq:queue:" .. queue_name
+end
 
 local function decrement(field, by)
   if by == 0 then return false end -- Lua would send -0, which HINCRBY rejects
@@ -80,9 +94,15 @@ local function take(id)
     redis.call("DEL", job, events)
     done = done + 1
   elseif f[5] == "FAILED" then
-    redis.call("ZADD", target, now_ms, id)
-    redis.call("HSET", job, "status", "PENDING", "queue_name", target, "next_scheduled_run_time", now,
+    local queue = destination(f[1])
+    redis.call("ZADD", queue, now_ms, id)
+    redis.call("HSET", job, "status", "PENDING", "queue_name", queue, "next_scheduled_run_time", now,
       "dlq_requeued_at", now)
+    if not targets[queue] then
+      targets[queue] = 0
+      table.insert(target_order, queue)
+    end
+    targets[queue] = targets[queue] + 1
     if ARGV[4] ~= "1" then redis.call("HSET", job, "current_retries", "0", "recovery_count", "0") end
     redis.call("PERSIST", job)
     redis.call("PERSIST", events)
@@ -116,8 +136,11 @@ else
     end
   end
 end
-if action == "requeue" and done > 0 then
-  redis.call("SADD", "rrq:queues", target)
-  redis.call("PUBLISH", "rrq:wake:" .. target, now_ms)
+local reply = {done, missing, skipped, tombstoned}
+for _, queue in ipairs(target_order) do
+  redis.call("SADD", "rrq:queues", queue)
+  redis.call("PUBLISH", "rrq:wake:" .. queue, now_ms)
+  table.insert(reply, queue)
+  table.insert(reply, targets[queue])
 end
-return {done, missing, skipped, tombstoned}
+return reply
