@@ -130,12 +130,17 @@ async def test_every_option(env: Any) -> None:
     assert (await job(client, other))["queue_name"] == "rrq:queue:emails"
 
 
-async def test_defer_until_wins_over_defer_by(env: Any) -> None:
+async def test_defer_until(env: Any) -> None:
     producer, client = env
+    with pytest.raises(ProducerError) as caught:
+        await producer.enqueue(
+            "fn", defer_until="2026-03-01T10:00:00.123+02:00", defer_by_seconds=100
+        )
+    assert caught.value.code == "conflicting_options"
+    assert await client.dbsize() == 0
     job_id = await producer.enqueue(
         "fn",
         defer_until="2026-03-01T10:00:00.123+02:00",
-        defer_by_seconds=100,
         enqueue_time="2026-01-01T00:00:00Z",
     )
     fields = await job(client, job_id)
@@ -721,10 +726,68 @@ async def test_redis_errors_hide_the_password() -> None:
     try:
         with pytest.raises(ProducerError) as caught:
             await producer.enqueue("fn")
-        assert caught.value.code == "redis_error"
+        assert caught.value.code == "redis_unavailable"
+        assert "cannot connect to Redis at redis://***@127.0.0.1:1/0" in caught.value.message
         assert "s3cret-pw" not in caught.value.message
     finally:
         await producer.close()
+
+
+async def test_a_server_that_never_answers_fails_within_the_connect_timeout() -> None:
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept and never answer
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    producer = Producer(
+        {"redis_dsn": f"redis://127.0.0.1:{port}/0", "redis_connect_timeout_seconds": 0.5}
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(ProducerError) as caught:
+            await producer.get_job_status("x")
+        assert caught.value.code == "redis_unavailable"
+        assert time.monotonic() - started < 20  # does not hang
+    finally:
+        await producer.close()
+        for writer in held:
+            writer.close()
+        server.close()
+
+
+async def test_malformed_dsn_is_refused_with_the_fix() -> None:
+    with pytest.raises(ProducerError) as caught:
+        Producer({"redis_dsn": "localhost:6391"})
+    assert caught.value.code == "invalid_config"
+    assert 'redis_dsn "localhost:6391" has no scheme' in caught.value.message
+    assert "redis://localhost:6391/0" in caught.value.message
+    with pytest.raises(ProducerError) as caught:
+        Producer({"redis_dsn": "redis://:pw@h:1/zero"})
+    assert "database 'zero'" in caught.value.message and "pw@" not in caught.value.message
+    with pytest.raises(ProducerError) as caught:
+        Producer({"redis_connect_timeout_seconds": 0})
+    assert caught.value.code == "invalid_config"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"at": datetime(2026, 1, 1, tzinfo=UTC)},
+        {"b": b"bytes"},
+        {"s": {1, 2}},
+        {"n": math.nan},
+        {"deep": [{"x": object()}]},
+    ],
+    ids=["datetime", "bytes", "set", "nan", "object"],
+)
+async def test_params_must_be_json_values(env: Any, params: dict[str, Any]) -> None:
+    producer, client = env
+    with pytest.raises(ProducerError) as caught:
+        await producer.enqueue("fn", params)
+    assert caught.value.code == "invalid_params"
+    assert await client.dbsize() == 0
 
 
 async def test_invalid_config_in_code() -> None:

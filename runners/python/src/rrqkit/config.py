@@ -19,9 +19,12 @@ from .errors import ProducerError
 
 __all__ = [
     "CONFIG_NOT_FOUND_MESSAGE",
+    "DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS",
     "ProducerConfig",
+    "dsn_problem",
     "load_toml",
     "normalize_queue_name",
+    "redact_dsn",
     "resolve_config_path",
 ]
 
@@ -29,6 +32,10 @@ CONFIG_NOT_FOUND_MESSAGE: Final = (
     "RRQ config not found. Provide --config, set RRQ_CONFIG, or add rrq.toml."
 )
 QUEUE_PREFIX: Final = "rrq:queue:"
+#: Default of ``redis_connect_timeout_seconds`` (env ``RRQ_REDIS_CONNECT_TIMEOUT``).
+DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS: Final = 5.0
+_CONNECT_TIMEOUT_KEY: Final = "redis_connect_timeout_seconds"
+_SCHEMES: Final = ("redis", "rediss", "unix", "redis+unix")
 
 #: producer config key → rrq.toml key
 TOML_KEYS: Final = {
@@ -46,6 +53,50 @@ def normalize_queue_name(name: str) -> str:
     return name if name.startswith(QUEUE_PREFIX) else QUEUE_PREFIX + name
 
 
+def redact_dsn(dsn: str) -> str:
+    """The DSN with its user and password replaced by ``***``, for messages."""
+    scheme, sep, rest = dsn.partition("://")
+    if not sep:
+        scheme, rest = "", dsn
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}{sep}{authority}{slash}{tail}"
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """What is wrong with a Redis DSN in words (with the corrected URL when it only lacks its
+    scheme), or None; the same rules as the TypeScript and Rust producers."""
+    shown = redact_dsn(dsn)
+    scheme, sep, rest = dsn.partition("://")
+    if not sep:
+        bare = dsn.rpartition("@")[2]
+        host_port, _, db = bare.partition("/")
+        db = db if db.isdigit() else "0"
+        return (
+            f'"{shown}" has no scheme; use a URL such as redis://{host_port or "localhost:6379"}'
+            f"/{db} (or rediss:// for TLS, unix:///path/redis.sock?db=0)"
+        )
+    if scheme not in _SCHEMES:
+        return (
+            f"\"{shown}\" has the unsupported scheme '{scheme}'; use redis://, rediss:// (TLS), "
+            "unix:// or redis+unix://"
+        )
+    if "unix" not in scheme:
+        path = rest.split("?")[0].split("#")[0]
+        db = path.partition("/")[2]
+        if db and not db.isdigit():
+            return f"\"{shown}\" names the database '{db}'; a database is a number (redis://host:6379/0)"
+    return None
+
+
+def _timeout(value: Any, label: str) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok and math.isfinite(value) and 0 < value <= 2147483:
+        return float(value)
+    raise ProducerError("invalid_config", f"{label} must be a finite number > 0 (seconds)")
+
+
 def as_int(value: Any) -> int | None:
     """``value`` as an int if it is an integer (an integral float counts), else None."""
     if isinstance(value, bool):
@@ -59,7 +110,14 @@ def as_int(value: Any) -> int | None:
 
 @dataclass(slots=True)
 class ProducerConfig:
-    """The seven producer settings every rrqkit binding accepts."""
+    """The seven producer settings every rrqkit binding accepts, plus how long one Redis
+    connection attempt may take (``redis_connect_timeout_seconds``; not one of the seven, so
+    :meth:`to_dict` leaves it out).
+
+    Omitted settings take **RRQ's built-in defaults**, not ``rrq.toml``'s: a config given in
+    code never reads a file. :func:`load_toml` (``Producer.from_toml``) starts from ``rrq.toml``
+    as the CLI does; change fields of its result for overrides.
+    """
 
     redis_dsn: str = "redis://localhost:6379/0"
     queue_name: str = "rrq:queue:default"
@@ -68,6 +126,7 @@ class ProducerConfig:
     result_ttl_seconds: int = 86400
     idempotency_ttl_seconds: int = 21600
     correlation_mappings: dict[str, str] = field(default_factory=dict)
+    redis_connect_timeout_seconds: float = DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS
 
     @classmethod
     def from_mapping(
@@ -78,7 +137,7 @@ class ProducerConfig:
         ``labels`` maps a config key to the name used in messages (the rrq.toml key)."""
         if not isinstance(data, Mapping):
             raise ProducerError("invalid_config", "producer config must be an object")
-        unknown = [key for key in data if key not in TOML_KEYS]
+        unknown = [key for key in data if key not in TOML_KEYS and key != _CONNECT_TIMEOUT_KEY]
         if unknown:
             raise ProducerError("invalid_config", f"unknown config key '{unknown[0]}'")
         label = {key: key for key in TOML_KEYS}
@@ -92,7 +151,14 @@ class ProducerConfig:
                 raise ProducerError(
                     "invalid_config", f"{label['redis_dsn']} must be a non-empty string"
                 )
+            problem = dsn_problem(dsn)
+            if problem:
+                raise ProducerError("invalid_config", f"{label['redis_dsn']} {problem}")
             config.redis_dsn = dsn
+        if _CONNECT_TIMEOUT_KEY in present:
+            config.redis_connect_timeout_seconds = _timeout(
+                present[_CONNECT_TIMEOUT_KEY], label.get(_CONNECT_TIMEOUT_KEY, _CONNECT_TIMEOUT_KEY)
+            )
         if "queue_name" in present:
             queue = present["queue_name"]
             if not isinstance(queue, str) or not queue.strip():
@@ -169,7 +235,18 @@ def load_toml(path: str | os.PathLike[str] | None = None) -> ProducerConfig:
         raise ProducerError("invalid_config", f"cannot read {resolved}: {exc}") from None
     table: Any = document.get("rrq") if isinstance(document.get("rrq"), dict) else document
     values = {key: table[toml_key] for key, toml_key in TOML_KEYS.items() if toml_key in table}
+    labels = dict(TOML_KEYS)
+    if _CONNECT_TIMEOUT_KEY in table:
+        values[_CONNECT_TIMEOUT_KEY] = table[_CONNECT_TIMEOUT_KEY]
     env_dsn = os.environ.get("RRQ_REDIS_DSN")
     if env_dsn:
         values["redis_dsn"] = env_dsn
-    return ProducerConfig.from_mapping(values, labels=TOML_KEYS)
+        labels["redis_dsn"] = "RRQ_REDIS_DSN"
+    env_timeout = os.environ.get("RRQ_REDIS_CONNECT_TIMEOUT", "").strip()
+    if env_timeout:
+        try:
+            values[_CONNECT_TIMEOUT_KEY] = float(env_timeout)
+        except ValueError:
+            values[_CONNECT_TIMEOUT_KEY] = env_timeout
+        labels[_CONNECT_TIMEOUT_KEY] = "RRQ_REDIS_CONNECT_TIMEOUT"
+    return ProducerConfig.from_mapping(values, labels=labels)

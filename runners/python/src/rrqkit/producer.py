@@ -8,6 +8,7 @@ a call that fails validation writes nothing.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import os
 import time
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 
 from .canonical import canonical_json
 from .codec import MAX_PARAMS_DEPTH, nests_deeper_than
-from .config import ProducerConfig, as_int, load_toml, normalize_queue_name
+from .config import ProducerConfig, as_int, load_toml, normalize_queue_name, redact_dsn
 from .errors import ProducerError
 from .timeutil import format_rfc3339, now_ns, to_epoch_ns
 
@@ -203,6 +204,11 @@ class Producer:
     ``queue_name``, ``max_retries``, ``job_timeout_seconds``, ``result_ttl_seconds``,
     ``idempotency_ttl_seconds``, ``correlation_mappings``); omitted keys take the defaults.
     ``redis`` may be an existing ``redis.asyncio.Redis`` client (it must decode responses).
+
+    Omitted settings take RRQ's built-in defaults; ``rrq.toml`` is read only by
+    :meth:`from_toml`. When Redis cannot be reached a call fails within
+    ``redis_connect_timeout_seconds`` (default 5) with ``ProducerError`` code
+    ``redis_unavailable``, naming the DSN without its password.
     """
 
     def __init__(
@@ -219,6 +225,9 @@ class Producer:
         self._redis: Any = redis
         self._owns_redis = redis is None
         self._scripts: dict[str, Any] = {}
+        # Whether the current client has answered once; until then the first call is bounded
+        # by the connect timeout (redis-py bounds the TCP connect only, not the handshake).
+        self._reachable = False
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str] | None = None) -> Producer:
@@ -243,7 +252,14 @@ class Producer:
         if self._redis is None:
             import redis.asyncio as aioredis
 
-            self._redis = aioredis.from_url(self.config.redis_dsn, decode_responses=True)
+            dsn = self.config.redis_dsn
+            if dsn.startswith("redis+unix://"):
+                dsn = "unix://" + dsn[len("redis+unix://") :]
+            self._redis = aioredis.from_url(
+                dsn,
+                decode_responses=True,
+                socket_connect_timeout=self.config.redis_connect_timeout_seconds,
+            )
             self._owns_redis = True
         return self._redis
 
@@ -258,13 +274,50 @@ class Producer:
         message = _redact(f"{type(exc).__name__}: {exc}", self.config.redis_dsn)
         return ProducerError("redis_error", message)
 
+    def _unavailable(self, reason: str) -> ProducerError:
+        timeout = self.config.redis_connect_timeout_seconds
+        message = (
+            f"cannot connect to Redis at {redact_dsn(self.config.redis_dsn)}: {reason} "
+            f"(connect timeout {timeout:g} s; set redis_connect_timeout_seconds in rrq.toml or "
+            "RRQ_REDIS_CONNECT_TIMEOUT to change it)"
+        )
+        return ProducerError("redis_unavailable", _redact(message, self.config.redis_dsn))
+
+    async def _ensure_reachable(self) -> None:
+        """Bounds the first round trip of a client (connect and handshake) by the timeout."""
+        if self._reachable:
+            return
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import RedisError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        timeout = self.config.redis_connect_timeout_seconds
+        try:
+            await asyncio.wait_for(self._client().ping(), timeout)
+        except TimeoutError:
+            raise self._unavailable("no reply to the Redis handshake") from None
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise self._unavailable(str(exc) or type(exc).__name__) from None
+        except RedisError as exc:
+            raise self._redis_error(exc) from None
+        self._reachable = True
+
     async def _call(self, coro: Any) -> Any:
+        from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import RedisError
 
         try:
+            await self._ensure_reachable()
             return await coro
-        except (RedisError, OSError) as exc:
+        except (RedisConnectionError, OSError) as exc:
+            self._reachable = False
+            raise self._unavailable(str(exc) or type(exc).__name__) from None
+        except RedisError as exc:
             raise self._redis_error(exc) from None
+        finally:
+            # Not awaited when the reachability check failed: close it quietly.
+            if asyncio.iscoroutine(coro) and inspect.getcoroutinestate(coro) == "CORO_CREATED":
+                coro.close()
 
     # -- planning (pure: validation and encoding, no I/O) --------------------------------------
 
@@ -357,6 +410,11 @@ class Producer:
         defer_until = (
             _timestamp(opts["defer_until"], "defer_until") if "defer_until" in opts else None
         )
+        if defer_until is not None and defer_by is not None:
+            raise ProducerError(
+                "conflicting_options",
+                "defer_until and defer_by_seconds are mutually exclusive; give one",
+            )
         enqueue_ns = (
             _timestamp(opts["enqueue_time"], "enqueue_time") if "enqueue_time" in opts else None
         )
