@@ -7,6 +7,8 @@ import {
   type CliIo,
   type GlobalOptions,
 } from "./commands/index.js";
+import { shortUsageErrors } from "./commands/usage-errors.js";
+import { handleClosedPipes } from "./pipes.js";
 
 export { ExitCode };
 
@@ -23,7 +25,6 @@ export async function buildProgram(
   const program = new Command("rrq")
     .description("rrqkit: an RRQ-compatible job orchestrator")
     .option("--config <path>", "rrq.toml path (else RRQ_CONFIG, else ./rrq.toml)")
-    .showHelpAfterError()
     // subcommands inherit this: a usage error throws instead of exiting 1, so it can exit 2
     .exitOverride();
   registerCommands(program, { io, run, global: () => program.opts<GlobalOptions>() });
@@ -32,6 +33,7 @@ export async function buildProgram(
   if (argv.length === 0 || argv.some((a) => ["conformance", "help", "--help", "-h"].includes(a))) {
     const { registerConformanceCommand } = await import("../conformance/command.js");
     registerConformanceCommand(program, run);
+    shortUsageErrors(program);
   }
   return program;
 }
@@ -44,6 +46,7 @@ function runAndExit(action: () => Promise<number>): void {
   );
 }
 
+handleClosedPipes();
 try {
   (await buildProgram(runAndExit)).parse();
 } catch (error) {

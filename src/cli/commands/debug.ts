@@ -7,6 +7,8 @@ import {
   collect,
   ExitCode,
   intArgument,
+  jsonArgument,
+  jsonArrayArgument,
   numberArgument,
   progress,
   say,
@@ -176,24 +178,19 @@ async function generateWorkers(
   });
 }
 
-async function submit(
-  ctx: CliContext,
-  fn: string,
-  flags: { args?: string; kwargs?: string; queue?: string; delay?: number },
-): Promise<number> {
+interface SubmitFlags {
+  args?: unknown[];
+  kwargs?: Record<string, unknown>;
+  queue?: string;
+  delay?: number;
+}
+
+async function submit(ctx: CliContext, fn: string, flags: SubmitFlags): Promise<number> {
   return withApi(ctx, async (api) => {
-    const parse = (text: string | undefined): unknown => {
-      try {
-        return text === undefined ? undefined : (JSON.parse(text) as unknown);
-      } catch {
-        return undefined; // RRQ ignores unparseable --args/--kwargs
-      }
-    };
-    const kwargs = parse(flags.kwargs);
-    const args = parse(flags.args);
-    const params: Record<string, unknown> =
-      kwargs && typeof kwargs === "object" && !Array.isArray(kwargs) ? { ...kwargs } : {};
-    if (Array.isArray(args) && args.length > 0) params.args = args;
+    // RRQ ignores --args/--kwargs it cannot parse and enqueues without them; rrqkit's parsers
+    // refuse them (exit 2) rather than run a job with params the user did not mean.
+    const params: Record<string, unknown> = { ...flags.kwargs };
+    if (flags.args && flags.args.length > 0) params.args = flags.args;
     const producer = new Producer(api.settings.producer, api.redis);
     const id = await producer.enqueue(fn, params, {
       queueName: flags.queue ?? api.settings.defaultQueueName,
@@ -345,15 +342,16 @@ export function registerDebug(program: Command, ctx: CliContext): void {
   debug
     .command("submit")
     .argument("<function>")
-    .option("--args <json>", "JSON array, stored as params.args (deprecated)")
-    .option("--kwargs <json>", "JSON object used as params")
+    .option(
+      "--args <json>",
+      "JSON array, stored as params.args (deprecated)",
+      jsonArrayArgument("--args"),
+    )
+    .option("--kwargs <json>", "JSON object used as params", jsonArgument("--kwargs"))
     .option("--queue <name>", "queue name")
     .option("--delay <seconds>", "run after this many seconds", numberArgument("--delay"))
     .description("enqueue one job")
-    .action(
-      (fn: string, flags: { args?: string; kwargs?: string; queue?: string; delay?: number }) =>
-        ctx.run(() => submit(ctx, fn, flags)),
-    );
+    .action((fn: string, flags: SubmitFlags) => ctx.run(() => submit(ctx, fn, flags)));
   debug
     .command("clear")
     .description("delete keys matching a pattern (asks first)")

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { optionsFromSnakeCase } from "../../producer/options.js";
 import { Producer, producerConfigFrom } from "../../producer/producer.js";
+import { RrqError } from "../../errors.js";
 import { ExitCode, jsonArgument, loadCli, numberArgument, say, type CliContext } from "./shared.js";
 
 interface EnqueueFlags {
@@ -23,6 +24,33 @@ interface EnqueueFlags {
   json?: boolean;
 }
 
+/** The command-line option behind each producer option the producer's errors name. */
+const FLAG_OF: Readonly<Record<string, string>> = {
+  params: "--params",
+  queue_name: "--queue",
+  job_id: "--job-id",
+  unique_key: "--unique-key",
+  unique_ttl_seconds: "--unique-ttl",
+  max_retries: "--max-retries",
+  job_timeout_seconds: "--timeout",
+  result_ttl_seconds: "--result-ttl",
+  defer_by_seconds: "--defer-by",
+  defer_until: "--defer-until",
+  trace_context: "--trace-context",
+  rate_limit_key: "--rate-limit-key",
+  rate_limit_seconds: "--rate-limit-seconds",
+  debounce_key: "--debounce-key",
+  debounce_seconds: "--debounce-seconds",
+};
+
+/** A producer's bad-input error, reworded to name the option the user typed. */
+function inTermsOfFlags(error: unknown): unknown {
+  if (!(error instanceof RrqError) || error.code !== "invalid_argument") return error;
+  const field = /^\w+/.exec(error.message)?.[0];
+  const flag = field === undefined ? undefined : FLAG_OF[field];
+  return flag ? new RrqError(error.code, flag + error.message.slice(field!.length)) : error;
+}
+
 async function enqueue(
   ctx: CliContext,
   functionName: string,
@@ -31,53 +59,64 @@ async function enqueue(
   const { config } = loadCli(ctx);
   const producer = new Producer(producerConfigFrom(config));
   try {
-    const options = optionsFromSnakeCase({
-      queue_name: flags.queue,
-      job_id: flags.jobId,
-      unique_key: flags.uniqueKey,
-      unique_ttl_seconds: flags.uniqueTtl,
-      max_retries: flags.maxRetries,
-      job_timeout_seconds: flags.timeout,
-      result_ttl_seconds: flags.resultTtl,
-      defer_by_seconds: flags.deferBy,
-      defer_until: flags.deferUntil,
-      trace_context: flags.traceContext,
-      rate_limit_key: flags.rateLimitKey,
-      rate_limit_seconds: flags.rateLimitSeconds,
-      debounce_key: flags.debounceKey,
-      debounce_seconds: flags.debounceSeconds,
-    });
-    const jobId = options.rateLimitKey
-      ? await producer.enqueueWithRateLimit(
-          functionName,
-          flags.params ?? {},
-          options as Parameters<Producer["enqueueWithRateLimit"]>[2],
-        )
-      : await producer.enqueue(functionName, flags.params ?? {}, options);
-    const result =
-      flags.wait !== undefined && jobId
-        ? await producer.waitForCompletion(jobId, { timeoutSeconds: flags.wait })
-        : undefined;
-    if (flags.json) {
-      say(ctx, JSON.stringify({ job_id: jobId, ...(result !== undefined ? { result } : {}) }));
-    } else if (jobId === null) {
-      say(ctx, "Rate limited: job not enqueued");
-    } else {
-      say(ctx, jobId);
-      if (result !== undefined)
-        say(
-          ctx,
-          result
-            ? `${result.status} ${JSON.stringify(result.result)}${result.lastError ? ` (${result.lastError})` : ""}`
-            : "Timed out waiting for the job",
-        );
-    }
-    return flags.wait !== undefined && (!result || result.status !== "COMPLETED")
-      ? ExitCode.failure
-      : ExitCode.ok;
+    return await enqueueWith(ctx, producer, functionName, flags);
+  } catch (error) {
+    throw inTermsOfFlags(error);
   } finally {
     await producer.close();
   }
+}
+
+async function enqueueWith(
+  ctx: CliContext,
+  producer: Producer,
+  functionName: string,
+  flags: EnqueueFlags,
+): Promise<number> {
+  const options = optionsFromSnakeCase({
+    queue_name: flags.queue,
+    job_id: flags.jobId,
+    unique_key: flags.uniqueKey,
+    unique_ttl_seconds: flags.uniqueTtl,
+    max_retries: flags.maxRetries,
+    job_timeout_seconds: flags.timeout,
+    result_ttl_seconds: flags.resultTtl,
+    defer_by_seconds: flags.deferBy,
+    defer_until: flags.deferUntil,
+    trace_context: flags.traceContext,
+    rate_limit_key: flags.rateLimitKey,
+    rate_limit_seconds: flags.rateLimitSeconds,
+    debounce_key: flags.debounceKey,
+    debounce_seconds: flags.debounceSeconds,
+  });
+  const jobId = options.rateLimitKey
+    ? await producer.enqueueWithRateLimit(
+        functionName,
+        flags.params ?? {},
+        options as Parameters<Producer["enqueueWithRateLimit"]>[2],
+      )
+    : await producer.enqueue(functionName, flags.params ?? {}, options);
+  const result =
+    flags.wait !== undefined && jobId
+      ? await producer.waitForCompletion(jobId, { timeoutSeconds: flags.wait })
+      : undefined;
+  if (flags.json) {
+    say(ctx, JSON.stringify({ job_id: jobId, ...(result !== undefined ? { result } : {}) }));
+  } else if (jobId === null) {
+    say(ctx, "Rate limited: job not enqueued");
+  } else {
+    say(ctx, jobId);
+    if (result !== undefined)
+      say(
+        ctx,
+        result
+          ? `${result.status} ${JSON.stringify(result.result)}${result.lastError ? ` (${result.lastError})` : ""}`
+          : "Timed out waiting for the job",
+      );
+  }
+  return flags.wait !== undefined && (!result || result.status !== "COMPLETED")
+    ? ExitCode.failure
+    : ExitCode.ok;
 }
 
 /** `rrq enqueue` (rrqkit's producer from the command line). */

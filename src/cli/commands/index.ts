@@ -8,9 +8,13 @@ import { registerQueue } from "./queue.js";
 import { registerRunner } from "./runner.js";
 import type { CliContext } from "./shared.js";
 import { registerStats } from "./stats.js";
+import { shortUsageErrors } from "./usage-errors.js";
 import { registerWorker } from "./worker.js";
 
-/** Registers every command group on the program (one module per group). */
+/**
+ * Registers every command group on the program (one module per group), each printing short
+ * usage errors (see usage-errors.ts).
+ */
 export function registerCommands(program: Command, ctx: CliContext): void {
   registerWorker(program, ctx);
   registerEnqueue(program, ctx);
@@ -21,6 +25,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerDebug(program, ctx);
   registerStats(program, ctx);
   registerRunner(program, ctx);
+  shortUsageErrors(program);
 }
 
 export {

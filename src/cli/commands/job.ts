@@ -2,16 +2,10 @@ import type { Command } from "commander";
 import { jobJson, jobView, type JobView } from "../../api/index.js";
 import { RrqError } from "../../errors.js";
 import { parseTimestamp } from "../../store/encoding.js";
+import { JOB_STATUSES } from "../../store/job.js";
+import { formatDuration, formatTime, json, renderTable, rfc3339, type Column } from "./format.js";
 import {
-  formatDuration,
-  formatTime,
-  json,
-  renderTable,
-  rfc3339,
-  truncate,
-  type Column,
-} from "./format.js";
-import {
+  choiceArgument,
   ExitCode,
   fitWidth,
   intArgument,
@@ -83,16 +77,16 @@ async function jobList(ctx: CliContext, flags: ListFlags): Promise<number> {
     const now = Date.now();
     const columns: Column[] = [
       { header: "Job ID", width: 36, flex: true },
-      { header: "Function", width: 30, flex: true },
-      { header: "Queue", width: 24, flex: true },
+      { header: "Function", width: 30, grow: true },
+      { header: "Queue", width: 24, grow: true },
       { header: "Status", width: 10 },
       { header: "Enqueued", width: 18 },
       { header: "Duration", width: 10, align: "right" },
     ];
     const rows = jobs.map((job) => [
       job.id,
-      truncate(job.functionName ?? "unknown", 28),
-      truncate(job.queueName ?? "unknown", 22),
+      job.functionName ?? "unknown",
+      job.queueName ?? "unknown",
       job.status ?? "UNKNOWN",
       formatTime(job.enqueueTime, now),
       duration(job, now),
@@ -218,7 +212,11 @@ export function registerJob(program: Command, ctx: CliContext): void {
   job
     .command("list")
     .description("jobs, newest enqueued first")
-    .option("--status <status>", "PENDING, ACTIVE, COMPLETED, FAILED, RETRYING or CANCELLED")
+    .option(
+      "--status <status>",
+      "PENDING, ACTIVE, COMPLETED, FAILED, RETRYING or CANCELLED",
+      choiceArgument("--status", JOB_STATUSES),
+    )
     .option("--queue <name>", "queue name or key")
     .option("--function <name>", "function name")
     .option("--limit <n>", "rows to show", intArgument("--limit"), 20)

@@ -149,12 +149,16 @@ export function progress(ctx: CliContext, label: string) {
   };
 }
 
-/** Commander parser for a number option. */
+/** The rejected value, quoted and cut short, for a parser's message. */
+const shown = (value: string) =>
+  JSON.stringify(value.length > 40 ? `${value.slice(0, 37)}...` : value);
+
+/** Commander parser for a number option (finite: "Infinity" is refused too). */
 export function numberArgument(label: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (value.trim() === "" || Number.isNaN(n))
-      throw new InvalidArgumentError(`${label} must be a number`);
+    if (value.trim() === "" || !Number.isFinite(n))
+      throw new InvalidArgumentError(`${label} must be a number, not ${shown(value)}`);
     return n;
   };
 }
@@ -164,23 +168,64 @@ export function intArgument(label: string) {
   return (value: string): number => {
     const n = Number(value);
     if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n))
-      throw new InvalidArgumentError(`${label} must be a non-negative integer`);
+      throw new InvalidArgumentError(
+        `${label} must be a non-negative integer, not ${shown(value)}`,
+      );
     return n;
   };
 }
 
+/**
+ * Parses a JSON option value; the error names the option and what JSON.parse found wrong (V8's
+ * message, which quotes at most a few characters around the problem, never the whole value).
+ */
+export function parseJsonOption(label: string, value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch (error) {
+    const problem = error instanceof SyntaxError ? error.message : String(error);
+    throw new InvalidArgumentError(`${label} is not valid JSON: ${problem}`);
+  }
+}
+
+const jsonType = (value: unknown) =>
+  value === null
+    ? "null"
+    : Array.isArray(value)
+      ? "an array"
+      : typeof value === "object"
+        ? "an object"
+        : `a ${typeof value}`;
+
 /** Commander parser for a JSON-object option. */
 export function jsonArgument(label: string) {
   return (value: string): Record<string, unknown> => {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(value);
-    } catch {
-      throw new InvalidArgumentError(`${label} must be JSON`);
-    }
+    const parsed = parseJsonOption(label, value);
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-      throw new InvalidArgumentError(`${label} must be a JSON object`);
+      throw new InvalidArgumentError(`${label} must be a JSON object, not ${jsonType(parsed)}`);
     return parsed as Record<string, unknown>;
+  };
+}
+
+/** Commander parser for a JSON-array option. */
+export function jsonArrayArgument(label: string) {
+  return (value: string): unknown[] => {
+    const parsed = parseJsonOption(label, value);
+    if (!Array.isArray(parsed))
+      throw new InvalidArgumentError(`${label} must be a JSON array, not ${jsonType(parsed)}`);
+    return parsed;
+  };
+}
+
+/** Commander parser for an option taking one of `choices`, case-insensitively (upper-cased). */
+export function choiceArgument(label: string, choices: readonly string[]) {
+  return (value: string): string => {
+    const upper = value.trim().toUpperCase();
+    if (!choices.includes(upper))
+      throw new InvalidArgumentError(
+        `${label} must be one of ${choices.join(", ")}, not ${shown(value)}`,
+      );
+    return upper;
   };
 }
 
