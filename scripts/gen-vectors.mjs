@@ -259,6 +259,27 @@ const valid = [
     [requestNestedScalars(MAX_NESTING_DEPTH)],
   ],
   [
+    "request-integer-widths",
+    "Integers in each width: a MessagePack writer uses the smallest form, unsigned for values >= 0 (200 is uint8 0xcc, not int16).",
+    [
+      request(
+        {
+          params: {
+            u8: 200,
+            u16: 60000,
+            u32: 4000000000,
+            u64: 2 ** 53 - 1,
+            i8: -100,
+            i16: -30000,
+            i32: -2000000000,
+            float: 2.5,
+          },
+        },
+        { attempt: 200 },
+      ),
+    ],
+  ],
+  [
     "stream-three-frames",
     "Three frames back to back in one buffer; readers must split them correctly whatever the chunking.",
     [
@@ -511,6 +532,118 @@ const msgpackOnlyInvalid = [
   ],
 ];
 
+/** A ping whose payload holds one extra field `x` encoded as the raw MessagePack bytes given. */
+const pingWithRaw = (raw) => {
+  const prefix = Buffer.from(msgpackEncode({ type: "ping", payload: { nonce: "a", x: null } }));
+  return framed(Buffer.concat([prefix.subarray(0, prefix.length - 1), Buffer.from(raw)]));
+};
+const float64 = (value) => {
+  const b = Buffer.alloc(9);
+  b[0] = 0xcb;
+  b.writeDoubleBE(value, 1);
+  return b;
+};
+
+// MessagePack values with no JSON equivalent (RUNNER_PROTOCOL.md §4): malformed_payload.
+msgpackOnlyInvalid.push(
+  [
+    "msgpack-bin",
+    "A bin 8 value (0xc4).",
+    () => pingWithRaw([0xc4, 2, 0x61, 0x62]),
+    "malformed_payload",
+  ],
+  ["msgpack-ext", "A fixext 1 value (0xd4).", () => pingWithRaw([0xd4, 1, 0]), "malformed_payload"],
+  [
+    "msgpack-int-key",
+    "A map with an integer key.",
+    () => pingWithRaw([0x81, 0x01, 0xc0]),
+    "malformed_payload",
+  ],
+  ["msgpack-nan", "A float 64 NaN.", () => pingWithRaw(float64(NaN)), "malformed_payload"],
+  [
+    "msgpack-infinity",
+    "A float 64 negative infinity.",
+    () => pingWithRaw(float64(-Infinity)),
+    "malformed_payload",
+  ],
+);
+
+/**
+ * Accepted inputs: bytes no rrqkit writer produces but every reader MUST decode into `frames`
+ * (other escapings, integral floats, null for an optional field the schema does not make
+ * nullable). `bytes` builds the file for an encoding; entries with only one encoding say so.
+ */
+const accepted = [
+  [
+    "json-escapes",
+    "Characters escaped as a Go or HTML-safe encoder escapes them (\\u003c, \\u0026, \\u2028), \\/ and a surrogate pair, plus a raw U+2028.",
+    {
+      json: () =>
+        framed(
+          utf8(
+            '{"type":"request","payload":{"protocol_version":"2","request_id":"req-1","job_id":"job-1",' +
+              '"function_name":"echo","params":{"html":"\\u003cb\\u003e \\u0026 \\u003e","sep":"a\\u2028b\\u2029c",' +
+              '"raw":"a\u2028b","slash":"\\/","astral":"\\u00e9\\ud83d\\ude00"},"context":' +
+              JSON.stringify(context()) +
+              "}}",
+          ),
+        ),
+    },
+    [
+      request({
+        params: {
+          html: "<b> & >",
+          sep: "a\u2028b\u2029c",
+          raw: "a\u2028b",
+          slash: "/",
+          astral: "é😀",
+        },
+      }),
+    ],
+  ],
+  [
+    "integral-float-attempt",
+    "context.attempt written as a float with an integral value (JSON 2.0, MessagePack float 64): the integer 2.",
+    {
+      json: () =>
+        framed(
+          utf8(JSON.stringify(request({}, { attempt: 2 })).replace('"attempt":2', '"attempt":2.0')),
+        ),
+      msgpack: () => {
+        const body = Buffer.from(msgpackEncode(request({}, { attempt: 999 })));
+        const at = body.indexOf(Buffer.from([0xcd, 0x03, 0xe7])); // uint16 999
+        return framed(Buffer.concat([body.subarray(0, at), float64(2), body.subarray(at + 3)]));
+      },
+    },
+    [request({}, { attempt: 2 })],
+  ],
+  [
+    "null-for-absent",
+    "null where the schema has no null (request protocol_version, cancel hard_kill): read as absent.",
+    {
+      json: (enc) => acceptedNulls(enc),
+      msgpack: (enc) => acceptedNulls(enc),
+    },
+    [
+      request({ protocol_version: null }),
+      {
+        type: "cancel",
+        payload: { protocol_version: null, job_id: "job-2", request_id: "req-2", hard_kill: null },
+      },
+    ],
+  ],
+];
+const acceptedNulls = (enc) =>
+  Buffer.concat([
+    framed(enc(request({ protocol_version: null }))),
+    framed(
+      enc({
+        type: "cancel",
+        payload: { protocol_version: null, job_id: "job-2", request_id: "req-2", hard_kill: null },
+      }),
+    ),
+  ]);
+
 const encoders = {
   json: (value) => utf8(JSON.stringify(value)),
   msgpack: (value) => Buffer.from(msgpackEncode(value)),
@@ -523,7 +656,7 @@ function buildAll() {
     max_frame_bytes: MAX_FRAME_BYTES,
     max_nesting_depth: MAX_NESTING_DEPTH,
     description:
-      "Golden frames. valid: decode every frame in order, compare with `frames`, re-encode and compare bytes with the file. invalid: feed the bytes to a reader; `error` is the decode error code (null = decodes fine), `action` what a runner does.",
+      "Golden frames. valid: decode every frame in order, compare with `frames`, re-encode and compare bytes with the file. invalid: feed the bytes to a reader; `error` is the decode error code (null = decodes fine), `action` what a runner does. accepted: bytes no writer produces that a reader MUST decode into `frames` (not re-encoded).",
     vectors: [],
   };
   for (const [encoding, enc] of Object.entries(encoders)) {
@@ -542,6 +675,12 @@ function buildAll() {
       const entry = { name, encoding, kind: "invalid", file, description, error, action };
       if (reply) entry.reply = reply;
       manifest.vectors.push(entry);
+    }
+    for (const [name, description, builders, frames] of accepted) {
+      if (!builders[encoding]) continue;
+      const file = `accepted/${encoding}/${name}.bin`;
+      files.set(file, builders[encoding](enc));
+      manifest.vectors.push({ name, encoding, kind: "accepted", file, description, frames });
     }
   }
   files.set("manifest.json", utf8(JSON.stringify(manifest, null, 2) + "\n"));
@@ -576,7 +715,7 @@ if (check) {
   }
   console.log(`protocol/vectors: ${files.size} files up to date`);
 } else {
-  for (const sub of ["valid", "invalid"])
+  for (const sub of ["valid", "invalid", "accepted"])
     rmSync(join(vectorsDir, sub), { recursive: true, force: true });
   for (const [rel, bytes] of files) {
     const path = join(vectorsDir, rel);

@@ -200,15 +200,25 @@ export class RunnerScript {
     this.connection(on).send(frame);
   }
 
+  /**
+   * Sends a golden vector's bytes: `name` is in `invalid/`, `accepted/name` in `accepted/`. With
+   * `as`, the vector's first frame (a request, from the manifest) is known by that alias.
+   */
   private sendVector(step: Step, on: string): void {
     const connection = this.connection(on);
     const encoding = this.session.options.encoding;
     const spec = step.vector;
     const name =
       typeof spec === "string" ? spec : String((spec as Record<string, unknown>)[encoding]);
-    const bytes = readFileSync(
-      join(repoRoot(), "protocol", "vectors", "invalid", encoding, `${name}.bin`),
-    );
+    const [kind, base] = name.includes("/") ? name.split("/", 2) : ["invalid", name];
+    const file = `${kind}/${encoding}/${base}.bin`;
+    const bytes = readFileSync(join(repoRoot(), "protocol", "vectors", file));
+    if (typeof step.as === "string") {
+      const frame = vectorFrames(file)[0];
+      if (frame?.type !== "request")
+        throw new Error(`vector ${file} does not start with a request`);
+      this.requests.set(step.as, { alias: step.as, payload: frame.payload, connection: on });
+    }
     this.marks.set(on, connection.received.length);
     connection.sendRaw(bytes);
     if (step.end === true) this.endInput(on);
@@ -220,6 +230,18 @@ export class RunnerScript {
     if (this.session.spec.kind === "stdio") this.session.child.stdin?.end();
     else connection.halfClose();
   }
+}
+
+let manifest: Array<{ file: string; frames?: Array<{ type: string; payload: Step }> }> | undefined;
+
+/** The decoded frames the vectors manifest lists for a vector file. */
+function vectorFrames(file: string): Array<{ type: string; payload: Step }> {
+  manifest ??= (
+    JSON.parse(readFileSync(join(repoRoot(), "protocol", "vectors", "manifest.json"), "utf8")) as {
+      vectors: NonNullable<typeof manifest>;
+    }
+  ).vectors;
+  return manifest.find((v) => v.file === file)?.frames ?? [];
 }
 
 /**

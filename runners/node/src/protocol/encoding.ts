@@ -139,6 +139,33 @@ const msgpackDecoder = new StrictUtf8Decoder({
 // maxDepth of 100 refused.
 const msgpackEncoder = new Encoder({ ignoreUndefined: true, maxDepth: MAX_NESTING_DEPTH + 1 });
 
+/**
+ * Why a decoded MessagePack value is outside what readers accept (RUNNER_PROTOCOL.md §4): nested
+ * past the limit, or holding a value JSON has no equivalent for (bin, ext, a NaN or infinite
+ * float). One walk, bounded like {@link nestsDeeperThan}; undefined when the value is fine.
+ */
+function msgpackProblem(value: unknown, levels: number): string | undefined {
+  if (typeof value === "number")
+    return Number.isFinite(value) ? undefined : "holds a NaN or infinite float";
+  if (value === null || typeof value !== "object") return undefined;
+  if (levels === 0) return `is ${tooDeepMessage}`;
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const problem = msgpackProblem(item, levels - 1);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null)
+    return `holds ${value instanceof Uint8Array ? "a bin" : "an ext"} value, outside the JSON data model`;
+  for (const key in value) {
+    const problem = msgpackProblem((value as Record<string, unknown>)[key], levels - 1);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
 /** MessagePack encoding of the same envelope (rrqkit extension). */
 export const msgpackCodec: PayloadCodec = {
   name: "msgpack",
@@ -169,7 +196,9 @@ export const msgpackCodec: PayloadCodec = {
         { cause },
       );
     }
-    return checkDecodedDepth(value);
+    const problem = msgpackProblem(value, MAX_NESTING_DEPTH);
+    if (problem) throw new FrameDecodeError("malformed_payload", `body ${problem}`);
+    return value;
   },
 };
 

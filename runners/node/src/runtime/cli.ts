@@ -102,8 +102,11 @@ export async function runFromArgs(
   if (launch.transport.kind === "stdio") {
     const connection = new FrameConnection(process.stdin, takeStdoutForFrames(), codec);
     runtime.serve(connection);
-    process.stdin.on("close", () => void stop(0));
-    process.stdin.on("end", () => void stop(0));
+    // EOF on stdin is a clean end (0); a decoding error ends the only connection: status 1
+    // (RUNNER_PROTOCOL.md §5), as the Python and Rust runtimes exit.
+    const status = () => (connection.closeReason?.kind === "decode" ? 1 : 0);
+    process.stdin.on("close", () => void stop(status()));
+    process.stdin.on("end", () => void stop(status()));
   } else {
     if (launch.transport.kind === "unix") removeStaleSocket(launch.transport.path);
     server = await listenFrames(launch.transport, codec, (c) => runtime.serve(c));

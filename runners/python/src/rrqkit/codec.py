@@ -90,6 +90,8 @@ def _check_json_model(value: Any) -> None:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, level = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise DecodeError("malformed_payload", "NaN and infinite floats have no JSON form")
         if item is None or isinstance(item, bool | int | float | str):
             continue
         if level > MAX_NESTING_DEPTH:
