@@ -1,6 +1,12 @@
 /** The outcome table's timeout rule (pure logic): whichever clock fires, one message. */
 import { describe, expect, it } from "vitest";
-import { decide, type RetryPolicy } from "../src/orchestrator/decisions.js";
+import {
+  decide,
+  decideTransportError,
+  failureDetail,
+  type Decision,
+  type RetryPolicy,
+} from "../src/orchestrator/decisions.js";
 import { parseJob } from "../src/store/job.js";
 
 const job = parseJob("j1", {
@@ -36,7 +42,7 @@ describe("decide: runner-reported timeouts", () => {
       "Job deadline exceeded",
       "Job execution timed out.",
     ]) {
-      expect(timeout(message)).toEqual({
+      expect(timeout(message)).toMatchObject({
         kind: "dlq",
         error: "Job timed out after 1s.",
         outcome: "timeout",
@@ -46,5 +52,39 @@ describe("decide: runner-reported timeouts", () => {
 
   it("keeps a handler's own timeout message", () => {
     expect(timeout("upstream API timed out")).toMatchObject({ error: "upstream API timed out" });
+  });
+});
+
+describe("failure details: error type and traceback (RUNNER_PROTOCOL.md §7.1)", () => {
+  const failed = (d: Decision) => failureDetail(d as Exclude<Decision, { kind: "complete" }>);
+  const thrown = (traceback: unknown) =>
+    decide(
+      job,
+      {
+        job_id: "j1",
+        request_id: "r1",
+        status: "error",
+        error: { message: "boom", type: "ValueError", traceback: traceback as string },
+      },
+      policy,
+      1,
+    );
+
+  it("takes the runner's type and traceback, capped again at 8 KiB", () => {
+    expect(failed(thrown("tb"))).toEqual({ type: "ValueError", traceback: "tb" });
+    const long = failed(thrown("t".repeat(100_000))).traceback!;
+    expect(Buffer.byteLength(long)).toBeLessThanOrEqual(8192);
+    expect(long).toContain("bytes truncated] ...");
+    expect(failed(thrown(42))).toEqual({ type: "ValueError", traceback: null });
+  });
+
+  it("names the orchestrator's own failures by their outcome", () => {
+    expect(failed(decideTransportError(job, "EPIPE", policy))).toEqual({
+      type: "transport_error",
+      traceback: null,
+    });
+    const own: Decision = { kind: "dlq", error: "Job timed out after 1s.", outcome: "timeout" };
+    expect(failed(own)).toEqual({ type: "timeout", traceback: null });
+    expect(failed(timeout(undefined))).toEqual({ type: "timeout", traceback: null });
   });
 });

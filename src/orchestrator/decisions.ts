@@ -1,5 +1,6 @@
-import type { ExecutionOutcome } from "@rrqkit/runner/protocol";
+import { boundedTraceback, type ExecutionOutcome } from "@rrqkit/runner/protocol";
 import type { JobRecord } from "../store/job.js";
+import type { ErrorDetail } from "../store/job-store.js";
 
 /** Retry and timeout settings the outcome table needs. */
 export interface RetryPolicy {
@@ -11,8 +12,40 @@ export interface RetryPolicy {
 /** What the worker does with an attempt's result. */
 export type Decision =
   | { kind: "complete"; result: unknown }
-  | { kind: "retry"; delaySeconds: number; error: string; outcome: SpanOutcome }
-  | { kind: "dlq"; error: string; outcome: SpanOutcome };
+  | ({
+      kind: "retry";
+      delaySeconds: number;
+      error: string;
+      outcome: SpanOutcome;
+    } & Partial<FailureDetailFields>)
+  | ({ kind: "dlq"; error: string; outcome: SpanOutcome } & Partial<FailureDetailFields>);
+
+/**
+ * What a failed attempt's error was beside its message: the runner's `error.type` and its
+ * traceback (capped at 8 KiB again: runners are not trusted). Absent: see {@link failureDetail}.
+ */
+interface FailureDetailFields {
+  errorType: string | null;
+  traceback: string | null;
+}
+
+/** Error types the orchestrator gives failures it detects itself. */
+const OWN_ERROR_TYPES: Partial<Record<SpanOutcome, string>> = {
+  timeout: "timeout",
+  transport_error: "transport_error",
+};
+
+/**
+ * The error type and traceback of a retry or DLQ decision. A decision that names none (made by
+ * the orchestrator, not from a runner's outcome) gets the type of its outcome: `timeout` or
+ * `transport_error`, else none.
+ */
+export function failureDetail(decision: Exclude<Decision, { kind: "complete" }>): ErrorDetail {
+  return {
+    type: decision.errorType || OWN_ERROR_TYPES[decision.outcome] || null,
+    traceback: decision.traceback ?? null,
+  };
+}
 
 /** The outcome label of RRQ's rrq.job span and metrics. */
 export type SpanOutcome = "success" | "retry" | "timeout" | "error" | "fatal" | "transport_error";
@@ -46,11 +79,20 @@ function retryOrDlq(
   error: string,
   outcome: SpanOutcome,
   explicitDelay?: number | null,
+  detail: Partial<FailureDetailFields> = {},
 ): Decision {
   const maxRetries = job.maxRetries ?? policy.defaultMaxRetries;
-  if (job.currentRetries + 1 >= maxRetries) return { kind: "dlq", error, outcome };
+  if (job.currentRetries + 1 >= maxRetries) return { kind: "dlq", error, outcome, ...detail };
   const delaySeconds = explicitDelay ?? backoffSeconds(job.currentRetries, policy);
-  return { kind: "retry", delaySeconds, error, outcome };
+  return { kind: "retry", delaySeconds, error, outcome, ...detail };
+}
+
+/** The runner's error type and (re-capped, never trusted) traceback of an outcome. */
+function detailOf(outcome: ExecutionOutcome): FailureDetailFields {
+  return {
+    errorType: outcome.error?.type || null,
+    traceback: boundedTraceback(outcome.error?.traceback),
+  };
 }
 
 /**
@@ -78,17 +120,19 @@ export function decide(
         message || "Job requested retry",
         "retry",
         outcome.retry_after_seconds,
+        detailOf(outcome),
       );
     case "timeout": {
       const error =
         !message || DEADLINE_MESSAGES.has(message) ? timedOutMessage(timeoutSeconds) : message;
-      return { kind: "dlq", error, outcome: "timeout" };
+      return { kind: "dlq", error, outcome: "timeout", ...detailOf(outcome) };
     }
     case "error":
       if (outcome.error?.type === "handler_not_found") {
-        return { kind: "dlq", error: message || "Handler not found", outcome: "fatal" };
+        const error = message || "Handler not found";
+        return { kind: "dlq", error, outcome: "fatal", ...detailOf(outcome) };
       }
-      return retryOrDlq(job, policy, message || "Job failed", "error");
+      return retryOrDlq(job, policy, message || "Job failed", "error", null, detailOf(outcome));
   }
 }
 

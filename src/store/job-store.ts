@@ -15,6 +15,17 @@ import {
 } from "./keys.js";
 import { registerScripts, type ScriptCaller } from "./scripts.js";
 
+/** The error type and (capped) traceback stored beside a new last_error; null = none. */
+export interface ErrorDetail {
+  type: string | null;
+  traceback: string | null;
+}
+
+const NO_DETAIL: ErrorDetail = { type: null, traceback: null };
+
+/** The script arguments of an {@link ErrorDetail}: "" for none. */
+const detailArgs = (d: ErrorDetail): string[] => [d.type ?? "", d.traceback ?? ""];
+
 /** A job claimed by {@link JobStore.claim}, with the hash as it was after the claim. */
 export interface ClaimedJob {
   id: string;
@@ -117,23 +128,44 @@ export class JobStore {
     );
   }
 
-  /** Schedules another attempt at `scoreMs`, if still ours. */
-  async retry(a: AttemptRef, queue: string, scoreMs: number, error: string): Promise<FencedWrite> {
+  /**
+   * Schedules another attempt at `scoreMs`, if still ours. `detail` becomes last_error_type and
+   * last_error_traceback (removed when null) and run_<k>_error_type.
+   */
+  async retry(
+    a: AttemptRef,
+    queue: string,
+    scoreMs: number,
+    error: string,
+    detail: ErrorDetail = NO_DETAIL,
+  ): Promise<FencedWrite> {
     const code = await this.scripts.run<number>(
       this.redis,
       "retry-job",
       [jobKey(a.jobId), queueKey(queue), activeKey(a.workerId), jobLockKey(a.jobId), LEASES_KEY],
-      [a.jobId, a.workerId, a.fence, scoreMs, error, formatTimestamp(scoreMs)],
+      [
+        a.jobId,
+        a.workerId,
+        a.fence,
+        scoreMs,
+        error,
+        formatTimestamp(scoreMs),
+        ...detailArgs(detail),
+      ],
     );
     return fenced(code);
   }
 
-  /** Moves a job to a DLQ list, if still ours; `countAttempt` increments current_retries first. */
+  /**
+   * Moves a job to a DLQ list, if still ours; `countAttempt` increments current_retries first.
+   * `detail` is written as for {@link retry}.
+   */
   async moveToDlq(
     a: AttemptRef,
     dlq: string,
     error: string,
     countAttempt: boolean,
+    detail: ErrorDetail = NO_DETAIL,
   ): Promise<FencedWrite> {
     const code = await this.scripts.run<number>(
       this.redis,
@@ -146,7 +178,15 @@ export class JobStore {
         jobLockKey(a.jobId),
         LEASES_KEY,
       ],
-      [a.jobId, a.workerId, a.fence, error, formatTimestamp(Date.now()), countAttempt ? "1" : "0"],
+      [
+        a.jobId,
+        a.workerId,
+        a.fence,
+        error,
+        formatTimestamp(Date.now()),
+        countAttempt ? "1" : "0",
+        ...detailArgs(detail),
+      ],
     );
     return fenced(code);
   }

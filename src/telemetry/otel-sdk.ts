@@ -1,5 +1,5 @@
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
-import { parentContextFrom } from "@rrqkit/runner/otel";
+import { exceptionEventAttributes, parentContextFrom } from "@rrqkit/runner/otel";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
@@ -38,6 +38,12 @@ export function createJobTelemetry(
       return {
         end(result) {
           span.setAttributes(jobEndAttributes(result));
+          const exception = exceptionEventAttributes({
+            message: result.errorMessage ?? "",
+            type: result.errorType,
+            traceback: result.traceback,
+          });
+          if (exception) span.addEvent("exception", exception);
           if (!["success", "retry"].includes(result.outcome)) {
             span.setStatus({ code: SpanStatusCode.ERROR, message: result.errorMessage });
           }

@@ -10,6 +10,8 @@ export interface JobSpanResult {
   retryDelayMs?: number;
   errorMessage?: string;
   errorType?: string | null;
+  /** The runner's traceback: the span then gets an OpenTelemetry `exception` event. */
+  traceback?: string | null;
 }
 
 /** The span of one attempt; ended exactly once. */

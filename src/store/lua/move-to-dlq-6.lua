@@ -13,6 +13,8 @@
 -- ARGV[4]  last_error
 -- ARGV[5]  completion_time (RFC 3339, +00:00)
 -- ARGV[6]  "1" to increment current_retries first (a spent attempt), "0" not to
+-- ARGV[7]  last_error_type ("" or absent: none)
+-- ARGV[8]  last_error_traceback, already capped at 8 KiB ("" or absent: none)
 --
 -- Ownership (fencing): this attempt still holds the job when the hash has our worker_id and
 -- lease_fence and status ACTIVE, and the lock is ours or free (a lapsed lease nobody took).
@@ -30,7 +32,8 @@
 -- XADD to the rrq:recent feed (MAXLEN ~ 10000); and the DLQ summary rrq:stats:dlq:<bare DLQ>
 -- (see dlq-summary in src/api/dlq-summary.ts): len +1, jobs +1, retries + current_retries,
 -- q:<queue key> +1, f:<function> +1, e:<error as RRQ truncates it to 100 chars> +1 (at most 200
--- distinct errors; later ones count under "e:(other errors)", tracked by the "errors" field).
+-- distinct errors; later ones count under "e:(other errors)", tracked by the "errors" field);
+-- last_error_type, last_error_traceback and run_<k>_error_type (lib/error-detail.lua).
 --
 -- Returns 1 written, 0 not ours (nothing written), -1 job hash gone.
 local job, events, dlq, active, lock, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -49,19 +52,24 @@ if fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner 
   return 0
 end
 -- @include int-or-zero.lua
+-- @include error-detail.lua
 local retries = int_or_zero(fields[7])
 if ARGV[6] == "1" then
   retries = retries + 1
   redis.call("HSET", job, "current_retries", retries)
 end
 local run = tonumber(fields[4]) or 0
+local set = {"status", "FAILED", "last_error", ARGV[4], "completion_time", ARGV[5]}
+local r = nil
 if run >= 1 and run <= 100 then
-  local r = "run_" .. run .. "_"
-  redis.call("HSET", job, "status", "FAILED", "last_error", ARGV[4], "completion_time", ARGV[5],
-    r .. "ended_at", ARGV[5], r .. "outcome", "failed", r .. "error", string.sub(ARGV[4], 1, 1000))
-else
-  redis.call("HSET", job, "status", "FAILED", "last_error", ARGV[4], "completion_time", ARGV[5])
+  r = "run_" .. run .. "_"
+  for _, v in ipairs({r .. "ended_at", ARGV[5], r .. "outcome", "failed", r .. "error",
+      string.sub(ARGV[4], 1, 1000)}) do
+    set[#set + 1] = v
+  end
 end
+set_error_detail(set, job, r, ARGV[7], ARGV[8])
+redis.call("HSET", job, unpack(set))
 redis.call("XADD", events, "*", "event", "failed", "job_id", id, "status", "FAILED")
 redis.call("LPUSH", dlq, id)
 local queue_name, fn = fields[5] or "", fields[6] or ""

@@ -25,7 +25,8 @@
 --   "missing"   no hash: index entries removed;
 --   "terminal"  the job already finished: index entries removed;
 --   "queued"    already in its queue: marked PENDING if it was ACTIVE, entries removed;
---   "recovered" put back in its queue (ACTIVE jobs: PENDING, last_error says why,
+--   "recovered" put back in its queue (ACTIVE jobs: PENDING, last_error says why and
+--               last_error_type / last_error_traceback are removed,
 --               recovery_count + 1);
 --   "poison"    recovery_count passed the limit: the recovering worker now holds the job
 --               (lock, lease, new fence returned as the second element) and must move it to the
@@ -84,7 +85,8 @@ if status == "ACTIVE" then
     return {"poison", tostring(fence)}
   end
   redis.call("HSET", job, "status", "PENDING", "last_error", "Recovered after lock expiry or worker crash.")
-  redis.call("HDEL", job, "start_time", "worker_id")
+  -- (the type and traceback of an earlier error describe another last_error: they go)
+  redis.call("HDEL", job, "start_time", "worker_id", "last_error_type", "last_error_traceback")
   end_run()
 end
 redis.call("ZADD", queue, ARGV[5], id)

@@ -17,7 +17,8 @@
 -- Otherwise nothing is written; our active-set entry is dropped unless the hash still names
 -- this worker (it then belongs to a newer attempt of ours).
 --
--- Writes: status PENDING (last_error set when given; start_time and worker_id removed); ZADD
+-- Writes: status PENDING (last_error set when given, and then last_error_type and
+-- last_error_traceback removed; start_time and worker_id removed); ZADD
 -- the queue at the score unless the job is already queued; ZREM the active set and the lease
 -- index; DEL the lock; wake the queue.
 --
@@ -53,6 +54,8 @@ if run >= 1 and run <= 100 then
 end
 redis.call("HSET", job, unpack(set))
 redis.call("HDEL", job, "start_time", "worker_id")
+-- A new last_error is no error of a handler: the type and traceback of an earlier one go.
+if ARGV[5] ~= "" then redis.call("HDEL", job, "last_error_type", "last_error_traceback") end
 if not redis.call("ZSCORE", queue, id) then
   redis.call("ZADD", queue, ARGV[4], id)
   redis.call("PUBLISH", "rrq:wake:" .. queue, ARGV[4])

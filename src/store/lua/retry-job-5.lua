@@ -11,6 +11,8 @@
 -- ARGV[4]  retry score (epoch ms; may be fractional)
 -- ARGV[5]  last_error
 -- ARGV[6]  next_scheduled_run_time (RFC 3339, +00:00)
+-- ARGV[7]  last_error_type ("" or absent: none)
+-- ARGV[8]  last_error_traceback, already capped at 8 KiB ("" or absent: none)
 --
 -- Ownership (fencing): this attempt still holds the job when the hash has our worker_id and
 -- lease_fence and status ACTIVE, and the lock is ours or free (a lapsed lease nobody took).
@@ -24,7 +26,8 @@
 --
 -- Bookkeeping (rrqkit, additive), stamped with Redis TIME: run_<k>_ended_at, run_<k>_outcome=retry
 -- and run_<k>_error (first 1000 bytes) for the run the claim numbered k (k <= 100); HINCRBY
--- retried in rrq:stats:queue:<bare queue> and rrq:stats:day:<UTC date> (kept 400 days).
+-- retried in rrq:stats:queue:<bare queue> and rrq:stats:day:<UTC date> (kept 400 days);
+-- last_error_type, last_error_traceback and run_<k>_error_type (lib/error-detail.lua).
 --
 -- Returns the new current_retries, 0 when not ours (nothing written), -1 when the hash is gone.
 local job, queue, active, lock, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -43,18 +46,21 @@ if fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner 
 end
 -- @include rfc3339-utc.lua
 -- @include int-or-zero.lua
+-- @include error-detail.lua
 local now = redis_now_rfc3339()
 local retries = int_or_zero(redis.call("HGET", job, "current_retries")) + 1
 local set = {"current_retries", retries, "status", "RETRYING", "last_error", ARGV[5], "next_scheduled_run_time", ARGV[6],
   "retry_" .. retries .. "_at", ARGV[6]}
 local run = tonumber(fields[4]) or 0
+local r = nil
 if run >= 1 and run <= 100 then
-  local r = "run_" .. run .. "_"
+  r = "run_" .. run .. "_"
   for _, v in ipairs({r .. "ended_at", now, r .. "outcome", "retry", r .. "error",
       string.sub(ARGV[5], 1, 1000)}) do
     set[#set + 1] = v
   end
 end
+set_error_detail(set, job, r, ARGV[7], ARGV[8])
 redis.call("HSET", job, unpack(set))
 if (fields[5] or "") ~= "" then
   local bare = string.gsub(fields[5], "^rrq:queue:", "")
