@@ -19,6 +19,13 @@ export interface JobView {
   readonly currentRetries: number;
   readonly maxRetries: number | undefined;
   readonly lastError: string | undefined;
+  /** The error type of the failure last_error describes (rrqkit: `last_error_type`). */
+  readonly lastErrorType: string | undefined;
+  /**
+   * Its traceback, at most 8 KiB (rrqkit: `last_error_traceback`). Only views read from the
+   * whole hash have it (`jobs.get`, `job show`); list views leave it undefined.
+   */
+  readonly lastErrorTraceback: string | undefined;
   readonly workerId: string | undefined;
   readonly raw: Readonly<Record<string, string>>;
 }
@@ -36,6 +43,7 @@ export const VIEW_FIELDS = [
   "current_retries",
   "max_retries",
   "last_error",
+  "last_error_type",
   "worker_id",
   "retries",
   "error",
@@ -66,6 +74,8 @@ export function jobView(id: string, hash: Record<string, string>): JobView | und
     currentRetries: int(hash.current_retries) ?? int(hash.retries) ?? 0,
     maxRetries: int(hash.max_retries),
     lastError: hash.last_error ?? hash.error,
+    lastErrorType: hash.last_error_type || undefined,
+    lastErrorTraceback: hash.last_error_traceback || undefined,
     workerId: hash.worker_id || undefined,
     raw: hash,
   };
@@ -84,7 +94,10 @@ export function jobViewFromFields(
   return jobView(id, hash);
 }
 
-/** The plain-data form of a view, for JSON output (times as RFC 3339 UTC). */
+/**
+ * The plain-data form of a view, for JSON output (times as RFC 3339 UTC). `lastErrorTraceback`
+ * is null in list views, which do not read it.
+ */
 export function jobJson(view: JobView): Record<string, unknown> {
   const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
   return {
@@ -99,6 +112,8 @@ export function jobJson(view: JobView): Record<string, unknown> {
     currentRetries: view.currentRetries,
     maxRetries: view.maxRetries ?? null,
     lastError: view.lastError ?? null,
+    lastErrorType: view.lastErrorType ?? null,
+    lastErrorTraceback: view.lastErrorTraceback ?? null,
     workerId: view.workerId ?? null,
   };
 }

@@ -6,6 +6,8 @@ export interface TraceEvent {
   /** Short label: Enqueued, Started, Retry n, Requeued, Finished, … */
   readonly event: string;
   readonly details: string;
+  /** On the end row of a failed run: the error type rrqkit recorded (`run_<k>_error_type`). */
+  readonly errorType?: string;
 }
 
 /** How a run (one claim of the job) ended, as recorded by rrqkit's scripts. */
@@ -19,6 +21,8 @@ export interface JobRun {
   readonly endedAt: number | undefined;
   readonly outcome: string | undefined;
   readonly error: string | undefined;
+  /** The type of that error (the runner's `error.type`), when one was recorded. */
+  readonly errorType: string | undefined;
 }
 
 const at = (value: string | undefined) => (value ? parseTimestamp(value) : undefined);
@@ -36,13 +40,15 @@ export function jobRuns(hash: Readonly<Record<string, string>>): JobRun[] {
       endedAt: at(field("ended_at")),
       outcome: field("outcome"),
       error: field("error"),
+      errorType: field("error_type") || undefined,
     });
   }
   return runs;
 }
 
 function describeEnd(run: JobRun): { event: string; details: string } {
-  const reason = run.error ? `: ${run.error}` : "";
+  const type = run.errorType ? `${run.errorType}: ` : "";
+  const reason = run.error ? `: ${type}${run.error}` : "";
   switch (run.outcome) {
     case "completed":
       return { event: "Completed", details: `Run ${run.number} succeeded` };
@@ -70,8 +76,9 @@ function describeEnd(run: JobRun): { event: string; details: string } {
  */
 export function jobTimeline(hash: Readonly<Record<string, string>>): TraceEvent[] {
   const events: TraceEvent[] = [];
-  const push = (time: number | undefined, event: string, details: string) => {
-    if (time !== undefined) events.push({ at: time, event, details });
+  const push = (time: number | undefined, event: string, details: string, errorType?: string) => {
+    if (time !== undefined)
+      events.push({ at: time, event, details, ...(errorType && { errorType }) });
   };
   push(at(hash.enqueue_time), "Enqueued", `Function: ${hash.function_name ?? "unknown"}`);
   if (hash.cron_fire_time) push(at(hash.cron_fire_time), "Cron", "Scheduled by a cron entry");
@@ -82,7 +89,7 @@ export function jobTimeline(hash: Readonly<Record<string, string>>): TraceEvent[
       push(run.startedAt, "Started", `Run ${run.number}, worker: ${run.worker ?? "unknown"}`);
       if (run.endedAt !== undefined) {
         const end = describeEnd(run);
-        push(run.endedAt, end.event, end.details);
+        push(run.endedAt, end.event, end.details, run.errorType);
       }
     }
   } else {

@@ -16,6 +16,18 @@ import {
   type CliContext,
 } from "./shared.js";
 
+/** rrqkit's traceback of the last error: many lines, so `job show` prints it last, indented. */
+const TRACEBACK_FIELD = "last_error_traceback";
+
+/** `text` with every line indented by four spaces (a trailing newline dropped). */
+function indent(text: string): string {
+  return text
+    .replace(/\n$/, "")
+    .split("\n")
+    .map((line) => `    ${line}`)
+    .join("\n");
+}
+
 async function jobShow(ctx: CliContext, id: string, flags: { raw?: boolean; json?: boolean }) {
   return withApi(ctx, async (api) => {
     const hash = await api.jobs.hash(id);
@@ -29,7 +41,11 @@ async function jobShow(ctx: CliContext, id: string, flags: { raw?: boolean; json
       ctx.io.out(json(hash));
     } else {
       say(ctx, `Job ${id}`);
-      for (const field of Object.keys(hash).sort()) say(ctx, `${field.padEnd(24)} ${hash[field]}`);
+      for (const field of Object.keys(hash).sort()) {
+        if (field !== TRACEBACK_FIELD) say(ctx, `${field.padEnd(24)} ${hash[field]}`);
+      }
+      const traceback = hash[TRACEBACK_FIELD];
+      if (traceback) say(ctx, `${TRACEBACK_FIELD}:\n${indent(traceback)}`);
     }
     return ExitCode.ok;
   });
