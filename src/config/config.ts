@@ -404,19 +404,14 @@ const IGNORED_BECAUSE: Record<(typeof IGNORED_KEYS)[number], string> = {
 /** The built-in default of `default_runner_name` (RRQ's). */
 const DEFAULT_RUNNER_NAME = "python";
 
-function warningsFor(raw: Record<string, unknown>, config: Omit<ResolvedConfig, "warnings">) {
-  const warnings = IGNORED_KEYS.filter((key) => raw[key] !== undefined).map(
-    (key) => IGNORED_BECAUSE[key],
-  );
-  const names = Object.keys(config.runners);
-  if (names.length > 0 && !config.runners[config.defaultRunnerName])
-    warnings.push(defaultRunnerMissing(config));
-  return warnings;
+function warningsFor(raw: Record<string, unknown>): string[] {
+  return IGNORED_KEYS.filter((key) => raw[key] !== undefined).map((key) => IGNORED_BECAUSE[key]);
 }
 
 /**
- * The message for a default runner that is not among the configured runners: says where the
- * name came from (the file, or RRQ's built-in default "python") and what to do.
+ * The error for a default runner that is not among the configured runners (the worker raises
+ * it when one of its queues has no route): says where the name came from (the file, or RRQ's
+ * built-in default "python") and what to do.
  */
 export function defaultRunnerMissing(
   config: Pick<ResolvedConfig, "defaultRunnerName" | "defaultRunnerNameExplicit" | "runners">,
@@ -553,7 +548,7 @@ export function resolveConfig(
     maxJobRecoveries: f("max_job_recoveries", int(0), 3),
   };
   problems.throwIfAny();
-  return Object.freeze({ ...config, warnings: Object.freeze(warningsFor(raw, config)) });
+  return Object.freeze({ ...config, warnings: Object.freeze(warningsFor(raw)) });
 }
 
 /** The `[rrq]` table if the document has one, else the root table (RRQ's rule). */
