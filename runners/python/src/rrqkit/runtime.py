@@ -494,10 +494,12 @@ class RunnerRuntime:
         await self._deliver(entry, outcome)
 
     async def _deliver(self, entry: _InFlight, outcome: ExecutionOutcome) -> None:
+        # Free the slot first: an orchestrator may send the next request the moment it reads
+        # this outcome, and must not get "Runner busy" (RUNNER_PROTOCOL.md §6.4, §9.4).
+        entry.conn.release(entry)
         try:
             await entry.conn.send_outcome(outcome)
         finally:
-            entry.conn.release(entry)
             self._end_span(entry, outcome)
 
     def _end_span(self, entry: _InFlight, outcome: ExecutionOutcome | None) -> None:
@@ -516,6 +518,7 @@ class RunnerRuntime:
             return
         entry.done = True
         self._unregister(entry)
+        entry.conn.release(entry)  # now, not when the delivery task runs
         if entry.task is not None:
             entry.task.cancel()
         self._spawn(self._deliver(entry, _with_ids(outcome, entry.request)))
