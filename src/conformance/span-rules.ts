@@ -69,7 +69,10 @@ function expectedAttributes(f: SpanFacts): Record<string, Expect> {
   };
   if (f.hasDeadline === true) e["rrq.deadline_remaining_ms"] = typed("int");
   if (f.hasDeadline === false) e["rrq.deadline_remaining_ms"] = absent;
-  for (const [k, v] of Object.entries(f.correlationContext ?? {})) e[k] = value("string", v);
+  // A correlation entry never overrides an attribute of the table (TELEMETRY.md).
+  for (const [k, v] of Object.entries(f.correlationContext ?? {}))
+    if (!(k.startsWith("rrq.") || k.startsWith("messaging.") || k === "span.kind"))
+      e[k] = value("string", v);
   const o = f.outcome;
   if (!o) {
     e["rrq.outcome"] = typed("string");

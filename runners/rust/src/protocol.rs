@@ -602,6 +602,17 @@ fn as_integer(v: &Value) -> Option<i128> {
     }
 }
 
+/// A context timestamp must parse as RFC 3339: anything else is `invalid_frame`
+/// (RUNNER_PROTOCOL.md §10.6, §11), never a silently missing deadline.
+fn timestamp(value: String, key: &str) -> Result<String, DecodeError> {
+    match parse_rfc3339(&value) {
+        Some(_) => Ok(value),
+        None => Err(frame_err(format!(
+            "context.{key} is not an RFC 3339 timestamp"
+        ))),
+    }
+}
+
 fn parse_request(p: &Map<String, Value>) -> Result<ExecutionRequest, DecodeError> {
     let what = "request";
     let protocol_version =
@@ -637,9 +648,11 @@ fn parse_request(p: &Map<String, Value>) -> Result<ExecutionRequest, DecodeError
     let context = ExecutionContext {
         job_id: req_string(ctx, "job_id", what)?,
         attempt,
-        enqueue_time: req_string(ctx, "enqueue_time", what)?,
+        enqueue_time: timestamp(req_string(ctx, "enqueue_time", what)?, "enqueue_time")?,
         queue_name: req_string(ctx, "queue_name", what)?,
-        deadline: opt_string(ctx, "deadline", what)?,
+        deadline: opt_string(ctx, "deadline", what)?
+            .map(|d| timestamp(d, "deadline"))
+            .transpose()?,
         trace_context: opt_string_map(ctx, "trace_context", what)?,
         correlation_context: opt_string_map(ctx, "correlation_context", what)?,
         worker_id: opt_string(ctx, "worker_id", what)?,

@@ -41,6 +41,11 @@ pub fn wanted() -> bool {
 
 /// Whole milliseconds from `a` to `b` (negative when `b` is earlier).
 #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+/// Names the `rrq.runner` span sets itself: `rrq.*`, `messaging.*` and `span.kind`.
+fn reserved_attribute(name: &str) -> bool {
+    name.starts_with("rrq.") || name.starts_with("messaging.") || name == "span.kind"
+}
+
 fn millis_between(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>) -> i64 {
     (b - a).num_milliseconds()
 }
@@ -222,7 +227,8 @@ mod imp {
             ));
             attrs.push(KeyValue::new("messaging.operation", "process"));
             if let Some(corr) = &ctx.correlation_context {
-                for (k, v) in corr {
+                // A correlation entry never overrides an attribute of the table (TELEMETRY.md).
+                for (k, v) in corr.iter().filter(|(k, _)| !reserved_attribute(k)) {
                     attrs.push(KeyValue::new(k.clone(), v.clone()));
                 }
             }

@@ -43,6 +43,11 @@ export function parentContextFrom(
   });
 }
 
+/** Names the rrq.runner span sets itself: rrq.*, messaging.* and span.kind. */
+function reservedAttribute(name: string): boolean {
+  return name.startsWith("rrq.") || name.startsWith("messaging.") || name === "span.kind";
+}
+
 function wholeMs(ms: number): number {
   return Math.floor(ms);
 }
@@ -69,7 +74,8 @@ export function startAttributes(request: ExecutionRequest, now = Date.now()): At
     if (!Number.isNaN(deadline)) attributes["rrq.deadline_remaining_ms"] = wholeMs(deadline - now);
   }
   for (const [key, value] of Object.entries(c.correlation_context ?? {})) {
-    if (typeof value === "string") attributes[key] = value;
+    // A correlation entry never overrides an attribute of the table (TELEMETRY.md).
+    if (typeof value === "string" && !reservedAttribute(key)) attributes[key] = value;
   }
   return attributes;
 }

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .errors import DecodeError
+from .timeutil import parse_rfc3339
 
 PROTOCOL_VERSION: Final = "2"
 OUTCOME_STATUSES: Final = frozenset({"success", "retry", "timeout", "error"})
@@ -35,6 +36,16 @@ _MISSING: Final = object()
 
 def _bad(where: str, key: str, expected: str) -> DecodeError:
     return DecodeError("invalid_frame", f"{where}.{key} must be {expected}")
+
+
+def _checked_time(value: str | None, key: str) -> None:
+    """A context timestamp must parse as RFC 3339: anything else is ``invalid_frame``
+    (RUNNER_PROTOCOL.md §10.6, §11), never a silently missing deadline."""
+    if value is not None:
+        try:
+            parse_rfc3339(value)
+        except ValueError:
+            raise _bad("context", key, "an RFC 3339 timestamp") from None
 
 
 def _get(data: Mapping[str, Any], key: str) -> Any:
@@ -122,12 +133,16 @@ class ExecutionContext:
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> ExecutionContext:
         where = "context"
+        enqueue_time = _req_str(data, "enqueue_time", where)
+        deadline = _opt_str(data, "deadline", where)
+        _checked_time(enqueue_time, "enqueue_time")
+        _checked_time(deadline, "deadline")
         return cls(
             job_id=_req_str(data, "job_id", where),
             attempt=_req_int(data, "attempt", where),
-            enqueue_time=_req_str(data, "enqueue_time", where),
+            enqueue_time=enqueue_time,
             queue_name=_req_str(data, "queue_name", where),
-            deadline=_opt_str(data, "deadline", where),
+            deadline=deadline,
             trace_context=_opt_str_map(data, "trace_context", where),
             correlation_context=_opt_str_map(data, "correlation_context", where),
             worker_id=_opt_str(data, "worker_id", where),

@@ -29,6 +29,11 @@ __all__ = [
 ]
 
 
+def _reserved_attribute(name: str) -> bool:
+    """Names the rrq.runner span sets itself: rrq.*, messaging.* and span.kind."""
+    return name.startswith(("rrq.", "messaging.")) or name == "span.kind"
+
+
 class Telemetry:
     """Telemetry hooks used by the runner runtime. The base class does nothing."""
 
@@ -112,7 +117,9 @@ class OtelTelemetry(Telemetry):
                 attributes["rrq.deadline_remaining_ms"] = int(remaining / 1_000_000)
         if ctx.correlation_context:
             for key, value in ctx.correlation_context.items():
-                attributes[key] = value
+                # A correlation entry never overrides an attribute of the table (TELEMETRY.md).
+                if not _reserved_attribute(key):
+                    attributes[key] = value
         return self._tracer.start_span(
             "rrq.runner", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
         )
