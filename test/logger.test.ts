@@ -28,7 +28,7 @@ function capture(level: string): { events: EventBus; lines: () => Record<string,
 }
 
 const claimed = { jobId: "j1", queue: "rrq:queue:default", functionName: "echo", attempt: 1 };
-const completed = { jobId: "j1", queue: "rrq:queue:default", runner: "node", attempt: 1 };
+const completed = { ...claimed, runner: "node" };
 
 describe("attachLogging", () => {
   it("at info level leaves the per-job events without listeners and logs nothing for them", () => {
@@ -50,6 +50,53 @@ describe("attachLogging", () => {
       expect.objectContaining({ msg: "job claimed", job_id: "j1", function: "echo", attempt: 1 }),
       expect.objectContaining({ msg: "job completed", job_id: "j1", duration_ms: 3 }),
     ]);
+  });
+
+  it("every line about a job carries its id, function name, queue and attempt", () => {
+    const { events, lines } = capture("info");
+    events.emit("job:dlq", { ...completed, error: "boom", outcome: "error" });
+    events.emit("job:retry", { ...claimed, delaySeconds: 5, error: "x", outcome: "retry" });
+    events.emit("job:released", { ...claimed, reason: "shutdown" });
+    events.emit("job:fenced", { ...claimed, write: "complete" });
+    events.emit("worker:error", { context: "job j1", error: new Error("bug"), job: claimed });
+    for (const line of lines())
+      expect(line).toMatchObject({
+        job_id: "j1",
+        function: "echo",
+        queue: "rrq:queue:default",
+        attempt: 1,
+      });
+  });
+
+  it("reports a Redis outage in one line with the retry delay, its end, and no stack for connection errors", () => {
+    const { events, lines } = capture("info");
+    const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:6391"), {
+      code: "ECONNREFUSED",
+    });
+    events.emit("redis:down", {
+      first: true,
+      reason: "ECONNREFUSED 127.0.0.1:6391",
+      retryInMs: 2000,
+      downForMs: 0,
+      failures: 1,
+    });
+    events.emit("redis:down", {
+      first: false,
+      reason: "ECONNREFUSED 127.0.0.1:6391",
+      retryInMs: 2000,
+      downForMs: 35_000,
+      failures: 20,
+    });
+    events.emit("redis:up", { downForMs: 37_400 });
+    events.emit("worker:error", { context: "poll", error: refused });
+    const logged = lines();
+    expect(logged.map((l) => l.msg)).toEqual([
+      "redis unreachable (ECONNREFUSED 127.0.0.1:6391), retrying in 2s",
+      "redis still unreachable after 35s (ECONNREFUSED 127.0.0.1:6391), retrying in 2s",
+      "redis reconnected after 37s",
+      "poll: connect ECONNREFUSED 127.0.0.1:6391",
+    ]);
+    expect(JSON.stringify(logged)).not.toContain("stack");
   });
 
   it("resolves the log format from the explicit choice, then the environment, then the tty", () => {

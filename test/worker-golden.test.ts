@@ -317,14 +317,21 @@ describe("failure handling", () => {
       concurrency_limit: 12,
       queues: ["rrq:queue:alt", "rrq:queue:custom", "rrq:queue:default"],
     });
+    // RRQ's six keys, plus rrqkit's additive implementation and version
     expect(Object.keys(health).sort()).toEqual([
       "active_jobs",
       "concurrency_limit",
+      "implementation",
       "queues",
       "status",
       "timestamp",
+      "version",
       "worker_id",
     ]);
+    expect(health).toMatchObject({
+      implementation: "rrqkit",
+      version: expect.stringMatching(/^\d+\.\d+/),
+    });
     expect(await redis.client.ttl(`rrq:health:worker:${worker.worker.workerId}`)).toBeGreaterThan(
       60,
     );

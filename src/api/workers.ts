@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { reportedStatus } from "../orchestrator/heartbeat.js";
 import { activeKey, healthKey, Prefix } from "../store/keys.js";
 import type { JobView } from "./records.js";
 import { jobViewsInOrder, scanKeys } from "./scan.js";
@@ -10,7 +11,28 @@ export interface WorkerHealth {
   readonly ttlSeconds: number;
   /** The parsed payload, or undefined when the key vanished or does not hold a JSON object. */
   readonly health: Readonly<Record<string, unknown>> | undefined;
+  /** The record's `implementation` (rrqkit writes "rrqkit"; RRQ 0.11 writes none). */
+  readonly implementation: string | undefined;
+  /** The record's `version` (rrqkit's package version; RRQ 0.11 writes none). */
+  readonly version: string | undefined;
+  /**
+   * The record's status, made consistent with its active count: "idle (no jobs)" beside running
+   * jobs (what RRQ's loop writes, and earlier rrqkit builds did) reads "running".
+   */
+  readonly status: string | undefined;
 }
+
+/** How `rrq check` names a worker whose record has no `implementation`. */
+export const UNKNOWN_IMPLEMENTATION = "rrq (RRQ 0.11 or unknown)";
+
+/** `rrqkit 0.1.0`, or {@link UNKNOWN_IMPLEMENTATION} for a record without the field. */
+export function implementationLabel(worker: WorkerHealth): string {
+  if (!worker.implementation) return UNKNOWN_IMPLEMENTATION;
+  return worker.version ? `${worker.implementation} ${worker.version}` : worker.implementation;
+}
+
+const stringField = (health: Readonly<Record<string, unknown>> | undefined, key: string) =>
+  typeof health?.[key] === "string" ? health[key] : undefined;
 
 /** One job in a worker's active set, with its claim time (epoch seconds, RRQ's score). */
 export interface ActiveJob {
@@ -54,7 +76,16 @@ export class WorkersApi {
       } catch {
         // RRQ reports such a record as "Health data missing"
       }
-      workers.push({ id, ttlSeconds: ttl > 0 ? ttl : 0, health });
+      const status = stringField(health, "status");
+      const active = Number(health?.active_jobs) || 0;
+      workers.push({
+        id,
+        ttlSeconds: ttl > 0 ? ttl : 0,
+        health,
+        implementation: stringField(health, "implementation"),
+        version: stringField(health, "version"),
+        status: status === undefined ? undefined : reportedStatus(status, active),
+      });
     });
     return workers;
   }

@@ -2,6 +2,7 @@ import type { ResolvedConfig } from "../config/config.js";
 import { formatTimestamp } from "../store/encoding.js";
 import type { JobStore } from "../store/job-store.js";
 import type { EventBus } from "../telemetry/events.js";
+import { IMPLEMENTATION, packageVersion } from "./implementation.js";
 import { PeriodicTask } from "./periodic.js";
 import type { Recovery } from "./recovery.js";
 
@@ -11,6 +12,15 @@ export interface HealthSnapshot {
   activeJobs: number;
   concurrencyLimit: number;
   queues: readonly string[];
+}
+
+/**
+ * The status a health record reports: the loop's status, except that a worker whose queues are
+ * empty while it still runs jobs is "running", not "idle (no jobs)" (RRQ's loop reports the
+ * latter, which `rrq check` then showed beside a non-zero active count).
+ */
+export function reportedStatus(status: string, activeJobs: number): string {
+  return activeJobs > 0 && status === "idle (no jobs)" ? "running" : status;
 }
 
 /**
@@ -71,10 +81,13 @@ export class Heartbeat {
       {
         worker_id: this.workerId,
         timestamp: formatTimestamp(Date.now()),
-        status: s.status,
+        status: reportedStatus(s.status, s.activeJobs),
         active_jobs: s.activeJobs,
         concurrency_limit: s.concurrencyLimit,
         queues: s.queues,
+        // additive: tells rrqkit workers from RRQ's in `rrq check` (RRQ's readers ignore them)
+        implementation: IMPLEMENTATION,
+        version: packageVersion(),
       },
       Math.max(ttl, 1),
     );

@@ -7,9 +7,15 @@ import { canonicalJson, toWireTimestamp } from "../store/encoding.js";
 import { MalformedJobError, parseJob, type JobRecord } from "../store/job.js";
 import type { AttemptRef, ClaimedJob, FencedWrite, JobStore } from "../store/job-store.js";
 import { dlqKey } from "../store/keys.js";
-import type { EventBus } from "../telemetry/events.js";
+import type { EventBus, JobRef } from "../telemetry/events.js";
 import type { JobSpan, JobTelemetry } from "../telemetry/otel.js";
-import { decide, decideTransportError, timedOutMessage, type Decision } from "./decisions.js";
+import {
+  decide,
+  decideTransportError,
+  failureDetail,
+  timedOutMessage,
+  type Decision,
+} from "./decisions.js";
 import { resolveRunnerName, splitRunnerName } from "./routing.js";
 
 /** What every attempt needs from the worker. */
@@ -21,8 +27,11 @@ export interface ExecutionContext {
   workerId: string;
   /** rrq.job spans (no-op unless OpenTelemetry export is configured). */
   telemetry: JobTelemetry;
-  /** Retries a Redis write until it succeeds (or the worker gives up at shutdown). */
-  persist<T>(what: string, write: () => Promise<T>): Promise<T>;
+  /**
+   * Retries a Redis write until it succeeds (or the worker gives up at shutdown); `execution`
+   * names the job, so an outcome written after a Redis outage can be logged.
+   */
+  persist<T>(what: string, write: () => Promise<T>, execution?: JobExecution): Promise<T>;
   /**
    * Called once per execution when its runner part is over (outcome, timeout, transport
    * error, or no dispatch at all), before its result is written.
@@ -113,6 +122,17 @@ export class JobExecution {
     return this.claimed.id;
   }
 
+  /** Job id, function name, queue and attempt: what every log line about this job carries. */
+  get jobRef(): JobRef {
+    const hash = this.claimed.hash;
+    return {
+      jobId: this.jobId,
+      functionName: hash.function_name ?? "",
+      queue: this.queue,
+      attempt: (Number(hash.current_retries) || 0) + 1,
+    };
+  }
+
   /** The fence this attempt's claim received (every write of ours must present it). */
   get fence(): string {
     return this.claimed.hash.lease_fence ?? "";
@@ -135,7 +155,7 @@ export class JobExecution {
     if (this.lost || this.writing) return;
     this.lost = true;
     this.cancel();
-    this.ctx.events.emit("job:fenced", { jobId: this.jobId, write: "lease lost while running" });
+    this.ctx.events.emit("job:fenced", { ...this.jobRef, write: "lease lost while running" });
   }
 
   /** Runs the attempt to completion; never throws. */
@@ -334,57 +354,61 @@ export class JobExecution {
     const attempt = job.currentRetries + 1;
     const durationMs = performance.now() - trace.started;
     const runner = trace.runner;
+    const detail = decision.kind === "complete" ? undefined : failureDetail(decision);
     trace.span?.end({
       outcome: decision.kind === "complete" ? "success" : decision.outcome,
       durationMs,
       retryDelayMs: decision.kind === "retry" ? decision.delaySeconds * 1000 : undefined,
       errorMessage: decision.kind === "complete" ? undefined : decision.error,
-      errorType: trace.errorType,
+      errorType: detail?.type ?? trace.errorType,
+      traceback: detail?.traceback,
     });
     let write: FencedWrite;
     if (decision.kind === "complete") {
       const resultJson = canonicalJsonOrNull(decision.result);
-      write = await this.ctx.persist("complete", () =>
-        store.completeSuccess(this.ref, resultJson, config.defaultResultTtlSeconds),
+      write = await this.ctx.persist(
+        "complete",
+        () => store.completeSuccess(this.ref, resultJson, config.defaultResultTtlSeconds),
+        this,
       );
       if (write === "written" && events.has("job:completed"))
-        events.emit("job:completed", {
-          jobId: job.id,
-          queue: this.queue,
-          runner,
-          attempt,
-          durationMs,
-        });
+        events.emit("job:completed", { ...this.jobRef, runner, attempt, durationMs });
     } else if (decision.kind === "retry") {
       const queue = job.queueName ?? config.defaultQueueName;
       const score = Date.now() + decision.delaySeconds * 1000;
-      write = await this.ctx.persist("retry", () =>
-        store.retry(this.ref, queue, score, decision.error),
+      write = await this.ctx.persist(
+        "retry",
+        () => store.retry(this.ref, queue, score, decision.error, detail),
+        this,
       );
       if (write === "written")
         events.emit("job:retry", {
-          jobId: job.id,
-          queue: this.queue,
+          ...this.jobRef,
           attempt,
           delaySeconds: decision.delaySeconds,
           error: decision.error,
+          errorType: detail?.type ?? null,
+          traceback: detail?.traceback ?? null,
           outcome: decision.outcome,
         });
     } else {
       const dlq = dlqKey(job.dlqName ?? config.defaultDlqName);
-      write = await this.ctx.persist("dlq", () =>
-        store.moveToDlq(this.ref, dlq, decision.error, countAttempt),
+      write = await this.ctx.persist(
+        "dlq",
+        () => store.moveToDlq(this.ref, dlq, decision.error, countAttempt, detail),
+        this,
       );
       if (write === "written")
         events.emit("job:dlq", {
-          jobId: job.id,
-          queue: this.queue,
+          ...this.jobRef,
           attempt,
           error: decision.error,
+          errorType: detail?.type ?? null,
+          traceback: detail?.traceback ?? null,
           outcome: decision.outcome,
         });
     }
-    if (write === "not_owner") events.emit("job:fenced", { jobId: job.id, write: decision.kind });
+    if (write === "not_owner") events.emit("job:fenced", { ...this.jobRef, write: decision.kind });
   }
 
   private async quarantine(reason: string): Promise<void> {
@@ -392,13 +416,14 @@ export class JobExecution {
     const { store, events, config } = this.ctx;
     const error = `${MALFORMED} (${reason})`;
     const dlq = dlqKey(this.claimed.hash.dlq_name || config.defaultDlqName);
-    const write = await this.ctx.persist("quarantine", () =>
-      store.moveToDlq(this.ref, dlq, error, false),
+    const write = await this.ctx.persist(
+      "quarantine",
+      () => store.moveToDlq(this.ref, dlq, error, false),
+      this,
     );
     if (write === "written")
       events.emit("job:dlq", {
-        jobId: this.jobId,
-        queue: this.queue,
+        ...this.jobRef,
         attempt: 0,
         error,
         outcome: "fatal",
@@ -409,11 +434,12 @@ export class JobExecution {
   async release(reason: string): Promise<void> {
     this.writing = true;
     const queue = this.claimed.hash.queue_name || this.queue;
-    const write = await this.ctx.persist("release", () =>
-      this.ctx.store.release(this.ref, queue, reason),
+    const write = await this.ctx.persist(
+      "release",
+      () => this.ctx.store.release(this.ref, queue, reason),
+      this,
     );
-    if (write === "written")
-      this.ctx.events.emit("job:released", { jobId: this.jobId, queue: this.queue, reason });
+    if (write === "written") this.ctx.events.emit("job:released", { ...this.jobRef, reason });
   }
 }
 

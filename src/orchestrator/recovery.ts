@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ResolvedConfig } from "../config/config.js";
 import type { JobStore, RecoveryVerdict } from "../store/job-store.js";
-import { dlqKey, jobKey } from "../store/keys.js";
+import { dlqKey, jobKey, jobLockKey, queueKey } from "../store/keys.js";
 import type { EventBus } from "../telemetry/events.js";
 
 /** Most jobs recovered per pass (RRQ's per-tick limit). */
@@ -33,6 +33,10 @@ export const poisonMessage = (recoveries: number, lastError: string | null) =>
  * moves it to the DLQ with a fenced write that says why.
  */
 export class Recovery {
+  /** Per dead worker, the timer of its follow-up pass (see {@link scheduleFollowUp}). */
+  private readonly followUps = new Map<string, NodeJS.Timeout>();
+  private stopped = false;
+
   constructor(
     private readonly store: JobStore,
     private readonly config: ResolvedConfig,
@@ -52,12 +56,16 @@ export class Recovery {
   }
 
   private async settlePoison(jobId: string, fence: string): Promise<void> {
-    const [recoveries, lastError, dlqName] = await this.store.redis.hmget(
-      jobKey(jobId),
-      "recovery_count",
-      "last_error",
-      "dlq_name",
-    );
+    const [recoveries, lastError, dlqName, functionName, queueName, retries] =
+      await this.store.redis.hmget(
+        jobKey(jobId),
+        "recovery_count",
+        "last_error",
+        "dlq_name",
+        "function_name",
+        "queue_name",
+        "current_retries",
+      );
     const error = poisonMessage(Number(recoveries ?? 0), lastError ?? null);
     const write = await this.store.moveToDlq(
       { jobId, workerId: this.workerId, fence },
@@ -66,7 +74,14 @@ export class Recovery {
       true,
     );
     if (write === "written")
-      this.events.emit("job:dlq", { jobId, queue: "", attempt: 0, error, outcome: "poison" });
+      this.events.emit("job:dlq", {
+        jobId,
+        functionName: functionName ?? "",
+        queue: queueKey(queueName || this.config.defaultQueueName),
+        attempt: Number(retries) || 0,
+        error,
+        outcome: "poison",
+      });
   }
 
   /** Fast path: recovers jobs whose lease expired. Returns how many were put back. */
@@ -98,13 +113,7 @@ export class Recovery {
         seen.add(holder);
         if ((await this.store.healthTtl(holder)) > 0) continue;
         dead.push(holder);
-        for (const jobId of await this.store.activeJobs(
-          holder,
-          RECOVERY_LIMIT_PER_PASS - recovered,
-        )) {
-          const verdict = await this.recover(jobId, holder);
-          if (verdict === "recovered" || verdict === "poison") recovered++;
-        }
+        recovered += await this.recoverHolder(holder, RECOVERY_LIMIT_PER_PASS - recovered);
         if (recovered >= RECOVERY_LIMIT_PER_PASS) break scan;
       }
       if (more && !(await pause(ORPHAN_SCAN.pauseMs, signal))) break;
@@ -113,7 +122,63 @@ export class Recovery {
       this.events.emit("recovery:done", { recovered, deadWorkers: dead });
     return recovered;
   }
+
+  /**
+   * Recovers up to `limit` jobs of one dead worker. Jobs whose lock is still live are left
+   * alone (RRQ's writes are unfenced: a paused-not-dead RRQ worker could still write their
+   * result), but instead of waiting for the next orphan scan (up to a heartbeat interval, 60 s,
+   * after the lock expired), a follow-up pass for this worker is scheduled for when the
+   * earliest of those locks expires.
+   */
+  private async recoverHolder(holder: string, limit: number): Promise<number> {
+    let recovered = 0;
+    let nextExpiryMs: number | undefined;
+    for (const jobId of await this.store.activeJobs(holder, limit)) {
+      const verdict = await this.recover(jobId, holder);
+      if (verdict === "recovered" || verdict === "poison") recovered++;
+      if (verdict !== "locked") continue;
+      const ttl = await this.store.redis.pttl(jobLockKey(jobId));
+      if (ttl > 0) nextExpiryMs = Math.min(nextExpiryMs ?? Infinity, ttl);
+    }
+    if (nextExpiryMs !== undefined) this.scheduleFollowUp(holder, nextExpiryMs);
+    return recovered;
+  }
+
+  /**
+   * Runs {@link recoverHolder} for `holder` after `delayMs` (plus a little slack), if its health
+   * key is still gone then. One timer per dead worker: the earliest expiry wins.
+   */
+  private scheduleFollowUp(holder: string, delayMs: number): void {
+    if (this.stopped || this.followUps.has(holder)) return;
+    const timer = setTimeout(() => {
+      this.followUps.delete(holder);
+      void this.followUp(holder);
+    }, delayMs + FOLLOW_UP_SLACK_MS);
+    timer.unref();
+    this.followUps.set(holder, timer);
+  }
+
+  private async followUp(holder: string): Promise<void> {
+    if (this.stopped) return;
+    try {
+      if ((await this.store.healthTtl(holder)) > 0) return; // it came back
+      const recovered = await this.recoverHolder(holder, RECOVERY_LIMIT_PER_PASS);
+      if (recovered > 0) this.events.emit("recovery:done", { recovered, deadWorkers: [holder] });
+    } catch (error) {
+      this.events.emit("worker:error", { context: "orphan follow-up", error: error as Error });
+    }
+  }
+
+  /** Cancels scheduled follow-up passes (shutdown). */
+  stop(): void {
+    this.stopped = true;
+    for (const timer of this.followUps.values()) clearTimeout(timer);
+    this.followUps.clear();
+  }
 }
+
+/** Slack after a lock's expiry before its follow-up pass (Redis expires keys lazily or in ~100 ms). */
+const FOLLOW_UP_SLACK_MS = 250;
 
 /** Waits `ms`; false when `signal` aborted (before or during the wait). */
 async function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {

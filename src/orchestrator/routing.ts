@@ -37,3 +37,26 @@ export function neededRunners(config: ResolvedConfig, queues: readonly string[])
   for (const queue of queues) needed.add(routedRunner(config, queue) ?? config.defaultRunnerName);
   return [...needed].sort();
 }
+
+/**
+ * The queues a worker serves: the explicit list when one is given (`--queue`), else the default
+ * queue and every queue named in `[rrq.routing]`, as full keys, deduplicated and sorted. RRQ's
+ * worker serves only the default queue then, so jobs enqueued to a routed queue waited forever
+ * unless every worker was started with the right `--queue` flags.
+ */
+export function servedQueues(config: ResolvedConfig, explicit?: readonly string[]): string[] {
+  const queues = explicit?.length
+    ? explicit
+    : [config.defaultQueueName, ...Object.keys(config.runnerRoutes)];
+  return [...new Set(queues.map(queueKey))].sort();
+}
+
+/** Routed queues (bare names) that `served` leaves out, with the runner each routes to. */
+export function unservedRoutes(
+  config: ResolvedConfig,
+  served: readonly string[],
+): Array<{ queue: string; runner: string }> {
+  return Object.entries(config.runnerRoutes)
+    .filter(([queue]) => !served.includes(queueKey(queue)))
+    .map(([queue, runner]) => ({ queue: bareQueueName(queue), runner }));
+}

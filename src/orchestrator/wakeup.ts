@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { wakeChannel } from "../store/keys.js";
+import { closeRedis } from "./bounded.js";
 
 /**
  * Tells the idle worker loop when to look for work again, without a fixed poll sleep:
@@ -57,14 +58,10 @@ export class Wakeup {
     });
   }
 
-  /** Unsubscribes and closes the subscriber connection. */
+  /** Unsubscribes and closes the subscriber connection (at once when Redis is unreachable). */
   async close(): Promise<void> {
     this.notify();
-    try {
-      await this.subscriber.quit();
-    } catch {
-      this.subscriber.disconnect();
-    }
+    await closeRedis(this.subscriber);
   }
 }
 

@@ -3,26 +3,32 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
-import type { ResolvedConfig } from "../config/config.js";
+import { defaultRunnerMissing, type ResolvedConfig } from "../config/config.js";
 import { ConfigError } from "../errors.js";
+import { RunnerProcessGroups } from "../runner/process-groups.js";
 import { RunnerPool } from "../runner/runner-pool.js";
 import { JobStore } from "../store/job-store.js";
-import { queueKey } from "../store/keys.js";
-import { connectRedis, throttled } from "../store/redis.js";
-import { EventBus } from "../telemetry/events.js";
+import { bareQueueName } from "../store/keys.js";
+import { connectRedis } from "../store/redis.js";
+import { EventBus, type JobRef } from "../telemetry/events.js";
 import { noopJobTelemetry, type JobTelemetry } from "../telemetry/otel.js";
+import { closeRedis, within } from "./bounded.js";
 import { Heartbeat } from "./heartbeat.js";
 import { startCron, type CronScheduler } from "./cron.js";
 import { LeaseKeeper } from "./leases.js";
 import { Recovery } from "./recovery.js";
 import { JobExecution, ReleaseReasons, type ExecutionContext } from "./job-execution.js";
-import { neededRunners, routedRunner } from "./routing.js";
+import { RedisMonitor } from "./redis-monitor.js";
+import { neededRunners, routedRunner, servedQueues, unservedRoutes } from "./routing.js";
 import { jitteredPollDelayMs, Wakeup } from "./wakeup.js";
 
 /** Options of a {@link Worker}. */
 export interface WorkerOptions {
   config: ResolvedConfig;
-  /** Queues to serve (names or keys); defaults to the configured default queue. */
+  /**
+   * Queues to serve (names or keys); defaults to the configured default queue and every queue
+   * named in `[rrq.routing]` (see {@link servedQueues}).
+   */
   queues?: readonly string[];
   /** Exit once no job is ready and nothing runs (`--burst`). */
   burst?: boolean;
@@ -40,6 +46,28 @@ export function newWorkerId(): string {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Shutdown timings. After the grace period and the runners' stop, results still unwritten get
+ * FINAL_WRITES_MS while Redis is unreachable (it may never come back), and up to
+ * FINAL_WRITES_MAX_MS while it answers but is slow. A claim pass in progress gets LOOP_STOP_MS
+ * (a claim waits for Redis without bound), background tasks TASK_STOP_MS each.
+ */
+export const ShutdownTimings = {
+  FINAL_WRITES_MS: 5_000,
+  FINAL_WRITES_MAX_MS: 30_000,
+  LOOP_STOP_MS: 2_000,
+  TASK_STOP_MS: 2_000,
+} as const;
+
+/** How a worker's run ended. */
+export interface ShutdownReport {
+  /**
+   * Jobs whose result (or re-queue) could not be written before shutdown gave up on Redis.
+   * Their leases expire and any live worker puts them back in their queues.
+   */
+  readonly unwritten: readonly JobRef[];
+}
+
 /** Checks RRQ's worker preconditions (rrq-0.11-facts §2.1 step 6); throws ConfigError. */
 function validateWorker(config: ResolvedConfig, queues: readonly string[]): void {
   if (queues.length === 0)
@@ -56,10 +84,7 @@ function validateWorker(config: ResolvedConfig, queues: readonly string[]): void
       );
     }
     if (!routed && !config.runners[config.defaultRunnerName]) {
-      throw new ConfigError(
-        "invalid_config",
-        `default runner '${config.defaultRunnerName}' is not configured`,
-      );
+      throw new ConfigError("invalid_config", defaultRunnerMissing(config));
     }
   }
 }
@@ -91,17 +116,26 @@ export class Worker {
   private cron: CronScheduler | undefined;
   private socketDir: string | undefined;
   private stopping = false;
+  private resolveStop!: () => void;
+  /** Settles when shutdown is requested. */
+  private readonly stopRequested = new Promise<void>((resolve) => (this.resolveStop = resolve));
   private abandonWrites = false;
+  private readonly monitor: RedisMonitor;
+  private readonly groups: RunnerProcessGroups;
+  private recovery: Recovery | undefined;
+  /** Kills the runner processes if the process exits before drain() stopped them. */
+  private readonly exitHook = () => this.groups.killAll();
   private cursor = 0;
   private statusText = "initializing";
 
   constructor(options: WorkerOptions) {
     this.config = options.config;
-    const queues = options.queues?.length ? options.queues : [options.config.defaultQueueName];
-    this.queues = [...new Set(queues.map(queueKey))].sort();
+    this.queues = servedQueues(this.config, options.queues);
     validateWorker(this.config, this.queues);
     this.burst = options.burst ?? false;
     this.events = options.events ?? new EventBus();
+    this.monitor = new RedisMonitor(this.events);
+    this.groups = new RunnerProcessGroups(this.events);
     this.workerId = options.workerId ?? newWorkerId();
     this.telemetry = options.telemetry ?? noopJobTelemetry;
   }
@@ -127,17 +161,68 @@ export class Worker {
   requestShutdown(): void {
     if (this.stopping) return;
     this.stopping = true;
+    this.resolveStop();
     this.wakeup?.notify();
   }
 
-  /** Starts runners and serves until shutdown (or until drained in burst mode). */
-  async run(): Promise<void> {
-    await this.start();
+  /**
+   * SIGKILLs every runner process this worker started, synchronously: for a forced exit (a
+   * second signal) that cannot wait for the graceful stop. Also done by an `exit` hook.
+   */
+  killRunnersNow(): void {
+    this.groups.killAll();
+  }
+
+  /** Pids of the runner processes running now (each leads its own process group). */
+  get runnerPids(): readonly number[] {
+    return this.groups.alive;
+  }
+
+  /**
+   * Starts runners and serves until shutdown (or until drained in burst mode). The report lists
+   * the jobs whose results could not be written (Redis unreachable at shutdown).
+   */
+  async run(): Promise<ShutdownReport> {
+    process.on("exit", this.exitHook);
     try {
-      await this.loop();
-    } finally {
-      await this.drain();
+      await this.start();
+    } catch (error) {
+      this.disposeHooks();
+      throw error;
     }
+    let report: ShutdownReport = { unwritten: [] };
+    try {
+      await this.serve();
+    } finally {
+      report = await this.drain();
+    }
+    return report;
+  }
+
+  /**
+   * The claim loop, until it ends or shutdown is requested; then it gets LOOP_STOP_MS to finish
+   * its pass (a claim sent to an unreachable Redis waits for it without bound).
+   */
+  private async serve(): Promise<void> {
+    const loop = this.loop();
+    const stopped = this.stopRequested.then(() => within(loop, ShutdownTimings.LOOP_STOP_MS));
+    await Promise.race([loop, stopped]);
+  }
+
+  private disposeHooks(): void {
+    process.off("exit", this.exitHook);
+    this.groups.dispose();
+  }
+
+  /** Warnings worth a line at start: the config's, and routed queues left out by `--queue`. */
+  private startWarnings(): string[] {
+    const unserved = unservedRoutes(this.config, this.queues).map(
+      ({ queue, runner }) =>
+        `queue '${queue}' is routed to runner '${runner}' in [rrq.routing] but this worker serves ` +
+        `only ${this.queues.map((q) => `'${bareQueueName(q)}'`).join(", ")} (--queue): its jobs ` +
+        "wait until a worker serving it runs",
+    );
+    return [...this.config.warnings, ...unserved];
   }
 
   private setStatus(status: string): void {
@@ -148,13 +233,9 @@ export class Worker {
 
   private async start(): Promise<void> {
     const config = this.config;
-    const onError = throttled((error: Error) =>
-      this.events.emit("worker:error", { context: "redis connection (retrying)", error }),
-    );
-    this.redis = connectRedis(config.redisDsn, {
-      name: this.workerId,
-      onError,
-    });
+    for (const message of this.startWarnings()) this.events.emit("worker:warning", { message });
+    this.redis = connectRedis(config.redisDsn, { name: this.workerId });
+    this.monitor.attach(this.redis, "main");
     this.store = new JobStore(this.redis);
     this.socketDir = mkdtempSync(join(tmpdir(), "rrq-"));
     // ajv and the schemas cost ~10 MB of heap: load them only in strict mode
@@ -178,11 +259,11 @@ export class Worker {
     }
     try {
       await Promise.all([...this.pools.values()].map((pool) => pool.start()));
-      this.wakeup = new Wakeup(
-        connectRedis(config.redisDsn, { name: `${this.workerId}:wake`, onError }),
-        this.queues,
-      );
-      await this.wakeup.start();
+      const subscriber = connectRedis(config.redisDsn, { name: `${this.workerId}:wake` });
+      this.monitor.attach(subscriber, "subscriber");
+      this.wakeup = new Wakeup(subscriber, this.queues);
+      // SUBSCRIBE waits for an unreachable Redis without bound: a stop request ends the wait
+      await Promise.race([this.wakeup.start(), this.stopRequested]);
     } catch (error) {
       await Promise.all([...this.pools.values()].map((pool) => pool.close(0)));
       await this.closeConnections();
@@ -192,6 +273,7 @@ export class Worker {
     // of "initializing" until the next tick up to a minute later.
     this.setStatus("running");
     const recovery = new Recovery(this.store, config, this.workerId, this.events);
+    this.recovery = recovery;
     this.heartbeat = new Heartbeat(
       this.store,
       this.workerId,
@@ -230,19 +312,39 @@ export class Worker {
       events: this.events,
       workerId: this.workerId,
       telemetry: this.telemetry,
-      persist: (what, write) => this.persist(what, write),
+      persist: (what, write, execution) => this.persist(what, write, execution),
       attemptEnded: (execution) => {
         if (this.executing.delete(execution)) this.wakeup?.notify();
       },
     };
   }
 
-  /** Retries a Redis write with backoff until it succeeds; a claimed job's result is never dropped. */
-  private async persist<T>(what: string, write: () => Promise<T>): Promise<T> {
+  /**
+   * Retries a Redis write with backoff until it succeeds; a claimed job's result is never dropped
+   * (only shutdown gives up, see `awaitFinalWrites`). A job's write that waited for Redis to come
+   * back is reported (`job:written-after-outage`): otherwise the outcome of a job that finished
+   * during an outage would never show in the log (job completions are debug lines).
+   */
+  private async persist<T>(
+    what: string,
+    write: () => Promise<T>,
+    execution?: JobExecution,
+  ): Promise<T> {
+    const outages = this.monitor.outages;
+    const downAtStart = this.monitor.isDown;
+    const started = Date.now();
     let delay = 100;
     for (;;) {
       try {
-        return await write();
+        const result = await write();
+        if (execution && (downAtStart || this.monitor.outages !== outages))
+          this.events.emit("job:written-after-outage", {
+            ...execution.jobRef,
+            write: what,
+            result: String(result),
+            waitedMs: Date.now() - started,
+          });
+        return result;
       } catch (error) {
         if (this.abandonWrites) throw error;
         this.events.emit("worker:error", {
@@ -340,15 +442,7 @@ export class Worker {
   private launch(execution: JobExecution): void {
     this.running.add(execution);
     this.executing.add(execution);
-    if (this.events.has("job:claimed")) {
-      const hash = execution.claimed.hash;
-      this.events.emit("job:claimed", {
-        jobId: execution.jobId,
-        queue: execution.queue,
-        functionName: hash.function_name ?? "",
-        attempt: Number(hash.current_retries ?? 0) + 1,
-      });
-    }
+    if (this.events.has("job:claimed")) this.events.emit("job:claimed", execution.jobRef);
     const done = this.runTracked(execution, () => this.finished.delete(done));
     this.finished.add(done);
   }
@@ -361,6 +455,7 @@ export class Worker {
       this.events.emit("worker:error", {
         context: `job ${execution.jobId}`,
         error: error as Error,
+        job: execution.jobRef,
       });
     } finally {
       this.running.delete(execution);
@@ -373,11 +468,13 @@ export class Worker {
   /**
    * Graceful shutdown (rrq-0.11-facts §2.13): wait up to the grace period for running jobs;
    * then send cancels (if cancel hints are on), stop the runners, and give every interrupted
-   * job back to its queue without counting an attempt.
+   * job back to its queue without counting an attempt. Bounded even when Redis is unreachable:
+   * see {@link ShutdownTimings}; what could not be written is in the report.
    */
-  private async drain(): Promise<void> {
+  private async drain(): Promise<ShutdownReport> {
     this.stopping = true;
-    await this.cron?.stop();
+    this.resolveStop();
+    await within(this.cron?.stop(), ShutdownTimings.TASK_STOP_MS);
     const graceUntil = Date.now() + this.config.workerShutdownGracePeriodSeconds * 1000;
     while (this.running.size > 0 && Date.now() < graceUntil) await sleep(50);
     for (const execution of this.running) {
@@ -386,23 +483,41 @@ export class Worker {
     }
     const graceMs = this.config.runnerShutdownTermGraceSeconds * 1000;
     await Promise.all([...this.pools.values()].map((pool) => pool.close(graceMs)));
-    const writesDeadline = sleep(30_000).then(() => (this.abandonWrites = true));
-    await Promise.race([Promise.all([...this.finished]), writesDeadline]);
-    await this.leases?.stop();
-    await this.heartbeat?.stop();
+    const unwritten = await this.awaitFinalWrites();
+    this.recovery?.stop();
+    await within(this.leases?.stop(), ShutdownTimings.TASK_STOP_MS);
+    await within(this.heartbeat?.stop(), ShutdownTimings.TASK_STOP_MS);
     this.setStatus("stopped");
     await this.closeConnections();
+    this.disposeHooks();
+    if (unwritten.length > 0)
+      this.events.emit("worker:unwritten", {
+        jobs: unwritten,
+        leaseSeconds: this.config.leaseSeconds,
+      });
+    return { unwritten };
+  }
+
+  /**
+   * Waits for the results still being written: while Redis answers, up to FINAL_WRITES_MAX_MS;
+   * once it has been unreachable past FINAL_WRITES_MS, no longer. Returns the jobs given up on.
+   */
+  private async awaitFinalWrites(): Promise<JobRef[]> {
+    const started = Date.now();
+    for (;;) {
+      if (this.finished.size === 0) return [];
+      const waited = Date.now() - started;
+      if (waited >= ShutdownTimings.FINAL_WRITES_MAX_MS) break;
+      if (waited >= ShutdownTimings.FINAL_WRITES_MS && this.monitor.isDown) break;
+      await within(Promise.all([...this.finished]), 100);
+    }
+    this.abandonWrites = true;
+    return [...this.running].map((execution) => execution.jobRef);
   }
 
   private async closeConnections(): Promise<void> {
     await this.wakeup?.close();
-    if (this.redis) {
-      try {
-        await this.redis.quit();
-      } catch {
-        this.redis.disconnect();
-      }
-    }
+    if (this.redis) await closeRedis(this.redis);
     if (this.socketDir) rmSync(this.socketDir, { recursive: true, force: true });
   }
 }

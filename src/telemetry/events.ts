@@ -1,5 +1,19 @@
 import { EventEmitter } from "node:events";
 
+/** What every log line about a job carries: its id, function name, queue and attempt (1-based). */
+export interface JobRef {
+  jobId: string;
+  functionName: string;
+  queue: string;
+  attempt: number;
+}
+
+/** A failure's error type and traceback (null: none), as stored in the job hash. */
+export interface ErrorDetailFields {
+  errorType: string | null;
+  traceback: string | null;
+}
+
 /**
  * Every observable thing the orchestrator does, by scoped name. Handlers run synchronously on
  * the emitting path: keep them cheap and never throw (a throwing handler is caught and
@@ -38,38 +52,54 @@ export interface OrchestratorEvents {
   /** One line a runner wrote to stdout or stderr. */
   "runner:log": { runner: string; index: number; stream: "stdout" | "stderr"; line: string };
   /** A job was claimed by this worker. */
-  "job:claimed": { jobId: string; queue: string; functionName: string; attempt: number };
+  "job:claimed": JobRef;
   /** An attempt was dispatched to a runner. */
   "job:dispatched": { jobId: string; requestId: string; runner: string; attempt: number };
   /** A job completed successfully. */
-  "job:completed": {
-    jobId: string;
-    queue: string;
-    runner: string;
-    attempt: number;
-    durationMs: number;
-  };
+  "job:completed": JobRef & { runner: string; durationMs: number };
   /** A job will be retried. */
-  "job:retry": {
-    jobId: string;
-    queue: string;
-    attempt: number;
+  "job:retry": JobRef & {
     delaySeconds: number;
     error: string;
     outcome: string;
-  };
+  } & Partial<ErrorDetailFields>;
   /** A job was moved to the dead-letter queue. */
-  "job:dlq": { jobId: string; queue: string; attempt: number; error: string; outcome: string };
+  "job:dlq": JobRef & { error: string; outcome: string } & Partial<ErrorDetailFields>;
   /** A claimed job was given back to its queue without counting an attempt. */
-  "job:released": { jobId: string; queue: string; reason: string };
+  "job:released": JobRef & { reason: string };
   /** A terminal or retry write was skipped because another worker holds the job. */
-  "job:fenced": { jobId: string; write: string };
+  "job:fenced": JobRef & { write: string };
+  /**
+   * A job's outcome was written only after Redis came back (it waited `waitedMs` while Redis
+   * was unreachable). `write` is what was written (complete, retry, dlq, release, quarantine).
+   */
+  "job:written-after-outage": JobRef & { write: string; result: string; waitedMs: number };
+  /**
+   * Shutdown gave up on writing these jobs' results (Redis unreachable): their leases expire
+   * and any live worker puts them back in their queues.
+   */
+  "worker:unwritten": { jobs: JobRef[]; leaseSeconds: number };
   /** Orphaned jobs of dead workers were put back in their queues. */
   "recovery:done": { recovered: number; deadWorkers: string[] };
   /** The worker's status changed (RRQ health statuses). */
   "worker:status": { status: string };
   /** A background failure the worker survived. */
-  "worker:error": { context: string; error: Error };
+  "worker:error": { context: string; error: Error; job?: JobRef };
+  /** Something the operator should know at start (config warnings, unserved routed queues). */
+  "worker:warning": { message: string };
+  /**
+   * A Redis connection failed (`first`: the outage's first report; later ones are rate-limited);
+   * `retryInMs` until the next attempt, down `downForMs` so far.
+   */
+  "redis:down": {
+    first: boolean;
+    reason: string;
+    retryInMs: number;
+    downForMs: number;
+    failures: number;
+  };
+  /** Redis answers again after an outage of `downForMs`. */
+  "redis:up": { downForMs: number };
 }
 
 export type EventName = keyof OrchestratorEvents;

@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import pino, { type Logger } from "pino";
 import type PinoPretty from "pino-pretty";
-import type { EventBus } from "./events.js";
+import type { EventBus, JobRef } from "./events.js";
 
 /** Log output format: JSON lines, or human-readable lines. */
 export type LogFormat = "json" | "pretty";
@@ -109,58 +109,113 @@ export function attachLogging(events: EventBus, logger: Logger): void {
   // Two events per job: subscribed only when debug lines are written, so that at info level
   // the emitters see no listener and build no payload (see EventBus.has).
   if (logger.isLevelEnabled("debug")) {
-    events.on("job:claimed", (e) =>
-      logger.debug(
-        { job_id: e.jobId, queue: e.queue, function: e.functionName, attempt: e.attempt },
-        "job claimed",
-      ),
-    );
+    events.on("job:claimed", (e) => logger.debug(jobFields(e), "job claimed"));
     events.on("job:completed", (e) =>
       logger.debug(
-        {
-          job_id: e.jobId,
-          queue: e.queue,
-          runner: e.runner,
-          attempt: e.attempt,
-          duration_ms: Math.round(e.durationMs),
-        },
+        { ...jobFields(e), runner: e.runner, duration_ms: Math.round(e.durationMs) },
         "job completed",
       ),
     );
   }
-  events.on("job:retry", (e) =>
-    logger.info(
-      {
-        job_id: e.jobId,
-        queue: e.queue,
-        attempt: e.attempt,
-        delay_seconds: e.delaySeconds,
-        error: e.error,
-        outcome: e.outcome,
-      },
-      "job will retry",
-    ),
-  );
-  events.on("job:dlq", (e) =>
-    logger.warn(
-      { job_id: e.jobId, queue: e.queue, attempt: e.attempt, error: e.error, outcome: e.outcome },
-      "job moved to the DLQ",
-    ),
-  );
+  events.on("job:retry", (e) => {
+    const fields = { ...jobFields(e), error: e.error, error_type: e.errorType ?? null };
+    logger.info({ ...fields, delay_seconds: e.delaySeconds, outcome: e.outcome }, "job will retry");
+    logTraceback(logger, e);
+  });
+  events.on("job:dlq", (e) => {
+    const fields = { ...jobFields(e), error: e.error, error_type: e.errorType ?? null };
+    logger.warn({ ...fields, outcome: e.outcome }, "job moved to the DLQ");
+    logTraceback(logger, e);
+  });
   events.on("job:released", (e) =>
-    logger.info({ job_id: e.jobId, queue: e.queue, reason: e.reason }, "job re-queued"),
+    logger.info({ ...jobFields(e), reason: e.reason }, "job re-queued"),
   );
   events.on("job:fenced", (e) =>
     logger.warn(
-      { job_id: e.jobId, write: e.write },
+      { ...jobFields(e), write: e.write },
       "another worker holds this job; result not written",
     ),
   );
+  events.on("job:written-after-outage", (e) =>
+    logger.info(
+      { ...jobFields(e), write: e.write, result: e.result, waited_ms: e.waitedMs },
+      `job outcome written after redis reconnected (${e.write}: ${e.result})`,
+    ),
+  );
+  events.on("worker:unwritten", (e) =>
+    logger.error(
+      { jobs: e.jobs.map(jobFields), lease_seconds: e.leaseSeconds },
+      `could not write the outcome of ${e.jobs.length} job(s) before exiting (redis unreachable): ` +
+        `${e.jobs.map((j) => j.jobId).join(", ")}; their leases expire within ` +
+        `${e.leaseSeconds}s of redis being back and any live worker puts them back in their queues`,
+    ),
+  );
+  events.on("redis:down", (e) =>
+    logger.warn(
+      {
+        reason: e.reason,
+        retry_in_ms: e.retryInMs,
+        down_for_ms: e.downForMs,
+        failures: e.failures,
+      },
+      e.first
+        ? `redis unreachable (${e.reason}), retrying in ${seconds(e.retryInMs)}`
+        : `redis still unreachable after ${seconds(e.downForMs)} (${e.reason}), ` +
+            `retrying in ${seconds(e.retryInMs)}`,
+    ),
+  );
+  events.on("redis:up", (e) =>
+    logger.info({ down_for_ms: e.downForMs }, `redis reconnected after ${seconds(e.downForMs)}`),
+  );
+  events.on("worker:warning", (e) => logger.warn(e.message));
   events.on("recovery:done", (e) =>
     logger.info({ recovered: e.recovered, dead_workers: e.deadWorkers }, "recovered orphaned jobs"),
   );
   events.on("worker:status", (e) => logger.debug({ status: e.status }, "worker status"));
-  events.on("worker:error", (e) =>
-    logger.error({ context: e.context, err: e.error }, e.error.message),
+  events.on("worker:error", (e) => {
+    const job = e.job ? jobFields(e.job) : {};
+    // A lost connection is expected operation, reported by redis:down: no stack trace
+    if (isConnectionError(e.error))
+      logger.warn({ context: e.context, ...job }, `${e.context}: ${e.error.message}`);
+    else logger.error({ context: e.context, ...job, err: e.error }, e.error.message);
+  });
+}
+
+/** The fields every log line about a job carries. */
+function jobFields(e: JobRef) {
+  return { job_id: e.jobId, function: e.functionName, queue: e.queue, attempt: e.attempt };
+}
+
+/**
+ * The runner's traceback of a failed attempt, on its own debug line: at info level it would
+ * flood the log (up to 8 KiB per failure); the job hash keeps it for `rrq job show`.
+ */
+function logTraceback(logger: Logger, e: JobRef & { traceback?: string | null }): void {
+  if (e.traceback && logger.isLevelEnabled("debug"))
+    logger.debug({ ...jobFields(e), traceback: e.traceback }, "job error traceback");
+}
+
+/** `2000` → "2s", `250` → "0.3s", `61000` → "61s". */
+function seconds(ms: number): string {
+  return ms >= 10_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 100) / 10}s`;
+}
+
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EPIPE",
+  "EAI_AGAIN",
+]);
+
+/** Errors of a connection going away (not bugs): refused, reset, closed. */
+function isConnectionError(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return (
+    (code !== undefined && CONNECTION_CODES.has(code)) ||
+    /^Connection is closed|Stream isn't writeable/.test(error.message)
   );
 }

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import type { Redis } from "ioredis";
 import { resolveConfig, type ResolvedConfig } from "../../src/config/config.js";
-import { Worker } from "../../src/orchestrator/worker.js";
+import { Worker, type ShutdownReport } from "../../src/orchestrator/worker.js";
 import { EventBus, type EventName, type OrchestratorEvents } from "../../src/telemetry/events.js";
 import type { JobTelemetry } from "../../src/telemetry/otel.js";
 
@@ -45,7 +45,7 @@ export class RunningWorker {
   readonly events = new EventBus();
   readonly seen: Array<{ name: EventName; payload: unknown }> = [];
   readonly worker: Worker;
-  private done: Promise<void> | undefined;
+  private done: Promise<ShutdownReport> | undefined;
 
   constructor(config: ResolvedConfig, queues?: string[], burst = false, telemetry?: JobTelemetry) {
     this.worker = new Worker({ config, queues, burst, events: this.events, telemetry });
@@ -89,12 +89,17 @@ export class RunningWorker {
 
   /** Requests shutdown and waits for the drain to finish. */
   async stop(): Promise<void> {
+    await this.stopWithReport();
+  }
+
+  /** Requests shutdown and resolves with the worker's shutdown report. */
+  stopWithReport(): Promise<ShutdownReport> {
     this.worker.requestShutdown();
-    await this.done;
+    return this.done!;
   }
 
   /** Resolves when run() finishes by itself (burst mode). */
-  finished(): Promise<void> {
+  finished(): Promise<ShutdownReport> {
     return this.done!;
   }
 }

@@ -1,10 +1,23 @@
 import type { Command } from "commander";
+import { implementationLabel, type WorkerHealth } from "../../api/workers.js";
 import { ExitCode, say, withApi, type CliContext } from "./shared.js";
 import { json } from "./format.js";
 
 /**
- * `rrq check` (alias `health`): RRQ's worker health report. Unlike RRQ (always 0), it exits 1
- * when no worker has a live health record, so it can serve as a liveness probe.
+ * The Status line's value: RRQ's JSON rendering, and when the record contradicts its active
+ * count ("idle (no jobs)" with jobs running), the consistent status with the recorded one.
+ */
+function statusValue(w: WorkerHealth): string | undefined {
+  const recorded = w.health?.status;
+  if (recorded === undefined) return undefined;
+  if (w.status === undefined || w.status === recorded) return JSON.stringify(recorded);
+  return `${JSON.stringify(w.status)} (recorded ${JSON.stringify(recorded)} beside running jobs)`;
+}
+
+/**
+ * `rrq check` (alias `health`): RRQ's worker health report, plus each worker's implementation
+ * (rrqkit and its version, or RRQ's). Unlike RRQ (always 0), it exits 1 when no worker has a
+ * live health record, so it can serve as a liveness probe.
  */
 async function check(ctx: CliContext, flags: { json?: boolean }): Promise<number> {
   return withApi(ctx, async (api) => {
@@ -14,6 +27,10 @@ async function check(ctx: CliContext, flags: { json?: boolean }): Promise<number
         workers.map(async (w) => ({
           id: w.id,
           ttlSeconds: w.ttlSeconds,
+          implementation: w.implementation ?? null,
+          version: w.version ?? null,
+          implementationLabel: implementationLabel(w),
+          status: w.status ?? null,
           health: w.health ?? null,
           activeJobs: (await api.workers.activeJobs(w.id)).map((a) => ({
             id: a.id,
@@ -38,8 +55,9 @@ async function check(ctx: CliContext, flags: { json?: boolean }): Promise<number
       }
       say(ctx, `  - Worker ID: ${w.id}`);
       // RRQ prints each value as JSON (strings keep their quotes)
+      const status = statusValue(w);
+      if (status !== undefined) say(ctx, `    Status: ${status}`);
       for (const [field, label] of [
-        ["status", "Status"],
         ["active_jobs", "Active Jobs"],
         ["timestamp", "Last Heartbeat"],
       ] as const) {
@@ -47,6 +65,7 @@ async function check(ctx: CliContext, flags: { json?: boolean }): Promise<number
         if (value !== undefined) say(ctx, `    ${label}: ${JSON.stringify(value)}`);
       }
       say(ctx, `    TTL: ${w.ttlSeconds} seconds`);
+      say(ctx, `    Implementation: ${implementationLabel(w)}`);
     }
     return ExitCode.ok;
   });

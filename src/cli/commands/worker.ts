@@ -24,13 +24,14 @@ interface WatchFlags extends RunFlags {
  * only for `worker watch`, so a production `worker run` does not carry it in memory.
  */
 async function orchestrator() {
-  const [worker, events, logger, otel] = await Promise.all([
+  const [worker, events, logger, otel, implementation] = await Promise.all([
     import("../../orchestrator/worker.js"),
     import("../../telemetry/events.js"),
     import("../../telemetry/logger.js"),
     import("../../telemetry/otel.js"),
+    import("../../orchestrator/implementation.js"),
   ]);
-  return { ...worker, ...events, ...logger, ...otel };
+  return { ...worker, ...events, ...logger, ...otel, ...implementation };
 }
 
 const announce = (ctx: CliContext, source: ConfigSource) =>
@@ -57,8 +58,15 @@ async function workerRun(ctx: CliContext, flags: RunFlags): Promise<number> {
     flags.runnerMode ? { runnerManagementMode: flags.runnerMode } : {},
   );
   announce(ctx, source);
-  const { Worker, EventBus, attachLogging, createLogger, resolveLogFormat, jobTelemetryFromEnv } =
-    await orchestrator();
+  const {
+    Worker,
+    EventBus,
+    attachLogging,
+    createLogger,
+    resolveLogFormat,
+    jobTelemetryFromEnv,
+    packageVersion,
+  } = await orchestrator();
   const events = new EventBus();
   const logger = createLogger(resolveLogFormat(flags.logFormat));
   attachLogging(events, logger);
@@ -79,22 +87,31 @@ async function workerRun(ctx: CliContext, flags: RunFlags): Promise<number> {
       worker.requestShutdown();
     },
     () => {
-      logger.warn("second signal: exiting now");
+      // runners live in their own process groups: kill them, or they outlive the daemon
+      const pids = worker.runnerPids;
+      worker.killRunnersNow();
+      logger.warn({ killed_runner_pids: pids }, "second signal: runners killed, exiting now");
       process.exit(ExitCode.failure);
     },
   );
   logger.info(
-    { worker_id: worker.workerId, queues: worker.queues, burst: flags.burst ?? false },
-    "worker starting",
+    {
+      worker_id: worker.workerId,
+      queues: worker.queues,
+      burst: flags.burst ?? false,
+      version: packageVersion(),
+    },
+    `worker starting: serving ${worker.queues.join(", ")}`,
   );
+  let unwritten: number;
   try {
-    await worker.run();
+    unwritten = (await worker.run()).unwritten.length;
     await telemetry.shutdown();
   } finally {
     dispose();
   }
-  logger.info({ worker_id: worker.workerId }, "worker stopped");
-  return ExitCode.ok;
+  logger.info({ worker_id: worker.workerId, unwritten_jobs: unwritten }, "worker stopped");
+  return unwritten > 0 ? ExitCode.failure : ExitCode.ok;
 }
 
 async function workerWatch(ctx: CliContext, flags: WatchFlags): Promise<number> {
@@ -135,6 +152,7 @@ async function workerWatch(ctx: CliContext, flags: WatchFlags): Promise<number> 
   });
   const dispose = onSignals(
     () => supervisor.stop(),
+    // the supervised worker's exit hook kills its runners
     () => process.exit(ExitCode.failure),
   );
   try {
@@ -164,7 +182,11 @@ export function registerWorker(program: Command, ctx: CliContext): void {
   worker
     .command("run")
     .description("claim and run jobs until SIGTERM/SIGINT")
-    .option("--queue <name>", "queue to serve (repeatable; default: default_queue_name)", collect)
+    .option(
+      "--queue <name>",
+      "queue to serve (repeatable; default: default_queue_name and the queues in [rrq.routing])",
+      collect,
+    )
     .option("--burst", "exit once no job is ready and none is running")
     .addOption(runnerMode())
     .addOption(logFormat())
