@@ -32,6 +32,7 @@ cmd = ["rrqkit-runner", "--settings", "app:registry"]
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("RRQ_CONFIG", raising=False)
     monkeypatch.delenv("RRQ_REDIS_DSN", raising=False)
+    monkeypatch.delenv("RRQ_REDIS_CONNECT_TIMEOUT", raising=False)
     monkeypatch.chdir(tmp_path)
 
 
@@ -144,3 +145,26 @@ def test_unparsable_toml(tmp_path: Path) -> None:
     with pytest.raises(ProducerError) as caught:
         load_toml(write(tmp_path / "broken.toml", "[rrq\n"))
     assert caught.value.code == "invalid_config"
+
+
+def test_redis_connect_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path / "rrq.toml", "[rrq]\nredis_connect_timeout_seconds = 1.5\n")
+    config = load_toml(path)
+    assert config.redis_connect_timeout_seconds == 1.5
+    assert "redis_connect_timeout_seconds" not in config.to_dict()  # not one of the seven
+    monkeypatch.setenv("RRQ_REDIS_CONNECT_TIMEOUT", "2")
+    assert load_toml(path).redis_connect_timeout_seconds == 2
+    monkeypatch.setenv("RRQ_REDIS_CONNECT_TIMEOUT", "soon")
+    with pytest.raises(ProducerError) as caught:
+        load_toml(path)
+    assert caught.value.code == "invalid_config"
+    assert "RRQ_REDIS_CONNECT_TIMEOUT" in caught.value.message
+
+
+def test_malformed_redis_dsn_in_the_file_names_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path / "rrq.toml", '[rrq]\nredis_dsn = "localhost:6391"\n')
+    with pytest.raises(ProducerError) as caught:
+        load_toml(path)
+    assert caught.value.code == "invalid_config"
+    assert caught.value.message.startswith('redis_dsn "localhost:6391" has no scheme')
+    assert "redis://localhost:6391/0" in caught.value.message
