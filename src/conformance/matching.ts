@@ -11,7 +11,8 @@
  * | `{"$nullish": true}`         | the key is missing or null                                  |
  * | `{"$type": "integer"}`       | a value of that JSON type (`string`, `number`, `integer`,   |
  * |                              | `boolean`, `object`, `array`, `null`); with `"$nonempty"`  |
- * |                              | a non-empty string/array, with `"$min"` a number ≥ min      |
+ * |                              | a non-empty string/array, with `"$min"` a number ≥ min,     |
+ * |                              | with `"$maxBytes"` a string of at most that many UTF-8 bytes |
  * | `{"$oneOf": [a, b]}`         | any of the alternatives                                     |
  * | `{"$ref": "a.request_id"}`   | the value a reference resolves to (see {@link Resolver})    |
  * | `{"$instant": ref-or-text}`  | an RFC 3339 string naming the same instant (to the ms)      |
@@ -121,8 +122,9 @@ class Matcher {
         this.fail(path, `expected null or absent, got ${show(actual)}`);
       return;
     }
+    // Before the presence check, so that an alternative may be {"$nullish": true}.
+    if ("$oneOf" in op) return this.oneOf(actual, op.$oneOf as unknown[], path, present);
     if (!present) return this.fail(path, `expected ${show(op)}, got (absent)`);
-    if ("$oneOf" in op) return this.oneOf(actual, op.$oneOf as unknown[], path);
     if ("$ref" in op) {
       const wanted = this.resolve(String(op.$ref));
       if (!deepEqual(actual, wanted))
@@ -163,10 +165,10 @@ class Matcher {
     this.fail(path, `unknown operator in expectation ${show(op)}`);
   }
 
-  private oneOf(actual: unknown, options: unknown[], path: string): void {
+  private oneOf(actual: unknown, options: unknown[], path: string, present: boolean): void {
     for (const option of options) {
       const inner = new Matcher(this.resolve);
-      inner.match(actual, option, path, true);
+      inner.match(actual, option, path, present);
       if (inner.mismatches.length === 0) return;
     }
     this.fail(path, `expected one of ${show(options)}, got ${show(actual)}`);
@@ -196,6 +198,11 @@ class Matcher {
       this.fail(path, `expected a non-empty ${wanted}`);
     if (typeof op.$min === "number" && typeof actual === "number" && actual < op.$min)
       this.fail(path, `expected a number >= ${op.$min}, got ${actual}`);
+    if (typeof op.$maxBytes === "number" && typeof actual === "string") {
+      const bytes = Buffer.byteLength(actual, "utf8");
+      if (bytes > op.$maxBytes)
+        this.fail(path, `expected at most ${op.$maxBytes} UTF-8 bytes, got ${bytes}`);
+    }
   }
 }
 

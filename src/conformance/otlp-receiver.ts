@@ -22,6 +22,8 @@ export interface SpanRecord {
   /** OTLP SpanKind: 1 internal, 2 server, 3 client, 4 producer, 5 consumer. */
   kind: number;
   attributes: Record<string, AttributeValue>;
+  /** The span's events (e.g. OpenTelemetry's `exception` event), in order. */
+  events: Array<{ name: string; attributes: Record<string, AttributeValue> }>;
   status: { code: number; message: string };
   resource: Record<string, AttributeValue>;
   /** How the exporter sent it. */
@@ -72,6 +74,10 @@ function spansOf(request: Json, encoding: SpanRecord["encoding"]): SpanRecord[] 
           name: text(s.name),
           kind: Number(s.kind ?? 0),
           attributes: attributes(s.attributes as Json[]),
+          events: ((s.events ?? []) as Json[]).map((e) => ({
+            name: text(e.name),
+            attributes: attributes(e.attributes as Json[]),
+          })),
           status: { code: Number(status.code ?? 0), message: text(status.message) },
           resource,
           encoding,

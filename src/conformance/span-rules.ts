@@ -157,6 +157,27 @@ export function checkRunnerSpan(span: SpanRecord, facts: SpanFacts): string[] {
       problems.push(
         `span status must be UNSET for outcome ${outcomeName(o)}, got code ${span.status.code}`,
       );
+    problems.push(...exceptionEventProblems(span, o.error));
   }
   return problems;
+}
+
+/**
+ * TELEMETRY.md: an outcome whose error carries a traceback is recorded as OpenTelemetry's
+ * `exception` event (type, message, stacktrace). Without a traceback (RRQ's runners never send
+ * one) nothing is required.
+ */
+function exceptionEventProblems(span: SpanRecord, error: ExecutionOutcome["error"]): string[] {
+  if (typeof error?.traceback !== "string") return [];
+  const event = span.events.find((e) => e.name === "exception");
+  if (!event) return ["an error with a traceback must be recorded as an exception event"];
+  const rules: Record<string, Expect> = {
+    "exception.type": value("string", error.type || event.attributes["exception.type"]?.value),
+    "exception.message": value("string", error.message),
+    "exception.stacktrace": value("string", error.traceback),
+  };
+  return Object.entries(rules).flatMap(([name, rule]) => {
+    const problem = checkAttribute(name, event.attributes[name], rule);
+    return problem ? [`exception event: ${problem}`] : [];
+  });
 }
