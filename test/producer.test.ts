@@ -389,6 +389,9 @@ describe("bad input is refused and nothing is written", () => {
     expect(build).toThrow(/redis_dsn .*redis:\/\/localhost:6391\/0/);
     expect(() => new Producer({ redisDsn: "redis://:secret@h:1/x" })).toThrow(/database 'x'/);
     expect(() => new Producer({ redisDsn: "redis://:secret@h:1/x" })).not.toThrow(/secret/);
+    expect(() => new Producer({ redisConnectTimeoutSeconds: 0 })).toThrow(
+      /redis_connect_timeout_seconds must be a finite number > 0/,
+    );
   });
 });
 

@@ -174,8 +174,8 @@ export class Producer {
 
   /**
    * Validates `config` (a bad key or value, or a malformed `redisDsn`, throws `invalid_config`)
-   * and connects lazily-tolerant: the constructor never waits for Redis. `redis` is an existing
-   * connection to use instead (the caller keeps ownership).
+   * and starts connecting in the background: the constructor never waits for Redis. `redis` is
+   * an existing connection to use instead (the caller keeps ownership).
    */
   constructor(config: ProducerConfig & ProducerConnection = {}, redis?: Redis) {
     const { redisConnectTimeoutSeconds, ...settings } = config;
