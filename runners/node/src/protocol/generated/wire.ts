@@ -20,7 +20,7 @@ export interface RequestFrame {
  */
 export interface ExecutionRequest {
   /**
-   * Protocol version. Writers send "2". A runner that receives any other value replies with an error outcome (message "Unsupported protocol version") and keeps the connection open. Absent means "2".
+   * Protocol version. Writers send "2". A runner that receives any other value replies with an error outcome (message "Unsupported protocol version") and keeps the connection open. Absent, or null on read, means "2"; writers never send null.
    */
   protocol_version?: string;
   /**
@@ -52,7 +52,7 @@ export interface ExecutionContext {
    */
   job_id: string;
   /**
-   * 1-based attempt number: the job's current_retries + 1.
+   * 1-based attempt number: the job's current_retries + 1. Orchestrators write >= 1; readers also accept 0 (as RRQ's types do) and pass it on unchanged. An integral float (2.0) is the integer 2.
    */
   attempt: number;
   /**
@@ -64,7 +64,7 @@ export interface ExecutionContext {
    */
   queue_name: string;
   /**
-   * Absolute time by which the attempt must finish, RFC 3339 with "Z". A runner that receives a deadline at or before its clock's now replies timeout without running the handler. Null means no deadline.
+   * Absolute time by which the attempt must finish, RFC 3339 with "Z". A runner that receives a deadline at or before its clock's now replies timeout without running the handler. Null means no deadline. A value that is not an RFC 3339 date-time makes the frame invalid_frame (RUNNER_PROTOCOL.md §10.6).
    */
   deadline?: string | null;
   /**
@@ -154,7 +154,7 @@ export interface CancelFrame {
  */
 export interface CancelRequest {
   /**
-   * Writers send "2". Absent means "2".
+   * Writers send "2". Absent, or null on read, means "2"; writers never send null.
    */
   protocol_version?: string;
   /**
@@ -166,7 +166,7 @@ export interface CancelRequest {
    */
   request_id?: string | null;
   /**
-   * Reserved; ignored by every runtime. Writers send false.
+   * Reserved; ignored by every runtime. Writers send false; readers treat absent or null as false.
    */
   hard_kill?: boolean;
 }
@@ -178,7 +178,7 @@ export interface HelloFrame {
   payload: Hello;
 }
 /**
- * A runner's announcement of what it supports. Since rrqkit 0.1. Sent by the runner as the first frame of each connection, in the connection's encoding, only when its environment has RRQ_RUNNER_HELLO=1. Required on the stdio transport (it is the readiness signal there); optional on unix and tcp, where the orchestrator never waits for it.
+ * A runner's announcement of what it supports. Since rrqkit 0.1. Sent by the runner as the first frame of each connection, in the connection's encoding, only when its environment has RRQ_RUNNER_HELLO=1. An rrqkit orchestrator always sets that variable, and on stdio the hello is then its readiness signal (RUNNER_PROTOCOL.md §5); on unix and tcp the orchestrator never waits for it. Without the variable a runner sends no hello on any transport. Optional fields (runtime_version, max_in_flight) are written with a value or left out, never null; readers treat null like absent.
  */
 export interface Hello {
   /**
