@@ -174,6 +174,23 @@ const valid = [
     ],
   ],
   [
+    "response-error-traceback",
+    "A thrown error's outcome with rrqkit's optional error.traceback (RUNNER_PROTOCOL.md §7.1), non-ASCII included.",
+    [
+      outcome({
+        status: "error",
+        error: {
+          message: "kaboom",
+          type: "RuntimeError",
+          code: null,
+          details: null,
+          traceback:
+            'Traceback (most recent call last):\n  File "handlers.py", line 12, in throw\n    raise RuntimeError("kaboom")\nRuntimeError: kaboom — ü\n',
+        },
+      }),
+    ],
+  ],
+  [
     "response-retry",
     "A retry outcome with retry_after_seconds.",
     [
