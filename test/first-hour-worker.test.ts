@@ -424,6 +424,50 @@ ${nodeRunnerToml(2)}`);
     expect(await run.exited).toBe(1);
     await waitFor(() => pids.every((pid) => !alive(pid)), 5000, "the runners to be gone");
   }, 60_000);
+
+  it("an uncaught exception in the daemon's process kills the runner processes too", async () => {
+    const dist = (path: string) =>
+      JSON.stringify(new URL(`../dist/src/${path}`, import.meta.url).href);
+    const script = join(dir, "crash.mjs");
+    writeFileSync(
+      script,
+      `
+const { Worker } = await import(${dist("orchestrator/worker.js")});
+const { resolveConfig } = await import(${dist("config/config.js")});
+const { EventBus } = await import(${dist("telemetry/events.js")});
+const events = new EventBus();
+const config = resolveConfig({
+  redis_dsn: ${JSON.stringify(redis.url)},
+  default_runner_name: "node",
+  runners: { node: { cmd: [${JSON.stringify(process.execPath)}, ${JSON.stringify(NODE_RUNNER)}], pool_size: 2 } },
+});
+const worker = new Worker({ config, events });
+let ready = 0;
+events.on("runner:ready", () => {
+  if (++ready < 2) return;
+  console.log("PIDS " + JSON.stringify(worker.runnerPids));
+  setTimeout(() => { throw new Error("a bug in the daemon"); }, 10);
+});
+void worker.run();
+`,
+    );
+    const child = spawn(process.execPath, [script], {
+      env: { ...process.env, RRQ_RUNNER_PARENT_GUARD: "0" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const code = await new Promise((resolve) => child.on("exit", resolve));
+    const pids = JSON.parse(/PIDS (\[[^\]]*\])/.exec(out)?.[1] ?? "[]") as number[];
+    cleanups.push(() => {
+      for (const pid of pids) if (alive(pid)) process.kill(-pid, "SIGKILL");
+    });
+    expect(code, out).toBe(1);
+    expect(out).toContain("a bug in the daemon");
+    expect(pids).toHaveLength(2);
+    await waitFor(() => pids.every((pid) => !alive(pid)), 5000, "the runners to be gone");
+  }, 60_000);
 });
 
 describe("a dead RRQ worker's jobs (item 11c)", () => {
