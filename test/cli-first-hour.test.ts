@@ -201,6 +201,10 @@ describe("bad option values: one line naming the option, exit 2, no usage dump (
       await rrq("dlq", "list", "--limit", "ten"),
       /^rrq: --limit must be a non-negative integer, not "ten"\n$/,
     );
+    oneLine(
+      await rrq("enqueue", "f", "--defer-by", "5", "--defer-until", "2030-01-01T00:00:00Z"),
+      /^rrq: --defer-until and --defer-by are mutually exclusive; give one\n$/,
+    );
     oneLine(await rrq("job", "reschedule", "j", "--in", "soon"), /^rrq: --in must be a number/);
     oneLine(await rrq("job", "reschedule", "j", "--at", "soon"), /^rrq: --at must be RFC 3339/);
     oneLine(

@@ -170,6 +170,6 @@ max_in_flight = 4
     expect(bad.output()).toContain("--params must be a JSON object");
     const zero = runCli(["--config", config, "enqueue", "echo", "--timeout", "0"]);
     expect(await zero.exited).toBe(2);
-    expect(zero.output()).toContain("job_timeout_seconds must be a positive integer");
+    expect(zero.output()).toContain("--timeout must be a positive integer");
   });
 });

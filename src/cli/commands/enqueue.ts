@@ -45,10 +45,14 @@ const FLAG_OF: Readonly<Record<string, string>> = {
 
 /** A producer's bad-input error, reworded to name the option the user typed. */
 function inTermsOfFlags(error: unknown): unknown {
-  if (!(error instanceof RrqError) || error.code !== "invalid_argument") return error;
-  const field = /^\w+/.exec(error.message)?.[0];
-  const flag = field === undefined ? undefined : FLAG_OF[field];
-  return flag ? new RrqError(error.code, flag + error.message.slice(field!.length)) : error;
+  if (!(error instanceof RrqError)) return error;
+  if (error.code !== "invalid_argument" && error.code !== "conflicting_options") return error;
+  // every option field named in the message becomes the flag the user typed
+  const message = error.message.replace(
+    /\b[a-z]+(?:_[a-z]+)+\b/g,
+    (field) => FLAG_OF[field] ?? field,
+  );
+  return message === error.message ? error : new RrqError(error.code, message);
 }
 
 async function enqueue(

@@ -13,15 +13,20 @@ import { count } from "./format.js";
  */
 export const ExitCode = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
 
+/** Error codes that mean the user's input or configuration is wrong (exit 2). */
+const USAGE_ERRORS: ReadonlySet<string> = new Set([
+  "invalid_config",
+  "config_not_found",
+  "invalid_argument",
+  "invalid_params",
+  "conflicting_options",
+]);
+
 /** Exit code for an error that escaped a command; prints one clear line on stderr. */
 export function exitCodeFor(error: unknown, io: CliIo): number {
   if (error instanceof RrqError) {
     io.err(`rrq: ${error.message}\n`);
-    return error.code === "invalid_config" ||
-      error.code === "config_not_found" ||
-      error.code === "invalid_argument"
-      ? ExitCode.usage
-      : ExitCode.failure;
+    return USAGE_ERRORS.has(error.code) ? ExitCode.usage : ExitCode.failure;
   }
   io.err(`rrq: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   return ExitCode.failure;
