@@ -15,7 +15,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { Producer } from "../src/producer/producer.js";
 import { freePort } from "../src/runner/ports.js";
 import { ORPHAN_SCAN_KEY } from "../src/store/keys.js";
-import { runCli } from "./support/cli-harness.js";
+import { rrqBinary, runCli, runRrq, writeConfig as writeCliConfig } from "./support/cli-harness.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
 import { NODE_RUNNER, RunningWorker, testConfig, waitFor } from "./support/worker-harness.js";
 
@@ -386,6 +386,19 @@ describe("health status and rrq check (items 9 and 11b)", () => {
       }),
     ]);
   });
+
+  it.skipIf(!rrqBinary())(
+    "RRQ's own rrq check reads an rrqkit health record (extra fields are ignored)",
+    async () => {
+      const worker = await new RunningWorker(testConfig(redis.url)).start();
+      cleanups.push(() => worker.stop());
+      const config = writeCliConfig(redis.url, "", "tcp_port = 9000");
+      const theirs = runRrq(rrqBinary()!, config, ["check"]);
+      expect(theirs.code).toBe(0);
+      expect(theirs.out).toContain(`Worker ID: ${worker.worker.workerId}`);
+      expect(theirs.out).toContain("Active Jobs: 0");
+    },
+  );
 });
 
 describe("every exit path stops the runners (item 11a)", () => {
