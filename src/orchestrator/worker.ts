@@ -13,6 +13,7 @@ import { connectRedis } from "../store/redis.js";
 import { EventBus, type JobRef } from "../telemetry/events.js";
 import { noopJobTelemetry, type JobTelemetry } from "../telemetry/otel.js";
 import { closeRedis, within } from "./bounded.js";
+import { finalWritesSettled, ShutdownTimings, type ShutdownReport } from "./shutdown.js";
 import { Heartbeat } from "./heartbeat.js";
 import { startCron, type CronScheduler } from "./cron.js";
 import { LeaseKeeper } from "./leases.js";
@@ -45,28 +46,6 @@ export function newWorkerId(): string {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * Shutdown timings. After the grace period and the runners' stop, results still unwritten get
- * FINAL_WRITES_MS while Redis is unreachable (it may never come back), and up to
- * FINAL_WRITES_MAX_MS while it answers but is slow. A claim pass in progress gets LOOP_STOP_MS
- * (a claim waits for Redis without bound), background tasks TASK_STOP_MS each.
- */
-export const ShutdownTimings = {
-  FINAL_WRITES_MS: 5_000,
-  FINAL_WRITES_MAX_MS: 30_000,
-  LOOP_STOP_MS: 2_000,
-  TASK_STOP_MS: 2_000,
-} as const;
-
-/** How a worker's run ended. */
-export interface ShutdownReport {
-  /**
-   * Jobs whose result (or re-queue) could not be written before shutdown gave up on Redis.
-   * Their leases expire and any live worker puts them back in their queues.
-   */
-  readonly unwritten: readonly JobRef[];
-}
 
 /** Checks RRQ's worker preconditions (rrq-0.11-facts §2.1 step 6); throws ConfigError. */
 function validateWorker(config: ResolvedConfig, queues: readonly string[]): void {
@@ -498,19 +477,15 @@ export class Worker {
     return { unwritten };
   }
 
-  /**
-   * Waits for the results still being written: while Redis answers, up to FINAL_WRITES_MAX_MS;
-   * once it has been unreachable past FINAL_WRITES_MS, no longer. Returns the jobs given up on.
-   */
+  /** Waits for the results still being written; returns the jobs given up on. */
   private async awaitFinalWrites(): Promise<JobRef[]> {
-    const started = Date.now();
-    for (;;) {
-      if (this.finished.size === 0) return [];
-      const waited = Date.now() - started;
-      if (waited >= ShutdownTimings.FINAL_WRITES_MAX_MS) break;
-      if (waited >= ShutdownTimings.FINAL_WRITES_MS && this.monitor.isDown) break;
-      await within(Promise.all([...this.finished]), 100);
-    }
+    if (
+      await finalWritesSettled(
+        () => this.finished,
+        () => this.monitor.isDown,
+      )
+    )
+      return [];
     this.abandonWrites = true;
     return [...this.running].map((execution) => execution.jobRef);
   }
@@ -522,7 +497,7 @@ export class Worker {
   }
 }
 
-export { ReleaseReasons };
+export { ReleaseReasons, ShutdownTimings, type ShutdownReport };
 
 /**
  * Most jobs one claim call takes: half the worker's concurrency (at most 256). Claiming all free
