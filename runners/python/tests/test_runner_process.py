@@ -352,7 +352,9 @@ def test_user_registry_over_stdio_with_fd_noise(app_dir: Path, flag: str, spec: 
             "Job requested retry",
         )
         rid = conn.send_request("empty_error")
-        assert conn.response(rid)["error"] == {
+        error = conn.response(rid)["error"]
+        assert error.pop("traceback").endswith("ValueError\n")  # RUNNER_PROTOCOL.md §7.1
+        assert error == {
             "message": "Unhandled handler error",
             "type": "ValueError",
             "code": None,
