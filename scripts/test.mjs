@@ -4,6 +4,9 @@
 //   setup    npm packages, redis-server (apt-get when missing)
 //   checks   generated types, golden vectors and vendored Lua copies are in sync
 //   build    TypeScript (runner package, then orchestrator)
+//   newuser  scripts/new-user-check.mjs: the README's install commands, run in a fresh directory
+//            outside the repository, give a working two-queue app (Python and Node handlers,
+//            enqueues from JavaScript and Python, a worker started without --queue)
 //   lint     tsc over tests/bench/chaos, ESLint (type-aware, no-floating-promises), Prettier
 //   ts       Vitest: protocol, runner, producer, orchestrator, daemon
 //   python   runners/python/ci.sh (virtualenv at .venv, ruff, pytest)
@@ -83,8 +86,12 @@ if (wanted("checks")) {
   ]);
   checkVendoredLua();
 }
-if (["build", "ts", "start", "conformance", "chaos", "bench"].some(wanted))
+if (["build", "newuser", "ts", "start", "conformance", "chaos", "bench"].some(wanted))
   run("build", npm, ["run", "build", "--silent"]);
+if (wanted("newuser"))
+  run("new user: install outside the repository as the README says", "node", [
+    "scripts/new-user-check.mjs",
+  ]);
 if (wanted("lint")) {
   run("type-check tests, benchmarks and tools", "npx", [
     "tsc",

@@ -7,37 +7,14 @@
 // registered (last registered first) and removes the registered directories.
 //
 // Protocol, one line each on stdin:
-//   group <pid> <grace-seconds>  SIGTERM <pid>, wait up to the grace for it to exit, then SIGKILL
-//                                its process group
+//   group <pgid> <grace-seconds> SIGTERM the process group, wait up to the grace for all of it
+//                                to exit, then SIGKILL what is left
 //   dir <path>                   remove the directory
 //   done                         the script cleaned up itself; exit without touching anything
 import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-
-const alive = (pid) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function terminate(pid, graceSeconds) {
-  try {
-    process.kill(pid, "SIGTERM");
-  } catch {
-    return;
-  }
-  const deadline = Date.now() + graceSeconds * 1000;
-  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  try {
-    process.kill(-pid, "SIGKILL");
-  } catch {
-    // the group is already gone
-  }
-}
+import { stopGroup } from "./process-group.mjs";
 
 /** The reaper process: reads registrations until EOF, then cleans up unless told "done". */
 async function reap() {
@@ -52,7 +29,7 @@ async function reap() {
     for (const line of lines) {
       const [kind, ...rest] = line.split(" ");
       if (kind === "done") dismissed = true;
-      else if (kind === "group") tasks.push(() => terminate(Number(rest[0]), Number(rest[1])));
+      else if (kind === "group") tasks.push(() => stopGroup(Number(rest[0]), Number(rest[1])));
       else if (kind === "dir")
         tasks.push(() => rmSync(rest.join(" "), { recursive: true, force: true }));
     }
