@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -225,4 +225,34 @@ describe("a custom runner declares its extensions (item 24)", () => {
     expect(ping.code).toBe(2);
     expect(ping.stderr).toContain("ping needs hello");
   });
+});
+
+describe("process-level cases catch what they check (item 19)", () => {
+  it("fails parent-death-exits for a runner whose guard is off, and leaves no runner behind", async () => {
+    const r = await conformance(
+      "--runner-cmd",
+      `env RRQ_RUNNER_PARENT_GUARD=0 ${process.execPath} ${nodeRunner}`,
+      "--name",
+      "noguard",
+      ...runnerOnly,
+      "--transport",
+      "tcp",
+      "--encoding",
+      "json",
+      "--run",
+      "runner/process/parent-death-exits",
+    );
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("a runner exits when its parent dies (RUNNER_PROTOCOL.md §5)");
+    const pid = Number(/the runner \(pid (\d+)\)/.exec(r.stdout)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    // The harness killed the orphan's group (it may linger as a zombie until PID 1 reaps it).
+    let stat = "";
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      // gone
+    }
+    expect(stat).not.toMatch(/^\d+ \(.*\) [RSD]/);
+  }, 120_000);
 });

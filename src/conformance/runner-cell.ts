@@ -18,7 +18,7 @@ function exemptions(c: Case): Set<string> {
     if ("closed" in e) exempt.add(`closed:${String(e.closed)}`);
     if ("close" in e) exempt.add(`closed:${String(e.close)}`);
     if ("end_input" in e) exempt.add(`closed:${String(e.end_input)}`);
-    if ("exit" in e) exempt.add("closed:main");
+    if ("exit" in e || "runner_gone" in e) exempt.add("closed:main");
   };
   for (const step of c.when ?? []) {
     visit(step);
@@ -45,12 +45,17 @@ export class RunnerCell {
     private readonly receiver: OtlpReceiver | undefined,
   ) {}
 
-  private launch(env: Record<string, string> = {}, hello = this.hello): Promise<RunnerSession> {
+  private launch(
+    env: Record<string, string> = {},
+    hello = this.hello,
+    extra: { listenHost?: string; viaParent?: boolean } = {},
+  ): Promise<RunnerSession> {
     return RunnerSession.launch(this.command, {
       transport: this.transport,
       encoding: this.encoding,
       hello,
       env: { ...this.receiver?.env, ...env },
+      ...extra,
     });
   }
 
@@ -66,11 +71,19 @@ export class RunnerCell {
   async run(c: Case): Promise<Failure[]> {
     const given = c.given ?? {};
     const dedicated =
-      given.fresh_process === true || given.hello === false || typeof given.env === "object";
+      given.fresh_process === true ||
+      given.hello === false ||
+      typeof given.env === "object" ||
+      typeof given.listen_host === "string" ||
+      given.via_parent === true;
     const session = dedicated
       ? await this.launch(
           (given.env ?? {}) as Record<string, string>,
           given.hello === false ? false : this.hello,
+          {
+            listenHost: given.listen_host as string | undefined,
+            viaParent: given.via_parent === true,
+          },
         )
       : await this.sharedSession();
     try {
@@ -100,7 +113,8 @@ export class RunnerCell {
     const failures: Failure[] = [];
     let stopped = false;
     try {
-      await script.connect("main");
+      // A case about a runner that must refuse to start has nothing to connect to.
+      if (c.given?.connect !== false) await script.connect("main");
       for (const step of c.when ?? []) {
         if ("await" in step) await expect(script, step.await as Step, this.receiver);
         else await script.step(step);

@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from "node:fs";
 import type { ExecutionOutcome, Frame } from "@rrqkit/runner/protocol";
 import { matchValue, show, text } from "./matching.js";
 import type { OtlpReceiver } from "./otlp-receiver.js";
@@ -126,9 +127,22 @@ export async function expect(
       new Promise<undefined>((r) => setTimeout(() => r(undefined), WAIT_MS)),
     ]);
     if (!exit) fail("the runner exits", `the runner did not exit within ${WAIT_MS} ms`);
-    const code = (e.exit as Record<string, unknown>).code;
+    const { code, nonzero } = e.exit as Record<string, unknown>;
     if (typeof code === "number" && exit!.code !== code)
       fail("the runner exits", `exit status ${exit!.code ?? exit!.signal}, expected ${code}`);
+    if (nonzero === true && exit!.code === 0)
+      fail("the runner exits", "exit status 0, expected a failure status");
+    return;
+  }
+  if ("runner_gone" in e) return expectRunnerGone(script, fail);
+  if ("socket_removed" in e) {
+    await script.session.exit;
+    const spec = script.session.spec;
+    if (spec.kind === "unix" && existsSync(spec.path))
+      fail(
+        "the runner removes its Unix socket on exit (RUNNER_PROTOCOL.md §5)",
+        `${spec.path} still exists after the runner exited`,
+      );
     return;
   }
   if ("hello" in e) {
@@ -185,6 +199,34 @@ export async function expect(
   if ("no_span" in e) return expectNoSpan(script, e, receiver, fail);
   if ("no_response" in e) return; // checked by finish()
   throw new Error(`unknown expectation ${JSON.stringify(e)}`);
+}
+
+/** True while `pid` runs (a zombie, exited but not reaped by its new parent, counts as gone). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** The runner under a killed stand-in parent exits (bounded generously: never a timing check). */
+async function expectRunnerGone(
+  script: RunnerScript,
+  fail: (rule: string, message: string) => never,
+): Promise<void> {
+  const rule = "a runner exits when its parent dies (RUNNER_PROTOCOL.md §5)";
+  const pid = await script.session.runnerPid();
+  if (pid === undefined) fail(rule, "the stand-in parent never reported the runner's pid");
+  const deadline = Date.now() + WAIT_MS;
+  while (running(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (running(pid))
+    fail(rule, `the runner (pid ${pid}) still runs ${WAIT_MS} ms after its parent died`);
 }
 
 async function expectClosed(

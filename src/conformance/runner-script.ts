@@ -92,6 +92,12 @@ export class RunnerScript {
     if ("connect" in step) return this.connect(String(step.connect));
     if ("close" in step) return this.connection(String(step.close)).close();
     if ("end_input" in step) return this.endInput(String(step.end_input));
+    if ("signal" in step) return this.signal(String(step.signal));
+    if ("kill_parent" in step) {
+      // SIGKILL: the stand-in parent gets no chance to pass anything on (RUNNER_PROTOCOL.md §5).
+      if (this.session.pid !== undefined) process.kill(this.session.pid, "SIGKILL");
+      return;
+    }
     if ("ping" in step) {
       const features = this.connection(on).hello?.payload as { features?: unknown } | undefined;
       if (!Array.isArray(features?.features) || !features.features.includes("ping"))
@@ -222,6 +228,13 @@ export class RunnerScript {
     this.marks.set(on, connection.received.length);
     connection.sendRaw(bytes);
     if (step.end === true) this.endInput(on);
+  }
+
+  /** Sends a signal to the runner's process group, as an orchestrator stops a runner. */
+  private signal(name: string): void {
+    const pid = this.session.pid;
+    if (pid === undefined) throw new Error("the runner has no pid");
+    process.kill(-pid, name);
   }
 
   /** Ends the harness→runner direction (stdin EOF on stdio, half-close on sockets). */

@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { createConnection, type Socket } from "node:net";
 import {
   codecFor,
@@ -193,7 +196,14 @@ export interface SessionOptions {
   hello: boolean;
   /** Extra environment (OTLP endpoint and the like). */
   env?: Record<string, string>;
+  /** TCP only: the host put in `--tcp-socket` instead of 127.0.0.1 (non-loopback refusal). */
+  listenHost?: string;
+  /** Start the runner under a stand-in parent the case can kill (parent-death guard). */
+  viaParent?: boolean;
 }
+
+/** The stand-in parent of `viaParent` sessions (compiled beside this file). */
+const PARENT_SHIM = join(dirname(fileURLToPath(import.meta.url)), "parent-shim.js");
 
 /**
  * A runner process launched exactly as an orchestrator launches it: the command line plus the
@@ -211,6 +221,8 @@ export class RunnerSession {
     readonly spec: TransportSpec,
     readonly options: SessionOptions,
     private readonly dir: string | undefined,
+    /** With `viaParent`: the file the stand-in parent writes the runner's pid to. */
+    private readonly pidFile?: string,
   ) {
     child.stderr?.setEncoding("utf8");
     child.stderr?.on("data", (text: string) => {
@@ -231,19 +243,30 @@ export class RunnerSession {
 
   /** Starts the runner. Does not wait for readiness (see {@link connect}). */
   static async launch(command: CommandSpec, options: SessionOptions): Promise<RunnerSession> {
-    const { spec, dir } = await localEndpoint(options.transport, "rrqc-");
+    const endpoint = await localEndpoint(options.transport, "rrqc-");
+    let spec = endpoint.spec;
+    if (spec.kind === "tcp" && options.listenHost) spec = { ...spec, host: options.listenHost };
     const env: NodeJS.ProcessEnv = { ...process.env, ...command.env, ...options.env };
     delete env.RRQ_RUNNER_HELLO;
+    delete env.RRQ_RUNNER_ALLOW_REMOTE; // the refusal case needs the default
+    if (options.viaParent) delete env.RRQ_RUNNER_PARENT_GUARD; // the guard is under test
     if (options.hello) env.RRQ_RUNNER_HELLO = "1";
-    const [program, ...args] = command.argv;
-    const child = spawn(program!, [...args, ...launchArgs(spec, options.encoding)], {
+    let argv = [...command.argv, ...launchArgs(spec, options.encoding)];
+    let pidFile: string | undefined;
+    if (options.viaParent) {
+      pidFile = join(mkdtempSync(join(tmpdir(), "rrqc-parent-")), "runner.pid");
+      env.RRQC_PID_FILE = pidFile;
+      argv = [process.execPath, PARENT_SHIM, ...argv];
+    }
+    const [program, ...args] = argv;
+    const child = spawn(program!, args, {
       stdio: ["pipe", "pipe", "pipe"],
       env,
       cwd: command.cwd,
       detached: true,
     });
     child.on("error", () => {}); // reported through exit / connect failures (see whyGone)
-    return new RunnerSession(child, spec, options, dir);
+    return new RunnerSession(child, spec, options, endpoint.dir, pidFile);
   }
 
   /** The last lines the runner wrote to stderr (for failure reports). */
@@ -326,6 +349,19 @@ export class RunnerSession {
     return this.alive;
   }
 
+  /** With `viaParent`: the runner's own pid, once the stand-in parent has written it. */
+  async runnerPid(timeoutMs = 10_000): Promise<number | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.pidFile && Date.now() < deadline) {
+      if (existsSync(this.pidFile)) {
+        const pid = Number(readFileSync(this.pidFile, "utf8"));
+        if (pid > 0) return pid;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return undefined;
+  }
+
   /** The stdio connection, if one was made. */
   get stdio(): HarnessConnection | undefined {
     return this.stdioConnection;
@@ -334,20 +370,23 @@ export class RunnerSession {
   /** Stops the runner: SIGTERM to its group, then SIGKILL after a grace period. */
   async stop(graceMs = 2000): Promise<void> {
     const pid = this.child.pid;
+    const signal = (sig: NodeJS.Signals) => {
+      try {
+        if (pid !== undefined) process.kill(-pid, sig);
+      } catch {
+        // the group is already gone
+      }
+    };
     if (pid !== undefined && this.alive) {
-      const signal = (sig: NodeJS.Signals) => {
-        try {
-          process.kill(-pid, sig);
-        } catch {
-          // the group is already gone
-        }
-      };
       signal("SIGTERM");
       const timer = setTimeout(() => signal("SIGKILL"), graceMs);
       await this.exit;
       clearTimeout(timer);
-      signal("SIGKILL");
     }
+    // Also when the process we started is gone: a runner that outlived a killed stand-in parent
+    // (or a handler's child) is still in the group.
+    signal("SIGKILL");
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    if (this.pidFile) rmSync(dirname(this.pidFile), { recursive: true, force: true });
   }
 }
