@@ -510,4 +510,28 @@ describe("a dead RRQ worker's jobs (item 11c)", () => {
       "Recovered after lock expiry or worker crash.",
     );
   }, 40_000);
+
+  it("are recovered as soon as the health key expires when it outlives the lock (short job timeouts)", async () => {
+    const dead = "rrq_worker_2_rrqdead";
+    const id = await producer.enqueue("echo", { from: "rrq" }, { deferBySeconds: 3600 });
+    await redis.client.zrem("rrq:queue:default", id);
+    await redis.client.hset(`rrq:job:${id}`, {
+      status: "ACTIVE",
+      worker_id: dead,
+      start_time: new Date().toISOString(),
+      next_scheduled_run_time: new Date().toISOString(),
+    });
+    await redis.client.zadd(`rrq:active:jobs:${dead}`, Math.floor(Date.now() / 1000), id);
+    // the lock is already gone; the dead worker's health key has 2.5 s left
+    await redis.client.set(`rrq:health:worker:${dead}`, "{}", "PX", 2500);
+    await redis.client.del(ORPHAN_SCAN_KEY);
+    const worker = await new RunningWorker(testConfig(redis.url)).start();
+    cleanups.push(() => worker.stop());
+    await waitFor(
+      async () => (await redis.client.hget(`rrq:job:${id}`, "status")) === "COMPLETED",
+      20_000,
+      "the recovered job to run",
+    );
+    expect(await redis.client.exists(`rrq:health:worker:${dead}`)).toBe(0);
+  }, 40_000);
 });

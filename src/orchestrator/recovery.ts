@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ResolvedConfig } from "../config/config.js";
 import type { JobStore, RecoveryVerdict } from "../store/job-store.js";
-import { dlqKey, jobKey, jobLockKey, queueKey } from "../store/keys.js";
+import { dlqKey, healthKey, jobKey, jobLockKey, queueKey } from "../store/keys.js";
 import type { EventBus } from "../telemetry/events.js";
 
 /** Most jobs recovered per pass (RRQ's per-tick limit). */
@@ -111,7 +111,14 @@ export class Recovery {
         // SCAN may return a key twice (when Redis resizes its table during the pass).
         if (holder === this.workerId || seen.has(holder)) continue;
         seen.add(holder);
-        if ((await this.store.healthTtl(holder)) > 0) continue;
+        const healthMs = await this.store.redis.pttl(healthKey(holder));
+        if (healthMs > 0) {
+          // Alive, or dead with a health key that outlives its last job's lock (a job timeout
+          // under 10 s): look again when the key would expire, not a whole interval later. A
+          // live worker refreshes the key meanwhile, and the follow-up then does nothing.
+          if (healthMs <= this.scanIntervalMs) this.scheduleFollowUp(holder, healthMs);
+          continue;
+        }
         dead.push(holder);
         recovered += await this.recoverHolder(holder, RECOVERY_LIMIT_PER_PASS - recovered);
         if (recovered >= RECOVERY_LIMIT_PER_PASS) break scan;
@@ -146,7 +153,8 @@ export class Recovery {
 
   /**
    * Runs {@link recoverHolder} for `holder` after `delayMs` (plus a little slack), if its health
-   * key is still gone then. One timer per dead worker: the earliest expiry wins.
+   * key is gone then. One timer per worker: the earliest wins (a follow-up that still finds
+   * locked jobs schedules the next).
    */
   private scheduleFollowUp(holder: string, delayMs: number): void {
     if (this.stopped || this.followUps.has(holder)) return;
@@ -167,6 +175,11 @@ export class Recovery {
     } catch (error) {
       this.events.emit("worker:error", { context: "orphan follow-up", error: error as Error });
     }
+  }
+
+  /** The heartbeat's interval: how long until the next orphan scan. */
+  private get scanIntervalMs(): number {
+    return Math.min(this.config.workerHealthCheckIntervalSeconds, 60) * 1000;
   }
 
   /** Cancels scheduled follow-up passes (shutdown). */
