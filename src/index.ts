@@ -10,7 +10,12 @@ export {
   type BulkItem,
 } from "./producer/producer.js";
 export { type EnqueueOptions, optionsFromSnakeCase, MAX_PARAMS_BYTES } from "./producer/options.js";
-export { Worker, newWorkerId, type WorkerOptions } from "./orchestrator/worker.js";
+export {
+  Worker,
+  newWorkerId,
+  type ShutdownReport,
+  type WorkerOptions,
+} from "./orchestrator/worker.js";
 export {
   loadConfig,
   findConfigFile,
@@ -25,7 +30,12 @@ export {
   type CronJobConfig,
 } from "./config/config.js";
 export { RrqError, ConfigError, ProducerError, RunnerError, type ErrorCode } from "./errors.js";
-export { EventBus, type OrchestratorEvents, type EventName } from "./telemetry/events.js";
+export {
+  EventBus,
+  type OrchestratorEvents,
+  type EventName,
+  type JobRef,
+} from "./telemetry/events.js";
 export { frameValidator, FrameSchemaError } from "./protocol/validate.js";
 export {
   jobTelemetryFromEnv,
