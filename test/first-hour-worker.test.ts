@@ -210,6 +210,21 @@ describe("routed queues (item 1)", () => {
       expect.stringContaining("queue 'emails' is routed to runner 'node' in [rrq.routing]"),
     ]);
   });
+
+  it("a routed queue whose runner is not configured here is not served, and says so (no start failure)", async () => {
+    const config = testConfig(redis.url, { routing: { emails: "node", videos: "rust" } });
+    const worker = new RunningWorker(config);
+    const warnings: string[] = [];
+    worker.events.on("worker:warning", (e) => warnings.push(e.message));
+    await worker.start();
+    cleanups.push(() => worker.stop());
+    expect(worker.worker.queues).toEqual(["rrq:queue:default", "rrq:queue:emails"]);
+    expect(warnings).toEqual([
+      expect.stringContaining(
+        "queue 'videos' is routed to runner 'rust' in [rrq.routing], which is not configured here",
+      ),
+    ]);
+  });
 });
 
 describe("SIGTERM while Redis is down (items 3 and 8)", () => {

@@ -40,23 +40,35 @@ export function neededRunners(config: ResolvedConfig, queues: readonly string[])
 
 /**
  * The queues a worker serves: the explicit list when one is given (`--queue`), else the default
- * queue and every queue named in `[rrq.routing]`, as full keys, deduplicated and sorted. RRQ's
- * worker serves only the default queue then, so jobs enqueued to a routed queue waited forever
- * unless every worker was started with the right `--queue` flags.
+ * queue and every queue `[rrq.routing]` sends to a runner configured here, as full keys,
+ * deduplicated and sorted. RRQ's worker serves only the default queue then, so jobs enqueued to
+ * a routed queue waited forever unless every worker was started with the right `--queue` flags.
  */
 export function servedQueues(config: ResolvedConfig, explicit?: readonly string[]): string[] {
   const queues = explicit?.length
     ? explicit
-    : [config.defaultQueueName, ...Object.keys(config.runnerRoutes)];
+    : [
+        config.defaultQueueName,
+        ...Object.entries(config.runnerRoutes)
+          .filter(([, runner]) => config.runners[runner] !== undefined)
+          .map(([queue]) => queue),
+      ];
   return [...new Set(queues.map(queueKey))].sort();
 }
 
-/** Routed queues (bare names) that `served` leaves out, with the runner each routes to. */
+/**
+ * Routed queues (bare names) that `served` leaves out, with the runner each routes to and
+ * whether that runner is configured here.
+ */
 export function unservedRoutes(
   config: ResolvedConfig,
   served: readonly string[],
-): Array<{ queue: string; runner: string }> {
+): Array<{ queue: string; runner: string; configured: boolean }> {
   return Object.entries(config.runnerRoutes)
     .filter(([queue]) => !served.includes(queueKey(queue)))
-    .map(([queue, runner]) => ({ queue: bareQueueName(queue), runner }));
+    .map(([queue, runner]) => ({
+      queue: bareQueueName(queue),
+      runner,
+      configured: config.runners[runner] !== undefined,
+    }));
 }

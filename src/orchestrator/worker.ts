@@ -193,13 +193,16 @@ export class Worker {
     this.groups.dispose();
   }
 
-  /** Warnings worth a line at start: the config's, and routed queues left out by `--queue`. */
+  /** Warnings worth a line at start: the config's, and the routed queues not served. */
   private startWarnings(): string[] {
+    const served = this.queues.map((q) => `'${bareQueueName(q)}'`).join(", ");
     const unserved = unservedRoutes(this.config, this.queues).map(
-      ({ queue, runner }) =>
-        `queue '${queue}' is routed to runner '${runner}' in [rrq.routing] but this worker serves ` +
-        `only ${this.queues.map((q) => `'${bareQueueName(q)}'`).join(", ")} (--queue): its jobs ` +
-        "wait until a worker serving it runs",
+      ({ queue, runner, configured }) =>
+        configured
+          ? `queue '${queue}' is routed to runner '${runner}' in [rrq.routing] but this worker ` +
+            `serves only ${served} (--queue): its jobs wait until a worker serving it runs`
+          : `queue '${queue}' is routed to runner '${runner}' in [rrq.routing], which is not ` +
+            `configured here ([rrq.runners.${runner}]): this worker does not serve it`,
     );
     return [...this.config.warnings, ...unserved];
   }
