@@ -453,6 +453,25 @@ ${nodeRunnerToml(2)}`);
     await waitFor(() => pids.every((pid) => !alive(pid)), 5000, "the runners to be gone");
   }, 60_000);
 
+  it("SIGHUP (a closing terminal) stops the daemon gracefully, runners included", async () => {
+    const config = writeConfig(`
+[rrq]
+redis_dsn = "${redis.url}"
+default_runner_name = "node"
+${nodeRunnerToml()}`);
+    const run = daemon(["--config", config, "worker", "run", "--log-format", "json"], {
+      RRQ_RUNNER_PARENT_GUARD: "0",
+    });
+    await waitFor(() => run.output().includes('"msg":"runner ready"'), 20_000, "the runner");
+    const pid = Number(/"pid":(\d+)[^\n]*"msg":"runner started"/.exec(run.output())?.[1]);
+    cleanups.push(() => {
+      if (alive(pid)) process.kill(-pid, "SIGKILL");
+    });
+    run.child.kill("SIGHUP");
+    expect(await run.exited).toBe(0);
+    expect(alive(pid)).toBe(false);
+  }, 60_000);
+
   it("an uncaught exception in the daemon's process kills the runner processes too", async () => {
     const dist = (path: string) =>
       JSON.stringify(new URL(`../dist/src/${path}`, import.meta.url).href);

@@ -37,18 +37,23 @@ async function orchestrator() {
 const announce = (ctx: CliContext, source: ConfigSource) =>
   say(ctx, `Loading RRQ settings from ${source.kind} (${source.path}).`);
 
-/** Installs SIGINT/SIGTERM: the first asks `stop` for a graceful stop, the second exits now. */
+/**
+ * Signals that stop the daemon. SIGHUP too: its default action ends Node at once, without exit
+ * hooks, which left the runners (in process groups of their own, so a closing terminal does not
+ * reach them) running.
+ */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGHUP"];
+
+/** Installs the stop signals: the first asks `stop` for a graceful stop, the second exits now. */
 function onSignals(stop: (signal: NodeJS.Signals) => void, onSecond: () => void): () => void {
   let signals = 0;
   const handler = (signal: NodeJS.Signals) => {
     if (++signals > 1) onSecond();
     else stop(signal);
   };
-  process.on("SIGTERM", handler);
-  process.on("SIGINT", handler);
+  for (const signal of STOP_SIGNALS) process.on(signal, handler);
   return () => {
-    process.off("SIGTERM", handler);
-    process.off("SIGINT", handler);
+    for (const signal of STOP_SIGNALS) process.off(signal, handler);
   };
 }
 
@@ -181,7 +186,7 @@ export function registerWorker(program: Command, ctx: CliContext): void {
   const worker = program.command("worker").description("run the orchestrator");
   worker
     .command("run")
-    .description("claim and run jobs until SIGTERM/SIGINT")
+    .description("claim and run jobs until SIGTERM/SIGINT/SIGHUP")
     .option(
       "--queue <name>",
       "queue to serve (repeatable; default: default_queue_name and the queues in [rrq.routing])",
