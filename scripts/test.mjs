@@ -11,7 +11,8 @@
 //   ts       Vitest: protocol, runner, producer, orchestrator, daemon
 //   python   runners/python/ci.sh (virtualenv at .venv, ruff, pytest)
 //   rust     runners/rust/ci.sh (fmt, clippy -D warnings, cargo test)
-//   start    the quickstart (`npm start -- --once`) completes its demo jobs
+//   start    the quickstart (`npm start -- --once`) completes its demo jobs; the enqueue line it
+//            prints works, one Ctrl-C stops it gracefully, a killed start leaves no worker
 //   conformance  `rrq conformance --binding all,rrq`: every binding over every transport and
 //            encoding, plus RRQ interop
 //   chaos    `npm run chaos -- --quick`: every fault-injection scenario once, invariants checked
@@ -107,8 +108,12 @@ if (wanted("python") && existsSync(join(root, "runners", "python", "ci.sh")))
   run("Python binding", "bash", ["runners/python/ci.sh"]);
 if (wanted("rust") && existsSync(join(root, "runners", "rust", "ci.sh")))
   run("Rust binding", "bash", ["runners/rust/ci.sh"]);
-if (wanted("start"))
+if (wanted("start")) {
   run("quickstart (npm start -- --once)", "node", ["scripts/start.mjs", "--once"]);
+  run("quickstart: its enqueue line, Ctrl-C and a killed start", "node", [
+    "scripts/check-start-signals.mjs",
+  ]);
+}
 if (wanted("conformance"))
   run("conformance, every binding + RRQ interop", "node", [
     "bin/rrq.js",
