@@ -202,7 +202,8 @@ describe.each(transports.flatMap((t) => encodings.map((e) => [t, e] as const)))(
           again.send(r.frame);
           expect(await again.response(r.requestId)).toMatchObject({ result: { alive: true } });
         } else {
-          expect(await runner.exited()).toBe(0);
+          // A decoding error ends the only connection: status 1 (RUNNER_PROTOCOL.md §5).
+          expect(await runner.exited()).toBe(1);
         }
       } finally {
         await runner.stop();

@@ -102,9 +102,12 @@ export async function runFromArgs(
   if (launch.transport.kind === "stdio") {
     const connection = new FrameConnection(process.stdin, takeStdoutForFrames(), codec);
     runtime.serve(connection);
-    // EOF on stdin is a clean end (0); a decoding error ends the only connection: status 1
-    // (RUNNER_PROTOCOL.md §5), as the Python and Rust runtimes exit.
-    const status = () => (connection.closeReason?.kind === "decode" ? 1 : 0);
+    // EOF on stdin is the end of input (0), even inside a frame; any other decoding error ends
+    // the only connection: status 1 (RUNNER_PROTOCOL.md §5), as the Python and Rust runtimes exit.
+    const status = () => {
+      const reason = connection.closeReason;
+      return reason?.kind === "decode" && reason.error.code !== "frame_truncated" ? 1 : 0;
+    };
     process.stdin.on("close", () => void stop(status()));
     process.stdin.on("end", () => void stop(status()));
   } else {
