@@ -35,11 +35,49 @@ export function nestsDeeperThan(value: unknown, levels: number): boolean {
 
 const tooDeepMessage = `nested deeper than ${MAX_NESTING_DEPTH} levels`;
 
-/** Refuses to write a value that readers must reject (RUNNER_PROTOCOL.md §4). */
-export function checkEncodableDepth(value: unknown): void {
-  if (nestsDeeperThan(value, MAX_NESTING_DEPTH)) {
-    throw new FrameEncodeError("not_encodable", `value is ${tooDeepMessage} (or cyclic)`);
+/**
+ * What a writer must know about a value before encoding it (RUNNER_PROTOCOL.md §4): "deep" when
+ * it nests past `levels` (or is cyclic), "non-finite" when it holds NaN or ±Infinity, which JSON
+ * cannot carry; "convert" when it holds objects that are not plain (Date, Buffer, class
+ * instances), which JSON writes through toJSON but MessagePack would write as ext or bin.
+ */
+function writeCheck(value: unknown, levels: number): "deep" | "non-finite" | "convert" | undefined {
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : "non-finite";
+  if (value === null || typeof value !== "object") return undefined;
+  if (levels === 0) return "deep";
+  let found: "convert" | undefined;
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const problem = writeCheck(item, levels - 1);
+      if (problem === "deep" || problem === "non-finite") return problem;
+      found ??= problem;
+    }
+    return found;
   }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return "convert";
+  for (const key in value) {
+    const problem = writeCheck((value as Record<string, unknown>)[key], levels - 1);
+    if (problem === "deep" || problem === "non-finite") return problem;
+    found ??= problem;
+  }
+  return found;
+}
+
+/**
+ * Refuses to write a value that readers must reject (RUNNER_PROTOCOL.md §4): nested past the
+ * limit, or holding NaN or ±Infinity. Returns true when the value holds non-plain objects.
+ */
+export function checkEncodableDepth(value: unknown): boolean {
+  const problem = writeCheck(value, MAX_NESTING_DEPTH);
+  if (problem === "deep")
+    throw new FrameEncodeError("not_encodable", `value is ${tooDeepMessage} (or cyclic)`);
+  if (problem === "non-finite")
+    throw new FrameEncodeError(
+      "not_encodable",
+      "value holds NaN or Infinity, which JSON cannot carry",
+    );
+  return problem === "convert";
 }
 
 /** Rejects a decoded body past the nesting limit (RUNNER_PROTOCOL.md §4). */
@@ -170,7 +208,9 @@ function msgpackProblem(value: unknown, levels: number): string | undefined {
 export const msgpackCodec: PayloadCodec = {
   name: "msgpack",
   encodeFrame(value: unknown): Buffer {
-    checkEncodableDepth(value);
+    // Non-plain objects (a Date in a result) go as their JSON form, never as ext or bin, so both
+    // encodings carry the same data and every reader accepts it.
+    if (checkEncodableDepth(value)) value = JSON.parse(frameJson(value)) as unknown;
     let body: Uint8Array;
     try {
       body = msgpackEncoder.encode(value);
