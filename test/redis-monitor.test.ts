@@ -61,9 +61,10 @@ describe("RedisMonitor", () => {
     expect(monitor.outages).toBe(1);
   });
 
-  it("reports again at once when the reason changes", () => {
-    const { main, downs, fail } = setup();
+  it("reports again at once when the reason changes, but not for a connection merely closing", () => {
+    const { main, sub, downs, fail } = setup();
     fail(main, 0);
+    fail(sub, 10, null);
     fail(main, 100, new Error("WRONGPASS invalid username-password pair"));
     expect(downs.map((d) => d.reason)).toEqual([
       "ECONNREFUSED 127.0.0.1:6391",

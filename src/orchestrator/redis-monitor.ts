@@ -82,7 +82,8 @@ export class RedisMonitor {
     if (reason === CLOSED && this.lastLogged === 0) return;
     const first = this.lastLogged === 0;
     const due = first || now - this.lastLogged >= this.repeatMs;
-    if (!due && reason === this.lastReason) return;
+    // a new reason is news at once; a connection merely closing (the other one, say) is not
+    if (!due && (reason === this.lastReason || reason === CLOSED)) return;
     if (!first && due) this.repeatMs = Math.min(this.repeatMs * 2, MAX_REPEAT_MS);
     this.lastLogged = now;
     this.lastReason = reason;
