@@ -77,6 +77,19 @@ describe("golden vectors: invalid", () => {
   }
 });
 
+describe("golden vectors: accepted (RUNNER_PROTOCOL.md §3, §4)", () => {
+  const accepted = vectors.filter((v) => v.kind === "accepted");
+  it("exist in both encodings", () => {
+    expect(new Set(accepted.map((v) => v.encoding))).toEqual(new Set(["json", "msgpack"]));
+  });
+  for (const v of accepted) {
+    it(`${v.encoding}/${v.name}: decodes whole and chunked into the listed frames`, () => {
+      for (const chunk of [0, 1, 5])
+        expect(decodeStream(v.bytes, v.encoding, chunk)).toEqual(v.frames);
+    });
+  }
+});
+
 describe("frame size cap", () => {
   it("accepts a frame of exactly 16 MiB and rejects one byte more on encode", () => {
     const overhead = Buffer.byteLength(JSON.stringify({ type: "ping", payload: { nonce: "" } }));

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 export interface Vector {
   name: string;
   encoding: "json" | "msgpack";
-  kind: "valid" | "invalid";
+  kind: "valid" | "invalid" | "accepted";
   file: string;
   description: string;
   frames?: unknown[];
