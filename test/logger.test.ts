@@ -59,6 +59,17 @@ describe("attachLogging", () => {
     events.emit("job:released", { ...claimed, reason: "shutdown" });
     events.emit("job:fenced", { ...claimed, write: "complete" });
     events.emit("worker:error", { context: "job j1", error: new Error("bug"), job: claimed });
+    events.emit("job:written-after-outage", {
+      ...claimed,
+      write: "complete",
+      result: "written",
+      waitedMs: 4200,
+    });
+    expect(lines().at(-1)).toMatchObject({
+      level: 30,
+      msg: "job outcome written after redis reconnected (complete: written)",
+      waited_ms: 4200,
+    });
     for (const line of lines())
       expect(line).toMatchObject({
         job_id: "j1",
