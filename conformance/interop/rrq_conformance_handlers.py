@@ -95,6 +95,10 @@ async def large(request: ExecutionRequest) -> Any:
     return {"data": "x" * _param(request, "bytes", 1048576)}
 
 
+async def nan(request: ExecutionRequest) -> Any:
+    return {"value": float("nan")}
+
+
 async def crash(request: ExecutionRequest) -> Any:
     name = request.params.get("signal")
     if name:
@@ -146,6 +150,7 @@ for _handler in (
     flaky,
     timeout,
     large,
+    nan,
     crash,
     noise,
 ):

@@ -69,6 +69,7 @@ const handlers: Record<string, Handler> = {
   },
   timeout: (request) => Outcome.timeout(str(params(request).message) ?? undefined),
   large: (request) => ({ data: "x".repeat(num(params(request).bytes, 1048576)) }),
+  nan: () => ({ value: NaN }),
   crash: (request) => {
     const p = params(request);
     const signal = str(p.signal);

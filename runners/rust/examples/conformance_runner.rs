@@ -178,6 +178,13 @@ fn main() {
         ExecutionOutcome::success(json!({ "data": "x".repeat(bytes) }))
     });
 
+    // serde_json's Value cannot hold NaN (it turns one into null), so no Rust handler can return
+    // a NaN result: the handler reports what the runtime would (conformance/handlers.md).
+    add(&mut runner, "nan", |_req| async move {
+        ExecutionOutcome::error("Outcome could not be sent: NaN cannot be encoded")
+            .with_error_type("OutcomeNotEncodable")
+    });
+
     add(&mut runner, "crash", |req| async move {
         if let Some(sig) = param_str(&req, "signal") {
             if let Some(n) = signal_number(&sig) {

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 import os
 import signal
 import sys
@@ -96,6 +97,10 @@ async def large(request: ExecutionRequest) -> Any:
     return {"data": "x" * int(_param(request, "bytes", 1048576))}
 
 
+async def nan(request: ExecutionRequest) -> Any:
+    return {"value": math.nan}
+
+
 async def crash(request: ExecutionRequest) -> Any:
     sys.stderr.flush()
     name = request.params.get("signal")
@@ -130,6 +135,7 @@ HANDLERS: dict[str, Handler] = {
     "flaky": flaky,
     "timeout": timeout,
     "large": large,
+    "nan": nan,
     "crash": crash,
     "noise": noise,
     "ignore_cancel": ignore_cancel,
