@@ -6,6 +6,9 @@ import { IMPLEMENTATION, packageVersion } from "./implementation.js";
 import { PeriodicTask } from "./periodic.js";
 import type { Recovery } from "./recovery.js";
 
+/** Rewrites prompted by {@link Heartbeat.nudge} are at least this far apart. */
+const NUDGE_MIN_INTERVAL_MS = 1000;
+
 /** What the health record reports about the worker. */
 export interface HealthSnapshot {
   status: string;
@@ -33,6 +36,9 @@ export class Heartbeat {
   private loop: PeriodicTask | undefined;
   /** Ends a recovery pass in progress at stop (its SCAN is paced and can take seconds). */
   private readonly stopping = new AbortController();
+  private nudgeTimer: NodeJS.Timeout | undefined;
+  private nudgeWriting = false;
+  private lastWriteMs = 0;
 
   constructor(
     private readonly store: JobStore,
@@ -57,7 +63,28 @@ export class Heartbeat {
   /** Stops: ends a recovery scan in progress at its next SCAN call, and waits for the tick. */
   async stop(): Promise<void> {
     this.stopping.abort();
+    clearTimeout(this.nudgeTimer);
     await this.loop?.stop();
+  }
+
+  /**
+   * Rewrites the record soon (at most once a second, one write at a time): the worker calls it
+   * when its active count goes from zero to non-zero or back, so `rrq check` does not show a
+   * busy worker as idle (or the reverse) for up to a heartbeat interval.
+   */
+  nudge(): void {
+    if (this.nudgeTimer || this.nudgeWriting || this.stopping.signal.aborted) return;
+    const waitMs = Math.max(0, this.lastWriteMs + NUDGE_MIN_INTERVAL_MS - Date.now());
+    this.nudgeTimer = setTimeout(() => {
+      this.nudgeTimer = undefined;
+      this.nudgeWriting = true;
+      this.writeHealth()
+        .catch((error: unknown) =>
+          this.events.emit("worker:error", { context: "health record", error: error as Error }),
+        )
+        .finally(() => (this.nudgeWriting = false));
+    }, waitMs);
+    this.nudgeTimer.unref();
   }
 
   /** One heartbeat: the health record, then orphan recovery. Never throws. */
@@ -72,6 +99,7 @@ export class Heartbeat {
 
   /** Writes the health record with TTL int(interval + buffer). */
   async writeHealth(): Promise<void> {
+    this.lastWriteMs = Date.now();
     const s = this.snapshot();
     const ttl = Math.trunc(
       this.config.workerHealthCheckIntervalSeconds + this.config.workerHealthCheckTtlBufferSeconds,

@@ -423,6 +423,7 @@ export class Worker {
 
   private launch(execution: JobExecution): void {
     this.running.add(execution);
+    if (this.running.size === 1) this.heartbeat?.nudge(); // busy now: say so in the record
     this.executing.add(execution);
     if (this.events.has("job:claimed")) this.events.emit("job:claimed", execution.jobRef);
     const done = this.runTracked(execution, () => this.finished.delete(done));
@@ -442,6 +443,7 @@ export class Worker {
     } finally {
       this.running.delete(execution);
       this.executing.delete(execution);
+      if (this.running.size === 0) this.heartbeat?.nudge();
       untrack();
       this.wakeup?.notify();
     }
