@@ -9,6 +9,7 @@ export {
   type WaitOptions,
   type BulkItem,
 } from "./producer/producer.js";
+export { BulkEnqueueError, BULK_CHUNK_SIZE } from "./producer/bulk.js";
 export { type EnqueueOptions, optionsFromSnakeCase, MAX_PARAMS_BYTES } from "./producer/options.js";
 export {
   Worker,

@@ -10,6 +10,7 @@ import {
   DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS,
   redisDsnProblem,
 } from "../store/redis.js";
+import { enqueueInChunks } from "./bulk.js";
 import {
   planEnqueue,
   type EnqueueOptions,
@@ -272,11 +273,16 @@ export class Producer {
   }
 
   /**
-   * Enqueues many jobs in one round trip. Every item is validated first; nothing is written if
-   * any is invalid. Rate-limit and debounce options are not allowed here.
+   * Enqueues many jobs, all or nothing: every item is validated first (a bad item or a job id
+   * repeated in `items` throws and writes nothing), then one script call per
+   * 500 items (`BULK_CHUNK_SIZE`) writes each chunk whole or not at all — Redis out of memory,
+   * or a `jobId` that already exists (`duplicate_job_id`), leaves the chunk unwritten. A
+   * failure throws a {@link BulkEnqueueError} whose `writtenIds` are exactly the jobs earlier
+   * chunks wrote (none for up to 500 items). Rate-limit and debounce options are not allowed.
    */
   async enqueueMany(items: readonly BulkItem[]): Promise<string[]> {
     const now = Date.now();
+    const seen = new Set<string>();
     const plans = items.map((item, i) => {
       const plan = planEnqueue(
         item.functionName,
@@ -290,22 +296,14 @@ export class Producer {
           "invalid_argument",
           `item ${i}: rate-limit and debounce options are not allowed in enqueue_many`,
         );
+      if (seen.has(plan.jobId))
+        throw new ProducerError("duplicate_job_id", `job_id '${plan.jobId}' is repeated`);
+      seen.add(plan.jobId);
       return plan;
     });
-    let replies: EnqueueReply[];
-    try {
-      replies = await this.store.enqueueMany(plans);
-    } catch (error) {
-      throw redisFailure(error, this.config.redisDsn, "bulk enqueue");
-    }
-    const duplicates = replies.flatMap((r, i) => (r.code === -1 ? [plans[i]!.jobId] : []));
-    if (duplicates.length > 0) {
-      throw new ProducerError(
-        "duplicate_job_id",
-        `job_id already exists: ${duplicates.join(", ")} (the other items were enqueued)`,
-      );
-    }
-    return replies.map((r) => r.jobId);
+    return enqueueInChunks(this.store, plans, (error) =>
+      redisFailure(error, this.config.redisDsn, "bulk enqueue"),
+    );
   }
 
   /** The job's status, result and last error; null when the job does not exist. */

@@ -51,16 +51,29 @@ export class ProducerStore {
     return { code: Number(code), jobId };
   }
 
-  /** Runs many enqueues in one pipelined round trip; replies in order. */
-  async enqueueMany(plans: readonly EnqueuePlan[]): Promise<EnqueueReply[]> {
-    const pipeline = this.redis.pipeline();
-    for (const plan of plans) void this.enqueueOn(pipeline, plan);
-    const results = (await pipeline.exec()) ?? [];
-    return results.map(([error, reply]) => {
-      if (error) throw error;
-      const [code, jobId] = reply as [number, string];
-      return { code: Number(code), jobId };
-    });
+  /**
+   * Runs enqueue-batch-n.lua for `plans`: one script call, so Redis writes all of them or none
+   * (an OOM refuses the script's first write). Replies in order; any code -1 means nothing
+   * was written.
+   */
+  async enqueueBatch(plans: readonly EnqueuePlan[]): Promise<EnqueueReply[]> {
+    const keys: string[] = [];
+    const args: (string | number)[] = [];
+    for (const plan of plans) {
+      keys.push(jobKey(plan.jobId), plan.queue, plan.guard?.key ?? Prefix.idempotency);
+      args.push(
+        ...jobFieldArgs(plan),
+        String(Math.floor(plan.runAtUs / 1000)),
+        plan.guard?.ttlSeconds ?? 0,
+      );
+    }
+    const replies = await this.scripts.run<[number, string][]>(
+      this.redis,
+      "enqueue-batch",
+      keys,
+      args,
+    );
+    return replies.map(([code, jobId]) => ({ code: Number(code), jobId }));
   }
 
   /** The job hash, or undefined when it does not exist. */

@@ -11,9 +11,13 @@ function scriptDir(): string {
   throw new Error("cannot find the Lua scripts directory (src/store/lua)");
 }
 
-/** The scripts, by name; the file name `<name>-<keys>.lua` carries the key count. */
+/**
+ * The scripts, by name; the file name `<name>-<keys>.lua` carries the key count, and
+ * `<name>-n.lua` marks a script whose key count varies (passed as EVAL's numkeys per call).
+ */
 export type ScriptName =
   | "enqueue"
+  | "enqueue-batch"
   | "enqueue-rate-limited"
   | "enqueue-debounced"
   | "claim-ready"
@@ -34,7 +38,8 @@ export type ScriptName =
 
 interface LoadedScript {
   lua: string;
-  keys: number;
+  /** Key count; undefined for a `-n` script. */
+  keys: number | undefined;
 }
 
 /**
@@ -51,11 +56,11 @@ function loadAll(): Map<string, LoadedScript> {
   const dir = scriptDir();
   const scripts = new Map<string, LoadedScript>();
   for (const file of readdirSync(dir)) {
-    const match = /^(.+)-(\d+)\.lua$/.exec(file);
+    const match = /^(.+)-(\d+|n)\.lua$/.exec(file);
     if (match)
       scripts.set(match[1]!, {
         lua: withIncludes(dir, readFileSync(dir + file, "utf8")),
-        keys: Number(match[2]),
+        keys: match[2] === "n" ? undefined : Number(match[2]),
       });
   }
   return scripts;
@@ -91,10 +96,12 @@ export class ScriptCaller {
   ): Promise<T> {
     const script = this.scripts.get(name);
     if (!script) throw new Error(`unknown Lua script '${name}'`);
-    if (keys.length !== script.keys)
+    if (script.keys !== undefined && keys.length !== script.keys)
       throw new Error(`script ${name} takes ${script.keys} keys, got ${keys.length}`);
     const method = (on as unknown as Record<string, ScriptMethod>)[name];
     if (!method) throw new Error(`script ${name} is not registered on this connection`);
-    return method.call(on, ...keys, ...args) as Promise<T>;
+    // a variable-key script takes numkeys first (ioredis defineCommand without numberOfKeys)
+    const head = script.keys === undefined ? [keys.length] : [];
+    return method.call(on, ...head, ...keys, ...args) as Promise<T>;
   }
 }

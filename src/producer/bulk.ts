@@ -1,0 +1,77 @@
+import { ProducerError, type ErrorCode } from "../errors.js";
+import type { EnqueueReply, ProducerStore } from "../store/producer-store.js";
+import type { EnqueuePlan } from "./options.js";
+
+/**
+ * Jobs per enqueue-batch-n.lua call. One call is all-or-nothing; a bigger batch is split so
+ * one script does not hold Redis for long (500 enqueues take a few milliseconds).
+ */
+export const BULK_CHUNK_SIZE = 500;
+
+/**
+ * A bulk enqueue that failed part-way: `writtenIds` are exactly the jobs that were written
+ * (the whole chunks before the failing one, in order; empty for a batch of one chunk). The
+ * failing chunk and every chunk after it wrote nothing — except that when the reply of the
+ * failing call was lost (`redis_unavailable`), that chunk may have been written too.
+ */
+export class BulkEnqueueError extends ProducerError {
+  override name = "BulkEnqueueError";
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly writtenIds: readonly string[],
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
+}
+
+/** Runs `plans` in chunks of {@link BULK_CHUNK_SIZE}, one script call each, stopping at a failure. */
+export async function enqueueInChunks(
+  store: ProducerStore,
+  plans: readonly EnqueuePlan[],
+  failure: (error: unknown) => ProducerError,
+): Promise<string[]> {
+  const written: string[] = [];
+  for (let start = 0; start < plans.length; start += BULK_CHUNK_SIZE) {
+    const chunk = plans.slice(start, start + BULK_CHUNK_SIZE);
+    let replies: EnqueueReply[];
+    try {
+      replies = await store.enqueueBatch(chunk);
+    } catch (error) {
+      const cause = failure(error);
+      throw new BulkEnqueueError(
+        cause.code,
+        describe(cause.message, written, plans.length),
+        written,
+        {
+          cause: error,
+        },
+      );
+    }
+    const duplicates = replies.flatMap((r, i) => (r.code === -1 ? [chunk[i]!.jobId] : []));
+    if (duplicates.length > 0) {
+      const what = `job_id already exists: ${duplicates.join(", ")}`;
+      throw new BulkEnqueueError(
+        "duplicate_job_id",
+        describe(what, written, plans.length),
+        written,
+      );
+    }
+    written.push(...replies.map((r) => r.jobId));
+  }
+  return written;
+}
+
+/** The error message: the reason, then exactly what was written. */
+function describe(reason: string, written: readonly string[], total: number): string {
+  const oom = /\bOOM\b/.test(reason)
+    ? "Redis is out of memory (maxmemory reached, noeviction); "
+    : "";
+  if (written.length === 0) return `${oom}${reason}; none of the ${total} jobs was written`;
+  return (
+    `${oom}${reason}; ${written.length} of the ${total} jobs were written (the first ` +
+    `${written.length / BULK_CHUNK_SIZE} chunk(s) of ${BULK_CHUNK_SIZE}; ids in writtenIds), ` +
+    `the rest were not`
+  );
+}
