@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { Cron } from "croner";
 import type { Redis } from "ioredis";
+import { localClock, type Clock } from "../clock/redis-clock.js";
 import type { CronJobConfig, ResolvedConfig } from "../config/config.js";
 import { ConfigError } from "../errors.js";
 import { canonicalJson, formatTimestamp } from "../store/encoding.js";
@@ -19,9 +20,10 @@ import type { EventBus } from "../telemetry/events.js";
  * Exactly once: each entry has a state hash `rrq:cron:<id>` whose `last_fire` is the latest fire
  * time handled. Every orchestrator sleeps until the next fire time and then runs
  * cron-fire-4.lua, which, in one atomic step, refuses a fire time at or before `last_fire` and
- * otherwise advances it and writes the job. However many orchestrators run, and whatever their
- * clock skew, each fire time yields one job, enqueued by whichever orchestrator's clock reaches
- * it first.
+ * otherwise advances it and writes the job. However many orchestrators run, each fire time
+ * yields one job. "Now" is Redis's clock as the worker measures it (src/clock/redis-clock.ts),
+ * so a host whose clock runs ahead neither fires early nor claims fire times in the fleet's
+ * future (which blocked every other orchestrator until real time caught up).
  *
  * Catch-up: a fire time that passed while no orchestrator ran is not replayed one by one. On
  * start (and after any gap), an entry whose last handled fire time is older than its most recent
@@ -103,6 +105,8 @@ export class CronScheduler {
     private readonly events: EventBus,
     /** Called after each enqueue (tests and logs); the bus has no cron event yet. */
     private readonly onFire?: (entry: CronEntry, fireMs: number, result: FireResult) => void,
+    /** Redis's clock in a worker: fire decisions must not depend on this host's clock. */
+    private readonly clock: Clock = localClock,
   ) {
     this.scripts = registerScripts(redis);
     for (const job of config.cronJobs) {
@@ -145,7 +149,7 @@ export class CronScheduler {
    * Tries to enqueue `entry` for `fireMs`; exactly one caller per fire time gets "enqueued"
    * (or "skipped-unique").
    */
-  async fire(entry: CronEntry, fireMs: number, now = Date.now()): Promise<FireResult> {
+  async fire(entry: CronEntry, fireMs: number, now = this.clock.now()): Promise<FireResult> {
     const c = this.config;
     const jobId = randomUUID();
     const at = formatTimestamp(now);
@@ -192,7 +196,7 @@ export class CronScheduler {
 
   /** The latest fire time handled by any orchestrator (set to now for a new entry). */
   private async lastFire(entry: CronEntry): Promise<number> {
-    await this.redis.hsetnx(cronKey(entry.id), "last_fire", Date.now());
+    await this.redis.hsetnx(cronKey(entry.id), "last_fire", this.clock.now());
     const value = await this.redis.hget(cronKey(entry.id), "last_fire");
     return Number(value);
   }
@@ -201,7 +205,7 @@ export class CronScheduler {
     while (!this.stopped) {
       try {
         const last = await this.lastFire(entry);
-        const now = Date.now();
+        const now = this.clock.now();
         const due = nextFire(entry, last);
         if (due === undefined) return; // the schedule has no future time (a past year)
         if (due > now) {
@@ -226,9 +230,10 @@ export function startCron(
   redis: Redis,
   config: ResolvedConfig,
   events: EventBus,
+  clock: Clock = localClock,
 ): CronScheduler | undefined {
   if (config.cronJobs.length === 0) return undefined;
-  const scheduler = new CronScheduler(redis, config, events);
+  const scheduler = new CronScheduler(redis, config, events, undefined, clock);
   scheduler.start();
   return scheduler;
 }

@@ -15,6 +15,8 @@ export interface HealthSnapshot {
   activeJobs: number;
   concurrencyLimit: number;
   queues: readonly string[];
+  /** Redis's clock minus this host's, ms, once measured (rrqkit; see RedisClock). */
+  clockOffsetMs?: number;
 }
 
 /**
@@ -108,7 +110,8 @@ export class Heartbeat {
       this.workerId,
       {
         worker_id: this.workerId,
-        timestamp: formatTimestamp(Date.now()),
+        // on Redis's clock, so readers on other hosts compare it with theirs
+        timestamp: formatTimestamp(Date.now() + (s.clockOffsetMs ?? 0)),
         status: reportedStatus(s.status, s.activeJobs),
         active_jobs: s.activeJobs,
         concurrency_limit: s.concurrencyLimit,
@@ -116,6 +119,7 @@ export class Heartbeat {
         // additive: tells rrqkit workers from RRQ's in `rrq check` (RRQ's readers ignore them)
         implementation: IMPLEMENTATION,
         version: packageVersion(),
+        ...(s.clockOffsetMs === undefined ? {} : { clock_offset_ms: s.clockOffsetMs }),
       },
       Math.max(ttl, 1),
     );

@@ -375,7 +375,7 @@ export class JobExecution {
         events.emit("job:completed", { ...this.jobRef, runner, attempt, durationMs });
     } else if (decision.kind === "retry") {
       const queue = job.queueName ?? config.defaultQueueName;
-      const score = Date.now() + decision.delaySeconds * 1000;
+      const score = store.clock.now() + decision.delaySeconds * 1000;
       write = await this.ctx.persist(
         "retry",
         () => store.retry(this.ref, queue, score, decision.error, detail),

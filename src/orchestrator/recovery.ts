@@ -87,7 +87,10 @@ export class Recovery {
   /** Fast path: recovers jobs whose lease expired. Returns how many were put back. */
   async recoverExpiredLeases(): Promise<number> {
     let recovered = 0;
-    for (const jobId of await this.store.expiredLeases(Date.now(), RECOVERY_LIMIT_PER_PASS)) {
+    for (const jobId of await this.store.expiredLeases(
+      this.store.clock.now(),
+      RECOVERY_LIMIT_PER_PASS,
+    )) {
       const verdict = await this.recover(jobId);
       if (verdict === "recovered" || verdict === "poison") recovered++;
     }

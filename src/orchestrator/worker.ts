@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { defaultRunnerMissing, type ResolvedConfig } from "../config/config.js";
 import { ConfigError } from "../errors.js";
+import { RedisClock } from "../clock/redis-clock.js";
 import { RunnerProcessGroups } from "../runner/process-groups.js";
 import { RunnerPool } from "../runner/runner-pool.js";
 import { JobStore } from "../store/job-store.js";
@@ -38,7 +39,15 @@ export interface WorkerOptions {
   workerId?: string;
   /** rrq.job span hooks (see {@link jobTelemetryFromEnv}); none by default. */
   telemetry?: JobTelemetry;
+  /**
+   * The local wall clock the Redis clock's offset is measured against (tests skew it);
+   * `Date.now` by default.
+   */
+  localNow?: () => number;
 }
+
+/** Offsets to Redis's clock beyond this are logged (once, and again when they move as much). */
+export const CLOCK_SKEW_WARN_MS = 1000;
 
 /** RRQ's worker id format. */
 export function newWorkerId(): string {
@@ -89,6 +98,8 @@ export class Worker {
   private readonly finished = new Set<Promise<void>>();
   private redis: Redis | undefined;
   private store: JobStore | undefined;
+  private clock: RedisClock | undefined;
+  private readonly localNow: (() => number) | undefined;
   private wakeup: Wakeup | undefined;
   private heartbeat: Heartbeat | undefined;
   private leases: LeaseKeeper | undefined;
@@ -117,6 +128,7 @@ export class Worker {
     this.groups = new RunnerProcessGroups(this.events);
     this.workerId = options.workerId ?? newWorkerId();
     this.telemetry = options.telemetry ?? noopJobTelemetry;
+    this.localNow = options.localNow;
   }
 
   /** The RRQ status string reported in the health record. */
@@ -218,7 +230,12 @@ export class Worker {
     for (const message of this.startWarnings()) this.events.emit("worker:warning", { message });
     this.redis = connectRedis(config.redisDsn, { name: this.workerId });
     this.monitor.attach(this.redis, "main");
-    this.store = new JobStore(this.redis);
+    this.clock = new RedisClock(this.redis, {
+      localNow: this.localNow,
+      warnThresholdMs: CLOCK_SKEW_WARN_MS,
+      onSkew: (offsetMs) => this.events.emit("worker:warning", { message: skewMessage(offsetMs) }),
+    });
+    this.store = new JobStore(this.redis, this.clock);
     this.socketDir = mkdtempSync(join(tmpdir(), "rrq-"));
     // ajv and the schemas cost ~10 MB of heap: load them only in strict mode
     const validate = config.strictFrames
@@ -244,8 +261,13 @@ export class Worker {
       const subscriber = connectRedis(config.redisDsn, { name: `${this.workerId}:wake` });
       this.monitor.attach(subscriber, "subscriber");
       this.wakeup = new Wakeup(subscriber, this.queues);
-      // SUBSCRIBE waits for an unreachable Redis without bound: a stop request ends the wait
-      await Promise.race([this.wakeup.start(), this.stopRequested]);
+      // SUBSCRIBE waits for an unreachable Redis without bound: a stop request ends the wait.
+      // The clock's first measurement comes before the first claim, so no claim uses a skewed
+      // local clock.
+      await Promise.race([
+        Promise.all([this.wakeup.start(), this.clock.start()]),
+        this.stopRequested,
+      ]);
     } catch (error) {
       await Promise.all([...this.pools.values()].map((pool) => pool.close(0)));
       await this.closeConnections();
@@ -274,7 +296,7 @@ export class Worker {
       this.events,
     );
     this.leases.start();
-    this.cron = startCron(this.redis, config, this.events);
+    this.cron = startCron(this.redis, config, this.events, this.clock);
   }
 
   private snapshot() {
@@ -283,6 +305,7 @@ export class Worker {
       activeJobs: this.running.size,
       concurrencyLimit: this.concurrency,
       queues: this.queues,
+      clockOffsetMs: this.clock?.synced ? this.clock.offsetMs : undefined,
     };
   }
 
@@ -366,7 +389,8 @@ export class Worker {
       if (result.fetched > 0) continue;
       if (this.burst && this.running.size === 0) break;
       this.setStatus("idle (no jobs)");
-      const untilDue = result.nextDueMs === undefined ? Infinity : result.nextDueMs - Date.now();
+      const untilDue =
+        result.nextDueMs === undefined ? Infinity : result.nextDueMs - this.clock!.now();
       await this.wakeup!.wait(
         Math.min(jitteredPollDelayMs(this.config.defaultPollDelaySeconds), untilDue),
       );
@@ -397,7 +421,7 @@ export class Worker {
         const ask = Math.min(pass === 0 ? Math.min(remaining, fairShare) : remaining, chunk);
         const { claimed, nextScore } = await this.store!.claim(queue, this.workerId, ask, leaseMs);
         if (claimed.length < ask) drained.add(queue);
-        if (nextScore !== undefined && nextScore > Date.now())
+        if (nextScore !== undefined && nextScore > this.clock!.now())
           nextDueMs = Math.min(nextDueMs ?? Infinity, nextScore);
         for (const job of claimed) {
           remaining--;
@@ -496,6 +520,7 @@ export class Worker {
   }
 
   private async closeConnections(): Promise<void> {
+    this.clock?.stop();
     await this.wakeup?.close();
     if (this.redis) await closeRedis(this.redis);
     if (this.socketDir) rmSync(this.socketDir, { recursive: true, force: true });
@@ -503,6 +528,15 @@ export class Worker {
 }
 
 export { ReleaseReasons, ShutdownTimings, type ShutdownReport };
+
+/** The warning for a local clock that is `offsetMs` behind (positive) or ahead of Redis's. */
+function skewMessage(offsetMs: number): string {
+  const way = offsetMs > 0 ? "behind" : "ahead of";
+  return (
+    `this host's clock is ${Math.abs(offsetMs)} ms ${way} Redis's clock: leases, ready times ` +
+    "and cron use Redis's clock (the offset is in the health record); fix the host's time sync"
+  );
+}
 
 /**
  * Most jobs one claim call takes: half the worker's concurrency (at most 256). Claiming all free

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { localClock, type Clock } from "../clock/redis-clock.js";
 import { CompletionBatcher } from "./completion-batch.js";
 import { formatTimestamp, parseTimestamp } from "./encoding.js";
 import { hashFromPairs } from "./job.js";
@@ -53,7 +54,14 @@ export class JobStore {
   readonly scripts: ScriptCaller;
   private readonly completions: CompletionBatcher;
 
-  constructor(readonly redis: Redis) {
+  /**
+   * @param clock where every time others compare comes from (lease expiries, queue scores, the
+   * ready cut-off): the worker passes its Redis clock; the local clock by default.
+   */
+  constructor(
+    readonly redis: Redis,
+    readonly clock: Clock = localClock,
+  ) {
     this.scripts = registerScripts(redis);
     this.completions = new CompletionBatcher(redis, this.scripts);
   }
@@ -65,7 +73,7 @@ export class JobStore {
     max: number,
     leaseMs: number,
   ): Promise<{ claimed: ClaimedJob[]; nextScore: number | undefined }> {
-    const now = Date.now();
+    const now = this.clock.now();
     const [json, next] = await this.scripts.run<[string, string | null]>(
       this.redis,
       "claim-ready",
@@ -92,7 +100,7 @@ export class JobStore {
       this.redis,
       "renew-leases",
       [LEASES_KEY, activeKey(workerId)],
-      [workerId, Date.now(), Math.round(leaseMs), ...pairs],
+      [workerId, this.clock.now(), Math.round(leaseMs), ...pairs],
     );
   }
 
@@ -183,7 +191,7 @@ export class JobStore {
         a.workerId,
         a.fence,
         error,
-        formatTimestamp(Date.now()),
+        formatTimestamp(this.clock.now()),
         countAttempt ? "1" : "0",
         ...detailArgs(detail),
       ],
@@ -196,7 +204,7 @@ export class JobStore {
     a: AttemptRef,
     queue: string,
     message: string,
-    scoreMs = Date.now(),
+    scoreMs = this.clock.now(),
   ): Promise<FencedWrite> {
     const code = await this.scripts.run<number>(
       this.redis,
@@ -227,7 +235,7 @@ export class JobStore {
       "queue_name",
       "next_scheduled_run_time",
     );
-    const now = Date.now();
+    const now = this.clock.now();
     const score = (nextRun ? parseTimestamp(nextRun) : undefined) ?? now;
     const [verdict, fence] = await this.scripts.run<[RecoveryVerdict, string | null]>(
       this.redis,

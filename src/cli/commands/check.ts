@@ -14,6 +14,20 @@ function statusValue(w: WorkerHealth): string | undefined {
   return `${JSON.stringify(w.status)} (recorded ${JSON.stringify(recorded)} beside running jobs)`;
 }
 
+/** Offsets to Redis's clock up to this many ms are normal (the worker warns past it too). */
+const CLOCK_OK_MS = 1000;
+
+/**
+ * The Clock line of an rrqkit worker's record: its clock's offset to Redis's (clock_offset_ms,
+ * Redis minus host), flagged when past {@link CLOCK_OK_MS}; undefined without the field.
+ */
+function clockLine(offset: unknown): string | undefined {
+  if (typeof offset !== "number" || !Number.isFinite(offset)) return undefined;
+  if (Math.abs(offset) <= CLOCK_OK_MS) return `in sync with Redis (offset ${offset} ms)`;
+  const way = offset > 0 ? "behind" : "ahead of";
+  return `WARNING: ${Math.abs(offset)} ms ${way} Redis's clock (leases and cron use Redis's clock)`;
+}
+
 /**
  * `rrq check` (alias `health`): RRQ's worker health report, plus each worker's implementation
  * (rrqkit and its version, or RRQ's). Unlike RRQ (always 0), it exits 1 when no worker has a
@@ -66,6 +80,8 @@ async function check(ctx: CliContext, flags: { json?: boolean }): Promise<number
       }
       say(ctx, `    TTL: ${w.ttlSeconds} seconds`);
       say(ctx, `    Implementation: ${implementationLabel(w)}`);
+      const skew = clockLine(w.health?.clock_offset_ms);
+      if (skew) say(ctx, `    Clock: ${skew}`);
     }
     return ExitCode.ok;
   });
