@@ -8,7 +8,12 @@ import pytest
 
 from helpers import REPO_ROOT
 
-SCRIPTS = ["enqueue-3.lua", "enqueue-rate-limited-3.lua", "enqueue-debounced-2.lua"]
+SCRIPTS = [
+    "enqueue-3.lua",
+    "enqueue-rate-limited-3.lua",
+    "enqueue-debounced-2.lua",
+    "enqueue-batch-n.lua",
+]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .errors import DecodeError, ProducerError, RetryJob
+from .errors import BulkEnqueueError, DecodeError, ProducerError, RetryJob
 from .models import (
     CancelRequest,
     ExecutionContext,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .runtime import RunnerRuntime
 
 __all__ = [
+    "BulkEnqueueError",
     "CancelRequest",
     "DecodeError",
     "ExecutionContext",

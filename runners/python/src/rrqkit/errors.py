@@ -73,3 +73,14 @@ class ProducerError(ValueError):
 
     def __repr__(self) -> str:
         return f"ProducerError(code={self.code!r}, message={self.message!r})"
+
+
+class BulkEnqueueError(ProducerError):
+    """``enqueue_many`` failed part-way. ``written_ids`` are exactly the jobs that were written:
+    the whole chunks of ``BULK_CHUNK_SIZE`` before the failing one, in order (empty for a batch
+    of one chunk). The failing chunk and the ones after it wrote nothing, except that when the
+    failing call's reply was lost (``redis_unavailable``) that chunk may have been written."""
+
+    def __init__(self, code: str, message: str, written_ids: list[str]) -> None:
+        super().__init__(code, message)
+        self.written_ids = written_ids

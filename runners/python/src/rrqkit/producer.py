@@ -23,12 +23,15 @@ from urllib.parse import urlsplit
 from .canonical import canonical_json
 from .codec import MAX_PARAMS_DEPTH, nests_deeper_than
 from .config import ProducerConfig, as_int, load_toml, normalize_queue_name, redact_dsn
-from .errors import ProducerError
+from .errors import BulkEnqueueError, ProducerError
 from .timeutil import format_rfc3339, now_ns, to_epoch_ns
 
 __all__ = ["MAX_PARAMS_BYTES", "JobResult", "Producer"]
 
 JOB_PREFIX: Final = "rrq:job:"
+#: Jobs per enqueue-batch-n.lua call in ``enqueue_many``: one call is all-or-nothing; bigger
+#: batches are split so one script does not hold Redis for long.
+BULK_CHUNK_SIZE: Final = 500
 IDEMPOTENCY_PREFIX: Final = "rrq:idempotency:"
 RATE_LIMIT_PREFIX: Final = "rrq:rate_limit:"
 DEBOUNCE_PREFIX: Final = "rrq:debounce:"
@@ -182,6 +185,19 @@ def _correlation_context(
         if value is not None:
             out[attribute] = _truncate_utf8(value, _CORRELATION_MAX_VALUE_BYTES)
     return out
+
+
+def _bulk_message(reason: str, written: list[str], total: int) -> str:
+    """A failed bulk enqueue's message: the reason, then exactly what was written."""
+    is_oom = "OOM" in reason or "OutOfMemoryError" in reason
+    oom = "Redis is out of memory (maxmemory reached, noeviction); " if is_oom else ""
+    if not written:
+        return f"{oom}{reason}; none of the {total} jobs was written"
+    return (
+        f"{oom}{reason}; {len(written)} of the {total} jobs were written (the first "
+        f"{len(written) // BULK_CHUNK_SIZE} chunk(s) of {BULK_CHUNK_SIZE}; ids in written_ids), "
+        "the rest were not"
+    )
 
 
 def _redact(message: str, dsn: str) -> str:
@@ -603,9 +619,13 @@ class Producer:
         return job_id
 
     async def enqueue_many(self, items: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Enqueue several jobs with one pipelined round trip. Each item is
+        """Enqueue several jobs, all or nothing. Each item is
         ``{"function_name", "params", "options"}`` (no rate-limit or debounce options). All
-        items are validated before anything is written."""
+        items are validated before anything is written (a job id repeated in ``items`` is
+        ``duplicate_job_id``); then one script call per ``BULK_CHUNK_SIZE`` (500) items writes
+        each chunk whole or not at all: Redis out of memory, or a job id that already exists,
+        leaves the chunk unwritten. A failure raises :class:`BulkEnqueueError`, whose
+        ``written_ids`` are exactly the jobs earlier chunks wrote (none for up to 500 items)."""
         plans: list[_Plan] = []
         for index, item in enumerate(items):
             if not isinstance(item, Mapping):
@@ -627,24 +647,30 @@ class Producer:
             if plan.job_id in seen:
                 raise ProducerError("duplicate_job_id", f"job_id '{plan.job_id}' is repeated")
             seen.add(plan.job_id)
-        if not plans:
-            return []
-        script = self._script(self._SCRIPT_FOR["enqueue"])
-        client = self._client()
-
-        async def run_pipeline() -> list[Any]:
-            async with client.pipeline(transaction=False) as pipe:
-                for plan in plans:
-                    await script(keys=plan.keys, args=plan.args, client=pipe)
-                return list(await pipe.execute())
-
-        replies = await self._call(run_pipeline())
-        ids: list[str] = []
-        for plan, reply in zip(plans, replies, strict=True):
-            job_id = self._interpret(plan, reply)
-            assert job_id is not None
-            ids.append(job_id)
-        return ids
+        script = self._script("enqueue-batch-n.lua")
+        written: list[str] = []
+        for start in range(0, len(plans), BULK_CHUNK_SIZE):
+            chunk = plans[start : start + BULK_CHUNK_SIZE]
+            keys = [key for plan in chunk for key in plan.keys]
+            args = [arg for plan in chunk for arg in plan.args]
+            try:
+                replies = await self._call(script(keys=keys, args=args))
+            except ProducerError as exc:
+                raise BulkEnqueueError(
+                    exc.code, _bulk_message(exc.message, written, len(plans)), list(written)
+                ) from None
+            duplicates = [
+                plan.job_id
+                for plan, reply in zip(chunk, replies, strict=True)
+                if int(reply[0]) == -1
+            ]
+            if duplicates:
+                reason = "job_id already exists: " + ", ".join(duplicates)
+                raise BulkEnqueueError(
+                    "duplicate_job_id", _bulk_message(reason, written, len(plans)), list(written)
+                )
+            written.extend(str(reply[1]) for reply in replies)
+        return written
 
     async def get_job_status(self, job_id: str) -> JobResult | None:
         """The job's status, result and last error; None when the job hash does not exist."""
