@@ -3,8 +3,11 @@ import { formatTimestamp } from "./encoding.js";
 import { activeKey, eventsKey, jobKey, jobLockKey, LEASES_KEY } from "./keys.js";
 import type { ScriptCaller } from "./scripts.js";
 
-/** Result code of one completion: 1 written, 0 not ours, -1 job hash gone. */
-export type CompletionCode = 1 | 0 | -1;
+/**
+ * Result code of one completion: 1 written, 2 already written by this attempt (a re-sent call
+ * whose first reply was lost), 0 not ours, -1 job hash gone.
+ */
+export type CompletionCode = 2 | 1 | 0 | -1;
 
 interface Group {
   workerId: string;
@@ -85,7 +88,7 @@ export class CompletionBatcher {
         (codes) => {
           for (let i = 0; i < entries.length; i++) {
             const code = codes[i];
-            if (code === 1 || code === 0 || code === -1) entries[i]!.resolve(code);
+            if (code === 2 || code === 1 || code === 0 || code === -1) entries[i]!.resolve(code);
             else this.sendOne(workerId, ttl, entries[i]!);
           }
         },

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { localClock, type Clock } from "../clock/redis-clock.js";
 import { CompletionBatcher } from "./completion-batch.js";
@@ -46,6 +47,7 @@ export type FencedWrite = "written" | "not_owner" | "gone";
 /** What recovering one job did (see recover-job-3.lua). */
 export type RecoveryVerdict = "locked" | "missing" | "terminal" | "queued" | "recovered" | "poison";
 
+/** Script codes: > 0 written (2: already written by this attempt, a re-sent call), 0, -1. */
 const fenced = (code: number): FencedWrite =>
   code > 0 ? "written" : code === 0 ? "not_owner" : "gone";
 
@@ -78,7 +80,17 @@ export class JobStore {
       this.redis,
       "claim-ready",
       [queue, activeKey(workerId), LEASES_KEY],
-      [workerId, now, max, Math.round(leaseMs), formatTimestamp(now), Math.floor(now / 1000)],
+      // A token per call: ioredis re-sends a call whose reply a dropped connection lost, and
+      // the script's second run then returns the first one's jobs (claim-ready-3.lua).
+      [
+        workerId,
+        now,
+        max,
+        Math.round(leaseMs),
+        formatTimestamp(now),
+        Math.floor(now / 1000),
+        randomUUID(),
+      ],
     );
     const flat = JSON.parse(json) as Array<string | string[]>;
     const claimed: ClaimedJob[] = [];

@@ -19,6 +19,14 @@
 --   { 0, existing_id}  idempotent hit: the key points at a job hash that still exists
 --   {-1, ""}           a job hash with this job_id already exists (nothing written)
 --
+-- Re-sent calls: a client may send this script again when the connection dropped before the
+-- reply came (ioredis does so by default). A job hash whose id, function_name, job_params,
+-- enqueue_time and queue_name equal ARGV[1], ARGV[2], ARGV[3], ARGV[4] and ARGV[11] is the
+-- one a first run of this same call wrote (enqueue_time has millisecond precision and the id
+-- is normally random), so the reply is {1, job_id} again, with nothing written, instead of a
+-- false duplicate. (An enqueue that repeats a caller-chosen job_id, params and enqueue time
+-- exactly is answered the same way.)
+--
 -- After a successful create, PUBLISHes the score on "rrq:wake:<queue key>" so an idle
 -- rrqkit orchestrator wakes at once (RRQ's orchestrator ignores it; it polls).
 -- It also SADDs the queue key to rrq:queues, the registry `rrq queue list` reads (rrqkit).
@@ -34,6 +42,12 @@ if idem_key ~= "" then
   end
 end
 if redis.call("EXISTS", job_key) == 1 then
+  local f = redis.pcall("HMGET", job_key, "id", "function_name", "job_params", "enqueue_time",
+    "queue_name")
+  if not f.err and f[1] == ARGV[1] and f[2] == ARGV[2] and f[3] == ARGV[3] and f[4] == ARGV[4]
+      and f[5] == ARGV[11] then
+    return {1, ARGV[1]}
+  end
   return {-1, ""}
 end
 if idem_key ~= "" then

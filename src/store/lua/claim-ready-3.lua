@@ -11,6 +11,15 @@
 -- ARGV[4]  lease ms (lock TTL; renewed while the job runs)
 -- ARGV[5]  start_time (RFC 3339, +00:00)
 -- ARGV[6]  active-set score (claim time, epoch seconds)
+-- ARGV[7]  claim token, unique per call ("" or absent: none; rrqkit)
+--
+-- Re-sent calls (rrqkit): ioredis re-sends a command whose reply a dropped connection lost,
+-- so this script may run twice for one call. With a token, a call that claimed something
+-- stores [id, fence, ...] under rrq:claim:<token> (PX 60 s: one extra write per call, ids and
+-- fences only), and a second run with that token claims nothing new: it returns those of the
+-- jobs this worker still holds under the same fence, each with its current hash, so the reply
+-- the worker finally reads names the jobs it holds (a lost claim reply stranded them ACTIVE
+-- until their lease expired, and each stranding counted as a recovery).
 --
 -- For each of up to 4 * max_claims ready ids, oldest score first, until max_claims are locked:
 --   - no job hash (the key is missing, or is not a hash): the queue entry is stale and is
@@ -73,6 +82,29 @@ local function call_zadd_as_skiplist(key, pairs)
 end
 -- @include int-string.lua
 local lease_until = int_string(now + lease_ms)
+-- The value of `field` in an HGETALL list, or nil.
+local function field_of(hash, field)
+  for i = 1, #hash, 2 do
+    if hash[i] == field then return hash[i + 1] end
+  end
+  return nil
+end
+local memo = (ARGV[7] or "") ~= "" and ("rrq:claim:" .. ARGV[7]) or nil
+local prior = memo and redis.call("GET", memo)
+if prior then
+  local claimed, pairs_ = {}, cjson.decode(prior)
+  for i = 1, #pairs_, 2 do
+    local id, fence = pairs_[i], pairs_[i + 1]
+    local hash = redis.pcall("HGETALL", "rrq:job:" .. id)
+    if not hash.err and field_of(hash, "worker_id") == worker
+        and field_of(hash, "lease_fence") == fence and field_of(hash, "status") == "ACTIVE" then
+      claimed[#claimed + 1] = id
+      claimed[#claimed + 1] = hash
+    end
+  end
+  local head = redis.call("ZRANGE", queue, 0, 0, "WITHSCORES")
+  return {#claimed > 0 and cjson.encode(claimed) or "[]", head[2] or false}
+end
 local ids = redis.call("ZRANGEBYSCORE", queue, "-inf", now, "LIMIT", 0, max_claims * 4)
 local locked, hashes, removed = {}, {}, {}
 for _, id in ipairs(ids) do
@@ -90,18 +122,11 @@ for _, id in ipairs(ids) do
     removed[#removed + 1] = id
   end
 end
--- The value of `field` in an HGETALL list, or nil.
-local function field_of(hash, field)
-  for i = 1, #hash, 2 do
-    if hash[i] == field then return hash[i + 1] end
-  end
-  return nil
-end
 call_chunked("ZREM", queue, removed)
 local claimed, count = {}, #locked
 if count > 0 then
   local first_fence = redis.call("INCRBY", "rrq:fence", count) - count
-  local active_pairs, lease_pairs = {}, {}
+  local active_pairs, lease_pairs, memo_pairs = {}, {}, {}
   for i, id in ipairs(locked) do
     -- Unique per job, so formatted directly (int_string caches values a batch shares).
     local fence = string.format("%d", first_fence + i)
@@ -128,7 +153,10 @@ if count > 0 then
     lease_pairs[#lease_pairs + 1] = id
     claimed[#claimed + 1] = id
     claimed[#claimed + 1] = hash
+    memo_pairs[#memo_pairs + 1] = id
+    memo_pairs[#memo_pairs + 1] = fence
   end
+  if memo then redis.call("SET", memo, cjson.encode(memo_pairs), "PX", 60000) end
   call_zadd_as_skiplist(active, active_pairs)
   call_zadd_as_skiplist(leases, lease_pairs)
   redis.call("SADD", "rrq:queues", queue)

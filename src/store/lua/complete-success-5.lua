@@ -27,7 +27,14 @@
 -- rrq:stats:day:<UTC date of completion_time> (that key expires after 400 days); XADD to the
 -- rrq:recent feed (MAXLEN ~ 10000): j=<id> q=<queue key> f=<function> s=COMPLETED.
 --
--- Returns 1 written, 0 not ours (nothing written), -1 job hash gone (our entries removed).
+-- Re-sent calls (rrqkit): ioredis re-sends a call whose reply a dropped connection lost, so
+-- this script may run twice for one write. The second run finds the hash COMPLETED with
+-- this attempt's worker_id and lease_fence (the fence is unique per claim, so no other attempt
+-- leaves that state) and returns 2, already written, changing nothing; before, it reported
+-- "not ours" and the worker warned that another worker held a job it had just finished.
+--
+-- Returns 1 written, 2 already written by this attempt (nothing written), 0 not ours (nothing
+-- written), -1 job hash gone (our entries removed).
 local job, events, active, lock, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, worker, fence = ARGV[1], ARGV[2], ARGV[3]
 local owner = redis.call("GET", lock)
@@ -39,6 +46,7 @@ if redis.call("EXISTS", job) == 0 then
 end
 local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status", "runs", "queue_name",
   "function_name")
+if fields[1] == worker and fields[2] == fence and fields[3] == "COMPLETED" then return 2 end
 if fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner and owner ~= worker) then
   if fields[1] ~= worker then redis.call("ZREM", active, id) end
   return 0

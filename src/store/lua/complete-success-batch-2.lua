@@ -21,7 +21,11 @@
 -- rrq:stats:day:<UTC date> (EXPIRE 400 days when created). Lease-index and active-set ZREMs
 -- are one call each at the end.
 --
--- Returns one code per entry: 1 written, 0 not ours (nothing written), -1 job hash gone, -2
+-- Re-sent calls (rrqkit): an entry whose hash is COMPLETED with its worker_id and lease_fence
+-- was written by a first run of this same call whose reply was lost (ioredis re-sends it after
+-- a reconnect; see complete-success-5.lua): code 2, already written, nothing changed.
+--
+-- Returns one code per entry: 1 written, 2 already written by this attempt, 0 not ours (nothing written), -1 job hash gone, -2
 -- the job key is not a hash (nothing written; the caller runs complete-success-5.lua for it).
 local active, leases = KEYS[1], KEYS[2]
 local worker, completed_at, default_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -46,6 +50,8 @@ for i = 4, #ARGV, 3 do
     done[#done + 1] = id
     if owner == worker then redis.call("DEL", lock) end
     codes[#codes + 1] = -1
+  elseif fields[1] == worker and fields[2] == fence and fields[3] == "COMPLETED" then
+    codes[#codes + 1] = 2
   elseif fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner and owner ~= worker) then
     if fields[1] ~= worker then redis.call("ZREM", active, id) end
     codes[#codes + 1] = 0

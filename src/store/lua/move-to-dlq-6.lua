@@ -35,7 +35,14 @@
 -- distinct errors; later ones count under "e:(other errors)", tracked by the "errors" field);
 -- last_error_type, last_error_traceback and run_<k>_error_type (lib/error-detail.lua).
 --
--- Returns 1 written, 0 not ours (nothing written), -1 job hash gone.
+-- Re-sent calls (rrqkit): ioredis re-sends a call whose reply a dropped connection lost, so
+-- this script may run twice for one write. The second run finds the hash FAILED with
+-- this attempt's worker_id and lease_fence (the fence is unique per claim, so no other attempt
+-- leaves that state) and returns 2, already written, changing nothing; before, it reported
+-- "not ours" and the worker warned that another worker held a job it had just finished.
+--
+-- Returns 1 written, 2 already written by this attempt (nothing written), 0 not ours (nothing
+-- written), -1 job hash gone.
 local job, events, dlq, active, lock, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, worker, fence = ARGV[1], ARGV[2], ARGV[3]
 local owner = redis.call("GET", lock)
@@ -47,6 +54,7 @@ if redis.call("EXISTS", job) == 0 then
 end
 local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status", "runs", "queue_name",
   "function_name", "current_retries")
+if fields[1] == worker and fields[2] == fence and fields[3] == "FAILED" then return 2 end
 if fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner and owner ~= worker) then
   if fields[1] ~= worker then redis.call("ZREM", active, id) end
   return 0

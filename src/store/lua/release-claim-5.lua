@@ -26,7 +26,15 @@
 -- run_<k>_outcome=released and run_<k>_error (the reason, when given) for the run the claim
 -- numbered k (k <= 100).
 --
--- Returns 1 released, 0 not ours (nothing written), -1 job hash gone.
+-- Re-sent calls (rrqkit): ioredis re-sends a call whose reply a dropped connection lost, so
+-- this script may run twice for one release. A release removes worker_id, so the second run
+-- recognises its own write by status PENDING, no worker_id, this attempt's lease_fence and
+-- run_<k>_outcome=released (a recovery writes "recovered"), and returns 2, already written,
+-- changing nothing. (Runs past 100 keep no run_<k> fields: a re-sent release of one of them
+-- reports 0.)
+--
+-- Returns 1 released, 2 already released by this attempt (nothing written), 0 not ours
+-- (nothing written), -1 job hash gone.
 local job, queue, active, lock, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, worker, fence = ARGV[1], ARGV[2], ARGV[3]
 local owner = redis.call("GET", lock)
@@ -37,6 +45,10 @@ if redis.call("EXISTS", job) == 0 then
   return -1
 end
 local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status", "runs")
+if not fields[1] and fields[2] == fence and fields[3] == "PENDING" and fields[4]
+    and redis.call("HGET", job, "run_" .. fields[4] .. "_outcome") == "released" then
+  return 2
+end
 if fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner and owner ~= worker) then
   if fields[1] ~= worker then redis.call("ZREM", active, id) end
   return 0

@@ -29,7 +29,14 @@
 -- retried in rrq:stats:queue:<bare queue> and rrq:stats:day:<UTC date> (kept 400 days);
 -- last_error_type, last_error_traceback and run_<k>_error_type (lib/error-detail.lua).
 --
--- Returns the new current_retries, 0 when not ours (nothing written), -1 when the hash is gone.
+-- Re-sent calls (rrqkit): ioredis re-sends a call whose reply a dropped connection lost, so
+-- this script may run twice for one write. The second run finds the hash RETRYING with
+-- this attempt's worker_id and lease_fence (the fence is unique per claim, so no other attempt
+-- leaves that state) and returns current_retries again, changing nothing; before, it reported
+-- "not ours" and the worker warned that another worker held a job it had just finished.
+--
+-- Returns the new current_retries (the current one when already written by this attempt;
+-- nothing written then), 0 when not ours (nothing written), -1 when the hash is gone.
 local job, queue, active, lock, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, worker, fence = ARGV[1], ARGV[2], ARGV[3]
 local owner = redis.call("GET", lock)
@@ -40,6 +47,9 @@ if redis.call("EXISTS", job) == 0 then
   return -1
 end
 local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status", "runs", "queue_name")
+if fields[1] == worker and fields[2] == fence and fields[3] == "RETRYING" then
+  return math.max(1, tonumber(redis.call("HGET", job, "current_retries")) or 1)
+end
 if fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner and owner ~= worker) then
   if fields[1] ~= worker then redis.call("ZREM", active, id) end
   return 0
