@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { localClock, type Clock } from "../clock/redis-clock.js";
 import { formatTimestamp } from "./encoding.js";
 import { activeKey, eventsKey, jobKey, jobLockKey, LEASES_KEY } from "./keys.js";
 import type { ScriptCaller } from "./scripts.js";
@@ -46,6 +47,8 @@ export class CompletionBatcher {
   constructor(
     private readonly redis: Redis,
     private readonly scripts: ScriptCaller,
+    /** completion_time and run_<k>_ended_at come from it (the worker's Redis clock). */
+    private readonly clock: Clock = localClock,
   ) {}
 
   /** Queues one success; resolves with its own code once its batch ran. */
@@ -71,7 +74,7 @@ export class CompletionBatcher {
 
   private flush(): void {
     this.scheduled = false;
-    const completedAt = formatTimestamp(Date.now());
+    const completedAt = formatTimestamp(this.clock.now());
     for (const { workerId, ttl, entries } of this.queued.values()) {
       for (let start = 0; start < entries.length; start += MAX_BATCH)
         this.send(workerId, ttl, completedAt, entries.slice(start, start + MAX_BATCH));
@@ -118,7 +121,7 @@ export class CompletionBatcher {
       workerId,
       fence,
       resultJson,
-      formatTimestamp(Date.now()),
+      formatTimestamp(this.clock.now()),
       defaultTtlSeconds,
     ];
     return this.scripts.run<CompletionCode>(this.redis, "complete-success", keys, args);

@@ -65,7 +65,7 @@ export class JobStore {
     readonly clock: Clock = localClock,
   ) {
     this.scripts = registerScripts(redis);
-    this.completions = new CompletionBatcher(redis, this.scripts);
+    this.completions = new CompletionBatcher(redis, this.scripts, clock);
   }
 
   /** Claims up to `max` ready jobs of one queue with a lease each, and returns their hashes. */
