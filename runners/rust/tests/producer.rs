@@ -1363,6 +1363,7 @@ fn lua_scripts_are_byte_identical() {
             "enqueue-debounced-2.lua",
             rrqkit::producer::ENQUEUE_DEBOUNCED_LUA,
         ),
+        ("enqueue-batch-n.lua", rrqkit::producer::ENQUEUE_BATCH_LUA),
     ] {
         let theirs = std::fs::read_to_string(format!("{root}{name}")).unwrap();
         assert_eq!(ours, theirs, "{name} drifted");

@@ -49,6 +49,7 @@ impl fmt::Display for ProducerErrorCode {
 pub struct ProducerError {
     kind: ProducerErrorCode,
     message: String,
+    written_ids: Vec<String>,
 }
 
 impl ProducerError {
@@ -56,7 +57,21 @@ impl ProducerError {
         ProducerError {
             kind,
             message: message.into(),
+            written_ids: Vec::new(),
         }
+    }
+
+    /// For a failed `enqueue_many`: exactly the jobs that were written (the whole chunks of
+    /// `BULK_CHUNK_SIZE` before the failing one, in order); empty otherwise. The failing chunk
+    /// and the ones after it wrote nothing, except that when the failing call's reply was lost
+    /// (`redis_unavailable`) that chunk may have been written.
+    pub fn written_ids(&self) -> &[String] {
+        &self.written_ids
+    }
+
+    pub(crate) fn with_written_ids(mut self, ids: Vec<String>) -> Self {
+        self.written_ids = ids;
+        self
     }
 
     /// The code string of PRODUCER.md §6 (`invalid_argument`, `redis_error`, ...).

@@ -43,7 +43,15 @@ pub const ENQUEUE_RATE_LIMITED_LUA: &str = include_str!("../../lua/enqueue-rate-
 /// `src/store/lua/enqueue-debounced-2.lua`, byte for byte.
 pub const ENQUEUE_DEBOUNCED_LUA: &str = include_str!("../../lua/enqueue-debounced-2.lua");
 
+/// `src/store/lua/enqueue-batch-n.lua`, byte for byte (bulk enqueue; three keys per job).
+pub const ENQUEUE_BATCH_LUA: &str = include_str!("../../lua/enqueue-batch-n.lua");
+
+/// Jobs per enqueue-batch-n.lua call in [`Producer::enqueue_many`]: one call is all-or-nothing;
+/// bigger batches are split so one script does not hold Redis for long.
+pub const BULK_CHUNK_SIZE: usize = 500;
+
 static ENQUEUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_LUA));
+static BATCH_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_BATCH_LUA));
 static RATE_LIMIT_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(ENQUEUE_RATE_LIMITED_LUA));
 static DEBOUNCE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_DEBOUNCED_LUA));
@@ -158,6 +166,7 @@ enum ScriptKind {
     Enqueue,
     RateLimit,
     Debounce,
+    Batch,
 }
 
 impl Producer {
@@ -263,11 +272,32 @@ impl Producer {
             ScriptKind::Enqueue => &ENQUEUE_SCRIPT,
             ScriptKind::RateLimit => &RATE_LIMIT_SCRIPT,
             ScriptKind::Debounce => &DEBOUNCE_SCRIPT,
+            ScriptKind::Batch => &BATCH_SCRIPT,
         }
     }
 
     /// The EVALSHA command of a plan.
     fn plan_cmd(plan: &Plan) -> (ScriptKind, Cmd) {
+        let (kind, keys, args) = Self::plan_parts(plan);
+        let cmd = Self::evalsha(&kind, &keys, &args);
+        (kind, cmd)
+    }
+
+    /// EVALSHA of `kind` with `keys` and `args`.
+    fn evalsha(kind: &ScriptKind, keys: &[String], args: &[String]) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(Self::script_for(kind).get_hash()).arg(keys.len());
+        for k in keys {
+            cmd.arg(k);
+        }
+        for a in args {
+            cmd.arg(a);
+        }
+        cmd
+    }
+
+    /// The script, keys and arguments of a plan.
+    fn plan_parts(plan: &Plan) -> (ScriptKind, Vec<String>, Vec<String>) {
         let job_key = format!("{JOB_KEY_PREFIX}{}", plan.job_id);
         let (kind, keys, args): (ScriptKind, Vec<String>, Vec<String>) = match &plan.guard {
             Guard::None => {
@@ -310,16 +340,7 @@ impl Producer {
                 )
             }
         };
-        let script = Self::script_for(&kind);
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(script.get_hash()).arg(keys.len());
-        for k in &keys {
-            cmd.arg(k);
-        }
-        for a in &args {
-            cmd.arg(a);
-        }
-        (kind, cmd)
+        (kind, keys, args)
     }
 
     fn is_noscript(e: &redis::RedisError) -> bool {
@@ -445,8 +466,12 @@ impl Producer {
             .ok_or_else(|| Self::unexpected(2))
     }
 
-    /// Enqueues many jobs in one pipelined round trip. Every item is validated before anything
-    /// is written; rate-limit and debounce options are not allowed. Returns ids in order.
+    /// Enqueues many jobs, all or nothing. Every item is validated before anything is written
+    /// (a job id repeated in `items` is `duplicate_job_id`); rate-limit and debounce options are
+    /// not allowed. Then one script call per [`BULK_CHUNK_SIZE`] items writes each chunk whole
+    /// or not at all: Redis out of memory, or a job id that already exists, leaves the chunk
+    /// unwritten. On failure, [`ProducerError::written_ids`] are exactly the jobs earlier chunks
+    /// wrote (none for up to 500 items). Returns ids in order.
     pub async fn enqueue_many(
         &self,
         items: Vec<EnqueueItem>,
@@ -468,37 +493,58 @@ impl Producer {
             }
             plans.push(p);
         }
-        if plans.is_empty() {
-            return Ok(Vec::new());
+        let mut written: Vec<String> = Vec::with_capacity(plans.len());
+        for chunk in plans.chunks(BULK_CHUNK_SIZE) {
+            let replies = self
+                .run_batch(chunk)
+                .await
+                .map_err(|e| bulk_failure(e, &written, plans.len()))?;
+            let duplicates: Vec<&str> = chunk
+                .iter()
+                .zip(&replies)
+                .filter(|(_, (code, _))| *code == -1)
+                .map(|(p, _)| p.job_id.as_str())
+                .collect();
+            if !duplicates.is_empty() {
+                let reason = ProducerError::new(
+                    ProducerErrorCode::DuplicateJobId,
+                    format!("job_id already exists: {}", duplicates.join(", ")),
+                );
+                return Err(bulk_failure(reason, &written, plans.len()));
+            }
+            for (code, id) in replies {
+                match code {
+                    1 | 0 => written.push(id),
+                    other => {
+                        return Err(bulk_failure(Self::unexpected(other), &written, plans.len()))
+                    }
+                }
+            }
         }
-        let mut pipe = redis::pipe();
-        for p in &plans {
-            pipe.add_command(Self::plan_cmd(p).1);
+        Ok(written)
+    }
+
+    /// One enqueue-batch-n.lua call for `chunk` (loading the script after a NOSCRIPT).
+    async fn run_batch(&self, chunk: &[Plan]) -> Result<Vec<(i64, String)>, ProducerError> {
+        let (mut keys, mut args) = (Vec::new(), Vec::new());
+        for p in chunk {
+            let (_, k, a) = Self::plan_parts(p);
+            keys.extend(k);
+            args.extend(a);
         }
+        let cmd = Self::evalsha(&ScriptKind::Batch, &keys, &args);
         let mut c = self.conn().await?;
-        let results: Vec<(i64, String)> = match pipe.query_async(&mut c).await {
-            Ok(v) => v,
+        match cmd.query_async::<Vec<(i64, String)>>(&mut c).await {
+            Ok(v) => Ok(v),
             Err(e) if Self::is_noscript(&e) => {
-                self.load_script(&ScriptKind::Enqueue).await?;
-                let mut c = self.conn().await?;
-                pipe.query_async(&mut c)
-                    .await
-                    .map_err(|e| self.redis_err(&e))?
+                self.load_script(&ScriptKind::Batch).await?;
+                self.query::<Vec<(i64, String)>>(&cmd).await
             }
             Err(e) => {
                 self.forget_conn_on(&e).await;
-                return Err(self.redis_err(&e));
-            }
-        };
-        let mut ids = Vec::with_capacity(results.len());
-        for (p, (code, id)) in plans.iter().zip(results) {
-            match code {
-                1 | 0 => ids.push(id),
-                -1 => return Err(Self::duplicate(&p.job_id)),
-                other => return Err(Self::unexpected(other)),
+                Err(self.redis_err(&e))
             }
         }
-        Ok(ids)
     }
 
     /// `{status, result, last_error}` of a job, `None` when its hash does not exist.
@@ -615,4 +661,29 @@ fn last_stream_id(v: &redis::Value) -> Option<String> {
         }
     }
     last
+}
+
+/// A failed bulk enqueue: the reason's code, a message saying exactly what was written, and
+/// the written ids (the whole chunks before the failing one).
+fn bulk_failure(reason: ProducerError, written: &[String], total: usize) -> ProducerError {
+    let oom = if reason.message().contains("OOM") {
+        "Redis is out of memory (maxmemory reached, noeviction); "
+    } else {
+        ""
+    };
+    let message = if written.is_empty() {
+        format!(
+            "{oom}{}; none of the {total} jobs was written",
+            reason.message()
+        )
+    } else {
+        format!(
+            "{oom}{}; {} of the {total} jobs were written (the first {} chunk(s) of \
+             {BULK_CHUNK_SIZE}; ids in written_ids), the rest were not",
+            reason.message(),
+            written.len(),
+            written.len() / BULK_CHUNK_SIZE
+        )
+    };
+    ProducerError::new(reason.kind(), message).with_written_ids(written.to_vec())
 }
