@@ -174,12 +174,74 @@ describe("scripts run twice (a re-sent command)", () => {
         [`rrq:job:${id}`, QUEUE, "rrq:idempotency:"],
         args(id, params),
       );
+    // Without a token (the Python and Rust producers): the identical job is recognised.
     expect(await run("same", "{}")).toEqual([1, "same"]);
-    const after = await snapshot(fx.redis.client);
+    let after = await snapshot(fx.redis.client);
     expect(await run("same", "{}")).toEqual([1, "same"]);
     expect(await snapshot(fx.redis.client)).toEqual(after);
     // A different job under the same id is still a duplicate.
     expect(await run("same", '{"other":1}')).toEqual([-1, ""]);
+    // With a token (the TypeScript producer): the same token is the same call; another is not.
+    const withToken = (token: string) =>
+      fx.store.scripts.run<[number, string]>(
+        fx.store.redis,
+        "enqueue",
+        ["rrq:job:tok", QUEUE, "rrq:idempotency:"],
+        [...args("tok", "{}"), token],
+      );
+    expect(await withToken("t1")).toEqual([1, "tok"]);
+    after = await snapshot(fx.redis.client);
+    expect(await withToken("t1")).toEqual([1, "tok"]);
+    expect(await snapshot(fx.redis.client)).toEqual(after);
+    expect(await withToken("t2")).toEqual([-1, ""]);
+  });
+
+  it("rate-limited and debounced enqueues: a re-send returns the job it wrote", async () => {
+    const fields = (id: string) => [
+      id,
+      "echo",
+      "{}",
+      "2026-01-01T00:00:00.000+00:00",
+      "PENDING",
+      "0",
+      "2026-01-01T00:00:00.000+00:00",
+      "5",
+      "300",
+      "3600",
+      QUEUE,
+      "null",
+      "",
+      "",
+      "1767225600000",
+    ];
+    const limited = (id: string) =>
+      fx.store.scripts.run<[number, string]>(
+        fx.store.redis,
+        "enqueue-rate-limited",
+        [`rrq:job:${id}`, QUEUE, "rrq:rate_limit:k"],
+        [...fields(id), 60],
+      );
+    expect(await limited("rl-1")).toEqual([1, "rl-1"]);
+    let after = await snapshot(fx.redis.client);
+    expect(await limited("rl-1")).toEqual([1, "rl-1"]);
+    expect(await snapshot(fx.redis.client)).toEqual(after);
+    expect(await limited("rl-2")).toEqual([2, ""]);
+
+    const debounced = (id: string) =>
+      fx.store.scripts.run<[number, string]>(
+        fx.store.redis,
+        "enqueue-debounced",
+        [QUEUE, "rrq:debounce:k"],
+        ["rrq:job:", ...fields(id), 60],
+      );
+    expect(await debounced("db-1")).toEqual([1, "db-1"]);
+    after = await snapshot(fx.redis.client);
+    expect(await debounced("db-1")).toEqual([1, "db-1"]);
+    expect(await snapshot(fx.redis.client)).toEqual(after);
+    // Claimed between the two runs: still its own job, not a duplicate.
+    await fx.redis.client.hset("rrq:job:db-1", "status", "ACTIVE");
+    expect(await debounced("db-1")).toEqual([1, "db-1"]);
+    expect(await debounced("db-2")).toEqual([1, "db-2"]);
   });
 
   it("renew: running it twice leaves the same lease", async () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { ChainableCommander, Redis } from "ioredis";
 import { jobFieldArgs, type EnqueuePlan } from "../producer/options.js";
 import { eventsKey, jobKey, Prefix } from "./keys.js";
@@ -41,7 +42,9 @@ export class ProducerStore {
       on,
       "enqueue",
       [jobKey(plan.jobId), plan.queue, plan.guard?.key ?? Prefix.idempotency],
-      [...fields, score, plan.guard?.ttlSeconds ?? 0],
+      // A token per call: ioredis re-sends a call whose reply a dropped connection lost, and
+      // the script's second run then answers "created" again instead of a false duplicate.
+      [...fields, score, plan.guard?.ttlSeconds ?? 0, randomUUID()],
     );
   }
 

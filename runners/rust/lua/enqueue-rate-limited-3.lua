@@ -16,12 +16,24 @@
 --
 -- A created job's queue key is SADDed to rrq:queues (rrqkit's queue registry) and the queue's
 -- wake channel is PUBLISHed, as in enqueue-3.lua.
+--
+-- Re-sent calls: a client may send this script again when the connection dropped before the
+-- reply came (ioredis and redis-py do so by default). A job hash whose id, function_name,
+-- job_params, enqueue_time and queue_name equal this call's is the one a first run of this
+-- same call wrote (see enqueue-3.lua), so the reply is {1, job_id} again, with nothing written.
 local job_key, queue_key, rate_key = KEYS[1], KEYS[2], KEYS[3]
 local ttl = tonumber(ARGV[16])
 if not ttl or ttl <= 0 then
   return {-2, ""}
 end
+local function same_job()
+  local f = redis.pcall("HMGET", job_key, "id", "function_name", "job_params", "enqueue_time",
+    "queue_name")
+  return not f.err and f[1] == ARGV[1] and f[2] == ARGV[2] and f[3] == ARGV[3]
+    and f[4] == ARGV[4] and f[5] == ARGV[11]
+end
 if not redis.call("SET", rate_key, ARGV[1], "NX", "EX", ttl) then
+  if redis.call("GET", rate_key) == ARGV[1] and same_job() then return {1, ARGV[1]} end
   return {2, ""}
 end
 if redis.call("EXISTS", job_key) == 1 then

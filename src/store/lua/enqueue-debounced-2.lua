@@ -26,8 +26,20 @@
 --
 -- The queue key is SADDed to rrq:queues (rrqkit's queue registry) and the queue's wake channel
 -- is PUBLISHed, as in enqueue-3.lua.
+--
+-- Re-sent calls: a client may send this script again when the connection dropped before the
+-- reply came (ioredis and redis-py do so by default). A job hash whose id, function_name,
+-- job_params, enqueue_time and queue_name equal this call's is the one a first run of this
+-- same call wrote (see enqueue-3.lua), so the reply is {1, job_id} again, with nothing written.
 local queue_key, debounce_key, prefix = KEYS[1], KEYS[2], ARGV[1]
+local function same_job(job_key)
+  local f = redis.pcall("HMGET", job_key, "id", "function_name", "job_params", "enqueue_time",
+    "queue_name")
+  return not f.err and f[1] == ARGV[2] and f[2] == ARGV[3] and f[3] == ARGV[4]
+    and f[4] == ARGV[5] and f[5] == ARGV[12]
+end
 local existing = redis.call("GET", debounce_key)
+if existing == ARGV[2] and same_job(prefix .. existing) then return {1, ARGV[2]} end
 if existing then
   local existing_key = prefix .. existing
   if redis.call("HGET", existing_key, "status") == "PENDING" then
@@ -55,6 +67,7 @@ if existing then
 end
 local job_key = prefix .. ARGV[2]
 if redis.call("EXISTS", job_key) == 1 then
+  if same_job(job_key) then return {1, ARGV[2]} end
   return {-1, ""}
 end
 if not redis.call("SET", debounce_key, ARGV[2], "NX", "EX", ARGV[17]) then
