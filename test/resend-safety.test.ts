@@ -244,6 +244,41 @@ describe("scripts run twice (a re-sent command)", () => {
     expect(await debounced("db-2")).toEqual([1, "db-2"]);
   });
 
+  it("cron fire: a re-sent fire answers enqueued again and writes nothing", async () => {
+    const fire = 1767225600000;
+    const run = (jobId: string) =>
+      fx.store.scripts.run<[number, string]>(
+        fx.store.redis,
+        "cron-fire",
+        ["rrq:cron:c1", `rrq:job:${jobId}`, QUEUE, "rrq:lock:unique:"],
+        [
+          fire,
+          0,
+          jobId,
+          "tick",
+          "{}",
+          "2026-01-01T00:00:00.000+00:00",
+          "PENDING",
+          "0",
+          "2026-01-01T00:00:00.000+00:00",
+          "5",
+          "300",
+          "3600",
+          QUEUE,
+          "null",
+          "",
+          "2026-01-01T00:00:00.000+00:00",
+          fire,
+        ],
+      );
+    expect(await run("cron-a")).toEqual([1, "cron-a"]);
+    const after = await snapshot(fx.redis.client);
+    expect(await run("cron-a")).toEqual([1, "cron-a"]);
+    expect(await snapshot(fx.redis.client)).toEqual(after);
+    // Another orchestrator's call for the same fire time is still refused.
+    expect(await run("cron-b")).toEqual([0, String(fire)]);
+  });
+
   it("renew: running it twice leaves the same lease", async () => {
     const attempt = await claimedAttempt();
     const now = Date.now();

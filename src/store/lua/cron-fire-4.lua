@@ -24,7 +24,7 @@
 -- rrq:queues and its wake channel PUBLISHed; the state records last_job and counts fired.
 --
 -- Returns {code, detail}:
---   { 1, job_id}     enqueued
+--   { 1, job_id}     enqueued (also for a second run of the same call: a re-send)
 --   { 0, last_fire}  this fire time (or a later one) was already handled
 --   { 2, holder}     unique entry skipped: the lock is held (holder = its job id)
 --   {-1, ""}         a job hash with this job_id exists (nothing written, fire time not taken)
@@ -32,7 +32,12 @@ local state, job, queue, lock = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if lock == "rrq:lock:unique:" then lock = "" end
 local fire = tonumber(ARGV[1])
 local last = tonumber(redis.call("HGET", state, "last_fire") or "")
-if last and last >= fire then return {0, tostring(last)} end
+if last and last >= fire then
+  -- A re-sent call (its reply was lost and the client sent it again) finds its own job as
+  -- last_job and answers as the first run did.
+  if last == fire and redis.call("HGET", state, "last_job") == ARGV[3] then return {1, ARGV[3]} end
+  return {0, tostring(last)}
+end
 if redis.call("EXISTS", job) == 1 then return {-1, ""} end
 redis.call("HSET", state, "last_fire", ARGV[1])
 if lock ~= "" then
