@@ -2,6 +2,7 @@ import { createRequire } from "node:module";
 import pino, { type Logger } from "pino";
 import type PinoPretty from "pino-pretty";
 import type { EventBus, JobRef } from "./events.js";
+import { safeLogOptions } from "./log-safety.js";
 
 /** Log output format: JSON lines, or human-readable lines. */
 export type LogFormat = "json" | "pretty";
@@ -21,21 +22,36 @@ export function resolveLogFormat(
   return isTty ? "pretty" : "json";
 }
 
-/** A pino logger writing to stdout in the chosen format. */
+/**
+ * A pino logger writing to stdout in the chosen format. Errors are logged without the Redis
+ * command arguments they carry (job params, results, Lua source) and every line is capped
+ * (log-safety.ts). `destination` replaces stdout (tests).
+ */
 export function createLogger(
   format: LogFormat,
   level = process.env.RRQ_LOG_LEVEL ?? "info",
+  destination?: NodeJS.WritableStream,
 ): Logger {
-  const options = { level, base: { service: "rrq" }, timestamp: pino.stdTimeFunctions.isoTime };
+  const options = {
+    level,
+    base: { service: "rrq" },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    ...safeLogOptions(),
+  };
   if (format === "pretty") {
     // pino-pretty (and its colour and date libraries) only load when pretty output is chosen
     const pretty = createRequire(import.meta.url)("pino-pretty") as typeof PinoPretty;
     return pino(
       options,
-      pretty({ colorize: process.stdout.isTTY, sync: true, ignore: "pid,hostname,service" }),
+      pretty({
+        colorize: process.stdout.isTTY,
+        sync: true,
+        ignore: "pid,hostname,service",
+        ...(destination ? { destination } : {}),
+      }),
     );
   }
-  return pino(options);
+  return destination ? pino(options, destination) : pino(options);
 }
 
 function parseJsonObject(line: string): Record<string, unknown> | undefined {

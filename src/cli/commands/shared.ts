@@ -5,6 +5,7 @@ import type { ConfigOverrides, ResolvedConfig } from "../../config/config.js";
 import { RrqError } from "../../errors.js";
 import { loadConfig, type ConfigSource } from "../../config/load.js";
 import { count } from "./format.js";
+import { capText, MAX_LOG_LINE } from "../../telemetry/log-safety.js";
 
 /**
  * Exit codes: 0 success; 1 a runtime failure, something not found, or a check that failed (no
@@ -24,11 +25,14 @@ const USAGE_ERRORS: ReadonlySet<string> = new Set([
 
 /** Exit code for an error that escaped a command; prints one clear line on stderr. */
 export function exitCodeFor(error: unknown, io: CliIo): number {
+  // message and stack only (a Redis error's command arguments, job params and results, stay
+  // out), cut to the log line cap
   if (error instanceof RrqError) {
-    io.err(`rrq: ${error.message}\n`);
+    io.err(`rrq: ${capText(error.message, MAX_LOG_LINE)}\n`);
     return USAGE_ERRORS.has(error.code) ? ExitCode.usage : ExitCode.failure;
   }
-  io.err(`rrq: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  io.err(`rrq: ${capText(text, MAX_LOG_LINE)}\n`);
   return ExitCode.failure;
 }
 
