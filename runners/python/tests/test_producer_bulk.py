@@ -78,6 +78,7 @@ async def test_over_maxmemory_at_the_start_writes_nothing_and_says_oom(env: Any)
     assert info.value.code == "redis_error"
     assert re.match(r"^Redis is out of memory .*none of the 100 jobs", info.value.message)
     assert info.value.written_ids == []
+    assert "x" * 50 not in str(info.value)  # no job params in the error (issue 19 item 5)
     assert await client.dbsize() == 1  # the filler only
 
 

@@ -36,8 +36,23 @@ pub const FEATURES: [&str; 3] = ["ping", "cancel_by_job", "stdout_guard"];
 
 macro_rules! log {
     ($($arg:tt)*) => {
-        eprintln!("[rrqkit-rust] {}", format_args!($($arg)*))
+        eprintln!("[rrqkit-rust] {}", cap_log_line(format!($($arg)*)))
     };
+}
+
+/// Longest runtime log line kept whole: an error's text can carry a job's params or result.
+const MAX_LOG_LINE: usize = 2048;
+
+/// `line` cut to [`MAX_LOG_LINE`] bytes (on a char boundary) with a marker.
+fn cap_log_line(line: String) -> String {
+    if line.len() <= MAX_LOG_LINE {
+        return line;
+    }
+    let mut end = MAX_LOG_LINE;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} more bytes cut]", &line[..end], line.len() - end)
 }
 
 /// A runner process: a handler registry plus the protocol runtime.

@@ -162,6 +162,8 @@ async fn bulk_enqueue_is_all_or_nothing_under_maxmemory() {
     );
     assert!(e.message().contains("none of the 100 jobs was written"));
     assert!(e.written_ids().is_empty());
+    // no job params in the error (issue 19 item 5)
+    assert!(!e.to_string().contains(&"x".repeat(50)));
     let n: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
     assert_eq!(n, 1, "the filler only");
     let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();

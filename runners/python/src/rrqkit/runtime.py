@@ -52,7 +52,13 @@ class HandlerSource(Protocol):
     def get_handler(self, name: str) -> Any: ...
 
 
+_MAX_LOG_LINE = 2048
+
+
 def _log(message: str) -> None:
+    # capped: an exception's text can carry a job's params or result (issue 19)
+    if len(message) > _MAX_LOG_LINE:
+        message = f"{message[:_MAX_LOG_LINE]}…[{len(message) - _MAX_LOG_LINE} more chars cut]"
     print(f"rrqkit-runner[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
 
 
