@@ -72,6 +72,8 @@ export class Daemon {
     dir: string,
     config: string,
     private readonly queues: readonly string[] = [],
+    /** Extra environment of the daemon process (e.g. libfaketime's, see clock-skew.ts). */
+    private readonly env: Readonly<Record<string, string>> = {},
   ) {
     this.configFile = join(dir, `${name}.toml`);
     this.logFile = join(dir, `${name}.log`);
@@ -93,7 +95,7 @@ export class Daemon {
         "json",
         ...this.queues.flatMap((q) => ["--queue", q]),
       ],
-      { stdio: ["ignore", out, out] },
+      { stdio: ["ignore", out, out], env: { ...process.env, ...this.env } },
     );
     closeSync(out);
     this.child = child;

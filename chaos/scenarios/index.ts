@@ -6,6 +6,7 @@ import {
   oversizedFrames,
   silentRunner,
 } from "./bad-runners.js";
+import { clockSkew } from "./clock-skew.js";
 import { malformedJobs } from "./malformed-jobs.js";
 import { orchestratorSigkill, orchestratorSigstop } from "./orchestrator-faults.js";
 import { redisRestart } from "./redis-restart.js";
@@ -23,4 +24,5 @@ export const SCENARIOS: Scenario[] = [
   exitAtStart,
   ignoreCancel,
   malformedJobs,
+  clockSkew,
 ];
