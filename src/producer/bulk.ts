@@ -51,7 +51,7 @@ export async function enqueueInChunks(
     }
     const duplicates = replies.flatMap((r, i) => (r.code === -1 ? [chunk[i]!.jobId] : []));
     if (duplicates.length > 0) {
-      const what = `job_id already exists: ${duplicates.join(", ")}`;
+      const what = `job_id already exists: ${listIds(duplicates)}`;
       throw new BulkEnqueueError(
         "duplicate_job_id",
         describe(what, written, plans.length),
@@ -61,6 +61,12 @@ export async function enqueueInChunks(
     written.push(...replies.map((r) => r.jobId));
   }
   return written;
+}
+
+/** Up to 10 ids, then how many more (a message stays short; the ids are in Redis). */
+function listIds(ids: readonly string[]): string {
+  const more = ids.length > 10 ? ` and ${ids.length - 10} more` : "";
+  return ids.slice(0, 10).join(", ") + more;
 }
 
 /** The error message: the reason, then exactly what was written. */

@@ -665,7 +665,8 @@ class Producer:
                 if int(reply[0]) == -1
             ]
             if duplicates:
-                reason = "job_id already exists: " + ", ".join(duplicates)
+                more = f" and {len(duplicates) - 10} more" if len(duplicates) > 10 else ""
+                reason = "job_id already exists: " + ", ".join(duplicates[:10]) + more
                 raise BulkEnqueueError(
                     "duplicate_job_id", _bulk_message(reason, written, len(plans)), list(written)
                 )

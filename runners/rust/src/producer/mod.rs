@@ -508,7 +508,15 @@ impl Producer {
             if !duplicates.is_empty() {
                 let reason = ProducerError::new(
                     ProducerErrorCode::DuplicateJobId,
-                    format!("job_id already exists: {}", duplicates.join(", ")),
+                    format!(
+                        "job_id already exists: {}{}",
+                        duplicates[..duplicates.len().min(10)].join(", "),
+                        if duplicates.len() > 10 {
+                            format!(" and {} more", duplicates.len() - 10)
+                        } else {
+                            String::new()
+                        }
+                    ),
                 );
                 return Err(bulk_failure(reason, &written, plans.len()));
             }
