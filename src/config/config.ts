@@ -119,6 +119,11 @@ export interface ResolvedConfig {
   /** rrqkit: recoveries after which an interrupted job goes to the DLQ as poison (0: never). */
   readonly maxJobRecoveries: number;
   /**
+   * rrqkit: seconds the worker waits for a reply to one Redis command before treating it as
+   * failed (a silent link); default lease / 2, between 1 and 5.
+   */
+  readonly redisCommandTimeoutSeconds: number;
+  /**
    * Settings that are accepted but have no effect, or look like a mistake, in words (e.g.
    * `worker_concurrency`). Always present, empty when there is nothing to say; the worker prints
    * each at start and `rrq check` can show them.
@@ -363,6 +368,7 @@ const TOP_KEYS = [
   "lease_renew_interval_seconds",
   "max_job_recoveries",
   "redis_connect_timeout_seconds",
+  "redis_command_timeout_seconds",
   ...IGNORED_KEYS,
 ] as const;
 
@@ -546,6 +552,11 @@ export function resolveConfig(
     leaseSeconds: lease,
     leaseRenewIntervalSeconds: renew,
     maxJobRecoveries: f("max_job_recoveries", int(0), 3),
+    redisCommandTimeoutSeconds: f(
+      "redis_command_timeout_seconds",
+      num(0.05, MAX_TIMER_SECONDS),
+      Math.max(1, Math.min(5, lease / 2)),
+    ),
   };
   problems.throwIfAny();
   return Object.freeze({ ...config, warnings: Object.freeze(warningsFor(raw)) });

@@ -4,6 +4,7 @@ import type { JobStore } from "../store/job-store.js";
 import type { EventBus } from "../telemetry/events.js";
 import { IMPLEMENTATION, packageVersion } from "./implementation.js";
 import { PeriodicTask } from "./periodic.js";
+import type { PartitionState } from "./leases.js";
 import type { Recovery } from "./recovery.js";
 
 /** Rewrites prompted by {@link Heartbeat.nudge} are at least this far apart. */
@@ -17,6 +18,8 @@ export interface HealthSnapshot {
   queues: readonly string[];
   /** Redis's clock minus this host's, ms, once measured (rrqkit; see RedisClock). */
   clockOffsetMs?: number;
+  /** The link to Redis as lease renewal saw it (rrqkit; see LeaseKeeper). */
+  partition?: PartitionState;
 }
 
 /**
@@ -40,6 +43,7 @@ export class Heartbeat {
   private readonly stopping = new AbortController();
   private nudgeTimer: NodeJS.Timeout | undefined;
   private nudgeWriting = false;
+  private nudgeAgain = false;
   private lastWriteMs = 0;
 
   constructor(
@@ -75,7 +79,11 @@ export class Heartbeat {
    * busy worker as idle (or the reverse) for up to a heartbeat interval.
    */
   nudge(): void {
-    if (this.nudgeTimer || this.nudgeWriting || this.stopping.signal.aborted) return;
+    if (this.stopping.signal.aborted) return;
+    // a write in flight may carry an older snapshot (one queued during an outage is sent when
+    // Redis is back): write again after it
+    if (this.nudgeWriting) this.nudgeAgain = true;
+    if (this.nudgeTimer || this.nudgeWriting) return;
     const waitMs = Math.max(0, this.lastWriteMs + NUDGE_MIN_INTERVAL_MS - Date.now());
     this.nudgeTimer = setTimeout(() => {
       this.nudgeTimer = undefined;
@@ -84,7 +92,12 @@ export class Heartbeat {
         .catch((error: unknown) =>
           this.events.emit("worker:error", { context: "health record", error: error as Error }),
         )
-        .finally(() => (this.nudgeWriting = false));
+        .finally(() => {
+          this.nudgeWriting = false;
+          if (!this.nudgeAgain) return;
+          this.nudgeAgain = false;
+          this.nudge();
+        });
     }, waitMs);
     this.nudgeTimer.unref();
   }
@@ -120,6 +133,7 @@ export class Heartbeat {
         implementation: IMPLEMENTATION,
         version: packageVersion(),
         ...(s.clockOffsetMs === undefined ? {} : { clock_offset_ms: s.clockOffsetMs }),
+        ...partitionFields(s.partition),
       },
       Math.max(ttl, 1),
     );
@@ -135,4 +149,27 @@ export class Heartbeat {
     if (!(await this.store.takeOrphanScanTurn(this.workerId, intervalMs))) return 0;
     return this.recovery.recoverDeadWorkers(this.stopping.signal);
   }
+}
+
+/**
+ * The health record's additive fields about the link to Redis: `redis_link` ("ok", or
+ * "partitioned" while lease renewal cannot reach Redis past a lease), `abandoned_attempts`
+ * (attempts given up because their leases expired meanwhile, since start) and `last_partition`
+ * (when the last such outage ended, how long it was, and how many attempts it cost).
+ */
+export function partitionFields(p: PartitionState | undefined): Record<string, unknown> {
+  if (!p) return {};
+  return {
+    redis_link: p.link,
+    abandoned_attempts: p.abandonedTotal,
+    ...(p.last
+      ? {
+          last_partition: {
+            ended_at: formatTimestamp(p.last.endedAtMs),
+            down_seconds: Math.round(p.last.downForMs / 100) / 10,
+            abandoned_attempts: p.last.abandoned,
+          },
+        }
+      : {}),
+  };
 }

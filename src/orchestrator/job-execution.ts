@@ -105,6 +105,8 @@ export class JobExecution {
   interrupted = false;
   /** Set when lease renewal finds the job held by another attempt: nothing of ours is written. */
   lost = false;
+  /** Local time the claim's reply arrived (the lease keeper's bound on when the lease ends). */
+  readonly claimedAtMs = Date.now();
   /** Set when the attempt's terminal (or release) write has started. */
   private writing = false;
   private permit: SlotLease | undefined;
@@ -156,6 +158,18 @@ export class JobExecution {
     this.lost = true;
     this.cancel();
     this.ctx.events.emit("job:fenced", { ...this.jobRef, write: "lease lost while running" });
+  }
+
+  /**
+   * The lease ran out while Redis could not be reached: stop the runner's work and write
+   * nothing (the job is re-queued when its lease is recovered, and may already run elsewhere).
+   * False once the result is being written (that write is fenced on its own).
+   */
+  abandon(): boolean {
+    if (this.lost || this.writing) return false;
+    this.lost = true;
+    this.cancel();
+    return true;
   }
 
   /** Runs the attempt to completion; never throws. */
@@ -292,6 +306,11 @@ export class JobExecution {
       return this.interrupted || !busyPastDeadline ? { kind: "unavailable" } : { kind: "timeout" };
     }
     this.permit = lease;
+    // given up while waiting for a runner: dispatch nothing
+    if (this.lost) {
+      lease.release();
+      return { kind: "unavailable" };
+    }
     try {
       const request = this.buildRequest(job, handler, deadlineMs);
       if (this.ctx.events.has("job:dispatched"))

@@ -8,6 +8,19 @@ const MAX_REPEAT_MS = 60_000;
 
 const CLOSED = "connection closed";
 
+/** How a silent link is probed (see {@link RedisMonitor.watchSilence}). */
+export interface SilenceProbe {
+  /** Milliseconds between PINGs. */
+  intervalMs: number;
+  /** A PING unanswered this long means the link is silent (the connection's command timeout). */
+  timeoutMs: number;
+}
+
+/** The reason logged for a link that is open but answers nothing. */
+export function silentReason(timeoutMs: number): string {
+  return `no reply within ${timeoutMs / 1000}s (connection open but silent)`;
+}
+
 /**
  * A connection failure as one short line: the error code and address for socket errors
  * (`ECONNREFUSED 127.0.0.1:6391`), else the message with any credentials in a URL masked.
@@ -63,6 +76,38 @@ export class RedisMonitor {
     redis.on("ready", () => this.recovered(name));
   }
 
+  /**
+   * Detects a silent link, which raises no error event (a partition: the socket stays open and
+   * no bytes flow): a PING every `intervalMs` on `redis`, whose command timeout fails it after
+   * `timeoutMs`. An unanswered PING while the connection is up (or mid-handshake) starts an
+   * outage like a refused connection does, and drops the connection so that it reconnects:
+   * whatever was sent on the silent socket is then discarded, not run late when the link comes
+   * back. Returns a function that stops the probe.
+   */
+  watchSilence(redis: Redis, name: string, probe: SilenceProbe): () => void {
+    let pending = false;
+    const timer = setInterval(() => {
+      if (pending) return;
+      pending = true;
+      redis
+        .ping()
+        .then(
+          () => undefined,
+          () => {
+            // refused or reconnecting: the connection's own events tell
+            if (redis.status !== "ready" && redis.status !== "connect") return;
+            this.lastError.set(name, new Error(silentReason(probe.timeoutMs)));
+            this.failed(name, 0);
+            // mid-handshake nothing but the handshake was sent: let it finish when the link does
+            if (redis.status === "ready") redis.disconnect(true);
+          },
+        )
+        .finally(() => (pending = false));
+    }, probe.intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   private failed(name: string, retryInMs: number): void {
     const now = this.now();
     if (this.down.size === 0) {
@@ -75,8 +120,10 @@ export class RedisMonitor {
     }
     this.down.add(name);
     this.failures++;
-    const reason = describeRedisError(this.lastError.get(name));
+    let reason = describeRedisError(this.lastError.get(name));
     this.lastError.delete(name);
+    // the close that follows a silent link's drop says nothing new
+    if (reason === CLOSED && this.lastReason.startsWith("no reply")) reason = this.lastReason;
     // A dropped connection says nothing about why; the reconnect attempt's failure does (or it
     // succeeds, and redis:up tells)
     if (reason === CLOSED && this.lastLogged === 0) return;

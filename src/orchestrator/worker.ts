@@ -101,6 +101,7 @@ export class Worker {
   private clock: RedisClock | undefined;
   private readonly localNow: (() => number) | undefined;
   private wakeup: Wakeup | undefined;
+  private stopProbe: (() => void) | undefined;
   private heartbeat: Heartbeat | undefined;
   private leases: LeaseKeeper | undefined;
   private cron: CronScheduler | undefined;
@@ -228,8 +229,15 @@ export class Worker {
   private async start(): Promise<void> {
     const config = this.config;
     for (const message of this.startWarnings()) this.events.emit("worker:warning", { message });
-    this.redis = connectRedis(config.redisDsn, { name: this.workerId });
+    // A command timeout (and a PING probe using it) so a silent link fails commands and is
+    // reported instead of leaving claims, renewals and writes waiting without bound
+    const commandTimeoutMs = config.redisCommandTimeoutSeconds * 1000;
+    this.redis = connectRedis(config.redisDsn, { name: this.workerId, commandTimeoutMs });
     this.monitor.attach(this.redis, "main");
+    this.stopProbe = this.monitor.watchSilence(this.redis, "main", {
+      intervalMs: Math.min(1000, commandTimeoutMs),
+      timeoutMs: commandTimeoutMs,
+    });
     this.clock = new RedisClock(this.redis, {
       localNow: this.localNow,
       warnThresholdMs: CLOCK_SKEW_WARN_MS,
@@ -296,6 +304,8 @@ export class Worker {
       this.events,
     );
     this.leases.start();
+    // the record says the link is back (and what the outage cost) at once, not a heartbeat later
+    this.events.on("redis:up", () => this.heartbeat?.nudge());
     this.cron = startCron(this.redis, config, this.events, this.clock);
   }
 
@@ -306,6 +316,7 @@ export class Worker {
       concurrencyLimit: this.concurrency,
       queues: this.queues,
       clockOffsetMs: this.clock?.synced ? this.clock.offsetMs : undefined,
+      partition: this.leases?.partition,
     };
   }
 
@@ -520,6 +531,7 @@ export class Worker {
   }
 
   private async closeConnections(): Promise<void> {
+    this.stopProbe?.();
     this.clock?.stop();
     await this.wakeup?.close();
     if (this.redis) await closeRedis(this.redis);

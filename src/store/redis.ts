@@ -24,6 +24,15 @@ export interface ConnectOptions {
    * once Redis is back.
    */
   failFast?: { connectTimeoutSeconds: number };
+  /**
+   * Fail a command sent on a ready connection that has had no reply for this long ("Command
+   * timed out"): a link that went silent (a partition: the socket stays open, no bytes flow)
+   * otherwise leaves the caller waiting without bound. Commands waiting for a connection (in
+   * the offline queue) wait as before, and are timed from when they are sent. A command that
+   * timed out is never sent again (as ioredis' re-send after a reconnect): its caller has
+   * already been told it failed.
+   */
+  commandTimeoutMs?: number;
 }
 
 /** Default of `redis_connect_timeout_seconds` / `RRQ_REDIS_CONNECT_TIMEOUT`. */
@@ -139,11 +148,56 @@ export function connectRedis(dsn: string, options: ConnectOptions = {}): Redis {
     reconnectOnError: (error) => /READONLY|LOADING/.test(error.message),
   };
   if (!options.failFast) {
-    const redis = new Redis(base);
+    const redis =
+      options.commandTimeoutMs === undefined
+        ? new Redis(base)
+        : new TimedRedis(base, Math.max(1, options.commandTimeoutMs));
     redis.on("error", options.onError ?? (() => {}));
     return redis;
   }
   return connectFailFast(dsn, base, options.failFast.connectTimeoutSeconds, options.onError);
+}
+
+/**
+ * A client whose commands time out once written to a ready connection (see
+ * {@link ConnectOptions.commandTimeoutMs}). ioredis' own `commandTimeout` also runs while a
+ * command waits in the offline queue (every write during a refused outage failed, and was
+ * retried, every few seconds), and it still sends a command that timed out there once the
+ * connection is ready, or re-sends one that was in flight when the connection closed: run with
+ * nobody waiting for its reply (a claim run that way strands its jobs until their leases
+ * expire). This one does neither.
+ */
+class TimedRedis extends Redis {
+  constructor(
+    options: RedisOptions,
+    private readonly timeoutMs: number,
+  ) {
+    super(options);
+  }
+
+  override sendCommand(
+    ...args: Parameters<Redis["sendCommand"]>
+  ): ReturnType<Redis["sendCommand"]> {
+    const command = args[0] as {
+      reject: (error: Error) => void;
+      setTimeout: (ms: number) => void;
+      promise: ReturnType<Redis["sendCommand"]>;
+      guarded?: boolean;
+      failed?: boolean;
+    };
+    if (command.failed) return command.promise;
+    if (!command.guarded) {
+      command.guarded = true;
+      const reject = command.reject;
+      command.reject = (error: Error) => {
+        command.failed = true;
+        reject(error);
+      };
+    }
+    // armed once, when the command is written (not while it waits for a connection)
+    if (this.status === "ready") command.setTimeout(this.timeoutMs);
+    return super.sendCommand(...args);
+  }
 }
 
 /** Why the last connection attempt of a fail-fast client failed, for its error messages. */

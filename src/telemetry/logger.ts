@@ -227,11 +227,11 @@ const CONNECTION_CODES = new Set([
   "EAI_AGAIN",
 ]);
 
-/** Errors of a connection going away (not bugs): refused, reset, closed. */
+/** Errors of a connection going away (not bugs): refused, reset, closed, silent (timed out). */
 function isConnectionError(error: Error): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return (
     (code !== undefined && CONNECTION_CODES.has(code)) ||
-    /^Connection is closed|Stream isn't writeable/.test(error.message)
+    /^Connection is closed|Stream isn't writeable|^Command timed out/.test(error.message)
   );
 }
