@@ -8,6 +8,7 @@ import {
 } from "./bad-runners.js";
 import { clockSkew } from "./clock-skew.js";
 import { malformedJobs } from "./malformed-jobs.js";
+import { partition } from "./partition.js";
 import { orchestratorSigkill, orchestratorSigstop } from "./orchestrator-faults.js";
 import { redisRestart } from "./redis-restart.js";
 import { runnerSigkill } from "./runner-sigkill.js";
@@ -25,4 +26,5 @@ export const SCENARIOS: Scenario[] = [
   ignoreCancel,
   malformedJobs,
   clockSkew,
+  partition,
 ];
