@@ -5,12 +5,12 @@
  * changes nothing. End to end, a claim whose reply is lost still dispatches its job once,
  * without counting a recovery.
  */
-import type { Redis } from "ioredis";
+import { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
 import { FaultProxy } from "../chaos/lib/fault-proxy.js";
 import { hashFromPairs } from "../src/store/job.js";
 import { activeKey, LEASES_KEY } from "../src/store/keys.js";
-import type { AttemptRef } from "../src/store/job-store.js";
+import { JobStore, type AttemptRef } from "../src/store/job-store.js";
 import { useStoreFixture } from "./support/store-fixture.js";
 import { jobSettled, RunningWorker, testConfig, waitFor } from "./support/worker-harness.js";
 
@@ -297,6 +297,39 @@ describe("scripts run twice (a re-sent command)", () => {
 });
 
 describe("a claim whose reply is lost (connection reset right after it was sent)", () => {
+  it("that is not re-sent: the next claim of that worker and queue gets its jobs", async () => {
+    const id = await fx.producer.enqueue("echo", {}, { queueName: QUEUE });
+    await fx.store.claim("rrq:queue:warmup", WORKER, 1, 1000); // loads the script
+    const proxy = new FaultProxy({ port: fx.redis.port });
+    await proxy.listen();
+    // As under a command timeout: a call that failed is not sent again.
+    const client = new Redis(proxy.url(), {
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: 1000,
+      maxRetriesPerRequest: null,
+    });
+    client.on("error", () => undefined);
+    const store = new JobStore(client);
+    try {
+      await client.ping();
+      proxy.resetAfter((chunk) =>
+        chunk.includes(`\r\n$1\r\n3\r\n$${QUEUE.length}\r\n${QUEUE}\r\n`),
+      );
+      await expect(store.claim(QUEUE, WORKER, 5, 30_000)).rejects.toThrow();
+      expect(await fx.redis.client.hget(`rrq:job:${id}`, "status")).toBe("ACTIVE");
+      const { claimed } = await store.claim(QUEUE, WORKER, 5, 30_000);
+      expect(claimed.map((j) => j.id)).toEqual([id]);
+      // The token was used up: the next claim is a fresh one.
+      const late = await fx.producer.enqueue("echo", {}, { queueName: QUEUE });
+      expect((await store.claim(QUEUE, WORKER, 5, 30_000)).claimed.map((j) => j.id)).toEqual([
+        late,
+      ]);
+    } finally {
+      client.disconnect();
+      await proxy.close();
+    }
+  });
+
   it("dispatches the job once and counts no recovery", async () => {
     // Load the scripts into Redis first, so the worker's first claim is an EVALSHA that runs.
     await fx.store.claim("rrq:queue:warmup", WORKER, 1, 1000);

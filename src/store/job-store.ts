@@ -47,6 +47,9 @@ export type FencedWrite = "written" | "not_owner" | "gone";
 /** What recovering one job did (see recover-job-3.lua). */
 export type RecoveryVerdict = "locked" | "missing" | "terminal" | "queued" | "recovered" | "poison";
 
+/** How long a failed claim's token is reused: under the 60 s its jobs are kept for. */
+const UNANSWERED_CLAIM_REUSE_MS = 50_000;
+
 /** Script codes: > 0 written (2: already written by this attempt, a re-sent call), 0, -1. */
 const fenced = (code: number): FencedWrite =>
   code > 0 ? "written" : code === 0 ? "not_owner" : "gone";
@@ -55,6 +58,8 @@ const fenced = (code: number): FencedWrite =>
 export class JobStore {
   readonly scripts: ScriptCaller;
   private readonly completions: CompletionBatcher;
+  /** Tokens of claim calls that failed, by "<worker> <queue>" (see claimToken). */
+  private readonly unansweredClaims = new Map<string, { value: string; at: number }>();
 
   /**
    * @param clock where every time others compare comes from (lease expiries, queue scores, the
@@ -76,28 +81,55 @@ export class JobStore {
     leaseMs: number,
   ): Promise<{ claimed: ClaimedJob[]; nextScore: number | undefined }> {
     const now = this.clock.now();
-    const [json, next] = await this.scripts.run<[string, string | null]>(
-      this.redis,
-      "claim-ready",
-      [queue, activeKey(workerId), LEASES_KEY],
-      // A token per call: ioredis re-sends a call whose reply a dropped connection lost, and
-      // the script's second run then returns the first one's jobs (claim-ready-3.lua).
-      [
-        workerId,
-        now,
-        max,
-        Math.round(leaseMs),
-        formatTimestamp(now),
-        Math.floor(now / 1000),
-        randomUUID(),
-      ],
-    );
+    const token = this.claimToken(`${workerId} ${queue}`);
+    let reply: [string, string | null];
+    try {
+      reply = await this.scripts.run<[string, string | null]>(
+        this.redis,
+        "claim-ready",
+        [queue, activeKey(workerId), LEASES_KEY],
+        [
+          workerId,
+          now,
+          max,
+          Math.round(leaseMs),
+          formatTimestamp(now),
+          Math.floor(now / 1000),
+          token.value,
+        ],
+      );
+    } catch (error) {
+      token.keep();
+      throw error;
+    }
+    const [json, next] = reply;
     const flat = JSON.parse(json) as Array<string | string[]>;
     const claimed: ClaimedJob[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) {
       claimed.push({ id: flat[i] as string, hash: hashFromPairs(flat[i + 1] as string[]) });
     }
     return { claimed, nextScore: next == null ? undefined : Number(next) };
+  }
+
+  /**
+   * The token of a claim call (claim-ready-3.lua keeps a call's jobs under it for 60 s, and a
+   * second run with it returns them instead of claiming more). ioredis re-sends a call whose
+   * reply a dropped connection lost, with the same token; a call that failed instead (a command
+   * timeout, or Redis away) may still have run, so its token is handed to the next claim of the
+   * same worker and queue, which then gets those jobs rather than leaving them stranded until
+   * their lease expires. A kept token goes to one call only, so two claims never share one.
+   */
+  private claimToken(key: string): { value: string; keep(): void } {
+    const kept = this.unansweredClaims.get(key);
+    this.unansweredClaims.delete(key);
+    const fresh = !kept || Date.now() - kept.at > UNANSWERED_CLAIM_REUSE_MS;
+    const entry = fresh ? { value: randomUUID(), at: Date.now() } : kept;
+    return {
+      value: entry.value,
+      keep: () => {
+        if (!this.unansweredClaims.has(key)) this.unansweredClaims.set(key, entry);
+      },
+    };
   }
 
   /** Extends the leases of running attempts; returns the fences of attempts that lost their job. */
