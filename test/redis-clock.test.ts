@@ -12,6 +12,7 @@ import { Producer } from "../src/producer/producer.js";
 import { JobStore } from "../src/store/job-store.js";
 import { EventBus } from "../src/telemetry/events.js";
 import { resolveConfig } from "../src/config/config.js";
+import { runCli, writeConfig } from "./support/cli-harness.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
 import { jobSettled, testConfig, waitFor } from "./support/worker-harness.js";
 
@@ -154,6 +155,24 @@ describe("a worker with a skewed local clock", () => {
       return parsed?.clock_offset_ms === undefined ? undefined : parsed;
     });
     expect(Math.abs(record.clock_offset_ms! - 30_000)).toBeLessThan(200);
+  });
+});
+
+describe("rrq check", () => {
+  it("shows each rrqkit worker's clock offset, flagged past 1 s", async () => {
+    const record = (id: string, offset: number) =>
+      redis.client.set(
+        `rrq:health:worker:${id}`,
+        JSON.stringify({ worker_id: id, status: "polling", clock_offset_ms: offset }),
+        "EX",
+        60,
+      );
+    await record("w_ahead", -30_000);
+    await record("w_synced", 3);
+    const text = await runCli(writeConfig(redis.url), ["check"]);
+    expect(text.code).toBe(0);
+    expect(text.out).toContain("    Clock: WARNING: 30000 ms ahead of Redis's clock");
+    expect(text.out).toContain("    Clock: in sync with Redis (offset 3 ms)");
   });
 });
 
