@@ -5,7 +5,7 @@
  * deferred jobs early.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { RedisClock, sampleOffset } from "../src/clock/redis-clock.js";
+import { bestOffset, RedisClock, sampleOffset } from "../src/clock/redis-clock.js";
 import { Worker } from "../src/orchestrator/worker.js";
 import { CronScheduler } from "../src/orchestrator/cron.js";
 import { Producer } from "../src/producer/producer.js";
@@ -48,6 +48,18 @@ describe("RedisClock", () => {
       // redis-server runs on this host, so its clock is Date.now(): the offset undoes the skew
       expect(Math.abs(sample.offsetMs + skew)).toBeLessThanOrEqual(sample.rttMs + 5);
     }
+  });
+
+  it("keeps the sample with the shortest round trip, and 0 within its uncertainty", () => {
+    const samples = [
+      { offsetMs: 30_012, rttMs: 20 },
+      { offsetMs: 30_001, rttMs: 1 },
+      { offsetMs: 29_990, rttMs: 9 },
+    ];
+    expect(bestOffset(samples)).toEqual({ offsetMs: 30_001, rttMs: 1 });
+    // a host in sync: a few ms of noise is not a correction
+    expect(bestOffset([{ offsetMs: 4, rttMs: 8 }])).toEqual({ offsetMs: 0, rttMs: 8 });
+    expect(bestOffset([{ offsetMs: -7, rttMs: 4 }])).toEqual({ offsetMs: -7, rttMs: 4 });
   });
 
   it("now() follows Redis's clock whatever the local clock says", async () => {

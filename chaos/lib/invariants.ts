@@ -357,7 +357,9 @@ export async function checkInvariants(
       const worker = stored?.worker_id ?? stored?.context?.worker_id;
       const run = execs.find((e) => e.request_id === stored?.request_id);
       const claimedAt = Date.parse(hash.start_time ?? "");
-      const beforeClaim = run !== undefined && !run.approx_ts && run.ts_ms < claimedAt - 1;
+      // start_time is on Redis's clock as the claiming worker measures it (±its offset's
+      // uncertainty, a few ms at worst), ts_ms on the runner's: 50 ms of slack between the two
+      const beforeClaim = run !== undefined && !run.approx_ts && run.ts_ms < claimedAt - 50;
       if (!run || worker !== hash.worker_id || beforeClaim) {
         result.staleTerminalWrites++;
         add(

@@ -38,6 +38,21 @@ export async function sampleOffset(redis: Redis, localNow: () => number): Promis
   return { offsetMs: Math.round(redisMs - (sent + received) / 2), rttMs: received - sent };
 }
 
+/** TIME calls per measurement; the one with the shortest round trip is kept. */
+const SAMPLES = 3;
+
+/**
+ * The offset a measurement stands for: the sample with the shortest round trip (the least
+ * uncertain), and 0 when 0 lies within its uncertainty (± half the round trip, + 1 ms of
+ * rounding): a host in sync then keeps writing its own clock's times exactly, instead of times
+ * moved by a few ms of measurement noise.
+ */
+export function bestOffset(samples: readonly ClockSample[]): ClockSample {
+  const best = samples.reduce((a, b) => (b.rttMs < a.rttMs ? b : a));
+  const inSync = Math.abs(best.offsetMs) <= best.rttMs / 2 + 1;
+  return inSync ? { offsetMs: 0, rttMs: best.rttMs } : best;
+}
+
 /**
  * Redis's clock as seen from this process: the local clock plus an offset measured against
  * Redis `TIME`, refreshed every `refreshMs`. Every time an orchestrator writes for others to
@@ -47,7 +62,8 @@ export async function sampleOffset(redis: Redis, localNow: () => number): Promis
  * clock (they need no agreement between hosts).
  *
  * Until the first measurement (and when Redis is unreachable) the last known offset is used,
- * 0 at first. Each measurement replaces the last: it is uncertain by half its round trip
+ * 0 at first. Each measurement (best of three TIME calls, see {@link bestOffset}) replaces the
+ * last: it is uncertain by half its round trip
  * (sub-millisecond on a LAN), far below the lease and poll granularity it serves.
  */
 export class RedisClock implements Clock {
@@ -94,7 +110,9 @@ export class RedisClock implements Clock {
   }
 
   private async measure(): Promise<ClockSample> {
-    const sample = await sampleOffset(this.redis, this.localNow);
+    const samples: ClockSample[] = [];
+    for (let i = 0; i < SAMPLES; i++) samples.push(await sampleOffset(this.redis, this.localNow));
+    const sample = bestOffset(samples);
     this.offset = sample.offsetMs;
     this.measured = true;
     this.reportSkew();
