@@ -11,6 +11,7 @@ import { malformedJobs } from "./malformed-jobs.js";
 import { partition } from "./partition.js";
 import { orchestratorSigkill, orchestratorSigstop } from "./orchestrator-faults.js";
 import { redisRestart } from "./redis-restart.js";
+import { resetStorm } from "./reset-storm.js";
 import { runnerSigkill } from "./runner-sigkill.js";
 
 /** Every scenario, in run order. */
@@ -27,4 +28,5 @@ export const SCENARIOS: Scenario[] = [
   malformedJobs,
   clockSkew,
   partition,
+  resetStorm,
 ];
