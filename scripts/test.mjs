@@ -8,7 +8,8 @@
 //            outside the repository, give a working two-queue app (Python and Node handlers,
 //            enqueues from JavaScript and Python, a worker started without --queue)
 //   lint     tsc over tests/bench/chaos, ESLint (type-aware, no-floating-promises), Prettier
-//   ts       Vitest: protocol, runner, producer, orchestrator, daemon
+//   ts       Vitest: protocol, runner, producer, orchestrator, daemon (after preparing the Python
+//            virtualenv and the Rust example runners that some of these tests start)
 //   python   runners/python/ci.sh (virtualenv at .venv, ruff, pytest)
 //   rust     runners/rust/ci.sh (fmt, clippy -D warnings, cargo test)
 //   start    the quickstart (`npm start -- --once`) completes its demo jobs; the enqueue line it
@@ -103,7 +104,14 @@ if (wanted("lint")) {
   run("eslint", "npx", ["eslint", "--max-warnings=0", "."]);
   run("prettier", "npx", ["prettier", "--check", "."]);
 }
-if (wanted("ts")) run("TypeScript tests", "npx", ["vitest", "run"]);
+if (wanted("ts")) {
+  // Some TypeScript tests drive real Python and Rust runners (error tracebacks, interop): the
+  // virtualenv and the Rust example binaries must exist first; the python and rust steps below
+  // reuse both.
+  run("Python virtualenv for the runner tests", "bash", ["runners/python/ci.sh", "--install-only"]);
+  run("Rust example runners for the runner tests", "bash", ["runners/rust/ci.sh", "--build-only"]);
+  run("TypeScript tests", "npx", ["vitest", "run"]);
+}
 if (wanted("python") && existsSync(join(root, "runners", "python", "ci.sh")))
   run("Python binding", "bash", ["runners/python/ci.sh"]);
 if (wanted("rust") && existsSync(join(root, "runners", "rust", "ci.sh")))
