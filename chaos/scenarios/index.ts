@@ -8,6 +8,7 @@ import {
 } from "./bad-runners.js";
 import { clockSkew } from "./clock-skew.js";
 import { malformedJobs } from "./malformed-jobs.js";
+import { maxmemory } from "./maxmemory.js";
 import { partition } from "./partition.js";
 import { orchestratorSigkill, orchestratorSigstop } from "./orchestrator-faults.js";
 import { redisRestart } from "./redis-restart.js";
@@ -28,5 +29,6 @@ export const SCENARIOS: Scenario[] = [
   malformedJobs,
   clockSkew,
   partition,
+  maxmemory,
   resetStorm,
 ];
