@@ -22,7 +22,13 @@ interface AbandonLine {
 /** State shared between run() and verify(). */
 const runs = new WeakMap<
   ScenarioContext,
-  { daemon: Daemon; abandonedInHealth: number; longIds: Set<string> }
+  {
+    daemon: Daemon;
+    abandonedInHealth: number;
+    longIds: Set<string>;
+    /** [start, end] of each latency phase, ms. */
+    slow: Array<[number, number]>;
+  }
 >();
 
 /**
@@ -66,14 +72,17 @@ export const partition: Scenario = {
         ...long,
       ]);
       const longIds = new Set(ids.slice(total - long.length));
+      const slow: Array<[number, number]> = [];
       await ctx.injectWhileRunning(ctx.size(2, 6), [800, 1500], async (n) => {
         if (n % 2 === 1) {
           const ms = ctx.rng.int(50, 500);
           const forMs = ctx.rng.int(3000, ctx.quick ? 5000 : 15_000);
           proxy.mode({ kind: "latency", ms });
           ctx.fault("link_latency", [], `${partitioned.name} +${ms} ms each way for ${forMs} ms`);
+          const start = Date.now();
           await sleep(forMs);
           proxy.mode({ kind: "pass" });
+          slow.push([start, Date.now()]);
           return true;
         }
         const affected = await ctx.activeJobsOf(partitioned);
@@ -95,6 +104,7 @@ export const partition: Scenario = {
         daemon: partitioned,
         abandonedInHealth: health.abandoned_attempts ?? -1,
         longIds,
+        slow,
       });
     } finally {
       proxy.mode({ kind: "pass" });
@@ -103,9 +113,10 @@ export const partition: Scenario = {
       ctx.notes.push(`proxy: ${proxy.accepted} connections accepted`);
     }
   },
-  verify(ctx) {
+  async verify(ctx) {
     const state = runs.get(ctx);
-    if (!state) return Promise.resolve();
+    if (!state) return;
+    await checkNoExpiryWhenSlow(ctx, state.daemon, state.slow);
     const lines = abandonLines(state.daemon);
     const abandoned = lines.reduce((sum, l) => sum + l.count, 0);
     const reported = reconnectCounts(state.daemon);
@@ -138,9 +149,41 @@ export const partition: Scenario = {
         if (!again) violation(`abandoned job ${id} never ran again after the partition began`);
       }
     }
-    return Promise.resolve();
   },
 };
+
+/**
+ * Latency is not a partition: no run of the slowed daemon may end as `recovered` (its lease
+ * expired) during a latency phase or one lease after it.
+ */
+async function checkNoExpiryWhenSlow(
+  ctx: ScenarioContext,
+  daemon: Daemon,
+  slow: Array<[number, number]>,
+): Promise<void> {
+  // a lease after the phase, unless a blackhole starts before that
+  const blackholes = ctx.faults.filter((f) => f.kind === "link_blackhole").map((f) => f.at);
+  const windowEnd = (end: number) =>
+    Math.min(end + LEASE_SECONDS * 1000, ...blackholes.filter((at) => at >= end));
+  const ids = [...ctx.jobs.keys()];
+  const pipeline = ctx.redis.client.pipeline();
+  for (const id of ids) pipeline.hgetall(`rrq:job:${id}`);
+  const replies = (await pipeline.exec()) ?? [];
+  replies.forEach(([, value], i) => {
+    const hash = (value ?? {}) as Record<string, string>;
+    for (let k = 1; k <= Number(hash.runs ?? 0); k++) {
+      if (hash[`run_${k}_outcome`] !== "recovered") continue;
+      if (!hash[`run_${k}_worker`]?.startsWith(daemon.workerPrefix)) continue;
+      const ended = Date.parse(hash[`run_${k}_ended_at`] ?? "");
+      const during = slow.find(([a, b]) => ended >= a && ended <= windowEnd(b));
+      if (during)
+        ctx.extraViolations.push({
+          kind: "scenario_error",
+          detail: `job ${ids[i]}: ${daemon.name}'s lease expired during added latency (run ${k})`,
+        });
+    }
+  });
+}
 
 /** The "abandoning N running attempt(s)" lines of a daemon's JSON log. */
 function abandonLines(daemon: Daemon): AbandonLine[] {
