@@ -94,7 +94,9 @@ describe("Redis faults", () => {
     // Still serving afterwards.
     const later = await producer.enqueue("echo", { after: "busy" });
     await allCompleted([later]);
-  });
+    // The blocking script is a CPU-bound Lua loop: 12-17 s on an idle 2-core machine, over 30 s
+    // when the machine is busy with other work.
+  }, 90_000);
 
   it("the primary demoted to a replica (READONLY) and promoted back: nothing lost", async () => {
     const replica = await startRedis();
