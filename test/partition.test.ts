@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FaultProxy } from "../chaos/lib/fault-proxy.js";
 import { Producer } from "../src/producer/producer.js";
 import type { OrchestratorEvents } from "../src/telemetry/events.js";
+import { runCli, writeConfig } from "./support/cli-harness.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
 import { RunningWorker, testConfig, waitFor } from "./support/worker-harness.js";
 
@@ -136,4 +137,40 @@ describe("a partitioned orchestrator", () => {
       await proxy.close();
     }
   }, 90_000);
+});
+
+describe("rrq check", () => {
+  it("shows a worker's partition state and its last partition", async () => {
+    const record = (id: string, extra: object) =>
+      client.set(
+        `rrq:health:worker:${id}`,
+        JSON.stringify({ worker_id: id, status: "polling", ...extra }),
+        "EX",
+        60,
+      );
+    await record("w_cut", { redis_link: "partitioned", abandoned_attempts: 2 });
+    await record("w_back", {
+      redis_link: "ok",
+      abandoned_attempts: 2,
+      last_partition: {
+        ended_at: "2026-01-01T00:00:00+00:00",
+        down_seconds: 41.3,
+        abandoned_attempts: 2,
+      },
+    });
+    await record("w_never", { redis_link: "ok", abandoned_attempts: 0 });
+    const text = await runCli(writeConfig(redis.url), ["check"]);
+    expect(text.code).toBe(0);
+    expect(text.out).toContain("    Redis Link: PARTITIONED (lease renewal cannot reach Redis)");
+    expect(text.out).toContain(
+      "    Redis Link: ok; last partition ended 2026-01-01T00:00:00+00:00 after 41.3 s, 2 attempt(s) abandoned",
+    );
+    const never = text.out.split("Worker ID:").find((section) => section.includes("w_never"));
+    expect(never).not.toContain("Redis Link");
+    await client.del(
+      "rrq:health:worker:w_cut",
+      "rrq:health:worker:w_back",
+      "rrq:health:worker:w_never",
+    );
+  });
 });

@@ -29,6 +29,21 @@ function clockLine(offset: unknown): string | undefined {
 }
 
 /**
+ * The Redis Link line of an rrqkit worker's record: "partitioned" while its lease renewal cannot
+ * reach Redis, else its last partition (when it ended, how long, attempts abandoned); undefined
+ * for a worker that never had one (or an RRQ worker).
+ */
+function linkLine(link: unknown, last: unknown): string | undefined {
+  if (link === "partitioned") return "PARTITIONED (lease renewal cannot reach Redis)";
+  if (typeof last !== "object" || last === null) return undefined;
+  const p = last as { ended_at?: unknown; down_seconds?: unknown; abandoned_attempts?: unknown };
+  return (
+    `ok; last partition ended ${String(p.ended_at)} after ${String(p.down_seconds)} s, ` +
+    `${String(p.abandoned_attempts)} attempt(s) abandoned`
+  );
+}
+
+/**
  * `rrq check` (alias `health`): RRQ's worker health report, plus each worker's implementation
  * (rrqkit and its version, or RRQ's). Unlike RRQ (always 0), it exits 1 when no worker has a
  * live health record, so it can serve as a liveness probe.
@@ -82,6 +97,8 @@ async function check(ctx: CliContext, flags: { json?: boolean }): Promise<number
       say(ctx, `    Implementation: ${implementationLabel(w)}`);
       const skew = clockLine(w.health?.clock_offset_ms);
       if (skew) say(ctx, `    Clock: ${skew}`);
+      const link = linkLine(w.health?.redis_link, w.health?.last_partition);
+      if (link) say(ctx, `    Redis Link: ${link}`);
     }
     return ExitCode.ok;
   });
