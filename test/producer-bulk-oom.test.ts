@@ -121,6 +121,34 @@ describe("enqueueMany is all-or-nothing for duplicates too", () => {
     expect(await redis.client.zcard("rrq:queue:default")).toBe(1);
   });
 
+  it("the same call run twice (a re-send after a lost reply) is a no-op, not a duplicate", async () => {
+    const store = (producer as unknown as { store: ProducerStore }).store;
+    const realBatch = store.enqueueBatch.bind(store);
+    let sent: Parameters<ProducerStore["enqueueBatch"]>[0] = [];
+    store.enqueueBatch = async (plans) => {
+      sent = plans;
+      return realBatch(plans);
+    };
+    const ids = await producer.enqueueMany([
+      { functionName: "a", params: { n: 1 }, options: { jobId: "again-1" } },
+      { functionName: "b", options: { jobId: "again-2", uniqueKey: "again" } },
+    ]);
+    store.enqueueBatch = realBatch;
+    // the exact script call again, as ioredis re-sends an unanswered command after a reconnect
+    const replies = await store.enqueueBatch(sent);
+    expect(replies).toEqual([
+      { code: 0, jobId: "again-1" },
+      { code: 0, jobId: "again-2" },
+    ]);
+    expect(ids).toEqual(["again-1", "again-2"]);
+    expect(await redis.client.zcard("rrq:queue:default")).toBe(2);
+    // another call with the same id but other content is still a duplicate
+    const error = (await producer
+      .enqueueMany([{ functionName: "a", params: { n: 2 }, options: { jobId: "again-1" } }])
+      .catch((e: unknown) => e)) as BulkEnqueueError;
+    expect(error.code).toBe("duplicate_job_id");
+  });
+
   it("a job_id repeated in the batch is refused before any write", async () => {
     const error = (await producer
       .enqueueMany([

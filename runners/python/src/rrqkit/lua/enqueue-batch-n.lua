@@ -12,7 +12,9 @@
 -- Returns one {code, job_id} per job, in order, with enqueue-3.lua's codes:
 --   { 1, job_id}       created
 --   { 0, existing_id}  idempotent hit (an existing job, or an earlier job of this batch with
---                      the same idempotency key)
+--                      the same idempotency key), or the job already exists with this call's
+--                      function_name, job_params and enqueue_time: the call ran before (a
+--                      client re-sent it after a lost reply), so running it again is a no-op
 --   {-1, ""}           a job hash with this job_id already exists
 -- If any job is -1, NOTHING was written (the other entries say what would have happened).
 -- After the writes, one PUBLISH per distinct queue on "rrq:wake:<queue key>" with the
@@ -30,11 +32,17 @@ for i = 0, n - 1 do
       if existing and redis.call("EXISTS", "rrq:job:" .. existing) == 1 then hit = existing end
     end
   end
+  local a = 16 * i
   if hit then
     results[i + 1] = {0, hit}
   elseif redis.call("EXISTS", job_key) == 1 then
-    results[i + 1] = {-1, ""}
-    duplicate = true
+    local held = redis.call("HMGET", job_key, "function_name", "job_params", "enqueue_time")
+    if held[1] == ARGV[a + 2] and held[2] == ARGV[a + 3] and held[3] == ARGV[a + 4] then
+      results[i + 1] = {0, job_id} -- this very job, written by an earlier run of this call
+    else
+      results[i + 1] = {-1, ""}
+      duplicate = true
+    end
   else
     results[i + 1] = {1, job_id}
     if idem_key ~= "" then batch_idem[idem_key] = job_id end
