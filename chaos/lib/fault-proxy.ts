@@ -174,6 +174,11 @@ export class FaultProxy {
     return this;
   }
 
+  /** Traps of {@link resetAfter} not sprung yet. */
+  get trapsLeft(): number {
+    return this.trap?.left ?? 0;
+  }
+
   /** Stops listening and destroys every connection. */
   async close(): Promise<void> {
     if (this.resetTimer) clearTimeout(this.resetTimer);

@@ -9,6 +9,16 @@ import { workCmd, workJobs } from "./common.js";
 /** The log line of a fenced write (src/telemetry/logger.ts). */
 const NOT_WRITTEN = "another worker holds this job; result not written";
 
+/**
+ * The RESP request of a claim (claim-ready-3.lua: three keys, the queue first) and of a
+ * batched completion (complete-success-batch-2.lua: two keys, the active set first); no other
+ * script starts so.
+ */
+const AIMED = {
+  claim: /\r\n\$1\r\n3\r\n\$\d+\r\nrrq:queue:/,
+  complete: /\r\n\$1\r\n2\r\n\$\d+\r\nrrq:active:jobs:/,
+};
+
 /** State shared between run() and verify(). */
 const runs = new WeakMap<ScenarioContext, { daemon: Daemon; proxy: FaultProxy }>();
 
@@ -44,17 +54,28 @@ export const resetStorm: Scenario = {
     });
     runs.set(ctx, { daemon: stormed, proxy });
     const active = `rrq:active:jobs:${await workerIdOf(ctx, stormed)}`;
+    // The jobs it holds at a reset: their runs go on; "recovered" once they finish.
+    const held = async () =>
+      (await ctx.redis.client.zrange(active, 0, -1)).filter((id) => ctx.jobs.has(id));
     let storming = true;
     const storm = (async () => {
       while (storming) {
         await sleep(ctx.rng.int(100, 400));
         if (!storming) break;
-        // The jobs it holds at the reset: their runs go on; "recovered" once they finish.
-        const held = (await ctx.redis.client.zrange(active, 0, -1)).filter((id) =>
-          ctx.jobs.has(id),
-        );
-        const connections = proxy.resetAll();
-        ctx.fault("redis_reset", held, `${connections} connections`);
+        if (ctx.rng.chance(0.5)) {
+          const affected = await held();
+          ctx.fault("redis_reset", affected, `${proxy.resetAll()} connections`);
+          continue;
+        }
+        // Aimed: a reset between a claim's or a completion's request and its reply, the
+        // moment random resets rarely hit (a few milliseconds per call).
+        const target = ctx.rng.pick(["claim", "complete"] as const);
+        const affected = await held();
+        proxy.resetAfter((chunk) => AIMED[target].test(chunk.toString("latin1")));
+        const until = Date.now() + 2000;
+        while (proxy.trapsLeft > 0 && storming && Date.now() < until) await sleep(5);
+        if (proxy.trapsLeft === 0) ctx.fault("redis_reset", affected, `after a ${target} call`);
+        else proxy.resetAfter(() => false, 0);
       }
     })();
     try {
