@@ -64,4 +64,20 @@ describe("a silent Redis link", () => {
       await proxy.close();
     }
   }, 30_000);
+
+  it("does not time a command out when its reply arrived while the process was paused", async () => {
+    const conn = connectRedis(redis.url, { name: "paused-test", commandTimeoutMs: 200 });
+    try {
+      await conn.ping();
+      const reply = conn.incr("paused:a");
+      // a blocked event loop (or SIGSTOP): the reply arrives, but the timer is due first
+      const until = Date.now() + 500;
+      while (Date.now() < until) {
+        // busy
+      }
+      expect(await reply).toBe(1);
+    } finally {
+      conn.disconnect();
+    }
+  });
 });

@@ -158,6 +158,9 @@ export function connectRedis(dsn: string, options: ConnectOptions = {}): Redis {
   return connectFailFast(dsn, base, options.failFast.connectTimeoutSeconds, options.onError);
 }
 
+/** ioredis' message for a command timeout. */
+const TIMED_OUT = "Command timed out";
+
 /**
  * A client whose commands time out once written to a ready connection (see
  * {@link ConnectOptions.commandTimeoutMs}). ioredis' own `commandTimeout` also runs while a
@@ -182,6 +185,7 @@ class TimedRedis extends Redis {
       reject: (error: Error) => void;
       setTimeout: (ms: number) => void;
       promise: ReturnType<Redis["sendCommand"]>;
+      isResolved: boolean;
       guarded?: boolean;
       failed?: boolean;
     };
@@ -189,10 +193,17 @@ class TimedRedis extends Redis {
     if (!command.guarded) {
       command.guarded = true;
       const reject = command.reject;
-      command.reject = (error: Error) => {
+      const fail = (error: Error) => {
         command.failed = true;
         reject(error);
       };
+      // A timeout is final only once the socket has been read: after a pause (SIGSTOP, a
+      // blocked event loop) timers run before I/O, and a reply already received would lose
+      // to its own timeout.
+      command.reject = (error: Error) =>
+        error.message === TIMED_OUT
+          ? setImmediate(() => command.isResolved || command.failed || fail(error))
+          : fail(error);
     }
     // armed once, when the command is written (not while it waits for a connection)
     if (this.status === "ready") command.setTimeout(this.timeoutMs);
