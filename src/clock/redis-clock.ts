@@ -38,8 +38,18 @@ export async function sampleOffset(redis: Redis, localNow: () => number): Promis
   return { offsetMs: Math.round(redisMs - (sent + received) / 2), rttMs: received - sent };
 }
 
-/** TIME calls per measurement; the one with the shortest round trip is kept. */
-const SAMPLES = 3;
+/** Most TIME calls per measurement; the one with the shortest round trip is kept. */
+const SAMPLES = 5;
+/** A round trip this short ends a measurement early (uncertainty ≤ 2.5 ms). */
+const GOOD_RTT_MS = 5;
+/**
+ * A measurement at least this uncertain (round trip, ms) is soon followed by another, 1 s later
+ * instead of a refresh interval: a busy event loop (start-up) delays the reply's handling, which
+ * makes the round trip long and the midpoint late.
+ */
+const POOR_RTT_MS = 20;
+/** How long a measurement is kept over later, noisier ones (clocks drift slowly, but do step). */
+const KEEP_MS = 5 * 60_000;
 
 /**
  * The offset a measurement stands for: the sample with the shortest round trip (the least
@@ -69,7 +79,10 @@ export function bestOffset(samples: readonly ClockSample[]): ClockSample {
 export class RedisClock implements Clock {
   private offset = 0;
   private measured = false;
+  /** The measurement in use, and when it was taken (monotonic ms). */
+  private kept: { sample: ClockSample; atMs: number } | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private inFlight: Promise<ClockSample> | undefined;
   private warnedAt: number | undefined;
   private readonly localNow: () => number;
@@ -111,27 +124,55 @@ export class RedisClock implements Clock {
 
   private async measure(): Promise<ClockSample> {
     const samples: ClockSample[] = [];
-    for (let i = 0; i < SAMPLES; i++) samples.push(await sampleOffset(this.redis, this.localNow));
+    while (samples.length < SAMPLES && !samples.some((s) => s.rttMs <= GOOD_RTT_MS))
+      samples.push(await sampleOffset(this.redis, this.localNow));
     const sample = bestOffset(samples);
-    this.offset = sample.offsetMs;
-    this.measured = true;
-    this.reportSkew();
+    this.accept(sample);
     return sample;
   }
 
   /**
-   * Starts the refresh every `refreshMs` and resolves after the first measurement (errors
-   * ignored: the offset stays 0 until one succeeds).
+   * Takes a measurement unless the one in use is recent and clearly less uncertain (a refresh
+   * during a load spike must not replace a good offset by a worse one).
+   */
+  private accept(sample: ClockSample): void {
+    const now = performance.now();
+    const kept = this.kept;
+    const better = !kept || sample.rttMs <= kept.sample.rttMs + GOOD_RTT_MS;
+    if (!better && now - kept.atMs < KEEP_MS) return;
+    this.kept = { sample, atMs: now };
+    this.offset = sample.offsetMs;
+    this.measured = true;
+    this.reportSkew();
+  }
+
+  /**
+   * Resolves after the first measurement (errors ignored: the offset stays 0 until one
+   * succeeds), then measures again every `refreshMs` (1 s while the measurement in use is poor).
    */
   async start(): Promise<void> {
-    this.timer ??= setInterval(() => void this.refresh().catch(() => undefined), this.refreshMs);
-    this.timer.unref();
+    this.stopped = false;
     await this.refresh().catch(() => undefined);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const poor = (this.kept?.sample.rttMs ?? Infinity) >= POOR_RTT_MS;
+    this.timer = setTimeout(
+      () =>
+        void this.refresh()
+          .catch(() => undefined)
+          .finally(() => this.schedule()),
+      poor ? 1000 : this.refreshMs,
+    );
+    this.timer.unref();
   }
 
   /** Stops the background refresh. */
   stop(): void {
-    clearInterval(this.timer);
+    this.stopped = true;
+    clearTimeout(this.timer);
     this.timer = undefined;
   }
 
