@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { BulkEnqueueError } from "../../src/producer/bulk.js";
+import { BULK_CHUNK_SIZE, BulkEnqueueError } from "../../src/producer/bulk.js";
 import { sleep } from "../lib/redis.js";
 import type { Scenario, ScenarioContext } from "../lib/scenario.js";
 import { workCmd, workJobs } from "./common.js";
@@ -32,22 +32,28 @@ export const maxmemory: Scenario = {
     await Promise.all([1, 2].map(() => ctx.startDaemon(settings, runners)));
     const told: Told = { written: new Set(), refused: new Set(), bulk: [], errors: new Map() };
     (ctx as ScenarioContext & { told?: Told }).told = told;
-    const total = ctx.size(160, 2400);
+    const total = ctx.size(160, 3000);
     await ctx.enqueue(workJobs(ctx, Math.floor(total * 0.25), [300, 2500], { maxRetries: 4 }));
-    const producer = produce(ctx, told, total - Math.floor(total * 0.25));
-    await ctx.injectWhileRunning(
-      ctx.size(3, 45),
-      ctx.quick ? [500, 1000] : [600, 1500],
-      async () => {
-        const affected = await ctx.activeJobsOf(undefined);
-        await overLimit(ctx);
-        ctx.fault("redis_oom", affected, "ballast over maxmemory");
-        await sleep(ctx.rng.int(500, ctx.quick ? 2500 : 4000));
-        await ctx.redis.client.del("chaos:ballast");
-        await ctx.redis.client.config("SET", "maxmemory", "0");
-        return true;
-      },
-    );
+    let producing = true;
+    const producer = produce(ctx, told, total - Math.floor(total * 0.25)).finally(() => {
+      producing = false;
+    });
+    // faults while the producer runs or jobs are open (the queue may be empty for a moment
+    // between the producer's calls)
+    for (let n = 0; n < ctx.size(3, 45); n++) {
+      await sleep(ctx.quick ? ctx.rng.int(500, 1000) : ctx.rng.int(600, 1500));
+      ctx.execLog.poll();
+      if (!producing && (await ctx.openJobs()).length === 0) break;
+      const affected = await ctx.activeJobsOf(undefined);
+      await overLimit(ctx);
+      ctx.fault("redis_oom", affected, "ballast over maxmemory");
+      // the first fault always meets a bulk call and a single enqueue
+      if (n === 0)
+        await Promise.all([produceOnce(ctx, told, 40, true), produceOnce(ctx, told, 1, false)]);
+      await sleep(ctx.rng.int(500, ctx.quick ? 2500 : 4000));
+      await ctx.redis.client.del("chaos:ballast");
+      await ctx.redis.client.config("SET", "maxmemory", "0");
+    }
     // the producer finishes its jobs (without faults once these are done)
     await producer;
     await ctx.redis.client.del("chaos:ballast");
@@ -99,39 +105,55 @@ async function overLimit(ctx: ScenarioContext): Promise<void> {
     ctx.notes.push("a ballast did not put Redis over maxmemory");
 }
 
-/** Enqueues `n` jobs, singly and in bulk, tracking exactly what the producer was told. */
+/** Enqueues `n` jobs, singly and in bulk, paced to last about as long as the faults. */
 async function produce(ctx: ScenarioContext, told: Told, n: number): Promise<void> {
   let left = n;
   while (left > 0) {
     const bulk = ctx.rng.int(0, 1) === 0;
-    const size = bulk ? Math.min(left, ctx.rng.int(5, 30)) : 1;
-    const items = workJobs(ctx, size, [100, 1200], { maxRetries: 4 }).map((item) => ({
-      ...item,
-      options: { ...item.options, jobId: randomUUID() },
-    }));
-    const ids = items.map((i) => i.options.jobId);
-    let written: string[];
-    try {
-      written = bulk
-        ? await ctx.producer.enqueueMany(
-            items.map((i) => ({ functionName: i.fn, params: i.params, options: i.options })),
-          )
-        : [await ctx.producer.enqueue(items[0]!.fn, items[0]!.params, items[0]!.options)];
-    } catch (error) {
-      written = error instanceof BulkEnqueueError ? [...error.writtenIds] : [];
-      const key = `${(error as { code?: string }).code ?? "error"}${/out of memory|OOM/.test((error as Error).message) ? " (OOM)" : ""}`;
-      told.errors.set(key, (told.errors.get(key) ?? 0) + 1);
-    }
-    const reported = new Set(written);
-    for (const id of ids) {
-      if (reported.has(id)) {
-        told.written.add(id);
-        ctx.jobs.set(id, { id, kind: "work", maxRetries: 4, identity: true });
-      } else told.refused.add(id);
-    }
-    if (bulk) told.bulk.push({ sent: ids, written });
+    // now and then (full size) a batch over BULK_CHUNK_SIZE, sent as two chunks
+    const big = bulk && !ctx.quick && ctx.rng.int(0, 14) === 0;
+    const size = big
+      ? Math.min(left, ctx.rng.int(BULK_CHUNK_SIZE + 1, BULK_CHUNK_SIZE + 200))
+      : bulk
+        ? Math.min(left, ctx.rng.int(5, 30))
+        : 1;
+    await produceOnce(ctx, told, size, bulk);
     left -= size;
-    // paced to last about as long as the faults
     await sleep(ctx.quick ? ctx.rng.int(250, 600) : ctx.rng.int(400, 1100));
   }
+}
+
+/** One enqueue call (bulk or single), tracking exactly what the producer was told. */
+async function produceOnce(
+  ctx: ScenarioContext,
+  told: Told,
+  size: number,
+  bulk: boolean,
+): Promise<void> {
+  const items = workJobs(ctx, size, [100, 1200], { maxRetries: 4 }).map((item) => ({
+    ...item,
+    options: { ...item.options, jobId: randomUUID() },
+  }));
+  const ids = items.map((i) => i.options.jobId);
+  let written: string[];
+  try {
+    written = bulk
+      ? await ctx.producer.enqueueMany(
+          items.map((i) => ({ functionName: i.fn, params: i.params, options: i.options })),
+        )
+      : [await ctx.producer.enqueue(items[0]!.fn, items[0]!.params, items[0]!.options)];
+  } catch (error) {
+    written = error instanceof BulkEnqueueError ? [...error.writtenIds] : [];
+    const oom = /out of memory|OOM/.test((error as Error).message) ? " (OOM)" : "";
+    const key = `${(error as { code?: string }).code ?? "error"}${oom}`;
+    told.errors.set(key, (told.errors.get(key) ?? 0) + 1);
+  }
+  const reported = new Set(written);
+  for (const id of ids) {
+    if (reported.has(id)) {
+      told.written.add(id);
+      ctx.jobs.set(id, { id, kind: "work", maxRetries: 4, identity: true });
+    } else told.refused.add(id);
+  }
+  if (bulk) told.bulk.push({ sent: ids, written });
 }
