@@ -21,7 +21,7 @@
 --   {-1, ""}           a job hash with this job_id already exists (nothing written)
 --
 -- Re-sent calls: a client may send this script again when the connection dropped before the
--- reply came (ioredis and redis-py do so by default); the second run must not report the job
+-- reply came (ioredis does so by default); the second run must not report the job
 -- the first run wrote as a duplicate. With a token, a created job is recorded under
 -- rrq:enqueue:<token> (PX 60 s) and a second run with that token returns {1, job_id} again,
 -- writing nothing. Without one, a job hash whose id, function_name, job_params, enqueue_time

@@ -28,7 +28,7 @@
 -- is PUBLISHed, as in enqueue-3.lua.
 --
 -- Re-sent calls: a client may send this script again when the connection dropped before the
--- reply came (ioredis and redis-py do so by default). A job hash whose id, function_name,
+-- reply came (ioredis does so by default). A job hash whose id, function_name,
 -- job_params, enqueue_time and queue_name equal this call's is the one a first run of this
 -- same call wrote (see enqueue-3.lua), so the reply is {1, job_id} again, with nothing written.
 local queue_key, debounce_key, prefix = KEYS[1], KEYS[2], ARGV[1]
