@@ -70,6 +70,8 @@ describe("a partitioned orchestrator", () => {
       // the silent link is reported (no error event exists for it) ...
       await waitFor(() => seenByA.downs.length > 0, 10_000, "A to report the silent link");
       expect(seenByA.downs[0]!.reason).toMatch(/no reply within/);
+      // no claim is sent into the silence (it would run with a stale time once the link is back)
+      await waitFor(() => a.worker.status === "waiting for redis", 5000, "A to stop claiming");
       // ... and once the lease is surely gone, the attempt is abandoned and its handler cancelled
       await waitFor(
         () => seenByA.warnings.find((m) => m.includes("abandoning 1 running attempt")),

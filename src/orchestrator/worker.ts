@@ -383,6 +383,13 @@ export class Worker {
         await this.wakeup!.wait(Infinity);
         continue;
       }
+      if (this.monitor.isDown) {
+        // A claim sent now would wait for the link and then run with the time it was sent (its
+        // lease already expired, its start time long past): claim once Redis answers again
+        this.setStatus("waiting for redis");
+        await this.wakeup!.wait(250);
+        continue;
+      }
       this.setStatus("polling");
       let result: { fetched: number; nextDueMs: number | undefined };
       try {
