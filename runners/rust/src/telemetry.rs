@@ -39,13 +39,14 @@ pub fn wanted() -> bool {
     }
 }
 
-/// Whole milliseconds from `a` to `b` (negative when `b` is earlier).
-#[cfg_attr(not(feature = "otel"), allow(dead_code))]
 /// Names the `rrq.runner` span sets itself: `rrq.*`, `messaging.*` and `span.kind`.
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
 fn reserved_attribute(name: &str) -> bool {
     name.starts_with("rrq.") || name.starts_with("messaging.") || name == "span.kind"
 }
 
+/// Whole milliseconds from `a` to `b` (negative when `b` is earlier).
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
 fn millis_between(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>) -> i64 {
     (b - a).num_milliseconds()
 }
