@@ -80,6 +80,11 @@ export const clockSkew: Scenario = {
  * deadline from the daemon 30 s behind arrives 30 s short: the timeout leaves room for that.
  */
 const JOB_TIMEOUT_S = 120;
+/**
+ * The deferred jobs' own queue (every daemon serves it and the default one): they are claimed as
+ * soon as they are due instead of after the backlog of the default queue, so an early start shows.
+ */
+const DEFERRED_QUEUE = "deferred";
 /** The skews (FAKETIME offsets) of the three daemons. */
 const SKEWS = ["+30s", "-30s", "+5m"] as const;
 /** Every 2 s: a missed or doubled fire shows within a quick run. */
@@ -132,7 +137,7 @@ async function startSkewed(
     `skewed-${ctx.daemons.length + 1}`,
     ctx.dir,
     renderConfig(settings, runners),
-    [],
+    ["default", DEFERRED_QUEUE],
     { LD_PRELOAD: lib, FAKETIME: skew, FAKETIME_DONT_FAKE_MONOTONIC: "1" },
   ).start();
   ctx.daemons.push(daemon);
@@ -198,15 +203,17 @@ class Watchers {
 
   /** Enqueues `n` jobs deferred by 1..`maxSeconds` s and records their run-at scores. */
   async enqueueDeferred(n: number, maxSeconds: number): Promise<void> {
-    const items = workJobs(this.ctx, n, [50, 400], { maxRetries: 4, timeout: JOB_TIMEOUT_S }).map(
-      (job) => ({
-        ...job,
-        options: { ...job.options, deferBySeconds: this.ctx.rng.int(1, maxSeconds) },
-      }),
-    );
+    const items = workJobs(this.ctx, n, [50, 400], {
+      maxRetries: 4,
+      timeout: JOB_TIMEOUT_S,
+      queue: DEFERRED_QUEUE,
+    }).map((job) => ({
+      ...job,
+      options: { ...job.options, deferBySeconds: this.ctx.rng.int(1, maxSeconds) },
+    }));
     const ids = await this.ctx.enqueue(items);
     const scores = await Promise.all(
-      ids.map((id) => this.ctx.redis.client.zscore("rrq:queue:default", id)),
+      ids.map((id) => this.ctx.redis.client.zscore(`rrq:queue:${DEFERRED_QUEUE}`, id)),
     );
     ids.forEach((id, i) => this.deferred.set(id, Number(scores[i])));
   }
