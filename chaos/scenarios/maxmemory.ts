@@ -40,7 +40,7 @@ export const maxmemory: Scenario = {
     });
     // faults while the producer runs or jobs are open (the queue may be empty for a moment
     // between the producer's calls)
-    for (let n = 0; n < ctx.size(3, 45); n++) {
+    for (let n = 0; n < ctx.size(3, 60); n++) {
       await sleep(ctx.quick ? ctx.rng.int(500, 1000) : ctx.rng.int(600, 1500));
       ctx.execLog.poll();
       if (!producing && (await ctx.openJobs()).length === 0) break;
@@ -111,7 +111,7 @@ async function produce(ctx: ScenarioContext, told: Told, n: number): Promise<voi
   while (left > 0) {
     const bulk = ctx.rng.int(0, 1) === 0;
     // now and then (full size) a batch over BULK_CHUNK_SIZE, sent as two chunks
-    const big = bulk && !ctx.quick && ctx.rng.int(0, 14) === 0;
+    const big = bulk && !ctx.quick && left > 2 * BULK_CHUNK_SIZE && ctx.rng.int(0, 29) === 0;
     const size = big
       ? Math.min(left, ctx.rng.int(BULK_CHUNK_SIZE + 1, BULK_CHUNK_SIZE + 200))
       : bulk
