@@ -317,9 +317,10 @@ describe("failure handling", () => {
       concurrency_limit: 12,
       queues: ["rrq:queue:alt", "rrq:queue:custom", "rrq:queue:default"],
     });
-    // RRQ's six keys, plus rrqkit's additive implementation and version
+    // RRQ's six keys, plus rrqkit's additive implementation, version and clock offset
     expect(Object.keys(health).sort()).toEqual([
       "active_jobs",
+      "clock_offset_ms",
       "concurrency_limit",
       "implementation",
       "queues",
