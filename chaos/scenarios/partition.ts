@@ -67,11 +67,12 @@ export const partition: Scenario = {
         maxRetries: 4,
         timeout: 60,
       });
-      const ids = await ctx.enqueue([
-        ...workJobs(ctx, total - long.length, [200, 2500], { maxRetries: 4 }),
-        ...long,
-      ]);
-      const longIds = new Set(ids.slice(total - long.length));
+      // mixed in at random, so every partition finds some of them running
+      const jobs = workJobs(ctx, total - long.length, [200, 2500], { maxRetries: 4 });
+      for (const job of long) jobs.splice(ctx.rng.int(0, jobs.length), 0, job);
+      const ids = await ctx.enqueue(jobs);
+      const longSet = new Set(long);
+      const longIds = new Set(ids.filter((_, i) => longSet.has(jobs[i]!)));
       const slow: Array<[number, number]> = [];
       await ctx.injectWhileRunning(ctx.size(2, 6), [800, 1500], async (n) => {
         if (n % 2 === 1) {
