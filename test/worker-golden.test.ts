@@ -317,13 +317,15 @@ describe("failure handling", () => {
       concurrency_limit: 12,
       queues: ["rrq:queue:alt", "rrq:queue:custom", "rrq:queue:default"],
     });
-    // RRQ's six keys, plus rrqkit's additive implementation, version and clock offset
+    // RRQ's six keys, plus rrqkit's additive implementation, version, clock offset and link state
     expect(Object.keys(health).sort()).toEqual([
+      "abandoned_attempts",
       "active_jobs",
       "clock_offset_ms",
       "concurrency_limit",
       "implementation",
       "queues",
+      "redis_link",
       "status",
       "timestamp",
       "version",
