@@ -1,28 +1,6 @@
 /** Failed-attempt log lines name the error type; the traceback goes on a debug line only. */
-import { Writable } from "node:stream";
-import pino from "pino";
 import { describe, expect, it } from "vitest";
-import { EventBus } from "../src/telemetry/events.js";
-import { attachLogging } from "../src/telemetry/logger.js";
-
-function capture(level: string) {
-  const chunks: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      chunks.push(chunk.toString());
-      done();
-    },
-  });
-  const events = new EventBus();
-  attachLogging(events, pino({ level }, sink));
-  const lines = () =>
-    chunks
-      .join("")
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-  return { events, lines };
-}
+import { captureLogs as capture } from "./support/log-capture.js";
 
 const job = { jobId: "j1", queue: "rrq:queue:default", functionName: "charge", attempt: 1 };
 const failure = { error: "boom", errorType: "RuntimeError", traceback: "Traceback ...\nboom\n" };

@@ -2,30 +2,9 @@
  * attachLogging: which events it logs at which level, and that the two per-job events cost
  * nothing at info level (no listener, so the emitters build no payload).
  */
-import { Writable } from "node:stream";
-import pino from "pino";
 import { describe, expect, it } from "vitest";
-import { EventBus } from "../src/telemetry/events.js";
-import { attachLogging, resolveLogFormat } from "../src/telemetry/logger.js";
-
-function capture(level: string): { events: EventBus; lines: () => Record<string, unknown>[] } {
-  const chunks: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      chunks.push(chunk.toString());
-      done();
-    },
-  });
-  const events = new EventBus();
-  attachLogging(events, pino({ level }, sink));
-  const lines = () =>
-    chunks
-      .join("")
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as Record<string, unknown>);
-  return { events, lines };
-}
+import { resolveLogFormat } from "../src/telemetry/logger.js";
+import { captureLogs as capture } from "./support/log-capture.js";
 
 const claimed = { jobId: "j1", queue: "rrq:queue:default", functionName: "echo", attempt: 1 };
 const completed = { ...claimed, runner: "node" };
