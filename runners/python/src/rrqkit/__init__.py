@@ -2,7 +2,7 @@
 
 Runner side::
 
-    from rrqkit import Registry, RetryJob
+    from rrqkit import NonRetryableError, Registry, RetryJob, SnoozeJob
 
     registry = Registry()
 
@@ -23,7 +23,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .errors import BulkEnqueueError, DecodeError, ProducerError, RetryJob
+from .errors import (
+    BulkEnqueueError,
+    DecodeError,
+    NonRetryableError,
+    ProducerError,
+    RetryJob,
+    SnoozeJob,
+)
 from .models import (
     CancelRequest,
     ExecutionContext,
@@ -49,6 +56,7 @@ __all__ = [
     "ExecutionRequest",
     "Hello",
     "JobResult",
+    "NonRetryableError",
     "OutcomeError",
     "Ping",
     "Producer",
@@ -57,6 +65,7 @@ __all__ = [
     "Registry",
     "RetryJob",
     "RunnerRuntime",
+    "SnoozeJob",
     "__version__",
 ]
 

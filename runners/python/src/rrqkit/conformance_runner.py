@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from . import outcomes
+from .errors import NonRetryableError, SnoozeJob
 from .models import ExecutionOutcome, ExecutionRequest, OutcomeError
 from .registry import Handler, Registry
 
@@ -125,6 +126,24 @@ async def ignore_cancel(request: ExecutionRequest) -> Any:
     return {"slept_ms": ms}
 
 
+async def fail_permanently(request: ExecutionRequest) -> Any:
+    raise NonRetryableError(_param(request, "message", "boom"))
+
+
+#: snoozes so far per job_id, in this process (handlers.md: `snooze`)
+_SNOOZES: dict[str, int] = {}
+
+
+async def snooze(request: ExecutionRequest) -> Any:
+    seconds = _param(request, "seconds", 0.1)
+    times = int(_param(request, "times", 1))
+    count = _SNOOZES.get(request.job_id, 0)
+    if count < times:
+        _SNOOZES[request.job_id] = count + 1
+        raise SnoozeJob(seconds)
+    return {"snoozed": times, "attempt": request.context.attempt}
+
+
 HANDLERS: dict[str, Handler] = {
     "echo": echo,
     "inspect": inspect_request,
@@ -139,6 +158,8 @@ HANDLERS: dict[str, Handler] = {
     "crash": crash,
     "noise": noise,
     "ignore_cancel": ignore_cancel,
+    "fail_permanently": fail_permanently,
+    "snooze": snooze,
 }
 
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
-__all__ = ["DECODE_ERROR_CODES", "DecodeError", "FrameTooLargeError", "ProducerError", "RetryJob"]
+__all__ = [
+    "DECODE_ERROR_CODES",
+    "DecodeError",
+    "FrameTooLargeError",
+    "NonRetryableError",
+    "ProducerError",
+    "RetryJob",
+    "SnoozeJob",
+]
 
 #: The stable decode error codes of RUNNER_PROTOCOL.md §11.
 DECODE_ERROR_CODES: Final = frozenset(
@@ -55,6 +64,43 @@ class RetryJob(Exception):
         super().__init__(message or "")
         self.message = message
         self.retry_after_seconds = retry_after_seconds
+
+
+class NonRetryableError(Exception):
+    """Raise from a handler to fail the job for good: no further attempt.
+
+    The outcome is an ``error`` with the reserved ``error.type`` ``"non_retryable"`` (subclasses
+    too), the exception's message and its traceback (RUNNER_PROTOCOL.md §7). rrqkit's
+    orchestrator moves the job to the dead-letter queue at once; RRQ's orchestrator does not
+    know the type and retries it like any error.
+    """
+
+
+class SnoozeJob(Exception):
+    """Raise from a handler to run the job again after ``seconds`` without using an attempt.
+
+    The outcome is a ``retry`` with ``retry_after_seconds = seconds`` and ``snooze: true``.
+    rrqkit's orchestrator does not count the attempt (up to ``max_snoozes`` per job); RRQ's
+    orchestrator ignores the flag and counts it as an ordinary retry after ``seconds``.
+    ``seconds`` must be a finite number >= 0 (a ValueError is raised here otherwise, so the
+    mistake shows at the call, not as a strange delay).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = validate_snooze_seconds(seconds)
+        super().__init__(f"Job snoozed for {self.seconds} s")
+
+
+def validate_snooze_seconds(seconds: object) -> float:
+    """``seconds`` itself (int or float) when it is a finite number >= 0; ValueError if not."""
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or seconds < 0
+    ):
+        raise ValueError(f"snooze seconds must be a finite number >= 0, got {seconds!r}")
+    return seconds
 
 
 class ProducerError(ValueError):

@@ -209,7 +209,7 @@ class ExecutionRequest:
 @dataclass(slots=True)
 class OutcomeError:
     """Why an attempt did not succeed. ``type`` is an open set; reserved values are
-    ``handler_not_found``, ``cancelled`` and ``timeout``."""
+    ``handler_not_found``, ``cancelled``, ``timeout`` and ``non_retryable``."""
 
     message: str
     type: str | None = None
@@ -258,6 +258,9 @@ class ExecutionOutcome:
     result: Any = None
     error: OutcomeError | None = None
     retry_after_seconds: float | None = None
+    #: rrqkit addition (§7.2): a ``retry`` that does not use an attempt. Written on the wire
+    #: only when true, so every other outcome is byte-for-byte RRQ's.
+    snooze: bool = False
 
     def __post_init__(self) -> None:
         if self.status not in OUTCOME_STATUSES:
@@ -277,6 +280,9 @@ class ExecutionOutcome:
         retry_after = _get(data, "retry_after_seconds")
         if retry_after is not None and not _is_number(retry_after):
             raise _bad(where, "retry_after_seconds", "a number or null")
+        snooze = _get(data, "snooze")
+        if snooze is not None and not isinstance(snooze, bool):
+            raise _bad(where, "snooze", "a boolean")
         return cls(
             job_id=job_id,
             request_id=request_id,
@@ -284,10 +290,11 @@ class ExecutionOutcome:
             result=_get(data, "result"),
             error=None if raw_error is None else OutcomeError.from_wire(raw_error),
             retry_after_seconds=retry_after,
+            snooze=bool(snooze),
         )
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire = {
             "job_id": self.job_id,
             "request_id": self.request_id,
             "status": self.status,
@@ -295,6 +302,9 @@ class ExecutionOutcome:
             "error": None if self.error is None else self.error.to_wire(),
             "retry_after_seconds": self.retry_after_seconds,
         }
+        if self.snooze:
+            wire["snooze"] = True
+        return wire
 
 
 @dataclass(slots=True)

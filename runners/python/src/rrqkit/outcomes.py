@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .errors import validate_snooze_seconds
 from .models import ExecutionOutcome, OutcomeError
 from .tracebacks import cap_traceback
 
@@ -15,7 +16,9 @@ __all__ = [
     "cancelled",
     "error",
     "handler_not_found",
+    "non_retryable",
     "retry",
+    "snooze",
     "success",
     "timeout",
 ]
@@ -57,6 +60,24 @@ def retry(message: str | None = None, *, after_seconds: float | None = None) -> 
     )
 
 
+def non_retryable(message: str, *, traceback: str | None = None) -> ExecutionOutcome:
+    """A permanent failure: rrqkit's orchestrator does not retry it (reserved ``error.type``
+    ``non_retryable``). Raising :class:`~rrqkit.NonRetryableError` gives the same outcome."""
+    return error(message, type="non_retryable", traceback=traceback)
+
+
+def snooze(seconds: float) -> ExecutionOutcome:
+    """Run the job again after ``seconds`` without using an attempt (``snooze: true``).
+    Raising :class:`~rrqkit.SnoozeJob` gives the same outcome. ValueError unless ``seconds``
+    is a finite number >= 0."""
+    return ExecutionOutcome(
+        status="retry",
+        error=OutcomeError(message="Job snoozed"),
+        retry_after_seconds=validate_snooze_seconds(seconds),
+        snooze=True,
+    )
+
+
 def timeout(message: str | None = None, *, traceback: str | None = None) -> ExecutionOutcome:
     return ExecutionOutcome(
         status="timeout",
@@ -94,6 +115,8 @@ _DEFAULT_ERRORS = {
 def with_default_error(outcome: ExecutionOutcome) -> ExecutionOutcome:
     """Fill in the error a non-success outcome lacks (RUNNER_PROTOCOL.md §7)."""
     default = _DEFAULT_ERRORS.get(outcome.status)
+    if outcome.snooze and outcome.status == "retry":
+        default = ("Job snoozed", None)
     if outcome.error is None and default is not None:
         outcome.error = OutcomeError(message=default[0], type=default[1])
     return outcome

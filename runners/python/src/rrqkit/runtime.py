@@ -24,7 +24,7 @@ from typing import Any, Final, Protocol
 from . import outcomes
 from ._version import __version__
 from .codec import MAX_FRAME_BYTES, Encoding, Frame, decode_frame_body, frame, parse_header
-from .errors import DecodeError, FrameTooLargeError, RetryJob
+from .errors import DecodeError, FrameTooLargeError, NonRetryableError, RetryJob, SnoozeJob
 from .models import (
     PROTOCOL_VERSION,
     CancelRequest,
@@ -241,6 +241,7 @@ class Connection:
                     status="error",
                     result=None,
                     retry_after_seconds=None,
+                    snooze=False,
                     error=OutcomeError(
                         message=f"Outcome too large: {exc.size} bytes exceeds the "
                         f"{MAX_FRAME_BYTES}-byte frame limit",
@@ -257,6 +258,7 @@ class Connection:
                     status="error",
                     result=None,
                     retry_after_seconds=None,
+                    snooze=False,
                     error=OutcomeError(
                         message=f"Outcome is not serializable: {exc}",
                         type="OutcomeNotEncodable",
@@ -472,6 +474,12 @@ class RunnerRuntime:
         except RetryJob as exc:
             return outcomes.retry(
                 exc.message or "Job requested retry", after_seconds=exc.retry_after_seconds
+            )
+        except SnoozeJob as exc:
+            return outcomes.snooze(exc.seconds)
+        except NonRetryableError as exc:
+            return outcomes.non_retryable(
+                str(exc) or "Job failed (not retryable)", traceback=format_traceback(exc)
             )
         except TimeoutError as exc:
             return outcomes.timeout(
