@@ -100,6 +100,30 @@ export interface OrchestratorEvents {
   };
   /** Redis answers again after an outage of `downForMs`. */
   "redis:up": { downForMs: number };
+  /** The worker is up (runners ready, subscribed) and starts claiming from `queues`. */
+  "worker:started": { workerId: string; queues: readonly string[] };
+  /**
+   * The worker went quiet: it claims nothing more and finishes what it runs. `source`: SIGTSTP
+   * ("signal") or `rrq worker quiet` ("command", seen through Redis).
+   */
+  "worker:quiet": { workerId: string; source: "signal" | "command" };
+  /** A quiet worker claims again (`rrq worker resume`). */
+  "worker:resumed": { workerId: string };
+  /** The worker begins its graceful stop (`reason`: the signal, "burst drained", ...). */
+  "worker:stopping": { workerId: string; reason: string };
+  /** The worker wrote its health record: `active` jobs running, `quiet` or not. */
+  "worker:heartbeat": { workerId: string; active: number; quiet: boolean };
+  /**
+   * A job was cancelled by an operator or producer. `where`: "running" (this worker was running
+   * it: the runner got a cancel frame and nothing of the attempt is written).
+   */
+  "job:cancelled": JobRef & { where: "running" };
+  /** A claimed job's `expires_at` had passed: it ended FAILED without being dispatched. */
+  "job:expired": JobRef;
+  /** A handler snoozed: the job runs again after `delaySeconds`, its `snoozes`-th snooze. */
+  "job:snoozed": JobRef & { delaySeconds: number; snoozes: number };
+  /** A death handler job `handlerJobId` was enqueued for the dead job `jobId`. */
+  "death:handled": { jobId: string; handler: string; handlerJobId: string };
 }
 
 export type EventName = keyof OrchestratorEvents;

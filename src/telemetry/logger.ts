@@ -188,6 +188,7 @@ export function attachLogging(events: EventBus, logger: Logger): void {
     logger.info({ recovered: e.recovered, dead_workers: e.deadWorkers }, "recovered orphaned jobs"),
   );
   events.on("worker:status", (e) => logger.debug({ status: e.status }, "worker status"));
+  attachLifecycleLogging(events, logger);
   events.on("worker:error", (e) => {
     const job = e.job ? jobFields(e.job) : {};
     // A lost connection is expected operation, reported by redis:down: no stack trace
@@ -195,6 +196,60 @@ export function attachLogging(events: EventBus, logger: Logger): void {
       logger.warn({ context: e.context, ...job }, `${e.context}: ${e.error.message}`);
     else logger.error({ context: e.context, ...job, err: e.error }, e.error.message);
   });
+}
+
+/**
+ * Lifecycle lines: start, quiet/resume and stop at info (an operator acts on them), a cancel of
+ * a running job, an expiry and a death handler at info, snoozes and heartbeats at debug (one per
+ * snooze or tick would flood a busy worker's log).
+ */
+function attachLifecycleLogging(events: EventBus, logger: Logger): void {
+  events.on("worker:started", (e) =>
+    logger.info(
+      { worker_id: e.workerId, queues: e.queues },
+      `worker started, serving ${e.queues.join(", ")}`,
+    ),
+  );
+  events.on("worker:quiet", (e) =>
+    logger.info(
+      { worker_id: e.workerId, source: e.source },
+      e.source === "signal"
+        ? "quiet (SIGTSTP): claiming no new jobs, finishing the running ones"
+        : "quiet (rrq worker quiet): claiming no new jobs, finishing the running ones",
+    ),
+  );
+  events.on("worker:resumed", (e) =>
+    logger.info({ worker_id: e.workerId }, "resumed: claiming jobs again"),
+  );
+  events.on("worker:stopping", (e) =>
+    logger.info({ worker_id: e.workerId, reason: e.reason }, `worker stopping (${e.reason})`),
+  );
+  if (logger.isLevelEnabled("debug")) {
+    events.on("worker:heartbeat", (e) =>
+      logger.debug({ worker_id: e.workerId, active: e.active, quiet: e.quiet }, "heartbeat"),
+    );
+    events.on("job:snoozed", (e) =>
+      logger.debug(
+        { ...jobFields(e), delay_seconds: e.delaySeconds, snoozes: e.snoozes },
+        "job snoozed",
+      ),
+    );
+  }
+  events.on("job:cancelled", (e) =>
+    logger.info(
+      { ...jobFields(e), where: e.where },
+      "job cancelled while running; runner asked to stop",
+    ),
+  );
+  events.on("job:expired", (e) =>
+    logger.info(jobFields(e), "job expired before it started; not run"),
+  );
+  events.on("death:handled", (e) =>
+    logger.info(
+      { job_id: e.jobId, handler: e.handler, handler_job_id: e.handlerJobId },
+      `death handler ${e.handler} enqueued for dead job ${e.jobId}`,
+    ),
+  );
 }
 
 /** The fields every log line about a job carries. */
