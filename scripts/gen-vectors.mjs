@@ -202,6 +202,35 @@ const valid = [
     ],
   ],
   [
+    "response-retry-snooze",
+    "A snooze (rrqkit addition, RUNNER_PROTOCOL.md §7.2): a retry outcome with snooze true, written last.",
+    [
+      outcome({
+        status: "retry",
+        error: { message: "Job snoozed", type: null, code: null, details: null },
+        retry_after_seconds: 30,
+        snooze: true,
+      }),
+    ],
+  ],
+  [
+    "response-error-non-retryable",
+    "A permanent error (rrqkit addition, RUNNER_PROTOCOL.md §7): the reserved error type non_retryable, with a traceback.",
+    [
+      outcome({
+        status: "error",
+        error: {
+          message: "card number is invalid",
+          type: "non_retryable",
+          code: null,
+          details: null,
+          traceback:
+            "NonRetryableError: card number is invalid\n    at charge (handlers.js:3:11)\n",
+        },
+      }),
+    ],
+  ],
+  [
     "response-timeout",
     "A runner-side timeout.",
     [

@@ -6,13 +6,23 @@
  */
 import { appendFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Outcome, Registry, type ExecutionRequest, type Handler } from "../src/index.js";
+import {
+  NonRetryableError,
+  Outcome,
+  Registry,
+  snooze,
+  type ExecutionRequest,
+  type Handler,
+} from "../src/index.js";
 
 type Params = Record<string, unknown>;
 const params = (request: ExecutionRequest): Params => request.params ?? {};
 const num = (value: unknown, fallback: number): number =>
   typeof value === "number" && Number.isFinite(value) ? value : fallback;
 const str = (value: unknown): string | null => (typeof value === "string" ? value : null);
+
+/** Snoozes so far per job id, for the `snooze` handler (a per-process count, handlers.md). */
+const snoozeCounts = new Map<string, number>();
 
 /** Blocks the event loop, as a handler that ignores cancellation would. */
 function busyWait(ms: number): void {
@@ -84,6 +94,19 @@ const handlers: Record<string, Handler> = {
       process.stderr.write(`noise ${i}\n`);
     }
     return { lines };
+  },
+  fail_permanently: (request) => {
+    throw new NonRetryableError(str(params(request).message) ?? "boom");
+  },
+  snooze: (request) => {
+    const p = params(request);
+    const times = num(p.times, 1);
+    const count = snoozeCounts.get(request.job_id) ?? 0;
+    if (count < times) {
+      snoozeCounts.set(request.job_id, count + 1);
+      return snooze(num(p.seconds, 0.1));
+    }
+    return { snoozed: times, attempt: request.context.attempt };
   },
   ignore_cancel: (request) => {
     const ms = num(params(request).ms, 1000);

@@ -7,7 +7,8 @@
  * ```
  */
 export { Registry, type Handler } from "./runtime/registry.js";
-export { Outcome, isOutcomeLike, type HandlerOutcome } from "./runtime/outcome.js";
+export { Outcome, isOutcomeLike, snooze, type HandlerOutcome } from "./runtime/outcome.js";
+export { NonRetryableError } from "./runtime/errors.js";
 export { RunnerRuntime, type RunnerRuntimeOptions } from "./runtime/runtime.js";
 export {
   runFromArgs,
@@ -32,4 +33,4 @@ export type {
   OutcomeError,
   CancelRequest,
 } from "./protocol/generated/wire.js";
-export { PROTOCOL_VERSION, MAX_FRAME_BYTES } from "./protocol/constants.js";
+export { PROTOCOL_VERSION, MAX_FRAME_BYTES, ErrorTypes } from "./protocol/constants.js";

@@ -31,6 +31,8 @@ export const ErrorTypes = {
   handlerNotFound: "handler_not_found",
   cancelled: "cancelled",
   timeout: "timeout",
+  /** rrqkit addition: the handler failed permanently; the job is not retried (§7). */
+  nonRetryable: "non_retryable",
 } as const;
 
 /** Error type of the outcome sent when a handler's outcome cannot be framed (too large). */
@@ -47,5 +49,6 @@ export const Messages = {
   unhandledError: "Unhandled handler error",
   retryRequested: "Job requested retry",
   jobFailed: "Job failed",
+  snoozed: "Job snoozed",
   handlerNotFound: (name: string) => `No handler registered for function '${name}'`,
 } as const;

@@ -131,6 +131,7 @@ function checkResponse(p: Fields): void {
     .oneOf("status", OUTCOME_STATUSES)
     .check((f) => checkOutcomeError(f.error))
     .optionalNumber("retry_after_seconds")
+    .optionalBoolean("snooze")
     .done();
 }
 
@@ -205,19 +206,21 @@ export function wireError(error: OutcomeError | null | undefined): OutcomeError 
   return wire;
 }
 
-/** Builds a `response` frame with every field in schema order (null for none). */
+/**
+ * Builds a `response` frame with every field in schema order (null for none), then `snooze: true`
+ * only for a snooze (rrqkit's addition, so every other outcome is byte-for-byte RRQ's).
+ */
 export function responseFrame(outcome: ExecutionOutcome): Frame {
-  return {
-    type: "response",
-    payload: {
-      job_id: outcome.job_id,
-      request_id: outcome.request_id,
-      status: outcome.status,
-      result: outcome.result ?? null,
-      error: wireError(outcome.error),
-      retry_after_seconds: outcome.retry_after_seconds ?? null,
-    },
+  const payload: ExecutionOutcome = {
+    job_id: outcome.job_id,
+    request_id: outcome.request_id,
+    status: outcome.status,
+    result: outcome.result ?? null,
+    error: wireError(outcome.error),
+    retry_after_seconds: outcome.retry_after_seconds ?? null,
   };
+  if (outcome.snooze === true) payload.snooze = true;
+  return { type: "response", payload };
 }
 
 /** Builds a `request` frame with every field in schema order (null for none). */

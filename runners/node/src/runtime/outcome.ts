@@ -1,5 +1,6 @@
 import { ErrorTypes, Messages, OUTCOME_STATUSES } from "../protocol/constants.js";
 import { capTraceback } from "../protocol/traceback.js";
+import { NonRetryableError } from "./errors.js";
 import type {
   ExecutionOutcome,
   ExecutionRequest,
@@ -15,6 +16,8 @@ export interface HandlerOutcome {
   readonly result?: unknown;
   readonly error?: OutcomeError | null;
   readonly retry_after_seconds?: number | null;
+  /** Set by {@link snooze} only: run again later without counting the attempt (§7.2). */
+  readonly snooze?: boolean;
 }
 
 function brand(fields: Omit<HandlerOutcome, typeof OUTCOME_BRAND>): HandlerOutcome {
@@ -43,7 +46,39 @@ export const Outcome = {
   /** The attempt ran out of time. */
   timeout: (message: string = Messages.executionTimedOut): HandlerOutcome =>
     brand({ status: "timeout", error: { message, type: ErrorTypes.timeout } }),
+  /** Run the job again after `seconds` without counting the attempt; see {@link snooze}. */
+  snooze: (seconds: number): HandlerOutcome => snooze(seconds),
+  /** Fail the job permanently (not retried): the outcome {@link NonRetryableError} produces. */
+  failPermanently: (message: string): HandlerOutcome =>
+    brand({ status: "error", error: { message, type: ErrorTypes.nonRetryable } }),
 };
+
+/**
+ * "Not yet": returned from a handler, asks for the job to run again after `seconds` without
+ * consuming an attempt (RUNNER_PROTOCOL.md §7.2). On the wire it is a `retry` outcome with
+ * `snooze: true`. rrqkit's orchestrator keeps the attempt count, counts the snooze and moves the
+ * job to the DLQ once it snoozed more than `max_snoozes` times; RRQ's orchestrator treats it as an
+ * ordinary retry after `seconds` (which does consume an attempt).
+ *
+ * ```ts
+ * if (!(await isReady(params.order_id))) return snooze(30);
+ * ```
+ *
+ * @param seconds delay before the next run, a finite number ≥ 0.
+ * @throws RangeError when `seconds` is negative, NaN, infinite or not a number.
+ */
+export function snooze(seconds: number): HandlerOutcome {
+  // Checked here, at the handler's call, so the mistake points at the handler's line.
+  if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
+    throw new RangeError(`snooze seconds must be a finite number >= 0, got ${String(seconds)}`);
+  }
+  return brand({
+    status: "retry",
+    error: { message: Messages.snoozed, type: null },
+    retry_after_seconds: seconds,
+    snooze: true,
+  });
+}
 
 /**
  * True for a value that is an outcome rather than a result: one built with {@link Outcome}, or
@@ -73,7 +108,7 @@ export function outcomeFor(request: ExecutionRequest, value: unknown): Execution
   }
   const v = value as Partial<ExecutionOutcome>;
   const status = v.status!;
-  return {
+  const outcome: ExecutionOutcome = {
     job_id: v.job_id || request.job_id,
     request_id: v.request_id || request.request_id,
     status,
@@ -81,6 +116,9 @@ export function outcomeFor(request: ExecutionRequest, value: unknown): Execution
     error: v.error ?? defaultError(status),
     retry_after_seconds: v.retry_after_seconds ?? null,
   };
+  // Only a retry can be a snooze; elsewhere the flag would mean nothing, so it is dropped.
+  if (v.snooze === true && status === "retry") outcome.snooze = true;
+  return outcome;
 }
 
 /** The error a runtime fills in when a non-success outcome has none (RUNNER_PROTOCOL.md §7). */
@@ -123,6 +161,9 @@ export function thrownOutcome(request: ExecutionRequest, thrown: unknown): Execu
   const message = (error ? error.message : String(thrown)) || Messages.unhandledError;
   // The stack names the error and its frames; it holds params only if the message does.
   const stack = typeof error?.stack === "string" && error.stack !== "" ? error.stack : null;
+  if (NonRetryableError.isNonRetryable(error)) {
+    return errorOutcome(request, "error", message, ErrorTypes.nonRetryable, stack);
+  }
   if (error?.name === "TimeoutError") {
     return errorOutcome(request, "timeout", message, ErrorTypes.timeout, stack);
   }
