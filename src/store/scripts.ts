@@ -34,6 +34,7 @@ export type ScriptName =
   | "job-reschedule"
   | "dlq-take"
   | "dlq-compact"
+  | "dlq-trim-age"
   | "cron-fire";
 
 interface LoadedScript {
