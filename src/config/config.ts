@@ -3,6 +3,7 @@ import { isLoopbackHost } from "@rrqkit/runner/protocol";
 import { ConfigError } from "../errors.js";
 import { queueKey } from "../store/keys.js";
 import { DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS, redisDsnProblem } from "../store/redis.js";
+import { JOB_CONTROL_KEYS, readJobControl, type JobControlConfig } from "./job-control.js";
 import {
   bool,
   field,
@@ -72,7 +73,7 @@ export interface WatchConfig {
  * The configuration, resolved once from rrq.toml, environment and CLI flags into frozen,
  * fully defaulted values. Nothing downstream reads raw options. Defaults are RRQ 0.11's.
  */
-export interface ResolvedConfig {
+export interface ResolvedConfig extends JobControlConfig {
   readonly redisDsn: string;
   /**
    * rrqkit: how long CLI commands and producers wait for one Redis connection attempt before
@@ -369,6 +370,7 @@ const TOP_KEYS = [
   "max_job_recoveries",
   "redis_connect_timeout_seconds",
   "redis_command_timeout_seconds",
+  ...JOB_CONTROL_KEYS,
   ...IGNORED_KEYS,
 ] as const;
 
@@ -501,10 +503,11 @@ export function resolveConfig(
     overrides.redisDsn !== undefined
       ? problems.attempt(() => dsn(overrides.redisDsn, "RRQ_REDIS_DSN"), overrides.redisDsn)
       : f("redis_dsn", dsn, "redis://localhost:6379/0");
+  const defaultQueueName = queueKey(f("default_queue_name", str(), "rrq:queue:default"));
   const config = {
     redisDsn,
     redisConnectTimeoutSeconds,
-    defaultQueueName: queueKey(f("default_queue_name", str(), "rrq:queue:default")),
+    defaultQueueName,
     defaultDlqName: f("default_dlq_name", str(), "rrq:dlq:default"),
     defaultMaxRetries: f("default_max_retries", int(0), 5),
     defaultJobTimeoutSeconds: timeout,
@@ -557,6 +560,7 @@ export function resolveConfig(
       num(0.05, MAX_TIMER_SECONDS),
       Math.max(1, Math.min(5, lease / 2)),
     ),
+    ...readJobControl(raw, defaultQueueName, problems),
   };
   problems.throwIfAny();
   return Object.freeze({ ...config, warnings: Object.freeze(warningsFor(raw)) });
