@@ -4,8 +4,10 @@
 //! [--encoding msgpack]`. With `RRQ_TEST_EXEC_LOG=<path>` every handler invocation appends one
 //! JSON line to that file before the handler body runs.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rrqkit::{
@@ -127,6 +129,7 @@ fn main() {
                 traceback: None,
             }),
             retry_after_seconds: None,
+            snooze: false,
         }
     });
 
@@ -143,6 +146,7 @@ fn main() {
             result: None,
             error: param_str(&req, "message").map(OutcomeError::new),
             retry_after_seconds: param(&req, "after_seconds").and_then(Value::as_f64),
+            snooze: false,
         }
     });
 
@@ -159,6 +163,7 @@ fn main() {
                     result: None,
                     error: None,
                     retry_after_seconds: Some(0.0),
+                    snooze: false,
                 }
             } else {
                 ExecutionOutcome::error(format!("flaky failure on attempt {attempt}"))
@@ -213,6 +218,38 @@ fn main() {
         }
         let _ = std::io::stdout().flush();
         ExecutionOutcome::success(json!({ "lines": lines }))
+    });
+
+    add(&mut runner, "fail_permanently", |req| async move {
+        let message = param_str(&req, "message").unwrap_or_else(|| "boom".into());
+        Err::<Value, _>(HandlerError::non_retryable(message))
+    });
+
+    // Snoozes so far per job_id, for this process (conformance/handlers.md).
+    let snoozes: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    add(&mut runner, "snooze", move |req| {
+        let snoozes = Arc::clone(&snoozes);
+        async move {
+            let seconds = param(&req, "seconds")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.1);
+            let times = param_u64(&req, "times", 1);
+            let snoozed = {
+                let mut counts = snoozes.lock().unwrap_or_else(|e| e.into_inner());
+                let count = counts.entry(req.job_id.clone()).or_insert(0);
+                if *count < times {
+                    *count += 1;
+                    true
+                } else {
+                    false
+                }
+            };
+            if snoozed {
+                Err(HandlerError::snooze(seconds))
+            } else {
+                Ok(json!({ "snoozed": times, "attempt": req.context.attempt }))
+            }
+        }
     });
 
     add(&mut runner, "ignore_cancel", |req| async move {

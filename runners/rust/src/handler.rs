@@ -12,8 +12,9 @@ use std::task::{Context, Poll};
 use serde_json::Value;
 
 use crate::protocol::{
-    ExecutionOutcome, ExecutionRequest, OutcomeError, OutcomeStatus, DEFAULT_RETRY_MESSAGE,
-    ERROR_TYPE_TIMEOUT, TIMEOUT_MESSAGE, UNHANDLED_ERROR_MESSAGE,
+    check_snooze_seconds, ExecutionOutcome, ExecutionRequest, OutcomeError, OutcomeStatus,
+    DEFAULT_RETRY_MESSAGE, ERROR_TYPE_NON_RETRYABLE, ERROR_TYPE_TIMEOUT, SNOOZE_MESSAGE,
+    TIMEOUT_MESSAGE, UNHANDLED_ERROR_MESSAGE,
 };
 use crate::traceback;
 
@@ -28,7 +29,10 @@ pub type HandlerResult<T = Value> = Result<T, HandlerError>;
 /// Any `std::error::Error + Send + Sync + 'static` converts into it (so `?` works): the outcome
 /// is `error` with the error's `Display` as message and the last path segment of its type name
 /// as `error.type` (e.g. `Error` for `std::io::Error`). `tokio::time::error::Elapsed` converts
-/// to a `timeout` outcome. Use [`HandlerError::retry`] to ask for a retry.
+/// to a `timeout` outcome. Use [`HandlerError::retry`] to ask for a retry,
+/// [`HandlerError::non_retryable`] (or [`HandlerError::into_non_retryable`]) to fail the job
+/// without a retry, and [`HandlerError::snooze`] to run it again later without counting the
+/// attempt.
 ///
 /// An error made by `?`, `.into()`, [`HandlerError::msg`] or [`HandlerError::typed`] carries an
 /// `error.traceback`: the type and message, where it was made, its `source()` chain and a
@@ -46,6 +50,7 @@ pub struct HandlerError {
 enum ErrorKind {
     Error,
     Retry(Option<f64>),
+    Snooze(f64),
     Timeout,
 }
 
@@ -87,6 +92,52 @@ impl HandlerError {
         HandlerError {
             kind: ErrorKind::Retry(after_seconds),
             message: message.unwrap_or(DEFAULT_RETRY_MESSAGE).to_string(),
+            error_type: None,
+            code: None,
+            details: None,
+            traceback: None,
+        }
+    }
+
+    /// A permanent failure: `error.type = "non_retryable"`, so rrqkit's orchestrator moves the
+    /// job to the DLQ after this attempt, with `last_error` saying it was not retried (RRQ's
+    /// orchestrator does not know the type and retries it like any error). The traceback is
+    /// that of [`HandlerError::typed`]: `non_retryable: <message>` and where it was made.
+    ///
+    /// ```
+    /// # use rrqkit::{HandlerError, HandlerResult};
+    /// fn charge(card: &str) -> HandlerResult<()> {
+    ///     if card.len() != 16 {
+    ///         return Err(HandlerError::non_retryable("card number is invalid"));
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    #[track_caller]
+    pub fn non_retryable(message: impl fmt::Display) -> Self {
+        Self::typed(ERROR_TYPE_NON_RETRYABLE, message)
+    }
+
+    /// This error as a permanent failure (`error.type = "non_retryable"`), keeping its
+    /// message and traceback, e.g. `parse(&raw).map_err(|e| HandlerError::from(e).into_non_retryable())?`.
+    pub fn into_non_retryable(mut self) -> Self {
+        self.kind = ErrorKind::Error;
+        self.error_type = Some(ERROR_TYPE_NON_RETRYABLE.into());
+        self
+    }
+
+    /// A snooze: run the job again after `seconds` without counting this attempt (outcome
+    /// `retry` with `snooze: true`, as [`ExecutionOutcome::snooze`]).
+    ///
+    /// # Panics
+    ///
+    /// When `seconds` is negative, NaN or infinite.
+    #[track_caller]
+    pub fn snooze(seconds: f64) -> Self {
+        check_snooze_seconds(seconds);
+        HandlerError {
+            kind: ErrorKind::Snooze(seconds),
+            message: SNOOZE_MESSAGE.to_string(),
             error_type: None,
             code: None,
             details: None,
@@ -151,6 +202,7 @@ impl HandlerError {
             match self.kind {
                 ErrorKind::Error => UNHANDLED_ERROR_MESSAGE.to_string(),
                 ErrorKind::Retry(_) => DEFAULT_RETRY_MESSAGE.to_string(),
+                ErrorKind::Snooze(_) => SNOOZE_MESSAGE.to_string(),
                 ErrorKind::Timeout => TIMEOUT_MESSAGE.to_string(),
             }
         } else {
@@ -166,6 +218,7 @@ impl HandlerError {
         let (status, retry_after_seconds) = match self.kind {
             ErrorKind::Error => (OutcomeStatus::Error, None),
             ErrorKind::Retry(after) => (OutcomeStatus::Retry, after),
+            ErrorKind::Snooze(after) => (OutcomeStatus::Retry, Some(after)),
             ErrorKind::Timeout => (OutcomeStatus::Timeout, None),
         };
         ExecutionOutcome {
@@ -175,6 +228,7 @@ impl HandlerError {
             result: None,
             error: Some(error),
             retry_after_seconds,
+            snooze: matches!(self.kind, ErrorKind::Snooze(_)),
         }
     }
 }
@@ -388,6 +442,47 @@ mod tests {
         assert!(!tb.contains("\n  at "), "{tb}"); // backtrace lines are indented further
         assert!(HandlerError::retry(None, None).traceback().is_none());
         assert!(HandlerError::timeout(None).traceback().is_none());
+    }
+
+    #[test]
+    fn non_retryable_and_snooze() {
+        let o = Err::<Value, _>(HandlerError::non_retryable("bad card")).into_handler_outcome();
+        assert_eq!(o.status, OutcomeStatus::Error);
+        let e = o.error.unwrap();
+        assert_eq!(e.message, "bad card");
+        assert_eq!(e.error_type.as_deref(), Some(ERROR_TYPE_NON_RETRYABLE));
+        let tb = e.traceback.unwrap();
+        // (The `at` line is tested in tests/traceback.rs: made in this file, it is left out.)
+        assert!(tb.starts_with("non_retryable: bad card"), "{tb}");
+        assert!(!o.snooze);
+
+        let o = HandlerError::from(std::io::Error::other("disk"))
+            .into_non_retryable()
+            .into_outcome();
+        let e = o.error.unwrap();
+        assert_eq!(e.error_type.as_deref(), Some(ERROR_TYPE_NON_RETRYABLE));
+        assert!(e.traceback.unwrap().starts_with("Error: disk"));
+
+        let o = Err::<Value, _>(HandlerError::snooze(1.5)).into_handler_outcome();
+        assert_eq!(o, ExecutionOutcome::snooze(1.5));
+        assert_eq!(o.status, OutcomeStatus::Retry);
+        assert_eq!(o.retry_after_seconds, Some(1.5));
+        assert!(o.snooze);
+        let e = o.error.unwrap();
+        assert_eq!(e.message, SNOOZE_MESSAGE);
+        assert_eq!(e.error_type, None);
+        assert_eq!(e.traceback, None);
+    }
+
+    #[test]
+    fn invalid_snooze_seconds_panic() {
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            let r = std::panic::catch_unwind(|| HandlerError::snooze(bad));
+            assert!(r.is_err(), "{bad}");
+            let r = std::panic::catch_unwind(|| ExecutionOutcome::snooze(bad));
+            assert!(r.is_err(), "{bad}");
+        }
+        assert_eq!(ExecutionOutcome::snooze(0.0).retry_after_seconds, Some(0.0));
     }
 
     #[test]

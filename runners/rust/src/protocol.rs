@@ -2,7 +2,8 @@
 //!
 //! Reading is lenient where the protocol says so (absent = null, unknown fields ignored) and
 //! strict about the schema's `required` and `type` rules, which yield `invalid_frame`.
-//! Writing emits every field in schema order with `null` for none; a job-wide cancel omits
+//! Writing emits every field in schema order with `null` for none, except the rrqkit additions
+//! `error.traceback` and the outcome's `snooze`, written only when set; a job-wide cancel omits
 //! `request_id`.
 
 use chrono::{DateTime, Utc};
@@ -140,7 +141,7 @@ impl OutcomeStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutcomeError {
     pub message: String,
-    /// Open set; reserved: `handler_not_found`, `cancelled`, `timeout`.
+    /// Open set; reserved: `handler_not_found`, `cancelled`, `timeout`, `non_retryable`.
     pub error_type: Option<String>,
     pub code: Option<String>,
     pub details: Option<Value>,
@@ -190,6 +191,9 @@ pub const ERROR_TYPE_HANDLER_NOT_FOUND: &str = "handler_not_found";
 pub const ERROR_TYPE_CANCELLED: &str = "cancelled";
 /// Error type of a timeout.
 pub const ERROR_TYPE_TIMEOUT: &str = "timeout";
+/// Error type of a permanent failure (rrqkit addition, RUNNER_PROTOCOL.md §7): rrqkit's
+/// orchestrator moves the job to the DLQ without a retry; RRQ's retries it like any error.
+pub const ERROR_TYPE_NON_RETRYABLE: &str = "non_retryable";
 
 /// `ExecutionOutcome`: the one reply to a request.
 ///
@@ -207,6 +211,9 @@ pub struct ExecutionOutcome {
     pub result: Option<Value>,
     pub error: Option<OutcomeError>,
     pub retry_after_seconds: Option<f64>,
+    /// rrqkit addition (RUNNER_PROTOCOL.md §7.2): a `retry` that is a snooze (the attempt is
+    /// not counted). Written only when true, so other outcomes stay byte-for-byte RRQ's.
+    pub snooze: bool,
 }
 
 impl ExecutionOutcome {
@@ -218,6 +225,7 @@ impl ExecutionOutcome {
             result: None,
             error: None,
             retry_after_seconds: None,
+            snooze: false,
         }
     }
 
@@ -242,6 +250,37 @@ impl ExecutionOutcome {
         o.error = Some(OutcomeError::new(message.unwrap_or(DEFAULT_RETRY_MESSAGE)));
         o.retry_after_seconds = retry_after_seconds;
         o
+    }
+
+    /// A snooze: run the job again after `seconds` without counting this attempt (outcome
+    /// `retry` with `snooze: true` and error message `Job snoozed`). rrqkit's orchestrator
+    /// caps the snoozes of a job (`max_snoozes`); RRQ's treats it as an ordinary retry.
+    ///
+    /// ```
+    /// # use rrqkit::ExecutionOutcome;
+    /// let later = ExecutionOutcome::snooze(30.0);
+    /// assert!(later.snooze);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When `seconds` is negative, NaN or infinite (a bug at the call, like an invalid
+    /// `Duration`); inside a handler the runtime reports the panic as an `error` outcome.
+    #[track_caller]
+    pub fn snooze(seconds: f64) -> Self {
+        check_snooze_seconds(seconds);
+        let mut o = Self::bare(OutcomeStatus::Retry);
+        o.error = Some(OutcomeError::new(SNOOZE_MESSAGE));
+        o.retry_after_seconds = Some(seconds);
+        o.snooze = true;
+        o
+    }
+
+    /// A permanent failure: `error` of type `non_retryable`, so rrqkit's orchestrator moves
+    /// the job to the DLQ without a retry. (A returned outcome carries no traceback; use
+    /// [`crate::HandlerError::non_retryable`] for one.)
+    pub fn non_retryable(message: impl Into<String>) -> Self {
+        Self::error(message).with_error_type(ERROR_TYPE_NON_RETRYABLE)
     }
 
     /// `timeout` with error type `timeout`; message defaults to `Job execution timed out`.
@@ -321,20 +360,44 @@ impl ExecutionOutcome {
         );
         m.insert(
             "retry_after_seconds".into(),
-            match self
-                .retry_after_seconds
-                .and_then(serde_json::Number::from_f64)
-            {
-                Some(n) => Value::Number(n),
+            match self.retry_after_seconds {
+                Some(f) => seconds_value(f),
                 None => Value::Null,
             },
         );
+        // Last and only when true (schema), so an ordinary outcome is byte-for-byte RRQ's.
+        if self.snooze {
+            m.insert("snooze".into(), Value::Bool(true));
+        }
         Value::Object(m)
     }
 }
 
+/// A number of seconds as JSON: integral values as integers (`30`, as the Node and Python
+/// runtimes write them, not `30.0`), NaN and infinities as `null`.
+fn seconds_value(f: f64) -> Value {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 {
+        Value::from(f as i64)
+    } else {
+        serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
+    }
+}
+
+/// Panics unless `seconds` is a finite number ≥ 0 (see [`ExecutionOutcome::snooze`]).
+#[track_caller]
+pub(crate) fn check_snooze_seconds(seconds: f64) {
+    assert!(
+        seconds.is_finite() && seconds >= 0.0,
+        "snooze seconds must be a finite number >= 0, got {seconds}"
+    );
+}
+
 /// `Job requested retry`.
 pub const DEFAULT_RETRY_MESSAGE: &str = "Job requested retry";
+/// `Job snoozed` (the error message of a snooze).
+pub const SNOOZE_MESSAGE: &str = "Job snoozed";
 /// `Job execution timed out`.
 pub const TIMEOUT_MESSAGE: &str = "Job execution timed out";
 /// `Job deadline exceeded`.
@@ -706,6 +769,11 @@ fn parse_outcome(p: &Map<String, Value>) -> Result<ExecutionOutcome, DecodeError
             ))
         }
     };
+    let snooze = match p.get("snooze") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(frame_err("response.snooze is not a boolean".into())),
+    };
     Ok(ExecutionOutcome {
         job_id,
         request_id,
@@ -713,6 +781,7 @@ fn parse_outcome(p: &Map<String, Value>) -> Result<ExecutionOutcome, DecodeError
         result,
         error,
         retry_after_seconds,
+        snooze,
     })
 }
 
@@ -776,4 +845,55 @@ fn parse_ping(p: &Map<String, Value>) -> Result<Ping, DecodeError> {
     Ok(Ping {
         nonce: req_string(p, "nonce", "ping")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn response(extra: Value) -> Value {
+        let mut payload = json!({"job_id": "j", "request_id": "r", "status": "retry",
+            "result": null, "error": null, "retry_after_seconds": 1});
+        payload
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"type": "response", "payload": payload})
+    }
+
+    #[test]
+    fn snooze_field_is_read_and_written_only_when_true() {
+        let Frame::Response(o) = Frame::from_value(response(json!({"snooze": true}))).unwrap()
+        else {
+            panic!("not a response")
+        };
+        assert!(o.snooze);
+        assert_eq!(o.to_value()["snooze"], true);
+        for absent in [json!({}), json!({"snooze": null}), json!({"snooze": false})] {
+            let Frame::Response(o) = Frame::from_value(response(absent)).unwrap() else {
+                panic!("not a response")
+            };
+            assert!(!o.snooze);
+            assert!(o.to_value().get("snooze").is_none());
+        }
+        let err = Frame::from_value(response(json!({"snooze": "yes"}))).unwrap_err();
+        assert_eq!(err.code(), crate::codec::DecodeErrorCode::InvalidFrame);
+    }
+
+    #[test]
+    fn integral_seconds_are_written_as_integers() {
+        let o = ExecutionOutcome::snooze(30.0).to_value();
+        assert_eq!(
+            serde_json::to_string(&o["retry_after_seconds"]).unwrap(),
+            "30"
+        );
+        let o = ExecutionOutcome::retry(None, Some(2.5)).to_value();
+        assert_eq!(
+            serde_json::to_string(&o["retry_after_seconds"]).unwrap(),
+            "2.5"
+        );
+        let o = ExecutionOutcome::retry(None, Some(f64::NAN)).to_value();
+        assert_eq!(o["retry_after_seconds"], Value::Null);
+    }
 }

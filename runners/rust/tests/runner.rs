@@ -116,6 +116,61 @@ fn behaviour(kind: Kind, enc: Encoding) {
     assert_eq!(o["error"]["type"], "timeout");
     assert_eq!(o["error"]["message"], "Job execution timed out");
 
+    // a permanent error (RUNNER_PROTOCOL.md §7): reserved type, the message, a traceback
+    c.send(&request(
+        "r-perm",
+        "j-perm",
+        "fail_permanently",
+        json!({"message": "card number is invalid"}),
+    ));
+    let o = outcome(&c);
+    assert_eq!(o["status"], "error");
+    assert_eq!(o["error"]["message"], "card number is invalid");
+    assert_eq!(o["error"]["type"], "non_retryable");
+    let tb = o["error"]["traceback"].as_str().expect("a traceback");
+    assert!(
+        tb.starts_with(
+            "non_retryable: card number is invalid\n  at examples/conformance_runner.rs:"
+        ),
+        "{tb}"
+    );
+    assert!(o.get("snooze").is_none());
+
+    // snooze (§7.2): twice, then success; the count is per job_id; snooze is written last
+    for i in 0..2 {
+        c.send(&request(
+            &format!("r-snz-{i}"),
+            "j-snz",
+            "snooze",
+            json!({"seconds": 30, "times": 2}),
+        ));
+        let o = outcome(&c);
+        assert_eq!(
+            serde_json::to_string(&o).unwrap(),
+            serde_json::to_string(&json!({
+                "job_id": "j-snz", "request_id": format!("r-snz-{i}"), "status": "retry",
+                "result": null,
+                "error": {"message": "Job snoozed", "type": null, "code": null, "details": null},
+                "retry_after_seconds": 30, "snooze": true
+            }))
+            .unwrap()
+        );
+    }
+    c.send(&request("r-snz-2", "j-snz", "snooze", json!({"times": 2})));
+    let o = outcome(&c);
+    assert_eq!(o["status"], "success");
+    assert_eq!(o["result"], json!({"snoozed": 2, "attempt": 1}));
+    assert!(o.get("snooze").is_none());
+    c.send(&request(
+        "r-snz-3",
+        "j-snz-other",
+        "snooze",
+        json!({"seconds": 0.25}),
+    ));
+    let o = outcome(&c);
+    assert_eq!(o["retry_after_seconds"], 0.25);
+    assert_eq!(o["snooze"], true);
+
     // flaky
     c.send(&request(
         "r-flaky",

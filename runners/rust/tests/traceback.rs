@@ -49,6 +49,21 @@ fn msg_records_the_call_site() {
 }
 
 #[test]
+fn non_retryable_records_the_call_site() {
+    let line = line!() + 1;
+    let e = HandlerError::non_retryable("card number is invalid");
+    let expected = format!(
+        "non_retryable: card number is invalid\n  at {}:{line}:13",
+        file!()
+    );
+    assert!(e.traceback().unwrap().starts_with(&expected));
+    let o = Err::<(), _>(e).into_handler_outcome();
+    let error = o.error.unwrap();
+    assert_eq!(error.error_type.as_deref(), Some("non_retryable"));
+    assert!(error.traceback.unwrap().starts_with(&expected));
+}
+
+#[test]
 fn long_tracebacks_are_capped() {
     let e = HandlerError::msg("x".repeat(20_000));
     let tb = e.traceback().unwrap();
