@@ -8,7 +8,9 @@ export {
   type JobResult,
   type WaitOptions,
   type BulkItem,
+  type ProducerCancelResult,
 } from "./producer/producer.js";
+export { type CancelRefusal } from "./control/cancel.js";
 export { BulkEnqueueError, BULK_CHUNK_SIZE } from "./producer/bulk.js";
 export { type EnqueueOptions, optionsFromSnakeCase, MAX_PARAMS_BYTES } from "./producer/options.js";
 export {

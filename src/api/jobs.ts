@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { runCancel } from "../control/cancel.js";
 import { Producer } from "../producer/producer.js";
 import { RrqError } from "../errors.js";
 import { formatTimestamp } from "../store/encoding.js";
@@ -41,11 +42,20 @@ export interface JobListOptions {
 /** Databases up to this many keys are listed by a full scan in "auto" mode. */
 export const SCAN_LIMIT = 20_000;
 
-/** Outcome of a cancel: expected refusals are values, not errors. */
+/**
+ * Outcome of a cancel: expected refusals are values, not errors. A job cancelled while running
+ * names the worker that ran it (`workerId`); `running_unfenced`: it runs on an orchestrator that
+ * cannot cancel it (RRQ's own).
+ */
 export type CancelResult =
   | { ok: true }
+  | { ok: true; workerId: string }
   | { ok: false; reason: "not_found" }
-  | { ok: false; reason: "not_waiting" | "no_queue" | "not_in_queue"; status: string };
+  | {
+      ok: false;
+      reason: "not_waiting" | "no_queue" | "not_in_queue" | "running_unfenced";
+      status: string;
+    };
 
 /** Outcome of a delete. */
 export type DeleteResult =
@@ -186,18 +196,22 @@ export class JobsApi {
     });
   }
 
-  /** Cancels a job waiting in its queue (PENDING, or RETRYING: rrqkit also allows that). */
+  /**
+   * Cancels a job waiting in its queue (PENDING, or RETRYING: rrqkit also allows that), or one
+   * running on an rrqkit orchestrator: it is CANCELLED when this returns, its runner gets a
+   * cancel frame and a late result of that attempt is fenced off (src/control/cancel.ts).
+   */
   async cancel(id: string): Promise<CancelResult> {
-    const [code, status] = await this.scripts.run<[number, string]>(
+    const reply = await runCancel(
       this.redis,
-      "job-cancel",
-      [jobKey(id), eventsKey(id)],
-      [id, formatTimestamp(Date.now()), this.settings.defaultResultTtlSeconds],
+      this.scripts,
+      id,
+      this.settings.defaultResultTtlSeconds,
     );
-    if (code === 1) return { ok: true };
-    if (code === -1) return { ok: false, reason: "not_found" };
-    const reason = code === 0 ? "not_waiting" : code === -2 ? "no_queue" : "not_in_queue";
-    return { ok: false, reason, status };
+    if (reply.code === "cancelled")
+      return reply.workerId === null ? { ok: true } : { ok: true, workerId: reply.workerId };
+    if (reply.reason === "not_found") return { ok: false, reason: "not_found" };
+    return { ok: false, reason: reply.reason, status: reply.status ?? "" };
   }
 
   /**

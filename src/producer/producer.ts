@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { ResolvedConfig } from "../config/config.js";
 import { loadConfig } from "../config/load.js";
+import { runCancel, type CancelRefusal, type CancelReply } from "../control/cancel.js";
 import { ProducerError, RrqError, redactDsn } from "../errors.js";
 import { JOB_STATUSES } from "../store/job.js";
 import { queueKey } from "../store/keys.js";
@@ -50,6 +51,15 @@ export interface JobResult {
   status: string;
   result: unknown;
   lastError: string | null;
+}
+
+/** What {@link Producer.cancel} did (the same fields in the Python and Rust producers). */
+export interface ProducerCancelResult {
+  cancelled: boolean;
+  /** The job's status: CANCELLED when cancelled, else the status that refused it; null: no job. */
+  status: string | null;
+  /** Why nothing was cancelled (see {@link CancelRefusal}); absent when cancelled. */
+  reason?: CancelRefusal;
 }
 
 /** Options of {@link Producer.waitForCompletion}. */
@@ -364,6 +374,31 @@ export class Producer {
     } finally {
       blocking.disconnect();
     }
+  }
+
+  /**
+   * Cancels a job, waiting or running (design §C, job-cancel-2.lua): a waiting job leaves its
+   * queue; a job running on an rrqkit orchestrator ends CANCELLED at once, its runner gets a
+   * cancel frame and a late result of that attempt is fenced off. Refusals are values:
+   * `{cancelled: false, status, reason}` (reason `not_found` with status null, `not_waiting`,
+   * `no_queue`, `not_in_queue`, or `running_unfenced` for a job RRQ's own orchestrator runs).
+   */
+  async cancel(jobId: string): Promise<ProducerCancelResult> {
+    if (typeof jobId !== "string" || jobId === "")
+      throw new ProducerError("invalid_argument", "job_id must be a non-empty string");
+    let reply: CancelReply;
+    try {
+      reply = await runCancel(
+        this.store.redis,
+        this.store.scripts,
+        jobId,
+        this.config.resultTtlSeconds,
+      );
+    } catch (error) {
+      throw redisFailure(error, this.config.redisDsn, "cancel");
+    }
+    if (reply.code === "cancelled") return { cancelled: true, status: "CANCELLED" };
+    return { cancelled: false, status: reply.status, reason: reply.reason };
   }
 
   /** Closes the Redis connection (unless it was passed in). */

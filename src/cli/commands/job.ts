@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { jobJson, jobView, type JobView } from "../../api/index.js";
+import { RUNNING_UNFENCED_MESSAGE } from "../../control/cancel.js";
 import { RrqError } from "../../errors.js";
 import { parseTimestamp } from "../../store/encoding.js";
 import { JOB_STATUSES } from "../../store/job.js";
@@ -132,11 +133,21 @@ async function jobCancel(ctx: CliContext, id: string) {
   return withApi(ctx, async (api) => {
     const result = await api.jobs.cancel(id);
     if (result.ok) {
-      say(ctx, `Job '${id}' cancelled successfully`);
+      if ("workerId" in result)
+        say(ctx, `Job '${id}' cancelled while running on worker ${result.workerId}`);
+      else say(ctx, `Job '${id}' cancelled successfully`);
       return ExitCode.ok;
     }
     if (result.reason === "not_found") say(ctx, `Job '${id}' not found`);
+    else if (result.reason === "running_unfenced")
+      say(
+        ctx,
+        `Cannot cancel job '${id}': ${RUNNING_UNFENCED_MESSAGE} (RRQ's own orchestrator does ` +
+          "not fence its writes, so its result would overwrite the cancel); wait for it to " +
+          "finish, or stop that worker",
+      );
     else if (result.reason === "not_waiting")
+      // RRQ's wording; rrqkit also cancels waiting (PENDING, RETRYING) and running jobs
       say(ctx, `Can only cancel pending jobs. Job status: ${result.status}`);
     else if (result.reason === "no_queue") say(ctx, "Job has no associated queue");
     else say(ctx, "Failed to remove job from queue");
