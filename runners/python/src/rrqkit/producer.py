@@ -14,7 +14,7 @@ import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any, Final, Literal
@@ -24,9 +24,10 @@ from .canonical import canonical_json
 from .codec import MAX_PARAMS_DEPTH, nests_deeper_than
 from .config import ProducerConfig, as_int, load_toml, normalize_queue_name, redact_dsn
 from .errors import BulkEnqueueError, ProducerError
+from .retry_policy import check_retry_policy, retry_policy_json
 from .timeutil import format_rfc3339, now_ns, to_epoch_ns
 
-__all__ = ["MAX_PARAMS_BYTES", "JobResult", "Producer"]
+__all__ = ["CANCEL_REFUSALS", "MAX_PARAMS_BYTES", "CancelResult", "JobResult", "Producer"]
 
 JOB_PREFIX: Final = "rrq:job:"
 #: Jobs per enqueue-batch-n.lua call in ``enqueue_many``: one call is all-or-nothing; bigger
@@ -64,10 +65,51 @@ OPTION_NAMES: Final = frozenset(
         "rate_limit_seconds",
         "debounce_key",
         "debounce_seconds",
+        # job control (issue 20): additive hash fields, written only when given
+        "retry",
+        "expires_at",
+        "expires_in",
     }
 )
 
 Mode = Literal["enqueue", "rate_limit", "debounce"]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    """What :meth:`Producer.cancel` did.
+
+    ``cancelled`` is True when this call cancelled the job (waiting in its queue, or running on
+    an rrqkit orchestrator, which is then told to stop the handler). ``status`` is the job's
+    status after the call: ``"CANCELLED"`` when cancelled, its unchanged status when it could
+    not be cancelled, None when there is no such job. ``reason`` says why not (one of
+    :data:`CANCEL_REFUSALS`' names; None when cancelled).
+    """
+
+    cancelled: bool
+    status: str | None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The adapter's reply form: ``reason`` only when there is one."""
+        out: dict[str, Any] = {"cancelled": self.cancelled, "status": self.status}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+
+#: job-cancel-2.lua's refusal codes and their names, the same in every producer and the data
+#: API (src/control/cancel.ts): not_found (no such job), not_waiting (its status allows no
+#: cancel), no_queue (a waiting job whose hash names no queue), not_in_queue (a waiting job
+#: missing from its queue: being claimed right now), running_unfenced (running on RRQ's own
+#: orchestrator, which does not fence its writes: its late success would overwrite the cancel).
+CANCEL_REFUSALS: Final = {
+    0: "not_waiting",
+    -1: "not_found",
+    -2: "no_queue",
+    -3: "not_in_queue",
+    -4: "running_unfenced",
+}
 
 
 def _lua(name: str) -> str:
@@ -92,6 +134,8 @@ class _Plan:
     job_id: str
     keys: list[str]
     args: list[str]
+    #: rrqkit's additive hash fields (retry_policy, expires_at) as name/value pairs
+    extra: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,6 +229,47 @@ def _correlation_context(
         if value is not None:
             out[attribute] = _truncate_utf8(value, _CORRELATION_MAX_VALUE_BYTES)
     return out
+
+
+def _job_control_fields(
+    opts: Mapping[str, Any], enqueue_ns: int, max_retries: int
+) -> tuple[list[str], int]:
+    """The ``retry`` and ``expires_at``/``expires_in`` options (issue 20) as the additive hash
+    fields they write (``retry_policy``, ``expires_at``, as name/value pairs, nothing when not
+    given), and the ``max_retries`` to store: ``retry.max_attempts`` when given, so RRQ's
+    orchestrator applies the same count."""
+    extra: list[str] = []
+    if "retry" in opts:
+        policy = opts["retry"]
+        problems = check_retry_policy(policy, "retry")
+        if problems:
+            raise _invalid(problems[0])
+        attempts = policy.get("max_attempts")
+        if attempts is not None:
+            attempts = int(attempts)
+            if "max_retries" in opts and max_retries != attempts:
+                raise ProducerError(
+                    "conflicting_options",
+                    f"max_retries ({max_retries}) and retry.max_attempts ({attempts}) differ; "
+                    "give one of them",
+                )
+            max_retries = attempts
+        extra += ["retry_policy", retry_policy_json(policy)]
+    if "expires_at" in opts and "expires_in" in opts:
+        raise ProducerError(
+            "conflicting_options", "expires_at and expires_in are mutually exclusive; give one"
+        )
+    expires_ns: int | None = None
+    if "expires_at" in opts:
+        expires_ns = _timestamp(opts["expires_at"], "expires_at")
+    elif "expires_in" in opts:
+        expires_in = _finite(opts["expires_in"], "expires_in", positive=True)
+        expires_ns = enqueue_ns + math.ceil(expires_in * 1000) * 1_000_000
+    if expires_ns is not None:
+        if expires_ns <= now_ns():
+            raise _invalid("expires_at is in the past")
+        extra += ["expires_at", format_rfc3339(expires_ns)]
+    return extra, max_retries
 
 
 def _bulk_message(reason: str, written: list[str], total: int) -> str:
@@ -490,6 +575,7 @@ class Producer:
                 raise _invalid("debounce_seconds is required with debounce_key")
 
         now = enqueue_ns if enqueue_ns is not None else now_ns()
+        control, max_retries = _job_control_fields(opts, now, max_retries)
         if mode == "debounce":
             assert debounce_seconds is not None
             run_at = now + math.ceil(debounce_seconds * 1000) * 1_000_000
@@ -529,7 +615,11 @@ class Producer:
                 if ahead > 0:
                     idem_ttl = max(idem_ttl, -(-ahead // 1_000_000_000))
             return _Plan(
-                mode, job_id, [JOB_PREFIX + job_id, queue_key, idem_key], [*fields, str(idem_ttl)]
+                mode,
+                job_id,
+                [JOB_PREFIX + job_id, queue_key, idem_key],
+                [*fields, str(idem_ttl)],
+                control,
             )
         if mode == "rate_limit":
             assert rate_key is not None and rate_seconds is not None
@@ -541,6 +631,7 @@ class Producer:
                 job_id,
                 [JOB_PREFIX + job_id, queue_key, key],
                 [*fields, str(math.ceil(rate_seconds))],
+                control,
             )
         assert debounce_key is not None and debounce_seconds is not None
         key = (
@@ -553,6 +644,7 @@ class Producer:
             job_id,
             [queue_key, key],
             [JOB_PREFIX, *fields, str(math.ceil(debounce_seconds))],
+            control,
         )
 
     _SCRIPT_FOR: Final = {
@@ -694,6 +786,33 @@ class Producer:
             result=result,
             last_error=data.get("last_error"),
         )
+
+    async def cancel(self, job_id: str) -> CancelResult:
+        """Cancel a job, waiting or running, with the shared script ``job-cancel-2.lua``.
+
+        A job waiting in its queue (PENDING or RETRYING) is removed from it. A job running on an
+        rrqkit orchestrator (ACTIVE with a lease) ends CANCELLED at once: its attempt's later
+        writes are refused by the fence, and its orchestrator is told to stop the handler (the
+        runner sees a ``cancel`` frame; a Python handler gets ``asyncio.CancelledError``). A job
+        running on RRQ's own orchestrator cannot be cancelled safely and is refused. Either
+        way the job gets ``status=CANCELLED`` and is not retried. A refusal is a result
+        (``cancelled`` False), not an error; only Redis failures raise."""
+        _name(job_id, "job_id")
+        completion = now_ns()
+        completion -= completion % 1000  # microseconds, as the enqueue timestamps
+        reply = await self._call(
+            self._script("job-cancel-2.lua")(
+                keys=[JOB_PREFIX + job_id, EVENTS_PREFIX + job_id],
+                args=[job_id, format_rfc3339(completion), str(self.config.result_ttl_seconds)],
+            )
+        )
+        code, status = int(reply[0]), str(reply[1])
+        if code == 1:
+            return CancelResult(cancelled=True, status="CANCELLED")
+        reason = CANCEL_REFUSALS.get(code)
+        if reason is None:
+            raise ProducerError("redis_error", f"unexpected cancel status {code}")
+        return CancelResult(cancelled=False, status=None if code == -1 else status, reason=reason)
 
     async def wait_for_completion(
         self,

@@ -84,6 +84,11 @@ class Adapter:
         status = await producer.wait_for_completion(job_id, **kwargs)
         return None if status is None else status.to_dict()
 
+    async def op_cancel(self, cmd: dict[str, Any]) -> Any:
+        producer = await self._active()
+        job_id: Any = cmd.get("job_id")
+        return (await producer.cancel(job_id)).to_dict()
+
     async def handle(self, line: str) -> dict[str, Any]:
         try:
             cmd = json.loads(line)
