@@ -117,6 +117,10 @@ impl Adapter {
                     .await?;
                 Ok(r.map(|r| r.to_json()).unwrap_or(Value::Null))
             }
+            "cancel" => {
+                let id = job_id_arg(cmd)?;
+                Ok(self.producer()?.cancel(&id).await?.to_json())
+            }
             other => Err(ProducerError::new(
                 ProducerErrorCode::InvalidArgument,
                 format!("unknown op '{other}'"),
@@ -170,7 +174,7 @@ fn main() {
     }
 }
 
-const KNOWN_OPS: [&str; 8] = [
+const KNOWN_OPS: [&str; 9] = [
     "configure",
     "load_config",
     "enqueue",
@@ -179,4 +183,5 @@ const KNOWN_OPS: [&str; 8] = [
     "enqueue_many",
     "get_job_status",
     "wait_for_completion",
+    "cancel",
 ];

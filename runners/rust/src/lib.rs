@@ -31,6 +31,6 @@ pub use runtime::{Runner, ServeEnd};
 
 #[cfg(feature = "producer")]
 pub use producer::{
-    EnqueueOptions, JobResult, JobStatus, Producer, ProducerConfig, ProducerError,
+    CancelResult, EnqueueOptions, JobResult, JobStatus, Producer, ProducerConfig, ProducerError,
     ProducerErrorCode,
 };

@@ -22,7 +22,7 @@ mod options;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, Script};
 use serde_json::{Map, Value};
@@ -34,6 +34,7 @@ pub use config::{
 pub use error::{redact_dsn, ProducerError, ProducerErrorCode};
 pub use options::{extract_correlation_context, EnqueueItem, EnqueueOptions, MAX_PARAMS_BYTES};
 
+use crate::canonical::format_timestamp;
 use options::{plan, Guard, Plan, Requested};
 
 /// `src/store/lua/enqueue-3.lua`, byte for byte.
@@ -46,6 +47,9 @@ pub const ENQUEUE_DEBOUNCED_LUA: &str = include_str!("../../lua/enqueue-debounce
 /// `src/store/lua/enqueue-batch-n.lua`, byte for byte (bulk enqueue; three keys per job).
 pub const ENQUEUE_BATCH_LUA: &str = include_str!("../../lua/enqueue-batch-n.lua");
 
+/// `src/store/lua/job-cancel-2.lua`, byte for byte (cancel a waiting or running job).
+pub const JOB_CANCEL_LUA: &str = include_str!("../../lua/job-cancel-2.lua");
+
 /// Jobs per enqueue-batch-n.lua call in [`Producer::enqueue_many`]: one call is all-or-nothing;
 /// bigger batches are split so one script does not hold Redis for long.
 pub const BULK_CHUNK_SIZE: usize = 500;
@@ -55,6 +59,7 @@ static BATCH_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_BAT
 static RATE_LIMIT_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(ENQUEUE_RATE_LIMITED_LUA));
 static DEBOUNCE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE_DEBOUNCED_LUA));
+static CANCEL_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(JOB_CANCEL_LUA));
 
 /// Key prefix of job hashes.
 pub const JOB_KEY_PREFIX: &str = "rrq:job:";
@@ -145,6 +150,81 @@ impl JobResult {
     }
 }
 
+/// What [`Producer::cancel`] did. A job that cannot be cancelled is a result, not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelResult {
+    /// True when this call cancelled the job: it was waiting in its queue, or running on an
+    /// rrqkit orchestrator (which is then told to stop the handler).
+    pub cancelled: bool,
+    /// The job's status after the call: `CANCELLED` when cancelled, its unchanged status when
+    /// it could not be, `None` when there is no such job.
+    pub status: Option<String>,
+    /// Why it was not cancelled (`None` when it was): one of the `CANCEL_*` names, the same in
+    /// every rrqkit producer and the data API (`not_found`, `not_waiting`, `no_queue`,
+    /// `not_in_queue`, `running_unfenced`).
+    pub reason: Option<String>,
+}
+
+impl CancelResult {
+    /// `{cancelled, status, reason?}` (the producer adapter's reply; `reason` only when set).
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("cancelled".into(), Value::Bool(self.cancelled));
+        m.insert(
+            "status".into(),
+            self.status
+                .clone()
+                .map(Value::String)
+                .unwrap_or(Value::Null),
+        );
+        if let Some(reason) = &self.reason {
+            m.insert("reason".into(), Value::String(reason.clone()));
+        }
+        Value::Object(m)
+    }
+
+    /// From the `{code, status[, worker_id]}` reply of job-cancel-2.lua.
+    fn from_reply(code: i64, status: String) -> Result<CancelResult, ProducerError> {
+        let reason = match code {
+            1 => {
+                return Ok(CancelResult {
+                    cancelled: true,
+                    status: Some(status),
+                    reason: None,
+                })
+            }
+            0 => CANCEL_NOT_WAITING,
+            -1 => CANCEL_NOT_FOUND,
+            -2 => CANCEL_NO_QUEUE,
+            -3 => CANCEL_NOT_IN_QUEUE,
+            -4 => CANCEL_RUNNING_UNFENCED,
+            other => {
+                return Err(ProducerError::new(
+                    ProducerErrorCode::RedisError,
+                    format!("job-cancel answered an unknown code {other}"),
+                ))
+            }
+        };
+        Ok(CancelResult {
+            cancelled: false,
+            status: (code != -1).then_some(status),
+            reason: Some(reason.to_string()),
+        })
+    }
+}
+
+/// [`CancelResult::reason`]: no such job (`status` is `None`).
+pub const CANCEL_NOT_FOUND: &str = "not_found";
+/// [`CancelResult::reason`]: the status allows no cancel (finished, or unknown to rrqkit).
+pub const CANCEL_NOT_WAITING: &str = "not_waiting";
+/// [`CancelResult::reason`]: a waiting job whose hash names no queue.
+pub const CANCEL_NO_QUEUE: &str = "no_queue";
+/// [`CancelResult::reason`]: a waiting job missing from its queue (being claimed right now).
+pub const CANCEL_NOT_IN_QUEUE: &str = "not_in_queue";
+/// [`CancelResult::reason`]: running on an orchestrator that cannot cancel it (RRQ's own, which
+/// does not fence its writes, so its late success would overwrite the cancel).
+pub const CANCEL_RUNNING_UNFENCED: &str = "running_unfenced";
+
 /// An rrqkit producer bound to one Redis.
 pub struct Producer {
     config: ProducerConfig,
@@ -167,6 +247,7 @@ enum ScriptKind {
     RateLimit,
     Debounce,
     Batch,
+    Cancel,
 }
 
 impl Producer {
@@ -273,6 +354,7 @@ impl Producer {
             ScriptKind::RateLimit => &RATE_LIMIT_SCRIPT,
             ScriptKind::Debounce => &DEBOUNCE_SCRIPT,
             ScriptKind::Batch => &BATCH_SCRIPT,
+            ScriptKind::Cancel => &CANCEL_SCRIPT,
         }
     }
 
@@ -552,6 +634,67 @@ impl Producer {
                 self.forget_conn_on(&e).await;
                 Err(self.redis_err(&e))
             }
+        }
+    }
+
+    /// Cancels a job, waiting or running, with the shared script `job-cancel-2.lua`.
+    ///
+    /// A job waiting in its queue (`PENDING` or `RETRYING`) is removed from it. A job running
+    /// on an rrqkit orchestrator (`ACTIVE` with a lease) ends `CANCELLED` at once: every later
+    /// write of its attempt is refused by the job's fence, and its orchestrator is told (through
+    /// `rrq:cancel:<worker_id>`) to send the runner a `cancel` frame, which drops a Rust
+    /// handler's future. A job running on RRQ's own orchestrator cannot be cancelled safely and
+    /// is refused. A cancelled job is never retried. Refusals are results
+    /// (`cancelled == false`); only Redis failures are errors.
+    ///
+    /// ```no_run
+    /// # async fn demo(producer: &rrqkit::Producer) -> Result<(), rrqkit::ProducerError> {
+    /// let r = producer.cancel("job-1").await?;
+    /// if !r.cancelled {
+    ///     eprintln!("not cancelled: {}", r.reason.unwrap_or_default());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn cancel(&self, job_id: &str) -> Result<CancelResult, ProducerError> {
+        if job_id.trim().is_empty() {
+            return Err(ProducerError::invalid_argument("job_id cannot be empty"));
+        }
+        // Microseconds, as the producer's other timestamps.
+        let now = Utc::now().trunc_subsecs(6);
+        let keys = [
+            format!("{JOB_KEY_PREFIX}{job_id}"),
+            format!("{EVENTS_KEY_PREFIX}{job_id}"),
+        ];
+        let args = [
+            job_id.to_string(),
+            format_timestamp(&now),
+            self.config.result_ttl_seconds.to_string(),
+        ];
+        let cmd = Self::evalsha(&ScriptKind::Cancel, &keys, &args);
+        let mut c = self.conn().await?;
+        let reply: Vec<redis::Value> = match cmd.query_async(&mut c).await {
+            Ok(v) => v,
+            Err(e) if Self::is_noscript(&e) => {
+                self.load_script(&ScriptKind::Cancel).await?;
+                self.query(&cmd).await?
+            }
+            Err(e) => {
+                self.forget_conn_on(&e).await;
+                return Err(self.redis_err(&e));
+            }
+        };
+        let code = reply
+            .first()
+            .and_then(|v| redis::from_redis_value_ref::<i64>(v).ok());
+        let status = reply
+            .get(1)
+            .and_then(|v| redis::from_redis_value_ref::<String>(v).ok());
+        match (code, status) {
+            (Some(code), Some(status)) => CancelResult::from_reply(code, status),
+            _ => Err(ProducerError::new(
+                ProducerErrorCode::RedisError,
+                format!("unexpected cancel script reply {reply:?}"),
+            )),
         }
     }
 
