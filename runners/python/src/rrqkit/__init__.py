@@ -44,12 +44,13 @@ from .registry import Registry
 
 if TYPE_CHECKING:
     from .config import ProducerConfig
-    from .producer import JobResult, Producer
+    from .producer import CancelResult, JobResult, Producer
     from .runtime import RunnerRuntime
 
 __all__ = [
     "BulkEnqueueError",
     "CancelRequest",
+    "CancelResult",
     "DecodeError",
     "ExecutionContext",
     "ExecutionOutcome",
@@ -72,6 +73,7 @@ __all__ = [
 _LAZY = {
     "Producer": "producer",
     "JobResult": "producer",
+    "CancelResult": "producer",
     "ProducerConfig": "config",
     "RunnerRuntime": "runtime",
 }
