@@ -1,4 +1,11 @@
 import { boundedTraceback, type ExecutionOutcome } from "@rrqkit/runner/protocol";
+import {
+  maxAttemptsOf,
+  policyBackoffSeconds,
+  resolvePolicy,
+  type EffectivePolicy,
+} from "../policy/index.js";
+import { parseTimestamp } from "../store/encoding.js";
 import type { JobRecord } from "../store/job.js";
 import type { ErrorDetail } from "../store/job-store.js";
 
@@ -9,9 +16,21 @@ export interface RetryPolicy {
   maxRetryDelaySeconds: number;
 }
 
+/**
+ * What a decision needs beside the job and the outcome: the job's resolved policy (see
+ * src/policy), the time (the store's clock, epoch ms) and the job's snoozes so far. Without
+ * one, the global defaults apply with the local clock (RRQ's table).
+ */
+export interface DecisionContext {
+  policy: EffectivePolicy;
+  nowMs: number;
+  snoozes: number;
+}
+
 /** What the worker does with an attempt's result. */
 export type Decision =
   | { kind: "complete"; result: unknown }
+  | { kind: "snooze"; delaySeconds: number; snoozes: number }
   | ({
       kind: "retry";
       delaySeconds: number;
@@ -29,6 +48,9 @@ interface FailureDetailFields {
   traceback: string | null;
 }
 
+/** A decision that records a failure (retry or DLQ). */
+export type FailureDecision = Extract<Decision, { kind: "retry" | "dlq" }>;
+
 /** Error types the orchestrator gives failures it detects itself. */
 const OWN_ERROR_TYPES: Partial<Record<SpanOutcome, string>> = {
   timeout: "timeout",
@@ -40,7 +62,7 @@ const OWN_ERROR_TYPES: Partial<Record<SpanOutcome, string>> = {
  * the orchestrator, not from a runner's outcome) gets the type of its outcome: `timeout` or
  * `transport_error`, else none.
  */
-export function failureDetail(decision: Exclude<Decision, { kind: "complete" }>): ErrorDetail {
+export function failureDetail(decision: FailureDecision): ErrorDetail {
   return {
     type: decision.errorType || OWN_ERROR_TYPES[decision.outcome] || null,
     traceback: decision.traceback ?? null,
@@ -73,18 +95,60 @@ const DEADLINE_MESSAGES = new Set([
   "Job deadline exceeded",
 ]);
 
+/** The context of a decision made without one: global defaults, local clock. */
+function defaultContext(job: JobRecord, policy: RetryPolicy): DecisionContext {
+  return {
+    policy: resolvePolicy(policy, job.functionName, undefined),
+    nowMs: Date.now(),
+    snoozes: 0,
+  };
+}
+
+/** When the job first started (run_1_started_at, else its enqueue time): retry_for's origin. */
+function firstStartMs(job: JobRecord): number {
+  const started = job.raw.run_1_started_at;
+  return (started ? parseTimestamp(started) : undefined) ?? job.enqueueTimeMs;
+}
+
 function retryOrDlq(
   job: JobRecord,
   policy: RetryPolicy,
+  ctx: DecisionContext,
   error: string,
   outcome: SpanOutcome,
   explicitDelay?: number | null,
   detail: Partial<FailureDetailFields> = {},
 ): Decision {
-  const maxRetries = job.maxRetries ?? policy.defaultMaxRetries;
-  if (job.currentRetries + 1 >= maxRetries) return { kind: "dlq", error, outcome, ...detail };
-  const delaySeconds = explicitDelay ?? backoffSeconds(job.currentRetries, policy);
+  const maxAttempts = maxAttemptsOf(ctx.policy, job.maxRetries, policy);
+  if (job.currentRetries + 1 >= maxAttempts) return { kind: "dlq", error, outcome, ...detail };
+  const delaySeconds = explicitDelay ?? policyBackoffSeconds(ctx.policy, job.currentRetries + 1);
+  const budget = ctx.policy.retryForSeconds;
+  if (budget !== undefined && ctx.nowMs + delaySeconds * 1000 > firstStartMs(job) + budget * 1000)
+    return {
+      kind: "dlq",
+      error: `${error} (retry budget of ${budget}s exhausted)`,
+      outcome,
+      ...detail,
+    };
   return { kind: "retry", delaySeconds, error, outcome, ...detail };
+}
+
+/** A snooze: again after `seconds` without an attempt counted, unless over max_snoozes. */
+function snoozeOrDlq(
+  ctx: DecisionContext,
+  seconds: number | null | undefined,
+  detail: FailureDetailFields,
+): Decision {
+  const cap = ctx.policy.maxSnoozes;
+  if (ctx.snoozes + 1 > cap)
+    return {
+      kind: "dlq",
+      error: `Job snoozed more than ${cap} times`,
+      outcome: "retry",
+      ...detail,
+    };
+  const delaySeconds = typeof seconds === "number" && seconds >= 0 ? seconds : 0;
+  return { kind: "snooze", delaySeconds, snoozes: ctx.snoozes + 1 };
 }
 
 /** The runner's error type and (re-capped, never trusted) traceback of an outcome. */
@@ -102,21 +166,30 @@ function detailOf(outcome: ExecutionOutcome): FailureDetailFields {
  * ("Job execution timed out" / "Job deadline exceeded"), last_error is the orchestrator's
  * "Job timed out after Ns." — the same event as an orchestrator-side timeout, so the message
  * does not depend on which of the two clocks fired first.
+ *
+ * Job control (README "Job control"), all driven by `ctx.policy`: an error whose type is
+ * `non_retryable` or listed in non_retryable_error_types goes to the DLQ at once; a retry
+ * outcome with `snooze: true` snoozes (capped by max_snoozes); a timeout is retried when
+ * retry_timeouts is set; no retry is scheduled past the retry_for_seconds budget.
  */
 export function decide(
   job: JobRecord,
   outcome: ExecutionOutcome,
   policy: RetryPolicy,
   timeoutSeconds: number,
+  ctx: DecisionContext = defaultContext(job, policy),
 ): Decision {
   const message = outcome.error?.message;
   switch (outcome.status) {
     case "success":
       return { kind: "complete", result: outcome.result ?? null };
     case "retry":
+      if ((outcome as { snooze?: unknown }).snooze === true)
+        return snoozeOrDlq(ctx, outcome.retry_after_seconds, detailOf(outcome));
       return retryOrDlq(
         job,
         policy,
+        ctx,
         message || "Job requested retry",
         "retry",
         outcome.retry_after_seconds,
@@ -125,15 +198,39 @@ export function decide(
     case "timeout": {
       const error =
         !message || DEADLINE_MESSAGES.has(message) ? timedOutMessage(timeoutSeconds) : message;
+      if (ctx.policy.retryTimeouts)
+        return retryOrDlq(job, policy, ctx, error, "timeout", null, detailOf(outcome));
       return { kind: "dlq", error, outcome: "timeout", ...detailOf(outcome) };
     }
-    case "error":
-      if (outcome.error?.type === "handler_not_found") {
+    case "error": {
+      const type = outcome.error?.type;
+      if (type === "handler_not_found") {
         const error = message || "Handler not found";
         return { kind: "dlq", error, outcome: "fatal", ...detailOf(outcome) };
       }
-      return retryOrDlq(job, policy, message || "Job failed", "error", null, detailOf(outcome));
+      const error = message || "Job failed";
+      if (type && (type === "non_retryable" || ctx.policy.nonRetryableErrorTypes.has(type)))
+        return {
+          kind: "dlq",
+          error: `${error} (not retried: error type '${type}' is non-retryable)`,
+          outcome: "error",
+          ...detailOf(outcome),
+        };
+      return retryOrDlq(job, policy, ctx, error, "error", null, detailOf(outcome));
+    }
   }
+}
+
+/** The orchestrator's own timeout: the DLQ as in RRQ, or a retry when retry_timeouts is set. */
+export function decideTimeout(
+  job: JobRecord,
+  policy: RetryPolicy,
+  timeoutSeconds: number,
+  ctx: DecisionContext = defaultContext(job, policy),
+): Decision {
+  const error = timedOutMessage(timeoutSeconds);
+  if (ctx.policy.retryTimeouts) return retryOrDlq(job, policy, ctx, error, "timeout");
+  return { kind: "dlq", error, outcome: "timeout" };
 }
 
 /** A transport failure: like an error, with RRQ's message prefix. */
@@ -141,6 +238,7 @@ export function decideTransportError(
   job: JobRecord,
   detail: string,
   policy: RetryPolicy,
+  ctx: DecisionContext = defaultContext(job, policy),
 ): Decision {
-  return retryOrDlq(job, policy, `Runner transport error: ${detail}`, "transport_error");
+  return retryOrDlq(job, policy, ctx, `Runner transport error: ${detail}`, "transport_error");
 }

@@ -3,7 +3,8 @@ import type { ExecutionOutcome, ExecutionRequest } from "@rrqkit/runner/protocol
 import type { ResolvedConfig } from "../config/config.js";
 import { RunnerError } from "../errors.js";
 import type { RunnerPool, SlotLease } from "../runner/runner-pool.js";
-import { canonicalJson, toWireTimestamp } from "../store/encoding.js";
+import { resolvePolicy } from "../policy/index.js";
+import { canonicalJson, parseTimestamp, toWireTimestamp } from "../store/encoding.js";
 import { MalformedJobError, parseJob, type JobRecord } from "../store/job.js";
 import type { AttemptRef, ClaimedJob, FencedWrite, JobStore } from "../store/job-store.js";
 import { dlqKey } from "../store/keys.js";
@@ -11,10 +12,11 @@ import type { EventBus, JobRef } from "../telemetry/events.js";
 import type { JobSpan, JobTelemetry } from "../telemetry/otel.js";
 import {
   decide,
+  decideTimeout,
   decideTransportError,
   failureDetail,
-  timedOutMessage,
   type Decision,
+  type DecisionContext,
 } from "./decisions.js";
 import { resolveRunnerName, splitRunnerName } from "./routing.js";
 
@@ -46,6 +48,8 @@ export const ReleaseReasons = {
 } as const;
 
 const MALFORMED = "Failed to parse claimed job definition. Moved to DLQ.";
+/** The span's error message of a snoozed attempt (the outcome's own message, as runtimes send it). */
+const SNOOZED = "Job snoozed";
 
 /**
  * The latest deadline sent: RFC 3339 has 4-digit years (runners parse no later), and past
@@ -197,6 +201,11 @@ export class JobExecution {
       await this.quarantine(error.message);
       return;
     }
+    const expiresAt = this.expiredAt(job);
+    if (expiresAt !== undefined) {
+      await this.expire(expiresAt);
+      return;
+    }
     const split = splitRunnerName(job.functionName);
     const runnerName = resolveRunnerName(this.ctx.config, split, this.queue);
     const span = this.ctx.telemetry.startJob({
@@ -234,16 +243,14 @@ export class JobExecution {
       await this.release(reason);
       return;
     }
+    const config = this.ctx.config;
+    const context = this.decisionContext(job);
     const decision =
       result.kind === "outcome"
-        ? decide(job, result.outcome, this.ctx.config, timeout)
+        ? decide(job, result.outcome, config, timeout, context)
         : result.kind === "transport"
-          ? decideTransportError(job, result.detail, this.ctx.config)
-          : ({
-              kind: "dlq",
-              error: timedOutMessage(timeout),
-              outcome: "timeout",
-            } satisfies Decision);
+          ? decideTransportError(job, result.detail, config, context)
+          : decideTimeout(job, config, timeout, context);
     const errorType = result.kind === "outcome" ? (result.outcome.error?.type ?? null) : null;
     await this.apply(job, decision, decision.kind === "dlq", {
       span,
@@ -251,6 +258,41 @@ export class JobExecution {
       runner: runnerName,
       errorType,
     });
+  }
+
+  /**
+   * The job's policy (its retry_policy field, parsed only when present, over its function's
+   * policy over the global defaults: see src/policy), the store's clock and its snoozes. A
+   * damaged retry_policy is reported as a warning and its bad fields fall back.
+   */
+  private decisionContext(job: JobRecord): DecisionContext {
+    const { config, events } = this.ctx;
+    const policy = resolvePolicy(config, job.functionName, job.raw.retry_policy, (problem) =>
+      events.emit("worker:warning", { message: `job ${job.id}: ${problem}` }),
+    );
+    const snoozes = job.raw.snoozes === undefined ? 0 : Number(job.raw.snoozes) || 0;
+    return { policy, nowMs: this.ctx.store.clock.now(), snoozes };
+  }
+
+  /**
+   * The job's `expires_at` when it has passed by the store's (Redis) clock, else undefined. An
+   * unreadable expires_at is ignored (the job runs), as an unknown field would be.
+   */
+  private expiredAt(job: JobRecord): string | undefined {
+    const text = job.raw.expires_at;
+    if (!text) return undefined;
+    const at = parseTimestamp(text);
+    return at !== undefined && at <= this.ctx.store.clock.now() ? text : undefined;
+  }
+
+  /** Ends an expired job without dispatching it: FAILED, no DLQ, no attempt counted. */
+  private async expire(expiresAt: string): Promise<void> {
+    this.writing = true;
+    const { store, events } = this.ctx;
+    const error = `Job expired before it started (expires_at ${expiresAt})`;
+    const write = await this.ctx.persist("expire", () => store.expire(this.ref, error), this);
+    if (write === "written") events.emit("job:expired", this.jobRef);
+    else if (write === "not_owner") events.emit("job:fenced", { ...this.jobRef, write: "expire" });
   }
 
   /** RRQ's fatal checks before dispatch; returns the DLQ message, if any. */
@@ -373,12 +415,22 @@ export class JobExecution {
     const attempt = job.currentRetries + 1;
     const durationMs = performance.now() - trace.started;
     const runner = trace.runner;
-    const detail = decision.kind === "complete" ? undefined : failureDetail(decision);
+    const failed = decision.kind === "retry" || decision.kind === "dlq" ? decision : undefined;
+    const detail = failed && failureDetail(failed);
+    // A snooze ends its span as a "retry" (RRQ's outcome labels have no snooze) with its delay.
     trace.span?.end({
-      outcome: decision.kind === "complete" ? "success" : decision.outcome,
+      outcome:
+        decision.kind === "complete"
+          ? "success"
+          : decision.kind === "snooze"
+            ? "retry"
+            : decision.outcome,
       durationMs,
-      retryDelayMs: decision.kind === "retry" ? decision.delaySeconds * 1000 : undefined,
-      errorMessage: decision.kind === "complete" ? undefined : decision.error,
+      retryDelayMs:
+        decision.kind !== "complete" && decision.kind !== "dlq"
+          ? decision.delaySeconds * 1000
+          : undefined,
+      errorMessage: failed ? failed.error : decision.kind === "snooze" ? SNOOZED : undefined,
       errorType: detail?.type ?? trace.errorType,
       traceback: detail?.traceback,
     });
@@ -410,11 +462,22 @@ export class JobExecution {
           traceback: detail?.traceback ?? null,
           outcome: decision.outcome,
         });
+    } else if (decision.kind === "snooze") {
+      const queue = job.queueName ?? config.defaultQueueName;
+      const score = store.clock.now() + decision.delaySeconds * 1000;
+      write = await this.ctx.persist("snooze", () => store.snooze(this.ref, queue, score), this);
+      if (write === "written" && events.has("job:snoozed"))
+        events.emit("job:snoozed", {
+          ...this.jobRef,
+          delaySeconds: decision.delaySeconds,
+          snoozes: decision.snoozes,
+        });
     } else {
       const dlq = dlqKey(job.dlqName ?? config.defaultDlqName);
       write = await this.ctx.persist(
         "dlq",
-        () => store.moveToDlq(this.ref, dlq, decision.error, countAttempt, detail),
+        () =>
+          store.moveToDlq(this.ref, dlq, decision.error, countAttempt, detail, config.dlqMaxJobs),
         this,
       );
       if (write === "written")
@@ -437,7 +500,7 @@ export class JobExecution {
     const dlq = dlqKey(this.claimed.hash.dlq_name || config.defaultDlqName);
     const write = await this.ctx.persist(
       "quarantine",
-      () => store.moveToDlq(this.ref, dlq, error, false),
+      () => store.moveToDlq(this.ref, dlq, error, false, undefined, config.dlqMaxJobs),
       this,
     );
     if (write === "written")

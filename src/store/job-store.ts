@@ -6,6 +6,7 @@ import { formatTimestamp, parseTimestamp } from "./encoding.js";
 import { hashFromPairs } from "./job.js";
 import {
   activeKey,
+  dlqKey,
   eventsKey,
   healthKey,
   jobKey,
@@ -209,8 +210,24 @@ export class JobStore {
   }
 
   /**
+   * A handler snoozed: the job runs again at `scoreMs` with status PENDING, without counting an
+   * attempt (current_retries unchanged, `snoozes` + 1, run_<k>_outcome=snoozed), if still ours
+   * (snooze-job-5.lua).
+   */
+  async snooze(a: AttemptRef, queue: string, scoreMs: number): Promise<FencedWrite> {
+    const code = await this.scripts.run<number>(
+      this.redis,
+      "snooze-job",
+      [jobKey(a.jobId), queueKey(queue), activeKey(a.workerId), jobLockKey(a.jobId), LEASES_KEY],
+      [a.jobId, a.workerId, a.fence, scoreMs, formatTimestamp(scoreMs)],
+    );
+    return fenced(code);
+  }
+
+  /**
    * Moves a job to a DLQ list, if still ours; `countAttempt` increments current_retries first.
-   * `detail` is written as for {@link retry}.
+   * `detail` is written as for {@link retry}. `dlqMaxJobs` > 0 trims the list's oldest entries
+   * beyond that many (the config's `dlq_max_jobs`; 0: no cap).
    */
   async moveToDlq(
     a: AttemptRef,
@@ -218,6 +235,30 @@ export class JobStore {
     error: string,
     countAttempt: boolean,
     detail: ErrorDetail = NO_DETAIL,
+    dlqMaxJobs = 0,
+  ): Promise<FencedWrite> {
+    return this.fail(a, dlq, error, countAttempt, detail, "dlq", dlqMaxJobs);
+  }
+
+  /**
+   * Ends a claimed job whose `expires_at` has passed, if still ours: FAILED with `error` and
+   * last_error_type `expired`, pushed to no DLQ, no attempt counted, counted as `expired` in
+   * the stats (move-to-dlq-6.lua in "expire" mode).
+   */
+  async expire(a: AttemptRef, error: string): Promise<FencedWrite> {
+    // The DLQ key is unused in expire mode; the default one keeps the key count.
+    const detail = { type: "expired", traceback: null };
+    return this.fail(a, dlqKey("default"), error, false, detail, "expire", 0);
+  }
+
+  private async fail(
+    a: AttemptRef,
+    dlq: string,
+    error: string,
+    countAttempt: boolean,
+    detail: ErrorDetail,
+    mode: "dlq" | "expire",
+    dlqMaxJobs: number,
   ): Promise<FencedWrite> {
     const code = await this.scripts.run<number>(
       this.redis,
@@ -238,6 +279,8 @@ export class JobStore {
         formatTimestamp(this.clock.now()),
         countAttempt ? "1" : "0",
         ...detailArgs(detail),
+        mode,
+        String(Math.max(0, Math.floor(dlqMaxJobs))),
       ],
     );
     return fenced(code);

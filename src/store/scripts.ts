@@ -25,6 +25,7 @@ export type ScriptName =
   | "complete-success"
   | "complete-success-batch"
   | "retry-job"
+  | "snooze-job"
   | "move-to-dlq"
   | "release-claim"
   | "recover-job"
