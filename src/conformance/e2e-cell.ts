@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,12 +7,12 @@ import { stringify } from "smol-toml";
 import { AdapterClient, AdapterError } from "./adapter-client.js";
 import type { Binding, OrchestratorSpec } from "./bindings.js";
 import type { Case } from "./cases.js";
+import { checkExpectation, type KnownJob } from "./e2e-checks.js";
 import { matchValue } from "./matching.js";
 import type { OtlpReceiver } from "./otlp-receiver.js";
 import type { TestRedis } from "./redis-server.js";
 import type { Failure } from "./runner-script.js";
 import { freePort } from "../runner/ports.js";
-import { checkJobSpan, checkE2eRunnerSpan } from "./e2e-spans.js";
 
 type Step = Record<string, unknown>;
 
@@ -54,6 +54,8 @@ export interface E2eCellOptions {
 
 const JOB_WAIT_SECONDS = 60;
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 /**
  * One end-to-end cell: a real orchestrator process (rrqkit's CLI or RRQ's binary) running the
  * binding's conformance runner on one transport and encoding, fed by a producer adapter, on a
@@ -64,6 +66,7 @@ export class E2eCell {
   /** Resolves with a description once the orchestrator process exits. */
   private orchestratorExit: Promise<string> = new Promise(() => {});
   private orchestratorKey: string | undefined;
+  private configPath: string | undefined;
   private output = "";
   private adapter: AdapterClient | undefined;
   private readonly dir = mkdtempSync(join(tmpdir(), "rrqc-e2e-"));
@@ -110,6 +113,7 @@ export class E2eCell {
       return;
     await this.stopOrchestrator();
     const path = await this.config(given);
+    this.configPath = path;
     const [program, ...args] = this.o.orchestrator.command.argv;
     // rrqkit's --config is a program option; RRQ's belongs to each subcommand.
     const argv =
@@ -153,32 +157,14 @@ export class E2eCell {
     try {
       await this.ensureOrchestrator((c.given?.orchestrator ?? {}) as Record<string, unknown>);
       const adapter = await this.ensureAdapter();
-      const jobs = new Map<string, { id: string; step: Step }>();
+      const jobs = new Map<string, KnownJob>();
       for (const step of c.when ?? []) {
-        const count = typeof step.count === "number" ? step.count : undefined;
-        const names =
-          count === undefined
-            ? [String(step.enqueue)]
-            : Array.from({ length: count }, (_, i) => `${String(step.enqueue)}#${i}`);
-        for (const name of names) {
-          const reply = await adapter.call("enqueue", {
-            function_name: step.function_name,
-            params: step.params ?? {},
-            options: step.options ?? {},
-          });
-          if (!reply.ok)
-            return [
-              {
-                rule: "the producer enqueues the job",
-                message: `${reply.error.code}: ${reply.error.message}`,
-              },
-            ];
-          jobs.set(name, { id: String(reply.result), step });
-        }
+        const failures = await this.step(c, step, jobs);
+        if (failures.length) return failures;
       }
       const failures: Failure[] = [];
       for (const e of (c.then ?? []) as Step[])
-        failures.push(...(await this.check(c, e, jobs, adapter)));
+        failures.push(...(await checkExpectation(c.id, e, this.checkContext(adapter, jobs))));
       return failures;
     } catch (error) {
       if (error instanceof AdapterError)
@@ -189,62 +175,101 @@ export class E2eCell {
     }
   }
 
-  private async check(
-    c: Case,
-    e: Step,
-    jobs: Map<string, { id: string; step: Step }>,
+  private checkContext(adapter: AdapterClient, jobs: Map<string, KnownJob>) {
+    return {
+      adapter,
+      jobs,
+      redis: this.o.redis.client(this.o.database),
+      receiver: this.o.receiver,
+      waitDone: (jobId: string) => this.waitDone(jobId, adapter),
+    };
+  }
+
+  /** Performs one step (conformance/README.md "End-to-end and producer cases"). */
+  private async step(c: Case, step: Step, jobs: Map<string, KnownJob>): Promise<Failure[]> {
+    // The adapter may have been replaced by an await step whose wait saw the orchestrator exit.
+    const adapter = await this.ensureAdapter();
+    if (typeof step.enqueue === "string") return this.enqueue(step, jobs, adapter);
+    if (typeof step.wait_ms === "number") {
+      await sleep(step.wait_ms);
+      return [];
+    }
+    if (step.await !== undefined)
+      return checkExpectation(c.id, step.await as Step, this.checkContext(adapter, jobs));
+    if (typeof step.cancel === "string") {
+      const alias = step.cancel;
+      const job = jobs.get(alias);
+      if (!job) throw new Error(`${c.id} cancels job '${alias}', which it never enqueued`);
+      if (typeof step.after_ms === "number") await sleep(step.after_ms);
+      const reply = await adapter.call("cancel", { job_id: job.id });
+      if (!reply.ok)
+        return [
+          {
+            rule: "the producer cancels the job (PRODUCER_ADAPTER.md cancel)",
+            message: `${reply.error.code}: ${reply.error.message}`,
+          },
+        ];
+      return matchValue(reply.result, step.expect ?? { cancelled: true }).map((m) => ({
+        rule: "cancel returns what PRODUCER.md says",
+        message: `cancel of ${alias} ${m.path}: ${m.message}`,
+      }));
+    }
+    if (step.quiet === true || step.resume === true)
+      return this.control(step.quiet === true ? "quiet" : "resume");
+    throw new Error(`${c.id}: unknown e2e step ${JSON.stringify(step)}`);
+  }
+
+  private async enqueue(
+    step: Step,
+    jobs: Map<string, KnownJob>,
     adapter: AdapterClient,
   ): Promise<Failure[]> {
-    const names = String(e.job).endsWith("#*")
-      ? [...jobs.keys()].filter((k) => k.startsWith(String(e.job).slice(0, -1)))
-      : [String(e.job)];
-    const failures: Failure[] = [];
+    const count = typeof step.count === "number" ? step.count : undefined;
+    const names =
+      count === undefined
+        ? [String(step.enqueue)]
+        : Array.from({ length: count }, (_, i) => `${String(step.enqueue)}#${i}`);
     for (const name of names) {
-      const job = jobs.get(name);
-      if (!job) throw new Error(`${c.id} expects job '${name}', which it never enqueued`);
-      const rule = (fallback: string) => (typeof e.rule === "string" ? e.rule : fallback);
-      const done = await this.waitDone(job.id, adapter);
-      if (typeof done === "string")
-        return [{ rule: rule("the job finishes"), message: `job ${name}: ${done}` }];
-      const status = await adapter.call("get_job_status", { job_id: job.id });
-      if (!status.ok)
-        failures.push({
-          rule: "get_job_status answers",
-          message: `${status.error.code}: ${status.error.message}`,
-        });
-      else if (e.status !== undefined)
-        for (const m of matchValue(status.result, e.status))
-          failures.push({
-            rule: rule("the job ends as the spec says"),
-            message: `job ${name} status ${m.path}: ${m.message}`,
-          });
-      const redis = this.o.redis.client(this.o.database);
-      if (e.hash !== undefined) {
-        const hash = await redis.hgetall(`rrq:job:${job.id}`);
-        for (const m of matchValue(hash, e.hash))
-          failures.push({
-            rule: rule("the job hash as RRQ writes it"),
-            message: `job ${name} hash ${m.path}: ${m.message}`,
-          });
-      }
-      if (typeof e.in_dlq === "boolean") {
-        const dlq = await redis.lrange("rrq:dlq:default", 0, -1);
-        if (dlq.includes(job.id) !== e.in_dlq)
-          failures.push({
-            rule: rule("dead-letter queue membership"),
-            message: `job ${name} is ${e.in_dlq ? "not " : ""}in rrq:dlq:default`,
-          });
-      }
-      if (e.runner_span)
-        failures.push(
-          ...(await checkE2eRunnerSpan(this.o.receiver, job.id, job.step, e.runner_span as Step)),
-        );
-      if (e.job_span)
-        failures.push(
-          ...(await checkJobSpan(this.o.receiver, job.id, job.step, e.job_span as Step)),
-        );
+      const reply = await adapter.call("enqueue", {
+        function_name: step.function_name,
+        params: step.params ?? {},
+        options: step.options ?? {},
+      });
+      if (!reply.ok)
+        return [
+          {
+            rule: "the producer enqueues the job",
+            message: `${reply.error.code}: ${reply.error.message}`,
+          },
+        ];
+      jobs.set(name, { id: String(reply.result), step });
     }
-    return failures;
+    return [];
+  }
+
+  /**
+   * Quiets or resumes every worker of this cell's Redis database through the CLI an operator
+   * uses (`rrq worker quiet --all`), so the whole path (CLI, control key and channel, the
+   * orchestrator's switch) is what is tested.
+   */
+  private async control(action: "quiet" | "resume"): Promise<Failure[]> {
+    const [program, ...args] = this.o.orchestrator.command.argv;
+    const argv = [...args, "--config", this.configPath!, "worker", action, "--all"];
+    const result = await new Promise<{ code: number; output: string }>((resolve) =>
+      execFile(program!, argv, { cwd: this.dir, timeout: 20_000 }, (error, stdout, stderr) =>
+        resolve({
+          code: error ? (typeof error.code === "number" ? error.code : 1) : 0,
+          output: `${stdout}${stderr}`.trim(),
+        }),
+      ),
+    );
+    if (result.code === 0) return [];
+    return [
+      {
+        rule: `rrq worker ${action} --all succeeds`,
+        message: `exit ${result.code}: ${result.output.slice(-600)}`,
+      },
+    ];
   }
 
   /** Waits for the job to finish through the producer; a string says why it did not. */

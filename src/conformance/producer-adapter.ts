@@ -113,6 +113,12 @@ class Adapter {
           blockIntervalSeconds: (c.block_interval_seconds as number | undefined) ?? undefined,
         }),
       ),
+    cancel: async (c) => {
+      const r = await this.active().cancel(c.job_id as string);
+      return r.reason === undefined
+        ? { cancelled: r.cancelled, status: r.status }
+        : { cancelled: r.cancelled, status: r.status, reason: r.reason };
+    },
   };
 
   /** Handles one command line; never throws. */
