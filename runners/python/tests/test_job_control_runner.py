@@ -52,6 +52,15 @@ def test_snooze_outcome_wire_form() -> None:
     assert list(wire)[-1] == "snooze"  # after retry_after_seconds, as in the schema
 
 
+def test_snooze_integral_seconds_written_as_integers() -> None:
+    assert frame("response", outcomes.snooze(30.0), "json").endswith(
+        b'"retry_after_seconds":30,"snooze":true}}'
+    )
+    assert frame("response", outcomes.snooze(0.5), "json").endswith(
+        b'"retry_after_seconds":0.5,"snooze":true}}'
+    )
+
+
 def test_snooze_written_only_when_true() -> None:
     for out in (
         outcomes.retry("later", after_seconds=3),

@@ -70,10 +70,13 @@ def snooze(seconds: float) -> ExecutionOutcome:
     """Run the job again after ``seconds`` without using an attempt (``snooze: true``).
     Raising :class:`~rrqkit.SnoozeJob` gives the same outcome. ValueError unless ``seconds``
     is a finite number >= 0."""
+    delay = validate_snooze_seconds(seconds)
+    if isinstance(delay, float) and delay.is_integer():
+        delay = int(delay)  # written as 30, not 30.0, as the Node and Rust runtimes write it
     return ExecutionOutcome(
         status="retry",
         error=OutcomeError(message="Job snoozed"),
-        retry_after_seconds=validate_snooze_seconds(seconds),
+        retry_after_seconds=delay,
         snooze=True,
     )
 
