@@ -11,6 +11,8 @@ import { RunnerPool } from "../runner/runner-pool.js";
 import { JobStore } from "../store/job-store.js";
 import { bareQueueName } from "../store/keys.js";
 import { connectRedis } from "../store/redis.js";
+import { DeathHandlers } from "../deaths/death-handlers.js";
+import { DlqRetention } from "../retention/dlq-retention.js";
 import { EventBus, type JobRef } from "../telemetry/events.js";
 import { noopJobTelemetry, type JobTelemetry } from "../telemetry/otel.js";
 import { closeRedis, within } from "./bounded.js";
@@ -105,6 +107,9 @@ export class Worker {
   private heartbeat: Heartbeat | undefined;
   private leases: LeaseKeeper | undefined;
   private cron: CronScheduler | undefined;
+  /** Job control (README "Death handlers", "DLQ caps"): started only when configured. */
+  private deathHandlers: DeathHandlers | undefined;
+  private dlqRetention: DlqRetention | undefined;
   private socketDir: string | undefined;
   private stopping = false;
   private resolveStop!: () => void;
@@ -307,6 +312,14 @@ export class Worker {
     // the record says the link is back (and what the outage cost) at once, not a heartbeat later
     this.events.on("redis:up", () => this.heartbeat?.nudge());
     this.cron = startCron(this.redis, config, this.events, this.clock);
+    if (DeathHandlers.enabled(config)) {
+      this.deathHandlers = new DeathHandlers(this.redis, config, this.workerId, this.events);
+      this.deathHandlers.start();
+    }
+    if (DlqRetention.enabled(config)) {
+      this.dlqRetention = new DlqRetention(this.redis, config, this.workerId, this.events);
+      this.dlqRetention.start();
+    }
   }
 
   private snapshot() {
@@ -501,6 +514,8 @@ export class Worker {
     this.stopping = true;
     this.resolveStop();
     await within(this.cron?.stop(), ShutdownTimings.TASK_STOP_MS);
+    await within(this.deathHandlers?.stop(), ShutdownTimings.TASK_STOP_MS);
+    await within(this.dlqRetention?.stop(), ShutdownTimings.TASK_STOP_MS);
     const graceUntil = Date.now() + this.config.workerShutdownGracePeriodSeconds * 1000;
     while (this.running.size > 0 && Date.now() < graceUntil) await sleep(50);
     for (const execution of this.running) {

@@ -1,11 +1,15 @@
--- dlq-trim-age-2.lua: the dlq_max_age_seconds cap (rrqkit): removes a DLQ list's entries older
--- than the cap from its tail (the oldest end: the DLQ is LPUSHed). Run every 60 s by one
--- orchestrator (src/retention/), in batches so a long trim never blocks Redis.
+-- dlq-trim-age-2.lua: the DLQ caps applied on a schedule (rrqkit): removes a DLQ list's entries
+-- older than dlq_max_age_seconds, and those beyond dlq_max_jobs, from its tail (the oldest end:
+-- the DLQ is LPUSHed). Run every 60 s by one orchestrator (src/retention/), in batches so a long
+-- trim never blocks Redis.
 --
 -- KEYS[1]  DLQ list         rrq:dlq:<name>
 -- KEYS[2]  DLQ summary      rrq:stats:dlq:<name> (see src/api/dlq-summary.ts)
--- ARGV[1]  max age, seconds (> 0)
+-- ARGV[1]  max age, seconds ("0": no age trim)
 -- ARGV[2]  at most this many entries removed by this call
+-- ARGV[3]  dlq_max_jobs ("0" or absent: none): first trims the list to this length, for entries
+--          move-to-dlq-6.lua did not cap (RRQ's orchestrator LPUSHes without a cap; a cap
+--          lowered since); counted in the same batch limit
 --
 -- An entry is old when its job's completion_time (the time it failed; RFC 3339, any offset, or
 -- no offset read as UTC) is earlier than Redis TIME minus the max age; an entry whose hash is
@@ -24,7 +28,7 @@
 local dlq, summary = KEYS[1], KEYS[2]
 local max_age_ms = (tonumber(ARGV[1]) or 0) * 1000
 local limit = tonumber(ARGV[2]) or 1000
-if max_age_ms <= 0 then return {0, 0} end
+local max_jobs = math.floor(tonumber(ARGV[3]) or 0)
 
 -- Epoch ms of an RFC 3339 timestamp, nil when unreadable (days from civil after H. Hinnant).
 local function epoch_ms(text)
@@ -50,9 +54,19 @@ local function epoch_ms(text)
   return ((days * 24 + tonumber(h)) * 60 + tonumber(mi)) * 60000 + tonumber(s) * 1000 + ms - offset
 end
 
+local removed = 0
+if max_jobs > 0 then
+  local excess = redis.call("LLEN", dlq) - max_jobs
+  while excess > 0 and removed < limit do
+    dlq_trim_tail(dlq, summary, nil)
+    removed = removed + 1
+    excess = excess - 1
+  end
+  if excess > 0 then return {removed, 1} end
+end
+if max_age_ms <= 0 then return {removed, 0} end
 local t = redis.call("TIME")
 local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - max_age_ms
-local removed = 0
 while removed < limit do
   local id = redis.call("LINDEX", dlq, -1)
   if not id then return {removed, 0} end
