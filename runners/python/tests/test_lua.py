@@ -1,4 +1,5 @@
-"""The packaged Lua scripts are byte-identical copies of src/store/lua (PRODUCER.md §3)."""
+"""The packaged Lua scripts are byte-identical copies of src/store/lua (PRODUCER.md §3; the
+cancel script of issue 20)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ SCRIPTS = [
     "enqueue-rate-limited-3.lua",
     "enqueue-debounced-2.lua",
     "enqueue-batch-n.lua",
+    "enqueue-fields-1.lua",
+    "job-cancel-2.lua",
 ]
 
 

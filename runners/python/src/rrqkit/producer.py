@@ -665,8 +665,39 @@ class Producer:
 
     async def _run(self, plan: _Plan) -> str | None:
         script = self._script(self._SCRIPT_FOR[plan.mode])
-        reply = await self._call(script(keys=plan.keys, args=plan.args))
+        if not plan.extra:
+            reply = await self._call(script(keys=plan.keys, args=plan.args))
+        else:
+            reply = (
+                await self._call(
+                    self._transaction([(script, plan.keys, plan.args), self._fields_call(plan)])
+                )
+            )[0]
         return self._interpret(plan, reply)
+
+    def _fields_call(self, plan: _Plan) -> tuple[Any, list[str], list[str]]:
+        """The enqueue-fields-1.lua call that adds ``plan.extra`` (retry_policy, expires_at) to
+        the job the plan's enqueue script writes. The enqueue scripts stay RRQ's verbatim; this
+        one runs right after them in the same MULTI ... EXEC, so nothing can claim the job in
+        between, and writes only to the job this call wrote (not to an idempotent hit's)."""
+        fields = plan.args[1:] if plan.mode == "debounce" else plan.args
+        function_name, job_params, queue = fields[1], fields[2], fields[10]
+        if plan.mode == "debounce":
+            key, target = plan.keys[1], "debounce"
+        else:
+            key, target = plan.keys[0], "job"
+        return (
+            self._script("enqueue-fields-1.lua"),
+            [key],
+            [target, function_name, job_params, queue, *plan.extra],
+        )
+
+    async def _transaction(self, calls: Sequence[tuple[Any, list[str], list[str]]]) -> list[Any]:
+        """Runs the script calls in one MULTI ... EXEC; their replies, in order."""
+        async with self._client().pipeline(transaction=True) as pipe:
+            for script, keys, args in calls:
+                await script(keys=keys, args=args, client=pipe)
+            return list(await pipe.execute())
 
     # -- public API ------------------------------------------------------------------------
 
@@ -745,8 +776,14 @@ class Producer:
             chunk = plans[start : start + BULK_CHUNK_SIZE]
             keys = [key for plan in chunk for key in plan.keys]
             args = [arg for plan in chunk for arg in plan.args]
+            fields_calls = [self._fields_call(plan) for plan in chunk if plan.extra]
             try:
-                replies = await self._call(script(keys=keys, args=args))
+                if fields_calls:
+                    replies = (
+                        await self._call(self._transaction([(script, keys, args), *fields_calls]))
+                    )[0]
+                else:
+                    replies = await self._call(script(keys=keys, args=args))
             except ProducerError as exc:
                 raise BulkEnqueueError(
                     exc.code, _bulk_message(exc.message, written, len(plans)), list(written)
