@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { MAX_FRAME_BYTES, MAX_PARAMS_DEPTH, nestsDeeperThan } from "@rrqkit/runner/protocol";
 import { ProducerError } from "../errors.js";
+import { checkRetryPolicy, retryPolicyJson } from "../policy/index.js";
 import {
   canonicalJson,
   formatTimestampMicros,
@@ -33,6 +34,21 @@ export interface EnqueueOptions {
   rateLimitSeconds?: number;
   debounceKey?: string;
   debounceSeconds?: number;
+  /**
+   * rrqkit: the job's retry policy, with the snake_case keys every binding and rrq.toml share
+   * (`max_attempts`, `backoff`, `delay_seconds`, `max_delay_seconds`, `jitter`, `delays`,
+   * `retry_timeouts`, `non_retryable_error_types`, `retry_for_seconds`, `max_snoozes`); stored
+   * as `retry_policy`. `max_attempts` also sets max_retries (so RRQ's orchestrator counts the
+   * same).
+   */
+  retry?: Readonly<Record<string, unknown>>;
+  /**
+   * rrqkit: a job not started by then is not run (it ends FAILED). Date, RFC 3339 string or
+   * epoch seconds; not together with expiresIn.
+   */
+  expiresAt?: Date | string | number;
+  /** rrqkit: seconds from now (the producer's clock) after which the job is not started. */
+  expiresIn?: number;
 }
 
 /** The snake_case option names of the wire and config world, and their TS names. */
@@ -52,6 +68,9 @@ export const OPTION_NAMES: Readonly<Record<string, keyof EnqueueOptions>> = {
   rate_limit_seconds: "rateLimitSeconds",
   debounce_key: "debounceKey",
   debounce_seconds: "debounceSeconds",
+  retry: "retry",
+  expires_at: "expiresAt",
+  expires_in: "expiresIn",
 };
 
 /** Converts snake_case options (CLI, adapters, JSON) to {@link EnqueueOptions}; unknown names are errors. */
@@ -93,6 +112,11 @@ export interface EnqueuePlan {
   traceJson: string;
   correlationJson: string;
   guard?: { key: string; ttlSeconds: number };
+  /**
+   * rrqkit's additive job fields, written only when their option is given (so an RRQ option
+   * set writes RRQ's bytes): `retry_policy`, `expires_at` (see ../store/lua/enqueue-fields-1.lua).
+   */
+  extraFields?: Readonly<Record<string, string>>;
 }
 
 /** Encoded params may not exceed the frame cap minus 64 KiB for the envelope. */
@@ -124,6 +148,47 @@ function seconds(value: unknown, label: string, allowZero: boolean): number {
     typeof value === "number" && Number.isFinite(value) && (allowZero ? value >= 0 : value > 0);
   if (ok) return value;
   throw invalid(`${label} must be a finite number ${allowZero ? ">= 0" : "> 0"}`);
+}
+
+/**
+ * The job-control options as hash fields (protocol/PRODUCER.md "Job control"): the validated
+ * `retry` object as canonical JSON and `expires_at` in the enqueue_time format; undefined when
+ * none is given. Also returns the max_retries that `retry.max_attempts` implies.
+ */
+function jobControlFields(
+  o: EnqueueOptions,
+  now: number,
+): { fields: Record<string, string> | undefined; maxAttempts: number | undefined } {
+  const fields: Record<string, string> = {};
+  let maxAttempts: number | undefined;
+  if (o.retry !== undefined) {
+    const check = checkRetryPolicy(o.retry, "retry");
+    if (!check.ok) throw invalid(check.problems.join("; "));
+    maxAttempts = check.spec.maxAttempts;
+    if (maxAttempts !== undefined && o.maxRetries !== undefined && o.maxRetries !== maxAttempts)
+      throw new ProducerError(
+        "conflicting_options",
+        `max_retries (${String(o.maxRetries)}) and retry.max_attempts (${maxAttempts}) differ; give one`,
+      );
+    fields.retry_policy = retryPolicyJson(o.retry);
+  }
+  if (o.expiresAt !== undefined && o.expiresIn !== undefined)
+    throw new ProducerError(
+      "conflicting_options",
+      "expires_at and expires_in are mutually exclusive; give one",
+    );
+  let expiresUs: number | undefined;
+  if (o.expiresIn !== undefined)
+    expiresUs = now * 1000 + Math.ceil(seconds(o.expiresIn, "expires_in", false) * 1000) * 1000;
+  else if (o.expiresAt !== undefined) {
+    expiresUs =
+      typeof o.expiresAt === "number" && Number.isFinite(o.expiresAt)
+        ? Math.round(o.expiresAt * 1_000_000)
+        : instant(o.expiresAt, "expires_at");
+    if (expiresUs <= now * 1000) throw invalid("expires_at is in the past");
+  }
+  if (expiresUs !== undefined) fields.expires_at = formatTimestampMicros(expiresUs);
+  return { fields: Object.keys(fields).length > 0 ? fields : undefined, maxAttempts };
 }
 
 /** An instant option (Date or RFC 3339 text) as epoch microseconds. */
@@ -235,9 +300,13 @@ export function planEnqueue(
     o.queueName === undefined ? defaults.queueName : name(o.queueName, "queue_name"),
   );
   const jobId = o.jobId === undefined ? randomUUID() : name(o.jobId, "job_id");
+  const control =
+    o.retry === undefined && o.expiresAt === undefined && o.expiresIn === undefined
+      ? undefined
+      : jobControlFields(o, now);
   const maxRetries =
     o.maxRetries === undefined
-      ? defaults.maxRetries
+      ? (control?.maxAttempts ?? defaults.maxRetries)
       : integer(o.maxRetries, "max_retries", "non-negative");
   const jobTimeoutSeconds =
     o.jobTimeoutSeconds === undefined
@@ -307,7 +376,17 @@ export function planEnqueue(
     traceJson: trace && Object.keys(trace).length > 0 ? canonicalJson(trace, "trace_context") : "",
     correlationJson: correlation ? canonicalJson(correlation, "correlation_context") : "",
     guard,
+    ...(control?.fields && { extraFields: control.fields }),
   };
+}
+
+/**
+ * The ARGV of enqueue-fields-1.lua for a plan with {@link EnqueuePlan.extraFields} (after the
+ * mode, which the caller picks): function_name, job_params, queue_name, then field/value pairs.
+ */
+export function extraFieldArgs(plan: EnqueuePlan): string[] {
+  const pairs = Object.entries(plan.extraFields ?? {}).flat();
+  return [plan.functionName, plan.paramsJson, plan.queue, ...pairs];
 }
 
 /** The job-field ARGV (positions 1–14 of the enqueue scripts) for a plan. */

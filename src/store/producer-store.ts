@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { ChainableCommander, Redis } from "ioredis";
-import { jobFieldArgs, type EnqueuePlan } from "../producer/options.js";
+import { extraFieldArgs, jobFieldArgs, type EnqueuePlan } from "../producer/options.js";
 import { eventsKey, jobKey, Prefix } from "./keys.js";
 import { registerScripts, type ScriptCaller } from "./scripts.js";
 
@@ -8,6 +8,23 @@ import { registerScripts, type ScriptCaller } from "./scripts.js";
 export interface EnqueueReply {
   code: number;
   jobId: string;
+}
+
+/**
+ * A command queued on a MULTI (ioredis returns the chainable pipeline, not a promise): its
+ * outcome is read from EXEC's replies.
+ */
+function ignore(queued: unknown): void {
+  void queued;
+}
+
+/** The first command's reply of a MULTI ... EXEC; throws its error (or a discarded EXEC's). */
+function firstReply<T>(results: [Error | null, unknown][] | null): T {
+  if (!results) throw new Error("the enqueue transaction was discarded");
+  const [error, reply] = results[0]!;
+  if (error) throw error;
+  for (const [later] of results) if (later) throw later;
+  return reply as T;
 }
 
 /** The producer's Redis operations: the three enqueue scripts, status reads and waits. */
@@ -48,9 +65,33 @@ export class ProducerStore {
     );
   }
 
-  /** Runs one enqueue. */
+  /**
+   * Queues enqueue-fields-1.lua for a plan with rrqkit's additive fields (retry_policy,
+   * expires_at): it writes them onto the job the plan's enqueue script just wrote. Only in the
+   * same MULTI as that script, so no orchestrator claims the job in between.
+   */
+  private extraFieldsOn(on: ChainableCommander, plan: EnqueuePlan): void {
+    const debounced = plan.mode === "debounce";
+    ignore(
+      this.scripts.run(
+        on,
+        "enqueue-fields",
+        [debounced ? plan.guard!.key : jobKey(plan.jobId)],
+        [debounced ? "debounce" : "job", ...extraFieldArgs(plan)],
+      ),
+    );
+  }
+
+  /** Runs one enqueue (with its additive fields, in one MULTI ... EXEC, when it has some). */
   async enqueue(plan: EnqueuePlan): Promise<EnqueueReply> {
-    const [code, jobId] = await this.enqueueOn(this.redis, plan);
+    if (!plan.extraFields) {
+      const [code, jobId] = await this.enqueueOn(this.redis, plan);
+      return { code: Number(code), jobId };
+    }
+    const multi = this.redis.multi();
+    ignore(this.enqueueOn(multi, plan));
+    this.extraFieldsOn(multi, plan);
+    const [code, jobId] = firstReply<[number, string]>(await multi.exec());
     return { code: Number(code), jobId };
   }
 
@@ -70,12 +111,15 @@ export class ProducerStore {
         plan.guard?.ttlSeconds ?? 0,
       );
     }
-    const replies = await this.scripts.run<[number, string][]>(
-      this.redis,
-      "enqueue-batch",
-      keys,
-      args,
-    );
+    let replies: [number, string][];
+    if (plans.some((plan) => plan.extraFields)) {
+      const multi = this.redis.multi();
+      ignore(this.scripts.run(multi, "enqueue-batch", keys, args));
+      for (const plan of plans) if (plan.extraFields) this.extraFieldsOn(multi, plan);
+      replies = firstReply<[number, string][]>(await multi.exec());
+    } else {
+      replies = await this.scripts.run<[number, string][]>(this.redis, "enqueue-batch", keys, args);
+    }
     return replies.map(([code, jobId]) => ({ code: Number(code), jobId }));
   }
 

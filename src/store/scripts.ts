@@ -20,6 +20,7 @@ export type ScriptName =
   | "enqueue-batch"
   | "enqueue-rate-limited"
   | "enqueue-debounced"
+  | "enqueue-fields"
   | "claim-ready"
   | "renew-leases"
   | "complete-success"
