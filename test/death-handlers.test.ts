@@ -1,0 +1,200 @@
+/**
+ * Death handlers (README "Death handlers"): one handler job per DLQ entry however many
+ * orchestrators run, redelivery of a dead consumer's entries, filters, and idempotence.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { ResolvedConfig } from "../src/config/config.js";
+import { DeathHandlers } from "../src/deaths/death-handlers.js";
+import { DEATHS_GROUP, DEATHS_KEY } from "../src/deaths/death-record.js";
+import { Producer } from "../src/producer/producer.js";
+import { EventBus, type OrchestratorEvents } from "../src/telemetry/events.js";
+import { startRedis, type TestRedis } from "./support/redis-server.js";
+import { RunningWorker, testConfig, waitFor } from "./support/worker-harness.js";
+
+let redis: TestRedis;
+let producer: Producer;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  producer = new Producer({ redisDsn: redis.url });
+});
+afterAll(async () => {
+  await producer.close();
+  await redis.stop();
+});
+beforeEach(() => redis.flush());
+
+/** A death as move-to-dlq-6.lua records it. */
+const death = (jobId: string, extra: Record<string, string> = {}) => {
+  const fields = {
+    j: jobId,
+    d: "rrq:dlq:default",
+    r: "2",
+    f: "charge_card",
+    q: "rrq:queue:default",
+    e: "card declined",
+    t: "CardError",
+    c: "2026-12-06T10:00:00.000+00:00",
+    ...extra,
+  };
+  return redis.client.xadd(DEATHS_KEY, "*", ...Object.entries(fields).flat());
+};
+
+/** A consumer outside any worker, with its death:handled events recorded. */
+function consumer(config: ResolvedConfig, workerId: string, minIdleMs = 30_000) {
+  const events = new EventBus();
+  const handled: OrchestratorEvents["death:handled"][] = [];
+  const errors: Error[] = [];
+  events.on("death:handled", (e) => handled.push(e));
+  events.on("worker:error", (e) => errors.push(e.error));
+  const handlers = new DeathHandlers(redis.client, config, workerId, events, { minIdleMs });
+  return { handlers, handled, errors };
+}
+
+describe("death handlers with two orchestrators", () => {
+  it("run one handler job per DLQ entry, each once, with the documented params", async () => {
+    const config = testConfig(redis.url, {
+      default_max_retries: 1,
+      death_handlers: [
+        { function: "echo", queue: "deaths" },
+        { function: "echo", queue: "deaths", functions: ["something_else"] },
+      ],
+    });
+    const queues = ["default", "deaths"];
+    const workers = [new RunningWorker(config, queues), new RunningWorker(config, queues)];
+    const handled: OrchestratorEvents["death:handled"][] = [];
+    for (const w of workers) w.events.on("death:handled", (e) => handled.push(e));
+    await Promise.all(workers.map((w) => w.start()));
+    try {
+      const N = 20;
+      const ids: string[] = [];
+      for (let i = 0; i < N; i++)
+        ids.push(await producer.enqueue("fail", { message: `boom ${i}` }, { maxRetries: 1 }));
+      const handlerIds = ids.map((id) => `death:${id}:1:0`);
+      await waitFor(
+        async () => {
+          const statuses = await Promise.all(
+            handlerIds.map((id) => redis.client.hget(`rrq:job:${id}`, "status")),
+          );
+          return statuses.every((s) => s === "COMPLETED");
+        },
+        30_000,
+        "handler jobs to complete",
+      );
+      for (const [i, id] of ids.entries()) {
+        const dead = await redis.client.hgetall(`rrq:job:${id}`);
+        const hash = await redis.client.hgetall(`rrq:job:${handlerIds[i]}`);
+        expect(hash).toMatchObject({ function_name: "echo", queue_name: "rrq:queue:deaths" });
+        expect(JSON.parse(hash.result!)).toEqual({
+          job_id: id,
+          function_name: "fail",
+          queue_name: "rrq:queue:default",
+          dlq_name: "rrq:dlq:default",
+          error: dead.last_error,
+          error_type: null,
+          runs: 1,
+          failed_at: dead.completion_time,
+        });
+        expect(hash.runs).toBe("1"); // the handler ran once
+      }
+      // the filtered handler matched nothing; nothing else was enqueued
+      const keys = await redis.client.keys("rrq:job:death:*");
+      expect(keys.sort()).toEqual(handlerIds.map((id) => `rrq:job:${id}`).sort());
+      expect(handled.map((e) => e.handlerJobId).sort()).toEqual([...handlerIds].sort());
+      const [count] = (await redis.client.xpending(DEATHS_KEY, DEATHS_GROUP)) as [number];
+      expect(count).toBe(0);
+      expect(workers.flatMap((w) => w.of("worker:error"))).toEqual([]);
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+    }
+    // clean exits leave no consumer behind
+    expect(await redis.client.xinfo("CONSUMERS", DEATHS_KEY, DEATHS_GROUP)).toEqual([]);
+  }, 60_000);
+});
+
+describe("death-handler consumer", () => {
+  const config = () =>
+    testConfig(redis.url, {
+      death_handlers: [
+        { function: "notify", queue: "ops", queues: ["default"] },
+        { function: "audit", functions: ["charge_card"] },
+        { function: "never", functions: ["other"] },
+      ],
+    });
+
+  it("takes over the entries of a consumer that died before acknowledging them", async () => {
+    const cfg = config();
+    const a = consumer(cfg, "w-a", 200);
+    await a.handlers.tick(); // creates the group at $
+    await death("j1");
+    await death("j2");
+    // a consumer reads both and dies: one handler job written for j1, nothing for j2, no XACK
+    await redis.client.xreadgroup(
+      "GROUP",
+      DEATHS_GROUP,
+      "w-dead",
+      "COUNT",
+      10,
+      "STREAMS",
+      DEATHS_KEY,
+      ">",
+    );
+    await producer.enqueue(
+      "notify",
+      { planted: true },
+      { jobId: "death:j1:2:0", queueName: "ops" },
+    );
+    await a.handlers.tick();
+    expect(a.handled).toEqual([]); // not idle long enough yet
+    await new Promise((r) => setTimeout(r, 250));
+    await a.handlers.tick();
+    expect(a.handled.map((e) => e.handlerJobId)).toEqual([
+      "death:j1:2:1",
+      "death:j2:2:0",
+      "death:j2:2:1",
+    ]);
+    // the job the dead consumer wrote is left as it was
+    expect(await redis.client.hget("rrq:job:death:j1:2:0", "job_params")).toBe('{"planted":true}');
+    const j2 = await redis.client.hgetall("rrq:job:death:j2:2:0");
+    expect(j2).toMatchObject({ function_name: "notify", queue_name: "rrq:queue:ops" });
+    expect(JSON.parse(j2.job_params!)).toMatchObject({
+      job_id: "j2",
+      error_type: "CardError",
+      runs: 2,
+    });
+    expect(await redis.client.hget("rrq:job:death:j2:2:1", "queue_name")).toBe("rrq:queue:default");
+    const [count] = (await redis.client.xpending(DEATHS_KEY, DEATHS_GROUP)) as [number];
+    expect(count).toBe(0);
+    expect(a.errors).toEqual([]);
+  });
+
+  it("applies the filters, skips handler jobs' own deaths and delivers each entry once", async () => {
+    const cfg = config();
+    const a = consumer(cfg, "w-a");
+    const b = consumer(cfg, "w-b");
+    await a.handlers.tick();
+    await death("x", { q: "rrq:queue:other", f: "other" });
+    await death("death:y:1:0", { f: "notify" });
+    await death("z", { t: "" });
+    await Promise.all([a.handlers.tick(), b.handlers.tick()]);
+    const all = [...a.handled, ...b.handled].map((e) => e.handlerJobId).sort();
+    expect(all).toEqual(["death:x:2:2", "death:z:2:0", "death:z:2:1"]);
+    const z = (await redis.client.hget("rrq:job:death:z:2:0", "job_params"))!;
+    expect(JSON.parse(z)).toMatchObject({ error_type: null });
+    await a.handlers.stop();
+    await b.handlers.stop();
+    expect(await redis.client.xinfo("CONSUMERS", DEATHS_KEY, DEATHS_GROUP)).toEqual([]);
+  });
+
+  it("recreates the group when the stream is deleted", async () => {
+    const a = consumer(config(), "w-a");
+    await a.handlers.tick();
+    await redis.client.del(DEATHS_KEY);
+    await a.handlers.tick(); // NOGROUP: reported, recreated on the next poll
+    expect(a.errors.length).toBe(1);
+    await a.handlers.tick();
+    await death("k");
+    await a.handlers.tick();
+    expect(a.handled.map((e) => e.handlerJobId)).toEqual(["death:k:2:0", "death:k:2:1"]);
+  });
+});
