@@ -317,7 +317,8 @@ describe("failure handling", () => {
       concurrency_limit: 12,
       queues: ["rrq:queue:alt", "rrq:queue:custom", "rrq:queue:default"],
     });
-    // RRQ's six keys, plus rrqkit's additive implementation, version, clock offset and link state
+    // RRQ's six keys, plus rrqkit's additive implementation, version, clock offset, link state
+    // and quiet switch
     expect(Object.keys(health).sort()).toEqual([
       "abandoned_attempts",
       "active_jobs",
@@ -325,6 +326,7 @@ describe("failure handling", () => {
       "concurrency_limit",
       "implementation",
       "queues",
+      "quiet",
       "redis_link",
       "status",
       "timestamp",

@@ -20,6 +20,8 @@ export interface HealthSnapshot {
   clockOffsetMs?: number;
   /** The link to Redis as lease renewal saw it (rrqkit; see LeaseKeeper). */
   partition?: PartitionState;
+  /** Quiet: claiming nothing, finishing what runs (rrqkit; see src/control/). */
+  quiet?: boolean;
 }
 
 /**
@@ -53,6 +55,11 @@ export class Heartbeat {
     private readonly snapshot: () => HealthSnapshot,
     private readonly events: EventBus,
     private readonly recovery: Recovery,
+    /**
+     * Runs after each tick's write (the quiet switch re-reads its key; a change nudges a new
+     * write); must not throw. After, not before: the first record goes out without a round trip.
+     */
+    private readonly afterWrite?: () => Promise<void>,
   ) {}
 
   /** Seconds between ticks. */
@@ -106,6 +113,7 @@ export class Heartbeat {
   async tick(): Promise<void> {
     try {
       await this.writeHealth();
+      await this.afterWrite?.();
       await this.recoverOrphans();
     } catch (error) {
       this.events.emit("worker:error", { context: "heartbeat", error: error as Error });
@@ -134,9 +142,16 @@ export class Heartbeat {
         version: packageVersion(),
         ...(s.clockOffsetMs === undefined ? {} : { clock_offset_ms: s.clockOffsetMs }),
         ...partitionFields(s.partition),
+        quiet: s.quiet ?? false,
       },
       Math.max(ttl, 1),
     );
+    if (this.events.has("worker:heartbeat"))
+      this.events.emit("worker:heartbeat", {
+        workerId: this.workerId,
+        active: s.activeJobs,
+        quiet: s.quiet ?? false,
+      });
   }
 
   /**

@@ -63,9 +63,14 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * Settles with `work`'s value, or with "expired" at `untilMs` (epoch ms, however far away),
  * whichever comes first; the timer is cleared when `work` wins. Used for the attempt's deadline
  * (once per job: a Promise.race over a timer promise allocated several more objects) and for a
- * cancel's grace period.
+ * cancel's grace period. `onStop`, when given, receives a function that settles it at once with
+ * "stopped" (an operator's cancel, a lost lease).
  */
-function settleBy<T>(work: Promise<T>, untilMs: number): Promise<T | "expired"> {
+function settleBy<T>(
+  work: Promise<T>,
+  untilMs: number,
+  onStop?: (stop: () => void) => void,
+): Promise<T | "expired" | "stopped"> {
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     const arm = () => {
@@ -76,6 +81,10 @@ function settleBy<T>(work: Promise<T>, untilMs: number): Promise<T | "expired"> 
       );
     };
     arm();
+    onStop?.(() => {
+      clearTimeout(timer);
+      resolve("stopped");
+    });
     work.then(
       (value) => {
         clearTimeout(timer);
@@ -116,6 +125,8 @@ export class JobExecution {
   private permit: SlotLease | undefined;
   private requestId: string | undefined;
   private attemptOpen = true;
+  /** Ends the wait for the runner's outcome early (set while the attempt waits for it). */
+  private stopWaiting: (() => void) | undefined;
 
   constructor(
     private readonly ctx: ExecutionContext,
@@ -160,8 +171,35 @@ export class JobExecution {
     // not a lost lease.
     if (this.lost || this.writing) return;
     this.lost = true;
-    this.cancel();
+    this.stopRunner();
     this.ctx.events.emit("job:fenced", { ...this.jobRef, write: "lease lost while running" });
+  }
+
+  /**
+   * An operator or producer cancelled the job while it runs (job-cancel-2.lua, heard on
+   * `rrq:cancel:<worker_id>`): the script already wrote CANCELLED and revoked this attempt's
+   * fence, so nothing of ours is written; the runner gets a cancel frame and, if it has not
+   * answered within runner_cancel_grace_seconds, its process is recycled. False when the
+   * attempt is already lost or writing its result (that write is fenced off on its own).
+   */
+  cancelledByOperator(): boolean {
+    if (this.lost || this.writing) return false;
+    this.lost = true;
+    this.ctx.events.emit("job:cancelled", { ...this.jobRef, where: "running" });
+    this.stopRunner();
+    return true;
+  }
+
+  /**
+   * Stops the runner's work on a lost attempt: an attempt waiting for its outcome stops waiting
+   * and sends the cancel with the grace-then-recycle of {@link stopOverdue}; at any other point
+   * the cancel frame alone (not dispatched yet: `attempt` dispatches nothing to a lost attempt).
+   */
+  private stopRunner(): void {
+    const stop = this.stopWaiting;
+    this.stopWaiting = undefined;
+    if (stop) stop();
+    else this.cancel();
   }
 
   /**
@@ -368,7 +406,17 @@ export class JobExecution {
         responseTimeout === undefined ? Infinity : responseTimeout * 1000,
       );
       const execution = lease.connection.execute(request).then(asOutcome, asTransportError);
-      const first = await settleBy(execution, Date.now() + limitMs);
+      const first = await settleBy(
+        execution,
+        Date.now() + limitMs,
+        (stop) => (this.stopWaiting = stop),
+      );
+      this.stopWaiting = undefined;
+      if (first === "stopped") {
+        // cancelled or lease lost: the attempt writes nothing; free the runner's slot
+        await this.stopOverdue(pool, lease, request.request_id, execution);
+        return { kind: "unavailable" };
+      }
       if (first !== "expired") return first;
       await this.stopOverdue(pool, lease, request.request_id, execution);
       const byDeadline = Date.now() >= deadlineMs - 5 || responseTimeout === undefined;
@@ -381,9 +429,9 @@ export class JobExecution {
   }
 
   /**
-   * The attempt ran out of time: ask the runner to cancel it and wait a grace period for its
-   * answer; a runner that does not answer is wedged and its process is recycled (the pool
-   * starts a new one). Either way the late result is discarded.
+   * The attempt ran out of time, or was cancelled or lost its lease: ask the runner to cancel it
+   * and wait a grace period for its answer; a runner that does not answer is wedged and its
+   * process is recycled (the pool starts a new one). Either way the late result is discarded.
    */
   private async stopOverdue(
     pool: RunnerPool,

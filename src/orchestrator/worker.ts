@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { defaultRunnerMissing, type ResolvedConfig } from "../config/config.js";
+import { WorkerControl, type QuietSource } from "../control/worker-control.js";
 import { ConfigError } from "../errors.js";
 import { RedisClock } from "../clock/redis-clock.js";
 import { RunnerProcessGroups } from "../runner/process-groups.js";
@@ -46,6 +47,11 @@ export interface WorkerOptions {
    * `Date.now` by default.
    */
   localNow?: () => number;
+  /**
+   * SIGTSTP makes the worker quiet, as in Sidekiq (default true; false leaves the signal's
+   * default action, e.g. for several workers embedded in one process).
+   */
+  quietOnSigtstp?: boolean;
 }
 
 /** Offsets to Redis's clock beyond this are logged (once, and again when they move as much). */
@@ -123,6 +129,12 @@ export class Worker {
   private readonly exitHook = () => this.groups.killAll();
   private cursor = 0;
   private statusText = "initializing";
+  /** The quiet switch and the cancel channel (src/control/); set once started. */
+  private control: WorkerControl | undefined;
+  private readonly quietOnSigtstp: boolean;
+  private readonly quietHook = () => this.control?.quietBySignal();
+  /** Why the worker stops, for `worker:stopping`. */
+  private stopReason: string | undefined;
 
   constructor(options: WorkerOptions) {
     this.config = options.config;
@@ -135,6 +147,7 @@ export class Worker {
     this.workerId = options.workerId ?? newWorkerId();
     this.telemetry = options.telemetry ?? noopJobTelemetry;
     this.localNow = options.localNow;
+    this.quietOnSigtstp = (options.quietOnSigtstp ?? true) && process.platform !== "win32";
   }
 
   /** The RRQ status string reported in the health record. */
@@ -154,9 +167,23 @@ export class Worker {
     return Math.max(total, 1);
   }
 
-  /** Asks the worker to stop: no new claims, then the graceful drain of `run()`. */
-  requestShutdown(): void {
+  /** True while the worker is quiet: it claims nothing and finishes what it runs. */
+  get quiet(): boolean {
+    return this.control?.quiet ?? false;
+  }
+
+  /** Makes the worker quiet, as SIGTSTP does (also written to its quiet key). */
+  quietNow(): void {
+    this.control?.quietBySignal();
+  }
+
+  /**
+   * Asks the worker to stop: no new claims, then the graceful drain of `run()`. `reason` (e.g.
+   * the signal) is reported by `worker:stopping`.
+   */
+  requestShutdown(reason = "shutdown requested"): void {
     if (this.stopping) return;
+    this.stopReason = reason;
     this.stopping = true;
     this.resolveStop();
     this.wakeup?.notify();
@@ -187,6 +214,8 @@ export class Worker {
       this.disposeHooks();
       throw error;
     }
+    if (this.quietOnSigtstp) process.on("SIGTSTP", this.quietHook);
+    this.events.emit("worker:started", { workerId: this.workerId, queues: this.queues });
     let report: ShutdownReport = { unwritten: [] };
     try {
       await this.serve();
@@ -208,6 +237,7 @@ export class Worker {
 
   private disposeHooks(): void {
     process.off("exit", this.exitHook);
+    process.off("SIGTSTP", this.quietHook);
     this.groups.dispose();
   }
 
@@ -274,11 +304,16 @@ export class Worker {
       const subscriber = connectRedis(config.redisDsn, { name: `${this.workerId}:wake` });
       this.monitor.attach(subscriber, "subscriber");
       this.wakeup = new Wakeup(subscriber, this.queues);
+      this.control = new WorkerControl(subscriber, this.redis, this.workerId, {
+        cancel: (jobId) => this.cancelRunning(jobId),
+        quietChanged: (quiet, source) => this.quietChanged(quiet, source),
+        error: (context, error) => this.events.emit("worker:error", { context, error }),
+      });
       // SUBSCRIBE waits for an unreachable Redis without bound: a stop request ends the wait.
       // The clock's first measurement comes before the first claim, so no claim uses a skewed
       // local clock.
       await Promise.race([
-        Promise.all([this.wakeup.start(), this.clock.start()]),
+        Promise.all([this.wakeup.start(), this.control.start(), this.clock.start()]),
         this.stopRequested,
       ]);
     } catch (error) {
@@ -298,6 +333,7 @@ export class Worker {
       () => this.snapshot(),
       this.events,
       recovery,
+      () => this.control!.refresh(),
     );
     this.heartbeat.start();
     this.leases = new LeaseKeeper(
@@ -330,7 +366,26 @@ export class Worker {
       queues: this.queues,
       clockOffsetMs: this.clock?.synced ? this.clock.offsetMs : undefined,
       partition: this.leases?.partition,
+      quiet: this.quiet,
     };
+  }
+
+  /**
+   * A job was cancelled while this worker may run it (job-cancel-2.lua already wrote CANCELLED
+   * and revoked the attempt's fence): stop the attempt, cancel frame, grace, recycle. A job we
+   * do not run (finished meanwhile) needs nothing.
+   */
+  private cancelRunning(jobId: string): void {
+    for (const execution of this.running)
+      if (execution.jobId === jobId) execution.cancelledByOperator();
+  }
+
+  /** The quiet switch flipped: say so, and let the loop claim again (or stop claiming). */
+  private quietChanged(quiet: boolean, source: QuietSource): void {
+    if (quiet) this.events.emit("worker:quiet", { workerId: this.workerId, source });
+    else this.events.emit("worker:resumed", { workerId: this.workerId });
+    this.heartbeat?.nudge();
+    this.wakeup?.notify();
   }
 
   private executionContext(): ExecutionContext {
@@ -390,6 +445,13 @@ export class Worker {
     const context = this.executionContext();
     let backoff = 100;
     while (!this.stopping) {
+      if (this.quiet) {
+        // quiet: no claims (the wake-up path included) until resumed; in-flight jobs finish
+        if (this.burst && this.running.size === 0) break;
+        this.setStatus("quiet");
+        await this.wakeup!.wait(Infinity);
+        continue;
+      }
       const capacity = this.freeCapacity();
       if (capacity <= 0) {
         this.setStatus("idle (concurrency limit)");
@@ -446,7 +508,7 @@ export class Worker {
     let nextDueMs: number | undefined;
     const drained = new Set<string>();
     for (const pass of [0, 1]) {
-      for (let i = 0; i < n && remaining > 0 && !this.stopping; i++) {
+      for (let i = 0; i < n && remaining > 0 && !this.stopping && !this.quiet; i++) {
         const queue = this.queues[(start + i) % n]!;
         if (drained.has(queue)) continue;
         const ask = Math.min(pass === 0 ? Math.min(remaining, fairShare) : remaining, chunk);
@@ -513,6 +575,10 @@ export class Worker {
   private async drain(): Promise<ShutdownReport> {
     this.stopping = true;
     this.resolveStop();
+    this.events.emit("worker:stopping", {
+      workerId: this.workerId,
+      reason: this.stopReason ?? (this.burst ? "burst: nothing left to run" : "loop ended"),
+    });
     await within(this.cron?.stop(), ShutdownTimings.TASK_STOP_MS);
     await within(this.deathHandlers?.stop(), ShutdownTimings.TASK_STOP_MS);
     await within(this.dlqRetention?.stop(), ShutdownTimings.TASK_STOP_MS);
@@ -528,6 +594,9 @@ export class Worker {
     this.recovery?.stop();
     await within(this.leases?.stop(), ShutdownTimings.TASK_STOP_MS);
     await within(this.heartbeat?.stop(), ShutdownTimings.TASK_STOP_MS);
+    // a quiet outliving its worker would only confuse `rrq check`
+    this.control?.stop();
+    await within(this.control?.clear(), ShutdownTimings.TASK_STOP_MS);
     this.setStatus("stopped");
     await this.closeConnections();
     this.disposeHooks();

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { implementationLabel, type WorkerHealth } from "../../api/workers.js";
+import { quietSince } from "../../control/quiet.js";
 import { ExitCode, say, withApi, type CliContext } from "./shared.js";
 import { json } from "./format.js";
 
@@ -44,6 +45,16 @@ function linkLine(link: unknown, last: unknown): string | undefined {
 }
 
 /**
+ * The Quiet line of a quiet rrqkit worker (its quiet key, or its record's `quiet` while the key
+ * write of a SIGTSTP is pending); undefined for one that claims.
+ */
+function quietLine(since: string | null | undefined, recorded: unknown): string | undefined {
+  if (since) return `yes, since ${since} (claims no new jobs; rrq worker resume undoes it)`;
+  if (recorded === true) return "yes (claims no new jobs; rrq worker resume undoes it)";
+  return undefined;
+}
+
+/**
  * `rrq check` (alias `health`): RRQ's worker health report, plus each worker's implementation
  * (rrqkit and its version, or RRQ's). Unlike RRQ (always 0), it exits 1 when no worker has a
  * live health record, so it can serve as a liveness probe.
@@ -51,6 +62,10 @@ function linkLine(link: unknown, last: unknown): string | undefined {
 async function check(ctx: CliContext, flags: { json?: boolean }): Promise<number> {
   return withApi(ctx, async (api) => {
     const workers = await api.workers.list();
+    const quiet = await quietSince(
+      api.redis,
+      workers.map((w) => w.id),
+    );
     if (flags.json) {
       const detailed = await Promise.all(
         workers.map(async (w) => ({
@@ -60,6 +75,8 @@ async function check(ctx: CliContext, flags: { json?: boolean }): Promise<number
           version: w.version ?? null,
           implementationLabel: implementationLabel(w),
           status: w.status ?? null,
+          quiet: quietLine(quiet.get(w.id), w.health?.quiet) !== undefined,
+          quietSince: quiet.get(w.id) ?? null,
           health: w.health ?? null,
           activeJobs: (await api.workers.activeJobs(w.id)).map((a) => ({
             id: a.id,
@@ -99,6 +116,8 @@ async function check(ctx: CliContext, flags: { json?: boolean }): Promise<number
       if (skew) say(ctx, `    Clock: ${skew}`);
       const link = linkLine(w.health?.redis_link, w.health?.last_partition);
       if (link) say(ctx, `    Redis Link: ${link}`);
+      const quietText = quietLine(quiet.get(w.id), w.health?.quiet);
+      if (quietText) say(ctx, `    Quiet: ${quietText}`);
     }
     return ExitCode.ok;
   });

@@ -2,7 +2,9 @@ import { resolve } from "node:path";
 import { type Command, Option } from "commander";
 import type { WatchConfig } from "../../config/config.js";
 import type { ConfigSource } from "../../config/load.js";
-import { collect, ExitCode, loadCli, say, type CliContext } from "./shared.js";
+import { quietSince, quietWorker, resumeWorker } from "../../control/quiet.js";
+import { RrqError } from "../../errors.js";
+import { collect, ExitCode, loadCli, say, withApi, type CliContext } from "./shared.js";
 
 interface RunFlags {
   queue?: string[];
@@ -89,7 +91,7 @@ async function workerRun(ctx: CliContext, flags: RunFlags): Promise<number> {
         { signal, grace_seconds: config.workerShutdownGracePeriodSeconds },
         "shutting down: finishing running jobs",
       );
-      worker.requestShutdown();
+      worker.requestShutdown(signal);
     },
     () => {
       // runners live in their own process groups: kill them, or they outlive the daemon
@@ -169,6 +171,64 @@ async function workerWatch(ctx: CliContext, flags: WatchFlags): Promise<number> 
   return ExitCode.ok;
 }
 
+/**
+ * `rrq worker quiet|resume <worker_id>|--all`: flips the quiet switch of live rrqkit workers
+ * (their health records name them). RRQ's own workers have no quiet mode: named, they are an
+ * error; with --all, skipped with a note. `resume` also clears the key of a worker whose record
+ * is gone (it died quiet).
+ */
+async function workerQuiet(
+  ctx: CliContext,
+  action: "quiet" | "resume",
+  workerId: string | undefined,
+  flags: { all?: boolean },
+): Promise<number> {
+  if (!workerId === !flags.all)
+    throw new RrqError(
+      "invalid_argument",
+      `give a worker id or --all (rrq worker ${action} <worker_id> | rrq worker ${action} --all)`,
+    );
+  return withApi(ctx, async (api) => {
+    const workers = await api.workers.list();
+    const known = new Map(workers.map((w) => [w.id, w]));
+    const since = await quietSince(api.redis, workerId ? [workerId] : []);
+    let targets = workers;
+    if (workerId) {
+      const worker = known.get(workerId);
+      if (!worker) {
+        if (action === "resume" && since.get(workerId)) {
+          await resumeWorker(api.redis, workerId);
+          say(ctx, `Worker '${workerId}' has no health record; its quiet key was removed`);
+          return ExitCode.ok;
+        }
+        say(ctx, `No live worker '${workerId}' (rrq check lists the live workers)`);
+        return ExitCode.failure;
+      }
+      targets = [worker];
+    }
+    let failed = false;
+    for (const w of targets) {
+      if (w.implementation !== "rrqkit") {
+        say(
+          ctx,
+          `Worker '${w.id}' is not an rrqkit orchestrator (RRQ's has no quiet mode): skipped`,
+        );
+        failed ||= workerId !== undefined;
+        continue;
+      }
+      if (action === "quiet") {
+        await quietWorker(api.redis, w.id);
+        say(ctx, `Worker '${w.id}' is quiet: it claims no new jobs and finishes its running ones`);
+      } else {
+        const was = await resumeWorker(api.redis, w.id);
+        say(ctx, was ? `Worker '${w.id}' resumed` : `Worker '${w.id}' was not quiet`);
+      }
+    }
+    if (targets.length === 0) say(ctx, "No live workers");
+    return failed ? ExitCode.failure : ExitCode.ok;
+  });
+}
+
 const runnerMode = () =>
   new Option(
     "--runner-mode <mode>",
@@ -181,7 +241,7 @@ const logFormat = () =>
     "log output (default: pretty on a terminal, else json)",
   ).choices(["json", "pretty"]);
 
-/** `rrq worker run|watch`. */
+/** `rrq worker run|watch|quiet|resume`. */
 export function registerWorker(program: Command, ctx: CliContext): void {
   const worker = program.command("worker").description("run the orchestrator");
   worker
@@ -207,4 +267,16 @@ export function registerWorker(program: Command, ctx: CliContext): void {
     .addOption(runnerMode())
     .addOption(logFormat())
     .action((flags: WatchFlags) => ctx.run(() => workerWatch(ctx, flags)));
+  for (const [action, description] of [
+    ["quiet", "stop a worker claiming new jobs; it finishes the running ones (as SIGTSTP does)"],
+    ["resume", "let a quiet worker claim jobs again"],
+  ] as const)
+    worker
+      .command(action)
+      .argument("[worker-id]", "the worker (rrq check lists them)")
+      .option("--all", "every live rrqkit worker")
+      .description(description)
+      .action((id: string | undefined, flags: { all?: boolean }) =>
+        ctx.run(() => workerQuiet(ctx, action, id, flags)),
+      );
 }
