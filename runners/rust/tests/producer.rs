@@ -1364,6 +1364,8 @@ fn lua_scripts_are_byte_identical() {
             rrqkit::producer::ENQUEUE_DEBOUNCED_LUA,
         ),
         ("enqueue-batch-n.lua", rrqkit::producer::ENQUEUE_BATCH_LUA),
+        ("enqueue-fields-1.lua", rrqkit::producer::ENQUEUE_FIELDS_LUA),
+        ("job-cancel-2.lua", rrqkit::producer::JOB_CANCEL_LUA),
     ] {
         let theirs = std::fs::read_to_string(format!("{root}{name}")).unwrap();
         assert_eq!(ours, theirs, "{name} drifted");

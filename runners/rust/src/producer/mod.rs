@@ -18,6 +18,7 @@
 mod config;
 mod error;
 mod options;
+mod retry;
 
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -32,7 +33,10 @@ pub use config::{
     DEFAULT_REDIS_CONNECT_TIMEOUT, DEFAULT_REDIS_DSN,
 };
 pub use error::{redact_dsn, ProducerError, ProducerErrorCode};
-pub use options::{extract_correlation_context, EnqueueItem, EnqueueOptions, MAX_PARAMS_BYTES};
+pub use options::{
+    extract_correlation_context, EnqueueItem, EnqueueOptions, MAX_PARAMS_BYTES, MSG_EXPIRES_PAST,
+};
+pub use retry::{check_retry_policy, Backoff, RetryPolicy, RETRY_POLICY_KEYS};
 
 use crate::canonical::format_timestamp;
 use options::{plan, Guard, Plan, Requested};
@@ -46,6 +50,11 @@ pub const ENQUEUE_DEBOUNCED_LUA: &str = include_str!("../../lua/enqueue-debounce
 
 /// `src/store/lua/enqueue-batch-n.lua`, byte for byte (bulk enqueue; three keys per job).
 pub const ENQUEUE_BATCH_LUA: &str = include_str!("../../lua/enqueue-batch-n.lua");
+
+/// `src/store/lua/enqueue-fields-1.lua`, byte for byte: writes rrqkit's additive job fields
+/// (`retry_policy`, `expires_at`) onto the job the enqueue script before it in the same
+/// MULTI ... EXEC wrote.
+pub const ENQUEUE_FIELDS_LUA: &str = include_str!("../../lua/enqueue-fields-1.lua");
 
 /// `src/store/lua/job-cancel-2.lua`, byte for byte (cancel a waiting or running job).
 pub const JOB_CANCEL_LUA: &str = include_str!("../../lua/job-cancel-2.lua");
@@ -348,6 +357,16 @@ impl Producer {
         }
     }
 
+    fn script_text(kind: &ScriptKind) -> &'static str {
+        match kind {
+            ScriptKind::Enqueue => ENQUEUE_LUA,
+            ScriptKind::RateLimit => ENQUEUE_RATE_LIMITED_LUA,
+            ScriptKind::Debounce => ENQUEUE_DEBOUNCED_LUA,
+            ScriptKind::Batch => ENQUEUE_BATCH_LUA,
+            ScriptKind::Cancel => JOB_CANCEL_LUA,
+        }
+    }
+
     fn script_for(kind: &ScriptKind) -> &'static Script {
         match kind {
             ScriptKind::Enqueue => &ENQUEUE_SCRIPT,
@@ -376,6 +395,66 @@ impl Producer {
             cmd.arg(a);
         }
         cmd
+    }
+
+    /// EVAL of a script's text with `keys` and `args`. Used inside MULTI ... EXEC, where a
+    /// NOSCRIPT reply of EVALSHA could not be retried (the commands before it have run).
+    fn eval(text: &str, keys: &[String], args: &[String]) -> Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(text).arg(keys.len());
+        for k in keys {
+            cmd.arg(k);
+        }
+        for a in args {
+            cmd.arg(a);
+        }
+        cmd
+    }
+
+    /// The enqueue-fields-1.lua call that writes a plan's additive fields onto the job its
+    /// enqueue script wrote; `None` when the plan has none (nothing beyond RRQ's fields).
+    fn fields_cmd(plan: &Plan) -> Option<Cmd> {
+        if plan.extra_fields.is_empty() {
+            return None;
+        }
+        let (key, mode) = match &plan.guard {
+            // The debounced job's id is only known to the script: the key names it.
+            Guard::Debounce { key, .. } => (key.clone(), "debounce"),
+            _ => (format!("{JOB_KEY_PREFIX}{}", plan.job_id), "job"),
+        };
+        let mut args = vec![
+            mode.to_string(),
+            plan.function_name.clone(),
+            plan.job_params.clone(),
+            plan.queue_key.clone(),
+        ];
+        for (field, value) in &plan.extra_fields {
+            args.push(field.clone());
+            args.push(value.clone());
+        }
+        Some(Self::eval(ENQUEUE_FIELDS_LUA, &[key], &args))
+    }
+
+    /// Runs `first` and then `fields` in one MULTI ... EXEC (so no orchestrator can claim the
+    /// job between the two) and returns `first`'s reply.
+    async fn with_fields<T: redis::FromRedisValue>(
+        &self,
+        first: Cmd,
+        fields: Vec<Cmd>,
+    ) -> Result<T, ProducerError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic().add_command(first);
+        for f in fields {
+            pipe.add_command(f).ignore();
+        }
+        let mut c = self.conn().await?;
+        match pipe.query_async::<(T,)>(&mut c).await {
+            Ok((v,)) => Ok(v),
+            Err(e) => {
+                self.forget_conn_on(&e).await;
+                Err(self.redis_err(&e))
+            }
+        }
     }
 
     /// The script, keys and arguments of a plan.
@@ -439,6 +518,11 @@ impl Producer {
     }
 
     async fn run_plan(&self, plan: &Plan) -> Result<(i64, String), ProducerError> {
+        if let Some(fields) = Self::fields_cmd(plan) {
+            let (kind, keys, args) = Self::plan_parts(plan);
+            let first = Self::eval(Self::script_text(&kind), &keys, &args);
+            return self.with_fields(first, vec![fields]).await;
+        }
         let (kind, cmd) = Self::plan_cmd(plan);
         let mut c = self.conn().await?;
         match cmd.query_async::<(i64, String)>(&mut c).await {
@@ -621,6 +705,11 @@ impl Producer {
             let (_, k, a) = Self::plan_parts(p);
             keys.extend(k);
             args.extend(a);
+        }
+        let fields: Vec<Cmd> = chunk.iter().filter_map(Self::fields_cmd).collect();
+        if !fields.is_empty() {
+            let first = Self::eval(ENQUEUE_BATCH_LUA, &keys, &args);
+            return self.with_fields(first, fields).await;
         }
         let cmd = Self::evalsha(&ScriptKind::Batch, &keys, &args);
         let mut c = self.conn().await?;

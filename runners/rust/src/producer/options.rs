@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use super::config::ProducerConfig;
 use super::error::{ProducerError, ProducerErrorCode};
 use super::normalize_queue_name;
+use super::retry::RetryPolicy;
 use crate::canonical::{canonical_json, canonical_number, format_timestamp, parse_timestamp};
 use crate::codec::{nests_deeper_than, MAX_PARAMS_DEPTH};
 
@@ -33,6 +34,16 @@ pub struct EnqueueOptions {
     pub rate_limit_seconds: Option<f64>,
     pub debounce_key: Option<String>,
     pub debounce_seconds: Option<f64>,
+    /// The job's retry policy, stored as the hash field `retry_policy` (canonical JSON);
+    /// `max_attempts` is also written as `max_retries`, so RRQ's orchestrator applies the same
+    /// count. Giving `max_retries` too, with a different value, is an error.
+    pub retry: Option<RetryPolicy>,
+    /// Run the job only if it starts by then: later it ends `FAILED` without running (hash
+    /// field `expires_at`; truncated to microseconds). Must be in the future.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// [`EnqueueOptions::expires_at`] as seconds (> 0) after the enqueue time, by this
+    /// producer's clock. Not together with `expires_at`.
+    pub expires_in: Option<f64>,
 }
 
 /// One item of [`super::Producer::enqueue_many`].
@@ -105,6 +116,9 @@ impl EnqueueOptions {
                 "rate_limit_seconds" => o.rate_limit_seconds = Some(num(MSG_RATE_SECONDS)?),
                 "debounce_seconds" => o.debounce_seconds = Some(num(MSG_DEBOUNCE_SECONDS)?),
                 "defer_until" => o.defer_until = Some(time("defer_until")?),
+                "expires_at" => o.expires_at = Some(time("expires_at")?),
+                "expires_in" => o.expires_in = Some(num(MSG_EXPIRES_IN)?),
+                "retry" => o.retry = Some(RetryPolicy::from_json(v)?),
                 "enqueue_time" => o.enqueue_time = Some(time("enqueue_time")?),
                 "trace_context" => {
                     let Value::Object(m) = v else {
@@ -190,6 +204,10 @@ const MSG_DEFER_BY: &str = "defer_by_seconds must be a finite number >= 0";
 const MSG_DEFER_BOTH: &str = "defer_until and defer_by_seconds are mutually exclusive; give one";
 const MSG_RATE_SECONDS: &str = "rate_limit_seconds must be a finite number > 0";
 const MSG_DEBOUNCE_SECONDS: &str = "debounce_seconds must be a finite number > 0";
+const MSG_EXPIRES_IN: &str = "expires_in must be a finite number > 0";
+const MSG_EXPIRES_BOTH: &str = "expires_at and expires_in are mutually exclusive; give one";
+/// An `expires_at` (given, or computed from `expires_in`) not after now.
+pub const MSG_EXPIRES_PAST: &str = "expires_at is in the past";
 const MSG_TRACE: &str = "trace_context must be a map of string to string";
 /// Message of a plain enqueue that both rate-limit and debounce options.
 pub const MSG_CONFLICT: &str = "rate_limit and debounce options are mutually exclusive";
@@ -231,6 +249,9 @@ pub(crate) struct Plan {
     pub correlation_context: String,
     pub score: i64,
     pub guard: Guard,
+    /// rrqkit's additive hash fields (`retry_policy`, `expires_at`) as name/value pairs;
+    /// empty when neither option is given, so the hash is byte-for-byte RRQ's.
+    pub extra_fields: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -326,6 +347,34 @@ pub(crate) fn plan(
             MSG_DEFER_BOTH,
         ));
     }
+    positive_finite(o.expires_in, MSG_EXPIRES_IN)?;
+    if o.expires_at.is_some() && o.expires_in.is_some() {
+        return Err(ProducerError::new(
+            ProducerErrorCode::ConflictingOptions,
+            MSG_EXPIRES_BOTH,
+        ));
+    }
+    let mut max_retries = o.max_retries.unwrap_or(config.max_retries);
+    let mut extra_fields = Vec::new();
+    if let Some(policy) = &o.retry {
+        let problems = policy.problems();
+        if !problems.is_empty() {
+            return Err(ProducerError::invalid_argument(problems.join("; ")));
+        }
+        if let Some(attempts) = policy.max_attempts {
+            if matches!(o.max_retries, Some(n) if n != attempts) {
+                return Err(ProducerError::new(
+                    ProducerErrorCode::ConflictingOptions,
+                    format!(
+                        "max_retries ({}) and retry.max_attempts ({attempts}) differ; give one",
+                        o.max_retries.unwrap_or_default()
+                    ),
+                ));
+            }
+            max_retries = attempts;
+        }
+        extra_fields.push(("retry_policy".to_string(), policy.to_json_string()));
+    }
     positive_finite(o.rate_limit_seconds, MSG_RATE_SECONDS)?;
     positive_finite(o.debounce_seconds, MSG_DEBOUNCE_SECONDS)?;
     if o.has_rate_limit() && o.has_debounce() {
@@ -420,6 +469,7 @@ pub(crate) fn plan(
 
     // Given times are truncated to microseconds (PRODUCER.md §4, as RRQ 0.11.1 does), so the
     // same option writes the same timestamp in every binding.
+    let real_now = now;
     let now = o.enqueue_time.map_or(now, |t| t.trunc_subsecs(6));
     let run_at = if let Some(window) = o.debounce_seconds {
         now + ChronoDuration::nanoseconds((window * 1e9).round() as i64)
@@ -430,6 +480,26 @@ pub(crate) fn plan(
     } else {
         now
     };
+
+    // Both from this producer's clock, not from a given enqueue_time (as the TS producer).
+    let expires_at = match (o.expires_at, o.expires_in) {
+        (Some(t), _) => {
+            let t = t.trunc_subsecs(6);
+            if t <= real_now {
+                return Err(ProducerError::invalid_argument(MSG_EXPIRES_PAST));
+            }
+            Some(t)
+        }
+        (None, Some(secs)) => Some(
+            ChronoDuration::try_milliseconds((secs * 1000.0).ceil() as i64)
+                .and_then(|d| real_now.trunc_subsecs(3).checked_add_signed(d))
+                .ok_or_else(|| ProducerError::invalid_argument(MSG_EXPIRES_IN))?,
+        ),
+        (None, None) => None,
+    };
+    if let Some(t) = expires_at {
+        extra_fields.push(("expires_at".to_string(), format_timestamp(&t)));
+    }
 
     let queue_key = match &o.queue_name {
         Some(q) => normalize_queue_name(q),
@@ -487,7 +557,7 @@ pub(crate) fn plan(
         job_params,
         enqueue_time: format_timestamp(&now),
         next_scheduled_run_time: format_timestamp(&run_at),
-        max_retries: o.max_retries.unwrap_or(config.max_retries),
+        max_retries,
         job_timeout_seconds: o.job_timeout_seconds.unwrap_or(config.job_timeout_seconds),
         result_ttl_seconds: o.result_ttl_seconds.unwrap_or(config.result_ttl_seconds),
         queue_key,
@@ -495,6 +565,7 @@ pub(crate) fn plan(
         correlation_context,
         score: run_at.timestamp_millis(),
         guard,
+        extra_fields,
     })
 }
 
