@@ -60,9 +60,10 @@ const OWN_ERROR_TYPES: Partial<Record<SpanOutcome, string>> = {
 /**
  * The error type and traceback of a retry or DLQ decision. A decision that names none (made by
  * the orchestrator, not from a runner's outcome) gets the type of its outcome: `timeout` or
- * `transport_error`, else none.
+ * `transport_error`, else none. A snooze is no failure: none.
  */
-export function failureDetail(decision: FailureDecision): ErrorDetail {
+export function failureDetail(decision: Exclude<Decision, { kind: "complete" }>): ErrorDetail {
+  if (decision.kind === "snooze") return { type: null, traceback: null };
   return {
     type: decision.errorType || OWN_ERROR_TYPES[decision.outcome] || null,
     traceback: decision.traceback ?? null,
