@@ -27,9 +27,20 @@ export interface CheckContext {
 /** How long `no_runner_span` waits for a span that must not come. */
 const NO_SPAN_WAIT_MS = 1500;
 
-/** Replaces `{alias}` placeholders with the job ids of enqueued aliases. */
-export function fillJobIds(text: string, jobs: Map<string, KnownJob>): string {
-  return text.replace(/\{([A-Za-z0-9_#-]+)\}/g, (m, n: string) => jobs.get(n)?.id ?? m);
+/** How often `within_ms` looks again. */
+const POLL_MS = 50;
+
+/**
+ * Replaces `{alias}` placeholders in every string of a value with the job ids of enqueued
+ * aliases (`death:{j}:1:0`); unknown names stay as they are.
+ */
+export function fillJobIds(value: unknown, jobs: Map<string, KnownJob>): unknown {
+  if (typeof value === "string")
+    return value.replace(/\{([A-Za-z0-9_#-]+)\}/g, (m, n: string) => jobs.get(n)?.id ?? m);
+  if (Array.isArray(value)) return value.map((v) => fillJobIds(v, jobs));
+  if (typeof value === "object" && value !== null)
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fillJobIds(v, jobs)]));
+  return value;
 }
 
 /** The full Redis key of a DLQ named bare (`default`) or already prefixed. */
@@ -52,14 +63,29 @@ async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
 
 /**
  * Checks one e2e expectation (conformance/README.md "End-to-end and producer cases"):
- * `{job | job_id, wait?, exists?, status, hash, in_dlq, runner_span, no_runner_span, job_span}`,
- * `{dlq_length, dlq?}` or `{keys, count}`.
+ * `{job | job_id, wait?, within_ms?, exists?, status, hash, in_dlq, runner_span, no_runner_span,
+ * job_span}`, `{dlq_length, dlq?}` or `{keys, count}`; `{alias}` placeholders in any string of
+ * it are replaced by job ids first.
  */
 export async function checkExpectation(
   caseId: string,
-  e: Step,
+  expectation: Step,
   ctx: CheckContext,
 ): Promise<Failure[]> {
+  const e = fillJobIds(expectation, ctx.jobs) as Step;
+  // `within_ms`: a state the job passes through (ACTIVE), polled until it shows or time is up.
+  if (typeof e.within_ms === "number") {
+    const deadline = Date.now() + e.within_ms;
+    for (;;) {
+      const failures = await checkOnce(caseId, { ...e, wait: false }, ctx);
+      if (!failures.length || Date.now() >= deadline) return failures;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
+  return checkOnce(caseId, e, ctx);
+}
+
+async function checkOnce(caseId: string, e: Step, ctx: CheckContext): Promise<Failure[]> {
   const rule = (fallback: string) => (typeof e.rule === "string" ? e.rule : fallback);
   if (typeof e.dlq_length === "number") {
     const key = dlqKey(e.dlq);
@@ -74,7 +100,7 @@ export async function checkExpectation(
         ];
   }
   if (typeof e.keys === "string") {
-    const pattern = fillJobIds(e.keys, ctx.jobs);
+    const pattern = e.keys;
     const found = await scanKeys(ctx.redis, pattern);
     return found.length === e.count
       ? []
@@ -87,7 +113,7 @@ export async function checkExpectation(
   }
   const names =
     typeof e.job_id === "string"
-      ? [fillJobIds(e.job_id, ctx.jobs)]
+      ? [e.job_id]
       : String(e.job).endsWith("#*")
         ? [...ctx.jobs.keys()].filter((k) => k.startsWith(String(e.job).slice(0, -1)))
         : [String(e.job)];
