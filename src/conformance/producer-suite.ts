@@ -167,7 +167,9 @@ export class ProducerSuite {
       for (const wanted of fill(then.published ?? [], names) as Array<Record<string, string>>) {
         if (!(await this.awaitPublished(wanted, publishedFrom)))
           failures.push({
-            rule: "an enqueue publishes a wake-up (PRODUCER.md §3)",
+            rule: String(wanted.channel).startsWith("rrq:cancel:")
+              ? "a cancel of a running job tells its holder (PARITY.md Job control)"
+              : "an enqueue publishes a wake-up (PRODUCER.md §3)",
             message: `no PUBLISH ${wanted.channel} ${wanted.message}`,
           });
       }
@@ -257,7 +259,7 @@ export class ProducerSuite {
     return [];
   }
 
-  /** Listens to wake-up channels (pub/sub spans databases; messages are matched, not counted). */
+  /** Listens to wake-up and cancel channels (pub/sub spans databases; messages are matched, not counted). */
   private async subscribe(): Promise<void> {
     if (this.subscriber) return;
     this.subscriber = this.client.duplicate();
@@ -265,7 +267,8 @@ export class ProducerSuite {
       this.published.push({ channel, message });
       this.publishedWaiter?.();
     });
-    await this.subscriber.psubscribe("rrq:wake:*");
+    // Wake-ups of enqueues, and the cancel of a running job telling its holder (job-cancel-2.lua).
+    await this.subscriber.psubscribe("rrq:wake:*", "rrq:cancel:*");
   }
 
   private async awaitPublished(wanted: Record<string, string>, from: number): Promise<boolean> {
