@@ -11,6 +11,7 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { AdapterClient } from "../../src/conformance/adapter-client.js";
 import { customBinding, splitCommand } from "../../src/conformance/bindings.js";
+import { fillJobIds } from "../../src/conformance/e2e-checks.js";
 import { loadCases, repoRoot } from "../../src/conformance/cases.js";
 import { matchValue } from "../../src/conformance/matching.js";
 import { decodeExport } from "../../src/conformance/otlp-receiver.js";
@@ -69,8 +70,11 @@ describe("the case corpus", () => {
       "runner/concurrency",
       "runner/process",
       "runner/telemetry",
+      "runner/job-control",
       "e2e/jobs",
       "e2e/telemetry",
+      "e2e/job-control",
+      "producer/job-control",
       "producer/enqueue",
       "producer/guards",
       "producer/validation",
@@ -79,6 +83,22 @@ describe("the case corpus", () => {
     ])
       expect(topics).toContain(topic);
     expect(new Set(cases.map((c) => c.id)).size).toBe(cases.length);
+  });
+});
+
+describe("e2e expectations", () => {
+  it("replace {alias} placeholders with job ids in every string, leaving unknown names", () => {
+    const jobs = new Map([["j", { id: "abc", step: {} }]]);
+    expect(
+      fillJobIds(
+        { job_id: "death:{j}:1:0", status: { result: { job_id: "{j}", other: "{x}" } }, n: 1 },
+        jobs,
+      ),
+    ).toEqual({
+      job_id: "death:abc:1:0",
+      status: { result: { job_id: "abc", other: "{x}" } },
+      n: 1,
+    });
   });
 });
 
