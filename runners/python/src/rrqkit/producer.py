@@ -232,18 +232,18 @@ def _correlation_context(
 
 
 def _job_control_fields(
-    opts: Mapping[str, Any], enqueue_ns: int, max_retries: int
+    opts: Mapping[str, Any], now: int, max_retries: int
 ) -> tuple[list[str], int]:
     """The ``retry`` and ``expires_at``/``expires_in`` options (issue 20) as the additive hash
     fields they write (``retry_policy``, ``expires_at``, as name/value pairs, nothing when not
     given), and the ``max_retries`` to store: ``retry.max_attempts`` when given, so RRQ's
-    orchestrator applies the same count."""
+    orchestrator applies the same count. ``now`` is this process's clock (epoch ns)."""
     extra: list[str] = []
     if "retry" in opts:
         policy = opts["retry"]
         problems = check_retry_policy(policy, "retry")
         if problems:
-            raise _invalid(problems[0])
+            raise _invalid("; ".join(problems))
         attempts = policy.get("max_attempts")
         if attempts is not None:
             attempts = int(attempts)
@@ -251,7 +251,7 @@ def _job_control_fields(
                 raise ProducerError(
                     "conflicting_options",
                     f"max_retries ({max_retries}) and retry.max_attempts ({attempts}) differ; "
-                    "give one of them",
+                    "give one",
                 )
             max_retries = attempts
         extra += ["retry_policy", retry_policy_json(policy)]
@@ -262,12 +262,13 @@ def _job_control_fields(
     expires_ns: int | None = None
     if "expires_at" in opts:
         expires_ns = _timestamp(opts["expires_at"], "expires_at")
-    elif "expires_in" in opts:
-        expires_in = _finite(opts["expires_in"], "expires_in", positive=True)
-        expires_ns = enqueue_ns + math.ceil(expires_in * 1000) * 1_000_000
-    if expires_ns is not None:
         if expires_ns <= now_ns():
             raise _invalid("expires_at is in the past")
+    elif "expires_in" in opts:
+        expires_in = _finite(opts["expires_in"], "expires_in", positive=True)
+        # by this process's clock (PRODUCER.md §3.3), also when enqueue_time is given
+        expires_ns = now + math.ceil(expires_in * 1000) * 1_000_000
+    if expires_ns is not None:
         extra += ["expires_at", format_rfc3339(expires_ns)]
     return extra, max_retries
 
@@ -575,7 +576,9 @@ class Producer:
                 raise _invalid("debounce_seconds is required with debounce_key")
 
         now = enqueue_ns if enqueue_ns is not None else now_ns()
-        control, max_retries = _job_control_fields(opts, now, max_retries)
+        # expires_in counts from the clock, not from a given enqueue_time (as TS)
+        clock = now if enqueue_ns is None else now_ns()
+        control, max_retries = _job_control_fields(opts, clock, max_retries)
         if mode == "debounce":
             assert debounce_seconds is not None
             run_at = now + math.ceil(debounce_seconds * 1000) * 1_000_000
