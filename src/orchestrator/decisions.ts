@@ -178,12 +178,13 @@ export function decide(
   outcome: ExecutionOutcome,
   policy: RetryPolicy,
   timeoutSeconds: number,
-  ctx: DecisionContext = defaultContext(job, policy),
+  context?: DecisionContext,
 ): Decision {
+  // a success needs no policy: nothing is resolved on the hot path
+  if (outcome.status === "success") return { kind: "complete", result: outcome.result ?? null };
+  const ctx = context ?? defaultContext(job, policy);
   const message = outcome.error?.message;
   switch (outcome.status) {
-    case "success":
-      return { kind: "complete", result: outcome.result ?? null };
     case "retry":
       if ((outcome as { snooze?: unknown }).snooze === true)
         return snoozeOrDlq(ctx, outcome.retry_after_seconds, detailOf(outcome));

@@ -282,7 +282,8 @@ export class JobExecution {
       return;
     }
     const config = this.ctx.config;
-    const context = this.decisionContext(job);
+    const succeeded = result.kind === "outcome" && result.outcome.status === "success";
+    const context = succeeded ? undefined : this.decisionContext(job);
     const decision =
       result.kind === "outcome"
         ? decide(job, result.outcome, config, timeout, context)
