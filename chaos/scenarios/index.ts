@@ -6,6 +6,7 @@ import {
   oversizedFrames,
   silentRunner,
 } from "./bad-runners.js";
+import { cancelStorm } from "./cancel-storm.js";
 import { clockSkew } from "./clock-skew.js";
 import { malformedJobs } from "./malformed-jobs.js";
 import { maxmemory } from "./maxmemory.js";
@@ -31,4 +32,5 @@ export const SCENARIOS: Scenario[] = [
   partition,
   maxmemory,
   resetStorm,
+  cancelStorm,
 ];
