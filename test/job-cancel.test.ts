@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RrqApi } from "../src/api/index.js";
 import { Producer } from "../src/producer/producer.js";
 import { JobStore } from "../src/store/job-store.js";
+import { runCli, writeConfig } from "./support/cli-harness.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
 import { RunningWorker, testConfig, waitFor } from "./support/worker-harness.js";
 
@@ -221,6 +222,31 @@ describe("cancel refusals and waiting jobs", () => {
       reason: "running_unfenced",
       status: "ACTIVE",
     });
+    const cli = await runCli(writeConfig(redis.url), ["job", "cancel", "rrq-held"]);
+    expect(cli.code).toBe(1);
+    expect(cli.out).toContain(
+      "Cannot cancel job 'rrq-held': job is running on an orchestrator that cannot cancel it",
+    );
+    expect((await hashOf("rrq-held")).status).toBe("ACTIVE");
+  });
+
+  it("rrq job cancel and api.jobs.cancel name the worker a running job was cancelled on", async () => {
+    const { worker } = await startWorker();
+    const config = writeConfig(redis.url);
+    const api = new RrqApi(connection);
+    const [viaCli, viaApi] = await Promise.all(
+      [1, 2].map(() => producer.enqueue("wait_cancel", {}, { jobTimeoutSeconds: 60 })),
+    );
+    for (const id of [viaCli!, viaApi!]) await dispatchedOn(id, [{ worker }]);
+    const id = worker.worker.workerId;
+    expect(await runCli(config, ["job", "cancel", viaCli!])).toMatchObject({
+      code: 0,
+      out: `Job '${viaCli}' cancelled while running on worker ${id}\n`,
+    });
+    expect(await api.jobs.cancel(viaApi!)).toEqual({ ok: true, workerId: id });
+    await waitFor(() => worker.worker.activeJobs === 0, 10_000, "attempts to end");
+    expect(worker.of("runner:recycle")).toEqual([]);
+    for (const job of [viaCli!, viaApi!]) expect((await hashOf(job)).status).toBe("CANCELLED");
   });
 
   it("pending jobs as before; other statuses and unknown ids are refused", async () => {
