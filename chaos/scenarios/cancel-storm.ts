@@ -20,7 +20,8 @@ async function cancelOne(ctx: ScenarioContext, wanted: readonly string[]): Promi
   const holder = await ctx.redis.client.hget(`rrq:job:${id}`, "worker_id");
   const result = await ctx.producer.cancel(id);
   const tally = answers.get(ctx)!;
-  const key = result.cancelled ? `cancelled from ${now[ids.indexOf(id)]}` : result.reason!;
+  const on = ctx.jobs.get(id)?.tag === "stubborn" ? " (ignore_cancel)" : "";
+  const key = result.cancelled ? `cancelled from ${now[ids.indexOf(id)]}${on}` : result.reason!;
   tally.set(key, (tally.get(key) ?? 0) + 1);
   if (!result.cancelled) return true; // raced with a claim or a finish: also worth trying
   cancelledAt.get(ctx)!.set(id, Date.now());
