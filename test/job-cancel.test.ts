@@ -165,6 +165,25 @@ describe("cancel a running job", () => {
     expect((await hashOf(id)).status).toBe("CANCELLED");
   });
 
+  it("after the subscriber connection drops and comes back, cancels are heard again", async () => {
+    const { worker, lines } = await startWorker();
+    const cancelled: unknown[] = [];
+    worker.events.on("job:cancelled", (e) => cancelled.push(e));
+    const channel = `rrq:cancel:${worker.worker.workerId}`;
+    const subscribers = async () =>
+      Number(((await redis.client.pubsub("NUMSUB", channel)) as [string, number])[1]);
+    expect(await subscribers()).toBe(1);
+    await redis.client.client("KILL", "TYPE", "pubsub");
+    await waitFor(async () => (await subscribers()) === 1, 10_000, "re-subscribed");
+    const id = await producer.enqueue("wait_cancel", {}, { jobTimeoutSeconds: 60 });
+    await dispatchedOn(id, [{ worker }]);
+    expect(await producer.cancel(id)).toEqual({ cancelled: true, status: "CANCELLED" });
+    await waitFor(() => lines.includes(`cancel-frame ${id}`), 10_000, "cancel frame");
+    // heard on the channel (job:cancelled), not found later by the lease renewal (job:fenced)
+    expect(cancelled).toEqual([expect.objectContaining({ jobId: id, where: "running" })]);
+    expect(worker.of("job:fenced")).toEqual([]);
+  });
+
   it("a missed cancel message is caught by the lease renewal: same cancel, grace and recycle", async () => {
     const { worker } = await startWorker({
       runner_cancel_grace_seconds: 0.5,
