@@ -243,7 +243,9 @@ const logFormat = () =>
 
 /** `rrq worker run|watch|quiet|resume`. */
 export function registerWorker(program: Command, ctx: CliContext): void {
-  const worker = program.command("worker").description("run the orchestrator");
+  const worker = program
+    .command("worker")
+    .description("run the orchestrator, or make a running one quiet / resume it");
   worker
     .command("run")
     .description("claim and run jobs until SIGTERM/SIGINT/SIGHUP")
