@@ -3,6 +3,7 @@
  * orchestrators run, redelivery of a dead consumer's entries, filters, and idempotence.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { dlqSummary } from "../src/api/dlq-summary.js";
 import type { ResolvedConfig } from "../src/config/config.js";
 import { DeathHandlers } from "../src/deaths/death-handlers.js";
 import { DEATHS_GROUP, DEATHS_KEY } from "../src/deaths/death-record.js";
@@ -109,6 +110,55 @@ describe("death handlers with two orchestrators", () => {
     }
     // clean exits leave no consumer behind
     expect(await redis.client.xinfo("CONSUMERS", DEATHS_KEY, DEATHS_GROUP)).toEqual([]);
+  }, 60_000);
+});
+
+describe("death handlers and the DLQ cap through an orchestrator", () => {
+  it("a capped DLQ keeps its newest entries; every death still gets its handler job", async () => {
+    const config = testConfig(redis.url, {
+      dlq_max_jobs: 3,
+      death_handlers: [{ function: "echo" }],
+    });
+    const worker = await new RunningWorker(config).start();
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        ids.push(await producer.enqueue("fail_permanently", { message: `perm ${i}` }));
+        ids.push(await producer.enqueue("fail", { message: `boom ${i}` }, { maxRetries: 1 }));
+      }
+      const handlerIds = ids.map((id) => `death:${id}:1:0`);
+      await waitFor(
+        async () => {
+          const statuses = await Promise.all(
+            handlerIds.map((id) => redis.client.hget(`rrq:job:${id}`, "status")),
+          );
+          return statuses.every((s) => s === "COMPLETED");
+        },
+        30_000,
+        "handler jobs to complete",
+      );
+      const kept = await redis.client.lrange("rrq:dlq:default", 0, -1);
+      expect(kept.length).toBe(3);
+      for (const id of ids) {
+        const exists = await redis.client.exists(`rrq:job:${id}`);
+        expect(exists).toBe(kept.includes(id) ? 1 : 0); // trimmed jobs are deleted
+      }
+      const results = await Promise.all(
+        handlerIds.map(
+          async (id) =>
+            JSON.parse((await redis.client.hget(`rrq:job:${id}`, "result"))!) as unknown,
+        ),
+      );
+      expect(
+        results.filter((r) => (r as { error_type: unknown }).error_type === "non_retryable"),
+      ).toHaveLength(3);
+      expect(await redis.client.hget("rrq:stats:dlq:default", "trimmed")).toBe("3");
+      const summary = await dlqSummary(redis.client, "rrq:dlq:default");
+      expect(summary).toMatchObject({ entries: 3, jobs: 3, rebuilt: false });
+      expect(worker.of("worker:error")).toEqual([]);
+    } finally {
+      await worker.stop();
+    }
   }, 60_000);
 });
 
