@@ -3,6 +3,7 @@
  * the quiet key re-read at heartbeat, SIGTSTP, the health record's `quiet`, `rrq check`, and the
  * worker's lifecycle events. Real redis-server, real runner processes.
  */
+import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { EventName, OrchestratorEvents } from "../src/telemetry/events.js";
@@ -12,6 +13,7 @@ import { startRedis, type TestRedis } from "./support/redis-server.js";
 import { RunningWorker, testConfig, waitFor } from "./support/worker-harness.js";
 
 const CANCEL_RUNNER = fileURLToPath(new URL("./fixtures/cancel-runner.mjs", import.meta.url));
+const RRQ_BIN = fileURLToPath(new URL("../bin/rrq.js", import.meta.url));
 
 let redis: TestRedis;
 let producer: Producer;
@@ -182,6 +184,40 @@ describe("rrq worker quiet / resume", () => {
     const resumeAll = await runCli(cliConfig, ["worker", "resume", "--all"]);
     expect(resumeAll.out).toContain(`Worker '${id}' resumed`);
     await waitFor(() => !worker.worker.quiet, 5000, "resumed");
+  });
+});
+
+describe("the daemon (rrq worker run, a subprocess)", () => {
+  it("SIGTSTP: quiet, logged; SIGTERM: a clean exit that deletes the quiet key", async () => {
+    const child = spawn(
+      process.execPath,
+      [RRQ_BIN, "--config", cliConfig, "worker", "run", "--log-format", "json"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    try {
+      const id = await waitFor(
+        async () => (await redis.client.keys("rrq:health:worker:*"))[0]?.split(":").pop(),
+        20_000,
+        "the daemon's health record",
+      );
+      await waitFor(() => output.includes("worker started"), 10_000, "worker started line");
+      child.kill("SIGTSTP");
+      await waitFor(() => redis.client.exists(`rrq:quiet:worker:${id}`), 10_000, "quiet key");
+      await waitFor(() => output.includes("quiet (SIGTSTP)"), 10_000, "quiet line");
+      const job = await producer.enqueue("echo", {});
+      await sleep(500);
+      expect(await redis.client.hget(`rrq:job:${job}`, "status")).toBe("PENDING");
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      expect(output).toContain("worker stopping (SIGTERM)");
+      expect(await redis.client.exists(`rrq:quiet:worker:${id}`)).toBe(0);
+    } finally {
+      child.kill("SIGKILL");
+    }
   });
 });
 
