@@ -110,6 +110,9 @@ describe("cancel a running job", () => {
     expect(holder.worker.of("job:dlq")).toEqual([]);
     expect((await hashOf(id)).status).toBe("CANCELLED");
     expect(await redis.client.hget("rrq:stats:queue:default", "cancelled")).toBe("1");
+    const trace = await new RrqApi(connection).jobs.trace(id);
+    expect(trace?.map((e) => e.event)).toEqual(["Enqueued", "Started", "Cancelled", "Finished"]);
+    expect(trace?.[2]?.details).toBe("Run 1 cancelled while running");
 
     // both orchestrators go on working
     const next = await producer.enqueue("echo", { after: "cancel" });

@@ -11,7 +11,7 @@ export interface TraceEvent {
 }
 
 /** How a run (one claim of the job) ended, as recorded by rrqkit's scripts. */
-export type RunOutcome = "completed" | "retry" | "failed" | "released" | "recovered";
+export type RunOutcome = "completed" | "retry" | "failed" | "released" | "recovered" | "cancelled";
 
 /** One run of a job: a claim by a worker and how it ended. */
 export interface JobRun {
@@ -63,6 +63,8 @@ function describeEnd(run: JobRun): { event: string; details: string } {
       };
     case "recovered":
       return { event: "Recovered", details: `Run ${run.number} lost its worker; job re-queued` };
+    case "cancelled":
+      return { event: "Cancelled", details: `Run ${run.number} cancelled while running` };
     default:
       return { event: "Ended", details: `Run ${run.number}: ${run.outcome ?? "unknown"}${reason}` };
   }
