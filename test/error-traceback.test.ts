@@ -150,12 +150,17 @@ describe("read side", () => {
     expect(parsed.job.lastErrorTraceback).toContain("RuntimeError: kaboom");
   });
 
-  it("rrq job trace prints each run's error type (and --json has it)", async () => {
+  it("rrq job trace prints each run's error type and the last traceback (and --json has them)", async () => {
     const traced = await runCli(cliConfig, ["job", "trace", ids.rust!]);
     expect(traced.out).toContain("Run 1 failed, moved to DLQ: Error: kaboom");
+    expect(traced.out).toMatch(/\nLast error traceback:\n {4}Error: kaboom\n {6}at examples\//);
     const json = await runCli(cliConfig, ["job", "trace", ids.rust!, "--json"]);
-    const { events } = JSON.parse(json.out) as { events: Array<Record<string, unknown>> };
-    expect(events.find((e) => e.event === "Failed")).toMatchObject({ errorType: "Error" });
+    const parsed = JSON.parse(json.out) as {
+      events: Array<Record<string, unknown>>;
+      lastErrorTraceback?: string;
+    };
+    expect(parsed.events.find((e) => e.event === "Failed")).toMatchObject({ errorType: "Error" });
+    expect(parsed.lastErrorTraceback).toMatch(/^Error: kaboom\n/);
   });
 });
 

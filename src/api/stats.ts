@@ -11,6 +11,8 @@ export interface Counters {
   /** Jobs that failed for good (moved to a DLQ). */
   readonly failed: number;
   readonly cancelled: number;
+  /** Jobs not run because their `expires_at` passed before they started (rrqkit). */
+  readonly expired: number;
   readonly processed: number;
   readonly failedAttempts: number;
 }
@@ -32,6 +34,7 @@ function counters(raw: Record<string, string> | string[] | null | undefined): Co
     retried,
     failed,
     cancelled: n("cancelled"),
+    expired: n("expired"),
     processed: completed + retried + failed,
     failedAttempts: retried + failed,
   };
@@ -40,7 +43,7 @@ function counters(raw: Record<string, string> | string[] | null | undefined): Co
 const sum = (all: Counters[]): Counters =>
   counters(
     Object.fromEntries(
-      (["completed", "retried", "failed", "cancelled"] as const).map((k) => [
+      (["completed", "retried", "failed", "cancelled", "expired"] as const).map((k) => [
         k,
         String(all.reduce((total, c) => total + c[k], 0)),
       ]),

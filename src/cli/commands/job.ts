@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { jobJson, jobView, type JobView } from "../../api/index.js";
+import { jobJson, jobTimeline, jobView, type JobView } from "../../api/index.js";
 import { RUNNING_UNFENCED_MESSAGE } from "../../control/cancel.js";
 import { RrqError } from "../../errors.js";
 import { parseTimestamp } from "../../store/encoding.js";
@@ -157,14 +157,20 @@ async function jobCancel(ctx: CliContext, id: string) {
 
 async function jobTrace(ctx: CliContext, id: string, flags: { json?: boolean }) {
   return withApi(ctx, async (api) => {
-    const events = await api.jobs.trace(id);
+    const hash = await api.jobs.hash(id);
+    const events = hash && jobTimeline(hash);
+    const traceback = hash?.[TRACEBACK_FIELD] || undefined;
     if (!events) {
       say(ctx, `Job '${id}' not found`);
       return ExitCode.failure;
     }
     if (flags.json) {
       ctx.io.out(
-        json({ id, events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) }),
+        json({
+          id,
+          events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
+          ...(traceback && { lastErrorTraceback: traceback }),
+        }),
       );
       return ExitCode.ok;
     }
@@ -181,6 +187,8 @@ async function jobTrace(ctx: CliContext, id: string, flags: { json?: boolean }) 
       previous = e.at;
     }
     say(ctx, `\nTotal Duration: ${formatDuration((events.at(-1)!.at - events[0]!.at) / 1000)}`);
+    // the last error's traceback (only the last one is kept: run rows carry the error and type)
+    if (traceback) say(ctx, `\nLast error traceback:\n${indent(traceback)}`);
     return ExitCode.ok;
   });
 }

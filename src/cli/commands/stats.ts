@@ -15,7 +15,7 @@ async function stats(ctx: CliContext, flags: { days: number; json?: boolean }): 
     }
     say(
       ctx,
-      `Processed: ${totals.processed} (completed ${totals.completed}, retried ${totals.retried}, failed ${totals.failed}); cancelled: ${totals.cancelled}`,
+      `Processed: ${totals.processed} (completed ${totals.completed}, retried ${totals.retried}, failed ${totals.failed}); cancelled: ${totals.cancelled}; expired: ${totals.expired}`,
     );
     const columns: Column[] = [
       { header: "Date (UTC)", width: 12 },
