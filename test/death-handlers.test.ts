@@ -154,7 +154,7 @@ describe("death handlers and the DLQ cap through an orchestrator", () => {
       ).toHaveLength(3);
       expect(await redis.client.hget("rrq:stats:dlq:default", "trimmed")).toBe("3");
       const summary = await dlqSummary(redis.client, "rrq:dlq:default");
-      expect(summary).toMatchObject({ entries: 3, jobs: 3, rebuilt: false });
+      expect(summary).toMatchObject({ entries: 3, jobs: 3, trimmed: 3, rebuilt: false });
       expect(worker.of("worker:error")).toEqual([]);
     } finally {
       await worker.stop();

@@ -71,6 +71,7 @@ describe("DlqRetention", () => {
     expect(await dlqSummary(f.redis.client, "rrq:dlq:default")).toMatchObject({
       entries: 2,
       jobs: 2,
+      trimmed: 3,
       rebuilt: false,
     });
   });

@@ -35,6 +35,8 @@ export interface DlqSummary {
   readonly byQueue: ReadonlyArray<[string, number]>;
   readonly byFunction: ReadonlyArray<[string, number]>;
   readonly byError: ReadonlyArray<[string, number]>;
+  /** Oldest entries removed by the `dlq_max_jobs` / `dlq_max_age_seconds` caps (rrqkit; since the last rebuild). */
+  readonly trimmed: number;
   /** True when this read had to rebuild the summary from the list. */
   readonly rebuilt: boolean;
 }
@@ -177,6 +179,7 @@ export async function dlqSummary(
     byQueue: ranked(hash, "q:"),
     byFunction: ranked(hash, "f:"),
     byError: ranked(hash, "e:"),
+    trimmed: Number(hash.trimmed ?? 0) || 0,
     rebuilt,
   };
 }

@@ -111,6 +111,7 @@ async function dlqStats(
     if (s.oldest !== undefined) say(ctx, `Oldest: ${formatTime(s.oldest)}`);
     if (s.newest !== undefined) say(ctx, `Newest: ${formatTime(s.newest)}`);
     if (s.avgRetries !== undefined) say(ctx, `Avg retries: ${s.avgRetries.toFixed(2)}`);
+    if (s.trimmed > 0) say(ctx, `Trimmed by the DLQ caps: ${s.trimmed}`);
     const section = (
       title: string,
       items: ReadonlyArray<[string, number]>,
