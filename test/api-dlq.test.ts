@@ -201,6 +201,22 @@ describe("bulk requeue", () => {
     await expect(api.dlq.purge({})).rejects.toThrow(/without --all or filters/);
   });
 
+  it("a requeue gives the job a fresh snooze budget and drops its expiry (job control)", async () => {
+    await failedJobs(2, () => ({ fn: "f", queue: "rrq:queue:q", error: "x" }));
+    for (const id of ["dead-0", "dead-1"])
+      await redis.client.hset(`rrq:job:${id}`, {
+        snoozes: "7",
+        expires_at: "2026-01-01T00:00:01Z",
+      });
+    await api.dlq.requeue({ all: true }, { targetQueue: "back" });
+    for (const id of ["dead-0", "dead-1"]) {
+      const hash = await redis.client.hgetall(`rrq:job:${id}`);
+      expect(hash).toMatchObject({ status: "PENDING", current_retries: "0" });
+      expect(hash).not.toHaveProperty("snoozes");
+      expect(hash).not.toHaveProperty("expires_at");
+    }
+  });
+
   it("deleting a FAILED job removes its DLQ entry and keeps the summary right", async () => {
     await failedJobs(5, () => ({ fn: "f", queue: "rrq:queue:q", error: "x" }));
     expect(await api.jobs.delete("dead-2")).toEqual({ ok: true, status: "FAILED" });

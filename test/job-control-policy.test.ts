@@ -333,6 +333,11 @@ describe("decisions driven by the policy", () => {
     // the first run's start is the origin when known
     const started = job({ run_1_started_at: "2026-01-01T00:00:05+00:00" });
     expect(decide(started, error(null), rrq, 1, late)).toMatchObject({ kind: "retry" });
+    // an operator's DLQ requeue restarts the budget; an earlier requeue time changes nothing
+    const requeued = job({ dlq_requeued_at: "2026-01-01T00:00:05+00:00" });
+    expect(decide(requeued, error(null), rrq, 1, late)).toMatchObject({ kind: "retry" });
+    const before = job({ dlq_requeued_at: "2025-12-31T00:00:00+00:00" });
+    expect(decide(before, error(null), rrq, 1, late)).toMatchObject({ kind: "dlq" });
   });
 
   it("without a context, RRQ's table applies", () => {

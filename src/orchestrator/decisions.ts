@@ -105,10 +105,16 @@ function defaultContext(job: JobRecord, policy: RetryPolicy): DecisionContext {
   };
 }
 
-/** When the job first started (run_1_started_at, else its enqueue time): retry_for's origin. */
+/**
+ * retry_for's origin: when the job first started (run_1_started_at, else its enqueue time), or
+ * when an operator last took it out of the DLQ, whichever is later (a requeue restarts the budget).
+ */
 function firstStartMs(job: JobRecord): number {
   const started = job.raw.run_1_started_at;
-  return (started ? parseTimestamp(started) : undefined) ?? job.enqueueTimeMs;
+  const first = (started ? parseTimestamp(started) : undefined) ?? job.enqueueTimeMs;
+  const requeued = job.raw.dlq_requeued_at;
+  const requeuedMs = requeued ? parseTimestamp(requeued) : undefined;
+  return requeuedMs !== undefined && requeuedMs > first ? requeuedMs : first;
 }
 
 function retryOrDlq(

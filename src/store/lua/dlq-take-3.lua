@@ -26,7 +26,9 @@
 -- retries, q:, f:, e: as move-to-dlq-6.lua counted them; fields reaching 0 are deleted).
 --   requeue, job hash present and FAILED: ZADD target (requeue-own: the job's queue) at now; HSET status=PENDING,
 --     queue_name=target, next_scheduled_run_time=now, dlq_requeued_at=now, and unless ARGV[4]
---     is "1" current_retries=0, recovery_count=0; PERSIST hash and events stream (drops the
+--     is "1" current_retries=0, recovery_count=0 and HDEL snoozes (a fresh snooze budget);
+--     HDEL expires_at (rrqkit: a requeue is an operator's "run it now"; the retry_for budget
+--     restarts at dlq_requeued_at too); PERSIST hash and events stream (drops the
 --     7-day DLQ expiry). RRQ 0.11 keeps both the attempt count and the expiry.
 --   requeue, hash present but not FAILED: the stale entry is dropped, the job left alone.
 --   purge, hash present: DEL hash and events stream, and the unique lock if this job holds it.
@@ -103,7 +105,11 @@ local function take(id)
       table.insert(target_order, queue)
     end
     targets[queue] = targets[queue] + 1
-    if ARGV[4] ~= "1" then redis.call("HSET", job, "current_retries", "0", "recovery_count", "0") end
+    if ARGV[4] ~= "1" then
+      redis.call("HSET", job, "current_retries", "0", "recovery_count", "0")
+      redis.call("HDEL", job, "snoozes")
+    end
+    redis.call("HDEL", job, "expires_at")
     redis.call("PERSIST", job)
     redis.call("PERSIST", events)
     done = done + 1
