@@ -168,7 +168,7 @@ export class ProducerSuite {
         if (!(await this.awaitPublished(wanted, publishedFrom)))
           failures.push({
             rule: String(wanted.channel).startsWith("rrq:cancel:")
-              ? "a cancel of a running job tells its holder (PARITY.md Job control)"
+              ? "a cancel of a running job tells its holder (PRODUCER.md §5.1)"
               : "an enqueue publishes a wake-up (PRODUCER.md §3)",
             message: `no PUBLISH ${wanted.channel} ${wanted.message}`,
           });
