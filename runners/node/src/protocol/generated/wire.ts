@@ -117,7 +117,7 @@ export interface ExecutionOutcome {
    */
   retry_after_seconds?: number | null;
   /**
-   * rrqkit addition (RUNNER_PROTOCOL.md §7.2): for status retry, true means the handler snoozed: run again after retry_after_seconds without counting the attempt (rrqkit's orchestrator keeps current_retries, counts the job's snoozes and applies max_snoozes). Writers emit it last and only when true; absent means false. Readers that do not know it (RRQ's orchestrator) ignore it and treat the outcome as an ordinary retry.
+   * Since rrqkit 0.1 (RUNNER_PROTOCOL.md §7.2): for status retry, true means the handler snoozed: run again after retry_after_seconds without counting the attempt (rrqkit's orchestrator keeps current_retries, counts the job's snoozes and applies max_snoozes). Writers emit it last and only when true; absent means false. Readers that do not know it (RRQ's orchestrator) ignore it and treat the outcome as an ordinary retry.
    */
   snooze?: boolean;
 }
@@ -130,7 +130,7 @@ export interface OutcomeError {
    */
   message: string;
   /**
-   * Open set. Reserved values: "handler_not_found" (no handler registered; the orchestrator moves the job to the DLQ), "cancelled" (the request was cancelled), "timeout" (the deadline passed), "non_retryable" (rrqkit addition, RUNNER_PROTOCOL.md §7: the handler failed permanently; rrqkit's orchestrator moves the job to the DLQ without a retry, RRQ's retries it like any error). Other values are free (runtimes use the exception class name); unknown values are treated as an ordinary error.
+   * Open set. Reserved values: "handler_not_found" (no handler registered; the orchestrator moves the job to the DLQ), "cancelled" (the request was cancelled), "timeout" (the deadline passed), "non_retryable" (since rrqkit 0.1, RUNNER_PROTOCOL.md §7: the handler failed permanently; rrqkit's orchestrator moves the job to the DLQ without a retry, RRQ's retries it like any error). Other values are free (runtimes use the exception class name); unknown values are treated as an ordinary error.
    */
   type?: string | null;
   /**
