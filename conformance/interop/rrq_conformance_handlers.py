@@ -8,6 +8,10 @@ with this directory on PYTHONPATH. It lets the harness check RRQ's released runt
 same cases as rrqkit's runners (RRQ interop). When the environment names an OTLP traces endpoint,
 RRQ's OpenTelemetry integration is switched on with an OTLP/HTTP exporter, as a user of RRQ
 would do in their own settings module.
+
+``fail_permanently`` and ``snooze`` are deliberately not registered: RRQ 0.11's runtime has no
+permanent-error or snooze API to build them from, so the cases that call them are its listed
+known failures (known-failures/rrq.txt), not handlers faked here from hand-made outcomes.
 """
 
 from __future__ import annotations
