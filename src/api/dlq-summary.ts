@@ -35,7 +35,7 @@ export interface DlqSummary {
   readonly byQueue: ReadonlyArray<[string, number]>;
   readonly byFunction: ReadonlyArray<[string, number]>;
   readonly byError: ReadonlyArray<[string, number]>;
-  /** Oldest entries removed by the `dlq_max_jobs` / `dlq_max_age_seconds` caps (rrqkit; since the last rebuild). */
+  /** Oldest entries removed by the `dlq_max_jobs` / `dlq_max_age_seconds` caps (rrqkit). */
   readonly trimmed: number;
   /** True when this read had to rebuild the summary from the list. */
   readonly rebuilt: boolean;
@@ -97,6 +97,10 @@ export async function rebuildDlqSummary(
   }
   fields.set("errors", Math.min(errors.length, MAX_ERRORS));
   fields.set("len", len);
+  // `trimmed` is history (entries the caps removed), not a count of what is listed: it survives
+  // the recount (a trim landing between this read and the write below is lost from it).
+  const trimmed = Number(await redis.hget(dlqStatsKey(dlq), "trimmed")) || 0;
+  if (trimmed > 0) fields.set("trimmed", trimmed);
   const hash = Object.fromEntries([...fields].map(([k, v]) => [k, String(v)]));
   await redis.multi().del(dlqStatsKey(dlq)).hset(dlqStatsKey(dlq), hash).exec();
   return hash;

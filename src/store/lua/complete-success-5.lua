@@ -37,20 +37,13 @@
 -- written), -1 job hash gone (our entries removed).
 local job, events, active, lock, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, worker, fence = ARGV[1], ARGV[2], ARGV[3]
+-- @include attempt-fence.lua
 local owner = redis.call("GET", lock)
-if redis.call("EXISTS", job) == 0 then
-  redis.call("ZREM", active, id)
-  redis.call("ZREM", leases, id)
-  if owner == worker then redis.call("DEL", lock) end
-  return -1
-end
+if attempt_job_gone(job, active, leases, lock, id, worker, owner) then return -1 end
 local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status", "runs", "queue_name",
   "function_name")
 if fields[1] == worker and fields[2] == fence and fields[3] == "COMPLETED" then return 2 end
-if fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner and owner ~= worker) then
-  if fields[1] ~= worker then redis.call("ZREM", active, id) end
-  return 0
-end
+if not attempt_holds(fields, active, id, worker, fence, owner) then return 0 end
 local run = tonumber(fields[4]) or 0
 if run >= 1 and run <= 100 then
   redis.call("HSET", job, "result", ARGV[4], "completion_time", ARGV[5], "status", "COMPLETED",

@@ -39,21 +39,14 @@
 -- nothing written then), 0 when not ours (nothing written), -1 when the hash is gone.
 local job, queue, active, lock, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, worker, fence = ARGV[1], ARGV[2], ARGV[3]
+-- @include attempt-fence.lua
 local owner = redis.call("GET", lock)
-if redis.call("EXISTS", job) == 0 then
-  redis.call("ZREM", active, id)
-  redis.call("ZREM", leases, id)
-  if owner == worker then redis.call("DEL", lock) end
-  return -1
-end
+if attempt_job_gone(job, active, leases, lock, id, worker, owner) then return -1 end
 local fields = redis.call("HMGET", job, "worker_id", "lease_fence", "status", "runs", "queue_name")
 if fields[1] == worker and fields[2] == fence and fields[3] == "RETRYING" then
   return math.max(1, tonumber(redis.call("HGET", job, "current_retries")) or 1)
 end
-if fields[1] ~= worker or fields[2] ~= fence or fields[3] ~= "ACTIVE" or (owner and owner ~= worker) then
-  if fields[1] ~= worker then redis.call("ZREM", active, id) end
-  return 0
-end
+if not attempt_holds(fields, active, id, worker, fence, owner) then return 0 end
 -- @include rfc3339-utc.lua
 -- @include int-or-zero.lua
 -- @include error-detail.lua
