@@ -5,6 +5,12 @@ import { queueKey } from "../store/keys.js";
 import { DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS, redisDsnProblem } from "../store/redis.js";
 import { JOB_CONTROL_KEYS, readJobControl, type JobControlConfig } from "./job-control.js";
 import {
+  OBSERVABILITY_KEYS,
+  readObservability,
+  type ObservabilityConfig,
+  type ObservabilityOverrides,
+} from "./observability.js";
+import {
   bool,
   field,
   int,
@@ -73,7 +79,7 @@ export interface WatchConfig {
  * The configuration, resolved once from rrq.toml, environment and CLI flags into frozen,
  * fully defaulted values. Nothing downstream reads raw options. Defaults are RRQ 0.11's.
  */
-export interface ResolvedConfig extends JobControlConfig {
+export interface ResolvedConfig extends JobControlConfig, ObservabilityConfig {
   readonly redisDsn: string;
   /**
    * rrqkit: how long CLI commands and producers wait for one Redis connection attempt before
@@ -371,11 +377,12 @@ const TOP_KEYS = [
   "redis_connect_timeout_seconds",
   "redis_command_timeout_seconds",
   ...JOB_CONTROL_KEYS,
+  ...OBSERVABILITY_KEYS,
   ...IGNORED_KEYS,
 ] as const;
 
 /** Overrides applied after the file (environment variables and CLI flags). */
-export interface ConfigOverrides {
+export interface ConfigOverrides extends ObservabilityOverrides {
   redisDsn?: string;
   /** `RRQ_REDIS_CONNECT_TIMEOUT`: seconds, as text or a number; validated like the file key. */
   redisConnectTimeoutSeconds?: number | string;
@@ -561,6 +568,7 @@ export function resolveConfig(
       Math.max(1, Math.min(5, lease / 2)),
     ),
     ...readJobControl(raw, defaultQueueName, problems),
+    ...readObservability(raw, problems, overrides),
   };
   problems.throwIfAny();
   return Object.freeze({ ...config, warnings: Object.freeze(warningsFor(raw)) });

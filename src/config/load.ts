@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { ConfigError } from "../errors.js";
 import { resolveConfig, rrqTable, type ConfigOverrides, type ResolvedConfig } from "./config.js";
+import { observabilityEnv } from "./observability.js";
 import { isTable } from "./values.js";
 
 /** Where a configuration file was found. */
@@ -59,10 +60,11 @@ export function parseConfigText(text: string, path: string): Record<string, unkn
 
 /**
  * Environment overrides RRQ honours: RRQ_REDIS_DSN and RRQ_CAPTURE_RUNNER_OUTPUT; plus rrqkit's
- * RRQ_STRICT_FRAMES and RRQ_REDIS_CONNECT_TIMEOUT (seconds).
+ * RRQ_STRICT_FRAMES, RRQ_REDIS_CONNECT_TIMEOUT (seconds), RRQ_DASHBOARD_TOKEN and
+ * RRQ_DASHBOARD_BASIC_AUTH.
  */
 export function envOverrides(env: NodeJS.ProcessEnv = process.env): ConfigOverrides {
-  const overrides: ConfigOverrides = {};
+  const overrides: ConfigOverrides = observabilityEnv(env);
   if (env.RRQ_REDIS_DSN) overrides.redisDsn = env.RRQ_REDIS_DSN;
   if (env.RRQ_REDIS_CONNECT_TIMEOUT?.trim())
     overrides.redisConnectTimeoutSeconds = env.RRQ_REDIS_CONNECT_TIMEOUT;
