@@ -20,7 +20,12 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        project: ["./tsconfig.json", "./runners/node/tsconfig.json", "./tsconfig.test.json"],
+        project: [
+          "./tsconfig.json",
+          "./runners/node/tsconfig.json",
+          "./tsconfig.test.json",
+          "./src/dashboard/ui/tsconfig.json",
+        ],
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -41,6 +46,25 @@ export default tseslint.config(
     // Vitest's asymmetric matchers (expect.any, expect.arrayContaining) are typed `any`.
     files: ["**/*.test.ts", "**/test/**/*.ts"],
     rules: { "@typescript-eslint/no-unsafe-assignment": "off" },
+  },
+  {
+    // The dashboard's browser code (src/dashboard/ui/tsconfig.json: lib DOM, no Node types).
+    files: ["src/dashboard/ui/**/*.ts"],
+    languageOptions: {
+      globals: {
+        window: "readonly",
+        document: "readonly",
+        location: "readonly",
+        fetch: "readonly",
+        EventSource: "readonly",
+        URL: "readonly",
+        URLSearchParams: "readonly",
+        FormData: "readonly",
+        setTimeout: "readonly",
+        setInterval: "readonly",
+        clearInterval: "readonly",
+      },
+    },
   },
   {
     files: ["**/*.mjs", "**/*.js"],

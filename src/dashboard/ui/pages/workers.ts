@@ -1,0 +1,131 @@
+/**
+ * `#/workers`: every worker's health record (status, in-flight vs concurrency, queues, quiet,
+ * clock offset, Redis link), its runner processes per language when the record lists them, and
+ * the quiet/resume actions.
+ */
+import { api, type WorkerHealth } from "../api.js";
+import {
+  actionButton,
+  card,
+  displayValue,
+  formatCount,
+  formatTime,
+  h,
+  keyValues,
+  table,
+  type Child,
+} from "../dom.js";
+import type { PageContext } from "../route.js";
+
+/** Fields shown in the summary table; the rest of the record goes to "More". */
+const SHOWN = new Set([
+  "worker_id",
+  "status",
+  "active_jobs",
+  "concurrency_limit",
+  "queues",
+  "quiet",
+  "timestamp",
+  "implementation",
+  "version",
+  "runners",
+]);
+
+/** Runner rows from the record's `runners` (a list, or an object keyed by name or language). */
+function runnerRows(runners: unknown): Child[][] {
+  const list: Array<Record<string, unknown>> = Array.isArray(runners)
+    ? (runners.filter((r) => r && typeof r === "object") as Array<Record<string, unknown>>)
+    : runners && typeof runners === "object"
+      ? Object.entries(runners as Record<string, unknown>).map(([name, value]) =>
+          value && typeof value === "object"
+            ? { name, ...(value as Record<string, unknown>) }
+            : { name, state: value },
+        )
+      : [];
+  return list.map((r) => [
+    displayValue(r.name ?? r.runner),
+    displayValue(r.language ?? r.lang),
+    displayValue(r.state ?? r.status),
+    displayValue(r.pid ?? r.processes),
+    displayValue(r.inFlight ?? r.in_flight ?? r.active),
+    displayValue(r.restarts),
+  ]);
+}
+
+function workerCard(worker: WorkerHealth, ctx: PageContext): HTMLElement {
+  const health = worker.health ?? {};
+  const quiet = health.quiet === true;
+  const queues = Array.isArray(health.queues)
+    ? (health.queues as unknown[]).map(displayValue).join(", ")
+    : displayValue(health.queues);
+  const extra = Object.entries(health).filter(([key]) => !SHOWN.has(key));
+  const runners = runnerRows(health.runners);
+  const buttons = ctx.config.readOnly
+    ? null
+    : h(
+        "div",
+        { class: "actions" },
+        quiet
+          ? actionButton({
+              name: "resume",
+              label: "Resume",
+              run: () => api.workerAction(worker.id, "resume"),
+              done: () => ctx.reload(),
+            })
+          : actionButton({
+              name: "quiet",
+              label: "Quiet",
+              confirm: `Quiet worker ${worker.id}? It finishes what runs and claims nothing new.`,
+              run: () => api.workerAction(worker.id, "quiet"),
+              done: () => ctx.reload(),
+            }),
+      );
+  return card(
+    `Worker ${worker.id}`,
+    keyValues([
+      ["Status", `${worker.status ?? displayValue(health.status)}${quiet ? " (quiet)" : ""}`],
+      [
+        "In flight",
+        `${formatCount(Number(health.active_jobs ?? 0))} of ${displayValue(health.concurrency_limit)}`,
+      ],
+      ["Queues", queues],
+      [
+        "Implementation",
+        `${worker.implementation ?? "rrq (RRQ 0.11 or unknown)"}${worker.version ? ` ${worker.version}` : ""}`,
+      ],
+      [
+        "Last heartbeat",
+        typeof health.timestamp === "string"
+          ? formatTime(Number(health.timestamp) * 1000 || health.timestamp)
+          : "—",
+      ],
+      ["Record expires in", `${worker.ttlSeconds}s`],
+    ]),
+    runners.length > 0 ? h("h3", {}, "Runners") : null,
+    runners.length > 0
+      ? table(["Runner", "Language", "State", "Process", "In flight", "Restarts"], runners)
+      : null,
+    extra.length > 0 ? h("details", {}, h("summary", {}, "More"), keyValues(extra)) : null,
+    buttons,
+  );
+}
+
+/** `#/workers`. */
+export async function workersPage(ctx: PageContext): Promise<Node> {
+  const { workers } = await api.workers();
+  const rows = workers.map((w) => [
+    w.id,
+    w.status ?? displayValue(w.health?.status),
+    displayValue(w.health?.active_jobs),
+    w.health?.quiet === true ? "quiet" : "",
+  ]);
+  return h(
+    "div",
+    { class: "page workers" },
+    card(
+      `Workers (${workers.length})`,
+      table(["Worker", "Status", "In flight", "Mode"], rows, "No worker is running."),
+    ),
+    ...workers.map((w) => workerCard(w, ctx)),
+  );
+}
