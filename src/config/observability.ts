@@ -19,6 +19,11 @@ export interface DashboardAuthConfig {
 export interface ObservabilityConfig {
   /** Port of the Prometheus `/metrics` endpoint the worker daemon serves (0: off, the default). */
   readonly metricsPort: number;
+  /**
+   * Host the `/metrics` endpoint binds (default loopback "127.0.0.1"; "0.0.0.0" lets a
+   * Prometheus on another host scrape it).
+   */
+  readonly metricsHost: string;
   /** Port of the dashboard the worker daemon serves (0: off, the default). */
   readonly dashboardPort: number;
   /** Host the dashboard binds (default loopback "127.0.0.1"). */
@@ -43,6 +48,7 @@ export interface ObservabilityOverrides {
 /** The top-level keys this file reads. */
 export const OBSERVABILITY_KEYS = [
   "metrics_port",
+  "metrics_host",
   "dashboard_port",
   "dashboard_host",
   "dashboard_auth_token",
@@ -50,7 +56,7 @@ export const OBSERVABILITY_KEYS = [
   "dashboard_trace_url",
 ] as const;
 
-/** Default host of the dashboard: loopback only. */
+/** Default host of the dashboard and of the metrics endpoint: loopback only. */
 export const DEFAULT_DASHBOARD_HOST = "127.0.0.1";
 
 /**
@@ -108,6 +114,7 @@ export function readObservability(
         });
   return Object.freeze({
     metricsPort: f("metrics_port", int(0, 65535), 0),
+    metricsHost: f("metrics_host", str(), DEFAULT_DASHBOARD_HOST),
     dashboardPort: f("dashboard_port", int(0, 65535), 0),
     dashboardHost: f("dashboard_host", str(), DEFAULT_DASHBOARD_HOST),
     dashboardAuth: auth,

@@ -136,6 +136,8 @@ export class LeaseKeeper {
       else renewed.set(attempt.fence, sentAt);
     }
     this.renewedAt = renewed;
+    if (this.events.has("lease:renewed"))
+      this.events.emit("lease:renewed", { renewed: renewed.size, lost: lost.size });
     if (this.outageStartMs !== undefined) this.reconnected(this.now() - this.outageStartMs);
   }
 

@@ -14,6 +14,8 @@ import { bareQueueName } from "../store/keys.js";
 import { connectRedis } from "../store/redis.js";
 import { DeathHandlers } from "../deaths/death-handlers.js";
 import { DlqRetention } from "../retention/dlq-retention.js";
+import { queueWaitMs } from "../metrics/job-wait.js";
+import { startWorkerMetrics, type WorkerMetrics } from "../metrics/worker-metrics.js";
 import { EventBus, type JobRef } from "../telemetry/events.js";
 import { noopJobTelemetry, type JobTelemetry } from "../telemetry/otel.js";
 import { closeRedis, within } from "./bounded.js";
@@ -52,6 +54,12 @@ export interface WorkerOptions {
    * default action, e.g. for several workers embedded in one process).
    */
   quietOnSigtstp?: boolean;
+  /**
+   * Environment the OTLP metrics variables are read from (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`,
+   * ...; README "Metrics"); `process.env` by default. The `/metrics` endpoint follows
+   * `metrics_port` in the config.
+   */
+  metricsEnv?: NodeJS.ProcessEnv;
 }
 
 /** Offsets to Redis's clock beyond this are logged (once, and again when they move as much). */
@@ -116,6 +124,9 @@ export class Worker {
   /** Job control (README "Death handlers", "DLQ caps"): started only when configured. */
   private deathHandlers: DeathHandlers | undefined;
   private dlqRetention: DlqRetention | undefined;
+  /** Prometheus endpoint and OTLP metrics (README "Metrics"), when configured. */
+  private metricsHandle: WorkerMetrics | undefined;
+  private readonly metricsEnv: NodeJS.ProcessEnv | undefined;
   private socketDir: string | undefined;
   private stopping = false;
   private resolveStop!: () => void;
@@ -148,6 +159,17 @@ export class Worker {
     this.telemetry = options.telemetry ?? noopJobTelemetry;
     this.localNow = options.localNow;
     this.quietOnSigtstp = (options.quietOnSigtstp ?? true) && process.platform !== "win32";
+    this.metricsEnv = options.metricsEnv;
+  }
+
+  /** The worker's metrics once started (undefined when none is configured). */
+  get metrics(): WorkerMetrics | undefined {
+    return this.metricsHandle;
+  }
+
+  /** Requests at each runner's processes now. */
+  private runnerInFlight(): Map<string, number> {
+    return new Map([...this.pools].map(([name, pool]) => [name, pool.inFlight]));
   }
 
   /** The RRQ status string reported in the health record. */
@@ -300,6 +322,16 @@ export class Worker {
       );
     }
     try {
+      this.metricsHandle = await startWorkerMetrics({
+        metricsPort: config.metricsPort,
+        metricsHost: config.metricsHost,
+        events: this.events,
+        redis: this.redis,
+        queues: this.queues,
+        inFlight: () => this.runnerInFlight(),
+        now: () => this.clock?.now() ?? Date.now(),
+        env: this.metricsEnv,
+      });
       await Promise.all([...this.pools.values()].map((pool) => pool.start()));
       const subscriber = connectRedis(config.redisDsn, { name: `${this.workerId}:wake` });
       this.monitor.attach(subscriber, "subscriber");
@@ -318,6 +350,7 @@ export class Worker {
       ]);
     } catch (error) {
       await Promise.all([...this.pools.values()].map((pool) => pool.close(0)));
+      await this.metricsHandle?.stop();
       await this.closeConnections();
       throw error;
     }
@@ -542,7 +575,11 @@ export class Worker {
     this.running.add(execution);
     if (this.running.size === 1) this.heartbeat?.nudge(); // busy now: say so in the record
     this.executing.add(execution);
-    if (this.events.has("job:claimed")) this.events.emit("job:claimed", execution.jobRef);
+    if (this.events.has("job:claimed"))
+      this.events.emit("job:claimed", {
+        ...execution.jobRef,
+        waitMs: queueWaitMs(execution.claimed.hash),
+      });
     const done = this.runTracked(execution, () => this.finished.delete(done));
     this.finished.add(done);
   }
@@ -598,6 +635,7 @@ export class Worker {
     this.control?.stop();
     await within(this.control?.clear(), ShutdownTimings.TASK_STOP_MS);
     this.setStatus("stopped");
+    await within(this.metricsHandle?.stop(), ShutdownTimings.TASK_STOP_MS);
     await this.closeConnections();
     this.disposeHooks();
     if (unwritten.length > 0)

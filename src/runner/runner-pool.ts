@@ -88,6 +88,13 @@ export class RunnerPool {
     return this.slots.filter((s) => s.state === "ready").length * this.config.maxInFlight;
   }
 
+  /** Requests at the pool's processes now (metrics: rrq_runner_in_flight). */
+  get inFlight(): number {
+    let total = 0;
+    for (const slot of this.slots) total += slot.inFlight;
+    return total;
+  }
+
   /** Requests the pool can take when every process is up. */
   get fullCapacity(): number {
     return this.config.poolSize * this.config.maxInFlight;

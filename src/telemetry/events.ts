@@ -51,8 +51,11 @@ export interface OrchestratorEvents {
   "runner:recycle": { runner: string; index: number; reason: string };
   /** One line a runner wrote to stdout or stderr. */
   "runner:log": { runner: string; index: number; stream: "stdout" | "stderr"; line: string };
-  /** A job was claimed by this worker. */
-  "job:claimed": JobRef;
+  /**
+   * A job was claimed by this worker. `waitMs`: how long it had been due (its start time minus
+   * the later of its enqueue time and its scheduled run time), when the hash tells.
+   */
+  "job:claimed": JobRef & { waitMs?: number };
   /** An attempt was dispatched to a runner. */
   "job:dispatched": { jobId: string; requestId: string; runner: string; attempt: number };
   /** A job completed successfully. */
@@ -122,6 +125,8 @@ export interface OrchestratorEvents {
   "job:expired": JobRef;
   /** A handler snoozed: the job runs again after `delaySeconds`, its `snoozes`-th snooze. */
   "job:snoozed": JobRef & { delaySeconds: number; snoozes: number };
+  /** One lease renewal pass kept `renewed` running jobs' leases (and found `lost` taken). */
+  "lease:renewed": { renewed: number; lost: number };
   /** A death handler job `handlerJobId` was enqueued for the dead job `jobId`. */
   "death:handled": { jobId: string; handler: string; handlerJobId: string };
 }
