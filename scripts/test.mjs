@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm test`: everything, on a fresh machine. Uses only Node built-ins until dependencies are
 // installed. Steps (each prints a header; the first failure stops the run):
-//   setup    npm packages, redis-server (apt-get when missing)
+//   setup    npm packages, redis-server and chromium (apt-get when missing; chromium runs the
+//            dashboard browser tests)
 //   checks   generated types, golden vectors and vendored Lua copies are in sync
 //   build    TypeScript (runner package, then orchestrator)
 //   newuser  scripts/new-user-check.mjs: the README's install commands, run in a fresh directory
@@ -25,6 +26,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureRedisServer } from "./lib/ensure-redis.mjs";
+import { ensureChromium } from "./lib/ensure-chromium.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -79,6 +81,7 @@ if (wanted("setup")) {
     run("install npm packages", npm, ["ci", "--no-audit", "--no-fund"]);
   }
   ensureRedisServer();
+  ensureChromium();
 }
 if (wanted("checks")) {
   run("generated types in sync with schemas/", "node", ["scripts/gen-types.mjs", "--check"]);

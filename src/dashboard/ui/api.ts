@@ -47,6 +47,8 @@ export interface Overview {
   queues: QueueRow[];
   workers: { count: number; quiet: number };
   dlq: { entries: number };
+  /** Enqueue→start wait of the newest finished jobs. */
+  latency?: { samples: number; avgMs: number | null; p95Ms: number | null };
 }
 
 /** A job as the data API's `jobJson` writes it (times are ISO strings). */
@@ -65,6 +67,8 @@ export interface JobJson {
   lastErrorType: string | null;
   lastErrorTraceback: string | null;
   workerId: string | null;
+  /** Queue pages: the entry's run-at time (its score). */
+  runAt?: string;
 }
 
 /** One row of a job's timeline (`at` in epoch ms). */
@@ -80,6 +84,9 @@ export interface JobDetail {
   job: JobJson;
   hash: Record<string, string>;
   trace: TraceEvent[];
+  /** The rrqkit lease a running job holds, when it holds one. */
+  lease?: { expiresAt: string } | null;
+  traceId?: string | null;
   traceUrl: string | null;
 }
 
@@ -105,6 +112,9 @@ export interface WorkerHealth {
   implementation?: string | null;
   version?: string | null;
   status?: string | null;
+  /** Quiet: claiming nothing, finishing what runs. */
+  quiet?: boolean;
+  quietSince?: string | null;
 }
 
 /** One cron entry. */
@@ -115,6 +125,8 @@ export interface CronRow {
   queue: string | null;
   lastFire: number | string | null;
   nextFire: number | string | null;
+  /** Why the entry cannot fire (a schedule that does not parse). */
+  error?: string;
 }
 
 /** `GET config`. */
@@ -223,7 +235,7 @@ export const api = {
     get<{ jobs: JobJson[] }>("jobs", { ...query, limit: "50" }),
   job: (id: string) => get<JobDetail>(`jobs/${encodeURIComponent(id)}`),
   dlq: (filters: DlqFilters) =>
-    get<{ summary: DlqSummary; entries: JobJson[] }>("dlq", { ...filters }),
+    get<{ summary: DlqSummary; entries: JobJson[]; examined?: number }>("dlq", { ...filters }),
   workers: () => get<{ workers: WorkerHealth[] }>("workers"),
   cron: () => get<{ entries: CronRow[] }>("cron"),
   jobAction: (id: string, action: string, body: unknown = {}) =>

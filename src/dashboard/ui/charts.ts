@@ -24,12 +24,13 @@ export interface Series {
   values: number[];
 }
 
-const WIDTH = 640;
-const HEIGHT = 180;
+const WIDTH = 1000;
+const HEIGHT = 200;
 const PAD = { left: 44, right: 8, top: 10, bottom: 22 };
 
+/** A round axis maximum; at least 4 so the four grid steps are whole counts. */
 function niceMax(max: number): number {
-  if (max <= 0) return 1;
+  if (max <= 4) return 4;
   const power = 10 ** Math.floor(Math.log10(max));
   for (const step of [1, 2, 5, 10]) if (step * power >= max) return step * power;
   return 10 * power;
@@ -61,7 +62,8 @@ function frame(title: string, max: number, labels: string[]): SVGSVGElement {
   const plotW = WIDTH - PAD.left - PAD.right;
   const every = Math.max(1, Math.ceil(labels.length / 8));
   labels.forEach((label, i) => {
-    if (i % every !== 0 && i !== labels.length - 1) return;
+    const last = i === labels.length - 1;
+    if (i % every !== 0 && !(last && i % every >= every / 2)) return;
     const x = PAD.left + (labels.length <= 1 ? plotW / 2 : (plotW * i) / (labels.length - 1));
     root.appendChild(
       svg("text", { x, y: HEIGHT - 6, class: "axis", "text-anchor": "middle" }, label),
@@ -153,12 +155,17 @@ export function hbarChart(title: string, rows: Array<[string, number]>): SVGSVGE
   });
   root.appendChild(svg("title", {}, title));
   const max = Math.max(1, ...rows.map(([, v]) => v));
-  const labelW = 180;
+  const labelW = 220;
   rows.forEach(([label, value], i) => {
     const y = 4 + i * rowH;
-    root.appendChild(
-      svg("text", { x: labelW - 6, y: y + 15, class: "axis", "text-anchor": "end" }, label),
+    const shown = label.length > 28 ? `${label.slice(0, 27)}…` : label;
+    const text = svg(
+      "text",
+      { x: labelW - 6, y: y + 15, class: "axis", "text-anchor": "end" },
+      shown,
     );
+    text.appendChild(svg("title", {}, label));
+    root.appendChild(text);
     const width = ((WIDTH - labelW - 70) * value) / max;
     root.appendChild(
       svg("rect", {

@@ -37,6 +37,12 @@ export function append(parent: Node, children: Child[]): void {
   }
 }
 
+/** A queue's name as people say it (`rrq:queue:emails` → `emails`). */
+export function queueLabel(name: string | null | undefined): string {
+  if (!name) return "—";
+  return name.startsWith("rrq:queue:") ? name.slice("rrq:queue:".length) : name;
+}
+
 /** A link to a hash route; `parts` are encoded, so names with `/` or `#` stay one segment. */
 export function link(text: Child, ...parts: string[]): HTMLAnchorElement {
   return h("a", { href: `#/${parts.map(encodeURIComponent).join("/")}` }, text);
@@ -232,6 +238,8 @@ export function describeResult(result: unknown): string {
   if (result === null || typeof result !== "object") return "done";
   const r = result as Record<string, unknown>;
   if (r.ok === false) return `refused (${displayValue(r.reason)})`;
+  if (r.dryRun === true && typeof r.count === "number") return `${r.count} would be affected`;
+  if (typeof r.jobId === "string") return `job ${r.jobId}`;
   if (Array.isArray(r.selected) && r.done === undefined) return `${r.selected.length} selected`;
   if (typeof r.done === "number") return `${r.done} done`;
   return "done";

@@ -18,7 +18,7 @@ export async function cronPage(ctx: PageContext): Promise<Node> {
         entries.map((entry) => [
           entry.id,
           entry.function,
-          entry.schedule,
+          entry.error ? `${entry.schedule} (${entry.error})` : entry.schedule,
           entry.queue ?? "default",
           formatTime(entry.lastFire),
           formatTime(entry.nextFire),

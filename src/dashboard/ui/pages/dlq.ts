@@ -10,6 +10,7 @@ import {
   formatCount,
   formatTime,
   h,
+  queueLabel,
   keyValues,
   link,
   statusBadge,
@@ -56,6 +57,15 @@ function groups(
 
 function bulk(filters: DlqFilters, ctx: PageContext): HTMLElement | null {
   if (ctx.config.readOnly) return null;
+  if (filters.error)
+    return card(
+      "Bulk actions",
+      h(
+        "p",
+        { class: "muted" },
+        "Bulk actions select by queue and function; clear the error filter to use them.",
+      ),
+    );
   const described =
     Object.entries(filters)
       .map(([k, v]) => `${k}=${v}`)
@@ -66,8 +76,8 @@ function bulk(filters: DlqFilters, ctx: PageContext): HTMLElement | null {
     label: "Count matching (dry run)",
     run: () => api.dlqBulk("requeue", filters, true),
     done: (result) => {
-      const selected = (result as { selected?: unknown[] } | null)?.selected;
-      count.textContent = Array.isArray(selected) ? `${selected.length} entries match` : "";
+      const n = (result as { count?: unknown } | null)?.count;
+      count.textContent = typeof n === "number" ? `${n} entries match` : "";
     },
   });
   const bulkAction = (action: "requeue" | "purge", label: string) =>
@@ -78,7 +88,7 @@ function bulk(filters: DlqFilters, ctx: PageContext): HTMLElement | null {
       confirm: `${label}: every DLQ entry matching ${described}. Continue?`,
       run: async () => {
         const preview = await api.dlqBulk(action, filters, true);
-        const n = Array.isArray(preview.selected) ? preview.selected.length : undefined;
+        const n = typeof preview.count === "number" ? preview.count : undefined;
         if (n === 0) {
           toast("Nothing matches.");
           return preview;
@@ -104,7 +114,7 @@ function bulk(filters: DlqFilters, ctx: PageContext): HTMLElement | null {
 /** `#/dlq?name=&function=&queue=&error=`. */
 export async function dlqPage(ctx: PageContext): Promise<Node> {
   const filters = filtersOf(ctx.query);
-  const { summary, entries } = await api.dlq(filters);
+  const { summary, entries, examined } = await api.dlq(filters);
   const input = (key: (typeof FILTERS)[number], label: string) =>
     h(
       "label",
@@ -154,13 +164,13 @@ export async function dlqPage(ctx: PageContext): Promise<Node> {
     card("Filter", form),
     bulk(filters, ctx),
     card(
-      `Entries (first ${entries.length})`,
+      `Entries (newest ${entries.length}${examined !== undefined ? ` of ${formatCount(examined)} examined` : ""})`,
       table(
         ["Job", "Function", "Queue", "Status", "Failed", "Error", ""],
         entries.map((job) => [
           link(job.id, "jobs", job.id),
           job.functionName ?? "—",
-          job.queueName ?? "—",
+          queueLabel(job.queueName),
           statusBadge(job.status),
           formatTime(job.completionTime),
           h(

@@ -6,7 +6,6 @@ import { api, type JobDetail } from "../api.js";
 import {
   actionButton,
   card,
-  displayValue,
   formText,
   formatDuration,
   formatTime,
@@ -14,6 +13,7 @@ import {
   keyValues,
   link,
   prettyJson,
+  queueLabel,
   statusBadge,
   table,
   type Child,
@@ -219,10 +219,12 @@ export async function jobPage(ctx: PageContext): Promise<Node> {
   const id = ctx.params[0] ?? "";
   const detail = await api.job(id);
   const { job, hash } = detail;
-  const trace = traceId(hash);
+  const trace = detail.traceId ?? traceId(hash);
   const traceHref = safeUrl(detail.traceUrl);
   const leaseSeconds = Number(hash.job_timeout_seconds ?? "") || undefined;
-  const leaseInfo = (detail as unknown as { lease?: unknown }).lease;
+  const lease = detail.lease
+    ? `held by ${job.workerId ?? "—"} until ${formatTime(detail.lease.expiresAt)}${leaseSeconds ? ` (job timeout ${leaseSeconds}s)` : ""}`
+    : "none";
   return h(
     "div",
     { class: "page job" },
@@ -234,7 +236,7 @@ export async function jobPage(ctx: PageContext): Promise<Node> {
         [
           "Queue",
           job.queueName
-            ? link(job.queueName, "queues", job.queueName.replace(/^rrq:queue:/, ""))
+            ? link(queueLabel(job.queueName), "queues", queueLabel(job.queueName))
             : "—",
         ],
         ["Enqueued", formatTime(job.enqueueTime)],
@@ -243,14 +245,7 @@ export async function jobPage(ctx: PageContext): Promise<Node> {
         ["Finished", formatTime(job.completionTime)],
         ["Retries", `${job.currentRetries} of ${job.maxRetries ?? "—"}`],
         ["Worker", job.workerId],
-        [
-          "Lease",
-          leaseInfo !== undefined
-            ? displayValue(leaseInfo)
-            : job.status === "ACTIVE"
-              ? `held by ${job.workerId ?? "—"}${leaseSeconds ? `, timeout ${leaseSeconds}s` : ""}`
-              : "—",
-        ],
+        ["Lease", lease],
         [
           "Trace",
           trace

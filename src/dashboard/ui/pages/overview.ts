@@ -5,7 +5,7 @@
  */
 import { api, type Overview } from "../api.js";
 import { barChart, hbarChart, legend, lineChart, type Series } from "../charts.js";
-import { card, formatCount, formatDuration, h, link, stat, table } from "../dom.js";
+import { card, queueLabel, formatCount, formatDuration, h, link, stat, table } from "../dom.js";
 import type { PageContext } from "../route.js";
 
 function minuteLabel(t: number): string {
@@ -57,13 +57,13 @@ function queues(data: Overview): HTMLElement {
     rows.length > 0
       ? hbarChart(
           "Queue depth",
-          rows.map((q) => [q.name, q.depth]),
+          rows.map((q) => [queueLabel(q.name), q.depth]),
         )
       : null,
     table(
       ["Queue", "Depth", "Ready", "Deferred", "Running", "Oldest ready job waits"],
       rows.map((q) => [
-        link(q.name, "queues", q.name),
+        link(queueLabel(q.name), "queues", queueLabel(q.name)),
         formatCount(q.depth),
         formatCount(q.ready),
         formatCount(q.deferred),
@@ -100,7 +100,13 @@ export async function overviewPage(_ctx: PageContext, data?: unknown): Promise<N
         { href: "#/dlq", class: "stat-link" },
         stat("in DLQ", formatCount(overview.dlq?.entries), overview.dlq?.entries ? "bad" : ""),
       ),
-      stat("max enqueue→start wait", formatDuration(maxLatency)),
+      stat("oldest ready job waits", formatDuration(maxLatency)),
+      stat(
+        "enqueue→start (avg / p95)",
+        overview.latency?.samples
+          ? `${formatDuration(overview.latency.avgMs)} / ${formatDuration(overview.latency.p95Ms)}`
+          : "—",
+      ),
     ),
     perMinute(overview),
     perDay(overview),

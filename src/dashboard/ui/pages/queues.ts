@@ -7,6 +7,7 @@ import {
   card,
   formatCount,
   formatDuration,
+  queueLabel,
   formatTime,
   h,
   link,
@@ -19,7 +20,7 @@ function queueRows(queues: QueueRow[]): HTMLElement {
   return table(
     ["Queue", "Depth", "Ready", "Deferred", "Running", "Oldest ready job waits", "State"],
     queues.map((q) => [
-      link(q.name, "queues", q.name),
+      link(queueLabel(q.name), "queues", queueLabel(q.name)),
       formatCount(q.depth),
       formatCount(q.ready),
       formatCount(q.deferred),
@@ -43,10 +44,10 @@ export function jobRows(jobs: JobJson[]): Node[][] {
     [
       link(job.id, "jobs", job.id),
       job.functionName ?? "—",
-      job.queueName ?? "—",
+      queueLabel(job.queueName),
       statusBadge(job.status),
       formatTime(job.enqueueTime),
-      formatTime(job.nextScheduledRunTime),
+      formatTime(job.runAt ?? job.nextScheduledRunTime),
       `${job.currentRetries}/${job.maxRetries ?? "—"}`,
     ].map((cell) => (typeof cell === "string" ? document.createTextNode(cell) : cell)),
   );
@@ -60,7 +61,7 @@ export async function queuePage(ctx: PageContext): Promise<Node> {
   const name = ctx.params[0] ?? "";
   const state = ctx.query.get("state") === "deferred" ? "deferred" : "ready";
   const [{ queues }, first] = await Promise.all([api.queues(), api.queueJobs(name, state)]);
-  const row = queues.find((q) => q.name === name);
+  const row = queues.find((q) => queueLabel(q.name) === queueLabel(name));
   const body = h("tbody", {});
   const rows = (jobs: JobJson[]) => {
     for (const cells of jobRows(jobs))

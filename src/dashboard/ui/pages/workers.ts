@@ -54,7 +54,7 @@ function runnerRows(runners: unknown): Child[][] {
 
 function workerCard(worker: WorkerHealth, ctx: PageContext): HTMLElement {
   const health = worker.health ?? {};
-  const quiet = health.quiet === true;
+  const quiet = worker.quiet ?? health.quiet === true;
   const queues = Array.isArray(health.queues)
     ? (health.queues as unknown[]).map(displayValue).join(", ")
     : displayValue(health.queues);
@@ -117,7 +117,7 @@ export async function workersPage(ctx: PageContext): Promise<Node> {
     w.id,
     w.status ?? displayValue(w.health?.status),
     displayValue(w.health?.active_jobs),
-    w.health?.quiet === true ? "quiet" : "",
+    (w.quiet ?? w.health?.quiet === true) ? "quiet" : "",
   ]);
   return h(
     "div",
