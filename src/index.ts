@@ -56,3 +56,15 @@ export {
   type CronEntry,
   type FireResult,
 } from "./orchestrator/cron.js";
+// metrics (README "Metrics"): the worker starts them from metrics_port and OTEL_EXPORTER_OTLP_*
+export {
+  startWorkerMetrics,
+  metricsEndpointFromEnv,
+  subscribeMetrics,
+  instrumentList,
+  INSTRUMENTS,
+  type WorkerMetrics,
+  type WorkerMetricsOptions,
+  type MetricsSink,
+  type InstrumentSpec,
+} from "./metrics/public.js";

@@ -123,10 +123,18 @@ describe("worker metrics", () => {
       expect(statuses.filter((s) => s === "COMPLETED")).toHaveLength(14);
       expect(await redis.client.llen("rrq:dlq:default")).toBe(3);
 
-      // gauges: the deferred queue, and in-flight while a job sleeps
-      expect(sample(m, "rrq_queue_depth", { queue: "later" })).toBe(4);
-      expect(sample(m, "rrq_queue_oldest_age_seconds", { queue: "later" })).toBe(0);
-      expect(sample(m, "rrq_queue_depth", { queue: "default" })).toBe(0);
+      // gauges (a reading is reused for up to 1 s): the deferred queue, the drained default
+      // queue, and in-flight while a job sleeps
+      const drained = await waitFor(
+        async () => {
+          const now = await scrape(url!);
+          return sample(now, "rrq_queue_depth", { queue: "default" }) === 0 ? now : undefined;
+        },
+        5_000,
+        "the default queue's depth to read 0",
+      );
+      expect(sample(drained, "rrq_queue_depth", { queue: "later" })).toBe(4);
+      expect(sample(drained, "rrq_queue_oldest_age_seconds", { queue: "later" })).toBe(0);
       await producer.enqueue("sleep", { ms: 1500 });
       const busy = await waitFor(
         async () => {
@@ -170,6 +178,25 @@ describe("worker metrics", () => {
     // the endpoint is closed with the worker
     await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
   }, 60_000);
+
+  it("a metrics_port in use stops the start with a clear error", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const { port } = taken.address() as { port: number };
+    try {
+      const worker = new Worker({
+        config: testConfig(redis.url, { metrics_port: port }),
+        events: new EventBus(),
+        quietOnSigtstp: false,
+        metricsEnv: {},
+      });
+      await expect(worker.run()).rejects.toThrow(
+        new RegExp(`metrics_port ${port}: cannot serve /metrics on 127\\.0\\.0\\.1:${port}`),
+      );
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  }, 40_000);
 
   it("no metrics_port and no OTLP variables: nothing is started", async () => {
     const worker = new Worker({

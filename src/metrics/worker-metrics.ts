@@ -1,5 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { Redis } from "ioredis";
+import { ConfigError } from "../errors.js";
 import type { EventBus } from "../telemetry/events.js";
 import { RedisGaugeSource } from "./gauges.js";
 import type { CounterKey, HistogramKey, Labels, MetricsSink } from "./instruments.js";
@@ -135,7 +136,15 @@ export async function startWorkerMetrics(
   if (options.metricsPort > 0) {
     const { PrometheusMetrics } = await import("./prometheus.js");
     prometheus = new PrometheusMetrics({ gauges, onError });
-    server = await serveMetrics(prometheus, options.metricsPort, options.metricsHost);
+    const { metricsPort: port, metricsHost: host } = options;
+    server = await serveMetrics(prometheus, port, host).catch((error: unknown) => {
+      throw new ConfigError(
+        "invalid_config",
+        `metrics_port ${port}: cannot serve /metrics on ${host}:${port} ` +
+          `(${(error as Error).message}); choose a free port or set metrics_port = 0`,
+        { cause: error },
+      );
+    });
   }
   if (endpoint !== undefined) {
     const { OtelMetrics } = await import("./otel.js");
