@@ -68,3 +68,5 @@ export {
   type MetricsSink,
   type InstrumentSpec,
 } from "./metrics/public.js";
+// the web dashboard (README "Dashboard"): mount in node:http or Express, or serve standalone
+export * from "./dashboard/server/index.js";

@@ -56,9 +56,12 @@ export class WorkersApi {
     return [...ids].sort();
   }
 
-  /** Every worker's health record (RRQ's `check`). */
-  async list(): Promise<WorkerHealth[]> {
-    const ids = await this.ids();
+  /**
+   * Every worker's health record (RRQ's `check`); with `known`, the records of those ids only
+   * (no SCAN: the dashboard keeps its own cached list).
+   */
+  async list(known?: readonly string[]): Promise<WorkerHealth[]> {
+    const ids = known ?? (await this.ids());
     if (ids.length === 0) return [];
     const pipeline = this.redis.pipeline();
     for (const id of ids) pipeline.get(healthKey(id)).ttl(healthKey(id));

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { registerCheck } from "./check.js";
+import { registerDashboard } from "./dashboard.js";
 import { registerDebug } from "./debug.js";
 import { registerDlq } from "./dlq.js";
 import { registerEnqueue } from "./enqueue.js";
@@ -25,6 +26,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerDebug(program, ctx);
   registerStats(program, ctx);
   registerRunner(program, ctx);
+  registerDashboard(program, ctx);
   shortUsageErrors(program);
 }
 
