@@ -16,6 +16,10 @@ import { DeathHandlers } from "../deaths/death-handlers.js";
 import { DlqRetention } from "../retention/dlq-retention.js";
 import { queueWaitMs } from "../metrics/job-wait.js";
 import { startWorkerMetrics, type WorkerMetrics } from "../metrics/worker-metrics.js";
+import {
+  startWorkerDashboard,
+  type WorkerDashboard,
+} from "../dashboard/server/worker-dashboard.js";
 import { EventBus, type JobRef } from "../telemetry/events.js";
 import { noopJobTelemetry, type JobTelemetry } from "../telemetry/otel.js";
 import { closeRedis, within } from "./bounded.js";
@@ -127,6 +131,8 @@ export class Worker {
   /** Prometheus endpoint and OTLP metrics (README "Metrics"), when configured. */
   private metricsHandle: WorkerMetrics | undefined;
   private readonly metricsEnv: NodeJS.ProcessEnv | undefined;
+  /** The web dashboard (README "Dashboard"), when `dashboard_port` is set. */
+  private dashboardHandle: WorkerDashboard | undefined;
   private socketDir: string | undefined;
   private stopping = false;
   private resolveStop!: () => void;
@@ -165,6 +171,11 @@ export class Worker {
   /** The worker's metrics once started (undefined when none is configured). */
   get metrics(): WorkerMetrics | undefined {
     return this.metricsHandle;
+  }
+
+  /** The dashboard's address once started (undefined when `dashboard_port` is 0). */
+  get dashboardUrl(): string | undefined {
+    return this.dashboardHandle?.url;
   }
 
   /** Requests at each runner's processes now. */
@@ -332,6 +343,7 @@ export class Worker {
         now: () => this.clock?.now() ?? Date.now(),
         env: this.metricsEnv,
       });
+      this.dashboardHandle = await startWorkerDashboard(config);
       await Promise.all([...this.pools.values()].map((pool) => pool.start()));
       const subscriber = connectRedis(config.redisDsn, { name: `${this.workerId}:wake` });
       this.monitor.attach(subscriber, "subscriber");
@@ -351,6 +363,7 @@ export class Worker {
     } catch (error) {
       await Promise.all([...this.pools.values()].map((pool) => pool.close(0)));
       await this.metricsHandle?.stop();
+      await this.dashboardHandle?.stop();
       await this.closeConnections();
       throw error;
     }
@@ -636,6 +649,7 @@ export class Worker {
     await within(this.control?.clear(), ShutdownTimings.TASK_STOP_MS);
     this.setStatus("stopped");
     await within(this.metricsHandle?.stop(), ShutdownTimings.TASK_STOP_MS);
+    await within(this.dashboardHandle?.stop(), ShutdownTimings.TASK_STOP_MS);
     await this.closeConnections();
     this.disposeHooks();
     if (unwritten.length > 0)
