@@ -62,9 +62,12 @@ describe("worker metrics", () => {
       max_retry_delay_seconds: 0.02,
       default_max_retries: 3,
     });
+    const events = new EventBus();
+    const started: unknown[] = [];
+    events.on("metrics:started", (e) => started.push(e));
     const worker = new Worker({
       config,
-      events: new EventBus(),
+      events,
       quietOnSigtstp: false,
       metricsEnv: {
         OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: receiver.url,
@@ -77,6 +80,7 @@ describe("worker metrics", () => {
       await waitFor(() => worker.status !== "initializing", 30_000, "worker start");
       const url = worker.metrics?.url;
       expect(url).toBe(`http://127.0.0.1:${port}/metrics`);
+      expect(started).toEqual([{ url, otlpEndpoint: receiver.url }]);
 
       // deferred jobs stay in the queue: depth 4, none due
       for (let i = 0; i < 4; i++)

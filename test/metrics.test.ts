@@ -9,6 +9,7 @@ import { PrometheusMetrics } from "../src/metrics/prometheus.js";
 import { subscribeMetrics } from "../src/metrics/subscriber.js";
 import { metricsEndpointFromEnv } from "../src/metrics/worker-metrics.js";
 import { EventBus } from "../src/telemetry/events.js";
+import { captureLogs } from "./support/log-capture.js";
 import { parseExposition, sample } from "./support/prometheus-text.js";
 
 const ref = (jobId: string, functionName = "send", queue = "rrq:queue:default") => ({
@@ -168,5 +169,24 @@ describe("queue wait", () => {
       }),
     ).toBe(100);
     expect(queueWaitMs({ enqueue_time: "2026-01-01T00:00:00+00:00" })).toBeUndefined();
+  });
+});
+
+describe("metrics start line", () => {
+  it("says where metrics go, at info", () => {
+    const { events, lines } = captureLogs("info");
+    events.emit("metrics:started", {
+      url: "http://127.0.0.1:9464/metrics",
+      otlpEndpoint: "http://collector:4318/v1/metrics",
+    });
+    expect(lines()).toEqual([
+      expect.objectContaining({
+        level: 30,
+        msg:
+          "metrics: serving http://127.0.0.1:9464/metrics; " +
+          "exporting OTLP metrics to http://collector:4318/v1/metrics",
+        metrics_url: "http://127.0.0.1:9464/metrics",
+      }),
+    ]);
   });
 });

@@ -60,6 +60,18 @@ export function exportIntervalFromEnv(env: NodeJS.ProcessEnv = process.env): num
   return Number.isFinite(value) && value > 0 ? value : undefined;
 }
 
+/** A URL without its `user:password@` part (for logs). */
+function withoutCredentials(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = "";
+    parsed.password = "";
+    return parsed.toString();
+  } catch {
+    return "(unparsable URL)";
+  }
+}
+
 /** Sends each measurement to every sink. */
 class Fanout implements MetricsSink {
   constructor(private readonly sinks: readonly MetricsSink[]) {}
@@ -165,6 +177,10 @@ export async function startWorkerMetrics(
     address && typeof address === "object"
       ? `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}/metrics`
       : undefined;
+  options.events.emit("metrics:started", {
+    url: url ?? null,
+    otlpEndpoint: endpoint === undefined ? null : withoutCredentials(endpoint),
+  });
   return {
     prometheus,
     otel,

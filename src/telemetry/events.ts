@@ -127,6 +127,11 @@ export interface OrchestratorEvents {
   "job:snoozed": JobRef & { delaySeconds: number; snoozes: number };
   /** One lease renewal pass kept `renewed` running jobs' leases (and found `lost` taken). */
   "lease:renewed": { renewed: number; lost: number };
+  /**
+   * The worker's metrics started (README "Metrics"): `url` of its `/metrics` endpoint, and the
+   * OTLP endpoint metrics are exported to (without any user:password part); null when off.
+   */
+  "metrics:started": { url: string | null; otlpEndpoint: string | null };
   /** A death handler job `handlerJobId` was enqueued for the dead job `jobId`. */
   "death:handled": { jobId: string; handler: string; handlerJobId: string };
 }

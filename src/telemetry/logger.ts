@@ -210,6 +210,16 @@ function attachLifecycleLogging(events: EventBus, logger: Logger): void {
       `worker started, serving ${e.queues.join(", ")}`,
     ),
   );
+  events.on("metrics:started", (e) => {
+    const parts = [
+      e.url ? `serving ${e.url}` : undefined,
+      e.otlpEndpoint ? `exporting OTLP metrics to ${e.otlpEndpoint}` : undefined,
+    ].filter(Boolean);
+    logger.info(
+      { metrics_url: e.url ?? undefined, otlp_metrics_endpoint: e.otlpEndpoint ?? undefined },
+      `metrics: ${parts.join("; ")}`,
+    );
+  });
   events.on("worker:quiet", (e) =>
     logger.info(
       { worker_id: e.workerId, source: e.source },
