@@ -190,3 +190,15 @@ describe("metrics start line", () => {
     ]);
   });
 });
+
+describe("process metrics", () => {
+  it("are exported once per process, whatever the number of registries", async () => {
+    const first = await new PrometheusMetrics().scrape();
+    const second = await new PrometheusMetrics().scrape();
+    for (const text of [first, second]) {
+      expect(text).toContain("process_cpu_user_seconds_total");
+      expect(text.match(/^# TYPE process_cpu_user_seconds_total/gm)).toHaveLength(1);
+      expect(text).toContain("# TYPE rrq_jobs_completed_total counter");
+    }
+  });
+});

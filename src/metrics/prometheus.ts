@@ -10,6 +10,20 @@ import {
   type MetricsSink,
 } from "./instruments.js";
 
+/**
+ * The Node process metrics (`process_*`, `nodejs_*`), registered once per process: prom-client
+ * starts observers for them that are never stopped, so a worker restarted by `rrq worker watch`
+ * must not register them again.
+ */
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
 /** Options of {@link PrometheusMetrics}. */
 export interface PrometheusMetricsOptions {
   /** Reads the gauges at each scrape. */
@@ -28,6 +42,7 @@ export class PrometheusMetrics implements MetricsSink {
   readonly registry = new Registry();
   private readonly counters = new Map<InstrumentKey, Counter>();
   private readonly histograms = new Map<InstrumentKey, Histogram>();
+  private readonly process: Registry | undefined;
 
   constructor(options: PrometheusMetricsOptions = {}) {
     const { gauges, onError } = options;
@@ -58,7 +73,7 @@ export class PrometheusMetrics implements MetricsSink {
         });
       }
     }
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.process = options.processMetrics === false ? undefined : processMetrics();
   }
 
   add(key: CounterKey, value: number, labels: Labels): void {
@@ -70,8 +85,9 @@ export class PrometheusMetrics implements MetricsSink {
   }
 
   /** The exposition text of every metric (what `/metrics` answers). */
-  scrape(): Promise<string> {
-    return this.registry.metrics();
+  async scrape(): Promise<string> {
+    const own = await this.registry.metrics();
+    return this.process ? `${own}\n${await this.process.metrics()}` : own;
   }
 
   /** The exposition format's content type. */

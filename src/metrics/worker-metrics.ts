@@ -187,12 +187,13 @@ export async function startWorkerMetrics(
     url,
     async stop() {
       unsubscribe();
-      await otel?.shutdown().catch(() => undefined);
       await new Promise<void>((resolve) => {
         if (!server) return resolve();
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      // the last export (bounded by the exporter's timeout; the worker bounds it again)
+      await otel?.shutdown().catch(() => undefined);
     },
   };
 }
