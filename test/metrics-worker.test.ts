@@ -7,6 +7,7 @@
 import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Producer } from "../src/producer/producer.js";
+import { RedisGaugeSource } from "../src/metrics/gauges.js";
 import { Worker, type ShutdownReport } from "../src/orchestrator/worker.js";
 import { EventBus } from "../src/telemetry/events.js";
 import { OtlpMetricsReceiver, type MetricPoint } from "./support/otlp-metrics-receiver.js";
@@ -182,6 +183,33 @@ describe("worker metrics", () => {
     // the endpoint is closed with the worker
     await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
   }, 60_000);
+
+  it("queue gauges: registry queues and the worker's, depth and the oldest due job's age", async () => {
+    await redis.flush();
+    const now = 1_700_000_000_000;
+    await redis.client.sadd("rrq:queues", "rrq:queue:aged");
+    await redis.client.zadd("rrq:queue:aged", now - 5000, "a", now - 1000, "b", now + 60_000, "c");
+    const source = new RedisGaugeSource({
+      redis: redis.client,
+      queues: ["mine"],
+      inFlight: () => new Map([["node", 3]]),
+      now: () => now,
+    });
+    const readings = await source.read();
+    expect(readings.queueDepth).toEqual([
+      { labels: { queue: "aged" }, value: 3 },
+      { labels: { queue: "mine" }, value: 0 },
+    ]);
+    expect(readings.queueOldestAge).toEqual([
+      { labels: { queue: "aged" }, value: 5 },
+      { labels: { queue: "mine" }, value: 0 },
+    ]);
+    expect(readings.runnerInFlight).toEqual([{ labels: { runner: "node" }, value: 3 }]);
+    // one reading serves collections within a second
+    await redis.client.zadd("rrq:queue:aged", now, "d");
+    expect(await source.read()).toBe(await source.read());
+    expect((await source.read()).queueDepth[0]!.value).toBe(3);
+  });
 
   it("a metrics_port in use stops the start with a clear error", async () => {
     const taken = createServer();
