@@ -112,6 +112,7 @@ export function createDashboardHandler(options: DashboardOptions): DashboardHand
       process.stderr.write(`rrq dashboard: ${context}: ${text.slice(0, 2000)}\n`);
     });
   const streams = new Set<ServerResponse>();
+  // live streams share one overview per tick interval, however many tabs are open
   let cached: { at: number; value: Promise<unknown> } | undefined;
   const overview = (): Promise<unknown> => {
     const now = Date.now();
@@ -132,7 +133,7 @@ export function createDashboardHandler(options: DashboardOptions): DashboardHand
         case "config":
           return { readOnly, basePath, version: packageVersion() };
         case "overview":
-          return overview();
+          return reads.overview();
         case "queues":
           return { queues: await reads.queueRows() };
         case "jobs":
@@ -204,6 +205,9 @@ export function createDashboardHandler(options: DashboardOptions): DashboardHand
   }
 
   async function handle(req: RoutedRequest, res: ServerResponse, next?: (e?: unknown) => void) {
+    const started = performance.now();
+    const timing = () =>
+      res.setHeader("Server-Timing", `app;dur=${(performance.now() - started).toFixed(1)}`);
     const url = new URL(req.url ?? "/", "http://dashboard.invalid");
     let path = url.pathname;
     // Express/Connect mounts strip their prefix (req.baseUrl keeps it); node:http does not.
@@ -259,7 +263,9 @@ export function createDashboardHandler(options: DashboardOptions): DashboardHand
         .map(decodeSegment);
       if (method === "GET" || method === "HEAD") {
         if (parts.length === 1 && parts[0] === "events") return live(req, res);
-        return sendJson(res, 200, await getRoute(parts, url.searchParams));
+        const body = await getRoute(parts, url.searchParams);
+        timing();
+        return sendJson(res, 200, body);
       }
       if (method !== "POST") {
         res.setHeader("Allow", "GET, POST");
@@ -268,8 +274,9 @@ export function createDashboardHandler(options: DashboardOptions): DashboardHand
       if (readOnly) return sendError(res, 403, "read_only", "the dashboard is read-only");
       const problem = csrfProblem(req);
       if (problem) return sendError(res, 403, "csrf", problem);
-      const body = await readJsonBody(req);
-      return sendJson(res, 200, await postRoute(parts, body));
+      const result = await postRoute(parts, await readJsonBody(req));
+      timing();
+      return sendJson(res, 200, result);
     }
     if (method !== "GET" && method !== "HEAD")
       return sendError(res, 405, "method_not_allowed", `${method} is not allowed`);
