@@ -163,7 +163,7 @@ describe("dashboard pages in Chromium", () => {
     await shot("workers");
     await visit("#/cron");
     const text = await mainText();
-    expect(text).toContain("0 3 * * *");
+    expect(text).toContain("0 0 3 * * *");
     expect(text).toContain("echo");
     await shot("cron");
   });
@@ -232,6 +232,47 @@ describe("dashboard pages in Chromium", () => {
       "requeue from the UI",
     );
     expect(hash.dlq_requeued_at).toBeTruthy();
+  });
+
+  it("cron: trigger now enqueues the entry's job", async () => {
+    const before = await seeded.redis.client.zcard("rrq:queue:parked");
+    await visit("#/cron");
+    await page.click('button[data-action="trigger"]');
+    await page.click('.overlay button[data-confirm="yes"]');
+    await waitFor(
+      async () => (await seeded.redis.client.zcard("rrq:queue:parked")) === before + 1,
+      10_000,
+      "cron trigger from the UI",
+    );
+  });
+
+  it("DLQ bulk: a dry run counts, a confirmed purge empties what the filter selects", async () => {
+    const dlqKey = seeded.api.dlq.key();
+    // the job requeued above runs again and fails again: let it settle in the DLQ first
+    const requeued = `rrq:job:${seeded.jobs.failedForRequeue}`;
+    await waitFor(async () => (await seeded.redis.client.hget(requeued, "status")) === "FAILED");
+    await visit("#/dlq?function=fail_permanently");
+    await page.click('button[data-action="dry-run"]');
+    await page.waitForFunction(
+      `/\\d+ entries match/.test(document.querySelector('[data-field="dry-run"]').textContent)`,
+    );
+    const counted = await inPage<string>(
+      `document.querySelector('[data-field="dry-run"]').textContent`,
+    );
+    const entries = await seeded.redis.client.llen(dlqKey);
+    expect(counted).toBe(`${entries} entries match`);
+    await page.click('button[data-action="bulk-purge"]');
+    // the confirmation names what will go; cancelling it leaves the DLQ alone
+    await page.click('.overlay button[data-confirm="no"]');
+    expect(await seeded.redis.client.llen(dlqKey)).toBe(entries);
+    await page.click('button[data-action="bulk-purge"]');
+    await page.click('.overlay button[data-confirm="yes"]');
+    await waitFor(
+      async () => (await seeded.redis.client.llen(dlqKey)) === 0,
+      10_000,
+      "bulk purge from the UI",
+    );
+    expect(await seeded.redis.client.exists(`rrq:job:${seeded.jobs.failed}`)).toBe(0);
   });
 
   it("no script error and no CSP violation on any page", () => {

@@ -63,7 +63,7 @@ export async function seedOrchestrator(): Promise<Seeded> {
   const redis = await startRedis();
   const config = testConfig(redis.url, {
     cron_jobs: [
-      { function_name: "echo", schedule: "0 3 * * *", queue_name: "parked", params: { cron: 1 } },
+      { function_name: "echo", schedule: "0 0 3 * * *", queue_name: "parked", params: { cron: 1 } },
     ],
   });
   const producer = new Producer(producerConfigFrom(config));

@@ -22,7 +22,7 @@ export async function cronPage(ctx: PageContext): Promise<Node> {
           entry.queue ?? "default",
           formatTime(entry.lastFire),
           formatTime(entry.nextFire),
-          ctx.config.readOnly
+          ctx.config.readOnly || entry.error
             ? null
             : actionButton({
                 name: "trigger",
