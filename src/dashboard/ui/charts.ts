@@ -32,7 +32,7 @@ const PAD = { left: 44, right: 8, top: 10, bottom: 22 };
 function niceMax(max: number): number {
   if (max <= 4) return 4;
   const power = 10 ** Math.floor(Math.log10(max));
-  for (const step of [1, 2, 5, 10]) if (step * power >= max) return step * power;
+  for (const step of [1, 2, 4, 5, 8, 10]) if (step * power >= max) return step * power;
   return 10 * power;
 }
 
@@ -50,7 +50,8 @@ function frame(title: string, max: number, labels: string[]): SVGSVGElement {
     root.appendChild(
       svg("line", { x1: PAD.left, x2: WIDTH - PAD.right, y1: y, y2: y, class: "gridline" }),
     );
-    const value = Math.round(max - (max * i) / 4);
+    const exact = max - (max * i) / 4;
+    const value = Number.isInteger(exact) ? exact : Number(exact.toFixed(1));
     root.appendChild(
       svg(
         "text",

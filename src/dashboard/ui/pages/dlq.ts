@@ -47,7 +47,16 @@ function groups(
       rows
         .slice(0, 20)
         .map(([value, count]) => [
-          h("a", { href: hashFor("dlq", { ...filters, [key]: value }) }, value || "(none)"),
+          h(
+            "a",
+            {
+              href: hashFor("dlq", {
+                ...filters,
+                [key]: key === "queue" ? queueLabel(value) : value,
+              }),
+            },
+            (key === "queue" ? queueLabel(value) : value) || "(none)",
+          ),
           formatCount(count),
         ]),
       "None.",
