@@ -198,6 +198,15 @@ describe("read endpoints", () => {
     expect(body.workers).toHaveLength(1);
     expect(body.workers[0]).toMatchObject({ id: worker.worker.workerId, quiet: false });
     expect(body.workers[0]!.health?.worker_id).toBe(worker.worker.workerId);
+    // rrqkit's additive health fields: each runner pool, its runtime and its processes
+    expect(body.workers[0]!.health?.runners).toEqual([
+      expect.objectContaining({
+        name: "node",
+        runtime: "rrqkit-node",
+        restarts: 0,
+        processes: [expect.objectContaining({ index: 0, state: "ready", restarts: 0 })],
+      }),
+    ]);
   });
 
   it("cron: entries with last and next fire", async () => {

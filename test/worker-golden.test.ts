@@ -317,8 +317,8 @@ describe("failure handling", () => {
       concurrency_limit: 12,
       queues: ["rrq:queue:alt", "rrq:queue:custom", "rrq:queue:default"],
     });
-    // RRQ's six keys, plus rrqkit's additive implementation, version, clock offset, link state
-    // and quiet switch
+    // RRQ's six keys, plus rrqkit's additive implementation, version, clock offset, link state,
+    // quiet switch and runner pools
     expect(Object.keys(health).sort()).toEqual([
       "abandoned_attempts",
       "active_jobs",
@@ -328,6 +328,7 @@ describe("failure handling", () => {
       "queues",
       "quiet",
       "redis_link",
+      "runners",
       "status",
       "timestamp",
       "version",

@@ -6,6 +6,7 @@ import { IMPLEMENTATION, packageVersion } from "./implementation.js";
 import { PeriodicTask } from "./periodic.js";
 import type { PartitionState } from "./leases.js";
 import type { Recovery } from "./recovery.js";
+import type { RunnerStatus } from "../runner/runner-pool.js";
 
 /** Rewrites prompted by {@link Heartbeat.nudge} are at least this far apart. */
 const NUDGE_MIN_INTERVAL_MS = 1000;
@@ -22,6 +23,8 @@ export interface HealthSnapshot {
   partition?: PartitionState;
   /** Quiet: claiming nothing, finishing what runs (rrqkit; see src/control/). */
   quiet?: boolean;
+  /** The runner pools and their processes (rrqkit; the dashboard's workers page). */
+  runners?: readonly RunnerStatus[];
 }
 
 /**
@@ -143,6 +146,7 @@ export class Heartbeat {
         ...(s.clockOffsetMs === undefined ? {} : { clock_offset_ms: s.clockOffsetMs }),
         ...partitionFields(s.partition),
         quiet: s.quiet ?? false,
+        ...(s.runners ? { runners: s.runners } : {}),
       },
       Math.max(ttl, 1),
     );

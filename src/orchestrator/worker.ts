@@ -413,6 +413,7 @@ export class Worker {
       clockOffsetMs: this.clock?.synced ? this.clock.offsetMs : undefined,
       partition: this.leases?.partition,
       quiet: this.quiet,
+      runners: [...this.pools.values()].map((pool) => pool.status()),
     };
   }
 

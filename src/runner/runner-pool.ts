@@ -34,6 +34,33 @@ export interface SlotLease {
 
 type SlotState = "starting" | "ready" | "down" | "closed";
 
+/**
+ * One runner process as the worker's health record reports it (rrqkit, additive: RRQ's readers
+ * ignore it; the dashboard's workers page shows it). Snake case, as the rest of the record.
+ */
+export interface RunnerProcessStatus {
+  readonly index: number;
+  readonly state: SlotState;
+  readonly pid: number | null;
+  readonly in_flight: number;
+  /** Requests given to the current process. */
+  readonly served: number;
+  /** Times this slot's process was started again (exits, crashes, recycles). */
+  readonly restarts: number;
+}
+
+/** One configured runner in the health record: its runtime (from the hello) and processes. */
+export interface RunnerStatus {
+  readonly name: string;
+  /** The hello's `runtime` ("rrqkit-node", "rrqkit-python", ...), or null (RRQ runners). */
+  readonly runtime: string | null;
+  readonly runtime_version: string | null;
+  readonly in_flight: number;
+  readonly max_in_flight: number;
+  readonly restarts: number;
+  readonly processes: readonly RunnerProcessStatus[];
+}
+
 interface Slot {
   readonly index: number;
   state: SlotState;
@@ -42,6 +69,11 @@ interface Slot {
   /** Requests given to the current process (its death then costs them an attempt each). */
   served: number;
   failures: number;
+  /** Respawns scheduled for this slot, ever (health record). */
+  restarts: number;
+  /** The current process's hello runtime and version, when it sent one. */
+  runtime?: string;
+  runtimeVersion?: string;
   readySince: number;
   respawnTimer?: NodeJS.Timeout;
   port?: number;
@@ -74,6 +106,7 @@ export class RunnerPool {
       inFlight: 0,
       served: 0,
       failures: 0,
+      restarts: 0,
       readySince: 0,
     }));
   }
@@ -93,6 +126,27 @@ export class RunnerPool {
     let total = 0;
     for (const slot of this.slots) total += slot.inFlight;
     return total;
+  }
+
+  /** The pool as the health record reports it ({@link RunnerStatus}). */
+  status(): RunnerStatus {
+    const hello = this.slots.find((s) => s.runtime !== undefined);
+    return {
+      name: this.name,
+      runtime: hello?.runtime ?? null,
+      runtime_version: hello?.runtimeVersion ?? null,
+      in_flight: this.inFlight,
+      max_in_flight: this.fullCapacity,
+      restarts: this.slots.reduce((n, s) => n + s.restarts, 0),
+      processes: this.slots.map((s) => ({
+        index: s.index,
+        state: s.state,
+        pid: s.endpoint?.pid ?? null,
+        in_flight: s.inFlight,
+        served: s.served,
+        restarts: s.restarts,
+      })),
+    };
   }
 
   /** Requests the pool can take when every process is up. */
@@ -252,6 +306,8 @@ export class RunnerPool {
     // Give a socket runner's hello a moment to arrive (never required: RRQ runners send none).
     const hello = endpoint.connection.hello ?? (await endpoint.connection.waitForHello(50));
     const features = hello?.features ?? null;
+    slot.runtime = hello?.runtime;
+    slot.runtimeVersion = hello?.runtime_version;
     this.context.events.emit("runner:ready", {
       runner: this.name,
       index: slot.index,
@@ -297,6 +353,7 @@ export class RunnerPool {
   private scheduleRespawn(slot: Slot, reason: string): void {
     if (this.closing) return;
     slot.failures++;
+    slot.restarts++;
     const delayMs =
       slot.failures <= 1 ? 0 : Math.min(RESPAWN_BASE_MS * 2 ** (slot.failures - 2), RESPAWN_MAX_MS);
     this.context.events.emit("runner:respawn", {
