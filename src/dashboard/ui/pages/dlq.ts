@@ -44,21 +44,19 @@ function groups(
     h("h3", {}, title),
     table(
       [title, "Entries"],
-      rows
-        .slice(0, 20)
-        .map(([value, count]) => [
-          h(
-            "a",
-            {
-              href: hashFor("dlq", {
-                ...filters,
-                [key]: key === "queue" ? queueLabel(value) : value,
-              }),
-            },
-            (key === "queue" ? queueLabel(value) : value) || "(none)",
-          ),
-          formatCount(count),
-        ]),
+      rows.slice(0, 20).map(([value, count]) => [
+        h(
+          "a",
+          {
+            href: hashFor("dlq", {
+              ...filters,
+              [key]: key === "queue" ? queueLabel(value) : value,
+            }),
+          },
+          (key === "queue" ? queueLabel(value) : value) || "(none)",
+        ),
+        formatCount(count),
+      ]),
       "None.",
     ),
   );

@@ -31,25 +31,50 @@ const SHOWN = new Set([
   "runners",
 ]);
 
-/** Runner rows from the record's `runners` (a list, or an object keyed by name or language). */
+const record = (value: unknown): Record<string, unknown> =>
+  value && typeof value === "object" && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
+
+/** The language of a runner from its hello's runtime (`rrqkit-python` → python). */
+function language(runtime: unknown): string {
+  if (typeof runtime !== "string" || runtime === "") return "— (no hello)";
+  return runtime.startsWith("rrqkit-") ? runtime.slice("rrqkit-".length) : runtime;
+}
+
+/**
+ * Rows of the record's `runners` (rrqkit workers): one per runner pool with its language, load
+ * and restarts, and each process's state, pid, in-flight requests and restarts.
+ */
 function runnerRows(runners: unknown): Child[][] {
-  const list: Array<Record<string, unknown>> = Array.isArray(runners)
-    ? (runners.filter((r) => r && typeof r === "object") as Array<Record<string, unknown>>)
-    : runners && typeof runners === "object"
-      ? Object.entries(runners as Record<string, unknown>).map(([name, value]) =>
-          value && typeof value === "object"
-            ? { name, ...(value as Record<string, unknown>) }
-            : { name, state: value },
-        )
-      : [];
-  return list.map((r) => [
-    displayValue(r.name ?? r.runner),
-    displayValue(r.language ?? r.lang),
-    displayValue(r.state ?? r.status),
-    displayValue(r.pid ?? r.processes),
-    displayValue(r.inFlight ?? r.in_flight ?? r.active),
-    displayValue(r.restarts),
-  ]);
+  if (!Array.isArray(runners)) return [];
+  return runners.map((raw) => {
+    const r = record(raw);
+    const processes = Array.isArray(r.processes) ? r.processes.map(record) : [];
+    const version = typeof r.runtime_version === "string" ? ` ${r.runtime_version}` : "";
+    return [
+      displayValue(r.name),
+      `${language(r.runtime)}${version}`,
+      `${displayValue(r.in_flight)} of ${displayValue(r.max_in_flight)}`,
+      displayValue(r.restarts),
+      processes.length === 0
+        ? "—"
+        : h(
+            "ul",
+            { class: "processes" },
+            ...processes.map((p) =>
+              h(
+                "li",
+                { "data-state": displayValue(p.state) },
+                `#${displayValue(p.index)} ${displayValue(p.state)}`,
+                p.pid !== null && p.pid !== undefined ? `, pid ${displayValue(p.pid)}` : "",
+                `, ${displayValue(p.in_flight)} in flight, ${displayValue(p.served)} served`,
+                `, ${displayValue(p.restarts)} restarts`,
+              ),
+            ),
+          ),
+    ];
+  });
 }
 
 function workerCard(worker: WorkerHealth, ctx: PageContext): HTMLElement {
@@ -103,7 +128,7 @@ function workerCard(worker: WorkerHealth, ctx: PageContext): HTMLElement {
     ]),
     runners.length > 0 ? h("h3", {}, "Runners") : null,
     runners.length > 0
-      ? table(["Runner", "Language", "State", "Process", "In flight", "Restarts"], runners)
+      ? table(["Runner", "Language", "In flight", "Restarts", "Processes"], runners)
       : null,
     extra.length > 0 ? h("details", {}, h("summary", {}, "More"), keyValues(extra)) : null,
     buttons,
