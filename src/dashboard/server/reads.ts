@@ -7,6 +7,7 @@ import type { RrqApi, WorkerHealth } from "../../api/index.js";
 import { quietSince } from "../../control/quiet.js";
 import { jobKey, LEASES_KEY, Prefix, queueKey, RECENT_KEY } from "../../store/keys.js";
 import { HttpError } from "./http.js";
+import { PerMinuteCounter } from "./per-minute.js";
 
 /**
  * The dashboard's read endpoints, each a bounded number of short Redis commands over rrqkit's
@@ -20,8 +21,6 @@ import { HttpError } from "./http.js";
 export const MAX_PAGE = 200;
 /** DLQ entries a filtered DLQ read looks at, at most (newest first). */
 export const DLQ_EXAMINE_LIMIT = 5000;
-/** The recent-feed entries the per-minute chart reads, at most (the feed holds about 10,000). */
-const RECENT_READ_LIMIT = 10_000;
 
 /** One queue row of the overview and queues pages. */
 export interface QueueRow {
@@ -67,6 +66,7 @@ const json = (view: JobView) => jobJson(view);
 /** The dashboard's reads over one data API. */
 export class DashboardReads {
   readonly workerDirectory: WorkerDirectory;
+  private readonly perMinute: PerMinuteCounter;
 
   constructor(
     private readonly api: RrqApi,
@@ -74,6 +74,9 @@ export class DashboardReads {
     private readonly traceUrl: string | undefined,
   ) {
     this.workerDirectory = new WorkerDirectory(api);
+    // the first SCAN starts now, so the first page rarely waits for it
+    this.workerDirectory.current().catch(() => undefined);
+    this.perMinute = new PerMinuteCounter(api.redis);
   }
 
   private get redis() {
@@ -85,7 +88,7 @@ export class DashboardReads {
     const [totals, history, perMinute, queues, workers, dlq, latency] = await Promise.all([
       this.api.stats.totals(),
       this.api.stats.history(14, now),
-      this.perMinute(now),
+      this.perMinute.read(now),
       this.queueRows(now),
       this.workerHealth(),
       this.api.dlq.stats(),
@@ -250,46 +253,6 @@ export class DashboardReads {
     return { entries: this.cron ? await this.cron.list() : [] };
   }
 
-  /**
-   * Jobs finished per minute over the last hour, from the `rrq:recent` feed's entry times (the
-   * feed is capped at about 10,000 entries, so a busier hour is cut short: approximate).
-   * Retries are not in the feed and count 0 here; the per-day history has them.
-   */
-  async perMinute(now = Date.now()) {
-    const minute = 60_000;
-    const first = Math.floor(now / minute) * minute - 59 * minute;
-    const rows = Array.from({ length: 60 }, (_, i) => ({
-      t: first + i * minute,
-      completed: 0,
-      failed: 0,
-      retried: 0,
-      cancelled: 0,
-    }));
-    const entries = await this.redis.xrevrange(
-      RECENT_KEY,
-      "+",
-      String(first),
-      "COUNT",
-      RECENT_READ_LIMIT,
-    );
-    for (const [id, fields] of entries) {
-      const slot = Math.floor((Number(id.split("-")[0]) - first) / minute);
-      const row = rows[slot];
-      if (!row) continue;
-      let status = "";
-      let count = 0;
-      for (let i = 0; i + 1 < fields.length; i += 2) {
-        if (fields[i] === "s") status = fields[i + 1]!;
-        else if (fields[i] === "j") count = 1;
-        else if (fields[i] === "js") count = countIds(fields[i + 1]!);
-      }
-      if (status === "COMPLETED") row.completed += count;
-      else if (status === "FAILED") row.failed += count;
-      else if (status === "CANCELLED") row.cancelled += count;
-    }
-    return rows;
-  }
-
   /** Enqueue→start latency of the newest finished jobs (up to 200 from the recent feed). */
   async startLatency(): Promise<{ samples: number; avgMs: number | null; p95Ms: number | null }> {
     const entries = await this.redis.xrevrange(RECENT_KEY, "+", "-", "COUNT", 200);
@@ -350,15 +313,6 @@ function errorMatches(lastError: string | undefined, wanted: string): boolean {
   if (lastError === undefined) return false;
   const truncated = lastError.length > 100 ? `${lastError.slice(0, 97)}...` : lastError;
   return truncated === wanted || lastError === wanted;
-}
-
-function countIds(text: string): number {
-  try {
-    const parsed: unknown = JSON.parse(text);
-    return Array.isArray(parsed) ? parsed.length : 0;
-  } catch {
-    return 0;
-  }
 }
 
 /** The JSON shapes of the read endpoints (what `JSON.parse` of each answer gives). */
