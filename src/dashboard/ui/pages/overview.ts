@@ -102,10 +102,12 @@ export async function overviewPage(_ctx: PageContext, data?: unknown): Promise<N
       ),
       stat("oldest ready job waits", formatDuration(maxLatency)),
       stat(
-        "enqueue→start (avg / p95)",
-        overview.latency?.samples
-          ? `${formatDuration(overview.latency.avgMs)} / ${formatDuration(overview.latency.p95Ms)}`
-          : "—",
+        "enqueue→start, mean",
+        overview.latency?.samples ? formatDuration(overview.latency.avgMs) : "—",
+      ),
+      stat(
+        "enqueue→start, p95",
+        overview.latency?.samples ? formatDuration(overview.latency.p95Ms) : "—",
       ),
     ),
     perMinute(overview),
