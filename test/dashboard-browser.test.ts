@@ -159,7 +159,12 @@ describe("dashboard pages in Chromium", () => {
 
   it("workers with their health record, and cron entries", async () => {
     await visit("#/workers");
-    expect(await mainText()).toContain(seeded.worker.worker.workerId);
+    const workers = await mainText();
+    expect(workers).toContain(seeded.worker.worker.workerId);
+    // the runner pool from the health record: its language and its process
+    expect(workers).toContain("Runners");
+    expect(workers).toMatch(/node\s.*1 of 8/);
+    expect(workers).toMatch(/#0 ready, pid \d+/);
     await shot("workers");
     await visit("#/cron");
     const text = await mainText();
