@@ -150,6 +150,9 @@ describe("read endpoints", () => {
     expect(deferred.body.jobs.map(idOf)).toEqual([ids.deferred]);
     expect(deferred.body.jobs[0]?.runAt).toMatch(/Z$/);
     expect((await client.get("api/queues/beta/jobs?state=bogus")).status).toBe(400);
+    const junk = await client.get<QueueJobsJson>("api/queues/beta/jobs?limit=abc&cursor=-5");
+    expect(junk.status).toBe(200);
+    expect(junk.body.jobs).toHaveLength(3);
   });
 
   it("job search by id, function, status and queue", async () => {
@@ -162,6 +165,7 @@ describe("read endpoints", () => {
     const beta = await client.get<JobsJson>("api/jobs?queue=beta&limit=2");
     expect(beta.body.jobs).toHaveLength(2);
     expect((await client.get<JobsJson>("api/jobs?id=nope")).body.jobs).toEqual([]);
+    expect((await client.get<JobsJson>("api/jobs?limit=abc")).status).toBe(200);
   });
 
   it("job detail: view, hash, timeline, runs, lease and trace link; 404 when gone", async () => {

@@ -127,7 +127,8 @@ export function createDashboardHandler(options: DashboardOptions): DashboardHand
   async function getRoute(parts: string[], query: URLSearchParams): Promise<unknown> {
     const [head, second, third] = parts;
     const q = (name: string) => query.get(name) ?? undefined;
-    const limit = query.has("limit") ? Number(query.get("limit")) : undefined;
+    const rawLimit = Number.parseInt(query.get("limit") ?? "", 10);
+    const limit = Number.isFinite(rawLimit) ? rawLimit : undefined;
     if (parts.length === 1) {
       switch (head) {
         case "config":
