@@ -239,6 +239,43 @@ describe("dashboard pages in Chromium", () => {
     expect(hash.dlq_requeued_at).toBeTruthy();
   });
 
+  it("reschedule, replay and delete from a job's page", async () => {
+    const { jobs } = seeded;
+    const client = seeded.redis.client;
+    // reschedule a deferred job to a given UTC time
+    await visit(`#/jobs/${jobs.deferred}`);
+    await inPage(`document.querySelector('input[name="at"]').value = "2030-01-02T03:04"`);
+    await page.click('button[data-action="reschedule"]');
+    await waitFor(
+      async () =>
+        Number(await client.zscore("rrq:queue:parked", jobs.deferred)) ===
+        Date.parse("2030-01-02T03:04:00Z"),
+      10_000,
+      "reschedule from the UI",
+    );
+    // replay a completed job: a new job with the same function and params, shown next
+    await visit(`#/jobs/${jobs.completed}`);
+    await page.click('button[data-action="replay"]');
+    await page.click('.overlay button[data-confirm="yes"]');
+    await page.waitForFunction(
+      `location.hash.startsWith("#/jobs/") && !location.hash.includes(${JSON.stringify(jobs.completed)})`,
+    );
+    const replayId = decodeURIComponent(new URL(page.url()).hash.slice("#/jobs/".length));
+    expect(await client.hget(`rrq:job:${replayId}`, "function_name")).toBe("echo");
+    expect(await client.hget(`rrq:job:${replayId}`, "job_params")).toBe(
+      await client.hget(`rrq:job:${jobs.completed}`, "job_params"),
+    );
+    // delete a cancelled job
+    await visit(`#/jobs/${jobs.cancelled}`);
+    await page.click('button[data-action="delete"]');
+    await page.click('.overlay button[data-confirm="yes"]');
+    await waitFor(
+      async () => (await client.exists(`rrq:job:${jobs.cancelled}`)) === 0,
+      10_000,
+      "delete from the UI",
+    );
+  });
+
   it("cron: trigger now enqueues the entry's job", async () => {
     const before = await seeded.redis.client.zcard("rrq:queue:parked");
     await visit("#/cron");
