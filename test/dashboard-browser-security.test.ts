@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDashboardServer, type RunningDashboard } from "../src/dashboard/server/index.js";
 import { ensureUiBuilt, launchBrowser, screenshotPath } from "./support/chromium.js";
 import { seedOrchestrator, type Seeded } from "./support/dashboard-seed.js";
+import { waitFor } from "./support/worker-harness.js";
 
 let seeded: Seeded;
 let browser: Browser;
@@ -97,6 +98,28 @@ describe("dashboard security in Chromium", () => {
     expect(await seeded.redis.client.hget(`rrq:job:${seeded.jobs.pending}`, "status")).toBe(
       "PENDING",
     );
+    await page.close();
+  });
+
+  it("works under a base path, and quiets and resumes a worker from the UI", async () => {
+    const running = await serve({ basePath: "/ops/rrq" });
+    expect(running.url).toMatch(/\/ops\/rrq\/$/);
+    const page = await browser.newPage();
+    await visit(page, `${running.url}#/workers`);
+    const workerId = seeded.worker.worker.workerId;
+    expect(await inPage<string>(page, `document.getElementById("main").textContent`)).toContain(
+      workerId,
+    );
+    await page.click('button[data-action="quiet"]');
+    await page.click('.overlay button[data-confirm="yes"]');
+    // the page reloads its data after the action: the button turns into Resume
+    await page.waitForSelector('button[data-action="resume"]', { timeout: 10_000 });
+    expect(await seeded.redis.client.exists(`rrq:quiet:worker:${workerId}`)).toBe(1);
+    await waitFor(() => seeded.worker.worker.quiet, 10_000, "the worker to go quiet");
+    await page.click('button[data-action="resume"]');
+    await page.waitForSelector('button[data-action="quiet"]', { timeout: 10_000 });
+    expect(await seeded.redis.client.exists(`rrq:quiet:worker:${workerId}`)).toBe(0);
+    await waitFor(() => !seeded.worker.worker.quiet, 10_000, "the worker to resume");
     await page.close();
   });
 
