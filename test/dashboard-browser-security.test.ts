@@ -63,7 +63,7 @@ const actionButtons = (page: Page) =>
     `[...document.querySelectorAll("button[data-action]")].map((b) => b.dataset.action)`,
   );
 
-describe("dashboard security in Chromium", () => {
+describe("dashboard security in Chromium", { timeout: 120_000 }, () => {
   it("read-only mode shows no action and the server refuses them", async () => {
     const running = await serve({ readOnly: true });
     const page = await browser.newPage();

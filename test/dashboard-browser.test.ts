@@ -80,7 +80,8 @@ async function shot(name: string): Promise<void> {
   await page.screenshot({ path: screenshotPath(`dashboard-${name}`), fullPage: true });
 }
 
-describe("dashboard pages in Chromium", () => {
+// generous per-test limits: each test drives a browser through several pages on a shared CI box
+describe("dashboard pages in Chromium", { timeout: 120_000 }, () => {
   it("overview: totals, charts, queue depths", async () => {
     await visit("#/");
     const text = await mainText();
@@ -117,6 +118,9 @@ describe("dashboard pages in Chromium", () => {
   });
 
   it("job search by function and status, and by id", async () => {
+    await visit("#/jobs");
+    expect(await mainText()).toContain("Recent jobs");
+    expect(await mainText()).toContain(seeded.jobs.failed);
     await visit("#/jobs?function=echo&status=COMPLETED");
     expect(await mainText()).toContain(seeded.jobs.completed);
     await shot("jobs");

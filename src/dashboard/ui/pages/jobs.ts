@@ -24,7 +24,7 @@ import { JOB_HEADERS, jobRows } from "./queues.js";
 const STATUSES = ["", "PENDING", "ACTIVE", "RETRYING", "COMPLETED", "FAILED", "CANCELLED"];
 const FIELDS = ["id", "function", "status", "queue"] as const;
 
-/** `#/jobs?id=&function=&status=&queue=`: the form, and results when a filter is set. */
+/** `#/jobs?id=&function=&status=&queue=`: the form, and the matching (or the newest) jobs. */
 export async function jobsPage(ctx: PageContext): Promise<Node> {
   const value = (key: string) => ctx.query.get(key) ?? "";
   const input = (key: string, label: string) =>
@@ -53,12 +53,19 @@ export async function jobsPage(ctx: PageContext): Promise<Node> {
   });
   const query = Object.fromEntries(FIELDS.map((key) => [key, value(key) || undefined]));
   const searched = FIELDS.some((key) => value(key) !== "");
-  let results: Child = h("p", { class: "muted" }, "Give an id, a function, a status or a queue.");
-  if (searched) {
-    const { jobs } = await api.jobs(query);
-    results = table(JOB_HEADERS, jobRows(jobs), "No job matches.");
-  }
-  return h("div", { class: "page jobs" }, card("Find jobs", form), card("Results", results));
+  // without a filter the server lists the newest jobs from its recent-jobs index
+  const { jobs } = await api.jobs(query);
+  const results: Child = table(
+    JOB_HEADERS,
+    jobRows(jobs),
+    searched ? "No job matches." : "No job finished recently.",
+  );
+  return h(
+    "div",
+    { class: "page jobs" },
+    card("Find jobs", form),
+    card(searched ? "Results" : "Recent jobs", results),
+  );
 }
 
 /** The runs recorded in a job hash (`run_<k>_*`), as the data API's `jobRuns` reads them. */
