@@ -71,6 +71,9 @@ export type RescheduleResult =
 
 const SCAN_BATCH = 1000;
 
+/** The hash fields the index listing filters and orders by (its first pass). */
+const FILTER_FIELDS = ["function_name", "queue_name", "status", "enqueue_time"] as const;
+
 /** Jobs: read one, list with filters, trace, and the operator actions on one job. */
 export class JobsApi {
   private readonly scripts: ScriptCaller;
@@ -168,10 +171,30 @@ export class JobsApi {
         if (fromRecent >= depth * 4) break;
       }
     }
-    const views = (await jobViews(this.redis, [...ids])).filter((v) =>
-      matches(v, filterOf(options)),
-    );
-    return views.sort(newestFirst).slice(0, limit);
+    // Two passes: the fields the filters and the order need for every candidate, then whole
+    // views of the `limit` survivors only (a few thousand candidates, a few dozen views).
+    const candidates = [...ids];
+    const pipeline = this.redis.pipeline();
+    for (const id of candidates) pipeline.hmget(jobKey(id), ...FILTER_FIELDS);
+    const light: JobView[] = [];
+    ((await pipeline.exec()) ?? []).forEach(([error, values], i) => {
+      if (error) throw error;
+      const hash: Record<string, string> = {};
+      FILTER_FIELDS.forEach((field, k) => {
+        const value = (values as Array<string | null>)[k];
+        if (value !== null && value !== undefined) hash[field] = value;
+      });
+      const view = jobView(candidates[i]!, hash);
+      if (view && matches(view, filterOf(options))) light.push(view);
+    });
+    const chosen = light.sort(newestFirst).slice(0, limit);
+    const views = (
+      await jobViews(
+        this.redis,
+        chosen.map((v) => v.id),
+      )
+    ).filter((v) => matches(v, filterOf(options)));
+    return views.sort(newestFirst);
   }
 
   /**
