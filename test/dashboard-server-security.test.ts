@@ -263,6 +263,27 @@ describe("headers, static files and secrets", () => {
     await secretApi.close();
   });
 
+  it("Redis down: 503 redis_unavailable, nothing about the server in the answer", async () => {
+    const down = RrqApi.fromConfig(
+      resolveConfig({
+        redis_dsn: "redis://:hunter2@127.0.0.1:1/0",
+        redis_connect_timeout_seconds: 1,
+      }),
+    );
+    const errors: unknown[] = [];
+    const dashboard = await serve({ api: down, onError: (error) => errors.push(error) });
+    const res = await new DashboardClient(dashboard.url).raw("api/overview");
+    expect(res.status).toBe(503);
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({
+      error: { code: "redis_unavailable", message: "Redis is unavailable" },
+    });
+    expect(text).not.toContain("hunter2");
+    expect(errors.length).toBeGreaterThan(0);
+    await dashboard.close();
+    await down.close();
+  });
+
   it("a missing UI build is a clear 503, the API still answers", async () => {
     const client = new DashboardClient((await serve({ uiDir: "/nonexistent/ui" })).url);
     const res = await client.raw("");

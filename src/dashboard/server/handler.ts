@@ -2,7 +2,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { CronApi } from "../../api/cron.js";
 import { RrqApi } from "../../api/index.js";
 import type { CronJobConfig, ResolvedConfig } from "../../config/config.js";
+import { RrqError } from "../../errors.js";
 import { packageVersion } from "../../orchestrator/implementation.js";
+import { capText, MAX_LOG_LINE } from "../../telemetry/log-safety.js";
 import { DashboardActions } from "./actions.js";
 import {
   errorAnswer,
@@ -108,9 +110,18 @@ export function createDashboardHandler(options: DashboardOptions): DashboardHand
   const report =
     options.onError ??
     ((error: unknown, context: string) => {
+      // Redis being down is one line, at most every 10 s (every open page polls); anything
+      // else is a bug worth its stack
+      if (error instanceof RrqError && error.code === "redis_unavailable") {
+        if (Date.now() - lastUnavailable < 10_000) return;
+        lastUnavailable = Date.now();
+        process.stderr.write(`rrq dashboard: ${capText(error.message, MAX_LOG_LINE)}\n`);
+        return;
+      }
       const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-      process.stderr.write(`rrq dashboard: ${context}: ${text.slice(0, 2000)}\n`);
+      process.stderr.write(`rrq dashboard: ${context}: ${capText(text, MAX_LOG_LINE)}\n`);
     });
+  let lastUnavailable = 0;
   const streams = new Set<ServerResponse>();
   // live streams share one overview per tick interval, however many tabs are open
   let cached: { at: number; value: Promise<unknown> } | undefined;
