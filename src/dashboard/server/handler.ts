@@ -274,7 +274,10 @@ export function createDashboardHandler(options: DashboardOptions): DashboardHand
         .filter((p) => p !== "")
         .map(decodeSegment);
       if (method === "GET" || method === "HEAD") {
-        if (parts.length === 1 && parts[0] === "events") return live(req, res);
+        if (parts.length === 1 && parts[0] === "events") {
+          if (method === "HEAD") return sendJson(res, 200, {});
+          return live(req, res);
+        }
         const body = await getRoute(parts, url.searchParams);
         timing();
         return sendJson(res, 200, body);
