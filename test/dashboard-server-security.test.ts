@@ -112,6 +112,9 @@ describe("authentication", () => {
     expect(res.headers.getSetCookie().join(";")).toMatch(/HttpOnly/);
     expect((await browser.get("api/overview")).status).toBe(200);
     expect((await new DashboardClient(base).raw(`?token=wrong`)).status).toBe(401);
+    // no open redirect through a protocol-relative path
+    const sneaky = await fetch(`${base}/evil.example/x?token=${TOKEN}`, { redirect: "manual" });
+    expect(sneaky.headers.get("location")).toBe("/evil.example/x");
   });
 
   it("accepts basic auth (a password with ':') and refuses a wrong password", async () => {

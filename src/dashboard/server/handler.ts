@@ -220,8 +220,10 @@ export function createDashboardHandler(options: DashboardOptions): DashboardHand
     const started = performance.now();
     const timing = () =>
       res.setHeader("Server-Timing", `app;dur=${(performance.now() - started).toFixed(1)}`);
-    const url = new URL(req.url ?? "/", "http://dashboard.invalid");
-    let path = url.pathname;
+    // concatenated, not resolved: a request path `//x/y` is a path, not a host
+    const url = new URL(`http://dashboard.invalid${req.url?.startsWith("/") ? req.url : "/"}`);
+    // one leading slash: a redirect to `//host/...` would leave the site
+    let path = url.pathname.replace(/^\/{2,}/, "/");
     // Express/Connect mounts strip their prefix (req.baseUrl keeps it); node:http does not.
     const mounted = req.baseUrl ?? "";
     if (basePath && !mounted) {
