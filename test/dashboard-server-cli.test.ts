@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, writeConfig } from "./support/cli-harness.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
-import { RunningWorker, testConfig } from "./support/worker-harness.js";
+import { RunningWorker, testConfig, waitFor } from "./support/worker-harness.js";
 
 const MAIN = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
 const TOKEN = "cli-secret-token";
@@ -96,9 +96,12 @@ describe("dashboard_port in a worker", () => {
     const worker = await new RunningWorker(testConfig(redis.url, { dashboard_port: port })).start();
     const url = worker.worker.dashboardUrl!;
     expect(url).toBe(`http://127.0.0.1:${port}/`);
-    const res = await fetch(new URL("api/workers", url));
-    const body = (await res.json()) as { workers: Array<{ id: string }> };
-    expect(body.workers.map((w) => w.id)).toContain(worker.worker.workerId);
+    // its health record and the dashboard's first worker scan race at start: poll
+    await waitFor(async () => {
+      const res = await fetch(new URL("api/workers", url));
+      const body = (await res.json()) as { workers: Array<{ id: string }> };
+      return body.workers.some((w) => w.id === worker.worker.workerId);
+    }, 10_000);
     await worker.stop();
     await expect(fetch(new URL("api/config", url))).rejects.toThrow();
   });

@@ -43,9 +43,13 @@ export class WorkerDirectory {
     private readonly maxAgeMs = 10_000,
   ) {}
 
-  /** The known ids; the first call waits for a scan, later ones refresh in the background. */
+  /**
+   * The known ids; the first call waits for a scan (a worker serving the dashboard has written
+   * its health record by then), later ones refresh in the background (an empty list after 2 s).
+   */
   async current(): Promise<string[]> {
-    const stale = Date.now() - this.scannedAt > this.maxAgeMs;
+    const maxAge = this.ids.length === 0 ? Math.min(2000, this.maxAgeMs) : this.maxAgeMs;
+    const stale = Date.now() - this.scannedAt > maxAge;
     if (stale && !this.scanning)
       this.scanning = this.scan().finally(() => (this.scanning = undefined));
     if (this.scannedAt === 0 && this.scanning) await this.scanning;
@@ -74,8 +78,6 @@ export class DashboardReads {
     private readonly traceUrl: string | undefined,
   ) {
     this.workerDirectory = new WorkerDirectory(api);
-    // the first SCAN starts now, so the first page rarely waits for it
-    this.workerDirectory.current().catch(() => undefined);
     this.perMinute = new PerMinuteCounter(api.redis);
   }
 
