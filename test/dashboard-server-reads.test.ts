@@ -57,6 +57,21 @@ describe("per-minute counts from the recent feed", () => {
   });
 });
 
+describe("per-minute retries", () => {
+  it("are read from the minute counters the retry script keeps (not in the feed)", async () => {
+    await redis.flush();
+    const now = Math.floor(Date.now() / MINUTE) * MINUTE + 30_000;
+    const minute = (at: number) => `rrq:stats:minute:${new Date(at).toISOString().slice(0, 16)}`;
+    await redis.client.hset(minute(now - 3 * MINUTE), "retried", "4");
+    await redis.client.hset(minute(now), "retried", "2");
+    await redis.client.hset(minute(now - 61 * MINUTE), "retried", "9"); // out of the window
+    const rows = await new PerMinuteCounter(redis.client).read(now);
+    expect(rows[56]).toMatchObject({ t: now - 30_000 - 3 * MINUTE, retried: 4 });
+    expect(rows[59]!.retried).toBe(2);
+    expect(rows.reduce((n, m) => n + m.retried, 0)).toBe(6);
+  });
+});
+
 describe("trace ids", () => {
   it("takes the trace id of a W3C traceparent, and nothing else", () => {
     expect(

@@ -24,6 +24,12 @@ describe("last_error_type / last_error_traceback", () => {
     let a = await claim(id);
     const detail = { type: "RuntimeError", traceback: "Traceback ...\nRuntimeError: x\n" };
     expect(await f.store.retry(a, "q", Date.now(), "x", detail)).toBe("written");
+    // the retry is counted in its UTC minute too (the dashboard's per-minute chart), kept 2 hours
+    const minutes = await f.redis.client.keys("rrq:stats:minute:*");
+    expect(minutes).toHaveLength(1);
+    expect(minutes[0]).toMatch(/^rrq:stats:minute:\d{4}-\d\d-\d\dT\d\d:\d\d$/);
+    expect(await f.redis.client.hget(minutes[0]!, "retried")).toBe("1");
+    expect(await f.redis.client.ttl(minutes[0]!)).toBeGreaterThan(7000);
     expect(await hash(a.jobId)).toMatchObject({
       last_error: "x",
       last_error_type: "RuntimeError",

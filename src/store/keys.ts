@@ -72,6 +72,9 @@ const bareDlqName = (name: string): string =>
 export const queueStatsKey = (queue: string): string => `rrq:stats:queue:${bareQueueName(queue)}`;
 /** rrqkit: HASH of counters of one UTC day (`YYYY-MM-DD`), kept for 400 days. */
 export const dayStatsKey = (day: string): string => `rrq:stats:day:${day}`;
+/** rrqkit: HASH of the retries of one UTC minute (`YYYY-MM-DDTHH:MM`, from epoch ms), kept 2 hours. */
+export const minuteStatsKey = (ms: number): string =>
+  `rrq:stats:minute:${new Date(ms).toISOString().slice(0, 16)}`;
 /** rrqkit: HASH summarising one DLQ list (counts by queue, function and error). */
 export const dlqStatsKey = (dlq: string): string => `rrq:stats:dlq:${bareDlqName(dlq)}`;
 /** rrqkit: HASH with one cron entry's state (the last fire time it was enqueued for). */

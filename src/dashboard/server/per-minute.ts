@@ -1,12 +1,12 @@
 import type { Redis } from "ioredis";
-import { RECENT_KEY } from "../../store/keys.js";
+import { minuteStatsKey, RECENT_KEY } from "../../store/keys.js";
 
 /** One minute of the overview's chart (`t`: the minute's start, epoch ms). */
 export interface MinuteRow {
   readonly t: number;
   completed: number;
   failed: number;
-  /** Retries are not in the feed: always 0 here (the per-day history has them). */
+  /** From `rrq:stats:minute:<minute>` (retry-job-5.lua): retries are not in the feed. */
   retried: number;
   cancelled: number;
 }
@@ -63,10 +63,20 @@ export class PerMinuteCounter {
       else if (status === "CANCELLED") row.cancelled += count;
     }
     for (const t of this.rows.keys()) if (t < first) this.rows.delete(t);
+    const retried = await this.retriedPerMinute(first);
     return Array.from({ length: 60 }, (_, i) => {
       const t = first + i * MINUTE;
-      return { ...(this.rows.get(t) ?? { t, completed: 0, failed: 0, retried: 0, cancelled: 0 }) };
+      const row = this.rows.get(t) ?? { t, completed: 0, failed: 0, retried: 0, cancelled: 0 };
+      return { ...row, retried: retried[i] ?? 0 };
     });
+  }
+
+  /** The retry counters of the 60 minutes from `first` (one pipeline of 60 HGETs). */
+  private async retriedPerMinute(first: number): Promise<number[]> {
+    const pipeline = this.redis.pipeline();
+    for (let i = 0; i < 60; i++) pipeline.hget(minuteStatsKey(first + i * MINUTE), "retried");
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.map(([error, value]) => (error ? 0 : Number(value) || 0));
   }
 
   private reset(): void {

@@ -26,7 +26,9 @@
 --
 -- Bookkeeping (rrqkit, additive), stamped with Redis TIME: run_<k>_ended_at, run_<k>_outcome=retry
 -- and run_<k>_error (first 1000 bytes) for the run the claim numbered k (k <= 100); HINCRBY
--- retried in rrq:stats:queue:<bare queue> and rrq:stats:day:<UTC date> (kept 400 days);
+-- retried in rrq:stats:queue:<bare queue>, rrq:stats:day:<UTC date> (kept 400 days) and
+-- rrq:stats:minute:<UTC YYYY-MM-DDTHH:MM> (kept 2 hours; the dashboard's per-minute chart: retries
+-- are not in the rrq:recent feed of finished jobs);
 -- last_error_type, last_error_traceback and run_<k>_error_type (lib/error-detail.lua).
 --
 -- Re-sent calls (rrqkit): ioredis re-sends a call whose reply a dropped connection lost, so
@@ -71,6 +73,8 @@ if (fields[5] or "") ~= "" then
 end
 local day = "rrq:stats:day:" .. string.sub(now, 1, 10)
 if redis.call("HINCRBY", day, "retried", 1) == 1 then redis.call("EXPIRE", day, 34560000) end
+local minute = "rrq:stats:minute:" .. string.sub(now, 1, 16)
+if redis.call("HINCRBY", minute, "retried", 1) == 1 then redis.call("EXPIRE", minute, 7200) end
 redis.call("ZADD", queue, ARGV[4], id)
 redis.call("ZREM", active, id)
 redis.call("ZREM", leases, id)
