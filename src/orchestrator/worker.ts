@@ -12,20 +12,14 @@ import { RunnerPool } from "../runner/runner-pool.js";
 import { JobStore } from "../store/job-store.js";
 import { bareQueueName } from "../store/keys.js";
 import { connectRedis } from "../store/redis.js";
-import { DeathHandlers } from "../deaths/death-handlers.js";
-import { DlqRetention } from "../retention/dlq-retention.js";
 import { queueWaitMs } from "../metrics/job-wait.js";
-import { startWorkerMetrics, type WorkerMetrics } from "../metrics/worker-metrics.js";
-import {
-  startWorkerDashboard,
-  type WorkerDashboard,
-} from "../dashboard/server/worker-dashboard.js";
+import type { WorkerMetrics } from "../metrics/worker-metrics.js";
 import { EventBus, type JobRef } from "../telemetry/events.js";
 import { noopJobTelemetry, type JobTelemetry } from "../telemetry/otel.js";
 import { closeRedis, within } from "./bounded.js";
 import { finalWritesSettled, ShutdownTimings, type ShutdownReport } from "./shutdown.js";
 import { Heartbeat } from "./heartbeat.js";
-import { startCron, type CronScheduler } from "./cron.js";
+import { ClusterTasks, WorkerEndpoints, type CompanionContext } from "./companions.js";
 import { LeaseKeeper } from "./leases.js";
 import { Recovery } from "./recovery.js";
 import { JobExecution, ReleaseReasons, type ExecutionContext } from "./job-execution.js";
@@ -124,15 +118,11 @@ export class Worker {
   private stopProbe: (() => void) | undefined;
   private heartbeat: Heartbeat | undefined;
   private leases: LeaseKeeper | undefined;
-  private cron: CronScheduler | undefined;
-  /** Job control (README "Death handlers", "DLQ caps"): started only when configured. */
-  private deathHandlers: DeathHandlers | undefined;
-  private dlqRetention: DlqRetention | undefined;
-  /** Prometheus endpoint and OTLP metrics (README "Metrics"), when configured. */
-  private metricsHandle: WorkerMetrics | undefined;
+  /** Cron, death handlers and the DLQ age trim, each when configured. */
+  private clusterTasks: ClusterTasks | undefined;
+  /** `/metrics` with the OTLP metrics export, and the dashboard, each when configured. */
+  private endpoints: WorkerEndpoints | undefined;
   private readonly metricsEnv: NodeJS.ProcessEnv | undefined;
-  /** The web dashboard (README "Dashboard"), when `dashboard_port` is set. */
-  private dashboardHandle: WorkerDashboard | undefined;
   private socketDir: string | undefined;
   private stopping = false;
   private resolveStop!: () => void;
@@ -170,12 +160,12 @@ export class Worker {
 
   /** The worker's metrics once started (undefined when none is configured). */
   get metrics(): WorkerMetrics | undefined {
-    return this.metricsHandle;
+    return this.endpoints?.metrics;
   }
 
   /** The dashboard's address once started (undefined when `dashboard_port` is 0). */
   get dashboardUrl(): string | undefined {
-    return this.dashboardHandle?.url;
+    return this.endpoints?.dashboardUrl;
   }
 
   /** Requests at each runner's processes now. */
@@ -333,17 +323,7 @@ export class Worker {
       );
     }
     try {
-      this.metricsHandle = await startWorkerMetrics({
-        metricsPort: config.metricsPort,
-        metricsHost: config.metricsHost,
-        events: this.events,
-        redis: this.redis,
-        queues: this.queues,
-        inFlight: () => this.runnerInFlight(),
-        now: () => this.clock?.now() ?? Date.now(),
-        env: this.metricsEnv,
-      });
-      this.dashboardHandle = await startWorkerDashboard(config);
+      this.endpoints = await WorkerEndpoints.start(this.companionContext());
       await Promise.all([...this.pools.values()].map((pool) => pool.start()));
       const subscriber = connectRedis(config.redisDsn, { name: `${this.workerId}:wake` });
       this.monitor.attach(subscriber, "subscriber");
@@ -362,8 +342,7 @@ export class Worker {
       ]);
     } catch (error) {
       await Promise.all([...this.pools.values()].map((pool) => pool.close(0)));
-      await this.metricsHandle?.stop();
-      await this.dashboardHandle?.stop();
+      await this.endpoints?.stop();
       await this.closeConnections();
       throw error;
     }
@@ -393,15 +372,21 @@ export class Worker {
     this.leases.start();
     // the record says the link is back (and what the outage cost) at once, not a heartbeat later
     this.events.on("redis:up", () => this.heartbeat?.nudge());
-    this.cron = startCron(this.redis, config, this.events, this.clock);
-    if (DeathHandlers.enabled(config)) {
-      this.deathHandlers = new DeathHandlers(this.redis, config, this.workerId, this.events);
-      this.deathHandlers.start();
-    }
-    if (DlqRetention.enabled(config)) {
-      this.dlqRetention = new DlqRetention(this.redis, config, this.workerId, this.events);
-      this.dlqRetention.start();
-    }
+    this.clusterTasks = ClusterTasks.start(this.companionContext());
+  }
+
+  /** What the endpoints and cluster tasks get from this worker (after its connection is up). */
+  private companionContext(): CompanionContext {
+    return {
+      config: this.config,
+      redis: this.redis!,
+      events: this.events,
+      workerId: this.workerId,
+      queues: this.queues,
+      clock: this.clock!,
+      inFlight: () => this.runnerInFlight(),
+      metricsEnv: this.metricsEnv,
+    };
   }
 
   private snapshot() {
@@ -630,9 +615,7 @@ export class Worker {
       workerId: this.workerId,
       reason: this.stopReason ?? (this.burst ? "burst: nothing left to run" : "loop ended"),
     });
-    await within(this.cron?.stop(), ShutdownTimings.TASK_STOP_MS);
-    await within(this.deathHandlers?.stop(), ShutdownTimings.TASK_STOP_MS);
-    await within(this.dlqRetention?.stop(), ShutdownTimings.TASK_STOP_MS);
+    await this.clusterTasks?.stop();
     const graceUntil = Date.now() + this.config.workerShutdownGracePeriodSeconds * 1000;
     while (this.running.size > 0 && Date.now() < graceUntil) await sleep(50);
     for (const execution of this.running) {
@@ -649,8 +632,7 @@ export class Worker {
     this.control?.stop();
     await within(this.control?.clear(), ShutdownTimings.TASK_STOP_MS);
     this.setStatus("stopped");
-    await within(this.metricsHandle?.stop(), ShutdownTimings.TASK_STOP_MS);
-    await within(this.dashboardHandle?.stop(), ShutdownTimings.TASK_STOP_MS);
+    await this.endpoints?.stop();
     await this.closeConnections();
     this.disposeHooks();
     if (unwritten.length > 0)
