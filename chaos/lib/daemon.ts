@@ -64,6 +64,8 @@ export class Daemon {
   private exitPromise: Promise<void> = Promise.resolve();
   /** Set when we killed it on purpose (an exit then is not a crash). */
   killedOnPurpose = false;
+  /** When it was SIGKILLed (epoch ms): its runners, orphaned, may still start requests after. */
+  killedAt: number | undefined;
   stopped = false;
   readonly startedAt = Date.now();
 
@@ -143,6 +145,7 @@ export class Daemon {
   /** Sends a signal (SIGKILL/SIGSTOP/SIGCONT/SIGTERM) to the daemon process only. */
   signal(signal: NodeJS.Signals): void {
     if (signal === "SIGKILL" || signal === "SIGTERM") this.killedOnPurpose = true;
+    if (signal === "SIGKILL") this.killedAt ??= Date.now();
     if (signal === "SIGSTOP") this.stopped = true;
     if (signal === "SIGCONT") this.stopped = false;
     try {

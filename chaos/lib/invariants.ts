@@ -164,13 +164,17 @@ const workerPid = (workerId: string | undefined) => {
  *   any other non-terminal job is stuck;
  * - no stale success: a COMPLETED job's result must come from the last execution that started
  *   (its `request_id`), run for the worker the hash names; for handlers without identity in the
- *   result, the last execution's runner must be a child of the daemon the hash names;
+ *   result, the last execution's runner must be a child of the daemon the hash names (leaving
+ *   out starts on a runner whose daemon had been SIGKILLed by then: an orphaned runner may still
+ *   read a request sent before the kill, e.g. after a busy handler, but cannot write a result);
  * - executions (runner handler starts) ≤ max_retries + recovery_count.
  */
 export async function checkInvariants(
   redis: Redis,
   jobs: readonly TrackedJob[],
   execLog: ExecLog,
+  /** Daemon pid → when it was SIGKILLed (epoch ms). */
+  killedAt: ReadonlyMap<number, number> = new Map(),
 ): Promise<CheckResult> {
   execLog.poll();
   const violations: Violation[] = [];
@@ -372,14 +376,19 @@ export async function checkInvariants(
       }
       return;
     }
-    const daemon = execLog.parentOf.get(last.pid);
+    const orphaned = (e: (typeof execs)[number]) => {
+      const killed = killedAt.get(execLog.parentOf.get(e.pid) ?? -1);
+      return killed !== undefined && e.ts_ms >= killed;
+    };
+    const lastLive = execs.filter((e) => !orphaned(e)).at(-1) ?? last;
+    const daemon = execLog.parentOf.get(lastLive.pid);
     const holder = workerPid(hash.worker_id);
     if (daemon !== undefined && holder !== undefined && daemon !== holder) {
       result.staleTerminalWrites++;
       add(
         "stale_terminal_write",
         id,
-        `completed by ${hash.worker_id}, but the last execution to start ran on pid ${last.pid}, a runner of daemon ${daemon}`,
+        `completed by ${hash.worker_id}, but the last execution to start ran on pid ${lastLive.pid}, a runner of daemon ${daemon}`,
       );
     }
   }

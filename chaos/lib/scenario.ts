@@ -283,10 +283,14 @@ export class ScenarioContext {
         detail: `pid ${f.pid}`,
       });
     }
+    const killedAt = new Map<number, number>();
+    for (const d of this.daemons)
+      if (d.pid && d.killedAt !== undefined) killedAt.set(d.pid, d.killedAt);
     const check: CheckResult = await checkInvariants(
       this.redis.client,
       [...this.jobs.values()],
       this.execLog,
+      killedAt,
     );
     const recoveries = await recoveryTimes(this.redis.client, this.faults, this.execLog);
     if (check.lateDispatches > 0)
