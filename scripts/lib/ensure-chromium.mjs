@@ -1,8 +1,8 @@
 // Makes sure a headless Chromium is installed for the dashboard's browser tests
 // (test/dashboard-browser*.test.ts), installing Debian's `chromium` package when it is missing,
 // as ensure-redis.mjs does for redis-server. No browser is downloaded from anywhere else.
-import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { aptInstall } from "./apt.mjs";
 
 const CANDIDATES = [
   process.env.CHROMIUM_PATH,
@@ -12,26 +12,20 @@ const CANDIDATES = [
   "/usr/bin/google-chrome-stable",
 ];
 
-const found = () => CANDIDATES.find((path) => path && existsSync(path));
+/** The path of an installed Chromium (CHROMIUM_PATH first), or undefined. */
+export const findChromium = () => CANDIDATES.find((path) => path && existsSync(path));
 
-function asRoot(args) {
-  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
-  const [command, ...rest] = isRoot ? args : ["sudo", "-n", ...args];
-  return (
-    spawnSync(command, rest, {
-      stdio: "inherit",
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    }).status === 0
-  );
+/** Installs Debian's chromium when none is found; its path, or undefined when that failed. */
+export function installChromium({ quiet = false } = {}) {
+  aptInstall(["chromium"], () => findChromium() !== undefined, { quiet, noRecommends: true });
+  return findChromium();
 }
 
 /** Returns once Chromium is available; exits the process with a clear message otherwise. */
 export function ensureChromium() {
-  if (found()) return;
+  if (findChromium()) return;
   process.stdout.write("chromium not found; installing Debian's chromium package (apt-get)\n");
-  const install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"];
-  const installed = asRoot(install) || (asRoot(["apt-get", "update", "-q"]) && asRoot(install));
-  if (!installed || !found()) {
+  if (!installChromium()) {
     process.stderr.write(
       "Could not install chromium. Install Debian's chromium package (or set CHROMIUM_PATH) " +
         "and run again: the dashboard's browser tests need it.\n",

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import puppeteer, { type Browser } from "puppeteer-core";
+import { findChromium, installChromium } from "../../scripts/lib/ensure-chromium.mjs";
 
 /**
  * Headless Chromium for the dashboard's browser tests: Debian's `chromium` package (installed
@@ -10,46 +11,16 @@ import puppeteer, { type Browser } from "puppeteer-core";
  * puppeteer-core with its executable path. No browser is ever downloaded.
  */
 
-const CANDIDATES = [
-  process.env.CHROMIUM_PATH,
-  "/usr/bin/chromium",
-  "/usr/bin/chromium-browser",
-  "/usr/bin/google-chrome",
-  "/usr/bin/google-chrome-stable",
-];
-
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 /** Screenshots of the browser tests (gitignored; for review). */
 export const SCREENSHOT_DIR = join(REPO, "test-results");
 
-/** The path of an installed Chromium, or undefined. */
-export function findChromium(): string | undefined {
-  return CANDIDATES.find((path): path is string => !!path && existsSync(path));
-}
-
-function asRoot(args: string[]): boolean {
-  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
-  const [command, ...rest] = isRoot ? args : ["sudo", "-n", ...args];
-  return (
-    spawnSync(command!, rest, {
-      stdio: "ignore",
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-      timeout: 600_000,
-    }).status === 0
-  );
-}
+export { findChromium };
 
 /** Finds Chromium, installing Debian's package when it is missing; throws when that fails. */
 export function ensureChromium(): string {
-  const found = findChromium();
-  if (found) return found;
-  const pkg = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"];
-  if (!asRoot(pkg)) {
-    asRoot(["apt-get", "update", "-q"]);
-    asRoot(pkg);
-  }
-  const installed = findChromium();
+  const installed = findChromium() ?? installChromium({ quiet: true });
   if (!installed)
     throw new Error(
       "Chromium not found and `apt-get install chromium` failed: install Debian's chromium " +
