@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PerMinuteCounter } from "../src/dashboard/server/per-minute.js";
-import { traceIdOf } from "../src/dashboard/server/reads.js";
+import { traceIdOf, WorkerDirectory } from "../src/dashboard/server/reads.js";
+import { RrqApi } from "../src/api/index.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
 
 let redis: TestRedis;
@@ -69,6 +70,19 @@ describe("per-minute retries", () => {
     expect(rows[56]).toMatchObject({ t: now - 30_000 - 3 * MINUTE, retried: 4 });
     expect(rows[59]!.retried).toBe(2);
     expect(rows.reduce((n, m) => n + m.retried, 0)).toBe(6);
+  });
+});
+
+describe("worker directory", () => {
+  it("a background refresh that fails keeps the old list and raises nothing", async () => {
+    await redis.flush();
+    await redis.client.set("rrq:health:worker:w1", "{}");
+    const api = new RrqApi(redis.client.duplicate());
+    const directory = new WorkerDirectory(api, 0);
+    expect(await directory.current()).toEqual(["w1"]); // the first call waits for its scan
+    await api.redis.quit(); // as at shutdown: the API's connection closes under a refresh
+    expect(await directory.current()).toEqual(["w1"]); // the refresh fails in the background
+    await new Promise((resolve) => setTimeout(resolve, 50)); // no unhandled rejection meanwhile
   });
 });
 

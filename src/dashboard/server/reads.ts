@@ -50,8 +50,12 @@ export class WorkerDirectory {
   async current(): Promise<string[]> {
     const maxAge = this.ids.length === 0 ? Math.min(2000, this.maxAgeMs) : this.maxAgeMs;
     const stale = Date.now() - this.scannedAt > maxAge;
-    if (stale && !this.scanning)
+    if (stale && !this.scanning) {
       this.scanning = this.scan().finally(() => (this.scanning = undefined));
+      // a background refresh that fails (Redis away, the API closed at shutdown) keeps the old
+      // list and is tried again on a later call; only the first call waits for, and sees, it
+      this.scanning.catch(() => undefined);
+    }
     if (this.scannedAt === 0 && this.scanning) await this.scanning;
     return this.ids;
   }
