@@ -1,5 +1,5 @@
 /**
- * claim-ready-3.lua, the orchestrator's batch claim: which queue entries it takes, skips and
+ * claim-ready-4.lua, the orchestrator's batch claim: which queue entries it takes, skips and
  * drops, and the writes it batches (one ZREM, one INCRBY of the fence counter, one ZADD each
  * for the active set and the lease index) against a real redis-server.
  */
@@ -23,7 +23,7 @@ async function enqueue(n: number): Promise<string[]> {
   return ids;
 }
 
-describe("claim-ready-3.lua", () => {
+describe("claim-ready-4.lua", () => {
   it("claims the oldest jobs with consecutive fences, in order, and records them", async () => {
     const ids = await enqueue(5);
     const before = Number((await fx.redis.client.get("rrq:fence")) ?? 0);

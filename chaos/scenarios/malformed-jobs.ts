@@ -248,7 +248,7 @@ export const malformedJobs: Scenario = {
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline && (await redis.zscore("rrq:queue:default", wrongType)) !== null)
       await sleep(200);
-    // A non-hash key is no job: its queue entry is dropped like a stale one (claim-ready-3.lua),
+    // A non-hash key is no job: its queue entry is dropped like a stale one (claim-ready-4.lua),
     // the key itself is left as it was, and the jobs claimed with it are not disturbed (before
     // the fix, HINCRBY on it failed the claim half-way and its batch was only recovered later).
     if ((await redis.zscore("rrq:queue:default", wrongType)) !== null)

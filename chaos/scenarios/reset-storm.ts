@@ -10,12 +10,12 @@ import { workCmd, workJobs } from "./common.js";
 const NOT_WRITTEN = "another worker holds this job; result not written";
 
 /**
- * The RESP request of a claim (claim-ready-3.lua: three keys, the queue first) and of a
+ * The RESP request of a claim (claim-ready-4.lua: four keys, the queue first) and of a
  * batched completion (complete-success-batch-2.lua: two keys, the active set first); no other
  * script starts so.
  */
 const AIMED = {
-  claim: /\r\n\$1\r\n3\r\n\$\d+\r\nrrq:queue:/,
+  claim: /\r\n\$1\r\n4\r\n\$\d+\r\nrrq:queue:/,
   complete: /\r\n\$1\r\n2\r\n\$\d+\r\nrrq:active:jobs:/,
 };
 

@@ -13,6 +13,7 @@ import {
   jobLockKey,
   LEASES_KEY,
   ORPHAN_SCAN_KEY,
+  pausedKey,
   Prefix,
   queueKey,
 } from "./keys.js";
@@ -34,6 +35,25 @@ export interface ClaimedJob {
   id: string;
   hash: Record<string, string>;
 }
+
+/** What {@link JobStore.claim} returns. */
+export interface ClaimResult {
+  claimed: ClaimedJob[];
+  /** Score of the queue's first remaining entry (undefined: empty or paused-and-empty). */
+  nextScore: number | undefined;
+  /**
+   * Jobs this call parked (cap, session, breaker) or re-scored to a later rate slot: the queue
+   * is not drained even when `claimed` is short.
+   */
+  parked: number;
+  /** The queue is paused (`rrq:paused:<queue>`): nothing was claimed or touched. */
+  paused: boolean;
+  /** `limit_name`s unknown to this flow config (they were held to cap 1). */
+  unknownLimits: string[];
+}
+
+/** claim-ready-4.lua's reply: claimed JSON, next score, parked, paused 0/1, unknown limits JSON or "". */
+type ClaimReply = [string, string | null, number?, number?, string?];
 
 /** Identifies one attempt for fenced writes: the worker and the fence its claim received. */
 export interface AttemptRef {
@@ -74,21 +94,29 @@ export class JobStore {
     this.completions = new CompletionBatcher(redis, this.scripts, clock);
   }
 
-  /** Claims up to `max` ready jobs of one queue with a lease each, and returns their hashes. */
+  /**
+   * Claims up to `max` ready jobs of one queue with a lease each, and returns their hashes
+   * (claim-ready-4.lua). `flowConfig` is the queue's flow-control JSON (src/flow/flow-config.ts;
+   * "" or absent: none configured): jobs held by a cap, a session, a start rate or a breaker are
+   * parked or re-scored instead of claimed and counted in `parked`; a paused queue claims
+   * nothing and answers `paused`; `unknownLimits` names `limit_name`s the config lacks (they ran
+   * with cap 1).
+   */
   async claim(
     queue: string,
     workerId: string,
     max: number,
     leaseMs: number,
-  ): Promise<{ claimed: ClaimedJob[]; nextScore: number | undefined }> {
+    flowConfig?: string,
+  ): Promise<ClaimResult> {
     const now = this.clock.now();
     const token = this.claimToken(`${workerId} ${queue}`);
-    let reply: [string, string | null];
+    let reply: ClaimReply;
     try {
-      reply = await this.scripts.run<[string, string | null]>(
+      reply = await this.scripts.run<ClaimReply>(
         this.redis,
         "claim-ready",
-        [queue, activeKey(workerId), LEASES_KEY],
+        [queue, activeKey(workerId), LEASES_KEY, pausedKey(queue)],
         [
           workerId,
           now,
@@ -97,23 +125,30 @@ export class JobStore {
           formatTimestamp(now),
           Math.floor(now / 1000),
           token.value,
+          flowConfig ?? "",
         ],
       );
     } catch (error) {
       token.keep();
       throw error;
     }
-    const [json, next] = reply;
+    const [json, next, parked, paused, unknown] = reply;
     const flat = JSON.parse(json) as Array<string | string[]>;
     const claimed: ClaimedJob[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) {
       claimed.push({ id: flat[i] as string, hash: hashFromPairs(flat[i + 1] as string[]) });
     }
-    return { claimed, nextScore: next == null ? undefined : Number(next) };
+    return {
+      claimed,
+      nextScore: next == null ? undefined : Number(next),
+      parked: Number(parked ?? 0),
+      paused: Number(paused ?? 0) === 1,
+      unknownLimits: unknown ? (JSON.parse(unknown) as string[]) : [],
+    };
   }
 
   /**
-   * The token of a claim call (claim-ready-3.lua keeps a call's jobs under it for 60 s, and a
+   * The token of a claim call (claim-ready-4.lua keeps a call's jobs under it for 60 s, and a
    * second run with it returns them instead of claiming more). ioredis re-sends a call whose
    * reply a dropped connection lost, with the same token; a call that failed instead (a command
    * timeout, or Redis away) may still have run, so its token is handed to the next claim of the

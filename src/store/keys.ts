@@ -79,3 +79,29 @@ export const minuteStatsKey = (ms: number): string =>
 export const dlqStatsKey = (dlq: string): string => `rrq:stats:dlq:${bareDlqName(dlq)}`;
 /** rrqkit: HASH with one cron entry's state (the last fire time it was enqueued for). */
 export const cronKey = (id: string): string => `rrq:cron:${id}`;
+
+// rrqkit flow control (issue 22; README "Flow control"). Additive: RRQ ignores these keys (its
+// orchestrator may run limited jobs without limits, and never sees parked jobs).
+
+/** rrqkit: SET of wait keys (wait:/owait:/bwait:) that hold parked jobs (the sweeper's index). */
+export const FLOW_WAITING_KEY = "rrq:fc:waiting";
+/** rrqkit: HASH queue key → number of parked jobs of that queue (approximate). */
+export const FLOW_PARKED_KEY = "rrq:fc:parked";
+/** rrqkit: STRING counter handing out session sequences (INCR). */
+export const FLOW_SEQ_KEY = "rrq:fc:seq";
+/** rrqkit: ZSET job_id → claim time ms of the jobs holding a slot of a concurrency key. */
+export const flowRunKey = (key: string): string => `rrq:fc:run:${key}`;
+/** rrqkit: ZSET job_id → original queue score of the jobs parked for a slot of a key. */
+export const flowWaitKey = (key: string): string => `rrq:fc:wait:${key}`;
+/** rrqkit: STRING, the theoretical arrival time (epoch ms) of a key's next start. */
+export const flowRateKey = (key: string): string => `rrq:fc:rate:${key}`;
+/** rrqkit: ZSET job_id → enqueue sequence of a session's unfinished jobs (head = lowest). */
+export const flowOrderKey = (orderingKey: string): string => `rrq:fc:order:${orderingKey}`;
+/** rrqkit: ZSET job_id → original queue score of session jobs parked behind the head. */
+export const flowOrderWaitKey = (orderingKey: string): string => `rrq:fc:owait:${orderingKey}`;
+/** rrqkit: HASH with a circuit breaker's state; scope = `function:<name>` or `runner:<name>`. */
+export const breakerKey = (scope: string): string => `rrq:breaker:${scope}`;
+/** rrqkit: ZSET job_id → original queue score of the jobs held by an open breaker. */
+export const breakerWaitKey = (scope: string): string => `rrq:fc:bwait:${scope}`;
+/** rrqkit: STRING JSON {since, reason?} while a queue is paused (takes the bare or full name). */
+export const pausedKey = (queue: string): string => `rrq:paused:${bareQueueName(queue)}`;

@@ -1,4 +1,4 @@
--- claim-ready-3.lua: atomically claim up to max_claims ready jobs from one queue, give each a
+-- claim-ready-4.lua: atomically claim up to max_claims ready jobs from one queue, give each a
 -- lease, and return their hashes (RRQ 0.11 claim_ready.lua semantics, plus leases and fencing,
 -- plus the load in the same round trip).
 --
@@ -56,6 +56,10 @@
 -- next_score is the score of the queue's first remaining entry (or false when the queue is
 -- empty), for the wake-up timer.
 local queue, active, leases = KEYS[1], KEYS[2], KEYS[3]
+if redis.call("EXISTS", KEYS[4]) == 1 then
+  local head = redis.call("ZRANGE", queue, 0, 0, "WITHSCORES")
+  return {"[]", head[2] or false, 0, 1}
+end
 local worker, now, max_claims = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease_ms = tonumber(ARGV[4])
 -- @include int-or-zero.lua
@@ -103,7 +107,7 @@ if prior then
     end
   end
   local head = redis.call("ZRANGE", queue, 0, 0, "WITHSCORES")
-  return {#claimed > 0 and cjson.encode(claimed) or "[]", head[2] or false}
+  return {#claimed > 0 and cjson.encode(claimed) or "[]", head[2] or false, 0, 0, ""}
 end
 local ids = redis.call("ZRANGEBYSCORE", queue, "-inf", now, "LIMIT", 0, max_claims * 4)
 local locked, hashes, removed = {}, {}, {}
@@ -166,4 +170,4 @@ local head = redis.call("ZRANGE", queue, 0, 0, "WITHSCORES")
 -- ioredis built a Buffer and then a string for each of the 40-odd elements per job (about a
 -- tenth less orchestrator CPU per job), and cjson's encoding costs Redis slightly less than
 -- converting the nested table to reply elements.
-return {count > 0 and cjson.encode(claimed) or "[]", head[2] or false}
+return {count > 0 and cjson.encode(claimed) or "[]", head[2] or false, 0, 0, ""}
