@@ -10,10 +10,20 @@ import {
 } from "../store/encoding.js";
 import { debounceKey, idempotencyKey, queueKey, rateLimitKey } from "../store/keys.js";
 import { extractCorrelation } from "./correlation.js";
+import {
+  FLOW_OPTION_NAMES,
+  flowControlFields,
+  hasFlowControl,
+  type FlowControlOptions,
+} from "./flow-options.js";
 import { jsonValueProblem } from "./json-params.js";
 
-/** Options of one enqueue (the parity spec's options, camelCased). */
-export interface EnqueueOptions {
+/**
+ * Options of one enqueue (the parity spec's options, camelCased), with rrqkit's job-control and
+ * flow-control options (concurrencyKey, concurrencyLimit, startRate, limit, orderingKey: see
+ * ./flow-options.ts).
+ */
+export interface EnqueueOptions extends FlowControlOptions {
   queueName?: string;
   jobId?: string;
   /** Idempotency key: a second enqueue with the same key returns the first job's id. */
@@ -71,6 +81,7 @@ export const OPTION_NAMES: Readonly<Record<string, keyof EnqueueOptions>> = {
   retry: "retry",
   expires_at: "expiresAt",
   expires_in: "expiresIn",
+  ...FLOW_OPTION_NAMES,
 };
 
 /** Converts snake_case options (CLI, adapters, JSON) to {@link EnqueueOptions}; unknown names are errors. */
@@ -114,7 +125,9 @@ export interface EnqueuePlan {
   guard?: { key: string; ttlSeconds: number };
   /**
    * rrqkit's additive job fields, written only when their option is given (so an RRQ option
-   * set writes RRQ's bytes): `retry_policy`, `expires_at` (see ../store/lua/enqueue-fields-1.lua).
+   * set writes RRQ's bytes): `retry_policy`, `expires_at`, and the flow-control fields
+   * `concurrency_key`, `concurrency_limit`, `start_rate`, `limit_name`, `ordering_key` (see
+   * ../store/lua/enqueue-fields-1.lua).
    */
   extraFields?: Readonly<Record<string, string>>;
 }
@@ -362,6 +375,10 @@ export function planEnqueue(
     integer(o.uniqueTtlSeconds, "unique_ttl_seconds", "positive");
   }
   const correlation = extractCorrelation(defaults.correlationMappings, paramsValue, trace);
+  const extraFields = {
+    ...control?.fields,
+    ...(hasFlowControl(o) ? flowControlFields(o) : undefined),
+  };
   return {
     mode,
     jobId,
@@ -376,7 +393,7 @@ export function planEnqueue(
     traceJson: trace && Object.keys(trace).length > 0 ? canonicalJson(trace, "trace_context") : "",
     correlationJson: correlation ? canonicalJson(correlation, "correlation_context") : "",
     guard,
-    ...(control?.fields && { extraFields: control.fields }),
+    ...(Object.keys(extraFields).length > 0 && { extraFields }),
   };
 }
 
