@@ -24,6 +24,7 @@ from .canonical import canonical_json
 from .codec import MAX_PARAMS_DEPTH, nests_deeper_than
 from .config import ProducerConfig, as_int, load_toml, normalize_queue_name, redact_dsn
 from .errors import BulkEnqueueError, ProducerError
+from .flow_options import FLOW_OPTION_NAMES, flow_control_fields
 from .retry_policy import check_retry_policy, retry_policy_json
 from .timeutil import format_rfc3339, now_ns, to_epoch_ns
 
@@ -69,6 +70,9 @@ OPTION_NAMES: Final = frozenset(
         "retry",
         "expires_at",
         "expires_in",
+        # flow control (issue 22): concurrency_key, concurrency_limit, start_rate, limit,
+        # ordering_key; additive hash fields, written only when given
+        *FLOW_OPTION_NAMES,
     }
 )
 
@@ -134,7 +138,8 @@ class _Plan:
     job_id: str
     keys: list[str]
     args: list[str]
-    #: rrqkit's additive hash fields (retry_policy, expires_at) as name/value pairs
+    #: rrqkit's additive hash fields (retry_policy, expires_at, the flow-control fields) as
+    #: name/value pairs
     extra: list[str] = field(default_factory=list)
 
 
@@ -579,6 +584,7 @@ class Producer:
         # expires_in counts from the clock, not from a given enqueue_time (as TS)
         clock = now if enqueue_ns is None else now_ns()
         control, max_retries = _job_control_fields(opts, clock, max_retries)
+        control += flow_control_fields(opts)
         if mode == "debounce":
             assert debounce_seconds is not None
             run_at = now + math.ceil(debounce_seconds * 1000) * 1_000_000
@@ -679,10 +685,12 @@ class Producer:
         return self._interpret(plan, reply)
 
     def _fields_call(self, plan: _Plan) -> tuple[Any, list[str], list[str]]:
-        """The enqueue-fields-1.lua call that adds ``plan.extra`` (retry_policy, expires_at) to
-        the job the plan's enqueue script writes. The enqueue scripts stay RRQ's verbatim; this
-        one runs right after them in the same MULTI ... EXEC, so nothing can claim the job in
-        between, and writes only to the job this call wrote (not to an idempotent hit's)."""
+        """The enqueue-fields-1.lua call that adds ``plan.extra`` (retry_policy, expires_at,
+        the flow-control fields) to the job the plan's enqueue script writes. The enqueue
+        scripts stay RRQ's verbatim; this one runs right after them in the same MULTI ... EXEC,
+        so nothing can claim the job in between, and writes only to the job this call wrote
+        (not to an idempotent hit's). With ``ordering_key`` it also records the job's place in
+        its session (``rrq:fc:order:<key>``)."""
         fields = plan.args[1:] if plan.mode == "debounce" else plan.args
         function_name, job_params, queue = fields[1], fields[2], fields[10]
         if plan.mode == "debounce":
