@@ -34,7 +34,9 @@ export type ViolationKind =
   | "residue"
   | "orchestrator_crash"
   | "orchestrator_hang"
-  | "scenario_error";
+  | "scenario_error"
+  | "cap_exceeded"
+  | "session_out_of_order";
 
 export interface Violation {
   kind: ViolationKind;
@@ -68,8 +70,9 @@ export interface CheckResult {
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 
 /**
- * One job's status, whether it is in any of the given queues, and whether anyone holds it
- * (lock, lease or an active set), read atomically. ARGV: id, number of queue keys, queue keys,
+ * One job's status, whether it is in any of the given queues (or parked by flow control in the
+ * wait set its `fc_wait` names), and whether anyone holds it (lock, lease or an active set),
+ * read atomically. ARGV: id, number of queue keys, queue keys,
  * active-set keys.
  */
 const ORPHAN_CHECK = `
@@ -77,6 +80,9 @@ local id, nq = ARGV[1], tonumber(ARGV[2])
 local status = redis.call("HGET", "rrq:job:" .. id, "status")
 local queued, held = 0, 0
 for i = 3, 2 + nq do if redis.call("ZSCORE", ARGV[i], id) then queued = 1 end end
+-- A job parked by flow control (a wait set named in fc_wait) is waiting, not lost.
+local wait = redis.call("HGET", "rrq:job:" .. id, "fc_wait")
+if wait and redis.call("ZSCORE", wait, id) then queued = 1 end
 for i = 3 + nq, #ARGV do if redis.call("ZSCORE", ARGV[i], id) then held = 1 end end
 if redis.call("EXISTS", "rrq:lock:job:" .. id) == 1 or redis.call("ZSCORE", "rrq:leases", id) then
   held = 1
@@ -160,7 +166,8 @@ const workerPid = (workerId: string | undefined) => {
  *   `rrq:events:job:<id>`, FAILED jobs in exactly one DLQ once, COMPLETED jobs in none, and no
  *   terminal job still queued;
  * - nothing lost or stuck: a non-terminal job nobody holds or will claim is lost (hash gone, or
- *   PENDING/RETRYING outside every queue, or ACTIVE with no lock, lease or active-set entry);
+ *   PENDING/RETRYING outside every queue and not parked by flow control, or ACTIVE with no
+ *   lock, lease or active-set entry);
  *   any other non-terminal job is stuck;
  * - no stale success: a COMPLETED job's result must come from the last execution that started
  *   (its `request_id`), run for the worker the hash names; for handlers without identity in the

@@ -8,6 +8,7 @@ import {
 } from "./bad-runners.js";
 import { cancelStorm } from "./cancel-storm.js";
 import { clockSkew } from "./clock-skew.js";
+import { flowControl } from "./flow-control.js";
 import { malformedJobs } from "./malformed-jobs.js";
 import { maxmemory } from "./maxmemory.js";
 import { partition } from "./partition.js";
@@ -33,4 +34,5 @@ export const SCENARIOS: Scenario[] = [
   maxmemory,
   resetStorm,
   cancelStorm,
+  flowControl,
 ];
