@@ -6,7 +6,7 @@
  * rounds, rotating the order), reporting medians, spread and per-repetition ratios
  * (bench/README.md explains every scenario; bench/RESULTS.md holds a full run).
  *
- * Scenarios: burndown, enqueue, latency, cost, scaling. `--quick` runs all of them at small
+ * Scenarios: burndown, enqueue, latency, cost, scaling, flow. `--quick` runs all of them at small
  * sizes for `npm test`: it checks that every scenario completes and every job is accounted for
  * (exit status 1 otherwise); its timings mean nothing.
  */
@@ -31,11 +31,12 @@ import { formatCase, type Case } from "./lib/report.js";
 import { runBurnDown } from "./scenarios/burndown.js";
 import { runCost } from "./scenarios/cost.js";
 import { runEnqueue } from "./scenarios/enqueue.js";
+import { runFlow } from "./scenarios/flow.js";
 import { runLatency } from "./scenarios/latency.js";
 import { runScaling } from "./scenarios/scaling.js";
 import { burnDownContenders } from "./lib/specs.js";
 
-const GROUPS = ["burndown", "enqueue", "latency", "cost", "scaling"] as const;
+const GROUPS = ["burndown", "enqueue", "latency", "cost", "scaling", "flow"] as const;
 type Group = (typeof GROUPS)[number];
 
 const { values } = parseArgs({
@@ -207,7 +208,8 @@ async function main(): Promise<number> {
         else if (group === "latency") await runLatency(ctx);
         else if (group === "cost")
           await runCost(ctx, { burnDownRan: selected.has("burndown"), available });
-        else await runScaling(ctx);
+        else if (group === "scaling") await runScaling(ctx);
+        else await runFlow(ctx);
       } catch (error) {
         failed = true;
         log(`scenario ${group} FAILED: ${(error as Error).stack ?? String(error)}`);

@@ -2,6 +2,7 @@
  * One burn-down: fill N jobs, start a consumer, time the drain from its first claim to its last
  * completion, with the consumer's CPU, memory and Redis cost over the same window.
  */
+import type { EnqueueOptions } from "../../src/producer/options.js";
 import { startOptions, type BenchContext } from "./context.js";
 import { Queue } from "bullmq";
 import {
@@ -45,10 +46,21 @@ export async function burnDown(
   ctx: BenchContext,
   spec: ConsumerSpec,
   jobs: number,
-  options: { processes?: number; execLog?: string } = {},
+  options: {
+    processes?: number;
+    execLog?: string;
+    /**
+     * Enqueue options of job i (flow control). Jobs parked by flow control are in no queue, so
+     * the drain then also waits until every job is COMPLETED (read from the job hashes once the
+     * queue and the in-flight sets are empty; those reads count in the Redis cost figures).
+     */
+    enqueueOptions?: (i: number) => EnqueueOptions;
+  } = {},
 ): Promise<BurnDown> {
   await resetServer(ctx.redis);
-  const filled = await fill(ctx.redisUrl, spec.system, jobs);
+  const filled = await fill(ctx.redisUrl, spec.system, jobs, {
+    enqueueOptions: options.enqueueOptions,
+  });
   const hold = await holdJobs(ctx, spec);
   const before = await readCounters(ctx.redis);
   const roots: number[] = [];
@@ -76,6 +88,17 @@ export async function burnDown(
       onStart: () => meter.begin(),
       workerIds: () => ids,
     });
+    if (options.enqueueOptions) {
+      const deadline = performance.now() + 60_000 + jobs * 2;
+      while (!(await accountFor(ctx.redis, filled)).ok) {
+        if (performance.now() > deadline)
+          throw new Error(
+            `jobs still unfinished (parked?) ${jobs * 2 + 60_000} ms after the drain`,
+          );
+        await new Promise((r) => setTimeout(r, 10));
+        window.endMs = performance.now();
+      }
+    }
     const cost = meter.end();
     const after = await readCounters(ctx.redis);
     const own = ownCommands(spec.system, ids.length, window.probes);

@@ -5,6 +5,7 @@
  */
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import type { EnqueueOptions } from "../../src/producer/options.js";
 import { Producer } from "../../src/producer/producer.js";
 import { BULL_QUEUE, probe, probeCommands, type System } from "./consumers.js";
 
@@ -27,6 +28,8 @@ export async function fill(
     name?: string;
     params?: (i: number) => Record<string, unknown>;
     keepIds?: boolean;
+    /** rrqkit/RRQ only: enqueue options of job i (e.g. a concurrency key). */
+    enqueueOptions?: (i: number) => EnqueueOptions;
   } = {},
 ): Promise<Filled> {
   const name = options.name ?? "echo";
@@ -60,7 +63,12 @@ export async function fill(
           const hi = Math.min(count, lo + FILL_BATCH);
           next = hi;
           const items = [];
-          for (let i = lo; i < hi; i++) items.push({ functionName: name, params: params(i) });
+          for (let i = lo; i < hi; i++)
+            items.push({
+              functionName: name,
+              params: params(i),
+              ...(options.enqueueOptions ? { options: options.enqueueOptions(i) } : {}),
+            });
           const got = await producer.enqueueMany(items);
           if (options.keepIds !== false) ids.push(...got);
         }
