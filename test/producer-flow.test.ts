@@ -233,6 +233,13 @@ const ERRORS: [Record<string, unknown>, string][] = [
     "limit must be a limit name of 1 to 128 characters from A-Z a-z 0-9 _ . : -",
   ],
   [{ limit: 7 }, "limit must be a limit name of 1 to 128 characters from A-Z a-z 0-9 _ . : -"],
+  [{ limit: "ok\n" }, "limit must be a limit name of 1 to 128 characters from A-Z a-z 0-9 _ . : -"],
+  // several bad options: the first in this order is named (concurrency_key, concurrency_limit,
+  // start_rate, limit, ordering_key), whatever order they are given in
+  [
+    { ordering_key: "", concurrency_limit: "3", concurrency_key: "" },
+    "concurrency_key must be a string of 1 to 256 characters",
+  ],
 ];
 
 describe("bad flow-control options are refused and write nothing", () => {

@@ -200,6 +200,8 @@ ERRORS: list[tuple[dict[str, Any], str]] = [
     ({"limit": "x" * 129}, NAME_MSG),
     ({"limit": 7}, NAME_MSG),
     ({"limit": "ok\n"}, NAME_MSG),
+    # several bad options: the first in the TS producer's order is named
+    ({"ordering_key": "", "concurrency_limit": "3", "concurrency_key": ""}, KEY_MSG),
 ]
 
 

@@ -86,9 +86,13 @@ def _start_rate(value: Any) -> str:
         raise _invalid(f"start_rate.limit must be an integer from 1 to {MAX_START_RATE_LIMIT}")
     ok = isinstance(period, int | float) and not isinstance(period, bool)
     ok = ok and math.isfinite(period) and period > 0
-    # half up to whole ms, as JavaScript's Math.round and Rust's f64::round for x > 0
-    scaled = period * 1000 + 0.5 if ok else math.inf
-    ms = max(1, math.floor(scaled)) if math.isfinite(scaled) else 0
+    scaled = period * 1000 if ok else math.inf
+    ms = 0
+    if math.isfinite(scaled):
+        # half up to whole ms, exactly as JavaScript's Math.round and Rust's f64::round for
+        # x > 0 (round() would round half to even; floor(x + 0.5) can round the sum up)
+        whole = math.floor(scaled)
+        ms = max(1, whole + (1 if scaled - whole >= 0.5 else 0))
     if ms == 0 or ms > MAX_START_RATE_PERIOD_MS:
         raise _invalid(
             "start_rate.period_seconds must be a number > 0 and at most "

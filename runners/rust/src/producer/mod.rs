@@ -17,6 +17,7 @@
 
 mod config;
 mod error;
+mod flow;
 mod options;
 mod retry;
 
@@ -33,6 +34,10 @@ pub use config::{
     DEFAULT_REDIS_CONNECT_TIMEOUT, DEFAULT_REDIS_DSN,
 };
 pub use error::{redact_dsn, ProducerError, ProducerErrorCode};
+pub use flow::{
+    StartRate, MAX_CONCURRENCY_LIMIT, MAX_FLOW_KEY_CHARS, MAX_LIMIT_NAME_CHARS,
+    MAX_START_RATE_LIMIT, MAX_START_RATE_PERIOD_MS,
+};
 pub use options::{
     extract_correlation_context, EnqueueItem, EnqueueOptions, MAX_PARAMS_BYTES, MSG_EXPIRES_PAST,
 };
@@ -52,8 +57,9 @@ pub const ENQUEUE_DEBOUNCED_LUA: &str = include_str!("../../lua/enqueue-debounce
 pub const ENQUEUE_BATCH_LUA: &str = include_str!("../../lua/enqueue-batch-n.lua");
 
 /// `src/store/lua/enqueue-fields-1.lua`, byte for byte: writes rrqkit's additive job fields
-/// (`retry_policy`, `expires_at`) onto the job the enqueue script before it in the same
-/// MULTI ... EXEC wrote.
+/// (`retry_policy`, `expires_at`, the flow-control fields) onto the job the enqueue script
+/// before it in the same MULTI ... EXEC wrote, and puts a job with `ordering_key` in its
+/// session's order (`rrq:fc:order:<key>`).
 pub const ENQUEUE_FIELDS_LUA: &str = include_str!("../../lua/enqueue-fields-1.lua");
 
 /// `src/store/lua/job-cancel-2.lua`, byte for byte (cancel a waiting or running job).

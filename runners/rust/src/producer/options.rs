@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::config::ProducerConfig;
 use super::error::{ProducerError, ProducerErrorCode};
+use super::flow::{self, StartRate, FLOW_OPTION_NAMES};
 use super::normalize_queue_name;
 use super::retry::RetryPolicy;
 use crate::canonical::{canonical_json, canonical_number, format_timestamp, parse_timestamp};
@@ -44,6 +45,20 @@ pub struct EnqueueOptions {
     /// [`EnqueueOptions::expires_at`] as seconds (> 0) after the enqueue time, by this
     /// producer's clock. Not together with `expires_at`.
     pub expires_in: Option<f64>,
+    /// Flow control: jobs with the same key share a concurrency cap and a start rate
+    /// (1..=256 characters; hash field `concurrency_key`).
+    pub concurrency_key: Option<String>,
+    /// At most this many jobs of the key run at once (1..=100000); needs `concurrency_key` or
+    /// `limit`.
+    pub concurrency_limit: Option<i64>,
+    /// Starts per period for the key (smooth); needs `concurrency_key` or `limit`. Stored as
+    /// `"<limit>/<period_ms>"`.
+    pub start_rate: Option<StartRate>,
+    /// Name of a `[rrq.limits.<name>]` table of rrq.toml (1..=128 of `A-Za-z0-9_.:-`; hash
+    /// field `limit_name`).
+    pub limit: Option<String>,
+    /// A session: jobs of one key run one at a time, in enqueue order (1..=256 characters).
+    pub ordering_key: Option<String>,
 }
 
 /// One item of [`super::Producer::enqueue_many`].
@@ -79,7 +94,7 @@ impl EnqueueOptions {
         let mut o = EnqueueOptions::default();
         let mut params = None;
         for (name, v) in map {
-            if v.is_null() {
+            if v.is_null() || FLOW_OPTION_NAMES.contains(&name.as_str()) {
                 continue;
             }
             let s = |what: &str| -> Result<String, ProducerError> {
@@ -138,6 +153,13 @@ impl EnqueueOptions {
                         "unknown option '{other}'"
                     )))
                 }
+            }
+        }
+        // Flow control in the TS producer's order, so a call with several bad ones names the
+        // same first one in every binding.
+        for name in FLOW_OPTION_NAMES {
+            if let Some(v) = map.get(name).filter(|v| !v.is_null()) {
+                flow::set_from_json(&mut o, name, v)?;
             }
         }
         Ok((o, params))
@@ -249,8 +271,9 @@ pub(crate) struct Plan {
     pub correlation_context: String,
     pub score: i64,
     pub guard: Guard,
-    /// rrqkit's additive hash fields (`retry_policy`, `expires_at`) as name/value pairs;
-    /// empty when neither option is given, so the hash is byte-for-byte RRQ's.
+    /// rrqkit's additive hash fields (`retry_policy`, `expires_at`, the flow-control fields)
+    /// as name/value pairs; empty when no such option is given, so the hash is byte-for-byte
+    /// RRQ's.
     pub extra_fields: Vec<(String, String)>,
 }
 
@@ -500,6 +523,7 @@ pub(crate) fn plan(
     if let Some(t) = expires_at {
         extra_fields.push(("expires_at".to_string(), format_timestamp(&t)));
     }
+    extra_fields.extend(flow::flow_control_fields(o)?);
 
     let queue_key = match &o.queue_name {
         Some(q) => normalize_queue_name(q),
