@@ -9,7 +9,7 @@ import { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
 import { FaultProxy } from "../chaos/lib/fault-proxy.js";
 import { hashFromPairs } from "../src/store/job.js";
-import { activeKey, LEASES_KEY } from "../src/store/keys.js";
+import { activeKey, LEASES_KEY, pausedKey } from "../src/store/keys.js";
 import { JobStore, type AttemptRef } from "../src/store/job-store.js";
 import { useStoreFixture } from "./support/store-fixture.js";
 import { jobSettled, RunningWorker, testConfig, waitFor } from "./support/worker-harness.js";
@@ -39,8 +39,8 @@ function claimOnce(token: string) {
   return fx.store.scripts.run<[string, string | null]>(
     fx.store.redis,
     "claim-ready",
-    [QUEUE, activeKey(WORKER), LEASES_KEY],
-    [WORKER, now, 5, 30_000, new Date(now).toISOString(), Math.floor(now / 1000), token],
+    [QUEUE, activeKey(WORKER), LEASES_KEY, pausedKey(QUEUE)],
+    [WORKER, now, 5, 30_000, new Date(now).toISOString(), Math.floor(now / 1000), token, ""],
   );
 }
 
@@ -313,7 +313,7 @@ describe("a claim whose reply is lost (connection reset right after it was sent)
     try {
       await client.ping();
       proxy.resetAfter((chunk) =>
-        chunk.includes(`\r\n$1\r\n3\r\n$${QUEUE.length}\r\n${QUEUE}\r\n`),
+        chunk.includes(`\r\n$1\r\n4\r\n$${QUEUE.length}\r\n${QUEUE}\r\n`),
       );
       await expect(store.claim(QUEUE, WORKER, 5, 30_000)).rejects.toThrow();
       expect(await fx.redis.client.hget(`rrq:job:${id}`, "status")).toBe("ACTIVE");
@@ -336,8 +336,8 @@ describe("a claim whose reply is lost (connection reset right after it was sent)
     const id = await fx.producer.enqueue("echo", { once: true });
     const proxy = new FaultProxy({ port: fx.redis.port });
     await proxy.listen();
-    // The claim script's call: 3 keys, the queue first (no other script starts so).
-    proxy.resetAfter((chunk) => chunk.includes("\r\n$1\r\n3\r\n$17\r\nrrq:queue:default\r\n"));
+    // The claim script's call: 4 keys, the queue first (no other script starts so).
+    proxy.resetAfter((chunk) => chunk.includes("\r\n$1\r\n4\r\n$17\r\nrrq:queue:default\r\n"));
     const config = testConfig(proxy.url(), {
       lease_seconds: 2,
       lease_renew_interval_seconds: 0.5,

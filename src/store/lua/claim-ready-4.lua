@@ -5,6 +5,7 @@
 -- KEYS[1]  queue key          rrq:queue:<name>
 -- KEYS[2]  active set         rrq:active:jobs:<worker_id>
 -- KEYS[3]  lease index        rrq:leases (ZSET job_id -> lease expiry, epoch ms; rrqkit)
+-- KEYS[4]  paused key         rrq:paused:<bare queue name> (rrqkit flow control)
 -- ARGV[1]  worker_id (the lock owner)
 -- ARGV[2]  now, epoch ms (jobs scored at or before it are ready)
 -- ARGV[3]  max_claims
@@ -12,6 +13,9 @@
 -- ARGV[5]  start_time (RFC 3339, +00:00)
 -- ARGV[6]  active-set score (claim time, epoch seconds)
 -- ARGV[7]  claim token, unique per call ("" or absent: none; rrqkit)
+-- ARGV[8]  flow config JSON of this queue, or "" (rrqkit; src/flow/flow-config.ts):
+--          {"l": {limit: {"c": cap, "r": [limit, period_ms]}}, "f": {function: {"c", "r"}},
+--           "b": {"function:<fn>": 1, "runner:<name>": 1}, "qr": "<runner of unprefixed jobs>"}
 --
 -- Re-sent calls (rrqkit): ioredis re-sends a command whose reply a dropped connection lost,
 -- so this script may run twice for one call. With a token, a call that claimed something
@@ -49,20 +53,46 @@
 -- Redis instructions per job (bench/redis-instructions.ts). Redis never converts a skiplist
 -- back while the key exists; a key that empties is deleted and converted again when it regrows.
 --
--- Returns {claimed, next_score}: claimed is a JSON array (cjson) [id1, hash1, id2, hash2, ...]
+-- Flow control (rrqkit, issue 22; README "Flow control"; parking in lib/flow-park.lua):
+--   - a paused queue (KEYS[4] exists) claims nothing and touches nothing; a re-sent call's memo
+--     is still answered first, so a pause between the two runs cannot strand its jobs;
+--   - the one pass over each job's HGETALL list that finds `runs` also picks function_name and
+--     the flow fields (concurrency_key, concurrency_limit, start_rate, limit_name, ordering_key,
+--     fc_slot); a job without any of them, claimed with ARGV[8] = "", takes the path above with
+--     no further command (the flow config is decoded once per call, at the first job);
+--   - otherwise, in this order (key, cap and rate resolved as the design says: concurrency_key,
+--     else "limit:<limit_name>", else "function:<fn>" when the function has c or r; cap =
+--     concurrency_limit, else the limit's c, else the function's c, else 1 when no rate; an
+--     unknown limit_name counts as cap 1 and is reported):
+--     a. breaker (function:<fn>, else runner:<prefix before # or qr>, when configured in "b"):
+--        open before retry_at, or half_open with another probe: parked in rrq:fc:bwait:<scope>;
+--        open at/after retry_at: the job becomes the probe when it is claimed (state half_open,
+--        probe = id, so one job of this call at most);
+--     b. session (ordering_key): joins rrq:fc:order:<okey> (INCR rrq:fc:seq) if not a member;
+--        not the head: parked in rrq:fc:owait:<okey>;
+--     c. cap: rrq:fc:run:<key> full (and the job not in it): holders whose lock is missing are
+--        dropped (once per key per call); still full: parked in rrq:fc:wait:<key> (fc_key, fc_cap);
+--     d. rate (smooth: one start per period/limit ms): a due fc_slot passes; else the key's
+--        theoretical arrival time (rrq:fc:rate:<key>) passes when <= now and is advanced by the
+--        claim; when later, the job reserves it (fc_slot = that slot, re-scored in the queue,
+--        the arrival time advanced) and stays queued;
+--     e. lock and claim; a capped job joins rrq:fc:run:<key> at once (later jobs of the call
+--        count it) and gets fc_key, fc_cap; a breaker'd one fc_scope; fc_slot is removed.
+--     Parking gives up a job's rate reservation. The rate keys are written once per call.
+--
+-- Returns {claimed, next_score, parked, paused, unknown_limits}: claimed is a JSON array (cjson) [id1, hash1, id2, hash2, ...]
 -- where each hash is the job's HGETALL field/value list read before the claim followed by the
 -- claim's own field/value writes, so that building it pair by pair (a later pair replacing an
 -- earlier one) gives the hash as stored after the claim ("[]" when nothing was claimed);
 -- next_score is the score of the queue's first remaining entry (or false when the queue is
--- empty), for the wake-up timer.
-local queue, active, leases = KEYS[1], KEYS[2], KEYS[3]
-if redis.call("EXISTS", KEYS[4]) == 1 then
-  local head = redis.call("ZRANGE", queue, 0, 0, "WITHSCORES")
-  return {"[]", head[2] or false, 0, 1}
-end
+-- empty), for the wake-up timer; parked the number of jobs this call parked or re-scored to a
+-- rate slot (the queue is not drained even if fewer than max_claims were claimed); paused 1 when
+-- KEYS[4] exists, else 0; unknown_limits a JSON array of limit_names the flow config lacks, or "".
+local queue, active, leases, paused = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local worker, now, max_claims = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease_ms = tonumber(ARGV[4])
 -- @include int-or-zero.lua
+-- @include flow-park.lua
 -- One variadic command per 1,000 arguments (Lua's unpack is limited to a few thousand values).
 local function call_chunked(command, key, args)
   for i = 1, #args, 1000 do
@@ -109,24 +139,228 @@ if prior then
   local head = redis.call("ZRANGE", queue, 0, 0, "WITHSCORES")
   return {#claimed > 0 and cjson.encode(claimed) or "[]", head[2] or false, 0, 0, ""}
 end
+if redis.call("EXISTS", paused) == 1 then
+  local head = redis.call("ZRANGE", queue, 0, 0, "WITHSCORES")
+  return {"[]", head[2] or false, 0, 1, ""}
+end
+
+-- Flow control (see the header). The fields the one pass over a job's list picks out.
+local PICK = { runs = true, function_name = true, concurrency_key = true,
+  concurrency_limit = true, start_rate = true, limit_name = true, ordering_key = true,
+  fc_slot = true }
+local NO_FLOW = {}
+local UNKNOWN_LIMIT = { c = 1 }
+local flow_json = ARGV[8] or ""
+local has_config = flow_json ~= ""
+local config -- the decoded ARGV[8]: false when "", decoded at the first job that needs it
+local parked, unknown, unknown_list = 0, {}, {}
+-- Per call: run keys already swept of stale holders; breakers read (scope -> state, retry_at,
+-- probe); rate keys' arrival times read or advanced, and the PX of those to write back.
+local run_swept, breakers, tats, tat_ttl = {}, {}, {}, {}
+
+-- A positive integer from a hash field or the config, else nil.
+local function positive_int(value)
+  local n = tonumber(value)
+  if not n or n ~= n or n < 1 then return nil end
+  return math.floor(n)
+end
+-- {limit, period_ms} from a start_rate field "<limit>/<period_ms>", else nil.
+local function parse_rate(value)
+  if not value then return nil end
+  local limit, period = string.match(value, "^(%d+)/(%d+)$")
+  limit, period = positive_int(limit), positive_int(period)
+  if not limit or not period then return nil end
+  return { limit, period }
+end
+
+-- Parks job `id` of this queue in `wait` and drops its queue entry with the call's removals.
+local removed = {}
+local function park(id, job, wait, extra, flow)
+  flow_park(id, job, wait, queue, redis.call("ZSCORE", queue, id), extra, flow.fc_slot ~= nil)
+  removed[#removed + 1] = id
+  parked = parked + 1
+end
+
+-- The flow gate of one job: nil when it was parked or re-scored (not to be claimed), else a
+-- table of what claiming it must also do (NO_FLOW: nothing).
+local function flow_gate(id, job, fn, flow)
+  if config == nil then config = has_config and cjson.decode(flow_json) or false end
+  flow = flow or NO_FLOW
+  local fp = config and fn and config.f and config.f[fn] or nil
+  local gate = NO_FLOW
+  -- a. breaker
+  local scope = nil
+  if config and config.b and fn then
+    scope = "function:" .. fn
+    if not config.b[scope] then
+      local sharp = string.find(fn, "#", 1, true)
+      local runner = sharp and string.sub(fn, 1, sharp - 1) or config.qr
+      scope = runner and ("runner:" .. runner) or nil
+      if scope and not config.b[scope] then scope = nil end
+    end
+  end
+  if scope then
+    local b = breakers[scope]
+    if not b then
+      local r = redis.call("HMGET", "rrq:breaker:" .. scope, "state", "retry_at", "probe")
+      b = { state = r[1] or "closed", retry_at = tonumber(r[2]) or 0, probe = r[3] }
+      breakers[scope] = b
+    end
+    if (b.state == "open" and now < b.retry_at) or (b.state == "half_open" and b.probe ~= id) then
+      park(id, job, "rrq:fc:bwait:" .. scope, nil, flow)
+      return nil
+    end
+    gate = { scope = scope, probe = b.state == "open" }
+  end
+  -- b. session
+  local okey = flow.ordering_key
+  if okey then
+    local order = "rrq:fc:order:" .. okey
+    if not redis.call("ZSCORE", order, id) then
+      redis.call("ZADD", order, "NX", redis.call("INCR", "rrq:fc:seq"), id)
+    end
+    if redis.call("ZRANGE", order, 0, 0)[1] ~= id then
+      park(id, job, "rrq:fc:owait:" .. okey, nil, flow)
+      return nil
+    end
+  end
+  -- c. cap (resolution: see the header)
+  local lname, lim = flow.limit_name, nil
+  if lname then
+    lim = config and config.l and config.l[lname]
+    if not lim then
+      lim = UNKNOWN_LIMIT
+      if not unknown[lname] then
+        unknown[lname] = true
+        unknown_list[#unknown_list + 1] = lname
+      end
+    end
+  end
+  local key = flow.concurrency_key or (lname and ("limit:" .. lname))
+    or (fp and (fp.c or fp.r) and ("function:" .. fn)) or nil
+  if not key then
+    if flow.fc_slot then
+      if gate == NO_FLOW then gate = {} end
+      gate.had_slot = true
+    end
+    return gate
+  end
+  local rate = parse_rate(flow.start_rate) or (lim and lim.r) or (fp and fp.r) or nil
+  local cap = positive_int(flow.concurrency_limit) or (lim and positive_int(lim.c))
+    or (fp and positive_int(fp.c)) or (not rate and 1) or nil
+  if gate == NO_FLOW then gate = {} end
+  gate.had_slot = flow.fc_slot ~= nil
+  if cap then
+    local run_key = "rrq:fc:run:" .. key
+    local running = redis.call("ZCARD", run_key)
+    if running >= cap and not redis.call("ZSCORE", run_key, id) then
+      if not run_swept[run_key] then
+        -- Holders whose lock is gone are stale (their release never came): free their slots.
+        run_swept[run_key] = true
+        local stale = {}
+        for _, holder in ipairs(redis.call("ZRANGE", run_key, 0, -1)) do
+          if redis.call("EXISTS", "rrq:lock:job:" .. holder) == 0 then stale[#stale + 1] = holder end
+        end
+        if #stale > 0 then
+          call_chunked("ZREM", run_key, stale)
+          running = running - #stale
+        end
+      end
+      if running >= cap then
+        park(id, job, "rrq:fc:wait:" .. key, { "fc_key", key, "fc_cap", string.format("%d", cap) },
+          flow)
+        return nil
+      end
+    end
+    gate.key, gate.cap, gate.run_key = key, string.format("%d", cap), run_key
+  end
+  -- d. rate
+  if rate then
+    local slot = tonumber(flow.fc_slot)
+    if not (slot and slot <= now) then
+      local rate_key = "rrq:fc:rate:" .. key
+      local tat = tats[rate_key]
+      if tat == nil then
+        tat = tonumber(redis.call("GET", rate_key)) or 0
+        tats[rate_key] = tat
+      end
+      local interval = rate[2] / rate[1]
+      if tat > now then
+        local at = string.format("%d", math.ceil(tat))
+        redis.call("HSET", job, "fc_slot", at)
+        redis.call("ZADD", queue, at, id)
+        tats[rate_key] = tat + interval
+        tat_ttl[rate_key] = rate[2] + 60000
+        parked = parked + 1
+        return nil
+      end
+      gate.rate_key, gate.rate_next, gate.rate_ttl = rate_key, now + interval, rate[2] + 60000
+    end
+  end
+  return gate
+end
+
+-- What claiming a gated job does at once (its hash writes come with the other claim writes).
+local function flow_commit(id, gate)
+  if gate.run_key then redis.call("ZADD", gate.run_key, now, id) end
+  if gate.probe then
+    redis.call("HSET", "rrq:breaker:" .. gate.scope, "state", "half_open", "probe", id)
+    local b = breakers[gate.scope]
+    b.state, b.probe = "half_open", id
+  end
+  if gate.rate_key then
+    tats[gate.rate_key] = gate.rate_next
+    tat_ttl[gate.rate_key] = gate.rate_ttl
+  end
+end
+
 local ids = redis.call("ZRANGEBYSCORE", queue, "-inf", now, "LIMIT", 0, max_claims * 4)
-local locked, hashes, removed = {}, {}, {}
+local locked, hashes, runs_of, gates = {}, {}, {}, {}
 for _, id in ipairs(ids) do
   if #locked >= max_claims then break end
   -- One read answers what TYPE and HGET runs answered before and is the hash returned: an
   -- empty list is a missing key (Redis deletes an empty hash), an error a key of another type.
   -- (A job locked by another worker is read in vain; that is rare, and cheaper than a TYPE
   -- for every job.)
-  local hash = redis.pcall("HGETALL", "rrq:job:" .. id)
+  local job = "rrq:job:" .. id
+  local hash = redis.pcall("HGETALL", job)
   if hash.err or #hash == 0 then
     removed[#removed + 1] = id
-  elseif redis.call("SET", "rrq:lock:job:" .. id, worker, "NX", "PX", lease_ms) then
-    locked[#locked + 1] = id
-    hashes[#locked] = hash
-    removed[#removed + 1] = id
+  else
+    -- One pass: runs, function_name and the flow fields (a table only for a job that has one).
+    local runs, fn, flow
+    for i = 1, #hash, 2 do
+      local field = hash[i]
+      if PICK[field] then
+        if field == "runs" then
+          runs = hash[i + 1]
+        elseif field == "function_name" then
+          fn = hash[i + 1]
+        else
+          flow = flow or {}
+          flow[field] = hash[i + 1]
+        end
+      end
+    end
+    local gate = NO_FLOW
+    if flow or has_config then gate = flow_gate(id, job, fn, flow) end
+    if gate and redis.call("SET", "rrq:lock:job:" .. id, worker, "NX", "PX", lease_ms) then
+      locked[#locked + 1] = id
+      hashes[#locked] = hash
+      runs_of[#locked] = runs
+      removed[#removed + 1] = id
+      if gate ~= NO_FLOW then
+        gates[#locked] = gate
+        flow_commit(id, gate)
+      end
+    end
   end
 end
 call_chunked("ZREM", queue, removed)
+for rate_key, tat in pairs(tats) do
+  local ttl = tat_ttl[rate_key]
+  if ttl then redis.call("SET", rate_key, string.format("%.3f", tat), "PX", ttl) end
+end
 local claimed, count = {}, #locked
 if count > 0 then
   local first_fence = redis.call("INCRBY", "rrq:fence", count) - count
@@ -135,7 +369,7 @@ if count > 0 then
     -- Unique per job, so formatted directly (int_string caches values a batch shares).
     local fence = string.format("%d", first_fence + i)
     local hash = hashes[i]
-    local run = int_or_zero(field_of(hash, "runs")) + 1
+    local run = int_or_zero(runs_of[i]) + 1
     local k = int_string(run)
     -- The claim's writes, appended to the list read before them: the client builds the hash
     -- from the pairs in order, so a later pair replaces an earlier one of the same field, and
@@ -148,6 +382,26 @@ if count > 0 then
     else
       writes = { "status", "ACTIVE", "start_time", ARGV[5], "worker_id", worker,
         "lease_fence", fence, "runs", k }
+    end
+    local gate = gates[i]
+    if gate then
+      if gate.key then
+        writes[#writes + 1] = "fc_key"; writes[#writes + 1] = gate.key
+        writes[#writes + 1] = "fc_cap"; writes[#writes + 1] = gate.cap
+      end
+      if gate.scope then
+        writes[#writes + 1] = "fc_scope"; writes[#writes + 1] = gate.scope
+      end
+      if gate.had_slot then
+        -- The reservation is used: gone from the hash, and from the list returned.
+        redis.call("HDEL", "rrq:job:" .. id, "fc_slot")
+        for j = #hash - 1, 1, -2 do
+          if hash[j] == "fc_slot" then
+            table.remove(hash, j + 1)
+            table.remove(hash, j)
+          end
+        end
+      end
     end
     redis.call("HSET", "rrq:job:" .. id, unpack(writes))
     for j = 1, #writes do hash[#hash + 1] = writes[j] end
@@ -170,4 +424,5 @@ local head = redis.call("ZRANGE", queue, 0, 0, "WITHSCORES")
 -- ioredis built a Buffer and then a string for each of the 40-odd elements per job (about a
 -- tenth less orchestrator CPU per job), and cjson's encoding costs Redis slightly less than
 -- converting the nested table to reply elements.
-return {count > 0 and cjson.encode(claimed) or "[]", head[2] or false, 0, 0, ""}
+return {count > 0 and cjson.encode(claimed) or "[]", head[2] or false, parked, 0,
+  #unknown_list > 0 and cjson.encode(unknown_list) or ""}
