@@ -3,6 +3,7 @@ import { isLoopbackHost } from "@rrqkit/runner/protocol";
 import { ConfigError } from "../errors.js";
 import { queueKey } from "../store/keys.js";
 import { DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS, redisDsnProblem } from "../store/redis.js";
+import { FLOW_CONTROL_KEYS, readFlowControl, type FlowControlConfig } from "./flow-control.js";
 import { JOB_CONTROL_KEYS, readJobControl, type JobControlConfig } from "./job-control.js";
 import {
   OBSERVABILITY_KEYS,
@@ -79,7 +80,7 @@ export interface WatchConfig {
  * The configuration, resolved once from rrq.toml, environment and CLI flags into frozen,
  * fully defaulted values. Nothing downstream reads raw options. Defaults are RRQ 0.11's.
  */
-export interface ResolvedConfig extends JobControlConfig, ObservabilityConfig {
+export interface ResolvedConfig extends JobControlConfig, FlowControlConfig, ObservabilityConfig {
   readonly redisDsn: string;
   /**
    * rrqkit: how long CLI commands and producers wait for one Redis connection attempt before
@@ -377,6 +378,7 @@ const TOP_KEYS = [
   "redis_connect_timeout_seconds",
   "redis_command_timeout_seconds",
   ...JOB_CONTROL_KEYS,
+  ...FLOW_CONTROL_KEYS,
   ...OBSERVABILITY_KEYS,
   ...IGNORED_KEYS,
 ] as const;
@@ -568,6 +570,8 @@ export function resolveConfig(
       Math.max(1, Math.min(5, lease / 2)),
     ),
     ...readJobControl(raw, defaultQueueName, problems),
+    // runner names as written: a runner table with a mistake is reported once, by readRunner
+    ...readFlowControl(raw, Object.keys(isTable(raw.runners) ? raw.runners : {}), problems),
     ...readObservability(raw, problems, overrides),
   };
   problems.throwIfAny();

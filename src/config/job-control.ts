@@ -1,5 +1,11 @@
-import { checkRetryPolicy, DEFAULT_MAX_SNOOZES, type RetryPolicySpec } from "../policy/index.js";
+import {
+  checkRetryPolicy,
+  DEFAULT_MAX_SNOOZES,
+  RETRY_POLICY_KEYS,
+  type RetryPolicySpec,
+} from "../policy/index.js";
 import { queueKey } from "../store/keys.js";
+import { FUNCTION_FLOW_KEYS } from "./flow-control.js";
 import { field, int, isTable, type Problems, str, strings, unknownKeyProblems } from "./values.js";
 
 /** One `[[rrq.death_handlers]]` table, resolved. */
@@ -37,6 +43,9 @@ export const JOB_CONTROL_KEYS = [
   "death_handlers",
 ] as const;
 
+/** Every key of an `[rrq.functions."<name>"]` table: its retry policy and its flow control. */
+const FUNCTION_TABLE_KEYS: readonly string[] = [...RETRY_POLICY_KEYS, ...FUNCTION_FLOW_KEYS];
+
 const DEATH_HANDLER_KEYS = ["function", "queue", "functions", "queues"] as const;
 
 function readFunctions(raw: unknown, problems: Problems): Map<string, RetryPolicySpec> {
@@ -47,7 +56,21 @@ function readFunctions(raw: unknown, problems: Problems): Map<string, RetryPolic
     return policies;
   }
   for (const [name, table] of Object.entries(raw)) {
-    const check = checkRetryPolicy(table, `functions.${name}`);
+    const where = `functions.${name}`;
+    if (!isTable(table)) {
+      problems.add(...(checkRetryPolicy(table, where).problems ?? []));
+      continue;
+    }
+    // the table also holds flow keys (read by flow-control.ts): unknown keys are judged against
+    // both sets, and the retry-policy reader sees its own keys only
+    problems.add(...unknownKeyProblems(table, FUNCTION_TABLE_KEYS, where));
+    const known = Object.fromEntries(
+      Object.entries(table).filter(([key]) =>
+        (RETRY_POLICY_KEYS as readonly string[]).includes(key),
+      ),
+    );
+    if (Object.keys(known).length === 0) continue;
+    const check = checkRetryPolicy(known, where);
     if (check.ok) policies.set(name, check.spec);
     else problems.add(...check.problems);
   }

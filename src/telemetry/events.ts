@@ -132,6 +132,18 @@ export interface OrchestratorEvents {
    * OTLP endpoint metrics are exported to (without any user:password part); null when off.
    */
   "metrics:started": { url: string | null; otlpEndpoint: string | null };
+  /**
+   * A circuit breaker changed state (README "Flow control"): "opened" by the failure of job
+   * `jobId` (its jobs are held for `cooldownSeconds`, then one probe runs), or "closed" by the
+   * success of `jobId` (the jobs it held go back to their queues).
+   */
+  "flow:breaker": {
+    scope: string;
+    state: "opened" | "closed";
+    jobId: string;
+    error?: string;
+    cooldownSeconds: number;
+  };
   /** A death handler job `handlerJobId` was enqueued for the dead job `jobId`. */
   "death:handled": { jobId: string; handler: string; handlerJobId: string };
 }

@@ -254,6 +254,17 @@ function attachLifecycleLogging(events: EventBus, logger: Logger): void {
   events.on("job:expired", (e) =>
     logger.info(jobFields(e), "job expired before it started; not run"),
   );
+  events.on("flow:breaker", (e) =>
+    e.state === "opened"
+      ? logger.warn(
+          { scope: e.scope, job_id: e.jobId, error: e.error, cooldown_seconds: e.cooldownSeconds },
+          `circuit breaker ${e.scope} opened: its jobs are held for ${e.cooldownSeconds}s, then one probe runs`,
+        )
+      : logger.info(
+          { scope: e.scope, job_id: e.jobId },
+          `circuit breaker ${e.scope} closed: its held jobs are back in their queues`,
+        ),
+  );
   events.on("death:handled", (e) =>
     logger.info(
       { job_id: e.jobId, handler: e.handler, handler_job_id: e.handlerJobId },
