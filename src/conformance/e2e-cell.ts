@@ -215,7 +215,16 @@ export class E2eCell {
       }));
     }
     if (step.quiet === true || step.resume === true)
-      return this.control(step.quiet === true ? "quiet" : "resume");
+      return this.control(["worker", step.quiet === true ? "quiet" : "resume", "--all"]);
+    if (typeof step.pause_queue === "string")
+      return this.control([
+        "queue",
+        "pause",
+        step.pause_queue,
+        ...(typeof step.reason === "string" ? ["--reason", step.reason] : []),
+      ]);
+    if (typeof step.resume_queue === "string")
+      return this.control(["queue", "resume", step.resume_queue]);
     throw new Error(`${c.id}: unknown e2e step ${JSON.stringify(step)}`);
   }
 
@@ -248,13 +257,13 @@ export class E2eCell {
   }
 
   /**
-   * Quiets or resumes every worker of this cell's Redis database through the CLI an operator
-   * uses (`rrq worker quiet --all`), so the whole path (CLI, control key and channel, the
-   * orchestrator's switch) is what is tested.
+   * Runs an operator command of the CLI with the cell's rrq.toml — `worker quiet|resume --all`,
+   * `queue pause|resume <queue>` — so the whole path (CLI, control or paused key and channel,
+   * the orchestrator's switch) is what is tested.
    */
-  private async control(action: "quiet" | "resume"): Promise<Failure[]> {
+  private async control(command: string[]): Promise<Failure[]> {
     const [program, ...args] = this.o.orchestrator.command.argv;
-    const argv = [...args, "--config", this.configPath!, "worker", action, "--all"];
+    const argv = [...args, "--config", this.configPath!, ...command];
     const result = await new Promise<{ code: number; output: string }>((resolve) =>
       execFile(program!, argv, { cwd: this.dir, timeout: 20_000 }, (error, stdout, stderr) =>
         resolve({
@@ -266,7 +275,7 @@ export class E2eCell {
     if (result.code === 0) return [];
     return [
       {
-        rule: `rrq worker ${action} --all succeeds`,
+        rule: `rrq ${command.join(" ")} succeeds`,
         message: `exit ${result.code}: ${result.output.slice(-600)}`,
       },
     ];

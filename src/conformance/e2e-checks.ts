@@ -4,6 +4,7 @@ import { checkE2eRunnerSpan, checkJobSpan } from "./e2e-spans.js";
 import { matchValue } from "./matching.js";
 import type { OtlpReceiver } from "./otlp-receiver.js";
 import type { Failure } from "./runner-script.js";
+import { checkRunTimes } from "./e2e-run-times.js";
 
 type Step = Record<string, unknown>;
 
@@ -87,6 +88,8 @@ export async function checkExpectation(
 
 async function checkOnce(caseId: string, e: Step, ctx: CheckContext): Promise<Failure[]> {
   const rule = (fallback: string) => (typeof e.rule === "string" ? e.rule : fallback);
+  if (e.running_at_once !== undefined || e.start_order !== undefined || e.share !== undefined)
+    return checkRunTimes(caseId, e, ctx);
   if (typeof e.dlq_length === "number") {
     const key = dlqKey(e.dlq);
     const length = await ctx.redis.llen(key);
