@@ -8,6 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ProducerError } from "../src/errors.js";
 import { optionsFromSnakeCase } from "../src/producer/options.js";
 import { Producer } from "../src/producer/producer.js";
+import { runCli, writeConfig } from "./support/cli-harness.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
 
 let redis: TestRedis;
@@ -267,5 +268,28 @@ describe("bad flow-control options are refused and write nothing", () => {
     await expect(producer.enqueue("f", {}, { concurrencyKey: "k", startRate })).rejects.toThrow(
       "start_rate gives period_seconds twice",
     );
+  });
+});
+
+describe("rrq enqueue", () => {
+  it("takes the flow-control options as flags", async () => {
+    const config = writeConfig(redis.url);
+    const args = ["enqueue", "f", "--concurrency-key", "k", "--concurrency-limit", "2"];
+    const more = ["--start-rate", "5/1.5", "--limit", "api", "--ordering-key", "o", "--json"];
+    const run = await runCli(config, [...args, ...more]);
+    expect(run.code).toBe(0);
+    const { job_id: id } = JSON.parse(run.out) as { job_id: string };
+    expect(await flowFields(id)).toEqual({
+      concurrency_key: "k",
+      concurrency_limit: "2",
+      start_rate: "5/1500",
+      limit_name: "api",
+      ordering_key: "o",
+    });
+    const bad = await runCli(config, ["enqueue", "f", "--concurrency-limit", "2"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toContain("--concurrency-limit needs --concurrency-key or limit");
+    const shape = await runCli(config, ["enqueue", "f", "--limit", "a", "--start-rate", "5"]);
+    expect(shape.err).toContain("--start-rate must be <limit>/<seconds> (e.g. 50/1)");
   });
 });

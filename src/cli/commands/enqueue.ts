@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { optionsFromSnakeCase } from "../../producer/options.js";
 import { Producer, producerConfigFrom } from "../../producer/producer.js";
 import { RrqError } from "../../errors.js";
@@ -20,6 +20,11 @@ interface EnqueueFlags {
   rateLimitSeconds?: number;
   debounceKey?: string;
   debounceSeconds?: number;
+  concurrencyKey?: string;
+  concurrencyLimit?: number;
+  startRate?: { limit: number; period_seconds: number };
+  limit?: string;
+  orderingKey?: string;
   wait?: number;
   json?: boolean;
 }
@@ -41,7 +46,23 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   rate_limit_seconds: "--rate-limit-seconds",
   debounce_key: "--debounce-key",
   debounce_seconds: "--debounce-seconds",
+  concurrency_key: "--concurrency-key",
+  concurrency_limit: "--concurrency-limit",
+  start_rate: "--start-rate",
+  ordering_key: "--ordering-key",
 };
+
+/** `--start-rate <limit>/<seconds>` ("50/1": 50 starts per second) as the start_rate option. */
+function startRateArgument(value: string): { limit: number; period_seconds: number } {
+  const match = /^\s*([^/\s]+)\s*\/\s*([^/\s]+)\s*$/.exec(value);
+  const limit = Number(match?.[1]);
+  const period = Number(match?.[2]);
+  if (!match || !Number.isFinite(limit) || !Number.isFinite(period))
+    throw new InvalidArgumentError(
+      `--start-rate must be <limit>/<seconds> (e.g. 50/1), not ${JSON.stringify(value)}`,
+    );
+  return { limit, period_seconds: period };
+}
 
 /** A producer's bad-input error, reworded to name the option the user typed. */
 function inTermsOfFlags(error: unknown): unknown {
@@ -92,6 +113,11 @@ async function enqueueWith(
     rate_limit_seconds: flags.rateLimitSeconds,
     debounce_key: flags.debounceKey,
     debounce_seconds: flags.debounceSeconds,
+    concurrency_key: flags.concurrencyKey,
+    concurrency_limit: flags.concurrencyLimit,
+    start_rate: flags.startRate,
+    limit: flags.limit,
+    ordering_key: flags.orderingKey,
   });
   const jobId = options.rateLimitKey
     ? await producer.enqueueWithRateLimit(
@@ -152,6 +178,19 @@ export function registerEnqueue(program: Command, ctx: CliContext): void {
     )
     .option("--debounce-key <key>", "coalesce calls within the window into one job")
     .option("--debounce-seconds <seconds>", "debounce window", numberArgument("--debounce-seconds"))
+    .option("--concurrency-key <key>", "jobs with this key share a concurrency cap and start rate")
+    .option(
+      "--concurrency-limit <n>",
+      "at most n jobs of the key (or limit) run at once",
+      numberArgument("--concurrency-limit"),
+    )
+    .option(
+      "--start-rate <limit/seconds>",
+      "at most <limit> starts per <seconds> for the key (or limit), spread evenly",
+      startRateArgument,
+    )
+    .option("--limit <name>", "a [rrq.limits.<name>] table of rrq.toml")
+    .option("--ordering-key <key>", "session: jobs of the key run one at a time in enqueue order")
     .option(
       "--wait <seconds>",
       "wait for the job to finish and print its status",
