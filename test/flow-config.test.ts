@@ -85,7 +85,7 @@ describe("reading", () => {
         sync: { rate_period_seconds: 2 },
       },
       runner_breakers: { ruby: { failures: 2 } },
-      queues: ["a:0", "b", "b"],
+      queues: ["a:0", "b", "b:2"],
       session_on_dead: "drop",
       flow_sweep_interval_seconds: 0,
     });
@@ -100,7 +100,7 @@ describe("reading", () => {
     expect(message).toContain("functions.sync.rate_period_seconds needs functions.sync.rate_limit");
     expect(message).toContain("runner_breakers.ruby: no runner 'ruby' is configured");
     expect(message).toContain("queues[0]: the weight of queue 'a' must be an integer from 1");
-    expect(message).toContain("queues[2]: queue 'b' is listed twice");
+    expect(message).toContain("queues[2]: queue 'b:2' is listed twice, with different weights");
     expect(message).toContain('session_on_dead must be one of "skip", "block", got "drop"');
     expect(message).toContain("flow_sweep_interval_seconds must be a number >= 0.05");
   });

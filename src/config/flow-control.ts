@@ -236,7 +236,7 @@ export function parseQueueSpec(text: string, where: string): QueueSpec {
 
 /**
  * Parses a list of `name[:weight]` (`[rrq] queues` or the `--queue` flags); every problem is
- * added to `problems` (a duplicate queue included).
+ * added to `problems` (a queue listed twice with different weights included).
  */
 export function parseQueueSpecs(
   texts: readonly string[],
@@ -247,9 +247,11 @@ export function parseQueueSpecs(
   texts.forEach((text, i) => {
     try {
       const spec = parseQueueSpec(text, where(i));
-      if (specs.some((s) => s.queue === spec.queue))
-        problems.add(`${where(i)}: queue '${text}' is listed twice`);
-      else specs.push(Object.freeze(spec));
+      const twin = specs.find((s) => s.queue === spec.queue);
+      // the same queue twice is harmless (served once); with two weights it is a mistake
+      if (twin !== undefined && twin.weight !== spec.weight)
+        problems.add(`${where(i)}: queue '${text}' is listed twice, with different weights`);
+      else if (twin === undefined) specs.push(Object.freeze(spec));
     } catch (error) {
       problems.add((error as Error).message);
     }

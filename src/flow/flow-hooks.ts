@@ -74,12 +74,16 @@ export class FlowHooks {
    * True when the attempt has flow work to do after it ends. Synchronous and allocation-free
    * for keyless jobs without breakers, so they pay nothing.
    */
-  concerns(attempt: EndedAttempt, breaker: BreakerOutcome): boolean {
-    if (holdsFlow(attempt.hash)) return true;
+  concerns(
+    hash: Readonly<Record<string, string>>,
+    breaker: BreakerOutcome,
+    queue: string,
+  ): boolean {
+    if (holdsFlow(hash)) return true;
     return (
       this.anyBreaker &&
       breaker !== undefined &&
-      this.scopes.of(attempt.ref.functionName, attempt.ref.queue).length > 0
+      this.scopes.of(hash.function_name ?? "", queue).length > 0
     );
   }
 
@@ -109,12 +113,13 @@ export class FlowHooks {
     }
   }
 
-  /** A recovered job (orphan recovery): frees its slot and session place like a release. */
+  /**
+   * A job put back by orphan recovery (or sent to the DLQ as poison): frees its slot and moves
+   * its session like a release. Not retried (recovery runs again; the sweeper repairs).
+   */
   async recovered(jobId: string, mode: FlowReleaseMode): Promise<void> {
     try {
-      await this.persist("flow release", () =>
-        this.flow.release(jobId, mode, this.config.sessionOnDead),
-      );
+      await this.flow.release(jobId, mode, this.config.sessionOnDead);
     } catch (failure) {
       this.events.emit("worker:error", {
         context: `flow release of recovered job ${jobId}; the flow sweeper repairs it`,

@@ -9,7 +9,7 @@ export type { BreakerScope, WireFlowConfig } from "./flow-config.js";
 export { breakerOutcome, FlowHooks, holdsFlow } from "./flow-hooks.js";
 export type { BreakerOutcome, EndedAttempt, Persist } from "./flow-hooks.js";
 export { FLOW_SWEEP_LEADER_KEY, FlowSweeper, SWEEP_CHUNK } from "./flow-sweeper.js";
-export { PausedQueues, QueueSchedule, queuePlan } from "./queue-schedule.js";
+export { claimState, PausedQueues, QueueSchedule, queuePlan } from "./queue-schedule.js";
 export type {
   ClaimRound,
   ClaimState,

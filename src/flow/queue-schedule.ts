@@ -39,6 +39,20 @@ export interface ClaimRound {
   report(queue: string, got: number, state: ClaimState): void;
 }
 
+/**
+ * What one claim of `asked` jobs found, from its reply: `paused` queues and queues that gave
+ * fewer than asked with nothing held are drained; fewer than asked with some parked or
+ * re-scored (`parked` > 0) is "held": the queue may have more ready jobs behind those.
+ */
+export function claimState(
+  asked: number,
+  reply: { claimed: readonly unknown[]; parked: number; paused: boolean },
+): ClaimState {
+  if (reply.paused) return "drained";
+  if (reply.claimed.length >= asked) return "full";
+  return reply.parked > 0 ? "held" : "drained";
+}
+
 /** Rounds a queue that keeps answering "held" is asked again within one round, at most. */
 const MAX_HELD_ASKS = 2;
 

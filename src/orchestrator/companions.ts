@@ -6,8 +6,11 @@ import {
   type WorkerDashboard,
 } from "../dashboard/server/worker-dashboard.js";
 import { DeathHandlers } from "../deaths/death-handlers.js";
+import { FlowSweeper } from "../flow/index.js";
 import { startWorkerMetrics, type WorkerMetrics } from "../metrics/worker-metrics.js";
 import { DlqRetention } from "../retention/dlq-retention.js";
+import { FlowStore } from "../store/flow-store.js";
+import { registerScripts } from "../store/scripts.js";
 import type { EventBus } from "../telemetry/events.js";
 import { within } from "./bounded.js";
 import { startCron, type CronScheduler } from "./cron.js";
@@ -72,14 +75,17 @@ export class WorkerEndpoints {
 
 /**
  * The periodic tasks that serve the whole deployment rather than this worker's own jobs, each
- * only when configured: cron entries, death handlers and the DLQ age trim. Any number of
- * orchestrators may run them at once (each one coordinates through Redis).
+ * only when configured: cron entries, death handlers and the DLQ age trim; and always the flow
+ * sweeper (jobs carry their own concurrency and session keys without any config; a round costs
+ * one EXISTS while nothing is parked). Any number of orchestrators may run them at once (each
+ * one coordinates through Redis).
  */
 export class ClusterTasks {
   private constructor(
     private readonly cron: CronScheduler | undefined,
     private readonly deathHandlers: DeathHandlers | undefined,
     private readonly dlqRetention: DlqRetention | undefined,
+    private readonly flowSweeper: FlowSweeper,
   ) {}
 
   /** Starts the configured tasks. */
@@ -92,9 +98,12 @@ export class ClusterTasks {
     const retention = DlqRetention.enabled(config)
       ? new DlqRetention(redis, config, workerId, events)
       : undefined;
+    const flow = new FlowStore(redis, registerScripts(redis), ctx.clock);
+    const sweeper = new FlowSweeper(redis, flow, config, workerId, events);
     deaths?.start();
     retention?.start();
-    return new ClusterTasks(cron, deaths, retention);
+    sweeper.start();
+    return new ClusterTasks(cron, deaths, retention, sweeper);
   }
 
   /** Stops them, each within the task-stop bound (a run in progress is waited for). */
@@ -102,5 +111,6 @@ export class ClusterTasks {
     await within(this.cron?.stop(), ShutdownTimings.TASK_STOP_MS);
     await within(this.deathHandlers?.stop(), ShutdownTimings.TASK_STOP_MS);
     await within(this.dlqRetention?.stop(), ShutdownTimings.TASK_STOP_MS);
+    await within(this.flowSweeper.stop(), ShutdownTimings.TASK_STOP_MS);
   }
 }

@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { ExecutionOutcome, ExecutionRequest } from "@rrqkit/runner/protocol";
 import type { ResolvedConfig } from "../config/config.js";
 import { RunnerError } from "../errors.js";
+import { breakerOutcome, type BreakerOutcome, type FlowHooks } from "../flow/index.js";
+import type { FlowReleaseMode } from "../store/flow-store.js";
 import type { RunnerPool, SlotLease } from "../runner/runner-pool.js";
 import { resolvePolicy } from "../policy/index.js";
 import { canonicalJson, parseTimestamp, toWireTimestamp } from "../store/encoding.js";
@@ -29,6 +31,8 @@ export interface ExecutionContext {
   workerId: string;
   /** rrq.job spans (no-op unless OpenTelemetry export is configured). */
   telemetry: JobTelemetry;
+  /** Flow control after each attempt (slot release, breaker record); undefined in tests. */
+  flow?: FlowHooks;
   /**
    * Retries a Redis write until it succeeds (or the worker gives up at shutdown); `execution`
    * names the job, so an outcome written after a Redis outage can be logged.
@@ -118,6 +122,8 @@ export class JobExecution {
   interrupted = false;
   /** Set when lease renewal finds the job held by another attempt: nothing of ours is written. */
   lost = false;
+  /** Set with `lost` when the loss is an operator's cancel (the job is CANCELLED: terminal). */
+  private cancelled = false;
   /** Local time the claim's reply arrived (the lease keeper's bound on when the lease ends). */
   readonly claimedAtMs = Date.now();
   /** Set when the attempt's terminal (or release) write has started. */
@@ -185,6 +191,7 @@ export class JobExecution {
   cancelledByOperator(): boolean {
     if (this.lost || this.writing) return false;
     this.lost = true;
+    this.cancelled = true;
     this.ctx.events.emit("job:cancelled", { ...this.jobRef, where: "running" });
     this.stopRunner();
     return true;
@@ -267,6 +274,8 @@ export class JobExecution {
     this.endAttempt();
     if (this.lost) {
       span?.end({ outcome: "lease_lost", durationMs: performance.now() - started });
+      // cancelled: the job is over and its slot is ours to free; a lost lease's slot is not
+      if (this.cancelled) await this.flowEnded("terminal");
       return;
     }
     if (this.interrupted || result.kind === "unavailable") {
@@ -296,6 +305,7 @@ export class JobExecution {
       started,
       runner: runnerName,
       errorType,
+      breaker: this.ctx.flow && breakerOutcome(result, decision.kind),
     });
   }
 
@@ -330,8 +340,11 @@ export class JobExecution {
     const { store, events } = this.ctx;
     const error = `Job expired before it started (expires_at ${expiresAt})`;
     const write = await this.ctx.persist("expire", () => store.expire(this.ref, error), this);
-    if (write === "written") events.emit("job:expired", this.jobRef);
-    else if (write === "not_owner") events.emit("job:fenced", { ...this.jobRef, write: "expire" });
+    if (write === "written") {
+      events.emit("job:expired", this.jobRef);
+      await this.flowEnded("dead");
+    } else if (write === "not_owner")
+      events.emit("job:fenced", { ...this.jobRef, write: "expire" });
   }
 
   /** RRQ's fatal checks before dispatch; returns the DLQ message, if any. */
@@ -457,6 +470,8 @@ export class JobExecution {
       started: number;
       runner: string;
       errorType?: string | null;
+      /** How the attempt counts on the job's circuit breakers. */
+      breaker?: BreakerOutcome;
     },
   ): Promise<void> {
     this.writing = true;
@@ -540,6 +555,22 @@ export class JobExecution {
         });
     }
     if (write === "not_owner") events.emit("job:fenced", { ...this.jobRef, write: decision.kind });
+    else if (write === "written")
+      await this.flowEnded(FLOW_MODES[decision.kind], trace.breaker, failed?.error);
+  }
+
+  /**
+   * Flow control once the attempt's outcome is written (README "Flow control"): breaker record
+   * and slot / session release, for jobs that hold any (a synchronous check for the rest).
+   */
+  private async flowEnded(
+    mode: FlowReleaseMode,
+    breaker?: BreakerOutcome,
+    error?: string,
+  ): Promise<void> {
+    const flow = this.ctx.flow;
+    if (flow?.concerns(this.claimed.hash, breaker, this.queue))
+      await flow.attemptEnded({ ref: this.jobRef, hash: this.claimed.hash }, mode, breaker, error);
   }
 
   private async quarantine(reason: string): Promise<void> {
@@ -552,13 +583,15 @@ export class JobExecution {
       () => store.moveToDlq(this.ref, dlq, error, false, undefined, config.dlqMaxJobs),
       this,
     );
-    if (write === "written")
+    if (write === "written") {
       events.emit("job:dlq", {
         ...this.jobRef,
         attempt: 0,
         error,
         outcome: "fatal",
       });
+      await this.flowEnded("dead");
+    }
   }
 
   /** Gives the job back to its queue without counting an attempt. */
@@ -570,9 +603,20 @@ export class JobExecution {
       () => this.ctx.store.release(this.ref, queue, reason),
       this,
     );
-    if (write === "written") this.ctx.events.emit("job:released", { ...this.jobRef, reason });
+    if (write === "written") {
+      this.ctx.events.emit("job:released", { ...this.jobRef, reason });
+      await this.flowEnded("requeued");
+    }
   }
 }
+
+/** How each decision's write leaves the job, for its flow release. */
+const FLOW_MODES: Record<Decision["kind"], FlowReleaseMode> = {
+  complete: "terminal",
+  retry: "requeued",
+  snooze: "requeued",
+  dlq: "dead",
+};
 
 /** The canonical JSON of a result; a result JSON cannot hold is stored as null. */
 function canonicalJsonOrNull(value: unknown): string {

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ResolvedConfig } from "../config/config.js";
+import type { FlowHooks } from "../flow/index.js";
 import type { JobStore, RecoveryVerdict } from "../store/job-store.js";
 import { dlqKey, healthKey, jobKey, jobLockKey, queueKey } from "../store/keys.js";
 import type { EventBus } from "../telemetry/events.js";
@@ -42,6 +43,8 @@ export class Recovery {
     private readonly config: ResolvedConfig,
     private readonly workerId: string,
     private readonly events: EventBus,
+    /** Flow control: a recovered job's slot and session place are released (flow-release-1.lua). */
+    private readonly flow?: FlowHooks,
   ) {}
 
   /** Recovers one job; `holder` is the dead worker whose active set listed it, if known. */
@@ -52,6 +55,9 @@ export class Recovery {
       leaseMs: this.config.leaseSeconds * 1000,
     });
     if (verdict === "poison" && fence) await this.settlePoison(jobId, fence);
+    // after the recovery write, so a job unparked by the release finds the slot free
+    if (verdict === "recovered") await this.flow?.recovered(jobId, "requeued");
+    else if (verdict === "poison" && fence) await this.flow?.recovered(jobId, "dead");
     return verdict;
   }
 

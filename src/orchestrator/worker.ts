@@ -9,8 +9,17 @@ import { ConfigError } from "../errors.js";
 import { RedisClock } from "../clock/redis-clock.js";
 import { RunnerProcessGroups } from "../runner/process-groups.js";
 import { RunnerPool } from "../runner/runner-pool.js";
+import { FlowStore } from "../store/flow-store.js";
 import { JobStore } from "../store/job-store.js";
-import { bareQueueName } from "../store/keys.js";
+import { bareQueueName, Prefix } from "../store/keys.js";
+import {
+  buildFlowConfig,
+  claimState,
+  FlowHooks,
+  PausedQueues,
+  QueueSchedule,
+  queuePlan,
+} from "../flow/index.js";
 import { connectRedis } from "../store/redis.js";
 import { queueWaitMs } from "../metrics/job-wait.js";
 import type { WorkerMetrics } from "../metrics/worker-metrics.js";
@@ -24,17 +33,20 @@ import { LeaseKeeper } from "./leases.js";
 import { Recovery } from "./recovery.js";
 import { JobExecution, ReleaseReasons, type ExecutionContext } from "./job-execution.js";
 import { RedisMonitor } from "./redis-monitor.js";
-import { neededRunners, routedRunner, servedQueues, unservedRoutes } from "./routing.js";
+import { neededRunners, routedRunner, unservedRoutes } from "./routing.js";
 import { jitteredPollDelayMs, Wakeup } from "./wakeup.js";
 
 /** Options of a {@link Worker}. */
 export interface WorkerOptions {
   config: ResolvedConfig;
   /**
-   * Queues to serve (names or keys); defaults to the configured default queue and every queue
-   * named in `[rrq.routing]` (see {@link servedQueues}).
+   * Queues to serve (names or keys, each optionally `:weight`, as `--queue`); defaults to
+   * `[rrq] queues`, else the configured default queue and every queue named in `[rrq.routing]`
+   * (see {@link queuePlan}).
    */
   queues?: readonly string[];
+  /** Claim from the queues in list order (`--strict-queues`; also `strict_queues`). */
+  strictQueues?: boolean;
   /** Exit once no job is ready and nothing runs (`--burst`). */
   burst?: boolean;
   events?: EventBus;
@@ -134,7 +146,15 @@ export class Worker {
   private recovery: Recovery | undefined;
   /** Kills the runner processes if the process exits before drain() stopped them. */
   private readonly exitHook = () => this.groups.killAll();
-  private cursor = 0;
+  /** The order queues are claimed in (fair, strict or weighted; src/flow/queue-schedule.ts). */
+  private readonly schedule: QueueSchedule;
+  /** Each queue's flow config for the claim script ("" when nothing is configured). */
+  private readonly flowConfigs: ReadonlyMap<string, string>;
+  /** Queues a claim found paused, skipped until their wake channel fires. */
+  private readonly paused = new PausedQueues();
+  /** Limit names already warned about (unknown to this config). */
+  private readonly unknownLimits = new Set<string>();
+  private flow: FlowHooks | undefined;
   private statusText = "initializing";
   /** The quiet switch and the cancel channel (src/control/); set once started. */
   private control: WorkerControl | undefined;
@@ -145,8 +165,11 @@ export class Worker {
 
   constructor(options: WorkerOptions) {
     this.config = options.config;
-    this.queues = servedQueues(this.config, options.queues);
+    const plan = queuePlan(this.config, options.queues, options.strictQueues);
+    this.schedule = new QueueSchedule(plan.specs, plan.strategy);
+    this.queues = this.schedule.queues;
     validateWorker(this.config, this.queues);
+    this.flowConfigs = new Map(this.queues.map((q) => [q, buildFlowConfig(this.config, q)]));
     this.burst = options.burst ?? false;
     this.events = options.events ?? new EventBus();
     this.monitor = new RedisMonitor(this.events);
@@ -327,6 +350,11 @@ export class Worker {
       await Promise.all([...this.pools.values()].map((pool) => pool.start()));
       const subscriber = connectRedis(config.redisDsn, { name: `${this.workerId}:wake` });
       this.monitor.attach(subscriber, "subscriber");
+      // a wake-up on a paused queue (its resume publishes one) makes the next poll ask it again
+      subscriber.on("message", (channel: string) =>
+        this.paused.woken(channel.slice(Prefix.wake.length)),
+      );
+      subscriber.on("ready", () => this.paused.clear());
       this.wakeup = new Wakeup(subscriber, this.queues);
       this.control = new WorkerControl(subscriber, this.redis, this.workerId, {
         cancel: (jobId) => this.cancelRunning(jobId),
@@ -349,7 +377,13 @@ export class Worker {
     // Runners are up: the first health record (written as the heartbeat starts) says so, instead
     // of "initializing" until the next tick up to a minute later.
     this.setStatus("running");
-    const recovery = new Recovery(this.store, config, this.workerId, this.events);
+    this.flow = new FlowHooks(
+      new FlowStore(this.redis, this.store.scripts, this.clock),
+      config,
+      this.events,
+      (what, write) => this.persist(what, write),
+    );
+    const recovery = new Recovery(this.store, config, this.workerId, this.events, this.flow);
     this.recovery = recovery;
     this.heartbeat = new Heartbeat(
       this.store,
@@ -428,6 +462,7 @@ export class Worker {
       events: this.events,
       workerId: this.workerId,
       telemetry: this.telemetry,
+      flow: this.flow,
       persist: (what, write, execution) => this.persist(what, write, execution),
       attemptEnded: (execution) => {
         if (this.executing.delete(execution)) this.wakeup?.notify();
@@ -476,6 +511,8 @@ export class Worker {
   private async loop(): Promise<void> {
     const context = this.executionContext();
     let backoff = 100;
+    /** Polls in a row that took nothing but found jobs held by flow control. */
+    let heldOnly = 0;
     while (!this.stopping) {
       if (this.quiet) {
         // quiet: no claims (the wake-up path included) until resumed; in-flight jobs finish
@@ -498,7 +535,7 @@ export class Worker {
         continue;
       }
       this.setStatus("polling");
-      let result: { fetched: number; nextDueMs: number | undefined };
+      let result: { fetched: number; nextDueMs: number | undefined; held: boolean };
       try {
         result = await this.poll(capacity, context);
         backoff = 100;
@@ -511,7 +548,10 @@ export class Worker {
         backoff = Math.min(backoff * 2, 5000);
         continue;
       }
-      if (result.fetched > 0) continue;
+      // jobs parked or re-scored by flow control: the ones behind them may be ready (a bound,
+      // so a claim script that keeps reporting held jobs cannot spin the loop)
+      heldOnly = result.fetched === 0 && result.held ? heldOnly + 1 : 0;
+      if (result.fetched > 0 || (heldOnly > 0 && heldOnly <= 3)) continue;
       if (this.burst && this.running.size === 0) break;
       this.setStatus("idle (no jobs)");
       const untilDue =
@@ -523,39 +563,61 @@ export class Worker {
   }
 
   /**
-   * One claim pass over the queues (RRQ's fairness): a rotating start queue, first up to
-   * ceil(capacity / queues) from each, then whatever capacity is left from queues that still
-   * had jobs.
+   * One claim pass over the queues, in the order of the worker's strategy (fair, RRQ's rotation,
+   * by default; strict; weighted: see src/flow/queue-schedule.ts). Paused queues are skipped
+   * until woken; `held` says some claim parked or re-scored jobs (the queue is not drained).
    */
   private async poll(
     capacity: number,
     context: ExecutionContext,
-  ): Promise<{ fetched: number; nextDueMs: number | undefined }> {
-    const n = this.queues.length;
-    const start = this.cursor++ % n;
-    const fairShare = Math.max(1, Math.ceil(capacity / n));
+  ): Promise<{ fetched: number; nextDueMs: number | undefined; held: boolean }> {
     const chunk = claimChunk(this.concurrency);
     const leaseMs = this.config.leaseSeconds * 1000;
     let remaining = capacity;
     let nextDueMs: number | undefined;
-    const drained = new Set<string>();
-    for (const pass of [0, 1]) {
-      for (let i = 0; i < n && remaining > 0 && !this.stopping && !this.quiet; i++) {
-        const queue = this.queues[(start + i) % n]!;
-        if (drained.has(queue)) continue;
-        const ask = Math.min(pass === 0 ? Math.min(remaining, fairShare) : remaining, chunk);
-        const { claimed, nextScore } = await this.store!.claim(queue, this.workerId, ask, leaseMs);
-        if (claimed.length < ask) drained.add(queue);
-        if (nextScore !== undefined && nextScore > this.clock!.now())
-          nextDueMs = Math.min(nextDueMs ?? Infinity, nextScore);
-        for (const job of claimed) {
-          remaining--;
-          this.launch(new JobExecution(context, job, queue));
-        }
+    let held = false;
+    const round = this.schedule.round(capacity, this.paused.current(Date.now()));
+    for (
+      let step = round.next(remaining);
+      step && !this.stopping && !this.quiet;
+      step = round.next(remaining)
+    ) {
+      const { queue } = step;
+      const ask = Math.min(step.count, chunk);
+      const reply = await this.store!.claim(
+        queue,
+        this.workerId,
+        ask,
+        leaseMs,
+        this.flowConfigs.get(queue),
+      );
+      round.report(queue, reply.claimed.length, claimState(ask, reply));
+      if (reply.paused) this.paused.paused(queue, Date.now());
+      if (reply.parked > 0) held = true;
+      if (reply.unknownLimits.length > 0) this.warnUnknownLimits(reply.unknownLimits);
+      const nextScore = reply.nextScore;
+      if (nextScore !== undefined && nextScore > this.clock!.now())
+        nextDueMs = Math.min(nextDueMs ?? Infinity, nextScore);
+      for (const job of reply.claimed) {
+        remaining--;
+        this.launch(new JobExecution(context, job, queue));
       }
-      if (remaining === 0) break;
     }
-    return { fetched: capacity - remaining, nextDueMs };
+    return { fetched: capacity - remaining, nextDueMs, held };
+  }
+
+  /** One warning per limit name jobs use that this config lacks (they run with cap 1). */
+  private warnUnknownLimits(names: readonly string[]): void {
+    for (const name of names) {
+      // names come from job hashes: a bound, so a flood of made-up names cannot grow it
+      if (this.unknownLimits.has(name) || this.unknownLimits.size >= 1000) continue;
+      this.unknownLimits.add(name);
+      this.events.emit("worker:warning", {
+        message:
+          `jobs name limit '${name}', which this orchestrator's config does not define ` +
+          `([rrq.limits."${name}"]): they run one at a time (cap 1) until it is added`,
+      });
+    }
   }
 
   /**

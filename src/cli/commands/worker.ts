@@ -8,6 +8,7 @@ import { collect, ExitCode, loadCli, say, withApi, type CliContext } from "./sha
 
 interface RunFlags {
   queue?: string[];
+  strictQueues?: boolean;
   burst?: boolean;
   runnerMode?: "managed" | "external";
   logFormat?: string;
@@ -81,6 +82,7 @@ async function workerRun(ctx: CliContext, flags: RunFlags): Promise<number> {
   const worker = new Worker({
     config,
     queues: flags.queue,
+    strictQueues: flags.strictQueues,
     burst: flags.burst,
     events,
     telemetry,
@@ -250,9 +252,14 @@ export function registerWorker(program: Command, ctx: CliContext): void {
     .command("run")
     .description("claim and run jobs until SIGTERM/SIGINT/SIGHUP")
     .option(
-      "--queue <name>",
-      "queue to serve (repeatable; default: default_queue_name and the queues in [rrq.routing])",
+      "--queue <name[:weight]>",
+      "queue to serve, with an optional weight for weighted claiming (repeatable; default: " +
+        "[rrq] queues, else default_queue_name and the queues in [rrq.routing])",
       collect,
+    )
+    .option(
+      "--strict-queues",
+      "claim from the queues in the order given: a queue only when those before it are drained",
     )
     .option("--burst", "exit once no job is ready and none is running")
     .addOption(runnerMode())
@@ -261,7 +268,7 @@ export function registerWorker(program: Command, ctx: CliContext): void {
   worker
     .command("watch")
     .description("run the orchestrator and restart it when watched files change (development)")
-    .option("--queue <name>", "queue to serve (repeatable)", collect)
+    .option("--queue <name[:weight]>", "queue to serve, optionally weighted (repeatable)", collect)
     .option("--path <dir>", "directory to watch (default: [rrq.watch].path, else .)")
     .option("--pattern <glob>", "include glob (repeatable; default *.py, *.toml)", collect)
     .option("--ignore-pattern <glob>", "ignore glob (repeatable; default: RRQ's list)", collect)
