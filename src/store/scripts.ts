@@ -37,7 +37,12 @@ export type ScriptName =
   | "dlq-take"
   | "dlq-compact"
   | "dlq-trim-age"
-  | "cron-fire";
+  | "cron-fire"
+  // rrqkit flow control (src/store/flow-store.ts)
+  | "flow-release"
+  | "flow-sweep"
+  | "breaker-record"
+  | "queue-pause";
 
 interface LoadedScript {
   lua: string;

@@ -89,3 +89,52 @@ local function flow_finish(woken, waits)
     if redis.call("EXISTS", wait) == 0 then redis.call("SREM", FLOW_WAITING, wait) end
   end
 end
+
+-- flow_session_advance(okey, session_on_dead, woken, waits): lets session `okey` go on after its
+-- head left. Heads that can never run again are dropped from rrq:fc:order:<okey> (hash gone,
+-- COMPLETED, CANCELLED, or FAILED when session_on_dead is "skip"; a FAILED head blocks the
+-- session with "block"); the first head that remains is unparked if it waits in
+-- rrq:fc:owait:<okey>. Members of owait that left the session (not in order: a debounced
+-- update moved them to another one) are unparked too, so the claim sorts them again. Adds the
+-- owait key to `waits` (for flow_finish). Returns the number requeued.
+local function flow_session_advance(okey, session_on_dead, woken, waits)
+  local order, owait = "rrq:fc:order:" .. okey, "rrq:fc:owait:" .. okey
+  waits[#waits + 1] = owait
+  local done = 0
+  for _ = 1, 100 do
+    local head = redis.call("ZRANGE", order, 0, 0)[1]
+    if not head then break end
+    local status = redis.pcall("HGET", "rrq:job:" .. head, "status")
+    if type(status) == "table" then status = false end -- not a hash: no job
+    if not status or status == "COMPLETED" or status == "CANCELLED"
+        or (status == "FAILED" and session_on_dead == "skip") then
+      redis.call("ZREM", order, head)
+      flow_unpark(head, owait, woken) -- only drops it (not PENDING), if it was parked here
+    else
+      if redis.call("ZSCORE", owait, head) and flow_unpark(head, owait, woken) then
+        done = done + 1
+      end
+      break
+    end
+  end
+  for _, id in ipairs(redis.call("ZRANGE", owait, 0, 9)) do
+    if not redis.call("ZSCORE", order, id) and flow_unpark(id, owait, woken) then
+      done = done + 1
+    end
+  end
+  return done
+end
+
+-- flow_free_slots(key, cap): drops the holders of rrq:fc:run:<key> whose job lock is missing
+-- (stale: their release never came) and returns cap minus the holders left.
+local function flow_free_slots(key, cap)
+  local run = "rrq:fc:run:" .. key
+  local stale = {}
+  for _, holder in ipairs(redis.call("ZRANGE", run, 0, -1)) do
+    if redis.call("EXISTS", "rrq:lock:job:" .. holder) == 0 then stale[#stale + 1] = holder end
+  end
+  for i = 1, #stale, 1000 do
+    redis.call("ZREM", run, unpack(stale, i, math.min(i + 999, #stale)))
+  end
+  return cap - redis.call("ZCARD", run)
+end

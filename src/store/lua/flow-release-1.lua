@@ -1,0 +1,54 @@
+-- flow-release-1.lua: a flow-controlled job's attempt ended; free what it held (rrqkit flow
+-- control, issue 22; README "Flow control"). Called by the orchestrator after each attempt of a
+-- job whose hash has fc_key or ordering_key (src/flow/flow-hooks.ts), after the attempt's own
+-- write (success, retry, DLQ, release), so a job unparked here finds the slot already free.
+--
+-- KEYS[1]  job hash          rrq:job:<job_id>
+-- ARGV[1]  job_id
+-- ARGV[2]  mode: "requeued" (it will run again: retry, snooze, release, recovery),
+--          "terminal" (completed, cancelled, expired) or "dead" (failed for good: DLQ)
+-- ARGV[3]  session_on_dead: "skip" (a dead job's session goes on) or "block" (it waits for
+--          the dead job, e.g. its requeue from the DLQ)
+-- ARGV[4]  now, epoch ms
+--
+-- - Concurrency (fc_key): the job leaves rrq:fc:run:<fc_key>, and up to fc_cap minus the
+--   holders left jobs of rrq:fc:wait:<fc_key> go back to their queues (lowest score first).
+--   When no slot looks free but jobs wait, holders whose lock is missing are dropped first
+--   (stale: a release that never came), as the claim does.
+-- - Session (ordering_key): "terminal", or "dead" with "skip", removes the job from
+--   rrq:fc:order:<ordering_key>; the next head is unparked from rrq:fc:owait:<ordering_key>
+--   (dead heads are skipped or kept as session_on_dead says). "requeued" keeps the job the
+--   head: the session waits for its next attempt.
+-- The hash may already be gone (a result TTL of 0): ordering_key and fc_key are then unknown
+-- and only the sweeper repairs the keys (stale holder, missing head).
+-- Idempotent: a second run frees nothing more (the job is no longer a holder or member) and
+-- unparks only what free slots or a parked head still allow.
+--
+-- Returns the number of jobs put back into their queues (one PUBLISH rrq:wake:<queue key> per
+-- queue that got one).
+-- @include flow-park.lua
+local job, id, mode, session_on_dead = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+if mode ~= "requeued" and mode ~= "terminal" and mode ~= "dead" then
+  return redis.error_reply("flow-release: mode must be requeued, terminal or dead, not '" .. tostring(mode) .. "'")
+end
+local f = redis.pcall("HMGET", job, "fc_key", "fc_cap", "ordering_key")
+if f.err then return 0 end
+local woken, waits, done = {}, {}, 0
+if f[1] then
+  local key = f[1]
+  redis.call("ZREM", "rrq:fc:run:" .. key, id)
+  local wait = "rrq:fc:wait:" .. key
+  if redis.call("EXISTS", wait) == 1 then
+    waits[#waits + 1] = wait
+    local cap = math.max(1, math.floor(tonumber(f[2]) or 1))
+    local free = cap - redis.call("ZCARD", "rrq:fc:run:" .. key)
+    if free <= 0 then free = flow_free_slots(key, cap) end
+    if free > 0 then done = done + flow_unpark_first(wait, free, woken) end
+  end
+end
+if f[3] and (mode == "terminal" or (mode == "dead" and session_on_dead == "skip")) then
+  redis.call("ZREM", "rrq:fc:order:" .. f[3], id)
+  done = done + flow_session_advance(f[3], session_on_dead, woken, waits)
+end
+flow_finish(woken, waits)
+return done
