@@ -394,6 +394,16 @@ describe("circuit breakers", () => {
     expect((await flow.sweep("0", 100, "skip")).unparked).toBe(1);
     expect(ids(await claim("w1", 5, runnerConfig))).toEqual([b]);
   });
+  it("a job is held by its runner's breaker even when its function has one too", async () => {
+    const both = JSON.stringify({ b: { "function:py#ship": 1, "runner:py": 1 }, qr: "node" });
+    await flow.recordBreaker("runner:py", "failure", "j0", { failures: 1, cooldownMs: 60_000 });
+    const [a] = await enqueue(1, {}, "py#ship");
+    const [b] = await enqueue(1, {}, "ship"); // unprefixed: the queue's runner (qr), no breaker
+    const result = await claim("w1", 5, both);
+    expect(ids(result)).toEqual([b]);
+    expect(await r().zrange(breakerWaitKey("runner:py"), 0, -1)).toEqual([a]);
+    expect(await r().hget(jobKey(a!), "fc_wait")).toBe(breakerWaitKey("runner:py"));
+  });
 });
 
 describe("pause", () => {

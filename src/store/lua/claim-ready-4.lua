@@ -64,10 +64,11 @@
 --     else "limit:<limit_name>", else "function:<fn>" when the function has c or r; cap =
 --     concurrency_limit, else the limit's c, else the function's c, else 1 when no rate; an
 --     unknown limit_name counts as cap 1 and is reported):
---     a. breaker (function:<fn>, else runner:<prefix before # or qr>, when configured in "b"):
---        open before retry_at, or half_open with another probe: parked in rrq:fc:bwait:<scope>;
---        open at/after retry_at: the job becomes the probe when it is claimed (state half_open,
---        probe = id, so one job of this call at most);
+--     a. breakers (function:<fn> and runner:<prefix before #, else qr>, each when configured in
+--        "b"): one open before retry_at, or half_open with another probe: parked in
+--        rrq:fc:bwait:<scope> (the first such scope); open at/after retry_at: the job becomes
+--        its probe when it is claimed (state half_open, probe = id, so one job of this call at
+--        most); fc_scope names the first configured scope (the function's when it has one);
 --     b. session (ordering_key): joins rrq:fc:order:<okey> (INCR rrq:fc:seq) if not a member;
 --        not the head: parked in rrq:fc:owait:<okey>;
 --     c. cap: rrq:fc:run:<key> full (and the job not in it): holders whose lock is missing are
@@ -188,29 +189,32 @@ local function flow_gate(id, job, fn, flow)
   flow = flow or NO_FLOW
   local fp = config and fn and config.f and config.f[fn] or nil
   local gate = NO_FLOW
-  -- a. breaker
-  local scope = nil
+  -- a. breakers: the function's and the runner's, each when configured
   if config and config.b and fn then
-    scope = "function:" .. fn
-    if not config.b[scope] then
-      local sharp = string.find(fn, "#", 1, true)
-      local runner = sharp and string.sub(fn, 1, sharp - 1) or config.qr
-      scope = runner and ("runner:" .. runner) or nil
-      if scope and not config.b[scope] then scope = nil end
+    local fscope = "function:" .. fn
+    local sharp = string.find(fn, "#", 1, true)
+    local runner = sharp and string.sub(fn, 1, sharp - 1) or config.qr
+    local rscope = runner and ("runner:" .. runner) or nil
+    for _, scope in ipairs({ fscope, rscope }) do
+      if config.b[scope] then
+        local b = breakers[scope]
+        if not b then
+          local r = redis.call("HMGET", "rrq:breaker:" .. scope, "state", "retry_at", "probe")
+          b = { state = r[1] or "closed", retry_at = tonumber(r[2]) or 0, probe = r[3] }
+          breakers[scope] = b
+        end
+        if (b.state == "open" and now < b.retry_at)
+            or (b.state == "half_open" and b.probe ~= id) then
+          park(id, job, "rrq:fc:bwait:" .. scope, nil, flow)
+          return nil
+        end
+        if gate == NO_FLOW then gate = { scope = scope } end
+        if b.state == "open" then
+          gate.probes = gate.probes or {}
+          gate.probes[#gate.probes + 1] = scope
+        end
+      end
     end
-  end
-  if scope then
-    local b = breakers[scope]
-    if not b then
-      local r = redis.call("HMGET", "rrq:breaker:" .. scope, "state", "retry_at", "probe")
-      b = { state = r[1] or "closed", retry_at = tonumber(r[2]) or 0, probe = r[3] }
-      breakers[scope] = b
-    end
-    if (b.state == "open" and now < b.retry_at) or (b.state == "half_open" and b.probe ~= id) then
-      park(id, job, "rrq:fc:bwait:" .. scope, nil, flow)
-      return nil
-    end
-    gate = { scope = scope, probe = b.state == "open" }
   end
   -- b. session
   local okey = flow.ordering_key
@@ -303,10 +307,12 @@ end
 -- What claiming a gated job does at once (its hash writes come with the other claim writes).
 local function flow_commit(id, gate)
   if gate.run_key then redis.call("ZADD", gate.run_key, now, id) end
-  if gate.probe then
-    redis.call("HSET", "rrq:breaker:" .. gate.scope, "state", "half_open", "probe", id)
-    local b = breakers[gate.scope]
-    b.state, b.probe = "half_open", id
+  if gate.probes then
+    for _, scope in ipairs(gate.probes) do
+      redis.call("HSET", "rrq:breaker:" .. scope, "state", "half_open", "probe", id)
+      local b = breakers[scope]
+      b.state, b.probe = "half_open", id
+    end
   end
   if gate.rate_key then
     tats[gate.rate_key] = gate.rate_next
