@@ -1,0 +1,276 @@
+/**
+ * Flow control end to end (README "Flow control"): a real redis-server, real orchestrators and
+ * real Node conformance runner processes. Handler starts are read from the runner's execution
+ * log (RRQ_TEST_EXEC_LOG: one line per start, local clock); a `sleep` job of `ms` therefore
+ * runs at least over [start, start + ms], which lies inside the time it holds its slot (taken at
+ * the claim, freed after its result is written), so overlaps of those intervals bound how many
+ * held a slot at once.
+ */
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { ResolvedConfig } from "../src/config/config.js";
+import { Producer } from "../src/producer/producer.js";
+import type { EnqueueOptions } from "../src/producer/options.js";
+import { FlowStore } from "../src/store/flow-store.js";
+import { registerScripts } from "../src/store/scripts.js";
+import type { OrchestratorEvents } from "../src/telemetry/events.js";
+import { startRedis, type TestRedis } from "./support/redis-server.js";
+import {
+  jobSettled,
+  NODE_RUNNER,
+  RunningWorker,
+  testConfig,
+  waitFor,
+} from "./support/worker-harness.js";
+
+let redis: TestRedis;
+let producer: Producer;
+let dir: string;
+let logPath: string;
+let workers: RunningWorker[] = [];
+let runs = 0;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  producer = new Producer({ redisDsn: redis.url });
+  dir = mkdtempSync(join(tmpdir(), "rrq-flow-"));
+});
+afterAll(async () => {
+  await producer.close();
+  await redis.stop();
+});
+beforeEach(async () => {
+  await redis.flush();
+  logPath = join(dir, `exec-${++runs}.log`);
+});
+afterEach(async () => {
+  await Promise.all(workers.map((w) => w.stop()));
+  workers = [];
+});
+
+/** A config with `extra` rrq.toml keys whose runner logs every handler start. */
+function config(extra: Record<string, unknown> = {}): ResolvedConfig {
+  return testConfig(
+    redis.url,
+    { default_job_timeout_seconds: 10, base_retry_delay_seconds: 0.01, ...extra },
+    {
+      node: {
+        cmd: [process.execPath, NODE_RUNNER],
+        pool_size: 1,
+        max_in_flight: 8,
+        env: { RRQ_TEST_EXEC_LOG: logPath },
+      },
+    },
+  );
+}
+
+/** Starts a worker; `before` may subscribe to its events first. */
+async function start(
+  c: ResolvedConfig,
+  queues?: string[],
+  before?: (w: RunningWorker) => void,
+): Promise<RunningWorker> {
+  const w = new RunningWorker(c, queues);
+  before?.(w);
+  workers.push(w);
+  return w.start();
+}
+
+interface ExecEntry {
+  job_id: string;
+  function_name: string;
+  ts_ms: number;
+}
+
+function executions(): ExecEntry[] {
+  if (!existsSync(logPath)) return [];
+  return readFileSync(logPath, "utf8")
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => JSON.parse(line) as ExecEntry);
+}
+
+/** Most intervals [start, start + ms] covering one instant. */
+function maxOverlap(starts: readonly number[], ms: number): number {
+  const edges = starts.flatMap((t) => [
+    [t, 1],
+    [t + ms, -1],
+  ]);
+  // an end and a start at the same instant do not overlap
+  edges.sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]!);
+  let now = 0;
+  let most = 0;
+  for (const [, delta] of edges) most = Math.max(most, (now += delta!));
+  return most;
+}
+
+const enqueue = (fn: string, params: Record<string, unknown>, options: EnqueueOptions = {}) =>
+  producer.enqueue(fn, params, options);
+
+const settledAll = (ids: readonly string[]) =>
+  Promise.all(ids.map((id) => jobSettled(redis.client, id)));
+
+describe("concurrency", () => {
+  it("a limit's cap holds across two orchestrators", async () => {
+    const c = config({ limits: { exports: { concurrency: 2 } } });
+    await Promise.all([start(c), start(c)]);
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++)
+      ids.push(await enqueue("sleep", { ms: 150 }, { limit: "exports" }));
+    const hashes = await settledAll(ids);
+    expect(hashes.every((h) => h.status === "COMPLETED")).toBe(true);
+    const starts = executions().map((e) => e.ts_ms);
+    expect(starts).toHaveLength(10);
+    expect(maxOverlap(starts, 150)).toBe(2);
+    // every slot was given back
+    await waitFor(async () => (await redis.client.zcard("rrq:fc:run:limit:exports")) === 0);
+  });
+
+  it("a job's own concurrency key, and a limit this config lacks runs one at a time with one warning", async () => {
+    const warnings: string[] = [];
+    await start(config(), undefined, (w) =>
+      w.events.on("worker:warning", (e) => warnings.push(e.message)),
+    );
+    const own: string[] = [];
+    for (let i = 0; i < 4; i++)
+      own.push(
+        await enqueue("sleep", { ms: 100 }, { concurrencyKey: "tenant:1", concurrencyLimit: 3 }),
+      );
+    const unknown: string[] = [];
+    for (let i = 0; i < 3; i++)
+      unknown.push(await enqueue("sleep", { ms: 100 }, { limit: "nope" }));
+    await settledAll([...own, ...unknown]);
+    const byId = new Map(executions().map((e) => [e.job_id, e.ts_ms]));
+    expect(
+      maxOverlap(
+        own.map((id) => byId.get(id)!),
+        100,
+      ),
+    ).toBeLessThanOrEqual(3);
+    expect(
+      maxOverlap(
+        unknown.map((id) => byId.get(id)!),
+        100,
+      ),
+    ).toBe(1);
+    expect(warnings.filter((m) => m.includes("limit 'nope'"))).toHaveLength(1);
+  });
+});
+
+describe("sessions", () => {
+  it("jobs of one ordering key run one at a time in enqueue order; sessions run side by side", async () => {
+    await start(config());
+    const sessions: Record<string, string[]> = { s1: [], s2: [] };
+    // later jobs are shorter: without the session they would finish first
+    for (let i = 0; i < 5; i++)
+      for (const key of ["s1", "s2"])
+        sessions[key]!.push(await enqueue("sleep", { ms: 100 - i * 15 }, { orderingKey: key }));
+    await settledAll([...sessions.s1!, ...sessions.s2!]);
+    const log = executions();
+    const at = new Map(log.map((e) => [e.job_id, e.ts_ms]));
+    for (const ids of Object.values(sessions)) {
+      const starts = ids.map((id) => at.get(id)!);
+      for (let i = 1; i < starts.length; i++)
+        // the next job starts after the previous one's handler ended
+        expect(starts[i]!).toBeGreaterThanOrEqual(starts[i - 1]! + (100 - (i - 1) * 15));
+    }
+    // every session job ran once, and the sessions are empty again
+    expect(log).toHaveLength(10);
+    // (the release follows the result write: wait for the last one)
+    await waitFor(
+      async () => (await redis.client.exists("rrq:fc:order:s1", "rrq:fc:order:s2")) === 0,
+    );
+  });
+});
+
+describe("pause", () => {
+  it("a paused queue is not claimed from; resume wakes the worker at once", async () => {
+    // a poll delay far beyond the wait below: only the resume's wake-up can start the jobs
+    const w = await start(config({ default_poll_delay_seconds: 100 }));
+    const flow = new FlowStore(redis.client, registerScripts(redis.client));
+    await flow.pause("default", "maintenance");
+    const ids = [await enqueue("echo", { n: 1 }), await enqueue("echo", { n: 2 })];
+    // the enqueues' wake-ups made the worker ask (and find the queue paused)
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(w.of("job:claimed")).toHaveLength(0);
+    expect(await redis.client.zcard("rrq:queue:default")).toBe(2);
+    await flow.resume("default");
+    const hashes = await settledAll(ids);
+    expect(hashes.map((h) => h.status)).toEqual(["COMPLETED", "COMPLETED"]);
+  });
+});
+
+describe("circuit breaker", () => {
+  it("opens after N failures, holds jobs without using attempts, then lets a probe run and closes", async () => {
+    const changes: Array<OrchestratorEvents["flow:breaker"]> = [];
+    await start(
+      config({ runner_breakers: { node: { failures: 3, cooldown_seconds: 4 } } }),
+      undefined,
+      (w) => w.events.on("flow:breaker", (e) => changes.push(e)),
+    );
+    const failing = [];
+    for (let i = 0; i < 3; i++)
+      failing.push(await enqueue("fail", { message: "down" }, { maxRetries: 1 }));
+    await settledAll(failing);
+    await waitFor(
+      async () => (await redis.client.hget("rrq:breaker:runner:node", "state")) === "open",
+    );
+    const held: string[] = [];
+    for (let i = 0; i < 5; i++) held.push(await enqueue("echo", { n: i }));
+    // all five parked by the open breaker, none claimed
+    await waitFor(async () => (await redis.client.zcard("rrq:fc:bwait:runner:node")) === 5);
+    for (const id of held) {
+      const hash = await redis.client.hgetall(`rrq:job:${id}`);
+      expect(hash.status).toBe("PENDING");
+      expect(Number(hash.runs ?? 0)).toBe(0);
+    }
+    // after the cool-down one probe runs; its success closes the breaker and frees the rest
+    const hashes = await settledAll(held);
+    for (const hash of hashes) {
+      expect(hash.status).toBe("COMPLETED");
+      expect(hash.runs).toBe("1");
+      expect(Number(hash.current_retries ?? 0)).toBe(0);
+    }
+    const breaker = await redis.client.hgetall("rrq:breaker:runner:node");
+    expect(breaker).toMatchObject({ state: "closed", trips: "1" });
+    expect(changes.map((c) => c.state)).toEqual(["opened", "closed"]);
+    expect(changes[0]!.scope).toBe("runner:node");
+  });
+});
+
+describe("queue order", () => {
+  it("weights 3:1 give about 3:1 claims under backlog", async () => {
+    const items = ["a", "b"].flatMap((queue) =>
+      Array.from({ length: 300 }, (_, i) => ({
+        functionName: "echo",
+        params: { i },
+        options: { queueName: queue },
+      })),
+    );
+    await producer.enqueueMany(items);
+    const w = await start(config(), ["a:3", "b:1"]);
+    await waitFor(() => w.of("job:claimed").length >= 200, 30_000, "200 claims");
+    const first = w.of("job:claimed").slice(0, 200);
+    const a = first.filter((e) => e.queue === "rrq:queue:a").length;
+    const b = first.length - a;
+    expect(a / b).toBeGreaterThanOrEqual(2.7);
+    expect(a / b).toBeLessThanOrEqual(3.3);
+  });
+
+  it("strict order drains the first queue before the next", async () => {
+    const items = ["low", "high"].flatMap((queue) =>
+      Array.from({ length: 40 }, (_, i) => ({
+        functionName: "echo",
+        params: { i },
+        options: { queueName: queue },
+      })),
+    );
+    await producer.enqueueMany(items);
+    const w = await start(config({ strict_queues: true }), ["high", "low"]);
+    await waitFor(() => w.of("job:claimed").length >= 80, 30_000, "80 claims");
+    const order = w.of("job:claimed").map((e) => e.queue);
+    expect(order.lastIndexOf("rrq:queue:high")).toBeLessThan(order.indexOf("rrq:queue:low"));
+  });
+});
