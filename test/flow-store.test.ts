@@ -80,18 +80,25 @@ async function finish(result: ClaimResult, id: string): Promise<number> {
   return flow.release(id, "terminal", "skip");
 }
 
-/** Messages published on `channel` while `during` runs. */
+/**
+ * Messages published on `channel` while `during` runs. A sentinel published afterwards marks
+ * the end: Redis delivers a channel's messages in the order it ran the PUBLISHes.
+ */
 async function published(channel: string, during: () => Promise<unknown>): Promise<string[]> {
   const sub = new Redis(fx.redis.url);
   const got: string[] = [];
+  let ended: () => void = () => undefined;
+  const end = new Promise<void>((resolve) => (ended = resolve));
   sub.on("message", (ch: string, message: string) => {
-    if (ch === channel) got.push(message);
+    if (ch !== channel) return;
+    if (message === "test:end") ended();
+    else got.push(message);
   });
   await sub.subscribe(channel);
   try {
     await during();
-    await r().ping(); // the publish reaches the subscriber before this reply's next round trip
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await r().publish(channel, "test:end");
+    await end;
     return got;
   } finally {
     sub.disconnect();
