@@ -14,19 +14,22 @@ import type { Redis } from "ioredis";
 import type { ResolvedConfig } from "../config/config.js";
 import { connectRedis, DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS } from "../store/redis.js";
 import { DlqApi } from "./dlq.js";
+import { FlowApi } from "./flow.js";
 import { JobsApi } from "./jobs.js";
 import { QueuesApi } from "./queues.js";
 import { apiSettingsFrom, defaultApiSettings, type ApiSettings } from "./settings.js";
 import { StatsApi } from "./stats.js";
 import { WorkersApi } from "./workers.js";
 
-/** Entry point of the data API: one Redis connection and the five areas. */
+/** Entry point of the data API: one Redis connection and the six areas. */
 export class RrqApi {
   readonly queues: QueuesApi;
   readonly jobs: JobsApi;
   readonly dlq: DlqApi;
   readonly workers: WorkersApi;
   readonly stats: StatsApi;
+  /** Flow control: pause and resume queues; paused queues, parked jobs, circuit breakers. */
+  readonly flow: FlowApi;
 
   /**
    * Uses `redis` (the caller keeps ownership unless `ownsConnection`), with the settings of an
@@ -37,7 +40,8 @@ export class RrqApi {
     readonly settings: ApiSettings = defaultApiSettings(),
     private readonly ownsConnection = false,
   ) {
-    this.queues = new QueuesApi(redis, settings);
+    this.flow = new FlowApi(redis);
+    this.queues = new QueuesApi(redis, settings, this.flow);
     this.jobs = new JobsApi(redis, settings, this.queues);
     this.dlq = new DlqApi(redis, settings);
     this.workers = new WorkersApi(redis);
@@ -105,6 +109,14 @@ export {
   type DlqProgress,
 } from "./dlq.js";
 export { type DlqSummary } from "./dlq-summary.js";
+export {
+  FlowApi,
+  checkedQueueKey,
+  type PausedInfo,
+  type PauseResult,
+  type ResumeResult,
+  type BreakerState,
+} from "./flow.js";
 export { WorkersApi, type WorkerHealth, type ActiveJob } from "./workers.js";
 export { StatsApi, type Counters, type DayStats } from "./stats.js";
 export { jobTimeline, jobRuns, type TraceEvent, type JobRun, type RunOutcome } from "./trace.js";

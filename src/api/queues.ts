@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import { hashFromPairs } from "../store/job.js";
 import { jobKey, LEASES_KEY, Prefix, QUEUES_KEY, queueKey, queueStatsKey } from "../store/keys.js";
 import { currentDlqSummary } from "./dlq-summary.js";
+import type { FlowApi, PausedInfo } from "./flow.js";
 import { sameQueue, type JobView } from "./records.js";
 import { jobViewsInOrder, scanKeys } from "./scan.js";
 import type { ApiSettings } from "./settings.js";
@@ -18,6 +19,13 @@ export interface QueueSummary {
   readonly newestScore: number | undefined;
   /** How long the oldest ready job has waited, in ms (0 when none is ready). */
   readonly latencyMs: number;
+  /** The queue's pause (flow control), or null when workers claim from it. */
+  readonly paused: PausedInfo | null;
+  /**
+   * Jobs of this queue parked by flow control (waiting for a concurrency slot, their session's
+   * turn or a circuit breaker): PENDING but not in the ZSET, so not in `pending`. Approximate.
+   */
+  readonly parked: number;
 }
 
 /** One row of `rrq queue stats`. */
@@ -59,6 +67,7 @@ export class QueuesApi {
   constructor(
     private readonly redis: Redis,
     private readonly settings: ApiSettings,
+    private readonly flow?: FlowApi,
   ) {}
 
   /**
@@ -80,11 +89,20 @@ export class QueuesApi {
     return [...new Set([...registered, ...this.settings.knownQueues].map(queueKey))].sort();
   }
 
-  /** Sizes and latency of every known queue (empty ones only with `includeEmpty`). */
+  /**
+   * Sizes, latency, pause and parked count of every known queue. Empty ones are listed only with
+   * `includeEmpty`, unless paused or holding parked jobs (an operator wants to see those).
+   */
   async list(
     options: { includeEmpty?: boolean; scan?: boolean; now?: number } = {},
   ): Promise<QueueSummary[]> {
-    const names = await this.names(options);
+    const [known, paused, parked] = await Promise.all([
+      this.names(options),
+      this.flow?.pausedQueues() ?? new Map<string, PausedInfo>(),
+      this.flow?.parkedCounts() ?? new Map<string, number>(),
+    ]);
+    // a queue paused before anything was enqueued to it is a queue the operator named
+    const names = [...new Set([...known, ...paused.keys(), ...parked.keys()])].sort();
     const now = options.now ?? Date.now();
     const pipeline = this.redis.pipeline();
     for (const name of names) {
@@ -104,7 +122,9 @@ export class QueuesApi {
         string[],
         string[],
       ];
-      if (pending === 0 && !options.includeEmpty) return;
+      const pause = paused.get(name) ?? null;
+      const held = parked.get(name) ?? 0;
+      if (pending === 0 && held === 0 && pause === null && !options.includeEmpty) return;
       const oldestScore = oldest[1] === undefined ? undefined : Number(oldest[1]);
       rows.push({
         name,
@@ -113,6 +133,8 @@ export class QueuesApi {
         oldestScore,
         newestScore: newest[1] === undefined ? undefined : Number(newest[1]),
         latencyMs: ready > 0 && oldestScore !== undefined ? Math.max(0, now - oldestScore) : 0,
+        paused: pause,
+        parked: held,
       });
     });
     return rows;
@@ -125,16 +147,17 @@ export class QueuesApi {
 
   /**
    * Whether a queue is known although its ZSET may be empty (Redis drops an empty ZSET, so
-   * EXISTS cannot tell an idle queue from a typo): registered in `rrq:queues` or named by the
-   * configuration; and how many of its jobs are running now (holding an rrqkit lease; jobs run by
-   * RRQ's own orchestrator hold none and are not counted).
+   * EXISTS cannot tell an idle queue from a typo): registered in `rrq:queues`, named by the
+   * configuration, or paused; and how many of its jobs are running now (holding an rrqkit lease;
+   * jobs run by RRQ's own orchestrator hold none and are not counted).
    */
   async presence(name: string): Promise<{ known: boolean; running: number }> {
     const key = queueKey(name);
     const registered = await this.redis.sismember(QUEUES_KEY, key);
     const configured = this.settings.knownQueues.map(queueKey).includes(key);
     const running = (await this.activeByQueue()).get(key) ?? 0;
-    return { known: registered === 1 || configured || running > 0, running };
+    const paused = (await this.flow?.pausedInfo(key)) !== undefined;
+    return { known: registered === 1 || configured || running > 0 || paused, running };
   }
 
   /** Entries `offset … offset + limit − 1` by score (oldest first), with their jobs. */

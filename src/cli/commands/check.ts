@@ -1,7 +1,9 @@
 import type { Command } from "commander";
 import { implementationLabel, type WorkerHealth } from "../../api/workers.js";
 import { quietSince } from "../../control/quiet.js";
+import type { RrqApi } from "../../api/index.js";
 import { ExitCode, say, withApi, type CliContext } from "./shared.js";
+import { breakerLine, sinceText } from "./flow-format.js";
 import { json } from "./format.js";
 
 /**
@@ -54,14 +56,44 @@ function quietLine(since: string | null | undefined, recorded: unknown): string 
   return undefined;
 }
 
+/** What flow control holds back: breakers that are not closed, and paused queues. */
+async function flowState(api: RrqApi) {
+  const [breakers, paused] = await Promise.all([api.flow.breakers(), api.flow.pausedQueues()]);
+  return {
+    breakers: breakers.filter((b) => b.state !== "closed"),
+    paused: [...paused].sort(([a], [b]) => a.localeCompare(b)),
+  };
+}
+
+/**
+ * The flow-control part of the report, printed only when there is something to say (so that
+ * without flow control the report is RRQ's). Informational: it never changes the exit code.
+ */
+function sayFlow(ctx: CliContext, flow: Awaited<ReturnType<typeof flowState>>): void {
+  const now = Date.now();
+  if (flow.breakers.length > 0) {
+    say(ctx, `Circuit Breakers: ${flow.breakers.length} not closed:`);
+    for (const b of flow.breakers) say(ctx, `  - ${breakerLine(b, now)}`);
+  }
+  if (flow.paused.length > 0) {
+    say(ctx, `Paused Queues: ${flow.paused.length} (info):`);
+    for (const [queue, info] of flow.paused) {
+      const reason = info.reason ? `, reason: ${info.reason}` : "";
+      say(ctx, `  - ${queue}: paused ${sinceText(info, now)}${reason}`);
+    }
+  }
+}
+
 /**
  * `rrq check` (alias `health`): RRQ's worker health report, plus each worker's implementation
  * (rrqkit and its version, or RRQ's). Unlike RRQ (always 0), it exits 1 when no worker has a
- * live health record, so it can serve as a liveness probe.
+ * live health record, so it can serve as a liveness probe. Circuit breakers that are not closed
+ * and paused queues follow the workers (informational: they do not change the exit code).
  */
 async function check(ctx: CliContext, flags: { json?: boolean }): Promise<number> {
   return withApi(ctx, async (api) => {
     const workers = await api.workers.list();
+    const flow = await flowState(api);
     const quiet = await quietSince(
       api.redis,
       workers.map((w) => w.id),
@@ -86,11 +118,19 @@ async function check(ctx: CliContext, flags: { json?: boolean }): Promise<number
           })),
         })),
       );
-      ctx.io.out(json({ healthy: workers.length > 0, workers: detailed }));
+      ctx.io.out(
+        json({
+          healthy: workers.length > 0,
+          workers: detailed,
+          breakers: flow.breakers,
+          pausedQueues: flow.paused.map(([queue, info]) => ({ queue, ...info })),
+        }),
+      );
       return workers.length > 0 ? ExitCode.ok : ExitCode.failure;
     }
     if (workers.length === 0) {
       say(ctx, "Worker Health Check: FAIL (No active workers found)");
+      sayFlow(ctx, flow);
       return ExitCode.failure;
     }
     say(ctx, `Worker Health Check: Found ${workers.length} active worker(s):`);
@@ -119,6 +159,7 @@ async function check(ctx: CliContext, flags: { json?: boolean }): Promise<number
       const quietText = quietLine(quiet.get(w.id), w.health?.quiet);
       if (quietText) say(ctx, `    Quiet: ${quietText}`);
     }
+    sayFlow(ctx, flow);
     return ExitCode.ok;
   });
 }
@@ -128,7 +169,10 @@ export function registerCheck(program: Command, ctx: CliContext): void {
   program
     .command("check")
     .alias("health")
-    .description("list live workers from their health records; exits 1 when there is none")
+    .description(
+      "list live workers from their health records (exits 1 when there is none), then circuit " +
+        "breakers that are not closed and paused queues",
+    )
     .option("--json", "print JSON (with each worker's active jobs)")
     .action((flags: { json?: boolean }) => ctx.run(() => check(ctx, flags)));
 }

@@ -4,6 +4,7 @@ import { RUNNING_UNFENCED_MESSAGE } from "../../control/cancel.js";
 import { RrqError } from "../../errors.js";
 import { parseTimestamp } from "../../store/encoding.js";
 import { JOB_STATUSES } from "../../store/job.js";
+import { flowFields, flowLines } from "./flow-format.js";
 import { formatDuration, formatTime, json, renderTable, rfc3339, type Column } from "./format.js";
 import {
   choiceArgument,
@@ -36,18 +37,34 @@ async function jobShow(ctx: CliContext, id: string, flags: { raw?: boolean; json
       say(ctx, `Job '${id}' not found`);
       return ExitCode.failure;
     }
-    if (flags.json) {
-      ctx.io.out(json({ id, hash, job: jobJson(jobView(id, hash)!) }));
-    } else if (flags.raw) {
+    if (flags.raw) {
       ctx.io.out(json(hash));
-    } else {
-      say(ctx, `Job ${id}`);
-      for (const field of Object.keys(hash).sort()) {
-        if (field !== TRACEBACK_FIELD) say(ctx, `${field.padEnd(24)} ${hash[field]}`);
-      }
-      const traceback = hash[TRACEBACK_FIELD];
-      if (traceback) say(ctx, `${TRACEBACK_FIELD}:\n${indent(traceback)}`);
+      return ExitCode.ok;
     }
+    // why a waiting job does not run (a full concurrency key, its session's turn, an open
+    // breaker, a paused queue): only a PENDING job waits on flow control
+    const waiting = hash.status === "PENDING" ? await api.flow.waitReason(hash) : undefined;
+    if (flags.json) {
+      const flow = { ...flowFields(hash), ...(waiting ? { waiting } : {}) };
+      ctx.io.out(
+        json({
+          id,
+          hash,
+          job: jobJson(jobView(id, hash)!),
+          ...(Object.keys(flow).length > 0 ? { flow } : {}),
+        }),
+      );
+      return ExitCode.ok;
+    }
+    say(ctx, `Job ${id}`);
+    for (const field of Object.keys(hash).sort()) {
+      if (field !== TRACEBACK_FIELD) say(ctx, `${field.padEnd(24)} ${hash[field]}`);
+    }
+    const flow = flowLines(hash);
+    if (flow.length > 0) say(ctx, `Flow control:\n${flow.join("\n")}`);
+    if (waiting) say(ctx, `Waiting: ${waiting}`);
+    const traceback = hash[TRACEBACK_FIELD];
+    if (traceback) say(ctx, `${TRACEBACK_FIELD}:\n${indent(traceback)}`);
     return ExitCode.ok;
   });
 }
@@ -239,8 +256,8 @@ export function registerJob(program: Command, ctx: CliContext): void {
     .command("show")
     .argument("<job-id>")
     .option("--raw", "print the job hash as JSON")
-    .option("--json", "print JSON (hash and parsed fields)")
-    .description("print a job's hash")
+    .option("--json", "print JSON (hash, parsed fields, flow control and its wait reason)")
+    .description("print a job's hash; with flow control, its limits and why a pending job waits")
     .action((id: string, flags: { raw?: boolean; json?: boolean }) =>
       ctx.run(() => jobShow(ctx, id, flags)),
     );

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
-import { jobJson } from "../../api/index.js";
-import { queueKey } from "../../store/keys.js";
+import { checkedQueueKey, jobJson } from "../../api/index.js";
+import { bareQueueName, queueKey } from "../../store/keys.js";
+import { BREAKER_COLUMNS, breakerRows, pausedCell, pausedText, sinceText } from "./flow-format.js";
 import { formatDuration, formatTime, json, renderTable, type Column } from "./format.js";
 import {
   collect,
@@ -17,36 +18,124 @@ async function queueList(
   flags: { showEmpty?: boolean; scan?: boolean; json?: boolean },
 ): Promise<number> {
   return withApi(ctx, async (api) => {
-    const rows = await api.queues.list({ includeEmpty: flags.showEmpty, scan: flags.scan });
+    const [rows, breakers] = await Promise.all([
+      api.queues.list({ includeEmpty: flags.showEmpty, scan: flags.scan }),
+      api.flow.breakers(),
+    ]);
     const total = rows.reduce((n, r) => n + r.pending, 0);
+    const parked = rows.reduce((n, r) => n + r.parked, 0);
     if (flags.json) {
-      ctx.io.out(json({ queues: rows, totalPending: total }));
+      ctx.io.out(json({ queues: rows, totalPending: total, totalParked: parked, breakers }));
       return ExitCode.ok;
     }
+    const troubled = breakers.filter((b) => b.state !== "closed");
     if (rows.length === 0) {
       say(ctx, "No active queues found");
+    } else {
+      // the flow-control columns appear only when something is paused or parked, so that
+      // without flow control the table stays RRQ's
+      const flow = rows.some((r) => r.paused !== null || r.parked > 0);
+      const columns: Column[] = [
+        { header: "Queue", width: 30, grow: true },
+        { header: "Pending", width: 10, align: "right" },
+        // RRQ prints the raw scores (epoch ms) under "Oldest(ms)"/"Newest(ms)"; --json has them
+        { header: "Oldest", width: 20, align: "right" },
+        { header: "Newest", width: 20, align: "right" },
+        ...(flow
+          ? [
+              { header: "Parked", width: 8, align: "right" as const },
+              { header: "Paused", width: 14 },
+            ]
+          : []),
+      ];
+      const now = Date.now();
+      const lines = renderTable(
+        columns,
+        rows.map((r) => [
+          r.name,
+          String(r.pending),
+          formatTime(r.oldestScore, now),
+          formatTime(r.newestScore, now),
+          ...(flow ? [String(r.parked), pausedCell(r.paused, now)] : []),
+        ]),
+        fitWidth(ctx),
+      );
+      for (const line of lines) say(ctx, line);
+      say(ctx, `\nTotal: ${total} pending jobs`);
+      if (parked > 0)
+        say(ctx, `Parked: ${parked} jobs held by flow control (not counted as pending)`);
+      for (const r of rows) {
+        if (!r.paused) continue;
+        const reason = r.paused.reason ? `, reason: ${r.paused.reason}` : "";
+        say(ctx, `Paused: ${r.name} ${sinceText(r.paused, now)}${reason}`);
+      }
+    }
+    if (troubled.length > 0) {
+      say(ctx, "\nCircuit breakers not closed:");
+      for (const line of renderTable(BREAKER_COLUMNS, breakerRows(troubled), fitWidth(ctx)))
+        say(ctx, line);
+    }
+    return ExitCode.ok;
+  });
+}
+
+async function queuePause(
+  ctx: CliContext,
+  name: string,
+  flags: { reason?: string; json?: boolean },
+): Promise<number> {
+  const queue = checkedQueueKey(name); // a bad name is a usage error before any connection
+  return withApi(ctx, async (api) => {
+    const known = (await api.queues.presence(queue)).known;
+    const result = await api.flow.pauseQueue(queue, flags.reason);
+    if (flags.json) {
+      ctx.io.out(json({ ...result, known }));
       return ExitCode.ok;
     }
-    const columns: Column[] = [
-      { header: "Queue", width: 30, grow: true },
-      { header: "Pending", width: 10, align: "right" },
-      // RRQ prints the raw scores (epoch ms) under "Oldest(ms)"/"Newest(ms)"; --json has them
-      { header: "Oldest", width: 20, align: "right" },
-      { header: "Newest", width: 20, align: "right" },
-    ];
-    const now = Date.now();
-    const lines = renderTable(
-      columns,
-      rows.map((r) => [
-        r.name,
-        String(r.pending),
-        formatTime(r.oldestScore, now),
-        formatTime(r.newestScore, now),
-      ]),
-      fitWidth(ctx),
+    if (result.wasPaused) {
+      say(ctx, `Queue '${queue}' was already ${pausedText(result.paused)}; left as it was`);
+      return ExitCode.ok;
+    }
+    const reason = result.paused.reason ? ` (reason: ${result.paused.reason})` : "";
+    say(ctx, `Queue '${queue}' paused${reason}`);
+    say(ctx, "Workers claim no new job from it; running jobs finish.");
+    if (!known)
+      say(
+        ctx,
+        `Note: no queue '${queue}' is known yet (nothing registered, configured or running); ` +
+          "it stays paused for when jobs arrive.",
+      );
+    say(ctx, `Undo with: rrq queue resume ${bareQueueName(queue)}`);
+    return ExitCode.ok;
+  });
+}
+
+async function queueResume(
+  ctx: CliContext,
+  name: string,
+  flags: { json?: boolean },
+): Promise<number> {
+  const queue = checkedQueueKey(name);
+  return withApi(ctx, async (api) => {
+    const result = await api.flow.resumeQueue(queue);
+    if (flags.json) {
+      ctx.io.out(
+        json({
+          queue,
+          resumed: result.wasPaused !== undefined,
+          wasPaused: result.wasPaused ?? null,
+        }),
+      );
+      return ExitCode.ok;
+    }
+    if (!result.wasPaused) {
+      say(ctx, `Queue '${queue}' was not paused`);
+      return ExitCode.ok;
+    }
+    say(
+      ctx,
+      `Queue '${queue}' resumed; it had been paused ${sinceText(result.wasPaused)}. Workers woken.`,
     );
-    for (const line of lines) say(ctx, line);
-    say(ctx, `\nTotal: ${total} pending jobs`);
     return ExitCode.ok;
   });
 }
@@ -164,12 +253,15 @@ async function queueInspect(
   });
 }
 
-/** `rrq queue list|stats|inspect`. */
+/** `rrq queue list|stats|inspect|pause|resume`. */
 export function registerQueue(program: Command, ctx: CliContext): void {
-  const queue = program.command("queue").description("inspect queues");
+  const queue = program.command("queue").description("inspect, pause and resume queues");
   queue
     .command("list")
-    .description("queues with their pending counts and oldest/newest run-at scores")
+    .description(
+      "queues with their pending counts and oldest/newest run-at scores; parked jobs, " +
+        "paused queues and open circuit breakers when flow control holds any",
+    )
     .option("--show-empty", "also list known queues that are empty")
     .option("--scan", "also discover queues by scanning the keyspace (RRQ's method)")
     .option("--json", "print JSON")
@@ -199,5 +291,24 @@ export function registerQueue(program: Command, ctx: CliContext): void {
     .option("--json", "print JSON")
     .action((name: string, flags: { limit: number; offset: number; json?: boolean }) =>
       ctx.run(() => queueInspect(ctx, name, flags)),
+    );
+  queue
+    .command("pause")
+    .description(
+      "stop workers claiming from a queue (running jobs finish; a queue not seen yet may be paused)",
+    )
+    .argument("<queue>", "queue name or key")
+    .option("--reason <text>", "why (shown by queue list, check and the dashboard)")
+    .option("--json", "print JSON")
+    .action((name: string, flags: { reason?: string; json?: boolean }) =>
+      ctx.run(() => queuePause(ctx, name, flags)),
+    );
+  queue
+    .command("resume")
+    .description("let workers claim from a paused queue again (wakes them at once)")
+    .argument("<queue>", "queue name or key")
+    .option("--json", "print JSON")
+    .action((name: string, flags: { json?: boolean }) =>
+      ctx.run(() => queueResume(ctx, name, flags)),
     );
 }
