@@ -168,6 +168,11 @@ describe("CSRF and same-origin checks on actions", () => {
     expect(crossReferer.status).toBe(403);
     const before = await redis.client.zscore("rrq:queue:q", jobId);
     expect(Number(before)).toBeLessThan(Date.now() + 1000);
+    // pausing a queue is an action like the others
+    const pause = "api/queues/q/pause";
+    expect((await browser.raw(pause, { method: "POST" })).status).toBe(403);
+    expect((await browser.post(pause, {}, { origin: "https://evil.example" })).status).toBe(403);
+    expect(await redis.client.exists("rrq:paused:q")).toBe(0);
   });
 
   it("accepts a same-origin POST with the matching token", async () => {
@@ -199,12 +204,19 @@ describe("read-only mode", () => {
   it("says so in config and refuses every action with 403", async () => {
     const browser = new DashboardClient((await serve({ readOnly: true })).url);
     expect((await browser.get("api/config")).body.readOnly).toBe(true);
-    for (const path of [`api/jobs/${jobId}/cancel`, "api/dlq/purge", "api/workers/w/quiet"]) {
+    for (const path of [
+      `api/jobs/${jobId}/cancel`,
+      "api/dlq/purge",
+      "api/workers/w/quiet",
+      "api/queues/q/pause",
+      "api/queues/q/resume",
+    ]) {
       const res = await browser.post<ErrorJson>(path, { confirm: true });
       expect(res.status).toBe(403);
       expect(res.body.error.code).toBe("read_only");
     }
     expect(await redis.client.hget(`rrq:job:${jobId}`, "status")).toBe("PENDING");
+    expect(await redis.client.exists("rrq:paused:q")).toBe(0);
   });
 });
 

@@ -315,6 +315,71 @@ describe("actions change Redis as the CLI does", () => {
     expect((await client.post<ActionJson>("api/cron/nope/trigger")).status).toBe(400);
   });
 
+  it("pause and resume a queue (rrq queue pause|resume): Redis, the queue list, the wake", async () => {
+    const paused = await client.post<ActionJson & { queue: string; paused: { reason?: string } }>(
+      "api/queues/beta/pause",
+      { reason: "maintenance <b>window</b>" },
+    );
+    expect(paused.status).toBe(200);
+    expect(paused.body).toMatchObject({
+      ok: true,
+      queue: "rrq:queue:beta",
+      wasPaused: false,
+      paused: { reason: "maintenance <b>window</b>" },
+    });
+    expect(await redis.client.exists("rrq:paused:beta")).toBe(1);
+    const listed = await client.get<{ queues: QueueRow[] }>("api/queues");
+    const beta = listed.body.queues.find((q) => q.name === "rrq:queue:beta");
+    expect(beta?.paused).toMatchObject({ reason: "maintenance <b>window</b>" });
+    expect(beta?.parked).toBe(0);
+    const alpha = listed.body.queues.find((q) => q.name === "rrq:queue:alpha");
+    expect(alpha?.paused).toBeNull();
+    // the overview's queue rows carry it too
+    const overview = await client.get<OverviewJson>("api/overview");
+    expect(
+      overview.body.queues.find((q: QueueRow) => q.name === "rrq:queue:beta")?.paused,
+    ).not.toBeNull();
+
+    const subscriber = redis.client.duplicate();
+    const wakes: string[] = [];
+    subscriber.on("message", (_channel: string, message: string) => wakes.push(message));
+    await subscriber.subscribe("rrq:wake:rrq:queue:beta");
+    const resumed = await client.post<ActionJson & { wasPaused: unknown }>(
+      "api/queues/rrq%3Aqueue%3Abeta/resume",
+    );
+    await subscriber.ping();
+    subscriber.disconnect();
+    expect(resumed.status).toBe(200);
+    expect(resumed.body).toMatchObject({ ok: true, paused: false });
+    expect(resumed.body.wasPaused).toMatchObject({ reason: "maintenance <b>window</b>" });
+    expect(await redis.client.exists("rrq:paused:beta")).toBe(0);
+    expect(wakes.length).toBeGreaterThanOrEqual(1);
+    const again = await client.post<ActionJson & { wasPaused: unknown }>("api/queues/beta/resume");
+    expect(again.body).toMatchObject({ ok: true, wasPaused: null });
+  });
+
+  it("queue actions: bad names and reasons are 400s, unknown actions 404, no CSRF token 403", async () => {
+    const bad = await client.post<ActionJson>(
+      `api/queues/${encodeURIComponent("rrq:dlq:x")}/pause`,
+    );
+    expect(bad.status).toBe(400);
+    expect(bad.body.error?.code).toBe("invalid_argument");
+    expect(bad.body.error?.message).toContain('"rrq:dlq:x"');
+    const spaced = await client.post<ActionJson>(`api/queues/${encodeURIComponent("a b")}/pause`);
+    expect(spaced.status).toBe(400);
+    const reason = await client.post<ActionJson>("api/queues/beta/pause", { reason: 5 });
+    expect(reason.status).toBe(400);
+    expect((await client.post<ActionJson>("api/queues/beta/drain")).status).toBe(404);
+    const forged = await client.post<ActionJson>(
+      "api/queues/beta/pause",
+      {},
+      { "x-csrf-token": "forged" },
+    );
+    expect(forged.status).toBe(403);
+    expect(forged.body.error?.code).toBe("csrf");
+    expect(await redis.client.exists("rrq:paused:beta")).toBe(0);
+  });
+
   it("quiet and resume a worker", async () => {
     const id = worker.worker.workerId;
     expect((await client.post<ActionJson>(`api/workers/${id}/quiet`)).status).toBe(200);

@@ -12,6 +12,8 @@ import { HttpError } from "./http.js";
 
 /** Ids of a dry run listed in the answer, at most (the count is always exact). */
 const DRY_RUN_IDS = 100;
+/** Longest pause reason accepted (it is shown on every queue listing). */
+const MAX_REASON = 500;
 
 const str = (value: unknown): string | undefined =>
   typeof value === "string" && value.trim() !== "" ? value.trim() : undefined;
@@ -137,6 +139,34 @@ export class DashboardActions {
   async cronTrigger(id: string): Promise<unknown> {
     if (!this.cron) throw new HttpError(404, "not_found", "no cron entries are configured");
     return { jobId: await this.cron.trigger(id) };
+  }
+
+  /**
+   * `queues/:name/pause` (`{reason?}`) and `queues/:name/resume`: `rrq queue pause|resume`. A
+   * bad queue name is a 400 (the data API's usage error).
+   */
+  async queue(name: string, action: string, body: Record<string, unknown>): Promise<unknown> {
+    if (action !== "pause" && action !== "resume")
+      throw new HttpError(404, "not_found", `no queue action '${action}'`);
+    if (action === "resume") {
+      const result = await this.api.flow.resumeQueue(name);
+      return {
+        ok: true,
+        queue: result.queue,
+        paused: false,
+        wasPaused: result.wasPaused ?? null,
+      };
+    }
+    if (body.reason !== undefined && typeof body.reason !== "string")
+      throw new HttpError(400, "invalid_argument", "reason must be a string");
+    if (typeof body.reason === "string" && body.reason.length > MAX_REASON)
+      throw new HttpError(
+        400,
+        "invalid_argument",
+        `reason is longer than ${MAX_REASON} characters`,
+      );
+    const result = await this.api.flow.pauseQueue(name, str(body.reason));
+    return { ok: true, queue: result.queue, paused: result.paused, wasPaused: result.wasPaused };
   }
 
   /** `workers/:id/quiet` and `workers/:id/resume`. */

@@ -182,6 +182,7 @@ export function createDashboardHandler(options: DashboardOptions): DashboardHand
     if (head === "cron" && third === "trigger" && parts.length === 3)
       return actions.cronTrigger(second!);
     if (head === "workers" && parts.length === 3) return actions.worker(second!, third!);
+    if (head === "queues" && parts.length === 3) return actions.queue(second!, third!, body);
     throw new HttpError(404, "not_found", "no such action");
   }
 

@@ -3,7 +3,7 @@ import { jobJson, jobView, matches, type JobView } from "../../api/records.js";
 import { jobRuns, jobTimeline } from "../../api/trace.js";
 import { jobViewsInOrder, listPages, scanKeys } from "../../api/scan.js";
 import { TOMBSTONE } from "../../api/dlq-summary.js";
-import type { RrqApi, WorkerHealth } from "../../api/index.js";
+import type { PausedInfo, RrqApi, WorkerHealth } from "../../api/index.js";
 import { quietSince } from "../../control/quiet.js";
 import { jobKey, LEASES_KEY, Prefix, queueKey, RECENT_KEY } from "../../store/keys.js";
 import { HttpError } from "./http.js";
@@ -30,6 +30,10 @@ export interface QueueRow {
   readonly deferred: number;
   readonly oldestAgeMs: number;
   readonly running: number;
+  /** The queue's pause (flow control: `rrq queue pause`), or null. */
+  readonly paused: PausedInfo | null;
+  /** Jobs parked by flow control (PENDING, not in the ZSET, so not in `depth`). */
+  readonly parked: number;
 }
 
 /** Worker ids with a health key, found by a cached background SCAN (at most every 10 s). */
@@ -126,6 +130,8 @@ export class DashboardReads {
       deferred: q.pending - q.ready,
       oldestAgeMs: q.latencyMs,
       running: running.get(q.name) ?? 0,
+      paused: q.paused,
+      parked: q.parked,
     }));
   }
 

@@ -36,7 +36,10 @@ export interface QueueRow {
   deferred: number;
   oldestAgeMs: number | null;
   running: number;
-  paused?: boolean;
+  /** The queue's pause (`rrq queue pause`), or null when workers claim from it. */
+  paused?: { since: number; reason?: string } | null;
+  /** Jobs parked by flow control (waiting, but not counted in depth). */
+  parked?: number;
 }
 
 /** `GET overview`. */
@@ -249,4 +252,6 @@ export const api = {
   cronTrigger: (id: string) => post(`cron/${encodeURIComponent(id)}/trigger`),
   workerAction: (id: string, action: "quiet" | "resume") =>
     post(`workers/${encodeURIComponent(id)}/${action}`),
+  queueAction: (name: string, action: "pause" | "resume", reason?: string) =>
+    post(`queues/${encodeURIComponent(name)}/${action}`, reason ? { reason } : {}),
 };

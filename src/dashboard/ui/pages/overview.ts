@@ -63,7 +63,15 @@ function queues(data: Overview): HTMLElement {
     table(
       ["Queue", "Depth", "Ready", "Deferred", "Running", "Oldest ready job waits"],
       rows.map((q) => [
-        link(queueLabel(q.name), "queues", queueLabel(q.name)),
+        q.paused
+          ? h(
+              "span",
+              {},
+              link(queueLabel(q.name), "queues", queueLabel(q.name)),
+              " ",
+              h("span", { class: "badge badge-paused" }, "paused"),
+            )
+          : link(queueLabel(q.name), "queues", queueLabel(q.name)),
         formatCount(q.depth),
         formatCount(q.ready),
         formatCount(q.deferred),

@@ -1,9 +1,11 @@
 /**
- * `#/queues` (every queue: depth, ready vs deferred, oldest job age, paused) and
- * `#/queues/<name>` (its jobs, ready or deferred, a page of 50 at a time).
+ * `#/queues` (every queue: depth, ready vs deferred, parked, oldest job age, paused, with the
+ * Pause/Resume action) and `#/queues/<name>` (its jobs, ready or deferred, a page of 50 at a
+ * time).
  */
 import { api, type JobJson, type QueueRow } from "../api.js";
 import {
+  actionButton,
   card,
   formatCount,
   formatDuration,
@@ -13,29 +15,69 @@ import {
   link,
   statusBadge,
   table,
+  type Child,
 } from "../dom.js";
 import type { PageContext } from "../route.js";
 
-function queueRows(queues: QueueRow[]): HTMLElement {
+/**
+ * The State cell: a "paused" badge (since when and why in its title and beside it) or "active",
+ * and, unless the dashboard is read-only, the Pause or Resume button (`rrq queue pause|resume`).
+ */
+function stateCell(q: QueueRow, ctx: PageContext): HTMLElement {
+  const paused = q.paused ?? null;
+  const since = paused && paused.since > 0 ? `since ${formatTime(paused.since)}` : "";
+  const why = paused?.reason ? ` — ${paused.reason}` : "";
+  const parts: Child[] = paused
+    ? [
+        h(
+          "span",
+          { class: "badge badge-paused", "data-field": "paused", title: `${since}${why}` },
+          "paused",
+        ),
+        h("span", { class: "muted" }, `${since}${why}`),
+      ]
+    : [h("span", { "data-field": "state" }, "active")];
+  if (!ctx.config.readOnly)
+    parts.push(
+      paused
+        ? actionButton({
+            name: "resume-queue",
+            label: "Resume",
+            run: () => api.queueAction(q.name, "resume"),
+            done: () => ctx.reload(),
+          })
+        : actionButton({
+            name: "pause-queue",
+            label: "Pause",
+            confirm: `Pause queue ${queueLabel(q.name)}? Workers claim no new job from it until it is resumed; running jobs finish.`,
+            run: () => api.queueAction(q.name, "pause", "paused from the dashboard"),
+            done: () => ctx.reload(),
+          }),
+    );
+  return h("div", { class: "queue-state", "data-queue": q.name }, ...parts);
+}
+
+function queueRows(queues: QueueRow[], ctx: PageContext): HTMLElement {
   return table(
-    ["Queue", "Depth", "Ready", "Deferred", "Running", "Oldest ready job waits", "State"],
+    ["Queue", "Depth", "Ready", "Deferred", "Running", "Parked", "Oldest ready job waits", "State"],
     queues.map((q) => [
       link(queueLabel(q.name), "queues", queueLabel(q.name)),
       formatCount(q.depth),
       formatCount(q.ready),
       formatCount(q.deferred),
       formatCount(q.running),
+      formatCount(q.parked ?? 0),
       formatDuration(q.oldestAgeMs),
-      q.paused ? h("span", { class: "badge badge-failed" }, "paused") : "active",
+      stateCell(q, ctx),
     ]),
     "No queues yet.",
   );
 }
 
 /** `#/queues`. */
-export async function queuesPage(): Promise<Node> {
+export async function queuesPage(ctx: PageContext): Promise<Node> {
   const { queues } = await api.queues();
-  return h("div", { class: "page queues" }, card("Queues", queueRows(queues)));
+  return h("div", { class: "page queues" }, card("Queues", queueRows(queues, ctx)));
 }
 
 /** The rows of a job list (shared with the search page). */
@@ -96,7 +138,7 @@ export async function queuePage(ctx: PageContext): Promise<Node> {
     { class: "page queue" },
     card(
       `Queue ${name}`,
-      row ? queueRows([row]) : h("p", { class: "muted" }, "This queue holds no jobs."),
+      row ? queueRows([row], ctx) : h("p", { class: "muted" }, "This queue holds no jobs."),
     ),
     card(
       "Jobs",
