@@ -169,6 +169,23 @@ describe("concurrency caps", () => {
     expect(await r().zrange(flowWaitKey("k"), 0, -1)).toEqual([jobs[2]]);
   });
 
+  it("a retried job parks and comes back like any other (status RETRYING)", async () => {
+    const [a, b] = await enqueue(2, { concurrencyKey: "rt", concurrencyLimit: 1 });
+    const first = await claim("w1", 5);
+    const ref = { jobId: a!, workerId: "w1", fence: first.claimed[0]!.hash.lease_fence! };
+    expect(await store.retry(ref, QUEUE, clock.now(), "boom")).toBe("written");
+    expect(await flow.release(a!, "requeued", "skip")).toBe(1); // b, older, goes first
+    const second = await claim("w2", 5);
+    expect(ids(second)).toEqual([b]);
+    expect(await r().hmget(jobKey(a!), "status", "fc_wait")).toEqual([
+      "RETRYING",
+      flowWaitKey("rt"),
+    ]);
+    expect(await flow.waitReason(await r().hgetall(jobKey(a!)))).toMatch(/^waiting for a slot/);
+    expect(await finish(second, b!)).toBe(1);
+    expect(ids(await claim("w1", 5))).toEqual([a]);
+  });
+
   it("a holder whose lock is gone is stale: the claim and the sweeper drop it", async () => {
     const [a, b] = await enqueue(2, { concurrencyKey: "s", concurrencyLimit: 1 });
     await claim("w1", 5); // a runs, b parked

@@ -214,12 +214,14 @@ export class FlowStore {
   }
 
   /**
-   * Why a PENDING job is not running, for `rrq job show` (undefined when flow control holds
+   * Why a PENDING (or RETRYING) job is not running, for `rrq job show` (undefined when flow control holds
    * nothing back): parked for a concurrency slot, behind its session's head, held by an open
    * breaker, waiting for a reserved start slot, or in a paused queue.
    */
   async waitReason(hash: Record<string, string>): Promise<string | undefined> {
-    if (hash.status !== undefined && hash.status !== "PENDING") return undefined;
+    // parked jobs keep their status: PENDING, or RETRYING after a failed attempt
+    if (hash.status !== undefined && hash.status !== "PENDING" && hash.status !== "RETRYING")
+      return undefined;
     const wait = hash.fc_wait;
     if (wait?.startsWith(WAIT_PREFIX)) {
       const key = wait.slice(WAIT_PREFIX.length);

@@ -2,7 +2,8 @@
 -- "Flow control"), shared by claim-ready-4.lua (parks), flow-release-1.lua, flow-sweep-0.lua and
 -- breaker-record-1.lua (unpark). Inlined where a script says `-- @include flow-park.lua`.
 --
--- A parked job keeps status PENDING and is not in its queue ZSET: it is a member of exactly one
+-- A parked job keeps its status (PENDING, or RETRYING after a failed attempt) and is not in its
+-- queue ZSET: it is a member of exactly one
 -- wait ZSET (rrq:fc:wait:<key> for a concurrency slot, rrq:fc:owait:<okey> behind a session's
 -- head, rrq:fc:bwait:<scope> behind an open breaker) scored with the score it had in its queue,
 -- its hash names that set in `fc_wait`, the set is in the sweeper's index rrq:fc:waiting, and
@@ -16,10 +17,11 @@
 -- The caller removes the queue entry (the claim batches its ZREMs).
 --
 -- flow_unpark(id, wait, woken): takes `id` out of `wait` and, when its hash still exists, is
--- PENDING and is parked there (fc_wait = wait, or no fc_wait at all: kept rather than lost),
--- ZADDs it back into its queue (hash queue_name) with its wait score, HDELs fc_wait and
--- uncounts it. Members whose hash is gone, not PENDING, or parked in another set are only
--- dropped. woken[queue key] = true for each queue that got a job back. True when requeued.
+-- waiting to run (PENDING, or RETRYING: RRQ's status of a job queued for its next attempt) and
+-- is parked there (fc_wait = wait, or no fc_wait at all: kept rather than lost), ZADDs it back
+-- into its queue (hash queue_name) with its wait score, HDELs fc_wait and uncounts it. Members
+-- whose hash is gone, in another state (ended, or running: taken by something that ignores
+-- parking), or parked in another set are only dropped. woken[queue key] = true for each queue that got a job back. True when requeued.
 --
 -- flow_unpark_first(wait, n, woken): unparks the n lowest-scored members of `wait` (members that
 -- are only dropped do not count toward n; at most n + 1000 members are looked at per call).
@@ -64,7 +66,7 @@ local function flow_unpark(id, wait, woken)
     redis.call("HDEL", job, "fc_wait")
     flow_uncount(queue)
   end
-  if f[1] ~= "PENDING" then return false end
+  if f[1] ~= "PENDING" and f[1] ~= "RETRYING" then return false end
   redis.call("ZADD", queue, score, id)
   woken[queue] = true
   return true
