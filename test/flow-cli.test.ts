@@ -271,6 +271,38 @@ describe("queue list with flow control", () => {
     expect((await cli("queue", "list")).out).not.toContain("Circuit breakers");
   });
 
+  it("a half-open breaker shows its probe; a job it holds says so", async () => {
+    const breaker = { failures: 1, cooldownMs: 0 };
+    await flow.store.recordBreaker("function:charge", "failure", "job-0", breaker, "timeout");
+    const options = { queueName: "payments" };
+    const probe = await producer.enqueue("charge", {}, options);
+    const held = await producer.enqueue("charge", {}, options);
+    // the cool-down (0 ms) is over: the claim sends the first job as the probe, parks the other
+    const claim = await store.claim(
+      "rrq:queue:payments",
+      "w1",
+      5,
+      60_000,
+      JSON.stringify({ b: { "function:charge": 1 } }),
+    );
+    expect(claim.claimed.map((j) => j.id)).toEqual([probe]);
+    expect(claim.parked).toBe(1);
+    const list = await cli("queue", "list");
+    expect(list.out).toMatch(
+      new RegExp(`^function:charge +half-open +1 +1 +1 +probe ${probe} running +timeout$`, "m"),
+    );
+    await liveWorker();
+    expect((await cli("check")).out).toMatch(
+      new RegExp(
+        `^ {2}- function:charge: half-open; opened \\S+; probe ${probe} running; 1 job\\(s\\) held;`,
+        "m",
+      ),
+    );
+    expect((await cli("job", "show", held)).out).toContain(
+      `Waiting: held by circuit breaker function:charge (half-open, probing with job ${probe})`,
+    );
+  });
+
   it("check reports breakers and pauses even when no worker is alive (exit 1 stays)", async () => {
     await cli("queue", "pause", "solo");
     const check = await cli("check");

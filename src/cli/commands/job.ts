@@ -42,8 +42,9 @@ async function jobShow(ctx: CliContext, id: string, flags: { raw?: boolean; json
       return ExitCode.ok;
     }
     // why a waiting job does not run (a full concurrency key, its session's turn, an open
-    // breaker, a paused queue): only a PENDING job waits on flow control
-    const waiting = hash.status === "PENDING" ? await api.flow.waitReason(hash) : undefined;
+    // breaker, a paused queue): only a waiting job (PENDING, or RETRYING after a failed attempt)
+    const waits = hash.status === "PENDING" || hash.status === "RETRYING";
+    const waiting = waits ? await api.flow.waitReason(hash) : undefined;
     if (flags.json) {
       const flow = { ...flowFields(hash), ...(waiting ? { waiting } : {}) };
       ctx.io.out(
