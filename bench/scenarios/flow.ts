@@ -164,7 +164,7 @@ export async function runFlow(ctx: BenchContext): Promise<void> {
   const ratio = (id: string, title: string, a: string, b: string, note: string) => {
     const c = ctx.addCase(new Case(id, title, "×", true, {}, params));
     const q = quotients(values.get(a) ?? [], values.get(b) ?? []);
-    q.forEach((v, rep) => (Number.isFinite(v) ? c.record(variants[0]!, rep, v) : undefined));
+    q.forEach((v, rep) => (Number.isFinite(v) ? c.record(OURS_BEST, rep, v) : undefined));
     c.notes.push(note);
   };
   ratio(
