@@ -358,3 +358,22 @@ describe("job show with flow control", () => {
     expect(show.out).toMatch(/^Waiting: .*paused/m);
   });
 });
+
+describe("data API", () => {
+  it("pausedQueues with maxScanAgeMs reuses its last scan and re-reads known queues", async () => {
+    const api = new FlowApi(connection);
+    await api.pauseQueue("seen");
+    expect([...(await api.pausedQueues({ maxScanAgeMs: 600_000 })).keys()]).toEqual([
+      "rrq:queue:seen",
+    ]);
+    // paused and resumed elsewhere (the CLI): a known queue is read again, an unknown one waits
+    // for the next scan, a resumed one drops out at once
+    await cli("queue", "pause", "ghost");
+    await cli("queue", "pause", "registered");
+    await cli("queue", "resume", "seen");
+    const cached = await api.pausedQueues({ maxScanAgeMs: 600_000, known: ["registered"] });
+    expect([...cached.keys()]).toEqual(["rrq:queue:registered"]);
+    const fresh = await api.pausedQueues();
+    expect([...fresh.keys()].sort()).toEqual(["rrq:queue:ghost", "rrq:queue:registered"]);
+  });
+});

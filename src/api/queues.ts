@@ -94,11 +94,18 @@ export class QueuesApi {
    * `includeEmpty`, unless paused or holding parked jobs (an operator wants to see those).
    */
   async list(
-    options: { includeEmpty?: boolean; scan?: boolean; now?: number } = {},
+    options: {
+      includeEmpty?: boolean;
+      scan?: boolean;
+      now?: number;
+      /** Reuse a search for paused queues this recent (see FlowApi.pausedQueues). */
+      pausedScanMaxAgeMs?: number;
+    } = {},
   ): Promise<QueueSummary[]> {
-    const [known, paused, parked] = await Promise.all([
-      this.names(options),
-      this.flow?.pausedQueues() ?? new Map<string, PausedInfo>(),
+    const known = await this.names(options);
+    const [paused, parked] = await Promise.all([
+      this.flow?.pausedQueues({ maxScanAgeMs: options.pausedScanMaxAgeMs, known }) ??
+        new Map<string, PausedInfo>(),
       this.flow?.parkedCounts() ?? new Map<string, number>(),
     ]);
     // a queue paused before anything was enqueued to it is a queue the operator named
