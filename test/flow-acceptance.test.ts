@@ -262,10 +262,13 @@ describe("flow control acceptance (issue 22)", () => {
       since: number;
     };
     await waitFor(() => Date.now() > paused.since + 2500, 10_000, "2.5 s after the pause");
-    const afterPause = c.events().filter((e) => e.kind === "s" && e.t > paused.since + 1000);
-    const startedWhilePaused = jobsWith(c.events(), "s").size;
+    const starts = c.events().filter((e) => e.kind === "s");
+    const afterPause = starts.filter((e) => e.t > paused.since + 1000);
+    const lastStart = Math.max(...starts.map((e) => e.t));
+    const startedWhilePaused = jobsWith(starts, "s").size;
     console.log(
-      `[flow] pause: ${startedWhilePaused} of 4,000 started before the pause took hold; ` +
+      `[flow] pause: ${startedWhilePaused} of 4,000 started; the last start at pause ` +
+        `${lastStart >= paused.since ? "+" : ""}${lastStart - paused.since} ms; ` +
         `${afterPause.length} starts later than pause + 1 s`,
     );
     expect(afterPause.length).toBe(0);
@@ -313,6 +316,10 @@ describe("flow control acceptance (issue 22)", () => {
       return (await pipeline.exec())!.map(([, v]) => (v as string[]).join("/"));
     };
     const before = await attempts();
+    // every record so far: jobs claimed before the breaker opened may still have started after
+    // opened_at; what runs after this point is what the open breaker let through
+    const record = (e: FlowEvent) => `${e.kind} ${e.jobId} ${e.t} ${e.attempt}`;
+    const heldRecords = new Set(c.events().map(record));
     const startsBefore = c.events().filter((e) => e.kind === "s").length;
     // the downstream recovers: from now on any attempt would succeed, so one that ran shows
     rmSync(join(c.logDir, "charge-down"));
@@ -322,25 +329,28 @@ describe("flow control acceptance (issue 22)", () => {
     expect(c.events().filter((e) => e.kind === "s").length).toBe(startsBefore);
 
     await waitFor(
-      async () => {
-        const statuses = await Promise.all(
-          ids.map((id) => redis.client.hget(`rrq:job:${id}`, "status")),
-        );
-        return statuses.every((s) => s === "COMPLETED");
-      },
+      async () => (await attempts()).every((a) => a.endsWith("/COMPLETED")),
       30_000,
       "every held job to complete after the cool-down",
-    );
-    const events = c.events();
-    const later = events
-      .filter((e) => e.t > openedAt)
+    ).catch(async (error: Error) => {
+      const state = await redis.client.hgetall(breakerKey);
+      const held = await redis.client.zrange(holdKey, 0, -1);
+      throw new Error(
+        `${error.message}: breaker ${JSON.stringify(state)}, held ${held.length}, jobs ` +
+          `(current_retries/runs/status) ${(await attempts()).join(" ")}\n${c.output()}`,
+      );
+    });
+    const later = c
+      .events()
+      .filter((e) => !heldRecords.has(record(e)))
       .sort((a, b) => a.t - b.t || (a.kind === "e" ? -1 : 1));
     const probe = later.find((e) => e.kind === "s")!;
     const probeEnd = later.find((e) => e.kind === "e" && e.jobId === probe.jobId)!;
     const secondStart = later.find((e) => e.kind === "s" && e.jobId !== probe.jobId);
     console.log(
-      `[flow] breaker: open from ${openedAt} to ${retryAt}; no attempt meanwhile; probe at ` +
-        `retry_at + ${probe.t - retryAt} ms, the rest after it`,
+      `[flow] breaker: opened at ${openedAt} after ${startsBefore} starts, cool-down to ` +
+        `${retryAt}: no attempt meanwhile (${ids.length} held); probe at retry_at + ` +
+        `${probe.t - retryAt} ms, the other ${ids.length - 1} after it ended`,
     );
     expect(probe.t).toBeGreaterThanOrEqual(retryAt);
     expect(secondStart!.t).toBeGreaterThanOrEqual(probeEnd.t);
