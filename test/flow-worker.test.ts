@@ -11,11 +11,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ResolvedConfig } from "../src/config/config.js";
+import { FlowHooks } from "../src/flow/index.js";
+import { Recovery } from "../src/orchestrator/recovery.js";
 import { Producer } from "../src/producer/producer.js";
 import type { EnqueueOptions } from "../src/producer/options.js";
 import { FlowStore } from "../src/store/flow-store.js";
+import { JobStore } from "../src/store/job-store.js";
 import { registerScripts } from "../src/store/scripts.js";
-import type { OrchestratorEvents } from "../src/telemetry/events.js";
+import { EventBus, type OrchestratorEvents } from "../src/telemetry/events.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
 import {
   jobSettled,
@@ -159,6 +162,27 @@ describe("concurrency", () => {
   });
 });
 
+describe("start rate", () => {
+  it("spaces starts by period / limit, the worker waking for re-scored jobs by itself", async () => {
+    // no poll fallback within the test: the claim's next score must wake the worker
+    await start(config({ default_poll_delay_seconds: 100 }));
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++)
+      ids.push(
+        await enqueue(
+          "echo",
+          { i },
+          { concurrencyKey: "api", startRate: { limit: 5, periodSeconds: 0.5 } },
+        ),
+      );
+    const hashes = await settledAll(ids);
+    // start_time is the claim script's own "now": the k-th start is at or after its slot
+    const starts = hashes.map((h) => Date.parse(h.start_time!)).sort((a, b) => a - b);
+    for (let k = 1; k < starts.length; k++)
+      expect(starts[k]!).toBeGreaterThanOrEqual(starts[0]! + k * 100 - 2);
+  });
+});
+
 describe("sessions", () => {
   it("jobs of one ordering key run one at a time in enqueue order; sessions run side by side", async () => {
     await start(config());
@@ -237,6 +261,57 @@ describe("circuit breaker", () => {
     expect(breaker).toMatchObject({ state: "closed", trips: "1" });
     expect(changes.map((c) => c.state)).toEqual(["opened", "closed"]);
     expect(changes[0]!.scope).toBe("runner:node");
+  });
+});
+
+describe("function breaker", () => {
+  it("holds only its function's jobs while open", async () => {
+    await start(
+      config({ functions: { fail: { breaker: { failures: 2, cooldown_seconds: 60 } } } }),
+    );
+    const failing = [];
+    for (let i = 0; i < 2; i++) failing.push(await enqueue("fail", {}, { maxRetries: 1 }));
+    await settledAll(failing);
+    await waitFor(
+      async () => (await redis.client.hget("rrq:breaker:function:fail", "state")) === "open",
+    );
+    const held = await enqueue("fail", {}, { maxRetries: 1 });
+    const other = await enqueue("echo", { ok: true });
+    expect((await jobSettled(redis.client, other)).status).toBe("COMPLETED");
+    await waitFor(
+      async () => (await redis.client.zscore("rrq:fc:bwait:function:fail", held)) !== null,
+    );
+    const hash = await redis.client.hgetall(`rrq:job:${held}`);
+    expect(hash.status).toBe("PENDING");
+    expect(Number(hash.runs ?? 0)).toBe(0);
+  });
+});
+
+describe("orphan recovery", () => {
+  it("frees a recovered job's slot and unparks the job waiting for it", async () => {
+    const c = config();
+    const store = new JobStore(redis.client);
+    const a = await enqueue("echo", {}, { concurrencyKey: "k", concurrencyLimit: 1 });
+    // a worker that claimed it and died (its lease is short)
+    const claimed = await store.claim("rrq:queue:default", "dead_worker", 1, 100);
+    expect(claimed.claimed.map((j) => j.id)).toEqual([a]);
+    const b = await enqueue("echo", {}, { concurrencyKey: "k", concurrencyLimit: 1 });
+    const second = await store.claim("rrq:queue:default", "other_worker", 1, 10_000);
+    expect(second).toMatchObject({ claimed: [], parked: 1 });
+    expect(await redis.client.zscore("rrq:fc:wait:k", b)).not.toBeNull();
+    await waitFor(async () => (await redis.client.exists(`rrq:lock:job:${a}`)) === 0);
+    const events = new EventBus();
+    const flow = new FlowHooks(
+      new FlowStore(redis.client, store.scripts),
+      c,
+      events,
+      (_what, write) => write(),
+    );
+    const recovery = new Recovery(store, c, "rescuer", events, flow);
+    expect(await recovery.recoverExpiredLeases()).toBe(1);
+    expect(await redis.client.zscore("rrq:fc:run:k", a)).toBeNull();
+    expect(await redis.client.zscore("rrq:queue:default", b)).not.toBeNull();
+    expect(await redis.client.zscore("rrq:queue:default", a)).not.toBeNull();
   });
 });
 

@@ -9,8 +9,15 @@ export type { BreakerScope, WireFlowConfig } from "./flow-config.js";
 export { breakerOutcome, FlowHooks, holdsFlow } from "./flow-hooks.js";
 export type { BreakerOutcome, EndedAttempt, Persist } from "./flow-hooks.js";
 export { FLOW_SWEEP_LEADER_KEY, FlowSweeper, SWEEP_CHUNK } from "./flow-sweeper.js";
-export { claimState, PausedQueues, QueueSchedule, queuePlan } from "./queue-schedule.js";
+export {
+  claimState,
+  PausedQueues,
+  QueueClaims,
+  QueueSchedule,
+  queuePlan,
+} from "./queue-schedule.js";
 export type {
+  ClaimReply,
   ClaimRound,
   ClaimState,
   ClaimStep,

@@ -2,6 +2,8 @@ import type { ResolvedConfig } from "../config/config.js";
 import { parseQueueSpecs, type QueueSpec } from "../config/flow-control.js";
 import { Problems } from "../config/values.js";
 import { servedQueues } from "../orchestrator/routing.js";
+import { Prefix } from "../store/keys.js";
+import { buildFlowConfig } from "./flow-config.js";
 
 /**
  * How a worker serving several queues shares its free slots among them (README "Flow control"):
@@ -283,4 +285,85 @@ export function queuePlan(
   if (weighted) return { specs, strategy: "weighted" };
   const sorted = [...specs].sort((a, b) => (a.queue < b.queue ? -1 : a.queue > b.queue ? 1 : 0));
   return { specs: sorted, strategy: "fair" };
+}
+
+/** The parts of a claim's reply {@link QueueClaims.claimed} reads. */
+export interface ClaimReply {
+  claimed: readonly unknown[];
+  parked: number;
+  paused: boolean;
+  unknownLimits: readonly string[];
+}
+
+/** Most unknown limit names warned about (names come from job hashes anyone can write). */
+const MAX_WARNED_LIMITS = 1000;
+
+/**
+ * The worker's side of claiming under flow control: its queue plan and schedule, each queue's
+ * flow config for the claim script (built once), the queues found paused, and one warning per
+ * unknown limit name. Keeps the worker's poll loop to claims and launches.
+ */
+export class QueueClaims {
+  readonly schedule: QueueSchedule;
+  private readonly flowConfigs: ReadonlyMap<string, string>;
+  private readonly paused = new PausedQueues();
+  private readonly warned = new Set<string>();
+
+  /**
+   * @param explicit `--queue name[:weight]` values, if any; `strict`: `--strict-queues`.
+   * @param warn receives each operator warning (an unknown limit name).
+   */
+  constructor(
+    config: ResolvedConfig,
+    explicit: readonly string[] | undefined,
+    strict: boolean | undefined,
+    private readonly warn: (message: string) => void,
+  ) {
+    const plan = queuePlan(config, explicit, strict);
+    this.schedule = new QueueSchedule(plan.specs, plan.strategy);
+    this.flowConfigs = new Map(this.queues.map((q) => [q, buildFlowConfig(config, q)]));
+  }
+
+  /** The queues served, as full keys. */
+  get queues(): readonly string[] {
+    return this.schedule.queues;
+  }
+
+  /** A poll's round for `capacity` free slots, skipping queues known to be paused. */
+  round(capacity: number): ClaimRound {
+    return this.schedule.round(capacity, this.paused.current(Date.now()));
+  }
+
+  /** The claim script's flow config of `queue` ("" when nothing is configured). */
+  flowConfig(queue: string): string {
+    return this.flowConfigs.get(queue) ?? "";
+  }
+
+  /**
+   * Takes in one claim's reply: reports it to `round`, remembers a paused queue, warns once per
+   * unknown limit. True when the claim parked or re-scored jobs (the queue is not drained).
+   */
+  claimed(round: ClaimRound, queue: string, asked: number, reply: ClaimReply): boolean {
+    round.report(queue, reply.claimed.length, claimState(asked, reply));
+    if (reply.paused) this.paused.paused(queue, Date.now());
+    for (const name of reply.unknownLimits) {
+      if (this.warned.has(name) || this.warned.size >= MAX_WARNED_LIMITS) continue;
+      this.warned.add(name);
+      this.warn(
+        `jobs name limit '${name}', which this orchestrator's config does not define ` +
+          `([rrq.limits."${name}"]): they run one at a time (cap 1) until it is added`,
+      );
+    }
+    return reply.parked > 0;
+  }
+
+  /** A message on a wake channel (`rrq:wake:<queue key>`): a paused queue is asked again. */
+  woken(channel: string): void {
+    if (channel.startsWith(Prefix.wake)) this.paused.woken(channel.slice(Prefix.wake.length));
+  }
+
+  /** The subscriber reconnected (wake-ups may have been missed): ask paused queues again. */
+  reconnected(): void {
+    this.paused.clear();
+  }
 }

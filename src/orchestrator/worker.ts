@@ -11,15 +11,8 @@ import { RunnerProcessGroups } from "../runner/process-groups.js";
 import { RunnerPool } from "../runner/runner-pool.js";
 import { FlowStore } from "../store/flow-store.js";
 import { JobStore } from "../store/job-store.js";
-import { bareQueueName, Prefix } from "../store/keys.js";
-import {
-  buildFlowConfig,
-  claimState,
-  FlowHooks,
-  PausedQueues,
-  QueueSchedule,
-  queuePlan,
-} from "../flow/index.js";
+import { bareQueueName } from "../store/keys.js";
+import { FlowHooks, QueueClaims } from "../flow/index.js";
 import { connectRedis } from "../store/redis.js";
 import { queueWaitMs } from "../metrics/job-wait.js";
 import type { WorkerMetrics } from "../metrics/worker-metrics.js";
@@ -42,7 +35,7 @@ export interface WorkerOptions {
   /**
    * Queues to serve (names or keys, each optionally `:weight`, as `--queue`); defaults to
    * `[rrq] queues`, else the configured default queue and every queue named in `[rrq.routing]`
-   * (see {@link queuePlan}).
+   * (see queuePlan in src/flow/queue-schedule.ts).
    */
   queues?: readonly string[];
   /** Claim from the queues in list order (`--strict-queues`; also `strict_queues`). */
@@ -146,14 +139,9 @@ export class Worker {
   private recovery: Recovery | undefined;
   /** Kills the runner processes if the process exits before drain() stopped them. */
   private readonly exitHook = () => this.groups.killAll();
-  /** The order queues are claimed in (fair, strict or weighted; src/flow/queue-schedule.ts). */
-  private readonly schedule: QueueSchedule;
-  /** Each queue's flow config for the claim script ("" when nothing is configured). */
-  private readonly flowConfigs: ReadonlyMap<string, string>;
-  /** Queues a claim found paused, skipped until their wake channel fires. */
-  private readonly paused = new PausedQueues();
-  /** Limit names already warned about (unknown to this config). */
-  private readonly unknownLimits = new Set<string>();
+  /** Claim order (fair, strict or weighted), flow configs, paused queues (src/flow/). */
+  private readonly claims: QueueClaims;
+  /** Slot releases and breaker records after attempts (src/flow/flow-hooks.ts). */
   private flow: FlowHooks | undefined;
   private statusText = "initializing";
   /** The quiet switch and the cancel channel (src/control/); set once started. */
@@ -165,13 +153,13 @@ export class Worker {
 
   constructor(options: WorkerOptions) {
     this.config = options.config;
-    const plan = queuePlan(this.config, options.queues, options.strictQueues);
-    this.schedule = new QueueSchedule(plan.specs, plan.strategy);
-    this.queues = this.schedule.queues;
-    validateWorker(this.config, this.queues);
-    this.flowConfigs = new Map(this.queues.map((q) => [q, buildFlowConfig(this.config, q)]));
-    this.burst = options.burst ?? false;
     this.events = options.events ?? new EventBus();
+    this.claims = new QueueClaims(this.config, options.queues, options.strictQueues, (message) =>
+      this.events.emit("worker:warning", { message }),
+    );
+    this.queues = this.claims.queues;
+    validateWorker(this.config, this.queues);
+    this.burst = options.burst ?? false;
     this.monitor = new RedisMonitor(this.events);
     this.groups = new RunnerProcessGroups(this.events);
     this.workerId = options.workerId ?? newWorkerId();
@@ -351,10 +339,8 @@ export class Worker {
       const subscriber = connectRedis(config.redisDsn, { name: `${this.workerId}:wake` });
       this.monitor.attach(subscriber, "subscriber");
       // a wake-up on a paused queue (its resume publishes one) makes the next poll ask it again
-      subscriber.on("message", (channel: string) =>
-        this.paused.woken(channel.slice(Prefix.wake.length)),
-      );
-      subscriber.on("ready", () => this.paused.clear());
+      subscriber.on("message", (channel: string) => this.claims.woken(channel));
+      subscriber.on("ready", () => this.claims.reconnected());
       this.wakeup = new Wakeup(subscriber, this.queues);
       this.control = new WorkerControl(subscriber, this.redis, this.workerId, {
         cancel: (jobId) => this.cancelRunning(jobId),
@@ -576,7 +562,7 @@ export class Worker {
     let remaining = capacity;
     let nextDueMs: number | undefined;
     let held = false;
-    const round = this.schedule.round(capacity, this.paused.current(Date.now()));
+    const round = this.claims.round(capacity);
     for (
       let step = round.next(remaining);
       step && !this.stopping && !this.quiet;
@@ -584,19 +570,15 @@ export class Worker {
     ) {
       const { queue } = step;
       const ask = Math.min(step.count, chunk);
-      const reply = await this.store!.claim(
-        queue,
-        this.workerId,
-        ask,
-        leaseMs,
-        this.flowConfigs.get(queue),
-      );
-      round.report(queue, reply.claimed.length, claimState(ask, reply));
-      if (reply.paused) this.paused.paused(queue, Date.now());
-      if (reply.parked > 0) held = true;
-      if (reply.unknownLimits.length > 0) this.warnUnknownLimits(reply.unknownLimits);
+      const flowConfig = this.claims.flowConfig(queue);
+      // compared with the head's score: a head due by now but not by the claim's time (a start
+      // slot a rate reserved ends within the round trip) still sets the wake-up; one due at
+      // the claim's time but not taken (locked elsewhere) does not, or the loop would spin
+      const sentAt = this.clock!.now();
+      const reply = await this.store!.claim(queue, this.workerId, ask, leaseMs, flowConfig);
+      if (this.claims.claimed(round, queue, ask, reply)) held = true;
       const nextScore = reply.nextScore;
-      if (nextScore !== undefined && nextScore > this.clock!.now())
+      if (nextScore !== undefined && nextScore > sentAt)
         nextDueMs = Math.min(nextDueMs ?? Infinity, nextScore);
       for (const job of reply.claimed) {
         remaining--;
@@ -604,20 +586,6 @@ export class Worker {
       }
     }
     return { fetched: capacity - remaining, nextDueMs, held };
-  }
-
-  /** One warning per limit name jobs use that this config lacks (they run with cap 1). */
-  private warnUnknownLimits(names: readonly string[]): void {
-    for (const name of names) {
-      // names come from job hashes: a bound, so a flood of made-up names cannot grow it
-      if (this.unknownLimits.has(name) || this.unknownLimits.size >= 1000) continue;
-      this.unknownLimits.add(name);
-      this.events.emit("worker:warning", {
-        message:
-          `jobs name limit '${name}', which this orchestrator's config does not define ` +
-          `([rrq.limits."${name}"]): they run one at a time (cap 1) until it is added`,
-      });
-    }
   }
 
   /**
