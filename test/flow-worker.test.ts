@@ -209,6 +209,43 @@ describe("sessions", () => {
   });
 });
 
+describe("after an attempt (the sweeper kept out of the way)", () => {
+  const noSweep = { flow_sweep_interval_seconds: 100_000 };
+
+  it("a snoozed session head keeps its place; the next job waits for its success", async () => {
+    await start(config(noSweep));
+    const head = await enqueue("snooze", { seconds: 0.2, times: 1 }, { orderingKey: "s" });
+    const next = await enqueue("echo", {}, { orderingKey: "s" });
+    await settledAll([head, next]);
+    const log = executions();
+    const headStarts = log.filter((e) => e.job_id === head).map((e) => e.ts_ms);
+    const nextStart = log.find((e) => e.job_id === next)!.ts_ms;
+    expect(headStarts).toHaveLength(2);
+    expect(nextStart).toBeGreaterThanOrEqual(headStarts[1]!);
+  });
+
+  it("cancelling a running session head lets the next job run", async () => {
+    await start(config(noSweep));
+    const head = await enqueue("sleep", { ms: 60_000 }, { orderingKey: "s" });
+    const next = await enqueue("echo", {}, { orderingKey: "s" });
+    await waitFor(() => executions().some((e) => e.job_id === head), 15_000, "head running");
+    expect((await producer.cancel(head)).cancelled).toBe(true);
+    expect((await jobSettled(redis.client, next)).status).toBe("COMPLETED");
+  });
+
+  it("a job given back at shutdown frees its slot", async () => {
+    const w = await start(config(noSweep));
+    const id = await enqueue("sleep", { ms: 60_000 }, { concurrencyKey: "k", concurrencyLimit: 1 });
+    await waitFor(() => executions().some((e) => e.job_id === id), 15_000, "job running");
+    expect(await redis.client.zscore("rrq:fc:run:k", id)).not.toBeNull();
+    await w.stop();
+    workers = [];
+    expect(await redis.client.hget(`rrq:job:${id}`, "status")).toBe("PENDING");
+    expect(await redis.client.zcard("rrq:fc:run:k")).toBe(0);
+    expect(await redis.client.zscore("rrq:queue:default", id)).not.toBeNull();
+  });
+});
+
 describe("pause", () => {
   it("a paused queue is not claimed from; resume wakes the worker at once", async () => {
     // a poll delay far beyond the wait below: only the resume's wake-up can start the jobs
