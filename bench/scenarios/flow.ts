@@ -129,6 +129,23 @@ export async function runFlow(ctx: BenchContext): Promise<void> {
       params,
     ),
   );
+  // Per-job costs of the same runs: steadier than jobs/s on a shared machine (CPU time does
+  // not count waiting for a core; command counts do not move with load at all).
+  const costs = (
+    [
+      ["mainCpuPer10k", "flow/orchestrator-cpu", "orchestrator CPU seconds per 10,000 jobs", "s"],
+      [
+        "redisCommandsPerJob",
+        "flow/redis-commands",
+        "Redis commands per job (incl. inside Lua)",
+        "cmds",
+      ],
+      ["redisCpuMsPer10k", "flow/redis-cpu", "Redis server CPU milliseconds per 10,000 jobs", "ms"],
+    ] as const
+  ).map(([key, id, title, unit]) => ({
+    key,
+    c: ctx.addCase(new Case(id, title, unit, false, {}, params)),
+  }));
   const values = new Map<string, number[]>(variants.map((v) => [v.id, []]));
   await rounds(ctx, variants, async (variant, rep) => {
     const target = variant.keyed ? keyed : keyless;
@@ -155,10 +172,14 @@ export async function runFlow(ctx: BenchContext): Promise<void> {
         result.accounted,
       );
       values.get(variant.id)![rep] = result.jobsPerSecond;
+      for (const { key, c } of costs) c.record(variant, rep, result[key], {}, result.accounted);
     } catch (error) {
       const message = (error as Error).message;
       ctx.log(`    FAILED: ${message}`);
-      if (rep >= 0) target.fail(variant, rep, message.split("\n")[0]!);
+      if (rep >= 0) {
+        target.fail(variant, rep, message.split("\n")[0]!);
+        for (const { c } of costs) c.fail(variant, rep, "burn-down failed");
+      }
     }
   });
   const ratio = (id: string, title: string, a: string, b: string, note: string) => {
