@@ -65,6 +65,9 @@ export interface WorkerOptions {
   metricsEnv?: NodeJS.ProcessEnv;
 }
 
+/** Polls in a row that claim nothing but park jobs before the loop waits as when idle. */
+const MAX_HELD_ONLY_POLLS = 50;
+
 /** Offsets to Redis's clock beyond this are logged (once, and again when they move as much). */
 export const CLOCK_SKEW_WARN_MS = 1000;
 
@@ -534,10 +537,11 @@ export class Worker {
         backoff = Math.min(backoff * 2, 5000);
         continue;
       }
-      // jobs parked or re-scored by flow control: the ones behind them may be ready (a bound,
-      // so a claim script that keeps reporting held jobs cannot spin the loop)
+      // jobs parked or re-scored by flow control left the ready set: the ones behind them may
+      // be ready (each such claim moves at most 4 × its ask; bounded, so a claim that kept
+      // reporting held jobs could not spin the loop)
       heldOnly = result.fetched === 0 && result.held ? heldOnly + 1 : 0;
-      if (result.fetched > 0 || (heldOnly > 0 && heldOnly <= 3)) continue;
+      if (result.fetched > 0 || (heldOnly > 0 && heldOnly <= MAX_HELD_ONLY_POLLS)) continue;
       if (this.burst && this.running.size === 0) break;
       this.setStatus("idle (no jobs)");
       const untilDue =
