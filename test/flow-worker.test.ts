@@ -183,6 +183,24 @@ describe("start rate", () => {
   });
 });
 
+describe("keyless jobs", () => {
+  it("cost no flow-control command after their attempt", async () => {
+    await start(config({ limits: { exports: { concurrency: 2 } } }));
+    const monitor = await redis.client.monitor();
+    const commands: string[][] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => commands.push(args));
+    const ids = [await enqueue("echo", { n: 1 }), await enqueue("fail", {}, { maxRetries: 2 })];
+    await settledAll(ids);
+    // a release's or breaker record's arguments would carry the session_on_dead or outcome word
+    await waitFor(() => commands.some((c) => c.some((a) => a.includes(ids[1]!))));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    monitor.disconnect();
+    const flow = commands.filter((c) => c.includes("skip") || c.includes("failure"));
+    expect(flow).toEqual([]);
+    expect(commands.some((c) => c.some((a) => a.startsWith("rrq:fc:")))).toBe(false);
+  });
+});
+
 describe("sessions", () => {
   it("jobs of one ordering key run one at a time in enqueue order; sessions run side by side", async () => {
     await start(config());
