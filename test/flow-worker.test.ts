@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ResolvedConfig } from "../src/config/config.js";
-import { FlowHooks } from "../src/flow/index.js";
+import { FLOW_SWEEP_LEADER_KEY, FlowHooks, FlowSweeper } from "../src/flow/index.js";
 import { Recovery } from "../src/orchestrator/recovery.js";
 import { Producer } from "../src/producer/producer.js";
 import type { EnqueueOptions } from "../src/producer/options.js";
@@ -367,6 +367,28 @@ describe("orphan recovery", () => {
     expect(await redis.client.zscore("rrq:fc:run:k", a)).toBeNull();
     expect(await redis.client.zscore("rrq:queue:default", b)).not.toBeNull();
     expect(await redis.client.zscore("rrq:queue:default", a)).not.toBeNull();
+  });
+});
+
+describe("flow sweeper", () => {
+  it("one orchestrator a round frees a dead holder's slot for the parked job", async () => {
+    const c = config();
+    const store = new JobStore(redis.client);
+    const flow = new FlowStore(redis.client, store.scripts);
+    const events = new EventBus();
+    const sweepers = ["w1", "w2"].map((id) => new FlowSweeper(redis.client, flow, c, id, events));
+    // nothing parked: a round takes no lead
+    await sweepers[0]!.round();
+    expect(await redis.client.exists(FLOW_SWEEP_LEADER_KEY)).toBe(0);
+    const a = await enqueue("echo", {}, { concurrencyKey: "k", concurrencyLimit: 1 });
+    await store.claim("rrq:queue:default", "dead_worker", 1, 100);
+    const b = await enqueue("echo", {}, { concurrencyKey: "k", concurrencyLimit: 1 });
+    expect(await store.claim("rrq:queue:default", "w", 1, 10_000)).toMatchObject({ parked: 1 });
+    await waitFor(async () => (await redis.client.exists(`rrq:lock:job:${a}`)) === 0);
+    await Promise.all(sweepers.map((s) => s.round()));
+    expect(["w1", "w2"]).toContain(await redis.client.get(FLOW_SWEEP_LEADER_KEY));
+    expect(await redis.client.zscore("rrq:fc:run:k", a)).toBeNull();
+    expect(await redis.client.zscore("rrq:queue:default", b)).not.toBeNull();
   });
 });
 
