@@ -186,6 +186,20 @@ describe("concurrency caps", () => {
     expect(ids(await claim("w1", 5))).toEqual([a]);
   });
 
+  it("a late release leaves the slot of a job claimed again meanwhile alone", async () => {
+    const [a] = await enqueue(1, { concurrencyKey: "late", concurrencyLimit: 1 });
+    const first = await claim("w1", 5);
+    const ref = { jobId: a!, workerId: "w1", fence: first.claimed[0]!.hash.lease_fence! };
+    expect(await store.retry(ref, QUEUE, clock.now(), "boom")).toBe("written");
+    // claimed again before the attempt's release ran: it still holds its slot
+    expect(ids(await claim("w2", 5))).toEqual([a]);
+    expect(await flow.release(a!, "requeued", "skip")).toBe(0);
+    expect(await r().zrange(flowRunKey("late"), 0, -1)).toEqual([a]);
+    const [b] = await enqueue(1, { concurrencyKey: "late", concurrencyLimit: 1 });
+    expect(ids(await claim("w3", 5))).toEqual([]);
+    expect(await r().zrange(flowWaitKey("late"), 0, -1)).toEqual([b]);
+  });
+
   it("a holder whose lock is gone is stale: the claim and the sweeper drop it", async () => {
     const [a, b] = await enqueue(2, { concurrencyKey: "s", concurrencyLimit: 1 });
     await claim("w1", 5); // a runs, b parked

@@ -19,6 +19,12 @@
 --   rrq:fc:order:<ordering_key>; the next head is unparked from rrq:fc:owait:<ordering_key>
 --   (dead heads are skipped or kept as session_on_dead says). "requeued" keeps the job the
 --   head: the session waits for its next attempt.
+-- A job held again (status ACTIVE and its lock taken: a worker claimed it after this attempt's
+-- requeue, before this release, which runs in a call of its own) is left alone: the slot and
+-- the session's head now belong to that newer attempt (whose claim kept it in
+-- rrq:fc:run:<key>), and removing it would let another job of the key run beside it (found by
+-- chaos flow-control after a lease recovery; a retry has the same window). Its own release
+-- frees them.
 -- The hash may already be gone (a result TTL of 0): ordering_key and fc_key are then unknown
 -- and only the sweeper repairs the keys (stale holder, missing head).
 -- Idempotent: a second run frees nothing more (the job is no longer a holder or member) and
@@ -31,8 +37,9 @@ local job, id, mode, session_on_dead = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 if mode ~= "requeued" and mode ~= "terminal" and mode ~= "dead" then
   return redis.error_reply("flow-release: mode must be requeued, terminal or dead, not '" .. tostring(mode) .. "'")
 end
-local f = redis.pcall("HMGET", job, "fc_key", "fc_cap", "ordering_key")
+local f = redis.pcall("HMGET", job, "fc_key", "fc_cap", "ordering_key", "status")
 if f.err then return 0 end
+if f[4] == "ACTIVE" and redis.call("EXISTS", "rrq:lock:job:" .. id) == 1 then return 0 end
 local woken, waits, done = {}, {}, 0
 if f[1] then
   local key = f[1]
