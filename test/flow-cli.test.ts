@@ -360,20 +360,37 @@ describe("job show with flow control", () => {
 });
 
 describe("data API", () => {
-  it("pausedQueues with maxScanAgeMs reuses its last scan and re-reads known queues", async () => {
+  it("pausedQueues reads the index: a queue paused elsewhere shows at once, a resumed one drops out", async () => {
     const api = new FlowApi(connection);
     await api.pauseQueue("seen");
-    expect([...(await api.pausedQueues({ maxScanAgeMs: 600_000 })).keys()]).toEqual([
-      "rrq:queue:seen",
-    ]);
-    // paused and resumed elsewhere (the CLI): a known queue is read again, an unknown one waits
-    // for the next scan, a resumed one drops out at once
+    expect([...(await api.pausedQueues()).keys()]).toEqual(["rrq:queue:seen"]);
+    // paused and resumed elsewhere (the CLI), a queue nothing has seen included
     await cli("queue", "pause", "ghost");
     await cli("queue", "pause", "registered");
     await cli("queue", "resume", "seen");
-    const cached = await api.pausedQueues({ maxScanAgeMs: 600_000, known: ["registered"] });
-    expect([...cached.keys()]).toEqual(["rrq:queue:registered"]);
-    const fresh = await api.pausedQueues();
-    expect([...fresh.keys()].sort()).toEqual(["rrq:queue:ghost", "rrq:queue:registered"]);
+    expect([...(await api.pausedQueues()).keys()].sort()).toEqual([
+      "rrq:queue:ghost",
+      "rrq:queue:registered",
+    ]);
+    expect((await redis.client.smembers("rrq:fc:paused-queues")).sort()).toEqual([
+      "ghost",
+      "registered",
+    ]);
+    // no keyspace SCAN (nor KEYS) on the way
+    const monitor = await redis.client.monitor();
+    const commands: string[][] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => commands.push(args));
+    await api.pausedQueues();
+    await api.breakers();
+    // MONITOR shows commands in the order Redis ran them: once the sentinel shows, so did they
+    const sentinel = "flow-cli-index-sentinel";
+    await redis.client.echo(sentinel);
+    for (let i = 0; i < 200 && !commands.some((c) => c.includes(sentinel)); i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    monitor.disconnect();
+    expect(commands.some((c) => c.includes(sentinel))).toBe(true);
+    expect(commands.map((c) => c[0]!.toLowerCase())).toContain("smembers");
+    expect(commands.map((c) => c[0]!.toLowerCase())).not.toContain("scan");
+    expect(commands.map((c) => c[0]!.toLowerCase())).not.toContain("keys");
   });
 });

@@ -13,7 +13,9 @@ import { JobStore, type ClaimResult } from "../src/store/job-store.js";
 import {
   breakerKey,
   breakerWaitKey,
+  FLOW_BREAKERS_KEY,
   FLOW_PARKED_KEY,
+  FLOW_PAUSED_QUEUES_KEY,
   FLOW_WAITING_KEY,
   flowOrderKey,
   flowOrderWaitKey,
@@ -484,5 +486,59 @@ describe("re-sent claims", () => {
     expect(second[0]).toBe(jobs[0]);
     expect(second).toHaveLength(2);
     expect(await r().zrange(flowRunKey("memo"), 0, -1)).toEqual([jobs[0]]);
+  });
+});
+
+describe("indexes of paused queues and breakers", () => {
+  it("pause and resume keep rrq:fc:paused-queues; a paused key deleted by hand drops out", async () => {
+    await flow.pause("flow", "one");
+    await flow.pause(QUEUE, "two"); // the key or the bare name: one member
+    await flow.pause("never-seen");
+    expect((await r().smembers(FLOW_PAUSED_QUEUES_KEY)).sort()).toEqual(["flow", "never-seen"]);
+    expect([...(await flow.pausedQueues()).keys()].sort()).toEqual(["flow", "never-seen"]);
+    await flow.resume("never-seen");
+    expect(await r().smembers(FLOW_PAUSED_QUEUES_KEY)).toEqual(["flow"]);
+    await flow.resume("not-paused"); // resuming a queue that is not paused leaves no member
+    expect(await r().smembers(FLOW_PAUSED_QUEUES_KEY)).toEqual(["flow"]);
+
+    await r().del(pausedKey(QUEUE)); // e.g. `rrq debug clear`
+    expect(await flow.pausedQueues()).toEqual(new Map());
+    expect(await r().smembers(FLOW_PAUSED_QUEUES_KEY)).toEqual([]);
+  });
+
+  it("the pause script refuses a key that is not a paused key", async () => {
+    await expect(
+      store.scripts.run(connection, "queue-pause", ["rrq:queue:flow"], ["pause", "{}", "x"]),
+    ).rejects.toThrow(/KEYS\[1\] must be rrq:paused:<bare queue name>, not 'rrq:queue:flow'/);
+    expect(await r().exists(FLOW_PAUSED_QUEUES_KEY)).toBe(0);
+  });
+
+  it("breaker records keep rrq:fc:breakers; a success on no breaker writes nothing", async () => {
+    const spec = { failures: 3, cooldownMs: 1000 };
+    expect(await flow.recordBreaker("function:ok", "success", "j0", spec)).toBe("");
+    expect(await r().exists(breakerKey("function:ok"), FLOW_BREAKERS_KEY)).toBe(0);
+    expect(await flow.breakers()).toEqual([]);
+
+    await flow.recordBreaker("function:charge", "failure", "j1", spec, "boom");
+    await flow.recordBreaker("runner:py", "failure", "j2", { failures: 1, cooldownMs: 1000 });
+    expect((await r().smembers(FLOW_BREAKERS_KEY)).sort()).toEqual([
+      "function:charge",
+      "runner:py",
+    ]);
+    const states = (await flow.breakers()).sort((a, b) => a.scope.localeCompare(b.scope));
+    expect(states).toMatchObject([
+      { scope: "function:charge", state: "closed", failures: 1, lastError: "boom", held: 0 },
+      { scope: "runner:py", state: "open", failures: 1, trips: 1 },
+    ]);
+    // a success resets the count and keeps the breaker listed
+    await flow.recordBreaker("function:charge", "success", "j3", spec);
+    expect((await flow.breakers()).map((b) => b.scope).sort()).toEqual([
+      "function:charge",
+      "runner:py",
+    ]);
+
+    await r().del(breakerKey("runner:py")); // deleted by hand
+    expect((await flow.breakers()).map((b) => b.scope)).toEqual(["function:charge"]);
+    expect(await r().smembers(FLOW_BREAKERS_KEY)).toEqual(["function:charge"]);
   });
 });

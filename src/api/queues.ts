@@ -98,14 +98,11 @@ export class QueuesApi {
       includeEmpty?: boolean;
       scan?: boolean;
       now?: number;
-      /** Reuse a search for paused queues this recent (see FlowApi.pausedQueues). */
-      pausedScanMaxAgeMs?: number;
     } = {},
   ): Promise<QueueSummary[]> {
     const known = await this.names(options);
     const [paused, parked] = await Promise.all([
-      this.flow?.pausedQueues({ maxScanAgeMs: options.pausedScanMaxAgeMs, known }) ??
-        new Map<string, PausedInfo>(),
+      this.flow?.pausedQueues() ?? new Map<string, PausedInfo>(),
       this.flow?.parkedCounts() ?? new Map<string, number>(),
     ]);
     // a queue paused before anything was enqueued to it is a queue the operator named

@@ -3,7 +3,9 @@ import { localClock, type Clock } from "../clock/redis-clock.js";
 import {
   breakerKey,
   breakerWaitKey,
+  FLOW_BREAKERS_KEY,
   FLOW_PARKED_KEY,
+  FLOW_PAUSED_QUEUES_KEY,
   flowOrderKey,
   flowOrderWaitKey,
   flowRunKey,
@@ -47,9 +49,6 @@ export interface BreakerSpec {
   failures: number;
   cooldownMs: number;
 }
-
-/** Most keys a {@link FlowStore.pausedQueues} or {@link FlowStore.breakers} SCAN page asks for. */
-const SCAN_COUNT = 500;
 
 /** Epoch ms as ISO 8601 (UTC), for the wait reasons. */
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -167,39 +166,51 @@ export class FlowStore {
     );
   }
 
-  /** Paused queues by bare name (SCAN over rrq:paused:*). */
+  /**
+   * Paused queues by bare name: the members of rrq:fc:paused-queues (queue-pause-1.lua keeps
+   * it), read with one MGET of their paused keys, which stay the truth the claim checks. A
+   * member whose key is gone (deleted by hand) is left out and dropped from the set.
+   */
   async pausedQueues(): Promise<Map<string, { since: number; reason?: string }>> {
     const out = new Map<string, { since: number; reason?: string }>();
-    const keys = await this.scanKeys(`${PAUSED_PREFIX}*`);
-    if (keys.length === 0) return out;
-    const values = await this.redis.mget(...keys);
-    keys.forEach((key, i) => {
+    const names = await this.redis.smembers(FLOW_PAUSED_QUEUES_KEY);
+    if (names.length === 0) return out;
+    const values = await this.redis.mget(...names.map(pausedKey));
+    const gone: string[] = [];
+    names.forEach((name, i) => {
       const value = values[i];
-      if (value == null) return; // resumed since the scan
-      out.set(key.slice(PAUSED_PREFIX.length), parsePause(value));
+      if (value == null) gone.push(name);
+      else out.set(name, parsePause(value));
     });
+    await this.dropFromIndex(FLOW_PAUSED_QUEUES_KEY, gone, pausedKey);
     return out;
   }
 
-  /** Every breaker (SCAN over rrq:breaker:*), with the number of jobs it holds. */
+  /**
+   * Every breaker, with the number of jobs it holds: the scopes of rrq:fc:breakers
+   * (breaker-record-1.lua keeps it), each read with HGETALL and ZCARD in one pipeline. A scope
+   * whose hash is gone (deleted by hand) is left out and dropped from the set.
+   */
   async breakers(): Promise<BreakerState[]> {
-    const keys = await this.scanKeys(`${BREAKER_PREFIX}*`);
-    if (keys.length === 0) return [];
+    const scopes = await this.redis.smembers(FLOW_BREAKERS_KEY);
+    if (scopes.length === 0) return [];
     const pipeline = this.redis.pipeline();
-    for (const key of keys) {
-      pipeline.hgetall(key);
-      pipeline.zcard(breakerWaitKey(key.slice(BREAKER_PREFIX.length)));
+    for (const scope of scopes) {
+      pipeline.hgetall(breakerKey(scope));
+      pipeline.zcard(breakerWaitKey(scope));
     }
     const replies = (await pipeline.exec()) ?? [];
     const out: BreakerState[] = [];
-    keys.forEach((key, i) => {
+    const gone: string[] = [];
+    scopes.forEach((scope, i) => {
       const [hashError, hash] = replies[2 * i] ?? [];
       const [, held] = replies[2 * i + 1] ?? [];
       if (hashError || !hash || typeof hash !== "object") return; // not a hash: not ours
       const h = hash as Record<string, string>;
-      if (Object.keys(h).length === 0) return; // deleted since the scan
-      out.push(breakerFrom(key.slice(BREAKER_PREFIX.length), h, Number(held ?? 0)));
+      if (Object.keys(h).length === 0) gone.push(scope);
+      else out.push(breakerFrom(scope, h, Number(held ?? 0)));
     });
+    await this.dropFromIndex(FLOW_BREAKERS_KEY, gone, breakerKey);
     return out;
   }
 
@@ -264,21 +275,26 @@ export class FlowStore {
     return undefined;
   }
 
-  /** Every key matching `pattern` (SCAN; keys seen twice counted once). */
-  private async scanKeys(pattern: string): Promise<string[]> {
-    const keys = new Set<string>();
-    let cursor = "0";
-    do {
-      const [next, page] = await this.redis.scan(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT);
-      for (const key of page) keys.add(key);
-      cursor = next;
-    } while (cursor !== "0");
-    return [...keys];
+  /**
+   * Removes index members whose key was found missing. The SREM and a fresh EXISTS run in one
+   * MULTI, and a member whose key exists again (paused or created since the read, whose script
+   * SADDed before our SREM) is added back: the index never loses a live key, at worst it keeps a
+   * stale member until the next read.
+   */
+  private async dropFromIndex(
+    index: string,
+    members: readonly string[],
+    keyOf: (member: string) => string,
+  ): Promise<void> {
+    if (members.length === 0) return;
+    const multi = this.redis.multi().srem(index, ...members);
+    for (const member of members) multi.exists(keyOf(member));
+    const replies = (await multi.exec()) ?? [];
+    const back = members.filter((_, i) => Number(replies[i + 1]?.[1] ?? 0) > 0);
+    if (back.length > 0) await this.redis.sadd(index, ...back);
   }
 }
 
-const PAUSED_PREFIX = pausedKey("");
-const BREAKER_PREFIX = breakerKey("");
 const WAIT_PREFIX = flowWaitKey("");
 const OWAIT_PREFIX = flowOrderWaitKey("");
 const BWAIT_PREFIX = breakerWaitKey("");

@@ -89,6 +89,16 @@ export const FLOW_WAITING_KEY = "rrq:fc:waiting";
 export const FLOW_PARKED_KEY = "rrq:fc:parked";
 /** rrqkit: STRING counter handing out session sequences (INCR). */
 export const FLOW_SEQ_KEY = "rrq:fc:seq";
+/**
+ * rrqkit: SET of the bare names of paused queues, kept by queue-pause-1.lua beside each
+ * `rrq:paused:<bare>` key (which stays what the claim checks), so listing them needs no SCAN.
+ */
+export const FLOW_PAUSED_QUEUES_KEY = "rrq:fc:paused-queues";
+/**
+ * rrqkit: SET of the scopes that have a `rrq:breaker:<scope>` hash, kept by breaker-record-1.lua
+ * (the only script that creates one), so listing breakers needs no SCAN.
+ */
+export const FLOW_BREAKERS_KEY = "rrq:fc:breakers";
 /** rrqkit: ZSET job_id → claim time ms of the jobs holding a slot of a concurrency key. */
 export const flowRunKey = (key: string): string => `rrq:fc:run:${key}`;
 /** rrqkit: ZSET job_id → original queue score of the jobs parked for a slot of a key. */

@@ -120,8 +120,7 @@ export class DashboardReads {
   /** Sizes of every known queue, with the jobs running from each. */
   async queueRows(now = Date.now()): Promise<QueueRow[]> {
     const [summaries, running] = await Promise.all([
-      // paused queues nothing knows are found by a keyspace SCAN: at most every 10 s here
-      this.api.queues.list({ includeEmpty: true, now, pausedScanMaxAgeMs: 10_000 }),
+      this.api.queues.list({ includeEmpty: true, now }),
       this.runningByQueue(),
     ]);
     return summaries.map((q) => ({

@@ -20,6 +20,12 @@
 --   removed) and returns "opened"; so does a closed one reaching the threshold. An open
 --   breaker stays as it is (a late failure of a job started before it opened).
 -- Returns "opened", "closed" or "" (no change of state).
+--
+-- Index: every write here also SADDs the scope to rrq:fc:breakers (SET of scopes;
+-- FLOW_BREAKERS_KEY in src/store/keys.ts), so FlowStore.breakers lists them without a keyspace
+-- SCAN. This is the only script that creates a breaker hash (the claim and the sweeper only
+-- change the state of one that exists) and nothing deletes one; a reader skips members whose
+-- hash is gone (deleted by hand) and SREMs them.
 -- @include flow-park.lua
 local key, outcome, id = KEYS[1], ARGV[1], ARGV[2]
 local threshold, cooldown, now = tonumber(ARGV[3]) or 1, tonumber(ARGV[4]) or 0, tonumber(ARGV[5])
@@ -27,14 +33,19 @@ if outcome ~= "success" and outcome ~= "failure" then
   return redis.error_reply("breaker-record: outcome must be success or failure, not '" .. tostring(outcome) .. "'")
 end
 local scope = string.sub(key, #"rrq:breaker:" + 1)
+local index = "rrq:fc:breakers"
 local b = redis.call("HMGET", key, "state", "failures", "probe")
 local state = b[1] or "closed"
 if outcome == "success" then
   if state == "closed" then
-    if b[2] and b[2] ~= "0" then redis.call("HSET", key, "failures", "0") end
+    if b[2] and b[2] ~= "0" then
+      redis.call("HSET", key, "failures", "0")
+      redis.call("SADD", index, scope)
+    end
     return ""
   end
   redis.call("HSET", key, "state", "closed", "failures", "0")
+  redis.call("SADD", index, scope)
   redis.call("HDEL", key, "probe", "retry_at")
   local woken, wait = {}, "rrq:fc:bwait:" .. scope
   flow_unpark_first(wait, 1000, woken)
@@ -45,6 +56,7 @@ local failures = (tonumber(b[2]) or 0) + 1
 local err = ARGV[6] or ""
 if #err > 200 then err = string.sub(err, 1, 197) .. "..." end
 redis.call("HSET", key, "failures", string.format("%d", failures), "last_error", err)
+redis.call("SADD", index, scope)
 if state == "half_open" or (b[3] == id and state ~= "closed")
     or (state == "closed" and failures >= threshold) then
   redis.call("HSET", key, "state", "open", "opened_at", string.format("%d", now),
