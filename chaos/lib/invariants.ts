@@ -36,6 +36,7 @@ export type ViolationKind =
   | "orchestrator_hang"
   | "scenario_error"
   | "cap_exceeded"
+  | "rate_exceeded"
   | "session_out_of_order";
 
 export interface Violation {
