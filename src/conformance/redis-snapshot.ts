@@ -64,6 +64,15 @@ export function normalize(s: Snapshot, n: Normalization): Snapshot {
   for (const [key, state] of Object.entries(s)) {
     let value = state.value;
     if (typeof value === "string") value = text(value, n);
+    else if (state.type === "zset")
+      // Members of equal score are in member order, i.e. by generated job id: ordered by their
+      // placeholder instead, so jobs enqueued within one millisecond compare equal
+      value = (value as Array<[string, number]>)
+        .map(([member, score]) => ({ member: text(member, n), score }))
+        .sort(
+          (a, b) => a.score - b.score || (a.member < b.member ? -1 : a.member > b.member ? 1 : 0),
+        )
+        .map(({ member, score }) => [member, n.times ? "<score>" : score]);
     else if (Array.isArray(value))
       value = value.map((item) =>
         Array.isArray(item)
