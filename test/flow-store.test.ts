@@ -340,6 +340,31 @@ describe("start rates", () => {
     expect(ids(await claim("w1", 5))).toEqual([jobs[2]]);
   });
 
+  it("a reservation claimed more than one spacing late is stale: a fresh slot or a new reservation", async () => {
+    const jobs = await enqueue(3, {
+      concurrencyKey: "late",
+      startRate: { limit: 2, periodSeconds: 1 },
+    });
+    const t0 = clock.t;
+    expect(ids(await claim("w1", 5))).toEqual([jobs[0]]); // slots t0+500, t0+1000 reserved
+    // A backlog held both past their slots: only the one within a spacing (500 ms) passes; the
+    // older one reserves anew after the key's last slot instead of starting beside it.
+    clock.t = t0 + 1200;
+    const late = await claim("w1", 5);
+    expect(ids(late)).toEqual([jobs[2]]);
+    expect(late.parked).toBe(1);
+    expect(await r().hget(jobKey(jobs[1]!), "fc_slot")).toBe(String(t0 + 1500));
+    expect(await r().zscore(QUEUE, jobs[1]!)).toBe(String(t0 + 1500));
+    expect(Number(await r().get(flowRateKey("late")))).toBe(t0 + 2000);
+    // Long after every slot: the stale reservation goes and the job takes the key's free slot.
+    clock.t = t0 + 10_000;
+    const fresh = await claim("w1", 5);
+    expect(ids(fresh)).toEqual([jobs[1]]);
+    expect(fresh.claimed[0]!.hash.fc_slot).toBeUndefined();
+    expect(await r().hexists(jobKey(jobs[1]!), "fc_slot")).toBe(0);
+    expect(Number(await r().get(flowRateKey("late")))).toBe(t0 + 10_500);
+  });
+
   it("a parked job gives up its reservation", async () => {
     const [a, b] = await enqueue(2, {
       concurrencyKey: "rc",
