@@ -277,6 +277,10 @@ describe("queue list with flow control", () => {
     const options = { queueName: "payments" };
     const probe = await producer.enqueue("charge", {}, options);
     const held = await producer.enqueue("charge", {}, options);
+    // Two enqueues within one millisecond share a score, and the claim then takes them in
+    // member (job id) order: queue the held job strictly after the probe.
+    const probeScore = Number(await redis.client.zscore("rrq:queue:payments", probe));
+    await redis.client.zadd("rrq:queue:payments", "XX", probeScore + 1, held);
     // the cool-down (0 ms) is over: the claim sends the first job as the probe, parks the other
     const claim = await store.claim(
       "rrq:queue:payments",
