@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { ResolvedConfig } from "../config/config.js";
-import { PeriodicTask } from "../orchestrator/periodic.js";
+import { LeaderRounds } from "../orchestrator/periodic.js";
 import type { FlowStore } from "../store/flow-store.js";
 import { FLOW_WAITING_KEY } from "../store/keys.js";
 import type { EventBus } from "../telemetry/events.js";
@@ -22,43 +22,44 @@ const MAX_CALLS_PER_ROUND = 1000;
  * when nothing is parked.
  */
 export class FlowSweeper {
-  private loop: PeriodicTask | undefined;
+  private readonly rounds: LeaderRounds;
   private stopping = false;
   readonly intervalMs: number;
 
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly flow: FlowStore,
     private readonly config: ResolvedConfig,
-    private readonly workerId: string,
-    private readonly events: EventBus,
+    workerId: string,
+    events: EventBus,
   ) {
     this.intervalMs = Math.max(50, Math.round(config.flowSweepIntervalSeconds * 1000));
+    this.rounds = new LeaderRounds({
+      redis,
+      leaderKey: FLOW_SWEEP_LEADER_KEY,
+      workerId,
+      intervalMs: this.intervalMs,
+      events,
+      context: "flow sweep",
+      worthIt: async () => (await redis.exists(FLOW_WAITING_KEY)) === 1,
+      pass: () => this.pass(),
+    });
   }
 
   /** Starts the rounds; the first is one interval after the start. */
   start(): void {
-    this.loop = new PeriodicTask(this.intervalMs, () => this.round());
-    this.loop.start(false);
+    this.rounds.start();
   }
 
   /** Stops the rounds, letting a sweep call in progress finish. */
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.loop?.stop();
+    await this.rounds.stop();
   }
 
   /** One round: a pass if something is parked and this orchestrator takes the key. Never throws. */
-  async round(): Promise<void> {
-    try {
-      if ((await this.redis.exists(FLOW_WAITING_KEY)) === 0) return;
-      // lapses a little before the next round, so the role is open again then
-      const ttl = Math.max(1, Math.floor(this.intervalMs * 0.9));
-      const won = await this.redis.set(FLOW_SWEEP_LEADER_KEY, this.workerId, "PX", ttl, "NX");
-      if (won === "OK") await this.pass();
-    } catch (error) {
-      this.events.emit("worker:error", { context: "flow sweep", error: error as Error });
-    }
+  round(): Promise<void> {
+    return this.rounds.round();
   }
 
   /** One pass over rrq:fc:waiting (whoever holds the key); returns how many jobs it unparked. */

@@ -3,7 +3,7 @@ import type { ResolvedConfig } from "../config/config.js";
 import { dlqKey, dlqStatsKey } from "../store/keys.js";
 import { registerScripts, type ScriptCaller } from "../store/scripts.js";
 import type { EventBus } from "../telemetry/events.js";
-import { PeriodicTask } from "../orchestrator/periodic.js";
+import { LeaderRounds } from "../orchestrator/periodic.js";
 
 /** The key whose holder runs the pass (SET NX PX); one orchestrator a round. */
 export const DLQ_TRIM_LEADER_KEY = "rrq:dlq-trim";
@@ -33,7 +33,7 @@ export type TrimReport = Map<string, number>;
  * covered), found with SCAN.
  */
 export class DlqRetention {
-  private loop: PeriodicTask | undefined;
+  private readonly rounds: LeaderRounds;
   private readonly scripts: ScriptCaller;
   private readonly intervalMs: number;
   private stopping = false;
@@ -41,12 +41,21 @@ export class DlqRetention {
   constructor(
     private readonly redis: Redis,
     private readonly config: ResolvedConfig,
-    private readonly workerId: string,
-    private readonly events: EventBus,
+    workerId: string,
+    events: EventBus,
     options: DlqRetentionOptions = {},
   ) {
     this.scripts = registerScripts(redis);
     this.intervalMs = options.intervalMs ?? 60_000;
+    this.rounds = new LeaderRounds({
+      redis,
+      leaderKey: DLQ_TRIM_LEADER_KEY,
+      workerId,
+      intervalMs: this.intervalMs,
+      events,
+      context: "DLQ trim",
+      pass: () => this.pass(),
+    });
   }
 
   /** Whether `config` caps DLQs at all (no pass runs otherwise). */
@@ -56,26 +65,18 @@ export class DlqRetention {
 
   /** Starts the rounds; the first is one interval after the start. */
   start(): void {
-    this.loop = new PeriodicTask(this.intervalMs, () => this.round());
-    this.loop.start(false);
+    this.rounds.start();
   }
 
   /** Stops the rounds, letting a DLQ's batch in progress finish. */
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.loop?.stop();
+    await this.rounds.stop();
   }
 
   /** One round: a pass if this orchestrator takes the leader key. Never throws. */
-  async round(): Promise<void> {
-    try {
-      // lapses a little before the next round, so the role is open again then
-      const ttl = Math.max(1, Math.floor(this.intervalMs * 0.9));
-      const won = await this.redis.set(DLQ_TRIM_LEADER_KEY, this.workerId, "PX", ttl, "NX");
-      if (won === "OK") await this.pass();
-    } catch (error) {
-      this.events.emit("worker:error", { context: "DLQ trim", error: error as Error });
-    }
+  round(): Promise<void> {
+    return this.rounds.round();
   }
 
   /** Trims every DLQ now (whoever holds the leader key); returns what it removed. */
