@@ -252,6 +252,80 @@ describe("concurrency caps", () => {
   });
 });
 
+describe("batched releases", () => {
+  /** Script calls (EVALSHA and EVAL) the server ran since the last CONFIG RESETSTAT. */
+  async function scriptCalls(): Promise<number> {
+    const info = await r().info("commandstats");
+    let calls = 0;
+    for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(m[1]);
+    return calls;
+  }
+
+  it("releases of one turn share one script call; each caller gets its own count", async () => {
+    const a = await enqueue(2, { concurrencyKey: "ba", concurrencyLimit: 1 });
+    const b = await enqueue(2, { concurrencyKey: "bb", concurrencyLimit: 1 });
+    const scores = await Promise.all([a[1]!, b[1]!].map((id) => r().zscore(QUEUE, id)));
+    const first = await claim("w1", 5);
+    expect(ids(first)).toEqual([a[0], b[0]]); // a[1] and b[1] parked
+    for (const id of [a[0]!, b[0]!]) await r().del(jobLockKey(id)); // their attempts ended
+    await flow.release("warm-up", "terminal", "skip"); // the script is loaded on the connection
+    await r().config("RESETSTAT");
+    const messages = await published(wakeChannel(QUEUE), async () => {
+      expect(
+        await Promise.all([
+          flow.release(a[0]!, "terminal", "skip"),
+          flow.release("no-such-job", "dead", "skip"),
+          flow.release(b[0]!, "requeued", "skip"),
+        ]),
+      ).toEqual([1, 0, 1]);
+    });
+    expect(await scriptCalls()).toBe(1);
+    expect(messages).toHaveLength(1); // one wake-up per queue per call
+    expect(await r().zrange(QUEUE, 0, -1, "WITHSCORES")).toEqual([
+      a[1],
+      scores[0],
+      b[1],
+      scores[1],
+    ]);
+    expect(await r().exists(flowRunKey("ba"), flowRunKey("bb"))).toBe(0);
+    expect(await r().sismember(FLOW_WAITING_KEY, flowWaitKey("ba"))).toBe(0);
+    expect(await r().hget(FLOW_PARKED_KEY, QUEUE)).toBeNull();
+  });
+
+  it("an entry that fails in Redis fails alone; a bad mode is refused before anything is sent", async () => {
+    const [a, parked] = await enqueue(2, { concurrencyKey: "fa", concurrencyLimit: 1 });
+    const [x] = await enqueue(1, { concurrencyKey: "fx", concurrencyLimit: 1 });
+    expect(ids(await claim("w1", 5))).toEqual([a, x]);
+    for (const id of [a!, x!]) await r().del(jobLockKey(id));
+    await r().del(flowRunKey("fx"));
+    await r().set(flowRunKey("fx"), "not a sorted set"); // x's ZREM fails with WRONGTYPE
+    const messages = await published(wakeChannel(QUEUE), async () => {
+      const [bad, good] = await Promise.allSettled([
+        flow.release(x!, "terminal", "skip"),
+        flow.release(a!, "terminal", "skip"),
+      ]);
+      expect(bad.status === "rejected" && String(bad.reason)).toMatch(
+        new RegExp(`flow-release of job ${x}: .*WRONGTYPE`),
+      );
+      expect(good).toEqual({ status: "fulfilled", value: 1 });
+    });
+    expect(messages).toHaveLength(1);
+    expect(await r().zrange(QUEUE, 0, -1)).toEqual([parked]);
+    await expect(flow.release(a!, "finished" as never, "skip")).rejects.toThrow(/'finished'/);
+    await expect(flow.release(a!, "terminal", "maybe" as never)).rejects.toThrow(/'maybe'/);
+  });
+
+  it("more than 256 releases in one turn go in calls of at most 256", async () => {
+    await flow.release("warm-up", "terminal", "skip");
+    await r().config("RESETSTAT");
+    const counts = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => flow.release(`gone-${i}`, "terminal", "skip")),
+    );
+    expect(counts).toEqual(Array.from({ length: 300 }, () => 0));
+    expect(await scriptCalls()).toBe(2);
+  });
+});
+
 describe("sessions (ordering_key)", () => {
   it("runs the head only; a retry keeps the head, a terminal release advances", async () => {
     const [a, b, c] = await enqueue(3, { orderingKey: "sess" });

@@ -52,7 +52,7 @@ export interface EndedAttempt {
 /**
  * What the worker does for flow control after an attempt's outcome is written (README "Flow
  * control"): records the outcome on the job's circuit breakers, then frees its concurrency slot
- * and moves its session on (flow-release-1.lua: parked jobs that may run now go back to their
+ * and moves its session on (flow-release-n.lua: parked jobs that may run now go back to their
  * queues). Writes go through the worker's persist (retried while Redis is away); one that is
  * given up on (shutdown) is logged, and the sweeper repairs what it left.
  */

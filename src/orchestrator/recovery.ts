@@ -43,7 +43,7 @@ export class Recovery {
     private readonly config: ResolvedConfig,
     private readonly workerId: string,
     private readonly events: EventBus,
-    /** Flow control: a recovered job's slot and session place are released (flow-release-1.lua). */
+    /** Flow control: a recovered job's slot and session place are released (flow-release-n.lua). */
     private readonly flow?: FlowHooks,
   ) {}
 

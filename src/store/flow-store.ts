@@ -10,11 +10,11 @@ import {
   flowOrderWaitKey,
   flowRunKey,
   flowWaitKey,
-  jobKey,
   pausedKey,
   queueKey,
   wakeChannel,
 } from "./keys.js";
+import { FlowReleaseBatcher } from "./flow-release-batch.js";
 import type { ScriptCaller } from "./scripts.js";
 
 /** How a job's attempt ended, for {@link FlowStore.release}. */
@@ -55,11 +55,14 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 
 /**
  * The flow-control Redis operations besides the claim (claim-ready-4.lua): releases, the
- * sweeper's step, breaker records, pause and resume (src/store/lua/flow-release-1.lua,
+ * sweeper's step, breaker records, pause and resume (src/store/lua/flow-release-n.lua,
  * flow-sweep-0.lua, breaker-record-1.lua, queue-pause-1.lua; parking in lua/lib/flow-park.lua),
  * and the reads the operator tools show (README "Flow control").
  */
 export class FlowStore {
+  /** Coalesces the releases of one event-loop turn into one script call. */
+  private readonly releases: FlowReleaseBatcher;
+
   /**
    * @param scripts the caller {@link registerScripts} returned for `redis`.
    * @param clock the "now" the scripts compare breaker times and pause stamps with (the
@@ -69,26 +72,18 @@ export class FlowStore {
     readonly redis: Redis,
     readonly scripts: ScriptCaller,
     readonly clock: Clock = localClock,
-  ) {}
+  ) {
+    this.releases = new FlowReleaseBatcher(redis, scripts, clock);
+  }
 
   /**
    * Frees a job's concurrency slot and moves its session on after an attempt (run after the
    * attempt's own write); parked jobs that may run now go back to their queues. Idempotent.
-   * Returns the number of jobs unparked.
+   * Releases asked for in the same event-loop turn share one flow-release-n.lua call
+   * (src/store/flow-release-batch.ts). Returns the number of jobs unparked.
    */
-  async release(
-    jobId: string,
-    mode: FlowReleaseMode,
-    sessionOnDead: SessionOnDead,
-  ): Promise<number> {
-    return Number(
-      await this.scripts.run<number>(
-        this.redis,
-        "flow-release",
-        [jobKey(jobId)],
-        [jobId, mode, sessionOnDead, this.clock.now()],
-      ),
-    );
+  release(jobId: string, mode: FlowReleaseMode, sessionOnDead: SessionOnDead): Promise<number> {
+    return this.releases.release(jobId, mode, sessionOnDead);
   }
 
   /**

@@ -9,7 +9,7 @@
 -- ARGV[1]  now, epoch ms
 -- ARGV[2]  SSCAN cursor ("0" starts a pass)
 -- ARGV[3]  SSCAN COUNT
--- ARGV[4]  session_on_dead: "skip" | "block" (as flow-release-1.lua)
+-- ARGV[4]  session_on_dead: "skip" | "block" (as flow-release-n.lua)
 --
 -- Per wait key of the chunk:
 --   rrq:fc:wait:<key>   holders of rrq:fc:run:<key> whose job lock is missing are dropped

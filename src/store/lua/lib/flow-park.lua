@@ -1,6 +1,7 @@
 -- lib/flow-park.lua: parking and unparking of flow-controlled jobs (rrqkit, issue 22; README
--- "Flow control"), shared by claim-ready-4.lua (parks), flow-release-1.lua, flow-sweep-0.lua and
--- breaker-record-1.lua (unpark). Inlined where a script says `-- @include flow-park.lua`.
+-- "Flow control"), shared by claim-ready-4.lua (parks), flow-release-n.lua (with
+-- lib/flow-release.lua), flow-sweep-0.lua and breaker-record-1.lua (unpark). Inlined where a
+-- script says `-- @include flow-park.lua`.
 --
 -- A parked job keeps its status (PENDING, or RETRYING after a failed attempt) and is not in its
 -- queue ZSET: it is a member of exactly one
