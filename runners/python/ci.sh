@@ -41,7 +41,7 @@ if ! "$py" -m pip install --quiet -e "$here[dev,otel]"; then
   # oracle tests then skip themselves.
   echo "ci.sh: warning: installing without the rrq==0.11.1 oracle" >&2
   "$py" -m pip install --quiet -e "$here[otel]" "pytest>=8,<10" "pytest-asyncio>=0.24,<2" \
-    "ruff>=0.17,<0.18"
+    "ruff>=0.17,<0.18" "build>=1.2"
 fi
 
 if [ "${1:-}" = "--install-only" ]; then
