@@ -7,6 +7,12 @@
 ``--settings`` (alias ``--registry``) names a :class:`~rrqkit.registry.Registry`, or a settings
 object holding one in ``.registry`` (RRQ's ``PythonRunnerSettings`` works too), as
 ``module:attr`` or ``dotted.module.attr``. The current directory is put on ``sys.path``.
+
+    rrqkit-runner --settings myapp.handlers:registry --list-handlers
+
+prints ``{"runtime":"python","version":"…","handlers":["a","b"]}`` (names sorted) and exits 0
+without listening (``rrq jobs check`` uses it). ``RRQ_JOB_CATALOG=<dir>`` (or ``run_runner(...,
+catalog=...)``) checks the params of catalogued functions before their handler runs.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import asyncio
 import contextlib
 import importlib
 import ipaddress
+import json
 import os
 import signal
 import sys
@@ -23,10 +30,13 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._version import __version__
 from .codec import Encoding
+
+if TYPE_CHECKING:
+    from .contracts import JobCatalog
 
 __all__ = ["RunnerArgs", "load_handler_source", "main", "parse_tcp_socket", "run_runner"]
 
@@ -132,6 +142,7 @@ class RunnerArgs:
     unix_socket: str | None
     stdio: bool
     encoding: Encoding
+    list_handlers: bool = False
 
 
 def _parser(prog: str, with_settings: bool) -> argparse.ArgumentParser:
@@ -144,23 +155,33 @@ def _parser(prog: str, with_settings: bool) -> argparse.ArgumentParser:
             required=True,
             help="Registry (or settings object with .registry) as module:attr or module.attr",
         )
-    transport = parser.add_mutually_exclusive_group(required=True)
+    # required unless --list-handlers (checked in _parse; argparse cannot say "unless")
+    transport = parser.add_mutually_exclusive_group()
     transport.add_argument("--tcp-socket", metavar="HOST:PORT", help="listen on loopback TCP")
     transport.add_argument("--unix-socket", metavar="PATH", help="listen on a Unix socket")
     transport.add_argument("--stdio", action="store_true", help="frames on stdin/stdout")
     parser.add_argument("--encoding", choices=["json", "msgpack"], default="json")
+    parser.add_argument(
+        "--list-handlers",
+        action="store_true",
+        help="print the registered handler names as one JSON line and exit",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
 def _parse(prog: str, argv: Sequence[str] | None, with_settings: bool) -> RunnerArgs:
-    ns = _parser(prog, with_settings).parse_args(argv)
+    parser = _parser(prog, with_settings)
+    ns = parser.parse_args(argv)
+    if not ns.list_handlers and not (ns.tcp_socket or ns.unix_socket or ns.stdio):
+        parser.error("one of the arguments --tcp-socket --unix-socket --stdio is required")
     return RunnerArgs(
         settings=getattr(ns, "settings", None),
         tcp_socket=ns.tcp_socket,
         unix_socket=ns.unix_socket,
         stdio=bool(ns.stdio),
         encoding=ns.encoding,
+        list_handlers=bool(ns.list_handlers),
     )
 
 
@@ -169,19 +190,67 @@ def _fail(prog: str, message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+def _load_source(args: RunnerArgs, source_factory: Callable[[RunnerArgs], Any] | None) -> Any:
+    if source_factory is not None:
+        return source_factory(args)
+    assert args.settings is not None
+    return load_handler_source(args.settings)
+
+
+def _list_handlers(
+    prog: str, args: RunnerArgs, source_factory: Callable[[RunnerArgs], Any] | None
+) -> NoReturn:
+    """``--list-handlers``: one JSON line on stdout, exit 0, no transport."""
+    from .registry import handler_names
+
+    try:
+        # what user modules print while importing must not mix with the JSON line
+        with contextlib.redirect_stdout(sys.stderr):
+            names = handler_names(_load_source(args, source_factory))
+    except (UsageError, TypeError) as exc:
+        _fail(prog, str(exc), 1)
+    line = {"runtime": "python", "version": __version__, "handlers": names}
+    print(json.dumps(line, separators=(",", ":")), flush=True)
+    sys.exit(0)
+
+
+def _resolve_catalog(prog: str, catalog: JobCatalog | str | os.PathLike[str] | None) -> Any:
+    """The catalog to validate with: ``catalog`` (loaded when it is a directory), else the one
+    ``RRQ_JOB_CATALOG`` names, else None. An unusable catalog stops the runner (exit 1)."""
+    if catalog is None and not os.environ.get("RRQ_JOB_CATALOG", "").strip():
+        return None
+    from .contracts import CatalogError, catalog_from_env, load_job_catalog
+
+    try:
+        if catalog is None:
+            return catalog_from_env()
+        if isinstance(catalog, str | os.PathLike):
+            return load_job_catalog(catalog)
+        return catalog
+    except CatalogError as exc:
+        _fail(prog, str(exc), 1)
+
+
 def run_runner(
     prog: str,
     argv: Sequence[str] | None,
     source_factory: Callable[[RunnerArgs], Any] | None = None,
+    *,
+    catalog: JobCatalog | str | os.PathLike[str] | None = None,
 ) -> NoReturn:
     """Parse the runner command line, then serve until stopped; never returns.
 
     ``source_factory`` builds the handler source; without it ``--settings`` is required.
+    ``catalog`` (a :class:`~rrqkit.contracts.JobCatalog` or its directory; default: the one
+    ``RRQ_JOB_CATALOG`` names) turns on the params check of catalogued functions.
     """
     from . import parent_guard, stdio_guard
     from .runtime import RunnerRuntime
 
     args = _parse(prog, argv, with_settings=source_factory is None)
+    if args.list_handlers:
+        _list_handlers(prog, args, source_factory)
+    job_catalog = _resolve_catalog(prog, catalog)
     stdio_fds: tuple[int, int] | None = None
     if args.stdio:
         # Before any user module is imported: nothing else may ever write to the frame stream.
@@ -224,14 +293,10 @@ def run_runner(
     parent_guard.install()
 
     try:
-        if source_factory is not None:
-            source = source_factory(args)
-        else:
-            assert args.settings is not None
-            source = load_handler_source(args.settings)
+        source = _load_source(args, source_factory)
     except UsageError as exc:
         _fail(prog, str(exc))
-    runtime = RunnerRuntime(source)
+    runtime = RunnerRuntime(source, catalog=job_catalog)
 
     exit_code = 0
     try:

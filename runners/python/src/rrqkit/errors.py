@@ -110,15 +110,33 @@ class ProducerError(ValueError):
     ``redis_error``). Nothing is written when validation fails.
 
     It subclasses :class:`ValueError` because RRQ's Python client raises ``ValueError``.
+
+    When params break their job's contract (a producer with a ``catalog``), ``code`` is
+    ``invalid_params`` and ``function_name`` and ``field`` are set: ``field`` is the JSON
+    Pointer into the params of the first failing location (``"/to"``, ``"/items/0/qty"``,
+    ``""`` for the params object itself) and ``message`` reads
+    ``send_email: params/to 1 is not of type 'string'``. Both are None for every other error.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        function_name: str | None = None,
+        field: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.function_name = function_name
+        self.field = field
 
     def __repr__(self) -> str:
-        return f"ProducerError(code={self.code!r}, message={self.message!r})"
+        extra = ""
+        if self.field is not None:
+            extra = f", function_name={self.function_name!r}, field={self.field!r}"
+        return f"ProducerError(code={self.code!r}, message={self.message!r}{extra})"
 
 
 class BulkEnqueueError(ProducerError):

@@ -17,18 +17,35 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from .canonical import canonical_json
+from .canonical import canonical_json, normalize_json
 from .codec import MAX_PARAMS_DEPTH, nests_deeper_than
-from .config import ProducerConfig, as_int, load_toml, normalize_queue_name, redact_dsn
+from .config import (
+    ProducerConfig,
+    as_int,
+    load_toml,
+    normalize_queue_name,
+    redact_dsn,
+    resolve_config_path,
+)
 from .errors import BulkEnqueueError, ProducerError
 from .flow_options import FLOW_OPTION_NAMES, flow_control_fields
 from .retry_policy import check_retry_policy, retry_policy_json
 from .timeutil import format_rfc3339, now_ns, to_epoch_ns
 
-__all__ = ["CANCEL_REFUSALS", "MAX_PARAMS_BYTES", "CancelResult", "JobResult", "Producer"]
+if TYPE_CHECKING:
+    from .contracts import JobCatalog
+
+__all__ = [
+    "CANCEL_REFUSALS",
+    "MAX_PARAMS_BYTES",
+    "CancelResult",
+    "JobResult",
+    "Producer",
+    "load_toml_catalog",
+]
 
 JOB_PREFIX: Final = "rrq:job:"
 #: Jobs per enqueue-batch-n.lua call in ``enqueue_many``: one call is all-or-nothing; bigger
@@ -278,6 +295,20 @@ def _job_control_fields(
     return extra, max_retries
 
 
+def load_toml_catalog(path: str | os.PathLike[str] | None = None) -> JobCatalog | None:
+    """The job catalog the resolved ``rrq.toml`` names in ``job_catalog`` (a directory,
+    relative to the file), or None when it names none. A catalog that cannot be loaded is
+    ``ProducerError`` code ``invalid_config`` (its message lists every problem)."""
+    from .contracts import CatalogError, catalog_path_from_toml, load_job_catalog
+
+    resolved = resolve_config_path(path)
+    try:
+        directory = catalog_path_from_toml(resolved)
+        return None if directory is None else load_job_catalog(directory)
+    except CatalogError as exc:
+        raise ProducerError("invalid_config", f"job_catalog: {exc.message}") from None
+
+
 def _bulk_message(reason: str, written: list[str], total: int) -> str:
     """A failed bulk enqueue's message: the reason, then exactly what was written."""
     is_oom = "OOM" in reason or "OutOfMemoryError" in reason
@@ -313,9 +344,12 @@ class Producer:
     ``redis`` may be an existing ``redis.asyncio.Redis`` client (it must decode responses).
 
     Omitted settings take RRQ's built-in defaults; ``rrq.toml`` is read only by
-    :meth:`from_toml`. When Redis cannot be reached a call fails within
-    ``redis_connect_timeout_seconds`` (default 5) with ``ProducerError`` code
-    ``redis_unavailable``, naming the DSN without its password.
+    :meth:`from_toml`. With a ``catalog`` (:func:`rrqkit.contracts.load_job_catalog`) every
+    enqueue of a catalogued function checks its params against the contract first and raises
+    ``ProducerError`` code ``invalid_params`` (with ``function_name`` and ``field``) without
+    writing anything; functions not in the catalog are not checked. When Redis cannot be
+    reached a call fails within ``redis_connect_timeout_seconds`` (default 5) with
+    ``ProducerError`` code ``redis_unavailable``, naming the DSN without its password.
     """
 
     def __init__(
@@ -323,12 +357,15 @@ class Producer:
         config: ProducerConfig | Mapping[str, Any] | None = None,
         *,
         redis: Any = None,
+        catalog: JobCatalog | None = None,
     ) -> None:
         if config is None:
             config = ProducerConfig()
         elif not isinstance(config, ProducerConfig):
             config = ProducerConfig.from_mapping(config)
         self.config: ProducerConfig = config
+        #: The job contracts params are checked against (None: nothing is checked).
+        self.catalog: JobCatalog | None = catalog
         self._redis: Any = redis
         self._owns_redis = redis is None
         self._scripts: dict[str, Any] = {}
@@ -338,8 +375,11 @@ class Producer:
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str] | None = None) -> Producer:
-        """Build a producer from ``rrq.toml`` (explicit path, ``RRQ_CONFIG``, ``./rrq.toml``)."""
-        return cls(load_toml(path))
+        """Build a producer from ``rrq.toml`` (explicit path, ``RRQ_CONFIG``, ``./rrq.toml``),
+        with the job catalog its ``job_catalog`` key names (relative to the file), if any; an
+        unusable catalog is ``invalid_config``."""
+        config = load_toml(path)
+        return cls(config, catalog=load_toml_catalog(path))
 
     async def __aenter__(self) -> Producer:
         return self
@@ -481,6 +521,15 @@ class Producer:
                 "payload_too_large",
                 f"params are {size} bytes when encoded; the limit is {MAX_PARAMS_BYTES}",
             )
+        if self.catalog is not None:
+            problem = self.catalog.check_params(function_name, normalize_json(params))
+            if problem is not None:
+                raise ProducerError(
+                    "invalid_params",
+                    problem.message,
+                    function_name=problem.function_name,
+                    field=problem.field,
+                )
 
         cfg = self.config
         queue_key = cfg.queue_name
@@ -756,10 +805,12 @@ class Producer:
         """Enqueue several jobs, all or nothing. Each item is
         ``{"function_name", "params", "options"}`` (no rate-limit or debounce options). All
         items are validated before anything is written (a job id repeated in ``items`` is
-        ``duplicate_job_id``); then one script call per ``BULK_CHUNK_SIZE`` (500) items writes
-        each chunk whole or not at all: Redis out of memory, or a job id that already exists,
-        leaves the chunk unwritten. A failure raises :class:`BulkEnqueueError`, whose
-        ``written_ids`` are exactly the jobs earlier chunks wrote (none for up to 500 items)."""
+        ``duplicate_job_id``; params that break their contract are ``invalid_params`` with a
+        message that starts with ``items[<index>]: ``); then one script call per
+        ``BULK_CHUNK_SIZE`` (500) items writes each chunk whole or not at all: Redis out of
+        memory, or a job id that already exists, leaves the chunk unwritten. A failure raises
+        :class:`BulkEnqueueError`, whose ``written_ids`` are exactly the jobs earlier chunks
+        wrote (none for up to 500 items)."""
         plans: list[_Plan] = []
         for index, item in enumerate(items):
             if not isinstance(item, Mapping):
@@ -767,15 +818,25 @@ class Producer:
             unknown = set(item) - {"function_name", "params", "options"}
             if unknown:
                 raise _invalid(f"unknown item key '{sorted(unknown)[0]}' in item {index}")
-            plans.append(
-                self._plan(
+            try:
+                plan = self._plan(
                     item.get("function_name"),
                     item.get("params"),
                     item.get("options"),
                     {},
                     "enqueue",
                 )
-            )
+            except ProducerError as exc:
+                if exc.field is None:
+                    raise
+                # a contract failure names its item, so the caller can find it in the batch
+                raise ProducerError(
+                    exc.code,
+                    f"items[{index}]: {exc.message}",
+                    function_name=exc.function_name,
+                    field=exc.field,
+                ) from None
+            plans.append(plan)
         seen: set[str] = set()
         for plan in plans:
             if plan.job_id in seen:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .config import load_toml
 from .errors import ProducerError
-from .producer import Producer
+from .producer import Producer, load_toml_catalog
 
 __all__ = ["main"]
 
@@ -42,7 +42,8 @@ class Adapter:
 
     async def op_load_config(self, cmd: dict[str, Any]) -> Any:
         config = load_toml(cmd.get("path"))
-        await self._replace(Producer(config))
+        # with the job catalog rrq.toml names (job_catalog), as Producer.from_toml
+        await self._replace(Producer(config, catalog=load_toml_catalog(cmd.get("path"))))
         return config.to_dict()
 
     async def op_enqueue(self, cmd: dict[str, Any]) -> Any:
@@ -105,7 +106,10 @@ class Adapter:
         try:
             result = await handler(cmd)
         except ProducerError as exc:
-            return _error(command_id, exc.code, exc.message)
+            reply = _error(command_id, exc.code, exc.message)
+            if exc.field is not None:  # a contract failure: where the params break it
+                reply["error"]["field"] = exc.field
+            return reply
         except Exception as exc:
             return _error(command_id, "adapter_error", f"{type(exc).__name__}: {exc}")
         return {"id": command_id, "ok": True, "result": result}

@@ -7,7 +7,7 @@ from typing import Any, TypeAlias
 
 from .models import ExecutionRequest
 
-__all__ = ["Handler", "Registry"]
+__all__ = ["Handler", "Registry", "handler_names"]
 
 #: ``async def handler(request: ExecutionRequest) -> ExecutionOutcome | Any``. Plain (sync)
 #: callables are accepted too and run in a worker thread.
@@ -67,3 +67,18 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._handlers)
+
+
+def handler_names(source: Any) -> list[str]:
+    """The sorted handler names of a handler source: a :class:`Registry`, RRQ's registry
+    (``get_registered_functions()``), or any object with a ``names`` list. Raises TypeError
+    for a source that cannot list its handlers (``--list-handlers`` needs one that can)."""
+    names = getattr(source, "names", None)
+    if callable(names):
+        names = names()
+    if names is None:
+        lister = getattr(source, "get_registered_functions", None)
+        names = lister() if callable(lister) else None
+    if names is None or isinstance(names, str | bytes):
+        raise TypeError(f"a {type(source).__name__} cannot list its handlers")
+    return sorted(str(name) for name in names)

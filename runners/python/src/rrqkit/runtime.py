@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from . import outcomes
 from ._version import __version__
@@ -37,6 +37,9 @@ from .models import (
 from .telemetry import Telemetry, resolve
 from .timeutil import now_ns, parse_rfc3339
 from .tracebacks import format_traceback
+
+if TYPE_CHECKING:
+    from .contracts import JobCatalog
 
 __all__ = ["FEATURES", "MAX_IN_FLIGHT", "RUNTIME_NAME", "HandlerSource", "RunnerRuntime"]
 
@@ -365,6 +368,13 @@ class RunnerRuntime:
     ``registry`` is a :class:`~rrqkit.registry.Registry` (or any object with
     ``get_handler(name)``). ``hello`` defaults to ``RRQ_RUNNER_HELLO == "1"``; ``telemetry``
     defaults to :func:`rrqkit.telemetry.resolve`.
+
+    ``catalog`` (a :class:`~rrqkit.contracts.JobCatalog`; by default the directory
+    ``RRQ_JOB_CATALOG`` names, if set) turns on runner-side validation: the params of a
+    catalogued function are checked before its handler runs, and params that break the contract
+    get an ``error`` outcome with ``error.type = "invalid_params"`` and a message such as
+    ``send_email: params/to 1 is not of type 'string'`` (rrqkit's orchestrator does not retry
+    it). An unusable catalog raises :class:`~rrqkit.contracts.CatalogError` here.
     """
 
     def __init__(
@@ -373,8 +383,14 @@ class RunnerRuntime:
         *,
         telemetry: Telemetry | None = None,
         hello: bool | None = None,
+        catalog: JobCatalog | None = None,
     ) -> None:
         self.registry = registry
+        if catalog is None and os.environ.get("RRQ_JOB_CATALOG", "").strip():
+            from .contracts import catalog_from_env
+
+            catalog = catalog_from_env()
+        self.catalog: JobCatalog | None = catalog
         self.telemetry = resolve(telemetry)
         self.hello = os.environ.get("RRQ_RUNNER_HELLO") == "1" if hello is None else hello
         self._by_request: dict[str, set[_InFlight]] = {}
@@ -447,8 +463,15 @@ class RunnerRuntime:
                 outcome = outcomes.timeout("Job deadline exceeded")
             else:
                 handler = self.registry.get_handler(request.function_name)
+                problem = (
+                    None
+                    if handler is None or self.catalog is None
+                    else self.catalog.check_params(request.function_name, request.params)
+                )
                 if handler is None:
                     outcome = outcomes.handler_not_found(request.function_name)
+                elif problem is not None:
+                    outcome = outcomes.error(problem.message, type="invalid_params")
                 else:
                     with self.telemetry.activate(entry.span):
                         outcome = await self._invoke(handler, request)
