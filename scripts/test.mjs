@@ -8,6 +8,9 @@
 //   newuser  scripts/new-user-check.mjs: the README's install commands, run in a fresh directory
 //            outside the repository, give a working two-queue app (Python and Node handlers,
 //            enqueues from JavaScript and Python, a worker started without --queue)
+//   packages scripts/packages-check.mjs: the packed npm tarballs, the built Python wheel and the
+//            packaged Rust crate, installed into fresh projects outside the repository, each
+//            run one job end to end through `npx rrq worker run`
 //   lint     tsc over tests/bench/chaos, ESLint (type-aware, no-floating-promises), Prettier
 //   ts       Vitest: protocol, runner, producer, orchestrator, daemon (after preparing the Python
 //            virtualenv and the Rust example runners that some of these tests start)
@@ -91,11 +94,15 @@ if (wanted("checks")) {
   ]);
   checkVendoredLua();
 }
-if (["build", "newuser", "ts", "start", "conformance", "chaos", "bench"].some(wanted))
+if (["build", "newuser", "packages", "ts", "start", "conformance", "chaos", "bench"].some(wanted))
   run("build", npm, ["run", "build", "--silent"]);
 if (wanted("newuser"))
   run("new user: install outside the repository as the README says", "node", [
     "scripts/new-user-check.mjs",
+  ]);
+if (wanted("packages"))
+  run("packages: npm tarballs, wheel and crate installed into fresh projects", "node", [
+    "scripts/packages-check.mjs",
   ]);
 if (wanted("lint")) {
   run("type-check tests, benchmarks and tools", "npx", [
