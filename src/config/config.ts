@@ -137,6 +137,11 @@ export interface ResolvedConfig extends JobControlConfig, FlowControlConfig, Obs
    * each at start and `rrq check` can show them.
    */
   readonly warnings: readonly string[];
+  /**
+   * rrqkit: the job catalog directory (`job_catalog`, docs/contracts.md); undefined without one.
+   * {@link loadConfig} makes a relative path absolute against the rrq.toml's directory.
+   */
+  readonly jobCatalog: string | undefined;
 }
 
 /**
@@ -377,6 +382,7 @@ const TOP_KEYS = [
   "max_job_recoveries",
   "redis_connect_timeout_seconds",
   "redis_command_timeout_seconds",
+  "job_catalog",
   ...JOB_CONTROL_KEYS,
   ...FLOW_CONTROL_KEYS,
   ...OBSERVABILITY_KEYS,
@@ -569,6 +575,7 @@ export function resolveConfig(
       num(0.05, MAX_TIMER_SECONDS),
       Math.max(1, Math.min(5, lease / 2)),
     ),
+    jobCatalog: f<string | undefined>("job_catalog", str(true), undefined),
     ...readJobControl(raw, defaultQueueName, problems),
     // runner names as written: a runner table with a mistake is reported once, by readRunner
     ...readFlowControl(raw, Object.keys(isTable(raw.runners) ? raw.runners : {}), problems),

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { ConfigError } from "../errors.js";
 import { resolveConfig, rrqTable, type ConfigOverrides, type ResolvedConfig } from "./config.js";
@@ -87,6 +87,13 @@ export interface LoadConfigOptions {
   loadDotEnv?: boolean;
 }
 
+/** `job_catalog` is relative to the directory of the rrq.toml that names it. */
+function withAbsoluteCatalog(config: ResolvedConfig, path: string): ResolvedConfig {
+  const catalog = config.jobCatalog;
+  if (catalog === undefined || isAbsolute(catalog)) return config;
+  return Object.freeze({ ...config, jobCatalog: resolve(dirname(path), catalog) });
+}
+
 /** Resolves, reads and validates the configuration once. */
 export function loadConfig(options: LoadConfigOptions = {}): {
   config: ResolvedConfig;
@@ -100,5 +107,5 @@ export function loadConfig(options: LoadConfigOptions = {}): {
   const source = findConfigFile(options.path, env, cwd);
   const document = parseConfigText(readFileSync(source.path, "utf8"), source.path);
   const config = resolveConfig(rrqTable(document), { ...envOverrides(env), ...options.overrides });
-  return { config, source };
+  return { config: withAbsoluteCatalog(config, source.path), source };
 }
