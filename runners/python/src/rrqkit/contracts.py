@@ -27,12 +27,12 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError
+from typing import TYPE_CHECKING, Any, Final
 
 from .contract_shape import pointer_token, shape_problems
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 __all__ = [
     "CATALOG_ENV",
@@ -114,6 +114,9 @@ def _first(errors: Iterable[ValidationError]) -> ValidationError | None:
 
 def _compile(schema: Mapping[str, Any]) -> _Checker:
     """A checker of one schema; raises SchemaError when the schema itself is invalid."""
+    # imported here: reading rrq.toml without a job_catalog need not load jsonschema
+    from jsonschema import Draft202012Validator
+
     Draft202012Validator.check_schema(schema)
     validator = Draft202012Validator(schema)  # no format_checker: format is an annotation
 
@@ -202,6 +205,8 @@ class JobCatalog:
 
     @classmethod
     def _build(cls, contracts: Sequence[JobContract], problems: list[str]) -> JobCatalog:
+        from jsonschema.exceptions import SchemaError
+
         entries: dict[str, _Entry] = {}
         for contract in contracts:
             where = contract.file or contract.name
