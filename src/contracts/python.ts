@@ -118,7 +118,8 @@ export function renderPython(model: TypesModel): string {
     new RegExp(`\\b${name}\\b`).test(text),
   );
   const out = [`# ${GENERATED_HEADER}`, "from __future__ import annotations", ""];
+  const names = model.decls.map((d) => d.name).sort();
   if (used.length > 0) out.push(`from typing import ${used.join(", ")}`, "");
-  out.push("__all__ = [", ...model.decls.map((d) => `    ${JSON.stringify(d.name)},`), "]");
+  out.push("__all__ = [", ...names.map((n) => `    ${JSON.stringify(n)},`), "]");
   return [...out, ...body, ""].join("\n");
 }

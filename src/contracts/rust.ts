@@ -79,14 +79,15 @@ function renderStruct(decl: Extract<Decl, { kind: "object" }>): string[] {
   decl.fields.forEach((field, i) => {
     const notes: string[] = [];
     let type = render(field.type, notes);
+    // one attribute per concern keeps each line short enough for rustfmt to leave it alone
     const attrs: string[] = [];
-    if (names[i] !== field.name) attrs.push(`rename = ${JSON.stringify(field.name)}`);
+    if (names[i] !== field.name) attrs.push(`#[serde(rename = ${JSON.stringify(field.name)})]`);
     if (!field.required) {
       if (field.type.kind !== "nullable") type = `Option<${type}>`;
-      attrs.push(`default`, `skip_serializing_if = "Option::is_none"`);
+      attrs.push(`#[serde(default, skip_serializing_if = "Option::is_none")]`);
     }
     out.push(...docLines(field.description, "    "), ...noteLines(notes, "    "));
-    if (attrs.length > 0) out.push(`    #[serde(${attrs.join(", ")})]`);
+    out.push(...attrs.map((a) => `    ${a}`));
     out.push(`    pub ${ident(names[i]!)}: ${type},`);
   });
   return [...out, "}"];
