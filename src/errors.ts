@@ -42,6 +42,23 @@ export class ProducerError extends RrqError {
   override name = "ProducerError";
 }
 
+/**
+ * Params that break the job's contract in the producer's catalog (code `invalid_params`,
+ * protocol/PRODUCER.md §6). `field` is the JSON Pointer into the params of the first failing
+ * location (`""` for the params object itself), so every binding reports the same field.
+ * Nothing was written to Redis.
+ */
+export class InvalidParamsError extends ProducerError {
+  override name = "InvalidParamsError";
+  constructor(
+    readonly functionName: string,
+    readonly field: string,
+    message: string,
+  ) {
+    super("invalid_params", message);
+  }
+}
+
 /** Talking to a runner failed (connection closed, spawn failed, no process available). */
 export class RunnerError extends RrqError {
   override name = "RunnerError";

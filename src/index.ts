@@ -9,7 +9,23 @@ export {
   type WaitOptions,
   type BulkItem,
   type ProducerCancelResult,
+  type ProducerContracts,
 } from "./producer/producer.js";
+// job contracts (docs/contracts.md): typed producers and the catalog
+export {
+  type EnqueueArgs,
+  type TypedBulkItem,
+  type BulkItemsOf,
+  type LooseBulkItems,
+} from "./producer/contracts.js";
+export type { JobSpec, JobTypes, ParamsOf, ResultOf, Untyped } from "@rrqkit/runner";
+export {
+  CatalogError,
+  JobCatalog,
+  loadJobCatalog,
+  type JobContract,
+  type ParamsProblem,
+} from "@rrqkit/runner/contracts";
 export { type CancelRefusal } from "./control/cancel.js";
 export { BulkEnqueueError, BULK_CHUNK_SIZE } from "./producer/bulk.js";
 export { type EnqueueOptions, optionsFromSnakeCase, MAX_PARAMS_BYTES } from "./producer/options.js";
@@ -32,7 +48,14 @@ export {
   type RunnerConfig,
   type CronJobConfig,
 } from "./config/config.js";
-export { RrqError, ConfigError, ProducerError, RunnerError, type ErrorCode } from "./errors.js";
+export {
+  RrqError,
+  ConfigError,
+  ProducerError,
+  InvalidParamsError,
+  RunnerError,
+  type ErrorCode,
+} from "./errors.js";
 export {
   EventBus,
   type OrchestratorEvents,

@@ -51,6 +51,9 @@ interface FailureDetailFields {
 /** A decision that records a failure (retry or DLQ). */
 export type FailureDecision = Extract<Decision, { kind: "retry" | "dlq" }>;
 
+/** Error types that always go to the DLQ at once, whatever the job's retry policy says. */
+const BUILT_IN_NON_RETRYABLE: ReadonlySet<string> = new Set(["non_retryable", "invalid_params"]);
+
 /** Error types the orchestrator gives failures it detects itself. */
 const OWN_ERROR_TYPES: Partial<Record<SpanOutcome, string>> = {
   timeout: "timeout",
@@ -175,7 +178,8 @@ function detailOf(outcome: ExecutionOutcome): FailureDetailFields {
  * does not depend on which of the two clocks fired first.
  *
  * Job control (README "Job control"), all driven by `ctx.policy`: an error whose type is
- * `non_retryable` or listed in non_retryable_error_types goes to the DLQ at once; a retry
+ * `non_retryable` or `invalid_params` (params that break the job's contract fail the same way
+ * every time), or listed in non_retryable_error_types, goes to the DLQ at once; a retry
  * outcome with `snooze: true` snoozes (capped by max_snoozes); a timeout is retried when
  * retry_timeouts is set; no retry is scheduled past the retry_for_seconds budget.
  */
@@ -217,7 +221,7 @@ export function decide(
         return { kind: "dlq", error, outcome: "fatal", ...detailOf(outcome) };
       }
       const error = message || "Job failed";
-      if (type && (type === "non_retryable" || ctx.policy.nonRetryableErrorTypes.has(type)))
+      if (type && (BUILT_IN_NON_RETRYABLE.has(type) || ctx.policy.nonRetryableErrorTypes.has(type)))
         return {
           kind: "dlq",
           error: `${error} (not retried: error type '${type}' is non-retryable)`,

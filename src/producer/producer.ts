@@ -1,3 +1,5 @@
+import type { JobTypes, ParamsOf, Untyped } from "@rrqkit/runner";
+import type { JobCatalog } from "@rrqkit/runner/contracts";
 import type { Redis } from "ioredis";
 import type { ResolvedConfig } from "../config/config.js";
 import { loadConfig } from "../config/load.js";
@@ -12,6 +14,12 @@ import {
   redisDsnProblem,
 } from "../store/redis.js";
 import { enqueueInChunks } from "./bulk.js";
+import {
+  checkParamsContract,
+  type BulkItemsOf,
+  type EnqueueArgs,
+  type LooseBulkItems,
+} from "./contracts.js";
 import {
   planEnqueue,
   type EnqueueOptions,
@@ -43,6 +51,16 @@ export interface ProducerConnection {
    * A refused port fails at once. The producer keeps reconnecting, so a later call can succeed.
    */
   redisConnectTimeoutSeconds?: number;
+}
+
+/** The producer's job contracts (docs/contracts.md); not one of the seven shared settings. */
+export interface ProducerContracts {
+  /**
+   * Checks the params of every enqueue of a catalogued function before anything is written
+   * (a failure throws `InvalidParamsError`, code `invalid_params`); other functions are not
+   * checked. {@link Producer.fromConfigFile} loads rrq.toml's `job_catalog` by itself.
+   */
+  catalog?: JobCatalog;
 }
 
 /** A job's state as producers report it. */
@@ -121,6 +139,12 @@ function checkConfig(config: ProducerConfig): Required<ProducerConfig> {
   };
 }
 
+/** The catalog rrq.toml's `job_catalog` names, as a {@link ProducerContracts}. */
+function catalogOf(config: ResolvedConfig): ProducerContracts {
+  void config;
+  return {};
+}
+
 /** Seconds of `redisConnectTimeoutSeconds`, checked. */
 function connectTimeout(config: ProducerConnection): number {
   const seconds = config.redisConnectTimeoutSeconds ?? DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS;
@@ -178,19 +202,23 @@ export function producerConfigFrom(
  * const done = await producer.waitForCompletion(id, { timeoutSeconds: 10 });
  * ```
  */
-export class Producer {
+export class Producer<C extends JobTypes<C> = Untyped> {
   readonly config: Readonly<Required<ProducerConfig>>;
+  /** The job contracts params are checked against; undefined: none are checked. */
+  readonly catalog: JobCatalog | undefined;
   private readonly store: ProducerStore;
   private readonly ownsConnection: boolean;
 
   /**
    * Validates `config` (a bad key or value, or a malformed `redisDsn`, throws `invalid_config`)
    * and starts connecting in the background: the constructor never waits for Redis. `redis` is
-   * an existing connection to use instead (the caller keeps ownership).
+   * an existing connection to use instead (the caller keeps ownership). `C`, the generated
+   * `Jobs` interface of `rrq jobs types --lang ts`, types the params of catalogued functions.
    */
-  constructor(config: ProducerConfig & ProducerConnection = {}, redis?: Redis) {
-    const { redisConnectTimeoutSeconds, ...settings } = config;
+  constructor(config: ProducerConfig & ProducerConnection & ProducerContracts = {}, redis?: Redis) {
+    const { redisConnectTimeoutSeconds, catalog, ...settings } = config;
     this.config = Object.freeze(checkConfig(settings));
+    this.catalog = catalog;
     const timeout = connectTimeout({ redisConnectTimeoutSeconds });
     this.ownsConnection = redis === undefined;
     this.store = new ProducerStore(
@@ -207,12 +235,17 @@ export class Producer {
    * ./rrq.toml; `RRQ_REDIS_DSN` and `RRQ_REDIS_CONNECT_TIMEOUT` override), then `overrides`
    * (e.g. `{ redisDsn }`) on top: the way to get rrq.toml's defaults in code.
    */
-  static fromConfigFile(
+  static fromConfigFile<C extends JobTypes<C> = Untyped>(
     path?: string,
     env: NodeJS.ProcessEnv = process.env,
-    overrides: ProducerConfig & ProducerConnection = {},
-  ): Producer {
-    return new Producer({ ...producerConfigFrom(loadConfig({ path, env }).config), ...overrides });
+    overrides: ProducerConfig & ProducerConnection & ProducerContracts = {},
+  ): Producer<C> {
+    const { config } = loadConfig({ path, env });
+    return new Producer<C>({
+      ...producerConfigFrom(config),
+      ...catalogOf(config),
+      ...overrides,
+    });
   }
 
   private get defaults(): ProducerDefaults {
@@ -234,6 +267,19 @@ export class Producer {
     }
   }
 
+  /** The plan of one enqueue, its params checked against the catalog first (nothing written). */
+  private plan(
+    functionName: string,
+    params: unknown,
+    options: EnqueueOptions,
+    now?: number,
+    where?: string,
+  ): EnqueuePlan {
+    const plan = planEnqueue(functionName, params, options, this.defaults, now);
+    checkParamsContract(this.catalog, plan.functionName, params, where);
+    return plan;
+  }
+
   private async run(plan: EnqueuePlan): Promise<string | null> {
     let reply: EnqueueReply;
     try {
@@ -247,14 +293,12 @@ export class Producer {
   /**
    * Enqueues `functionName` with `params`. With rate-limit options a dropped call throws
    * `rate_limited` (use {@link enqueueWithRateLimit} to get null instead); with debounce
-   * options it behaves like {@link enqueueWithDebounce}.
+   * options it behaves like {@link enqueueWithDebounce}. A catalogued function's params are
+   * checked first (`InvalidParamsError`); on a `Producer<Jobs>` they are typed too.
    */
-  async enqueue(
-    functionName: string,
-    params: Record<string, unknown> = {},
-    options: EnqueueOptions = {},
-  ): Promise<string> {
-    const plan = planEnqueue(functionName, params, options, this.defaults);
+  async enqueue<N extends string>(functionName: N, ...args: EnqueueArgs<C, N>): Promise<string> {
+    const [params = {}, options = {}] = args;
+    const plan = this.plan(functionName, params, options);
     const id = await this.run(plan);
     if (id === null)
       throw new ProducerError(
@@ -265,21 +309,21 @@ export class Producer {
   }
 
   /** Enqueues unless a job already ran in the window of `rateLimitKey`; null when dropped. */
-  async enqueueWithRateLimit(
-    functionName: string,
-    params: Record<string, unknown>,
+  async enqueueWithRateLimit<N extends string>(
+    functionName: N,
+    params: ParamsOf<C, N>,
     options: EnqueueOptions & { rateLimitKey: string; rateLimitSeconds: number },
   ): Promise<string | null> {
-    return this.run(planEnqueue(functionName, params, options, this.defaults));
+    return this.run(this.plan(functionName, params, options));
   }
 
   /** Enqueues, or updates the job still pending under `debounceKey`; returns its id. */
-  async enqueueWithDebounce(
-    functionName: string,
-    params: Record<string, unknown>,
+  async enqueueWithDebounce<N extends string>(
+    functionName: N,
+    params: ParamsOf<C, N>,
     options: EnqueueOptions & { debounceKey: string; debounceSeconds: number },
   ): Promise<string> {
-    return (await this.run(planEnqueue(functionName, params, options, this.defaults)))!;
+    return (await this.run(this.plan(functionName, params, options)))!;
   }
 
   /**
@@ -289,18 +333,16 @@ export class Producer {
    * or a `jobId` that already exists (`duplicate_job_id`), leaves the chunk unwritten. A
    * failure throws a {@link BulkEnqueueError} whose `writtenIds` are exactly the jobs earlier
    * chunks wrote (none for up to 500 items). Rate-limit and debounce options are not allowed.
+   * The first item whose params break its contract fails the whole call (`items[i]: ...`).
    */
-  async enqueueMany(items: readonly BulkItem[]): Promise<string[]> {
+  async enqueueMany<const T extends LooseBulkItems>(
+    items: T & BulkItemsOf<C, T>,
+  ): Promise<string[]> {
     const now = Date.now();
     const seen = new Set<string>();
     const plans = items.map((item, i) => {
-      const plan = planEnqueue(
-        item.functionName,
-        item.params ?? {},
-        item.options ?? {},
-        this.defaults,
-        now,
-      );
+      const params = item.params ?? {};
+      const plan = this.plan(item.functionName, params, item.options ?? {}, now, `items[${i}]`);
       if (plan.mode !== "enqueue")
         throw new ProducerError(
           "invalid_argument",

@@ -6,13 +6,32 @@
  * await runFromArgs(registry);
  * ```
  */
-export { Registry, type Handler } from "./runtime/registry.js";
+export {
+  Registry,
+  type AnyRegistry,
+  type Handler,
+  type HandlerFor,
+  type HandlerReturn,
+  type TypedHandler,
+  type TypedRequest,
+} from "./runtime/registry.js";
+export type {
+  IsTyped,
+  JobSpec,
+  JobTypes,
+  ParamsOf,
+  ResultOf,
+  Untyped,
+} from "./runtime/job-types.js";
 export { Outcome, isOutcomeLike, snooze, type HandlerOutcome } from "./runtime/outcome.js";
 export { NonRetryableError } from "./runtime/errors.js";
 export { RunnerRuntime, type RunnerRuntimeOptions } from "./runtime/runtime.js";
 export {
   runFromArgs,
   parseLaunchArgs,
+  handlerListLine,
+  catalogFromEnv,
+  JOB_CATALOG_ENV,
   UsageError,
   USAGE,
   type LaunchOptions,

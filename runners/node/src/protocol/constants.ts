@@ -33,6 +33,8 @@ export const ErrorTypes = {
   timeout: "timeout",
   /** rrqkit addition: the handler failed permanently; the job is not retried (§7). */
   nonRetryable: "non_retryable",
+  /** rrqkit addition: the params break the job's contract (catalog); not retried (§7). */
+  invalidParams: "invalid_params",
 } as const;
 
 /** Error type of the outcome sent when a handler's outcome cannot be framed (too large). */

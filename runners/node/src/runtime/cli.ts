@@ -1,17 +1,23 @@
 import { existsSync, lstatSync, unlinkSync } from "node:fs";
 import type { Server } from "node:net";
 import { parseArgs } from "node:util";
+import { CatalogError, JobCatalog } from "../contracts/index.js";
 import { codecFor, type EncodingName } from "../protocol/encoding.js";
 import { FrameConnection } from "../protocol/frame-connection.js";
 import { listenFrames, parseTcpSocket, type TransportSpec } from "../protocol/transports.js";
-import type { Registry } from "./registry.js";
+import type { AnyRegistry } from "./registry.js";
 import { installParentGuard, takeStdoutForFrames } from "./guards.js";
 import { RunnerRuntime, type RunnerRuntimeOptions } from "./runtime.js";
 import { telemetryFromEnv } from "./telemetry.js";
+import { RUNTIME_VERSION } from "./version.js";
 
 /** Command-line usage of a runner built with {@link runFromArgs}. */
 export const USAGE =
-  "usage: <runner> (--tcp-socket HOST:PORT | --unix-socket PATH | --stdio) [--encoding json|msgpack]";
+  "usage: <runner> (--tcp-socket HOST:PORT | --unix-socket PATH | --stdio) [--encoding json|msgpack]" +
+  " | <runner> --list-handlers";
+
+/** Environment variable naming a job catalog directory the runner checks params against. */
+export const JOB_CATALOG_ENV = "RRQ_JOB_CATALOG";
 
 /** A bad command line; the message says what is wrong. */
 export class UsageError extends Error {
@@ -62,6 +68,34 @@ export function parseLaunchArgs(argv: string[]): LaunchOptions {
   return { transport, encoding };
 }
 
+/**
+ * The `--list-handlers` line (RUNNER_PROTOCOL.md §5): what `rrq jobs check` compares with the
+ * catalog. Names sorted, so the line is the same whatever the registration order.
+ */
+export function handlerListLine(registry: AnyRegistry): string {
+  const handlers = registry.names().sort();
+  return JSON.stringify({ runtime: "node", version: RUNTIME_VERSION, handlers });
+}
+
+/** The catalog `RRQ_JOB_CATALOG` names, if set. Throws {@link CatalogError} when it is bad. */
+export function catalogFromEnv(env: NodeJS.ProcessEnv = process.env): JobCatalog | undefined {
+  const dir = env[JOB_CATALOG_ENV];
+  return dir === undefined || dir === "" ? undefined : JobCatalog.load(dir);
+}
+
+/** The runtime options with the env catalog filled in; a bad catalog ends the process (1). */
+function withCatalog(options: RunnerRuntimeOptions): RunnerRuntimeOptions {
+  if (options.catalog !== undefined) return options;
+  try {
+    const catalog = catalogFromEnv();
+    return catalog === undefined ? options : { ...options, catalog };
+  } catch (error) {
+    if (!(error instanceof CatalogError)) throw error;
+    process.stderr.write(`${JOB_CATALOG_ENV}: ${error.message}\n`);
+    process.exit(1);
+  }
+}
+
 function removeStaleSocket(path: string): void {
   if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
 }
@@ -69,21 +103,29 @@ function removeStaleSocket(path: string): void {
 /**
  * Runs a runner process: parses the launch flags, installs the parent-death guard, serves the
  * chosen transport until SIGTERM/SIGINT (or stdin EOF for stdio), then exits 0. Spans are
- * exported when the OTLP environment names an endpoint. Never returns normally.
+ * exported when the OTLP environment names an endpoint. Params are checked against
+ * `options.catalog`, else the catalog `RRQ_JOB_CATALOG` names. `--list-handlers` prints the
+ * registered names as one JSON line and exits 0 without listening. Never returns normally.
  */
 export async function runFromArgs(
-  registry: Registry,
+  registry: AnyRegistry,
   options: RunnerRuntimeOptions & { argv?: string[] } = {},
 ): Promise<never> {
+  const argv = options.argv ?? process.argv.slice(2);
+  if (argv.includes("--list-handlers")) {
+    process.stdout.write(`${handlerListLine(registry)}\n`, () => process.exit(0));
+    return new Promise<never>(() => {});
+  }
   let launch: LaunchOptions;
   try {
-    launch = parseLaunchArgs(options.argv ?? process.argv.slice(2));
+    launch = parseLaunchArgs(argv);
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n`);
     process.exit(2);
   }
+  const runtimeOptions = withCatalog(options);
   const telemetry = options.telemetry ?? (await telemetryFromEnv());
-  const runtime = new RunnerRuntime(registry, { ...options, telemetry });
+  const runtime = new RunnerRuntime(registry, { ...runtimeOptions, telemetry });
   const codec = codecFor(launch.encoding);
   let server: Server | undefined;
   let stopping = false;

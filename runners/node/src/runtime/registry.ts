@@ -1,4 +1,6 @@
-import type { ExecutionRequest } from "../protocol/generated/wire.js";
+import type { ExecutionOutcome, ExecutionRequest } from "../protocol/generated/wire.js";
+import type { JobTypes, ParamsOf, ResultOf, Untyped } from "./job-types.js";
+import type { HandlerOutcome } from "./outcome.js";
 
 /**
  * A job handler. It receives the request and an AbortSignal that fires when the request is
@@ -11,17 +13,43 @@ import type { ExecutionRequest } from "../protocol/generated/wire.js";
  */
 export type Handler = (request: ExecutionRequest, signal: AbortSignal) => unknown;
 
-/** Maps handler names to handlers. A later registration under the same name replaces it. */
-export class Registry {
+/** An {@link ExecutionRequest} whose params have the job's contract type. */
+export type TypedRequest<P> = Omit<ExecutionRequest, "params"> & { params: P };
+
+/** What a typed handler may return: its result type or an outcome, maybe in a promise. */
+export type HandlerReturn<R> =
+  R | HandlerOutcome | ExecutionOutcome | Promise<R | HandlerOutcome | ExecutionOutcome>;
+
+/** A handler of a typed job: typed params in, the contract's result (or an outcome) out. */
+export type TypedHandler<P, R> = (
+  request: TypedRequest<P>,
+  signal: AbortSignal,
+) => HandlerReturn<R>;
+
+/** The handler type `register(name, …)` takes: typed for a name of `C`, else {@link Handler}. */
+export type HandlerFor<C, N extends string> = N extends keyof C
+  ? TypedHandler<ParamsOf<C, N>, ResultOf<C, N>>
+  : Handler;
+
+/**
+ * Maps handler names to handlers. A later registration under the same name replaces it.
+ *
+ * `C` (default: untyped) is the generated `Jobs` interface of `rrq jobs types --lang ts`: with
+ * `new Registry<Jobs>()`, a catalogued handler gets `request.params` typed and must return the
+ * contract's result (or an {@link Outcome}); other names take any {@link Handler}. Types only:
+ * the params are checked at run time when the runtime has a catalog (`RRQ_JOB_CATALOG`).
+ */
+export class Registry<C extends JobTypes<C> = Untyped> {
   private readonly handlers = new Map<string, Handler>();
 
   /** Registers `handler` under `name`; returns this for chaining. */
-  register(name: string, handler: Handler): this {
+  register<N extends string>(name: N, handler: HandlerFor<C, N>): this {
     if (typeof name !== "string" || name.trim() === "") {
       throw new TypeError("handler name must be a non-empty string");
     }
     if (typeof handler !== "function") throw new TypeError(`handler '${name}' must be a function`);
-    this.handlers.set(name, handler);
+    // Typed handlers differ only in the declared params/result types: the same function at run time.
+    this.handlers.set(name, handler as Handler);
     return this;
   }
 
@@ -40,3 +68,10 @@ export class Registry {
     return [...this.handlers.keys()];
   }
 }
+
+/**
+ * A registry of any job types: what the runtime and the launcher take, so a `Registry<Jobs>`
+ * is accepted (the type parameter only shapes `register`, which they never call).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any C: see above
+export type AnyRegistry = Registry<any>;

@@ -6,6 +6,7 @@ import {
   OUTCOME_TOO_LARGE,
   PROTOCOL_VERSION,
 } from "../protocol/constants.js";
+import type { JobCatalog } from "../contracts/index.js";
 import { FrameEncodeError } from "../protocol/errors.js";
 import type { FrameChannel } from "../protocol/frame-connection.js";
 import { helloFrame, pingFrame, responseFrame } from "../protocol/frames.js";
@@ -16,7 +17,7 @@ import type {
   Frame,
 } from "../protocol/generated/wire.js";
 import { errorOutcome, outcomeFor, thrownOutcome } from "./outcome.js";
-import type { Handler, Registry } from "./registry.js";
+import type { AnyRegistry, Handler } from "./registry.js";
 import { noopTelemetry, type RunnerTelemetry, type RunSpan } from "./telemetry.js";
 import { RUNTIME_NAME, RUNTIME_VERSION } from "./version.js";
 
@@ -28,6 +29,12 @@ export interface RunnerRuntimeOptions {
   hello?: boolean;
   /** Where runtime diagnostics go (stderr by default; never stdout). */
   log?: (message: string) => void;
+  /**
+   * Job contracts: the params of a catalogued function are checked before its handler runs; a
+   * failure is an `error` outcome of type `invalid_params` (not retried by rrqkit). `runFromArgs`
+   * loads `RRQ_JOB_CATALOG` when this is not given.
+   */
+  catalog?: JobCatalog;
 }
 
 /** One accepted request, from acceptance until its single outcome is written. */
@@ -67,14 +74,16 @@ export class RunnerRuntime {
   private readonly telemetry: RunnerTelemetry;
   private readonly hello: boolean;
   private readonly log: (message: string) => void;
+  private readonly catalog: JobCatalog | undefined;
 
   constructor(
-    readonly registry: Registry,
+    readonly registry: AnyRegistry,
     options: RunnerRuntimeOptions = {},
   ) {
     this.telemetry = options.telemetry ?? noopTelemetry;
     this.hello = options.hello ?? process.env[HELLO_ENV] === "1";
     this.log = options.log ?? ((message) => process.stderr.write(`[rrqkit-runner] ${message}\n`));
+    this.catalog = options.catalog;
   }
 
   /** Number of requests in flight across all connections. */
@@ -175,6 +184,12 @@ export class RunnerRuntime {
     if (!handler) {
       const message = Messages.handlerNotFound(request.function_name);
       this.finish(entry, errorOutcome(request, "error", message, ErrorTypes.handlerNotFound));
+      return;
+    }
+    const problem = this.catalog?.checkParams(request.function_name, request.params ?? {});
+    if (problem) {
+      // The handler never sees params its contract forbids; retrying would fail the same way.
+      this.finish(entry, errorOutcome(request, "error", problem.message, ErrorTypes.invalidParams));
       return;
     }
     try {
