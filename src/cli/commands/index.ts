@@ -5,6 +5,7 @@ import { registerDebug } from "./debug.js";
 import { registerDlq } from "./dlq.js";
 import { registerEnqueue } from "./enqueue.js";
 import { registerJob } from "./job.js";
+import { registerJobs } from "./jobs.js";
 import { registerQueue } from "./queue.js";
 import { registerRunner } from "./runner.js";
 import type { CliContext } from "./shared.js";
@@ -22,6 +23,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerCheck(program, ctx);
   registerQueue(program, ctx);
   registerJob(program, ctx);
+  registerJobs(program, ctx);
   registerDlq(program, ctx);
   registerDebug(program, ctx);
   registerStats(program, ctx);
