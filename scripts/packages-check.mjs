@@ -11,6 +11,7 @@
 //      `pip install <wheel>` (no source directory), and a `cargo new` project depending on the
 //      extracted crate (its target directory shared with runners/rust, so only the two crates
 //      compile), with a runner binary and an enqueue binary (scripts/lib/package-apps.mjs);
+//      steps 2 and 3 run as three tracks side by side (npm, Python, Rust);
 //   4. `npx rrq worker run` (the packed `rrq` bin) serving queues routed to the wheel's
 //      `rrqkit-runner`, the Rust binary and a Node handler; one job per language enqueued with
 //      that language's installed producer must complete with the expected result; the worker
@@ -31,9 +32,17 @@ import {
 } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CheckFailed, fail, runStep, sayer, userEnv } from "./lib/check-steps.mjs";
+import {
+  CheckFailed,
+  fail,
+  killRunningSteps,
+  reapStepsWith,
+  runStep,
+  sayer,
+  userEnv,
+} from "./lib/check-steps.mjs";
 import { RUST_APP, RUST_ENQUEUE, writeApp, writeRustApp } from "./lib/package-apps.mjs";
 import {
   buildWheel,
@@ -50,49 +59,52 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const say = sayer("packages");
 const cleanups = [];
 
-/** Builds the three kinds of package into `tmp`; returns their paths. */
-function buildPackages(tmp, env) {
-  const version = checkPackageDocs(root);
-  say(`every package is at ${version} with README, LICENSE and a CHANGELOG entry`);
-  const dist = join(tmp, "dist");
-  const tarballs = packNpm(root, dist, say, env);
-  const wheel = buildWheel(root, dist, tmp, findPython(), say, env);
-  say(`wheel ${wheel.split("/").pop()} holds py.typed, the Lua scripts and LICENSE`);
+/**
+ * The npm track: packs both packages, then installs the tarballs into the application
+ * directory (`npm init -y`, `npm install`).
+ */
+async function nodeTrack(tmp, app, env) {
+  const tarballs = await packNpm(root, join(tmp, "npm"), say, env);
+  await runStep(say, "npm", ["init", "-y"], { cwd: app, env });
+  await runStep(say, "npm", ["install", ...tarballs], { cwd: app, env });
+}
+
+/**
+ * The Python track: builds the sdist and wheel while the application's new virtualenv is
+ * created, then installs the wheel (and only the wheel) into it.
+ */
+async function pythonTrack(tmp, app, env) {
+  const python = findPython();
+  const [wheel] = await Promise.all([
+    buildWheel(root, join(tmp, "python"), tmp, python, say, env),
+    runStep(say, python, ["-m", "venv", ".venv"], { cwd: app, env }),
+  ]);
+  say(`wheel ${basename(wheel)} holds py.typed, the Lua scripts and LICENSE`);
+  await runStep(say, ".venv/bin/pip", ["install", "--quiet", wheel], { cwd: app, env });
+}
+
+/**
+ * The Rust track: packages the crate, extracts it, and builds a `cargo new` project that
+ * depends on the extracted crate, its binaries copied into `dir`.
+ */
+async function rustTrack(tmp, dir, version, env) {
   const targetDir = process.env.RRQKIT_RUST_TARGET_DIR ?? join(root, "runners", "rust", "target");
-  const crate = packageCrate(root, join(tmp, "crates"), targetDir, version, say, env);
+  const crate = await packageCrate(root, join(tmp, "crates"), targetDir, version, say, env);
   say(`crate extracted to ${crate}: src, the vendored Lua scripts, README, LICENSE, CHANGELOG`);
-  return { tarballs, wheel, crate, targetDir };
-}
-
-/** The application directory: orchestrator tarballs, the wheel in a new venv, rrq.toml. */
-function installApp(app, built, dsn, rustRunner, env) {
-  mkdirSync(app);
-  runStep(say, "npm", ["init", "-y"], { cwd: app, env });
-  runStep(say, "npm", ["install", ...built.tarballs], { cwd: app, env });
-  runStep(say, findPython(), ["-m", "venv", ".venv"], { cwd: app, env });
-  runStep(say, ".venv/bin/pip", ["install", "--quiet", built.wheel], { cwd: app, env });
-  say(`wrote ${writeApp(app, dsn, rustRunner).join(", ")} in ${app}`);
-}
-
-/** A `cargo new` project depending on the extracted crate, built; returns its binaries. */
-function buildRustApp(dir, built, env) {
-  runStep(say, "cargo", ["new", "--bin", "--vcs", "none", "--name", RUST_APP, dir], { env });
+  await runStep(say, "cargo", ["new", "--bin", "--vcs", "none", "--name", RUST_APP, dir], { env });
   mkdirSync(join(dir, "src", "bin"));
-  say(`wrote ${writeRustApp(dir, built.crate).join(", ")} (rrqkit = { path = the crate })`);
-  // The crate's own lock file pins the versions its tests and the shared target dir were built
-  // with; cargo adds this project's entry to it.
-  runStep(say, "cp", [join(built.crate, "Cargo.lock"), join(dir, "Cargo.lock")], { env });
-  runStep(say, "cargo", ["build", "--bins"], {
+  say(`wrote ${writeRustApp(dir, crate).join(", ")} in ${dir} (rrqkit = { path = the crate })`);
+  // The crate's own lock file pins the versions the shared target directory was built with;
+  // cargo adds this project's entry to it.
+  copyFileSync(join(crate, "Cargo.lock"), join(dir, "Cargo.lock"));
+  await runStep(say, "cargo", ["build", "--bins"], {
     cwd: dir,
-    env: { ...env, CARGO_TARGET_DIR: built.targetDir },
-    timeoutSeconds: 600,
+    env: { ...env, CARGO_TARGET_DIR: targetDir },
+    timeoutSeconds: 900,
   });
   // Copied out of the shared target directory: the application uses nothing in the repository.
-  const [runner, enqueue] = [RUST_APP, RUST_ENQUEUE].map((name) => {
-    copyFileSync(join(built.targetDir, "debug", name), join(dir, name));
-    return join(dir, name);
-  });
-  return { runner, enqueue };
+  for (const name of [RUST_APP, RUST_ENQUEUE])
+    copyFileSync(join(targetDir, "debug", name), join(dir, name));
 }
 
 /** Starts `npx rrq worker run` in its own process group; resolves once it is serving. */
@@ -147,19 +159,27 @@ async function check() {
     fail("the repository is not built (run `npm run build` first)");
   const reaper = startReaper();
   cleanups.push(async () => reaper.dismiss());
+  reapStepsWith(reaper);
+  cleanups.push(async () => killRunningSteps());
   const tmp = mkdtempSync(join(tmpdir(), "rrqkit-packages-"));
   reaper.dir(tmp);
   cleanups.push(() => rm(tmp, { recursive: true, force: true }));
   const env = userEnv();
-  say(`building the packages into ${tmp}`);
-  const built = buildPackages(tmp, env);
-
-  const rust = buildRustApp(join(tmp, "rust-app"), built, env);
+  const version = checkPackageDocs(root);
+  say(`every package is at ${version} with README, LICENSE and a CHANGELOG entry`);
   const redis = await startTcpRedis(tmp);
   reaper.group(redis.pid, 5);
   cleanups.push(async () => redis.stop());
-  const app = join(tmp, "app");
-  installApp(app, built, redis.dsn, rust.runner, env);
+  const [app, rustDir] = [join(tmp, "app"), join(tmp, "rust-app")];
+  mkdirSync(app);
+  const rust = { runner: join(rustDir, RUST_APP), enqueue: join(rustDir, RUST_ENQUEUE) };
+  say(`wrote ${writeApp(app, redis.dsn, rust.runner).join(", ")} in ${app}`);
+  say(`building and installing the npm, Python and Rust packages side by side, in ${tmp}`);
+  await Promise.all([
+    nodeTrack(tmp, app, env),
+    pythonTrack(tmp, app, env),
+    rustTrack(tmp, rustDir, version, env),
+  ]);
 
   const logPath = join(tmp, "worker.log");
   const worker = await startWorker(app, env, reaper, logPath);

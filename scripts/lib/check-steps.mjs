@@ -1,10 +1,42 @@
 // Small building blocks of the packaging check (scripts/packages-check.mjs): a failure type whose
-// message is the whole report, and a command runner that prints one line per command (with its
-// duration) and the command's output only when it fails.
-import { spawnSync } from "node:child_process";
+// message is the whole report, a command runner that prints one line per command (with its
+// duration) and the command's output only when it fails, and a new user's environment.
+import { spawn } from "node:child_process";
 
 /** A failure with a reason meant for the reader; any other error is a bug in the check. */
 export class CheckFailed extends Error {}
+
+/** Process groups of the steps still running (each step runs in a group of its own). */
+const running = new Set();
+let stepReaper;
+let aborting = false;
+
+/** SIGKILLs process group `pgid`, if it is still there. */
+function killGroup(pgid) {
+  try {
+    process.kill(-pgid, "SIGKILL");
+  } catch {
+    // gone meanwhile
+  }
+}
+
+/**
+ * Registers every later step's process group with `reaper` (./reaper.mjs), so that steps still
+ * running when the check dies are stopped too.
+ */
+export function reapStepsWith(reaper) {
+  stepReaper = reaper;
+}
+
+/**
+ * Kills the process groups of the steps still running: after one side-by-side build failed,
+ * the others must not go on writing into a directory being removed.
+ */
+export function killRunningSteps() {
+  aborting = true;
+  for (const pgid of running) killGroup(pgid);
+  running.clear();
+}
 
 /** Throws a CheckFailed with `reason`. */
 export function fail(reason) {
@@ -18,29 +50,58 @@ export function sayer(tag) {
 
 /**
  * Runs `command args` (no shell) in `options.cwd` with `options.env`, bounded by
- * `options.timeoutSeconds` (default 300), printing `$ command args (N s)` through `say`.
- * Returns its stdout. On a non-zero exit or a timeout it prints the last lines of the output
- * and throws a CheckFailed naming the command.
+ * `options.timeoutSeconds` (default 300); once it ends, prints `$ command args (N s)` through
+ * `say`. Resolves to its stdout. On a non-zero exit or a timeout it prints the last lines of the
+ * output and rejects with a CheckFailed naming the command. Asynchronous, so that independent
+ * builds can run side by side.
  */
 export function runStep(say, command, args, options = {}) {
   const { cwd, env, timeoutSeconds = 300 } = options;
   const shown = `${command} ${args.join(" ")}`;
   const started = Date.now();
-  const result = spawnSync(command, args, {
-    cwd,
-    env,
-    encoding: "utf8",
-    timeout: timeoutSeconds * 1000,
-    killSignal: "SIGKILL",
-    maxBuffer: 64 * 1024 * 1024,
+  return new Promise((resolve, reject) => {
+    // A group of its own, so that a kill reaches cargo's rustc and pip's children too.
+    const child = spawn(command, args, {
+      cwd,
+      env,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    if (child.pid !== undefined) {
+      running.add(child.pid);
+      stepReaper?.group(child.pid, 2);
+    }
+    let stdout = "";
+    let output = "";
+    child.stdout.setEncoding("utf8").on("data", (data) => {
+      stdout += data;
+      output += data;
+    });
+    child.stderr.setEncoding("utf8").on("data", (data) => (output += data));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(child.pid);
+    }, timeoutSeconds * 1000);
+    let finished = false;
+    const finish = (how) => {
+      if (finished) return; // "error" may be followed by "close"
+      finished = true;
+      clearTimeout(timer);
+      running.delete(child.pid);
+      if (aborting) return reject(new CheckFailed(`\`${shown}\` was stopped`));
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      say(`$ ${shown}   (${seconds} s${cwd ? `, in ${cwd}` : ""})`);
+      if (how === undefined) return resolve(stdout);
+      process.stdout.write(output.slice(-4000));
+      reject(new CheckFailed(`\`${shown}\` failed (${how})`));
+    };
+    child.once("error", (error) => finish(error.message));
+    child.once("close", (code, signal) => {
+      if (timedOut) finish(`killed after ${timeoutSeconds} s`);
+      else finish(code === 0 ? undefined : `exit ${code ?? signal}`);
+    });
   });
-  say(`$ ${shown}   (${((Date.now() - started) / 1000).toFixed(1)} s${cwd ? `, in ${cwd}` : ""})`);
-  if (result.status !== 0) {
-    process.stdout.write(`${result.stdout ?? ""}${result.stderr ?? ""}`.slice(-4000));
-    const how = result.error ? result.error.message : `exit ${result.status ?? result.signal}`;
-    fail(`\`${shown}\` failed (${how})`);
-  }
-  return result.stdout;
 }
 
 /**

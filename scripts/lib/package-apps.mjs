@@ -72,9 +72,8 @@ sys.exit(asyncio.run(main()))
 
 const runnerMjs = `import { Registry, runFromArgs } from "@rrqkit/runner";
 
-await runFromArgs(
-  new Registry().register("upper", async (request) => ({ upper: request.params.text.toUpperCase() })),
-);
+const upper = async (request) => ({ upper: request.params.text.toUpperCase() });
+await runFromArgs(new Registry().register("upper", upper));
 `;
 
 const enqueueMjs = `import { Producer } from "rrqkit";
@@ -144,9 +143,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let params = json!({ "numbers": [1, 2, 3.5] }).as_object().cloned().unwrap_or_default();
     let options = EnqueueOptions { queue_name: Some("rs".into()), ..Default::default() };
     let id = producer.enqueue("sum", params, options).await?;
-    let done = producer
-        .wait_for_completion(&id, Duration::from_secs(${JOB_WAIT_SECONDS}), Duration::from_millis(100))
-        .await?;
+    let timeout = Duration::from_secs(${JOB_WAIT_SECONDS});
+    let done = producer.wait_for_completion(&id, timeout, Duration::from_millis(100)).await?;
     let ok = done.as_ref().is_some_and(|d| {
         d.status == JobStatus::Completed && d.result == Some(json!({ "sum": 6.5, "by": "rust" }))
     });

@@ -50,10 +50,10 @@ export function checkPackageDocs(root) {
   return version;
 }
 
-/** `npm pack` of both npm packages into `dest`; returns the two tarball paths. */
-export function packNpm(root, dest, say, env) {
+/** `npm pack` of both npm packages into `dest`; resolves to the two tarball paths. */
+export async function packNpm(root, dest, say, env) {
   mkdirSync(dest, { recursive: true });
-  const out = runStep(
+  const out = await runStep(
     say,
     "npm",
     ["pack", "--json", "--workspaces", "--include-workspace-root", "--pack-destination", dest],
@@ -82,26 +82,32 @@ export function findPython() {
   return fail("Python ≥ 3.11 is required (python3.13, python3.12, python3.11 or python3)");
 }
 
+/** Prints the METADATA of the wheel given as the first argument. */
+const READ_METADATA = `import sys, zipfile
+wheel = zipfile.ZipFile(sys.argv[1])
+print(wheel.read(next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))).decode())`;
+
 /**
  * Builds the Python sdist and wheel (`python -m build`, the wheel built from the sdist) into
  * `dest` with `build` and `hatchling` installed from PyPI into a throw-away venv under `work`;
- * checks the wheel's typing marker, Lua scripts and metadata. Returns the wheel's path.
+ * checks the wheel's typing marker, Lua scripts, licence and metadata. Resolves to the wheel's
+ * path.
  */
-export function buildWheel(root, dest, work, python, say, env) {
+export async function buildWheel(root, dest, work, python, say, env) {
   const venv = join(work, "build-venv");
-  runStep(say, python, ["-m", "venv", venv], { env });
+  await runStep(say, python, ["-m", "venv", venv], { env });
   const py = join(venv, "bin", "python");
-  runStep(say, py, ["-m", "pip", "install", "--quiet", "build", "hatchling>=1.27"], { env });
+  await runStep(say, py, ["-m", "pip", "install", "--quiet", "build", "hatchling>=1.27"], { env });
   // --no-isolation: the venv above is already the clean build environment; isolation would
   // install hatchling twice more (once for the sdist, once for the wheel).
-  runStep(say, py, ["-m", "build", "--no-isolation", "--outdir", dest, "runners/python"], {
+  await runStep(say, py, ["-m", "build", "--no-isolation", "--outdir", dest, "runners/python"], {
     cwd: root,
     env,
   });
   const wheel = readdirSync(dest).find((file) => file.endsWith(".whl"));
   if (!wheel || !readdirSync(dest).some((file) => file.endsWith(".tar.gz")))
     fail(`python -m build left no wheel and sdist in ${dest}`);
-  const listing = runStep(say, py, ["-m", "zipfile", "-l", join(dest, wheel)], { env });
+  const listing = await runStep(say, py, ["-m", "zipfile", "-l", join(dest, wheel)], { env });
   const luaDir = join(root, "runners", "python", "src", "rrqkit", "lua");
   const wanted = [
     "rrqkit/py.typed",
@@ -110,24 +116,34 @@ export function buildWheel(root, dest, work, python, say, env) {
   ];
   const missing = wanted.filter((entry) => !listing.includes(entry));
   if (missing.length) fail(`the wheel ${wheel} lacks ${missing.join(", ")}`);
+  const metadata = await runStep(say, py, ["-c", READ_METADATA, join(dest, wheel)], { env });
+  const lines = [
+    "License-Expression: Apache-2.0",
+    "Requires-Python: >=3.11",
+    "Classifier: Typing :: Typed",
+    "Provides-Extra: otel",
+    "Description-Content-Type: text/markdown",
+  ].filter((line) => !metadata.includes(`${line}\n`));
+  if (lines.length) fail(`the wheel's METADATA lacks ${lines.join(", ")}`);
   return join(dest, wheel);
 }
 
 /**
  * `cargo package` of the Rust crate (no verify build: the fresh project that depends on it is
  * the verification), extracted into `dest`. Checks the extracted crate holds the vendored Lua
- * scripts and the package documents. Returns the extracted crate's directory.
+ * scripts and the package documents. Resolves to the extracted crate's
+ * directory.
  */
-export function packageCrate(root, dest, targetDir, version, say, env) {
+export async function packageCrate(root, dest, targetDir, version, say, env) {
   const crateDir = join(root, "runners", "rust");
-  runStep(say, "cargo", ["package", "--locked", "--allow-dirty", "--no-verify"], {
+  await runStep(say, "cargo", ["package", "--locked", "--allow-dirty", "--no-verify"], {
     cwd: crateDir,
     env: { ...env, CARGO_TARGET_DIR: targetDir },
   });
   const crate = join(targetDir, "package", `rrqkit-${version}.crate`);
   if (!existsSync(crate)) fail(`cargo package made no ${crate}`);
   mkdirSync(dest, { recursive: true });
-  runStep(say, "tar", ["-xzf", crate, "-C", dest], { env });
+  await runStep(say, "tar", ["-xzf", crate, "-C", dest], { env });
   const extracted = join(dest, `rrqkit-${version}`);
   const wanted = [
     "Cargo.toml",
