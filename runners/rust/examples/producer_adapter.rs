@@ -68,8 +68,8 @@ impl Adapter {
                         ))
                     }
                 };
-                let config = ProducerConfig::from_toml(path.as_deref())?;
-                let producer = Producer::new(config)?;
+                // with the job catalog rrq.toml names (job_catalog), as Producer::from_toml does
+                let producer = Producer::from_toml(path.as_deref())?;
                 let out = producer.config().to_json();
                 self.producer = Some(producer);
                 Ok(out)
@@ -158,7 +158,12 @@ fn main() {
                     Some(op) => match rt.block_on(adapter.run(op, &cmd)) {
                         Ok(result) => json!({"id": id, "ok": true, "result": result}),
                         Err(e) => {
-                            json!({"id": id, "ok": false, "error": {"code": e.code(), "message": e.message()}})
+                            let mut error = json!({"code": e.code(), "message": e.message()});
+                            if let Some(field) = e.field() {
+                                // a contract failure: where the params break it
+                                error["field"] = Value::String(field.to_string());
+                            }
+                            json!({"id": id, "ok": false, "error": error})
                         }
                     },
                 }

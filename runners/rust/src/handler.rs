@@ -352,6 +352,50 @@ impl Registry {
         self
     }
 
+    /// Registers a handler of a generated params type ([`crate::contracts::JobContract`])
+    /// under `P::NAME`. The params are deserialized into `P` first: when they do not fit, the
+    /// outcome is an `error` of type `invalid_params` naming the serde error and the handler is
+    /// not called. The handler's `P::Result` is serialized as the outcome's result.
+    ///
+    /// ```no_run
+    /// # #[derive(serde::Serialize, serde::Deserialize)]
+    /// # struct ResizeImageParams { url: String, width: i64, height: i64 }
+    /// # impl rrqkit::contracts::JobContract for ResizeImageParams {
+    /// #     const NAME: &'static str = "resize_image";
+    /// #     type Result = serde_json::Value;
+    /// # }
+    /// # use rrqkit::{Registry, HandlerError};
+    /// let mut registry = Registry::new();
+    /// registry.register_typed(|params: ResizeImageParams, _request| async move {
+    ///     Ok::<_, HandlerError>(serde_json::json!({"pixels": params.width * params.height}))
+    /// });
+    /// ```
+    #[cfg(feature = "contracts")]
+    pub fn register_typed<P, F, Fut, E>(&mut self, handler: F) -> &mut Self
+    where
+        P: crate::contracts::JobContract + Send + 'static,
+        F: Fn(P, ExecutionRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<P::Result, E>> + Send + 'static,
+        E: Into<HandlerError>,
+    {
+        let f: HandlerFn = Arc::new(move |req: ExecutionRequest| {
+            let params = serde_json::from_value::<P>(Value::Object(req.params.clone()));
+            match params {
+                Ok(params) => {
+                    let fut = handler(params, req);
+                    Box::pin(async move { fut.await.into_handler_outcome() }) as BoxFuture<_>
+                }
+                Err(e) => {
+                    let outcome = ExecutionOutcome::error(format!("{}: params {e}", P::NAME))
+                        .with_error_type(crate::runtime::ERROR_TYPE_INVALID_PARAMS);
+                    Box::pin(async move { outcome }) as BoxFuture<_>
+                }
+            }
+        });
+        self.handlers.insert(P::NAME.to_string(), f);
+        self
+    }
+
     /// Removes a handler.
     pub fn unregister(&mut self, name: &str) -> bool {
         self.handlers.remove(name).is_some()

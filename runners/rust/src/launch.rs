@@ -30,7 +30,11 @@ pub struct LaunchArgs {
 
 /// Usage text for the runner command line.
 pub const USAGE: &str =
-    "usage: <runner> (--tcp-socket HOST:PORT | --unix-socket PATH | --stdio) [--encoding json|msgpack]";
+    "usage: <runner> (--tcp-socket HOST:PORT | --unix-socket PATH | --stdio) [--encoding json|msgpack]\n       <runner> --list-handlers";
+
+/// Prints the registered handler names as one JSON line and exits 0, without listening (see
+/// [`crate::Runner::handlers_line`]); no transport flag is needed.
+pub const LIST_HANDLERS_FLAG: &str = "--list-handlers";
 
 impl LaunchArgs {
     /// Parses the arguments after the program name. Accepts `--flag value` and `--flag=value`.

@@ -6,10 +6,14 @@
 //!   stdio, in JSON or MessagePack (see `protocol/RUNNER_PROTOCOL.md`).
 //! - [`codec`] and [`protocol`]: framing, encodings and typed frames.
 //! - [`producer`] (feature `producer`, on by default): enqueue jobs and read their status.
+//! - [`contracts`] (feature `contracts`, on by default): job catalogs (JSON Schemas of each
+//!   job's params) checked by the producer and, when configured, by the runner.
 //! - [`telemetry`]: the `rrq.runner` OpenTelemetry span (feature `otel`).
 
 pub mod canonical;
 pub mod codec;
+#[cfg(feature = "contracts")]
+pub mod contracts;
 pub mod handler;
 pub mod launch;
 pub mod protocol;

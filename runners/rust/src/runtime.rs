@@ -68,6 +68,8 @@ pub struct Runner {
     registry: Registry,
     hello: Option<bool>,
     handler_runtime: Option<tokio::runtime::Handle>,
+    #[cfg(feature = "contracts")]
+    catalog: Option<crate::contracts::JobCatalog>,
 }
 
 /// Why [`Runner::serve`] returned.
@@ -90,9 +92,50 @@ impl Runner {
     pub fn with_registry(registry: Registry) -> Self {
         Runner {
             registry,
-            hello: None,
-            handler_runtime: None,
+            ..Self::default()
         }
+    }
+
+    /// Registers a handler of a generated params type (see [`Registry::register_typed`]).
+    #[cfg(feature = "contracts")]
+    pub fn register_typed<P, F, Fut, E>(&mut self, handler: F) -> &mut Self
+    where
+        P: crate::contracts::JobContract + Send + 'static,
+        F: Fn(P, ExecutionRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<P::Result, E>> + Send + 'static,
+        E: Into<crate::HandlerError>,
+    {
+        self.registry.register_typed::<P, F, Fut, E>(handler);
+        self
+    }
+
+    /// Checks the params of catalogued functions before their handler runs: params that break
+    /// their contract get an `error` outcome of type `invalid_params` (message
+    /// `<function>: params<field> <what is wrong>`) and the handler is not called. Without this
+    /// call, the catalog `RRQ_JOB_CATALOG` names (a directory) is used, if any.
+    #[cfg(feature = "contracts")]
+    pub fn catalog(&mut self, catalog: crate::contracts::JobCatalog) -> &mut Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// The catalog set with [`Runner::catalog`], else the one `RRQ_JOB_CATALOG` names.
+    #[cfg(feature = "contracts")]
+    fn resolve_catalog(&mut self) -> Result<(), crate::contracts::CatalogError> {
+        if self.catalog.is_none() {
+            self.catalog = crate::contracts::catalog_from_env()?;
+        }
+        Ok(())
+    }
+
+    /// The `--list-handlers` line: `{"runtime":"rust","version":..,"handlers":[sorted names]}`.
+    pub fn handlers_line(&self) -> String {
+        serde_json::json!({
+            "runtime": "rust",
+            "version": env!("CARGO_PKG_VERSION"),
+            "handlers": self.registry.names(),
+        })
+        .to_string()
     }
 
     /// Registers a handler (see [`Registry::register`]).
@@ -121,7 +164,17 @@ impl Runner {
     ///
     /// Exit status: 0 after stdin EOF or SIGTERM, 1 after a decoding error on stdio, 2 for a
     /// bad command line or a transport that cannot be set up.
+    ///
+    /// With `--list-handlers` (no transport needed) it prints [`Runner::handlers_line`] on
+    /// stdout and exits 0 without listening.
     pub fn run_from_args(self) -> ! {
+        if std::env::args()
+            .skip(1)
+            .any(|a| a == launch::LIST_HANDLERS_FLAG)
+        {
+            println!("{}", self.handlers_line());
+            std::process::exit(0);
+        }
         let args = match LaunchArgs::parse(std::env::args().skip(1)) {
             Ok(a) => a,
             Err(e) => {
@@ -145,7 +198,14 @@ impl Runner {
     /// Two tokio runtimes are used: a small one for the protocol (accepting, reading, writing,
     /// pong, cancel) and one for handlers, so a handler that blocks its thread cannot delay
     /// pings, cancels or other outcomes.
+    ///
+    /// An unusable job catalog (`RRQ_JOB_CATALOG`) stops the runner with status 1.
     pub fn run(mut self, args: LaunchArgs) -> i32 {
+        #[cfg(feature = "contracts")]
+        if let Err(e) = self.resolve_catalog() {
+            log!("{e}");
+            return 1;
+        }
         let frame_out = if args.transport == Transport::Stdio {
             match launch::guard_stdout() {
                 Ok(f) => Some(f),
@@ -211,16 +271,21 @@ impl Runner {
 
     /// Like [`Runner::serve`], with the file stdio frames are written to.
     pub async fn serve_with(
-        self,
+        #[cfg_attr(not(feature = "contracts"), allow(unused_mut))] mut self,
         args: LaunchArgs,
         frame_out: Option<std::fs::File>,
     ) -> std::io::Result<ServeEnd> {
+        #[cfg(feature = "contracts")]
+        self.resolve_catalog()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let hello = self.hello.unwrap_or_else(launch::hello_requested);
         let shared = Arc::new(Shared {
             handlers: self
                 .handler_runtime
                 .unwrap_or_else(tokio::runtime::Handle::current),
             registry: self.registry,
+            #[cfg(feature = "contracts")]
+            catalog: self.catalog,
             encoding: args.encoding,
             hello,
             table: Mutex::new(Table::default()),
@@ -449,6 +514,9 @@ struct Shared {
     /// Where handler tasks run.
     handlers: tokio::runtime::Handle,
     registry: Registry,
+    /// Params of catalogued functions are checked before their handler runs.
+    #[cfg(feature = "contracts")]
+    catalog: Option<crate::contracts::JobCatalog>,
     encoding: Encoding,
     hello: bool,
     table: Mutex<Table>,
@@ -698,6 +766,10 @@ async fn execute(shared: &Shared, req: ExecutionRequest) -> ExecutionOutcome {
     let Some(handler) = shared.registry.get(&req.function_name) else {
         return ExecutionOutcome::handler_not_found(&req.function_name);
     };
+    #[cfg(feature = "contracts")]
+    if let Some(outcome) = contract_failure(shared, &req) {
+        return outcome;
+    }
     let run = CatchUnwind::new(handler(req));
     let result = match deadline {
         None => run.await,
@@ -727,6 +799,22 @@ async fn execute(shared: &Shared, req: ExecutionRequest) -> ExecutionOutcome {
         }
     }
 }
+
+/// The `invalid_params` outcome when the catalog has a contract for the request's function
+/// that its params break.
+#[cfg(feature = "contracts")]
+fn contract_failure(shared: &Shared, req: &ExecutionRequest) -> Option<ExecutionOutcome> {
+    let catalog = shared.catalog.as_ref()?;
+    if !catalog.contains(&req.function_name) {
+        return None;
+    }
+    let params = Value::Object(req.params.clone());
+    let problem = catalog.check_params(&req.function_name, &params)?;
+    Some(ExecutionOutcome::error(problem.message).with_error_type(ERROR_TYPE_INVALID_PARAMS))
+}
+
+/// `error.type` of the outcome for params that break their job's contract.
+pub const ERROR_TYPE_INVALID_PARAMS: &str = "invalid_params";
 
 /// Fills the correlation ids and the default error of retry/timeout/error outcomes that came
 /// without one.

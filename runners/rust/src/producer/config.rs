@@ -279,6 +279,52 @@ impl ProducerConfig {
     }
 }
 
+/// The `job_catalog` directory an `rrq.toml` names (relative to the file's directory), or
+/// `None` when it names none. Only the `[rrq]` table is read when there is one. A value that
+/// is not a non-empty string, or a file that cannot be read, is `invalid_config`.
+#[cfg(feature = "contracts")]
+pub fn catalog_path_from_toml(config_path: &Path) -> Result<Option<PathBuf>, ProducerError> {
+    let text = std::fs::read_to_string(config_path).map_err(|e| {
+        ProducerError::invalid_config(format!("cannot read {}: {e}", config_path.display()))
+    })?;
+    let root: toml::Table = text
+        .parse()
+        .map_err(|e| ProducerError::invalid_config(format!("rrq.toml is not valid TOML: {e}")))?;
+    let table = match root.get("rrq") {
+        Some(toml::Value::Table(t)) => t,
+        _ => &root,
+    };
+    match table.get("job_catalog") {
+        None => Ok(None),
+        Some(toml::Value::String(dir)) if !dir.trim().is_empty() => {
+            let file =
+                std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+            let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+            Ok(Some(base.join(dir)))
+        }
+        Some(_) => Err(ProducerError::invalid_config(format!(
+            "{}: job_catalog must be a non-empty string (a directory)",
+            config_path.display()
+        ))),
+    }
+}
+
+/// The job catalog the resolved `rrq.toml` (`path`, else `RRQ_CONFIG`, else `./rrq.toml`)
+/// names in `job_catalog`, or `None` when it names none. A catalog that cannot be loaded is
+/// `invalid_config` (`job_catalog: invalid job catalog: ...`).
+#[cfg(feature = "contracts")]
+pub fn load_toml_catalog(
+    path: Option<&Path>,
+) -> Result<Option<crate::contracts::JobCatalog>, ProducerError> {
+    let resolved = resolve_config_path(path)?;
+    match catalog_path_from_toml(&resolved)? {
+        None => Ok(None),
+        Some(dir) => crate::contracts::JobCatalog::load(dir)
+            .map(Some)
+            .map_err(|e| ProducerError::invalid_config(format!("job_catalog: {e}"))),
+    }
+}
+
 /// The `rrq.toml` path by the resolution order of PRODUCER.md §2.
 pub fn resolve_config_path(explicit: Option<&Path>) -> Result<PathBuf, ProducerError> {
     if let Some(p) = explicit {

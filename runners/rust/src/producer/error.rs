@@ -50,6 +50,8 @@ pub struct ProducerError {
     kind: ProducerErrorCode,
     message: String,
     written_ids: Vec<String>,
+    function_name: Option<String>,
+    field: Option<String>,
 }
 
 impl ProducerError {
@@ -58,7 +60,37 @@ impl ProducerError {
             kind,
             message: message.into(),
             written_ids: Vec::new(),
+            function_name: None,
+            field: None,
         }
+    }
+
+    /// `invalid_params` for params that break their job's contract: the message, function name
+    /// and field of the problem the catalog found.
+    #[cfg(feature = "contracts")]
+    pub fn from_problem(problem: crate::contracts::ParamsProblem) -> Self {
+        let mut err = Self::new(ProducerErrorCode::InvalidParams, problem.message);
+        err.function_name = Some(problem.function_name);
+        err.field = Some(problem.field);
+        err
+    }
+
+    /// For `invalid_params` from a job contract: the function whose contract the params break.
+    pub fn function_name(&self) -> Option<&str> {
+        self.function_name.as_deref()
+    }
+
+    /// For `invalid_params` from a job contract: a JSON Pointer into the params of the first
+    /// failing location (`/to`, `/items/0/qty`, `""` for the params object itself); `None` for
+    /// every other error.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// The same error with `prefix` before its message (`items[3]: ` for a bulk item).
+    pub(crate) fn prefixed(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}{}", self.message);
+        self
     }
 
     /// For a failed `enqueue_many`: exactly the jobs that were written (the whole chunks of

@@ -29,6 +29,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, Script};
 use serde_json::{Map, Value};
 
+#[cfg(feature = "contracts")]
+pub use config::{catalog_path_from_toml, load_toml_catalog};
 pub use config::{
     dsn_problem, resolve_config_path, ProducerConfig, CONFIG_NOT_FOUND_MESSAGE, DEFAULT_QUEUE_NAME,
     DEFAULT_REDIS_CONNECT_TIMEOUT, DEFAULT_REDIS_DSN,
@@ -245,6 +247,8 @@ pub struct Producer {
     config: ProducerConfig,
     client: Client,
     conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    #[cfg(feature = "contracts")]
+    catalog: Option<crate::contracts::JobCatalog>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -292,12 +296,104 @@ impl Producer {
             config,
             client,
             conn: tokio::sync::Mutex::new(None),
+            #[cfg(feature = "contracts")]
+            catalog: None,
         })
     }
 
-    /// A producer from `rrq.toml` (see [`ProducerConfig::from_toml`]).
+    /// A producer from `rrq.toml` (see [`ProducerConfig::from_toml`]), with the job catalog its
+    /// `job_catalog` key names (relative to the file), if any (feature `contracts`). An
+    /// unusable catalog is `invalid_config`.
     pub fn from_toml(path: Option<&std::path::Path>) -> Result<Self, ProducerError> {
-        Self::new(ProducerConfig::from_toml(path)?)
+        let producer = Self::new(ProducerConfig::from_toml(path)?)?;
+        #[cfg(feature = "contracts")]
+        let producer = match load_toml_catalog(path)? {
+            Some(catalog) => producer.catalog(catalog),
+            None => producer,
+        };
+        Ok(producer)
+    }
+
+    /// The same producer checking params against `catalog` on every enqueue path: params of a
+    /// catalogued function that break its contract fail with `invalid_params` (with
+    /// [`ProducerError::field`]) before anything is written; other functions are not checked.
+    #[cfg(feature = "contracts")]
+    pub fn catalog(mut self, catalog: crate::contracts::JobCatalog) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// The job catalog params are checked against, if any.
+    #[cfg(feature = "contracts")]
+    pub fn job_catalog(&self) -> Option<&crate::contracts::JobCatalog> {
+        self.catalog.as_ref()
+    }
+
+    /// `invalid_params` when the catalog has a contract for `function_name` that `params`
+    /// break.
+    #[cfg_attr(not(feature = "contracts"), allow(unused_variables))]
+    fn check_contract(
+        &self,
+        function_name: &str,
+        params: &Map<String, Value>,
+    ) -> Result<(), ProducerError> {
+        #[cfg(feature = "contracts")]
+        if let Some(catalog) = &self.catalog {
+            if catalog.contains(function_name) {
+                let value = Value::Object(params.clone());
+                if let Some(problem) = catalog.check_params(function_name, &value) {
+                    return Err(ProducerError::from_problem(problem));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Enqueues a job of a generated params type ([`crate::contracts::JobContract`]) under its
+    /// name with default options, checked against the catalog when one is set. Returns the job
+    /// id.
+    ///
+    /// ```no_run
+    /// # #[derive(serde::Serialize, serde::Deserialize)]
+    /// # struct SendEmailParams { to: String, subject: String }
+    /// # impl rrqkit::contracts::JobContract for SendEmailParams {
+    /// #     const NAME: &'static str = "send_email";
+    /// #     type Result = serde_json::Value;
+    /// # }
+    /// # async fn demo(producer: &rrqkit::Producer) -> Result<(), rrqkit::ProducerError> {
+    /// let params = SendEmailParams { to: "a@example.com".into(), subject: "Hi".into() };
+    /// let job_id = producer.enqueue_typed(&params).await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "contracts")]
+    pub async fn enqueue_typed<P: crate::contracts::JobContract>(
+        &self,
+        params: &P,
+    ) -> Result<String, ProducerError> {
+        self.enqueue_typed_with(params, EnqueueOptions::default())
+            .await
+    }
+
+    /// [`Producer::enqueue_typed`] with enqueue options.
+    #[cfg(feature = "contracts")]
+    pub async fn enqueue_typed_with<P: crate::contracts::JobContract>(
+        &self,
+        params: &P,
+        options: EnqueueOptions,
+    ) -> Result<String, ProducerError> {
+        let value = serde_json::to_value(params).map_err(|e| {
+            ProducerError::new(
+                ProducerErrorCode::InvalidParams,
+                format!("{}: params cannot be encoded: {e}", P::NAME),
+            )
+        })?;
+        let Value::Object(map) = value else {
+            return Err(ProducerError::new(
+                ProducerErrorCode::InvalidParams,
+                format!("{}: params must encode to a JSON object", P::NAME),
+            ));
+        };
+        self.enqueue(P::NAME, map, options).await
     }
 
     /// The effective configuration (queue name normalized).
@@ -583,6 +679,7 @@ impl Producer {
             Requested::Enqueue,
             Utc::now(),
         )?;
+        self.check_contract(function_name, &params)?;
         let key = match &plan.guard {
             Guard::RateLimit { key, .. } => Some(key.clone()),
             _ => None,
@@ -614,6 +711,7 @@ impl Producer {
             Requested::RateLimit,
             Utc::now(),
         )?;
+        self.check_contract(function_name, &params)?;
         self.enqueue_planned(plan).await
     }
 
@@ -633,6 +731,7 @@ impl Producer {
             Requested::Debounce,
             Utc::now(),
         )?;
+        self.check_contract(function_name, &params)?;
         self.enqueue_planned(plan)
             .await?
             .ok_or_else(|| Self::unexpected(2))
@@ -651,7 +750,7 @@ impl Producer {
         let now = Utc::now();
         let mut plans = Vec::with_capacity(items.len());
         let mut seen = std::collections::HashSet::new();
-        for item in &items {
+        for (index, item) in items.iter().enumerate() {
             let p = plan(
                 &self.config,
                 &item.function_name,
@@ -660,6 +759,8 @@ impl Producer {
                 Requested::Bulk,
                 now,
             )?;
+            self.check_contract(&item.function_name, &item.params)
+                .map_err(|e| e.prefixed(&format!("items[{index}]: ")))?;
             if !seen.insert(p.job_id.clone()) {
                 return Err(Self::duplicate(&p.job_id));
             }

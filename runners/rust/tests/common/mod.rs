@@ -40,6 +40,9 @@ pub fn example(name: &str) -> PathBuf {
         if cfg!(feature = "producer") {
             features.push("producer");
         }
+        if cfg!(feature = "contracts") {
+            features.push("contracts");
+        }
         if cfg!(feature = "otel") {
             features.push("otel");
         }
