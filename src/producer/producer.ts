@@ -1,5 +1,5 @@
 import type { JobTypes, ParamsOf, Untyped } from "@rrqkit/runner";
-import type { JobCatalog } from "@rrqkit/runner/contracts";
+import { JobCatalog } from "@rrqkit/runner/contracts";
 import type { Redis } from "ioredis";
 import type { ResolvedConfig } from "../config/config.js";
 import { loadConfig } from "../config/load.js";
@@ -141,8 +141,7 @@ function checkConfig(config: ProducerConfig): Required<ProducerConfig> {
 
 /** The catalog rrq.toml's `job_catalog` names, as a {@link ProducerContracts}. */
 function catalogOf(config: ResolvedConfig): ProducerContracts {
-  void config;
-  return {};
+  return config.jobCatalog === undefined ? {} : { catalog: JobCatalog.load(config.jobCatalog) };
 }
 
 /** Seconds of `redisConnectTimeoutSeconds`, checked. */
@@ -233,7 +232,8 @@ export class Producer<C extends JobTypes<C> = Untyped> {
   /**
    * A producer configured from rrq.toml as the CLI reads it (explicit path → RRQ_CONFIG →
    * ./rrq.toml; `RRQ_REDIS_DSN` and `RRQ_REDIS_CONNECT_TIMEOUT` override), then `overrides`
-   * (e.g. `{ redisDsn }`) on top: the way to get rrq.toml's defaults in code.
+   * (e.g. `{ redisDsn }`) on top: the way to get rrq.toml's defaults in code. rrq.toml's
+   * `job_catalog` becomes the producer's catalog (a bad catalog throws `CatalogError`).
    */
   static fromConfigFile<C extends JobTypes<C> = Untyped>(
     path?: string,
