@@ -46,7 +46,7 @@ export function parseHandlersLine(stdout: string): Omit<RunnerHandlers, "runner"
       const handlers = value.handlers;
       if (!Array.isArray(handlers) || !handlers.every((h) => typeof h === "string")) continue;
       return {
-        handlers: [...(handlers)].sort(),
+        handlers: [...handlers].sort(),
         ...(typeof value.runtime === "string" ? { runtime: value.runtime } : {}),
         ...(typeof value.version === "string" ? { version: value.version } : {}),
       };
