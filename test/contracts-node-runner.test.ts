@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { decide } from "../src/orchestrator/decisions.js";
+import { parseJob } from "../src/store/job.js";
 import { useProducerFixture } from "./support/producer-fixture.js";
 import { jobSettled, RunningWorker, testConfig } from "./support/worker-harness.js";
 
@@ -64,5 +66,38 @@ describe("invalid params in a runner with RRQ_JOB_CATALOG", () => {
     const free = await fx.producer.enqueue("echo_uncatalogued", { to: 1 });
     expect((await jobSettled(fx.redis.client, free)).status).toBe("COMPLETED");
     expect(calls()).toEqual(["send_email", "echo_uncatalogued"]);
+  });
+});
+
+describe("the orchestrator's decision on invalid_params", () => {
+  it("is the DLQ on the first attempt with attempts left, like non_retryable", () => {
+    const job = parseJob("j1", {
+      id: "j1",
+      function_name: "send_email",
+      status: "ACTIVE",
+      current_retries: "0",
+      max_retries: "5",
+      enqueue_time: "2026-01-01T00:00:00+00:00",
+    });
+    const policy = { defaultMaxRetries: 5, baseRetryDelaySeconds: 0.5, maxRetryDelaySeconds: 5 };
+    const error = { message: "send_email: params/to must be string", type: "invalid_params" };
+    const decision = decide(
+      job,
+      { job_id: "j1", request_id: "r1", status: "error", error },
+      policy,
+      30,
+    );
+    expect(decision).toMatchObject({
+      kind: "dlq",
+      error: `${error.message} (not retried: error type 'invalid_params' is non-retryable)`,
+      errorType: "invalid_params",
+    });
+    const other = decide(
+      job,
+      { job_id: "j1", request_id: "r1", status: "error", error: { ...error, type: "ValueError" } },
+      policy,
+      30,
+    );
+    expect(other.kind).toBe("retry");
   });
 });
