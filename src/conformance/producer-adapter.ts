@@ -7,8 +7,9 @@
  *   node dist/src/conformance/producer-adapter.js
  */
 import { createInterface } from "node:readline";
+import { JobCatalog } from "@rrqkit/runner/contracts";
 import { loadConfig } from "../config/load.js";
-import { RrqError } from "../errors.js";
+import { InvalidParamsError, RrqError } from "../errors.js";
 import { optionsFromSnakeCase } from "../producer/options.js";
 import {
   Producer,
@@ -21,7 +22,7 @@ import {
 type Command = Record<string, unknown> & { id?: unknown; op: string };
 type Reply =
   | { id: unknown; ok: true; result: unknown }
-  | { id: unknown; ok: false; error: { code: string; message: string } };
+  | { id: unknown; ok: false; error: { code: string; message: string; field?: string } };
 
 const CONFIG_NAMES: Record<string, keyof ProducerConfig> = {
   redis_dsn: "redisDsn",
@@ -76,10 +77,10 @@ class Adapter {
       return null;
     },
     load_config: async (c) => {
-      const config = producerConfigFrom(
-        loadConfig({ path: typeof c.path === "string" ? c.path : undefined }).config,
-      );
-      await this.use(new Producer(config));
+      const loaded = loadConfig({ path: typeof c.path === "string" ? c.path : undefined }).config;
+      const config = producerConfigFrom(loaded);
+      const dir = loaded.jobCatalog;
+      await this.use(new Producer({ ...config, catalog: dir ? JobCatalog.load(dir) : undefined }));
       return snakeConfig(config);
     },
     enqueue: (c) =>
@@ -137,6 +138,12 @@ class Adapter {
     try {
       return { id, ok: true, result: (await op(command)) ?? null };
     } catch (error) {
+      if (error instanceof InvalidParamsError)
+        return {
+          id,
+          ok: false,
+          error: { code: error.code, message: error.message, field: error.field },
+        };
       if (error instanceof RrqError) return failure(id, error.code, error.message);
       return failure(id, "adapter_error", `${(error as Error).name}: ${(error as Error).message}`);
     }
