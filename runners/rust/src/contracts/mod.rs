@@ -9,7 +9,7 @@
 //!  "result": {"type": "object"}}
 //! ```
 //!
-//! Schemas are JSON Schema 2020-12, checked with the `jsonschema` crate; `format` is an
+//! Schemas are JSON Schema 2020-12, checked with the `boon` crate; `format` is an
 //! annotation only (as in the TypeScript and Python catalogs, so all three accept and refuse the
 //! same params), and `$ref` may only point into the contract's own `#/$defs/...`.
 //!
@@ -32,7 +32,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use jsonschema::Validator;
+use boon::{Compiler, Draft, ErrorKind, Schemas, ValidationError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -169,10 +169,16 @@ impl fmt::Display for ParamsProblem {
     }
 }
 
+/// A compiled schema (one per params or result schema: each is its own root document).
+struct Checker {
+    schemas: Schemas,
+    index: boon::SchemaIndex,
+}
+
 struct Entry {
     contract: Contract,
-    params: Validator,
-    result: Option<Validator>,
+    params: Checker,
+    result: Option<Checker>,
 }
 
 /// A set of job contracts, loaded once and validated. Functions that are not in the catalog are
@@ -191,27 +197,63 @@ impl fmt::Debug for JobCatalog {
     }
 }
 
-/// The checker of one schema: 2020-12, `format` not asserted, the schema itself checked against
-/// the meta-schema. Only local references exist (shape rules), so nothing is fetched.
-fn compile(schema: &Value) -> Result<Validator, String> {
-    jsonschema::draft202012::options()
-        .should_validate_formats(false)
-        .build(schema)
-        .map_err(|e| {
-            let at = e.instance_path().as_str().to_string();
-            format!("{at}: {e}")
-        })
+/// The checker of one schema: 2020-12 (unless the schema names another draft in `$schema`),
+/// `format` not asserted, the schema itself checked against the meta-schema. Only local
+/// references exist (shape rules), so nothing is loaded.
+fn compile(schema: &Value) -> Result<Checker, String> {
+    const URL: &str = "urn:rrqkit:contract";
+    let mut compiler = Compiler::new();
+    compiler.set_default_draft(Draft::V2020_12);
+    let mut schemas = Schemas::new();
+    let compiled = match compiler.add_resource(URL, schema.clone()) {
+        Ok(()) => compiler.compile(URL, &mut schemas),
+        Err(e) => Err(e),
+    };
+    match compiled {
+        Ok(index) => Ok(Checker { schemas, index }),
+        // the schema breaks the meta-schema: where in the schema, and why
+        Err(boon::CompileError::ValidationError { src, .. }) => Err(match first_error(&src) {
+            Some((at, detail)) => format!("{at}: {detail}"),
+            None => format!(": {src}"),
+        }),
+        Err(other) => Err(format!(": {other}")),
+    }
 }
 
-/// The first failing location: the error whose instance pointer sorts first in byte order; on
-/// a tie the first one reported (the TypeScript and Python catalogs use the same rule, so the
+/// The failures a validation error tree stands for, each with its instance pointer. Groups,
+/// `$ref`s and `allOf` are looked through; a failed `anyOf` / `oneOf` / `not` is one failure at
+/// its own location (as `jsonschema` in Python reports it, and as its branches' pointers, which
+/// extend it, would sort after it anyway).
+fn failures<'e, 's, 'v>(
+    error: &'e ValidationError<'s, 'v>,
+    out: &mut Vec<(String, &'e ErrorKind<'s, 'v>)>,
+) {
+    let transparent = matches!(
+        error.kind,
+        ErrorKind::Group
+            | ErrorKind::Schema { .. }
+            | ErrorKind::Reference { .. }
+            | ErrorKind::AllOf
+    );
+    if transparent && !error.causes.is_empty() {
+        for cause in &error.causes {
+            failures(cause, out);
+        }
+    } else {
+        out.push((error.instance_location.to_string(), &error.kind));
+    }
+}
+
+/// The failure that decides `field`: the one whose instance pointer sorts first in byte order;
+/// on a tie the first one reported (the TypeScript and Python catalogs use the same rule, so the
 /// three agree on `field` though their messages are worded differently).
-fn first_failure(validator: &Validator, value: &Value) -> Option<(String, String)> {
+fn first_error(error: &ValidationError<'_, '_>) -> Option<(String, String)> {
+    let mut all = Vec::new();
+    failures(error, &mut all);
     let mut best: Option<(String, String)> = None;
-    for error in validator.iter_errors(value) {
-        let pointer = error.instance_path().as_str();
-        if best.as_ref().is_none_or(|(b, _)| pointer < b.as_str()) {
-            best = Some((pointer.to_string(), error.to_string()));
+    for (pointer, kind) in all {
+        if best.as_ref().is_none_or(|(b, _)| pointer < *b) {
+            best = Some((pointer, kind.to_string()));
         }
     }
     best.map(|(field, mut detail)| {
@@ -220,6 +262,15 @@ fn first_failure(validator: &Validator, value: &Value) -> Option<(String, String
         }
         (field, detail)
     })
+}
+
+impl Checker {
+    fn check(&self, value: &Value) -> Option<(String, String)> {
+        match self.schemas.validate(value, self.index) {
+            Ok(()) => None,
+            Err(error) => first_error(&error),
+        }
+    }
 }
 
 impl JobCatalog {
@@ -387,13 +438,16 @@ impl JobCatalog {
     /// they are valid or when `name` is not catalogued.
     pub fn check_params(&self, name: &str, params: &Value) -> Option<ParamsProblem> {
         let entry = self.entries.get(name)?;
-        first_failure(&entry.params, params).map(|f| problem(name, "params", f))
+        entry
+            .params
+            .check(params)
+            .map(|f| problem(name, "params", f))
     }
 
     /// Checks a handler's result; `None` when valid, uncatalogued, or without a result schema.
     pub fn check_result(&self, name: &str, result: &Value) -> Option<ParamsProblem> {
-        let validator = self.entries.get(name)?.result.as_ref()?;
-        first_failure(validator, result).map(|f| problem(name, "result", f))
+        let checker = self.entries.get(name)?.result.as_ref()?;
+        checker.check(result).map(|f| problem(name, "result", f))
     }
 }
 
