@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NoReturn
@@ -173,10 +173,14 @@ def run_runner(
     prog: str,
     argv: Sequence[str] | None,
     source_factory: Callable[[RunnerArgs], Any] | None = None,
+    *,
+    tags: Iterable[str] | None = None,
 ) -> NoReturn:
     """Parse the runner command line, then serve until stopped; never returns.
 
     ``source_factory`` builds the handler source; without it ``--settings`` is required.
+    ``tags`` are the capability tags the hello announces, merged with ``RRQ_RUNNER_TAGS``
+    (a settings object's ``tags`` attribute is used when ``tags`` is None).
     """
     from . import parent_guard, stdio_guard
     from .runtime import RunnerRuntime
@@ -231,7 +235,12 @@ def run_runner(
             source = load_handler_source(args.settings)
     except UsageError as exc:
         _fail(prog, str(exc))
-    runtime = RunnerRuntime(source)
+    if tags is None and args.settings is not None:
+        tags = getattr(_resolve_object(args.settings), "tags", None)
+    try:
+        runtime = RunnerRuntime(source, tags=tags)
+    except (TypeError, ValueError) as exc:
+        _fail(prog, f"capability tags: {exc}")
 
     exit_code = 0
     try:

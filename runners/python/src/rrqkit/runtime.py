@@ -18,13 +18,14 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Final, Protocol
 
 from . import outcomes
 from ._version import __version__
 from .codec import MAX_FRAME_BYTES, Encoding, Frame, decode_frame_body, frame, parse_header
 from .errors import DecodeError, FrameTooLargeError, NonRetryableError, RetryJob, SnoozeJob
+from .live import JobContext, LiveChannel, set_job_context
 from .models import (
     PROTOCOL_VERSION,
     CancelRequest,
@@ -33,16 +34,24 @@ from .models import (
     Hello,
     OutcomeError,
     Ping,
+    normalize_tags,
 )
 from .telemetry import Telemetry, resolve
 from .timeutil import now_ns, parse_rfc3339
 from .tracebacks import format_traceback
 
-__all__ = ["FEATURES", "MAX_IN_FLIGHT", "RUNTIME_NAME", "HandlerSource", "RunnerRuntime"]
+__all__ = [
+    "FEATURES",
+    "MAX_IN_FLIGHT",
+    "RUNTIME_NAME",
+    "HandlerSource",
+    "RunnerRuntime",
+    "runner_tags",
+]
 
 MAX_IN_FLIGHT: Final = 64
 RUNTIME_NAME: Final = "rrqkit-python"
-FEATURES: Final = ("ping", "cancel_by_job", "stdout_guard")
+FEATURES: Final = ("ping", "cancel_by_job", "stdout_guard", "progress", "output")
 _READ_LIMIT: Final = 4 * 1024 * 1024
 
 
@@ -162,7 +171,7 @@ class _FdSink:
 
 
 class _InFlight:
-    __slots__ = ("conn", "done", "expired", "request", "span", "started", "task", "timer")
+    __slots__ = ("conn", "done", "expired", "live", "request", "span", "started", "task", "timer")
 
     def __init__(self, conn: Connection, request: ExecutionRequest) -> None:
         self.conn = conn
@@ -173,6 +182,7 @@ class _InFlight:
         self.timer: asyncio.TimerHandle | None = None
         self.span: Any = None
         self.started = time.monotonic()
+        self.live: LiveChannel | None = None  # when the request's `live` enables a feature
 
 
 def _busy(request: ExecutionRequest) -> ExecutionOutcome:
@@ -292,6 +302,7 @@ class Connection:
                     pid=os.getpid(),
                     max_in_flight=MAX_IN_FLIGHT,
                     features=list(FEATURES),
+                    tags=self.runtime.tags or None,
                 )
                 await self.send_bytes(frame("hello", hello, self.encoding))
             while not self.closed:
@@ -359,12 +370,25 @@ class Connection:
         self.runtime._start(self, request)
 
 
+def runner_tags(tags: Iterable[str] | None = None, env: str | None = None) -> list[str]:
+    """``tags`` plus the comma-separated ``env`` (default ``RRQ_RUNNER_TAGS``; blank items are
+    skipped), checked, deduplicated and sorted. Raises ValueError for an invalid tag or more
+    than 32."""
+    if env is None:
+        env = os.environ.get("RRQ_RUNNER_TAGS", "")
+    merged = list(tags or ())
+    merged += [item.strip() for item in env.split(",") if item.strip()]
+    return normalize_tags(merged)
+
+
 class RunnerRuntime:
     """Runs handlers from ``registry`` for an orchestrator.
 
     ``registry`` is a :class:`~rrqkit.registry.Registry` (or any object with
     ``get_handler(name)``). ``hello`` defaults to ``RRQ_RUNNER_HELLO == "1"``; ``telemetry``
-    defaults to :func:`rrqkit.telemetry.resolve`.
+    defaults to :func:`rrqkit.telemetry.resolve`. ``tags`` are the capability tags the hello
+    announces (jobs enqueued with ``requires`` go only to runners whose tags cover them),
+    merged with the comma-separated ``RRQ_RUNNER_TAGS``; see :func:`runner_tags`.
     """
 
     def __init__(
@@ -373,10 +397,12 @@ class RunnerRuntime:
         *,
         telemetry: Telemetry | None = None,
         hello: bool | None = None,
+        tags: Iterable[str] | None = None,
     ) -> None:
         self.registry = registry
         self.telemetry = resolve(telemetry)
         self.hello = os.environ.get("RRQ_RUNNER_HELLO") == "1" if hello is None else hello
+        self.tags = runner_tags(tags)
         self._by_request: dict[str, set[_InFlight]] = {}
         self._by_job: dict[str, set[_InFlight]] = {}
         self._connections: set[Connection] = set()
@@ -419,6 +445,9 @@ class RunnerRuntime:
 
     def _start(self, conn: Connection, request: ExecutionRequest) -> None:
         entry = _InFlight(conn, request)
+        live = request.live
+        if live is not None and (live.progress or live.output):
+            entry.live = LiveChannel(request, live, conn.send_bytes, conn.encoding, _log)
         conn.entries.add(entry)
         self._register(entry)
         deadline = request.context.deadline
@@ -450,6 +479,8 @@ class RunnerRuntime:
                 if handler is None:
                     outcome = outcomes.handler_not_found(request.function_name)
                 else:
+                    # Current for the handler, and copied into the thread of a sync one.
+                    set_job_context(JobContext(entry.live, request.job_id, request.request_id))
                     with self.telemetry.activate(entry.span):
                         outcome = await self._invoke(handler, request)
         except asyncio.CancelledError:
@@ -512,6 +543,9 @@ class RunnerRuntime:
         # this outcome, and must not get "Runner busy" (RUNNER_PROTOCOL.md §6.4, §9.4).
         entry.conn.release(entry)
         try:
+            if entry.live is not None:
+                # Live frames precede the response: the last progress, the truncation marker.
+                await entry.live.close()
             await entry.conn.send_outcome(outcome)
         finally:
             self._end_span(entry, outcome)
@@ -545,6 +579,8 @@ class RunnerRuntime:
             if entry.task is not None:
                 entry.task.cancel()
             self._end_span(entry, None)
+        if entry.live is not None:
+            entry.live.discard()
         entry.conn.release(entry)
 
     def _on_deadline(self, entry: _InFlight) -> None:
