@@ -134,6 +134,8 @@ export class RunnerRuntime {
         return;
       case "hello":
       case "pong":
+      case "progress":
+      case "output":
         return; // frames a runner only sends; ignored
     }
   }
