@@ -5,6 +5,7 @@
 //! - [`Runner`]: register async handlers and serve runner protocol v2 over TCP, a Unix socket or
 //!   stdio, in JSON or MessagePack (see `protocol/RUNNER_PROTOCOL.md`).
 //! - [`codec`] and [`protocol`]: framing, encodings and typed frames.
+//! - [`live`]: progress and streamed output from handlers ([`JobContext::current`]).
 //! - [`producer`] (feature `producer`, on by default): enqueue jobs and read their status.
 //! - [`telemetry`]: the `rrq.runner` OpenTelemetry span (feature `otel`).
 
@@ -12,6 +13,7 @@ pub mod canonical;
 pub mod codec;
 pub mod handler;
 pub mod launch;
+pub mod live;
 pub mod protocol;
 pub mod runtime;
 pub mod telemetry;
@@ -23,9 +25,10 @@ pub mod producer;
 pub use codec::{DecodeError, DecodeErrorCode, EncodeError, Encoding, FrameDecoder};
 pub use handler::{HandlerError, HandlerResult, IntoHandlerOutcome, IntoOutcome, Registry};
 pub use launch::{LaunchArgs, Transport};
+pub use live::JobContext;
 pub use protocol::{
-    CancelRequest, ExecutionContext, ExecutionOutcome, ExecutionRequest, Frame, Hello,
-    OutcomeError, OutcomeStatus, Ping,
+    CancelRequest, ExecutionContext, ExecutionOutcome, ExecutionRequest, Frame, Hello, LiveOptions,
+    OutcomeError, OutcomeStatus, OutputChunk, OutputStream, Ping, ProgressUpdate,
 };
 pub use runtime::{Runner, ServeEnd};
 

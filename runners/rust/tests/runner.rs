@@ -24,7 +24,13 @@ fn expect_hello(c: &Client) {
     assert_eq!(h["max_in_flight"], 64);
     assert_eq!(
         h["features"],
-        json!(["ping", "cancel_by_job", "stdout_guard"])
+        json!([
+            "ping",
+            "cancel_by_job",
+            "stdout_guard",
+            "progress",
+            "output"
+        ])
     );
     assert!(h["pid"].as_u64().unwrap() > 0);
     assert!(h["runtime_version"].is_string());
