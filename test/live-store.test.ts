@@ -100,7 +100,7 @@ describe("LiveStore", () => {
     await store.addDroppedBytes("j1", "7", 10);
     expect(await redis.client.hget("rrq:job:j1", "output_dropped_bytes")).toBe("10");
     await new Promise((r) => setTimeout(r, 50));
-    expect(heard.map((m) => JSON.parse(m))).toEqual([
+    expect(heard.map((m) => JSON.parse(m) as unknown)).toEqual([
       {
         type: "progress",
         job_id: "j1",

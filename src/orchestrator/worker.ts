@@ -24,6 +24,8 @@ import { Heartbeat } from "./heartbeat.js";
 import { ClusterTasks, WorkerEndpoints, type CompanionContext } from "./companions.js";
 import { LeaseKeeper } from "./leases.js";
 import { Recovery } from "./recovery.js";
+import type { LiveContext } from "../live/attempt.js";
+import { LiveStore } from "../store/live-store.js";
 import { JobExecution, ReleaseReasons, type ExecutionContext } from "./job-execution.js";
 import { RedisMonitor } from "./redis-monitor.js";
 import { neededRunners, routedRunner, unservedRoutes } from "./routing.js";
@@ -146,6 +148,8 @@ export class Worker {
   private readonly claims: QueueClaims;
   /** Slot releases and breaker records after attempts (src/flow/flow-hooks.ts). */
   private flow: FlowHooks | undefined;
+  /** Live jobs' writes (progress, output), built with the first execution context. */
+  private live: LiveContext | undefined;
   private statusText = "initializing";
   /** The quiet switch and the cancel channel (src/control/); set once started. */
   private control: WorkerControl | undefined;
@@ -333,6 +337,9 @@ export class Worker {
           socketDir: this.socketDir,
           connectTimeoutMs: config.runnerConnectTimeoutMs,
           connection: { validate, log },
+          helloTimeoutMs: config.runnerHelloTimeoutMs,
+          expectHello: config.runnerHello.get(name) ?? false,
+          tags: config.runnerTags.get(name),
         }),
       );
     }
@@ -444,7 +451,17 @@ export class Worker {
   }
 
   private executionContext(): ExecutionContext {
+    this.live ??= {
+      store: new LiveStore(this.redis!, this.store!.scripts),
+      config: this.config,
+      onError: (error) =>
+        this.events.emit("worker:error", {
+          context: "live job write",
+          error: error instanceof Error ? error : new Error(String(error)),
+        }),
+    };
     return {
+      live: this.live,
       config: this.config,
       store: this.store!,
       pools: this.pools,

@@ -10,9 +10,12 @@ import {
   type Hello,
 } from "@rrqkit/runner/protocol";
 import { RunnerError } from "../errors.js";
+import type { LiveListener, OutputPayload, ProgressPayload } from "../live/frames.js";
 
 interface Pending {
   readonly jobId: string;
+  /** Receives the request's progress and output frames (requests sent with `live`). */
+  readonly live: LiveListener | undefined;
   resolve(outcome: ExecutionOutcome): void;
   reject(error: RunnerError): void;
 }
@@ -36,6 +39,11 @@ export class RunnerConnection {
   private readonly pongWaiters = new Map<string, () => void>();
   private helloFrame: Hello | undefined;
   private helloWaiters: Array<(hello: Hello) => void> = [];
+  /**
+   * Live frames (progress, output) for requests that are not pending (unknown, finished or
+   * abandoned): ignored and counted (live-design §3).
+   */
+  ignoredLiveFrames = 0;
 
   constructor(
     readonly frames: FrameChannel,
@@ -93,11 +101,11 @@ export class RunnerConnection {
    * Sends a request and resolves with its outcome. Rejects with a {@link RunnerError}
    * (`runner_transport`) when the connection fails or the runner breaks the matching rules.
    */
-  execute(request: ExecutionRequest): Promise<ExecutionOutcome> {
+  execute(request: ExecutionRequest, live?: LiveListener): Promise<ExecutionOutcome> {
     if (this.isClosed)
       return Promise.reject(new RunnerError("runner_transport", "runner connection closed"));
     return new Promise((resolve, reject) => {
-      this.pending.set(request.request_id, { jobId: request.job_id, resolve, reject });
+      this.pending.set(request.request_id, { jobId: request.job_id, live, resolve, reject });
       try {
         this.frames.send(requestFrame(request));
       } catch (error) {
@@ -163,6 +171,13 @@ export class RunnerConnection {
       this.frames.close();
       return;
     }
+    // progress and output (issue 23) are routed by request id before the typed switch: the
+    // frame union of the wire types may not list them
+    const type = frame.type as string;
+    if (type === "progress" || type === "output") {
+      this.onLive(type, (frame as unknown as { payload: ProgressPayload | OutputPayload }).payload);
+      return;
+    }
     switch (frame.type) {
       case "response":
         this.onOutcome(frame.payload);
@@ -177,6 +192,25 @@ export class RunnerConnection {
         return;
       default:
         this.options.log?.(`ignoring unexpected '${frame.type}' frame from runner`);
+    }
+  }
+
+  /**
+   * Hands a live frame to its request's listener. A frame of a request that is not pending, or
+   * whose job_id is not the request's, is ignored and counted; a listener that throws costs
+   * only its frame (a live frame must never disturb the request's outcome).
+   */
+  private onLive(type: "progress" | "output", payload: ProgressPayload | OutputPayload): void {
+    const pending = this.pending.get(payload.request_id);
+    if (!pending?.live || pending.jobId !== payload.job_id) {
+      this.ignoredLiveFrames++;
+      return;
+    }
+    try {
+      if (type === "progress") pending.live.progress?.(payload as ProgressPayload);
+      else pending.live.output?.(payload as OutputPayload);
+    } catch (error) {
+      this.options.log?.(`live ${type} frame handler failed: ${(error as Error).message}`);
     }
   }
 

@@ -25,6 +25,22 @@ export interface RunnerEndpointPlan {
   encoding: EncodingName;
   connectTimeoutMs: number;
   connection: RunnerConnectionOptions;
+  /** `[rrq.runner_tags]` of this runner, passed to a managed runner as RRQ_RUNNER_TAGS. */
+  tags?: readonly string[];
+}
+
+/**
+ * The environment variable carrying capability tags to a managed runner: the configured tags
+ * merged with any RRQ_RUNNER_TAGS of the runner's own `env` (comma-separated).
+ */
+export function runnerTagsEnv(
+  plan: Pick<RunnerEndpointPlan, "env" | "tags">,
+): Record<string, string> {
+  const own = plan.env.RRQ_RUNNER_TAGS;
+  if (!plan.tags?.length) return {};
+  const merged = new Set([...(own ? own.split(",").map((t) => t.trim()) : []), ...plan.tags]);
+  merged.delete("");
+  return { RRQ_RUNNER_TAGS: [...merged].sort().join(",") };
 }
 
 /** How an endpoint ended. */
@@ -126,6 +142,7 @@ export async function startManagedRunner(
   const child: ResultPromise = execa(file!, args, {
     env: {
       ...plan.env,
+      ...runnerTagsEnv(plan),
       RRQ_RUNNER_HELLO: "1",
       RRQ_RUNNER_NAME: plan.runner,
       RRQ_RUNNER_INDEX: String(plan.index),

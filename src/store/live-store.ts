@@ -187,7 +187,7 @@ export class LiveStore {
     blockMs: number,
     count = 100,
   ): Promise<OutputPage> {
-    const reply = (await blocking.xread(
+    const reply = await blocking.xread(
       "COUNT",
       count,
       "BLOCK",
@@ -195,7 +195,7 @@ export class LiveStore {
       "STREAMS",
       outputKey(jobId, run),
       cursor === "" ? "0" : cursor,
-    )) as Array<[string, RawEntries]> | null;
+    );
     return pageOf(reply?.[0]?.[1] ?? [], cursor);
   }
 }

@@ -1,0 +1,116 @@
+import type { LiveConfig } from "../config/live.js";
+import type { RunnerConnection } from "../runner/runner-connection.js";
+import { outputTtlSeconds, type LiveStore, type OutputCloseStatus } from "../store/live-store.js";
+import { DEFAULT_PROGRESS_INTERVAL_MS, type LiveListener, type LiveRequest } from "./frames.js";
+import { OutputBudget, OutputWriter } from "./output.js";
+import { ProgressCoalescer } from "./progress.js";
+
+/** What the worker gives every attempt for live jobs (README "Live jobs"). */
+export interface LiveContext {
+  store: LiveStore;
+  config: Pick<LiveConfig, "progressWritesPerSecond" | "outputMaxBytesPerAttempt">;
+  /** Write failures (reported, never fatal to the job). */
+  onError: (error: unknown) => void;
+}
+
+/** The last progress write before an outcome waits at most this long (outcomes come first). */
+const FLUSH_BEFORE_OUTCOME_MS = 500;
+
+const budgets = new WeakMap<RunnerConnection, OutputBudget>();
+/** The output buffer budget of one runner connection (live-design §4: ≤ 4 MiB each). */
+function budgetOf(connection: RunnerConnection): OutputBudget {
+  let budget = budgets.get(connection);
+  if (!budget) budgets.set(connection, (budget = new OutputBudget()));
+  return budget;
+}
+
+/** One attempt's identity as live writes need it. */
+export interface LiveAttemptRef {
+  jobId: string;
+  fence: string;
+  /** The job's `runs` after this attempt's claim. */
+  run: number;
+  /** The job's result TTL in seconds (its own, else the default). */
+  resultTtlSeconds: number;
+}
+
+/**
+ * The live part of one attempt: the `live` field its request carries (only what the runner's
+ * hello offered), the listener its progress and output frames are routed to, and the writes
+ * around the outcome (the last progress before it, the closed marker after it).
+ */
+export class LiveAttempt {
+  /** The request's `live` field, or undefined when the runner offered nothing live. */
+  readonly request: LiveRequest | undefined;
+  readonly listener: LiveListener;
+  readonly progress: ProgressCoalescer | undefined;
+  readonly output: OutputWriter | undefined;
+
+  constructor(
+    ctx: LiveContext,
+    ref: LiveAttemptRef,
+    features: ReadonlySet<string>,
+    connection: RunnerConnection,
+  ) {
+    const wantProgress = features.has("progress");
+    const wantOutput = features.has("output") && ctx.config.outputMaxBytesPerAttempt > 0;
+    if (wantProgress)
+      this.progress = new ProgressCoalescer(
+        (value) => ctx.store.writeProgress(ref.jobId, ref.fence, value),
+        ctx.config.progressWritesPerSecond,
+        ctx.onError,
+      );
+    if (wantOutput) {
+      const ttl = outputTtlSeconds(ref.resultTtlSeconds);
+      this.output = new OutputWriter(
+        (entries) => ctx.store.appendOutput(ref.jobId, ref.run, entries, ttl),
+        ctx.config.outputMaxBytesPerAttempt,
+        budgetOf(connection),
+        ctx.onError,
+      );
+    }
+    this.request =
+      wantProgress || wantOutput
+        ? {
+            progress: wantProgress,
+            output: wantOutput,
+            progress_interval_ms: DEFAULT_PROGRESS_INTERVAL_MS,
+            output_max_bytes: ctx.config.outputMaxBytesPerAttempt,
+          }
+        : undefined;
+    const progress = this.progress;
+    const output = this.output;
+    this.listener = {
+      progress: progress && ((p) => progress.report(p)),
+      output: output && ((o) => output.write(o)),
+    };
+    this.dropHook = output
+      ? () =>
+          output.overflowDropped > 0
+            ? ctx.store
+                .addDroppedBytes(ref.jobId, ref.fence, output.overflowDropped)
+                .catch(ctx.onError)
+            : undefined
+      : () => undefined;
+  }
+
+  private readonly dropHook: () => Promise<void> | undefined;
+
+  /** Stores the last progress (bounded wait: the outcome is not held up for long). */
+  async beforeOutcome(): Promise<void> {
+    if (!this.progress) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.progress.close(),
+      new Promise((resolve) => (timer = setTimeout(resolve, FLUSH_BEFORE_OUTCOME_MS))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Ends the output stream with its closed marker (after the outcome is written). */
+  async afterOutcome(status: OutputCloseStatus): Promise<void> {
+    if (!this.output) return;
+    await this.output.close(status);
+    await this.dropHook();
+  }
+}
