@@ -28,6 +28,7 @@ from rrqkit.models import (
 )
 from rrqkit.runtime import FEATURES, RunnerRuntime, runner_tags
 
+from helpers import FrameClient
 from helpers import request as request_payload
 
 # -- models and codec ---------------------------------------------------------------------
@@ -51,13 +52,15 @@ def test_progress_frame_round_trip_and_validation() -> None:
         {"progress": True},
         {"message": 3},
         {"message": "m" * 1025},
-        {"detail": {"k": "v" * 5000}},
         {"request_id": None},
+        {"request_id": ""},
     ):
         with pytest.raises(DecodeError) as caught:
             _decode("progress", {**payload, **bad})
         assert caught.value.code == "invalid_frame", bad
     assert _decode("progress", {**payload, "message": "m" * 1024}).message == "m" * 1024
+    # readers leave the detail's size to writers (schema)
+    assert _decode("progress", {**payload, "detail": "v" * 5000}).detail == "v" * 5000
 
 
 def test_output_frame_round_trip_and_validation() -> None:
@@ -100,7 +103,7 @@ def test_request_live_field() -> None:
         "progress": True,
         "output": False,
         "progress_interval_ms": 100,
-        "output_max_bytes": None,
+        "output_max_bytes": 8 * 1024 * 1024,  # absent reads as the default, written as a value
     }
     for bad in ([], {"progress": 1}, {"output_max_bytes": -1}, {"progress_interval_ms": 0.5}):
         wire["live"] = bad
@@ -117,7 +120,7 @@ def test_hello_tags() -> None:
     base = {"protocol_version": "2", "runtime": "x", "features": []}
     assert Hello.from_wire({**base, "tags": ["a", "region:eu"]}).tags == ["a", "region:eu"]
     assert Hello.from_wire(base).tags is None
-    for bad in ("gpu", [""], ["a b"], ["x" * 65], [f"t{i}" for i in range(33)], [1]):
+    for bad in ("gpu", [""], ["a b"], ["x" * 65], [f"t{i}" for i in range(33)], [1], ["a", "a"]):
         with pytest.raises(DecodeError):
             Hello.from_wire({**base, "tags": bad})
 
@@ -282,7 +285,8 @@ async def test_frames_precede_the_response(encoding: Encoding) -> None:
     async with serve(_live_registry(), encoding) as peer:
         rid = await peer.send_request("work", live=ALL_ON, job_id="job-1")
         frames = await _frames_of(peer, rid)
-    assert [t for t, _ in frames] == ["progress", "output", "output", "progress", "response"]
+    # the two writes of one event-loop turn share a frame; the progress report flushes it first
+    assert [t for t, _ in frames] == ["progress", "output", "progress", "response"]
     assert frames[0][1] == {
         "job_id": "job-1",
         "request_id": rid,
@@ -295,21 +299,21 @@ async def test_frames_precede_the_response(encoding: Encoding) -> None:
         "request_id": rid,
         "seq": 0,
         "stream": "handler",
-        "data": "hello ",
+        "data": 'hello {"n":1}\n',
         "truncated": False,
         "dropped_bytes": 0,
     }
-    assert (frames[2][1]["seq"], frames[2][1]["data"]) == (1, '{"n":1}\n')
-    assert frames[3][1]["progress"] == 1 and frames[3][1]["detail"] == {"items": 3}
-    assert frames[4][1]["status"] == "success"
+    assert frames[2][1]["progress"] == 1 and frames[2][1]["detail"] == {"items": 3}
+    assert frames[3][1]["status"] == "success"
 
 
 async def test_sync_handler_and_its_threads() -> None:
     async with serve(_live_registry()) as peer:
         rid = await peer.send_request("sync_work", live=ALL_ON)
         frames = await _frames_of(peer, rid)
-    assert [t for t, _ in frames] == ["progress", "output", "output", "response"]
-    assert [p["data"] for t, p in frames if t == "output"] == ["from a thread\n", "and another\n"]
+    assert [t for t, _ in frames][:2] == ["progress", "output"]
+    assert frames[-1][0] == "response"
+    assert "".join(p["data"] for t, p in frames if t == "output") == "from a thread\nand another\n"
 
 
 @pytest.mark.parametrize(
@@ -362,8 +366,11 @@ async def test_output_cap_sends_one_truncated_frame() -> None:
     async def chatty(_request: ExecutionRequest) -> Any:
         out = job_context().output
         out.write("a" * 6)
+        await asyncio.sleep(0)  # a frame of its own
         out.write("é" * 4)  # 8 bytes: 3 fit, the cut falls inside an é (dropped whole)
+        await asyncio.sleep(0)
         out.write("tail")
+        out.write("more")
         return None
 
     async with serve(registry) as peer:
@@ -373,7 +380,7 @@ async def test_output_cap_sends_one_truncated_frame() -> None:
     assert [(p["seq"], p["data"], p["truncated"], p["dropped_bytes"]) for p in outputs] == [
         (0, "aaaaaa", False, 0),
         (1, "é", False, 0),
-        (2, "", True, 6 + 4),
+        (2, "", True, 6 + 8),
     ]
     assert frames[-1][0] == "response"
 
@@ -438,3 +445,74 @@ async def test_cancel_flushes_pending_progress_before_the_cancelled_outcome() ->
 
 def test_job_context_type_is_exported() -> None:
     assert isinstance(job_context(), JobContext)
+
+
+async def test_writes_of_one_turn_share_frames() -> None:
+    registry = Registry()
+
+    @registry.handler("lines")
+    async def lines(_request: ExecutionRequest) -> Any:
+        out = job_context().output
+        for i in range(1000):
+            out.write(f"line {i}\n")
+        await asyncio.sleep(0)
+        out.write("after\n")
+
+    async with serve(registry) as peer:
+        rid = await peer.send_request("lines", live={"output": True})
+        frames = await _frames_of(peer, rid)
+    outputs = [p for t, p in frames if t == "output"]
+    assert [p["seq"] for p in outputs] == [0, 1]
+    assert outputs[0]["data"] == "".join(f"line {i}\n" for i in range(1000))
+    assert outputs[1]["data"] == "after\n"
+
+
+# -- the conformance runner over every transport × encoding -------------------------------
+
+
+def _live_frames(client: FrameClient, payload: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    client.send("request", payload)
+    rid = payload["request_id"]
+    outcome = client.response(rid)
+    got = [
+        (f.type, f.raw["payload"])
+        for f in client._others
+        if f.raw["payload"].get("request_id") == rid
+    ]
+    client._others[:] = [f for f in client._others if f.raw["payload"].get("request_id") != rid]
+    return [*got, ("response", outcome)]
+
+
+def test_conformance_live_handlers(client: FrameClient) -> None:
+    hello = client.hello
+    assert hello is not None and {"progress", "output"} <= set(hello["features"])
+    payload = request_payload("report_progress", {"values": [0.5, None, 1]})
+    payload["live"] = {"progress": True, "output": True, "progress_interval_ms": 0}
+    frames = _live_frames(client, payload)
+    assert [(p["progress"], p["message"]) for t, p in frames if t == "progress"] == [
+        (0.5, "step 1 of 3"),
+        (None, "step 2 of 3"),
+        (1, "step 3 of 3"),
+    ]
+    assert frames[-1][1]["result"] == {"reported": 3}
+
+    payload = request_payload("write_output", {"lines": 2, "json": True, "text": "t"})
+    payload["live"] = {"progress": False, "output": True}
+    frames = _live_frames(client, payload)
+    data = "".join(p["data"] for t, p in frames if t == "output")
+    assert data == '{"line":0,"text":"t"}\n{"line":1,"text":"t"}\n'
+    assert frames[-1][1]["result"] == {"lines": 2}
+
+    payload = request_payload("write_output", {"lines": 3, "size": 10})
+    payload["live"] = {"output": True, "output_max_bytes": 25}
+    frames = _live_frames(client, payload)
+    outputs = [p for t, p in frames if t == "output"]
+    assert "".join(p["data"] for p in outputs) == "x" * 25
+    assert (outputs[-1]["truncated"], outputs[-1]["dropped_bytes"]) == (True, 5)
+    assert [p["seq"] for p in outputs] == list(range(len(outputs)))
+
+    # without live: the same handlers, the same outcome, no live frame
+    for name in ("report_progress", "write_output"):
+        frames = _live_frames(client, request_payload(name, {}))
+        assert [t for t, _ in frames] == ["response"]
+        assert frames[0][1]["status"] == "success"

@@ -32,6 +32,8 @@ from typing import Any, Final
 
 from .codec import Encoding, frame
 from .models import (
+    DEFAULT_OUTPUT_MAX_BYTES,
+    DEFAULT_PROGRESS_INTERVAL_MS,
     MAX_OUTPUT_DATA_BYTES,
     MAX_PROGRESS_DETAIL_BYTES,
     MAX_PROGRESS_MESSAGE_CHARS,
@@ -51,10 +53,6 @@ __all__ = [
     "job_context",
 ]
 
-#: Used when a request's ``live`` leaves ``progress_interval_ms`` out.
-DEFAULT_PROGRESS_INTERVAL_MS: Final = 200
-#: Used when a request's ``live`` leaves ``output_max_bytes`` out.
-DEFAULT_OUTPUT_MAX_BYTES: Final = 8 * 1024 * 1024
 
 Send = Callable[[bytes], Awaitable[bool]]
 Log = Callable[[str], None]
@@ -79,9 +77,11 @@ class LiveChannel:
     """The live frames of one request on one connection (runtime internal).
 
     State changes only on the event loop thread; the public methods may be called from any
-    thread. Frames go out in call order through one sender task, and :meth:`close` sends what
-    is still due (the latest coalesced progress, the truncation marker) and waits for them, so
-    they all precede the request's ``response`` (§13).
+    thread. Output writes of one event-loop turn are joined into frames of at most 64 KiB;
+    progress is coalesced per ``progress_interval_ms``. Frames go out in call order through one
+    sender task, and :meth:`close` sends what is still due (pending output, the latest
+    progress, the truncation marker) and waits for them, so they all precede the request's
+    ``response`` (§12, §13).
     """
 
     def __init__(
@@ -98,10 +98,8 @@ class LiveChannel:
         self._request_id = request.request_id
         self.progress_enabled = options.progress
         self.output_enabled = options.output
-        interval = options.progress_interval_ms
-        self._interval = (DEFAULT_PROGRESS_INTERVAL_MS if interval is None else interval) / 1000
-        limit = options.output_max_bytes
-        self._output_budget = DEFAULT_OUTPUT_MAX_BYTES if limit is None else limit
+        self._interval = options.progress_interval_ms / 1000
+        self._output_budget = options.output_max_bytes
         self._send = send
         self._encoding: Encoding = encoding
         self._log = log
@@ -113,6 +111,9 @@ class LiveChannel:
         self._timer: asyncio.TimerHandle | None = None
         self._seq = 0
         self._dropped = 0
+        self._pending_output: list[str] = []
+        self._pending_output_chars = 0
+        self._output_flush: asyncio.Handle | None = None
 
     # -- calls from handlers (any thread) ---------------------------------------------------
 
@@ -128,9 +129,9 @@ class LiveChannel:
         if self.progress_enabled:
             self._on_loop(self._progress, update)
 
-    def output(self, stream: str, text: str) -> None:
+    def output(self, text: str) -> None:
         if self.output_enabled and text:
-            self._on_loop(self._output, stream, text)
+            self._on_loop(self._output, text)
 
     # -- on the loop ------------------------------------------------------------------------
 
@@ -156,8 +157,7 @@ class LiveChannel:
         now = self._loop.time()
         last = self._last_progress_at
         if last is None or now - last >= self._interval:
-            self._last_progress_at = now
-            self._enqueue("progress", update)
+            self._send_progress(update, now)
             return
         # Too soon: keep only the latest value; it goes out when the interval is over.
         self._pending_progress = update
@@ -165,16 +165,38 @@ class LiveChannel:
             self._timer = self._loop.call_at(last + self._interval, self._flush_progress)
 
     def _flush_progress(self) -> None:
-        self._timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         update, self._pending_progress = self._pending_progress, None
         if update is not None and not self._closed:
-            self._last_progress_at = self._loop.time()
-            self._enqueue("progress", update)
+            self._send_progress(update, self._loop.time())
 
-    def _output(self, stream: str, text: str) -> None:
+    def _send_progress(self, update: ProgressUpdate, now: float) -> None:
+        # Output written before this report goes first, so frames keep the handler's call order.
+        self._flush_output()
+        self._last_progress_at = now
+        self._enqueue("progress", update)
+
+    def _output(self, text: str) -> None:
         if self._closed:
             return
-        data = _utf8(text)
+        self._pending_output.append(text)
+        self._pending_output_chars += len(text)
+        if self._pending_output_chars >= MAX_OUTPUT_DATA_BYTES:
+            self._flush_output()
+        elif self._output_flush is None:
+            self._output_flush = self._loop.call_soon(self._flush_output)
+
+    def _flush_output(self) -> None:
+        if self._output_flush is not None:
+            self._output_flush.cancel()
+            self._output_flush = None
+        if self._closed or not self._pending_output:
+            return
+        data = _utf8("".join(self._pending_output))
+        self._pending_output.clear()
+        self._pending_output_chars = 0
         if self._dropped:
             self._dropped += len(data)
             return
@@ -182,18 +204,18 @@ class LiveChannel:
         self._output_budget -= len(data)
         while data:
             chunk, data = _split_utf8(data, MAX_OUTPUT_DATA_BYTES)
-            self._enqueue_chunk(stream, chunk.decode("utf-8"), truncated=False, dropped=0)
+            self._enqueue_chunk(chunk.decode("utf-8"), truncated=False)
         self._dropped += len(dropped)
 
-    def _enqueue_chunk(self, stream: str, data: str, *, truncated: bool, dropped: int) -> None:
+    def _enqueue_chunk(self, data: str, *, truncated: bool) -> None:
         chunk = OutputChunk(
             job_id=self._job_id,
             request_id=self._request_id,
             seq=self._seq,
-            stream=stream,
+            stream="handler",
             data=data,
             truncated=truncated,
-            dropped_bytes=dropped,
+            dropped_bytes=self._dropped if truncated else 0,
         )
         self._seq += 1
         self._enqueue("output", chunk)
@@ -202,14 +224,11 @@ class LiveChannel:
         """Send what is due (latest progress, truncation marker) and wait until every live
         frame of the request is written; later calls do nothing."""
         if not self._closed:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            if self._pending_progress is not None:
-                self._flush_progress()
+            self._flush_output()
+            self._flush_progress()
             if self._dropped:
                 # One marker, at the end, so that dropped_bytes counts everything dropped.
-                self._enqueue_chunk("handler", "", truncated=True, dropped=self._dropped)
+                self._enqueue_chunk("", truncated=True)
             self._closed = True
         sender = self._sender
         if sender is not None and not sender.done():
@@ -219,9 +238,12 @@ class LiveChannel:
         """The connection is gone: send nothing more."""
         self._closed = True
         self._queue.clear()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._pending_output.clear()
+        self._pending_progress = None
+        for handle in (self._timer, self._output_flush):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._output_flush = None
         # A send in progress fails on the closed connection; the sender then ends by itself.
 
 
@@ -239,11 +261,13 @@ class OutputWriter:
         return self._channel is not None and self._channel.output_enabled
 
     def write(self, text: str) -> None:
-        """Append ``text`` to the job's output as is (add your own newlines)."""
+        """Append ``text`` to the job's output as is (add your own newlines). Writes of one
+        event-loop turn may share a frame; output beyond the request's ``output_max_bytes`` is
+        dropped and the orchestrator is told how much."""
         if not isinstance(text, str):
             raise TypeError(f"output must be str, not {type(text).__name__}")
         if self._channel is not None:
-            self._channel.output("handler", text)
+            self._channel.output(text)
 
     def json(self, value: Any) -> None:
         """Append ``value`` as one line of compact JSON. Raises TypeError or ValueError for a
@@ -282,7 +306,8 @@ class JobContext:
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError(f"progress must be a number or None, not {type(value).__name__}")
-            value = min(1.0, max(0.0, float(value))) if math.isfinite(value) else None
+            # clamped, keeping an int an int (so 1 is written as 1, as Node writes it)
+            value = min(1, max(0, value)) if math.isfinite(value) else None
         if message is not None:
             if not isinstance(message, str):
                 raise TypeError(f"message must be str or None, not {type(message).__name__}")

@@ -23,14 +23,19 @@ OUTCOME_STATUSES: Final = frozenset({"success", "retry", "timeout", "error"})
 #: Hello tags (RUNNER_PROTOCOL.md §8): at most 32, each 1..64 characters of this set.
 MAX_TAGS: Final = 32
 TAG_PATTERN: Final = re.compile(r"[A-Za-z0-9_.:/=-]{1,64}")
-#: Limits of the live frames (§13): a progress message in characters, its detail in bytes of
-#: compact JSON, an output chunk's data in bytes of UTF-8.
+#: Limits of the live frames (§12, §13): a progress message in characters, its detail in
+#: bytes of compact JSON, an output chunk's data in bytes of UTF-8.
 MAX_PROGRESS_MESSAGE_CHARS: Final = 1024
 MAX_PROGRESS_DETAIL_BYTES: Final = 4096
 MAX_OUTPUT_DATA_BYTES: Final = 65536
 OUTPUT_STREAMS: Final = frozenset({"handler", "stdout", "stderr"})
+#: A request's ``live`` limits when it leaves them out (§11).
+DEFAULT_PROGRESS_INTERVAL_MS: Final = 200
+DEFAULT_OUTPUT_MAX_BYTES: Final = 8 * 1024 * 1024
 
 __all__ = [
+    "DEFAULT_OUTPUT_MAX_BYTES",
+    "DEFAULT_PROGRESS_INTERVAL_MS",
     "MAX_OUTPUT_DATA_BYTES",
     "MAX_PROGRESS_DETAIL_BYTES",
     "MAX_PROGRESS_MESSAGE_CHARS",
@@ -192,7 +197,7 @@ class ExecutionRequest:
     context: ExecutionContext
     params: dict[str, Any] = field(default_factory=dict)
     protocol_version: str = PROTOCOL_VERSION
-    #: rrqkit addition (§13): which live frames this request may send; None = none.
+    #: rrqkit addition (§11): which live frames this request may send; None = none.
     live: LiveOptions | None = None
 
     @classmethod
@@ -237,17 +242,18 @@ class ExecutionRequest:
 
 @dataclass(slots=True)
 class LiveOptions:
-    """A request's ``live`` (rrqkit addition, §13): the live frames its handler may send.
+    """A request's ``live`` (rrqkit addition, §11): the live frames its handler may send.
 
-    The orchestrator sets it only on a connection whose hello listed the features.
+    The orchestrator sets it only on a connection whose hello listed the features. Absent or
+    null limits read as their defaults, and are written with their values.
     """
 
     progress: bool = False
     output: bool = False
     #: at most one ``progress`` frame per this many milliseconds (the latest value wins)
-    progress_interval_ms: int | None = None
+    progress_interval_ms: int = DEFAULT_PROGRESS_INTERVAL_MS
     #: output data bytes this request may send; beyond it data is dropped (one truncated frame)
-    output_max_bytes: int | None = None
+    output_max_bytes: int = DEFAULT_OUTPUT_MAX_BYTES
 
     @classmethod
     def from_wire(cls, data: Any) -> LiveOptions:
@@ -260,12 +266,15 @@ class LiveOptions:
             if value is not None and not isinstance(value, bool):
                 raise _bad(where, key, "a boolean")
             flags[key] = bool(value)
-        limits: dict[str, int | None] = {}
-        for key in ("progress_interval_ms", "output_max_bytes"):
+        limits: dict[str, int] = {}
+        for key, default in (
+            ("progress_interval_ms", DEFAULT_PROGRESS_INTERVAL_MS),
+            ("output_max_bytes", DEFAULT_OUTPUT_MAX_BYTES),
+        ):
             number = _opt_int(data, key, where)
             if number is not None and number < 0:
                 raise _bad(where, key, "an integer >= 0")
-            limits[key] = number
+            limits[key] = default if number is None else number
         return cls(
             progress=flags["progress"],
             output=flags["output"],
@@ -449,6 +458,8 @@ class Hello:
             for tag in tags:
                 if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
                     raise _bad(where, "tags", "tags of 1-64 characters A-Z a-z 0-9 _ . : / = -")
+            if len(set(tags)) != len(tags):
+                raise _bad(where, "tags", "an array of distinct tags")
         return cls(
             runtime=runtime,
             features=list(features),
@@ -506,6 +517,13 @@ class Ping:
         return {"nonce": self.nonce}
 
 
+def _req_id(data: Mapping[str, Any], where: str) -> str:
+    request_id = _req_str(data, "request_id", where)
+    if request_id == "":
+        raise _bad(where, "request_id", "a non-empty string")
+    return request_id
+
+
 def _progress_value(value: Any, where: str) -> float | None:
     if value is None:
         return None
@@ -522,7 +540,10 @@ def detail_bytes(detail: Any) -> int:
 
 @dataclass(slots=True)
 class ProgressUpdate:
-    """Payload of a ``progress`` frame (rrqkit addition, §13; runner → orchestrator)."""
+    """Payload of a ``progress`` frame (rrqkit addition, §12; runner → orchestrator).
+
+    Readers do not check the size of ``detail``: writers refuse one over 4096 bytes of JSON.
+    """
 
     job_id: str
     request_id: str
@@ -535,15 +556,12 @@ class ProgressUpdate:
     def from_wire(cls, data: Mapping[str, Any]) -> ProgressUpdate:
         where = "progress"
         job_id = _req_str(data, "job_id", where)
-        request_id = _req_str(data, "request_id", where)
+        request_id = _req_id(data, where)
         value = _progress_value(_get(data, "progress"), where)
         message = _opt_str(data, "message", where)
         if message is not None and len(message) > MAX_PROGRESS_MESSAGE_CHARS:
             raise _bad(where, "message", f"at most {MAX_PROGRESS_MESSAGE_CHARS} characters")
-        detail = _get(data, "detail")
-        if detail is not None and detail_bytes(detail) > MAX_PROGRESS_DETAIL_BYTES:
-            raise _bad(where, "detail", f"at most {MAX_PROGRESS_DETAIL_BYTES} bytes of JSON")
-        return cls(job_id, request_id, value, message, detail)
+        return cls(job_id, request_id, value, message, _get(data, "detail"))
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -575,7 +593,7 @@ class OutputChunk:
     def from_wire(cls, data: Mapping[str, Any]) -> OutputChunk:
         where = "output"
         job_id = _req_str(data, "job_id", where)
-        request_id = _req_str(data, "request_id", where)
+        request_id = _req_id(data, where)
         seq = _req_int(data, "seq", where)
         if seq < 0:
             raise _bad(where, "seq", "an integer >= 0")
