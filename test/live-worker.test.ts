@@ -13,6 +13,7 @@ import { Producer } from "../src/producer/producer.js";
 import { LiveStore } from "../src/store/live-store.js";
 import { registerScripts } from "../src/store/scripts.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
+import { runCli, writeConfig } from "./support/cli-harness.js";
 import { jobSettled, RunningWorker } from "./support/worker-harness.js";
 
 const RAW = fileURLToPath(new URL("./fixtures/live-raw-runner.mjs", import.meta.url));
@@ -158,5 +159,50 @@ describe.skipIf(!liveFrames)("output", () => {
     expect(page.closed).toBe(true);
     const ttl = await redis.client.ttl(`rrq:output:${id}:1`);
     expect(ttl).toBeGreaterThan(0);
+  });
+});
+
+describe.skipIf(!liveFrames)("CLI and data API", () => {
+  it("job watch prints monotonic progress until the job is final; job show has a progress line", async () => {
+    await start(config({}));
+    const cli = writeConfig(redis.url);
+    const id = await producer.enqueue("progress", { count: 100, every_ms: 10 });
+    const watched = await runCli(cli, ["job", "watch", id]);
+    expect(watched.code).toBe(0);
+    const lines = watched.out.trim().split("\n");
+    expect(lines.at(-1)).toMatch(/COMPLETED 100% step 100$/);
+    const pcts = lines.flatMap((l) => {
+      const m = / (\d+(?:\.\d+)?)%/.exec(l);
+      return m ? [Number(m[1])] : [];
+    });
+    expect(pcts.length).toBeGreaterThanOrEqual(2);
+    expect([...pcts].sort((a, b) => a - b)).toEqual(pcts);
+    const shown = await runCli(cli, ["job", "show", id]);
+    expect(shown.out).toMatch(/Progress: 100% step 100 \(/);
+    const api = new LiveStore(redis.client, registerScripts(redis.client));
+    expect((await api.readProgress(id))?.progress).toBe(1);
+  });
+
+  it("job tail -f follows a large output up to the cap, reports the cap, and exits at the closed marker", async () => {
+    await start(config({}, { output_max_bytes_per_attempt: 200_000 }));
+    const cli = writeConfig(redis.url);
+    const id = await producer.enqueue("output", { bytes: 1_000_000, chunk: 2000 });
+    const tail = runCli(cli, ["job", "tail", id, "-f"]);
+    const result = await tail;
+    expect(result.code).toBe(0);
+    const text = result.out;
+    expect(text).toMatch(/\[output truncated: 800000 bytes dropped\]\n$/);
+    expect(text.length - "[output truncated: 800000 bytes dropped]\n".length).toBe(200_000);
+    expect(result.err).toMatch(/\[attempt ended: completed\]/);
+    const again = await runCli(cli, ["job", "tail", id]);
+    expect(again.out).toBe(text);
+    const { RrqApi } = await import("../src/api/index.js");
+    const api = new RrqApi(redis.client);
+    const page = await api.output.read(id, { count: 5 });
+    expect(page).toMatchObject({ attempt: 1, closed: false });
+    expect(page.entries).toHaveLength(5);
+    const seen: string[] = [];
+    for await (const entry of api.output.follow(id, { cursor: page.cursor })) seen.push(entry.kind);
+    expect(seen.at(-1)).toBe("closed");
   });
 });
