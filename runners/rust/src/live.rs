@@ -39,20 +39,17 @@ use crate::protocol::{
     MAX_OUTPUT_DATA_BYTES, MAX_PROGRESS_DETAIL_BYTES, MAX_PROGRESS_MESSAGE_CHARS,
 };
 
-/// Used when a request's `live` leaves `progress_interval_ms` out.
-pub const DEFAULT_PROGRESS_INTERVAL_MS: u64 = 200;
-/// Used when a request's `live` leaves `output_max_bytes` out.
-pub const DEFAULT_OUTPUT_MAX_BYTES: u64 = 8 * 1024 * 1024;
-
 tokio::task_local! {
     static CURRENT: JobContext;
 }
 
 /// The live frames of one request on one connection (runtime side).
 ///
-/// Every frame is encoded and queued on the connection's writer under one lock, and
-/// [`LiveChannel::close`] runs right before the outcome is queued on the same writer, so all
-/// live frames of a request precede its `response`.
+/// Output writes are joined until a flush task runs (or 64 KiB are pending) into frames of at
+/// most 64 KiB; progress is coalesced per `progress_interval_ms`. Every frame is encoded and
+/// queued on the connection's writer under one lock, and [`LiveChannel::close`] runs right
+/// before the outcome is queued on the same writer, so all live frames of a request precede
+/// its `response` (RUNNER_PROTOCOL.md §12, §13).
 pub(crate) struct LiveChannel {
     job_id: String,
     request_id: String,
@@ -61,27 +58,29 @@ pub(crate) struct LiveChannel {
     interval: Duration,
     encoding: Encoding,
     tx: UnboundedSender<Vec<u8>>,
-    timers: tokio::runtime::Handle,
+    tasks: tokio::runtime::Handle,
     state: Mutex<State>,
 }
 
 struct State {
     closed: bool,
     last_progress: Option<Instant>,
-    pending: Option<ProgressUpdate>,
+    pending_progress: Option<ProgressUpdate>,
     timer: Option<AbortHandle>,
+    pending_output: String,
+    flush_scheduled: bool,
     seq: u64,
     budget: u64,
     dropped: u64,
 }
 
 impl LiveChannel {
-    /// A channel when `req.live` enables a feature, else `None`.
+    /// A channel when `req.live` enables a feature, else `None`. `tasks` runs the timers.
     pub(crate) fn for_request(
         req: &ExecutionRequest,
         encoding: Encoding,
         tx: UnboundedSender<Vec<u8>>,
-        timers: tokio::runtime::Handle,
+        tasks: tokio::runtime::Handle,
     ) -> Option<Arc<LiveChannel>> {
         let live: &LiveOptions = req.live.as_ref()?;
         if !live.progress && !live.output {
@@ -92,20 +91,19 @@ impl LiveChannel {
             request_id: req.request_id.clone(),
             progress_enabled: live.progress,
             output_enabled: live.output,
-            interval: Duration::from_millis(
-                live.progress_interval_ms
-                    .unwrap_or(DEFAULT_PROGRESS_INTERVAL_MS),
-            ),
+            interval: Duration::from_millis(live.progress_interval_ms),
             encoding,
             tx,
-            timers,
+            tasks,
             state: Mutex::new(State {
                 closed: false,
                 last_progress: None,
-                pending: None,
+                pending_progress: None,
                 timer: None,
+                pending_output: String::new(),
+                flush_scheduled: false,
                 seq: 0,
-                budget: live.output_max_bytes.unwrap_or(DEFAULT_OUTPUT_MAX_BYTES),
+                budget: live.output_max_bytes,
                 dropped: 0,
             }),
         }))
@@ -121,6 +119,7 @@ impl LiveChannel {
             Ok(bytes) => {
                 let _ = self.tx.send(bytes);
             }
+            // A live frame that cannot be encoded is lost, never the request.
             Err(e) => eprintln!(
                 "[rrqkit-rust] request {}: {} frame not sent: {e}",
                 self.request_id,
@@ -138,37 +137,40 @@ impl LiveChannel {
         match state.last_progress {
             Some(last) if now.duration_since(last) < self.interval => {
                 // Too soon: keep only the latest; it goes out when the interval is over.
-                state.pending = Some(update);
+                state.pending_progress = Some(update);
                 if state.timer.is_none() {
                     let channel = Arc::clone(self);
                     let at = last + self.interval;
-                    let timer = self.timers.spawn(async move {
+                    let timer = self.tasks.spawn(async move {
                         tokio::time::sleep_until(at).await;
-                        channel.flush_pending();
+                        channel.flush_progress();
                     });
                     state.timer = Some(timer.abort_handle());
                 }
             }
-            _ => {
-                state.last_progress = Some(now);
-                self.queue(Frame::Progress(update));
-            }
+            _ => self.send_progress(&mut state, update),
         }
     }
 
-    fn flush_pending(&self) {
+    fn send_progress(&self, state: &mut State, update: ProgressUpdate) {
+        // Output written before this report goes first, so frames keep the handler's call order.
+        self.flush_output_locked(state);
+        state.last_progress = Some(Instant::now());
+        self.queue(Frame::Progress(update));
+    }
+
+    fn flush_progress(&self) {
         let mut state = self.lock();
         state.timer = None;
         if state.closed {
             return;
         }
-        if let Some(update) = state.pending.take() {
-            state.last_progress = Some(Instant::now());
-            self.queue(Frame::Progress(update));
+        if let Some(update) = state.pending_progress.take() {
+            self.send_progress(&mut state, update);
         }
     }
 
-    fn output(&self, stream: OutputStream, text: &str) {
+    fn output(self: &Arc<Self>, text: &str) {
         if text.is_empty() {
             return;
         }
@@ -176,44 +178,58 @@ impl LiveChannel {
         if state.closed {
             return;
         }
+        state.pending_output.push_str(text);
+        if state.pending_output.len() >= MAX_OUTPUT_DATA_BYTES {
+            self.flush_output_locked(&mut state);
+        } else if !state.flush_scheduled {
+            // Writes made until the flush task runs share frames.
+            state.flush_scheduled = true;
+            let channel = Arc::clone(self);
+            self.tasks.spawn(async move {
+                let mut state = channel.lock();
+                state.flush_scheduled = false;
+                channel.flush_output_locked(&mut state);
+            });
+        }
+    }
+
+    fn flush_output_locked(&self, state: &mut State) {
+        if state.closed || state.pending_output.is_empty() {
+            return;
+        }
+        let text = std::mem::take(&mut state.pending_output);
         if state.dropped > 0 {
             state.dropped += text.len() as u64;
             return;
         }
         let budget = usize::try_from(state.budget).unwrap_or(usize::MAX);
-        let (mut kept, dropped) = split_at_char(text, budget);
+        let (mut kept, dropped) = split_at_char(&text, budget);
         state.budget -= kept.len() as u64;
         state.dropped += dropped.len() as u64;
         while !kept.is_empty() {
             let (chunk, rest) = split_at_char(kept, MAX_OUTPUT_DATA_BYTES);
-            self.queue_chunk(&mut state, stream, chunk.to_string(), false, 0);
+            self.queue_chunk(state, chunk.to_string(), false);
             kept = rest;
         }
     }
 
-    fn queue_chunk(
-        &self,
-        state: &mut State,
-        stream: OutputStream,
-        data: String,
-        truncated: bool,
-        dropped_bytes: u64,
-    ) {
+    fn queue_chunk(&self, state: &mut State, data: String, truncated: bool) {
         let chunk = OutputChunk {
             job_id: self.job_id.clone(),
             request_id: self.request_id.clone(),
             seq: state.seq,
-            stream,
+            stream: OutputStream::Handler,
             data,
             truncated,
-            dropped_bytes,
+            dropped_bytes: if truncated { state.dropped } else { 0 },
         };
         state.seq += 1;
         self.queue(Frame::Output(chunk));
     }
 
-    /// Queues what is still due (the latest coalesced progress, the truncation marker) and
-    /// stops the channel; call right before queueing the outcome. Later calls do nothing.
+    /// Queues what is still due (pending output, the latest coalesced progress, the truncation
+    /// marker) and stops the channel; call right before queueing the outcome. Later calls do
+    /// nothing.
     pub(crate) fn close(&self) {
         let mut state = self.lock();
         if state.closed {
@@ -222,19 +238,13 @@ impl LiveChannel {
         if let Some(timer) = state.timer.take() {
             timer.abort();
         }
-        if let Some(update) = state.pending.take() {
+        self.flush_output_locked(&mut state);
+        if let Some(update) = state.pending_progress.take() {
             self.queue(Frame::Progress(update));
         }
         if state.dropped > 0 {
             // One marker, at the end, so that dropped_bytes counts everything dropped.
-            let dropped = state.dropped;
-            self.queue_chunk(
-                &mut state,
-                OutputStream::Handler,
-                String::new(),
-                true,
-                dropped,
-            );
+            self.queue_chunk(&mut state, String::new(), true);
         }
         state.closed = true;
     }
@@ -243,7 +253,8 @@ impl LiveChannel {
     pub(crate) fn discard(&self) {
         let mut state = self.lock();
         state.closed = true;
-        state.pending = None;
+        state.pending_progress = None;
+        state.pending_output.clear();
         if let Some(timer) = state.timer.take() {
             timer.abort();
         }
@@ -421,12 +432,13 @@ pub struct Output<'a> {
 }
 
 impl Output<'_> {
-    /// Appends `text` as is (add your own newlines). Data beyond the request's
-    /// `output_max_bytes` is dropped; the orchestrator is told how much.
+    /// Appends `text` as is (add your own newlines). Writes in quick succession may share a
+    /// frame; data beyond the request's `output_max_bytes` is dropped and the orchestrator is
+    /// told how much.
     pub fn write(&self, text: impl AsRef<str>) {
         if let Some(channel) = &self.ctx.channel {
             if channel.output_enabled {
-                channel.output(OutputStream::Handler, text.as_ref());
+                channel.output(text.as_ref());
             }
         }
     }

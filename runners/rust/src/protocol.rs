@@ -80,7 +80,7 @@ pub struct ExecutionRequest {
     /// The job's params; `{}` when absent or null.
     pub params: Map<String, Value>,
     pub context: ExecutionContext,
-    /// rrqkit addition: the live frames this request may send (`None`: none). Written only
+    /// rrqkit addition (§11): the live frames this request may send (`None`: none). Written only
     /// when set, so a request without it is byte-for-byte RRQ's.
     pub live: Option<LiveOptions>,
 }
@@ -113,37 +113,51 @@ impl ExecutionRequest {
     }
 }
 
-/// A request's `live` (rrqkit addition): which live frames its handler may send. The
-/// orchestrator sets it only on a connection whose hello listed the features.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `live.progress_interval_ms` when a request leaves it out (§11).
+pub const DEFAULT_PROGRESS_INTERVAL_MS: u64 = 200;
+/// `live.output_max_bytes` when a request leaves it out (§11): 8 MiB.
+pub const DEFAULT_OUTPUT_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// A request's `live` (rrqkit addition, RUNNER_PROTOCOL.md §11): which live frames its handler
+/// may send. The orchestrator sets it only on a connection whose hello listed the features.
+/// Absent or null limits read as their defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveOptions {
     /// `progress` frames may be sent.
     pub progress: bool,
     /// `output` frames may be sent.
     pub output: bool,
-    /// At most one `progress` frame per this many milliseconds (the latest value wins).
-    pub progress_interval_ms: Option<u64>,
+    /// At most one `progress` frame per this many milliseconds (the latest value wins; 0: no
+    /// coalescing).
+    pub progress_interval_ms: u64,
     /// Output data bytes the request may send; beyond them data is dropped (one truncated frame).
-    pub output_max_bytes: Option<u64>,
+    pub output_max_bytes: u64,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            progress: false,
+            output: false,
+            progress_interval_ms: DEFAULT_PROGRESS_INTERVAL_MS,
+            output_max_bytes: DEFAULT_OUTPUT_MAX_BYTES,
+        }
+    }
 }
 
 impl LiveOptions {
-    /// The four fields in schema order, absent limits as `null`.
+    /// The four fields in schema order.
     pub fn to_value(&self) -> Value {
         let mut m = Map::new();
         m.insert("progress".into(), Value::Bool(self.progress));
         m.insert("output".into(), Value::Bool(self.output));
         m.insert(
             "progress_interval_ms".into(),
-            self.progress_interval_ms
-                .map(Value::from)
-                .unwrap_or(Value::Null),
+            Value::from(self.progress_interval_ms),
         );
         m.insert(
             "output_max_bytes".into(),
-            self.output_max_bytes
-                .map(Value::from)
-                .unwrap_or(Value::Null),
+            Value::from(self.output_max_bytes),
         );
         Value::Object(m)
     }
@@ -193,7 +207,8 @@ where
     Ok(out)
 }
 
-/// `progress` frame payload (rrqkit addition; runner → orchestrator).
+/// `progress` frame payload (rrqkit addition, §12; runner → orchestrator). Readers do not check
+/// the size of `detail`: writers refuse one over 4096 bytes of JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProgressUpdate {
     pub job_id: String,
@@ -253,7 +268,7 @@ impl OutputStream {
     }
 }
 
-/// `output` frame payload (rrqkit addition; runner → orchestrator). `seq` counts a request's
+/// `output` frame payload (rrqkit addition, §13; runner → orchestrator). `seq` counts a request's
 /// output frames from 0; the one frame with `truncated` says `dropped_bytes` bytes were dropped
 /// at the request's `output_max_bytes`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -952,8 +967,10 @@ fn parse_live(m: &Map<String, Value>) -> Result<LiveOptions, DecodeError> {
     Ok(LiveOptions {
         progress: opt_bool(m, "progress", what)?,
         output: opt_bool(m, "output", what)?,
-        progress_interval_ms: opt_count(m, "progress_interval_ms", what)?,
-        output_max_bytes: opt_count(m, "output_max_bytes", what)?,
+        progress_interval_ms: opt_count(m, "progress_interval_ms", what)?
+            .unwrap_or(DEFAULT_PROGRESS_INTERVAL_MS),
+        output_max_bytes: opt_count(m, "output_max_bytes", what)?
+            .unwrap_or(DEFAULT_OUTPUT_MAX_BYTES),
     })
 }
 
@@ -962,6 +979,14 @@ pub fn detail_bytes(value: &Value) -> usize {
     serde_json::to_vec(value)
         .map(|v| v.len())
         .unwrap_or(usize::MAX)
+}
+
+fn req_id(p: &Map<String, Value>, what: &str) -> Result<String, DecodeError> {
+    let id = req_string(p, "request_id", what)?;
+    if id.is_empty() {
+        return Err(frame_err(format!("{what}.request_id is empty")));
+    }
+    Ok(id)
 }
 
 fn parse_progress(p: &Map<String, Value>) -> Result<ProgressUpdate, DecodeError> {
@@ -983,18 +1008,14 @@ fn parse_progress(p: &Map<String, Value>) -> Result<ProgressUpdate, DecodeError>
             "progress.message is longer than {MAX_PROGRESS_MESSAGE_CHARS} characters"
         )));
     }
+    // Readers leave the detail's size to writers (schema).
     let detail = match p.get("detail") {
         None | Some(Value::Null) => None,
-        Some(v) if detail_bytes(v) > MAX_PROGRESS_DETAIL_BYTES => {
-            return Err(frame_err(format!(
-                "progress.detail is larger than {MAX_PROGRESS_DETAIL_BYTES} bytes"
-            )))
-        }
         Some(v) => Some(v.clone()),
     };
     Ok(ProgressUpdate {
         job_id: req_string(p, "job_id", what)?,
-        request_id: req_string(p, "request_id", what)?,
+        request_id: req_id(p, what)?,
         progress,
         message,
         detail,
@@ -1018,7 +1039,7 @@ fn parse_output(p: &Map<String, Value>) -> Result<OutputChunk, DecodeError> {
     }
     Ok(OutputChunk {
         job_id: req_string(p, "job_id", what)?,
-        request_id: req_string(p, "request_id", what)?,
+        request_id: req_id(p, what)?,
         seq,
         stream,
         data,
@@ -1143,6 +1164,10 @@ fn parse_hello(p: &Map<String, Value>) -> Result<Hello, DecodeError> {
             )))
         }
     };
+    let distinct: std::collections::HashSet<&String> = tags.iter().collect();
+    if distinct.len() != tags.len() {
+        return Err(frame_err("hello.tags repeats a tag".into()));
+    }
     Ok(Hello {
         protocol_version: req_string(p, "protocol_version", what)?,
         runtime: req_string(p, "runtime", what)?,

@@ -63,8 +63,8 @@ fn progress_frame_round_trip_and_validation() {
         json!({"progress": "0.5"}),
         json!({"message": 3}),
         json!({"message": "m".repeat(1025)}),
-        json!({"detail": {"k": "v".repeat(5000)}}),
         json!({"request_id": null}),
+        json!({"request_id": ""}),
     ] {
         assert_eq!(
             decode("progress", merged(&payload, bad.clone())).unwrap_err(),
@@ -72,6 +72,9 @@ fn progress_frame_round_trip_and_validation() {
             "{bad}"
         );
     }
+    // readers leave the detail's size to writers (schema)
+    let big = merged(&payload, json!({"detail": "v".repeat(5000)}));
+    assert!(matches!(decode("progress", big), Ok(Frame::Progress(_))));
     // integral values are written as integers, as Node and Python write them
     let one = ProgressUpdate {
         progress: Some(1.0),
@@ -160,13 +163,14 @@ fn request_live_field() {
         Some(LiveOptions {
             progress: true,
             output: false,
-            progress_interval_ms: Some(100),
-            output_max_bytes: None,
+            progress_interval_ms: 100,
+            output_max_bytes: 8 * 1024 * 1024, // absent: the default
         })
     );
     assert_eq!(
         r.to_value()["live"],
-        json!({"progress": true, "output": false, "progress_interval_ms": 100, "output_max_bytes": null})
+        json!({"progress": true, "output": false, "progress_interval_ms": 100,
+            "output_max_bytes": 8388608})
     );
     for bad in [
         json!([]),
@@ -204,6 +208,7 @@ fn hello_tags() {
         json!(["x".repeat(65)]),
         json!(many),
         json!([1]),
+        json!(["a", "a"]),
     ] {
         assert!(
             decode("hello", merged(&base, json!({ "tags": bad }))).is_err(),
@@ -437,9 +442,10 @@ async fn frames_precede_the_response() {
         peer.send(request_value("work", "r-1", "job-1", all_on()))
             .await;
         let frames = peer.until_response("r-1").await;
+        // the two writes share a frame; the progress report flushes it first
         assert_eq!(
             kinds(&frames),
-            ["progress", "output", "output", "progress", "response"]
+            ["progress", "output", "progress", "response"]
         );
         let Frame::Progress(p) = &frames[0] else {
             unreachable!()
@@ -455,13 +461,9 @@ async fn frames_precede_the_response() {
         assert_eq!(
             o.to_value(),
             json!({"job_id": "job-1", "request_id": "r-1", "seq": 0, "stream": "handler",
-                "data": "hello ", "truncated": false, "dropped_bytes": 0})
+                "data": "hello {\"n\":1}\n", "truncated": false, "dropped_bytes": 0})
         );
-        let Frame::Output(o) = &frames[2] else {
-            unreachable!()
-        };
-        assert_eq!((o.seq, o.data.as_str()), (1, "{\"n\":1}\n"));
-        let Frame::Progress(p) = &frames[3] else {
+        let Frame::Progress(p) = &frames[2] else {
             unreachable!()
         };
         assert_eq!(p.progress, Some(1.0));
@@ -494,10 +496,7 @@ async fn nothing_is_sent_unless_enabled() {
             json!({"progress": true, "progress_interval_ms": 0}),
             vec!["progress", "progress", "response"],
         ),
-        (
-            json!({"output": true}),
-            vec!["output", "output", "response"],
-        ),
+        (json!({"output": true}), vec!["output", "response"]),
     ];
     for (i, (live, expected)) in cases.into_iter().enumerate() {
         let rid = format!("r-{i}");
@@ -554,8 +553,11 @@ async fn output_cap_sends_one_truncated_frame() {
     runner.register("chatty", |_req| async move {
         let ctx = JobContext::current();
         ctx.output().write("a".repeat(6));
+        tokio::task::yield_now().await; // the flush task runs: a frame of its own
         ctx.output().write("é".repeat(4)); // 8 bytes: 3 fit, the cut falls inside an é
+        tokio::task::yield_now().await;
         ctx.output().write("tail");
+        ctx.output().write("more");
         Ok::<_, HandlerError>(Value::Null)
     });
     let (mut peer, task) = serve(runner, Encoding::Json).await;
@@ -579,7 +581,7 @@ async fn output_cap_sends_one_truncated_frame() {
         [
             (0, "aaaaaa".to_string(), false, 0),
             (1, "é".to_string(), false, 0),
-            (2, String::new(), true, 6 + 4),
+            (2, String::new(), true, 6 + 8),
         ]
     );
     assert_eq!(kinds(&frames).last(), Some(&"response"));
@@ -694,5 +696,38 @@ async fn cancel_flushes_pending_progress_before_the_cancelled_outcome() {
         o.error.as_ref().unwrap().error_type.as_deref(),
         Some("cancelled")
     );
+    task.abort();
+}
+
+#[tokio::test]
+async fn writes_in_quick_succession_share_frames() {
+    let mut runner = Runner::new();
+    runner.register("lines", |_req| async move {
+        let out = JobContext::current();
+        for i in 0..1000 {
+            out.output().write(format!("line {i}\n"));
+        }
+        tokio::task::yield_now().await;
+        out.output().write("after\n");
+        Ok::<_, HandlerError>(Value::Null)
+    });
+    let (mut peer, task) = serve(runner, Encoding::Json).await;
+    peer.send(request_value(
+        "lines",
+        "r-q",
+        "job-q",
+        json!({"output": true}),
+    ))
+    .await;
+    let frames = peer.until_response("r-q").await;
+    let outputs: Vec<(u64, String)> = frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Output(o) => Some((o.seq, o.data.clone())),
+            _ => None,
+        })
+        .collect();
+    let all: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(outputs, [(0, all), (1, "after\n".to_string())]);
     task.abort();
 }
