@@ -7,6 +7,7 @@
  * ```
  */
 export { Registry, type Handler } from "./runtime/registry.js";
+export { runnerTags, type JobContext, type OutputWriter } from "./runtime/live.js";
 export { Outcome, isOutcomeLike, snooze, type HandlerOutcome } from "./runtime/outcome.js";
 export { NonRetryableError } from "./runtime/errors.js";
 export { RunnerRuntime, type RunnerRuntimeOptions } from "./runtime/runtime.js";
@@ -32,5 +33,8 @@ export type {
   ExecutionOutcome,
   OutcomeError,
   CancelRequest,
+  LiveOptions,
+  Progress,
+  Output,
 } from "./protocol/generated/wire.js";
 export { PROTOCOL_VERSION, MAX_FRAME_BYTES, ErrorTypes } from "./protocol/constants.js";

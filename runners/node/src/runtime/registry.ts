@@ -1,4 +1,5 @@
 import type { ExecutionRequest } from "../protocol/generated/wire.js";
+import type { JobContext } from "./live.js";
 
 /**
  * A job handler. It receives the request and an AbortSignal that fires when the request is
@@ -7,9 +8,10 @@ import type { ExecutionRequest } from "../protocol/generated/wire.js";
  *
  * A function declared with exactly one parameter (`(request) => …`) is called without the
  * signal, which then is never created (about 3 µs per job in Node 20); declare the second
- * parameter, or rest parameters, to receive it.
+ * parameter, or rest parameters, to receive it. The third, `ctx` ({@link JobContext}), reports
+ * progress and streams output (RUNNER_PROTOCOL.md §13); it comes with the signal.
  */
-export type Handler = (request: ExecutionRequest, signal: AbortSignal) => unknown;
+export type Handler = (request: ExecutionRequest, signal: AbortSignal, ctx: JobContext) => unknown;
 
 /** Maps handler names to handlers. A later registration under the same name replaces it. */
 export class Registry {
