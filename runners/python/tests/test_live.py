@@ -28,7 +28,7 @@ from rrqkit.models import (
 )
 from rrqkit.runtime import FEATURES, RunnerRuntime, runner_tags
 
-from helpers import FrameClient
+from helpers import FrameClient, running
 from helpers import request as request_payload
 
 # -- models and codec ---------------------------------------------------------------------
@@ -516,3 +516,17 @@ def test_conformance_live_handlers(client: FrameClient) -> None:
         frames = _live_frames(client, request_payload(name, {}))
         assert [t for t, _ in frames] == ["response"]
         assert frames[0][1]["status"] == "success"
+
+
+def test_tags_from_the_environment_on_every_connection() -> None:
+    with running("unix", env={"RRQ_RUNNER_TAGS": "region:eu,gpu"}) as runner:
+        for _ in range(2):
+            conn = runner.connect()
+            assert conn.hello is not None and conn.hello["tags"] == ["gpu", "region:eu"]
+            conn.close()
+
+
+def test_an_invalid_tag_stops_the_runner() -> None:
+    with running("tcp", env={"RRQ_RUNNER_TAGS": "gpu,not valid"}) as runner:
+        assert runner.wait(10) == 2
+        assert "capability tags" in runner.stderr_text
