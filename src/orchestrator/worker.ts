@@ -71,7 +71,9 @@ export interface WorkerOptions {
 const MAX_HELD_ONLY_POLLS = 50;
 
 /** Offsets to Redis's clock beyond this are logged (once, and again when they move as much). */
-export const CLOCK_SKEW_WARN_MS = 1000;
+export /** How often a worker with tagged runners requeues jobs parked for their tags. */
+const NEEDS_UNPARK_INTERVAL_MS = 1000;
+const CLOCK_SKEW_WARN_MS = 1000;
 
 /** RRQ's worker id format. */
 export function newWorkerId(): string {
@@ -126,6 +128,9 @@ export class Worker {
   private readonly localNow: (() => number) | undefined;
   private wakeup: Wakeup | undefined;
   private stopProbe: (() => void) | undefined;
+  /** Requeues jobs parked for tags this worker's runners offer (routing by capability). */
+  private needsTimer: NodeJS.Timeout | undefined;
+  private needsStore: FlowStore | undefined;
   private heartbeat: Heartbeat | undefined;
   private leases: LeaseKeeper | undefined;
   /** Cron, death handlers and the DLQ age trim, each when configured. */
@@ -340,12 +345,18 @@ export class Worker {
           helloTimeoutMs: config.runnerHelloTimeoutMs,
           expectHello: config.runnerHello.get(name) ?? false,
           tags: config.runnerTags.get(name),
+          onReady: (tags) => this.runnerReady(name, tags),
         }),
       );
     }
     try {
       this.endpoints = await WorkerEndpoints.start(this.companionContext());
       await Promise.all([...this.pools.values()].map((pool) => pool.start()));
+      this.claims.routeByTags(config, this.tagSets());
+      // Jobs parked for tags by another worker are requeued by the worker that has them: once
+      // when its process says hello, then every second (another worker may park them anew).
+      if (Object.keys(this.tagSets()).length > 0)
+        this.needsTimer = setInterval(() => void this.unparkNeeds(), NEEDS_UNPARK_INTERVAL_MS);
       const subscriber = connectRedis(config.redisDsn, { name: `${this.workerId}:wake` });
       this.monitor.attach(subscriber, "subscriber");
       // a wake-up on a paused queue (its resume publishes one) makes the next poll ask it again
@@ -448,6 +459,44 @@ export class Worker {
     else this.events.emit("worker:resumed", { workerId: this.workerId });
     this.heartbeat?.nudge();
     this.wakeup?.notify();
+  }
+
+  /** The capability tag sets of the ready runner processes, by runner (those with tags). */
+  private tagSets(): Record<string, string[][]> {
+    const sets: Record<string, string[][]> = {};
+    for (const [name, pool] of this.pools) {
+      const found = pool.tagSets();
+      if (found.length > 0) sets[name] = found;
+    }
+    return sets;
+  }
+
+  /**
+   * A runner process became ready (issue 23): the claim routes by the new tag sets, and jobs
+   * parked for tags it offers are requeued, so they start within a second.
+   */
+  private runnerReady(runner: string, tags: readonly string[]): void {
+    this.claims.routeByTags(this.config, this.tagSets());
+    if (tags.length > 0) void this.unparkNeeds(runner);
+  }
+
+  /** Requeues the needs-sets the ready processes of `only` (default: every runner) cover. */
+  private async unparkNeeds(only?: string): Promise<void> {
+    if (!this.redis || !this.store) return;
+    this.needsStore ??= new FlowStore(this.redis, this.store.scripts, this.clock);
+    try {
+      for (const [name, pool] of this.pools) {
+        if (only !== undefined && name !== only) continue;
+        const sets = pool.tagSets();
+        if (sets.length > 0 && (await this.needsStore.unparkNeeds(name, sets)) > 0)
+          this.wakeup?.notify();
+      }
+    } catch (error) {
+      this.events.emit("worker:error", {
+        context: "requeue jobs waiting for runner tags",
+        error: error instanceof Error ? error : new Error(String(error)),
+      });
+    }
   }
 
   private executionContext(): ExecutionContext {
@@ -709,6 +758,7 @@ export class Worker {
 
   private async closeConnections(): Promise<void> {
     this.stopProbe?.();
+    clearInterval(this.needsTimer);
     this.clock?.stop();
     await this.wakeup?.close();
     if (this.redis) await closeRedis(this.redis);

@@ -44,7 +44,8 @@ export type ScriptName =
   | "breaker-record"
   | "queue-pause"
   // rrqkit live jobs (src/store/live-store.ts)
-  | "live-hash";
+  | "live-hash"
+  | "flow-needs-unpark";
 
 interface LoadedScript {
   lua: string;
