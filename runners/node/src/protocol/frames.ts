@@ -181,7 +181,7 @@ function checkHello(p: Fields): void {
     .done();
 }
 
-/** A hello's `tags`: absent/null, or at most 32 distinct tags of the tag alphabet (§8.3). */
+/** A hello's `tags`: absent/null, or at most 32 distinct tags of the tag alphabet (§8.6). */
 function checkTags(tags: unknown): string | undefined {
   if (tags == null) return undefined;
   if (!Array.isArray(tags)) return "tags must be an array of strings";
@@ -309,7 +309,7 @@ export function responseFrame(outcome: ExecutionOutcome): Frame {
 
 /**
  * Builds a `request` frame with every field in schema order (null for none), then `live` only
- * when it is set (issue 23, §11), so a request without live frames is byte-for-byte RRQ's.
+ * when it is set (issue 23, §13.1), so a request without live frames is byte-for-byte RRQ's.
  */
 export function requestFrame(request: ExecutionRequest): Frame {
   const c = request.context;

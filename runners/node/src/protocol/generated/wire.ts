@@ -4,7 +4,7 @@
  * Regenerate with `npm run gen`; `npm test` fails when this file drifts from the schemas.
  */
 /**
- * Every frame body, in either encoding, is one envelope: a frame type tag and its payload. The set of frame types is closed: a reader that meets an unknown type MUST treat the frame as undecodable and close the connection (RRQ runners do). A writer MUST NOT send hello, ping or pong to a peer that has not announced the matching feature, nor progress or output frames for a request that did not enable them (see protocol/RUNNER_PROTOCOL.md §8, §11).
+ * Every frame body, in either encoding, is one envelope: a frame type tag and its payload. The set of frame types is closed: a reader that meets an unknown type MUST treat the frame as undecodable and close the connection (RRQ runners do). A writer MUST NOT send hello, ping or pong to a peer that has not announced the matching feature, nor progress or output frames for a request that did not enable them (see protocol/RUNNER_PROTOCOL.md §8, §13).
  */
 export type Frame =
   | RequestFrame
@@ -51,7 +51,7 @@ export interface ExecutionRequest {
   } | null;
   context: ExecutionContext;
   /**
-   * Since issue 23 (RUNNER_PROTOCOL.md §11): the live frames the runner may send for this request. An orchestrator writes it only on a connection whose hello listed the matching feature ("progress", "output"), and only when at least one of them is enabled; otherwise it leaves the field out, so a request to an RRQ runner is byte-for-byte RRQ's. Absent or null: the runner sends no progress and no output frame for the request.
+   * Since issue 23 (RUNNER_PROTOCOL.md §13.1): the live frames the runner may send for this request. An orchestrator writes it only on a connection whose hello listed the matching feature ("progress", "output"), and only when at least one of them is enabled; otherwise it leaves the field out, so a request to an RRQ runner is byte-for-byte RRQ's. Absent or null: the runner sends no progress and no output frame for the request.
    */
   live?: LiveOptions | null;
 }
@@ -97,15 +97,15 @@ export interface ExecutionContext {
   worker_id?: string | null;
 }
 /**
- * Since issue 23 (RUNNER_PROTOCOL.md §11): which live frames a request enables and their bounds. Writers emit all four fields in this order. Readers treat an absent or null field as its default: progress and output false, progress_interval_ms 200, output_max_bytes 8388608.
+ * Since issue 23 (RUNNER_PROTOCOL.md §13.1): which live frames a request enables and their bounds. Writers emit all four fields in this order. Readers treat an absent or null field as its default: progress and output false, progress_interval_ms 200, output_max_bytes 8388608.
  */
 export interface LiveOptions {
   /**
-   * The runner may send progress frames for this request (§12).
+   * The runner may send progress frames for this request (§13.2).
    */
   progress?: boolean;
   /**
-   * The runner may send output frames for this request (§13).
+   * The runner may send output frames for this request (§13.3).
    */
   output?: boolean;
   /**
@@ -113,7 +113,7 @@ export interface LiveOptions {
    */
   progress_interval_ms?: number;
   /**
-   * Output bytes (UTF-8 of the data fields) the runner sends for this request; beyond them chunks are dropped and one output frame with truncated true reports how many bytes were dropped (§13.2). 0 drops everything.
+   * Output bytes (UTF-8 of the data fields) the runner sends for this request; beyond them chunks are dropped and one output frame with truncated true reports how many bytes were dropped (§13.3). 0 drops everything.
    */
   output_max_bytes?: number;
 }
@@ -215,7 +215,7 @@ export interface HelloFrame {
   payload: Hello;
 }
 /**
- * A runner's announcement of what it supports. Since rrqkit 0.1. Sent by the runner as the first frame of each connection, on every transport (stdio, unix, tcp), in the connection's encoding, only when its environment has RRQ_RUNNER_HELLO=1. An rrqkit orchestrator always sets that variable for the runners it launches: on stdio the hello is then its readiness signal (RUNNER_PROTOCOL.md §5); on unix and tcp it waits a bounded time for it before the first request (§8.2). Without the variable a runner sends no hello on any transport. Optional fields (runtime_version, max_in_flight, tags) are written with a value or left out, never null; readers treat null like absent.
+ * A runner's announcement of what it supports. Since rrqkit 0.1. Sent by the runner as the first frame of each connection, on every transport (stdio, unix, tcp), in the connection's encoding, only when its environment has RRQ_RUNNER_HELLO=1. An rrqkit orchestrator always sets that variable for the runners it launches: on stdio the hello is then its readiness signal (RUNNER_PROTOCOL.md §5); on unix and tcp it waits a bounded time for it before the first request (§8.4). Without the variable a runner sends no hello on any transport. Optional fields (runtime_version, max_in_flight, tags) are written with a value or left out, never null; readers treat null like absent.
  */
 export interface Hello {
   /**
@@ -239,11 +239,11 @@ export interface Hello {
    */
   max_in_flight?: number;
   /**
-   * Open set of optional protocol features; readers ignore values they do not know. Known: "ping" (answers ping with pong), "cancel_by_job" (job-wide cancel across connections), "stdout_guard" (stdout is protected from handler output on stdio), "progress" (since issue 23: sends progress frames for a request whose live.progress is true, §12), "output" (sends output frames for a request whose live.output is true, §13).
+   * Open set of optional protocol features; readers ignore values they do not know. Known: "ping" (answers ping with pong), "cancel_by_job" (job-wide cancel across connections), "stdout_guard" (stdout is protected from handler output on stdio), "progress" (since issue 23: sends progress frames for a request whose live.progress is true, §13.2), "output" (sends output frames for a request whose live.output is true, §13.3).
    */
   features: string[];
   /**
-   * Capability tags of this runner process (since issue 23, RUNNER_PROTOCOL.md §8.3): the tags given in code merged with the comma-separated RRQ_RUNNER_TAGS environment variable, deduplicated and sorted (byte order). A job whose `requires` is not a subset of a process's tags is never dispatched to it. Absent means no tags; writers leave the field out rather than send an empty array.
+   * Capability tags of this runner process (since issue 23, RUNNER_PROTOCOL.md §8.6): the tags given in code merged with the comma-separated RRQ_RUNNER_TAGS environment variable, deduplicated and sorted (byte order). A job whose `requires` is not a subset of a process's tags is never dispatched to it. Absent means no tags; writers leave the field out rather than send an empty array.
    *
    * @maxItems 32
    */
@@ -280,7 +280,7 @@ export interface ProgressFrame {
   payload: Progress;
 }
 /**
- * Since issue 23 (RUNNER_PROTOCOL.md §12). Runner to orchestrator: the latest progress of one in-flight request. Sent only for a request whose live.progress is true, at most one per live.progress_interval_ms per request, and always before the request's response frame. Writers emit every field in this order, null for none.
+ * Since issue 23 (RUNNER_PROTOCOL.md §13.2). Runner to orchestrator: the latest progress of one in-flight request. Sent only for a request whose live.progress is true, at most one per live.progress_interval_ms per request, and always before the request's response frame. Writers emit every field in this order, null for none.
  */
 export interface Progress {
   /**
@@ -312,7 +312,7 @@ export interface OutputFrame {
   payload: Output;
 }
 /**
- * Since issue 23 (RUNNER_PROTOCOL.md §13). Runner to orchestrator: one chunk of a request's streamed output. Sent only for a request whose live.output is true, always before the request's response frame. Writers emit every field in this order.
+ * Since issue 23 (RUNNER_PROTOCOL.md §13.3). Runner to orchestrator: one chunk of a request's streamed output. Sent only for a request whose live.output is true, always before the request's response frame. Writers emit every field in this order.
  */
 export interface Output {
   /**
