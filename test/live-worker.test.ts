@@ -181,6 +181,10 @@ describe.skipIf(!liveFrames)("CLI and data API", () => {
     expect(shown.out).toMatch(/Progress: 100% step 100 \(/);
     const api = new LiveStore(redis.client, registerScripts(redis.client));
     expect((await api.readProgress(id))?.progress).toBe(1);
+    expect(await producer.getJobStatus(id)).toMatchObject({
+      status: "COMPLETED",
+      progress: { progress: 1, message: "step 100", detail: { i: 100 } },
+    });
   });
 
   it("job tail -f follows a large output up to the cap, reports the cap, and exits at the closed marker", async () => {
@@ -204,5 +208,8 @@ describe.skipIf(!liveFrames)("CLI and data API", () => {
     const seen: string[] = [];
     for await (const entry of api.output.follow(id, { cursor: page.cursor })) seen.push(entry.kind);
     expect(seen.at(-1)).toBe("closed");
+    const tailed: string[] = [];
+    for await (const entry of producer.tail(id)) if (entry.kind === "log") tailed.push(entry.data);
+    expect(tailed.join("")).toHaveLength(200_000);
   });
 });

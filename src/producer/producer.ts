@@ -1,3 +1,5 @@
+import { OutputApi, type OutputFollowOptions } from "../api/live.js";
+import { progressFromHash, type OutputEntry, type ProgressValue } from "../store/live-store.js";
 import type { Redis } from "ioredis";
 import type { ResolvedConfig } from "../config/config.js";
 import { loadConfig } from "../config/load.js";
@@ -51,6 +53,8 @@ export interface JobResult {
   status: string;
   result: unknown;
   lastError: string | null;
+  /** rrqkit live jobs: the handler's latest progress; absent when it reported none. */
+  progress?: ProgressValue;
 }
 
 /** What {@link Producer.cancel} did (the same fields in the Python and Rust producers). */
@@ -181,6 +185,7 @@ export function producerConfigFrom(
 export class Producer {
   readonly config: Readonly<Required<ProducerConfig>>;
   private readonly store: ProducerStore;
+  private output: OutputApi | undefined;
   private readonly ownsConnection: boolean;
 
   /**
@@ -337,7 +342,25 @@ export class Producer {
         result = raw;
       }
     }
-    return { status, result, lastError: hash.last_error ?? null };
+    const progress = progressFromHash(hash);
+    return {
+      status,
+      result,
+      lastError: hash.last_error ?? null,
+      ...(progress ? { progress } : {}),
+    };
+  }
+
+  /**
+   * Follows the output a job's attempt streams (live jobs, README "Live jobs"): yields each
+   * entry as it is written and ends after the attempt's closed marker (or when the job is
+   * final and its output stays quiet). Without `attempt`, the latest attempt (waiting for the
+   * first to start). Entries: `{kind: "out"|"err"|"log", data}`, `{kind: "truncated",
+   * dropped}`, `{kind: "closed", status}`.
+   */
+  tail(jobId: string, options: OutputFollowOptions = {}): AsyncGenerator<OutputEntry> {
+    this.output ??= new OutputApi(this.store.redis);
+    return this.output.follow(jobId, options);
   }
 
   /**
