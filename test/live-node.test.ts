@@ -1,0 +1,86 @@
+/**
+ * Live jobs with the real Node runner (issue 23): the conformance handlers report_progress and
+ * write_output (conformance/handlers.md) through ctx.progress / ctx.output, a real Redis and a
+ * real orchestrator; tags from [rrq.runner_tags] reach the runner's hello (RRQ_RUNNER_TAGS).
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Producer } from "../src/producer/producer.js";
+import { LiveStore } from "../src/store/live-store.js";
+import { registerScripts } from "../src/store/scripts.js";
+import { startRedis, type TestRedis } from "./support/redis-server.js";
+import { jobSettled, NODE_RUNNER, RunningWorker, testConfig } from "./support/worker-harness.js";
+
+let redis: TestRedis;
+let producer: Producer;
+let workers: RunningWorker[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  producer = new Producer({ redisDsn: redis.url });
+});
+afterAll(async () => {
+  await producer.close();
+  await redis.stop();
+});
+beforeEach(async () => redis.flush());
+afterEach(async () => {
+  await Promise.all(workers.map((w) => w.stop()));
+  workers = [];
+});
+
+async function start(
+  extra: Record<string, unknown> = {},
+  transport = "unix",
+): Promise<RunningWorker> {
+  const c = testConfig(
+    redis.url,
+    { default_job_timeout_seconds: 20, ...extra },
+    {
+      node: {
+        cmd: [process.execPath, NODE_RUNNER],
+        pool_size: 1,
+        max_in_flight: 8,
+        transport,
+        ...(transport === "tcp" ? { tcp_port: 20000 + Math.floor(Math.random() * 20000) } : {}),
+      },
+    },
+  );
+  const worker = new RunningWorker(c);
+  workers.push(worker);
+  return worker.start();
+}
+
+describe.each(["unix", "tcp", "stdio"])("Node runner over %s", (transport) => {
+  it("progress reported 100 times a second is coalesced, the last value stored; output is stored and closed", async () => {
+    await start({ runner_tags: { node: ["gpu"] } }, transport);
+    const sub = redis.client.duplicate();
+    let writes = 0;
+    await sub.psubscribe("rrq:live:*");
+    sub.on("pmessage", (_p, _c, m: string) => {
+      if ((JSON.parse(m) as { type: string }).type === "progress") writes++;
+    });
+    const values = Array.from({ length: 100 }, (_, i) => (i + 1) / 100);
+    const started = Date.now();
+    const id = await producer.enqueue(
+      "report_progress",
+      { values, delay_ms: 10 },
+      { requires: ["gpu"] },
+    );
+    const hash = await jobSettled(redis.client, id);
+    const seconds = (Date.now() - started) / 1000;
+    await sub.quit();
+    expect(hash.status).toBe("COMPLETED");
+    expect(hash.progress).toBe("1");
+    expect(hash.progress_message).toBe("step 100 of 100");
+    expect(writes).toBeGreaterThanOrEqual(2);
+    expect(writes).toBeLessThanOrEqual(Math.ceil(seconds * 4) + 2);
+
+    const out = await producer.enqueue("write_output", { lines: 3, json: true });
+    expect((await jobSettled(redis.client, out)).status).toBe("COMPLETED");
+    const store = new LiveStore(redis.client, registerScripts(redis.client));
+    const page = await store.readOutput(out, 1);
+    expect(page.entries.map((e) => (e.kind === "log" ? e.data : e.kind)).join("")).toBe(
+      '{"line":0,"text":"line"}\n{"line":1,"text":"line"}\n{"line":2,"text":"line"}\nclosed',
+    );
+  });
+});
