@@ -162,6 +162,9 @@ def test_job_context_outside_a_handler_does_nothing() -> None:
         ctx.output.json({"when": object()})
     with pytest.raises(ValueError):
         ctx.output.json(float("nan"))
+    # a detail JSON cannot hold is left out with a log line, never raised (§13.2)
+    ctx.progress(0.5, None, {"when": object()})
+    ctx.progress(0.5, None, float("inf"))
 
 
 # -- an in-process runner ------------------------------------------------------------------
@@ -530,3 +533,26 @@ def test_an_invalid_tag_stops_the_runner() -> None:
     with running("tcp", env={"RRQ_RUNNER_TAGS": "gpu,not valid"}) as runner:
         assert runner.wait(10) == 2
         assert "capability tags" in runner.stderr_text
+
+
+async def test_detail_is_a_snapshot_and_lone_surrogates_become_replacement_characters() -> None:
+    registry = Registry()
+
+    @registry.handler("snap")
+    async def snap(_request: ExecutionRequest) -> Any:
+        detail: dict[str, Any] = {"n": 1}
+        ctx = job_context()
+        ctx.progress(0.1)
+        ctx.progress(0.2, None, detail)  # pending: the interval is long
+        detail["n"] = 2  # after the call: not in the report
+        ctx.output.write("a\ud800b\ud83d\ude00")  # a lone surrogate, then a pair as escapes
+
+    async with serve(registry) as peer:
+        rid = await peer.send_request(
+            "snap", live={"progress": True, "output": True, "progress_interval_ms": 60000}
+        )
+        frames = await _frames_of(peer, rid)
+    updates = [p for t, p in frames if t == "progress"]
+    assert [(p["progress"], p["detail"]) for p in updates] == [(0.1, None), (0.2, {"n": 1})]
+    (out,) = (p for t, p in frames if t == "output")
+    assert out["data"] == "a\ufffdb\U0001f600"

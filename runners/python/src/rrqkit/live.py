@@ -24,6 +24,8 @@ import asyncio
 import contextlib
 import json
 import math
+import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -41,7 +43,6 @@ from .models import (
     LiveOptions,
     OutputChunk,
     ProgressUpdate,
-    detail_bytes,
 )
 
 __all__ = [
@@ -59,8 +60,29 @@ Log = Callable[[str], None]
 
 
 def _utf8(text: str) -> bytes:
-    # A lone surrogate (from a \\udXXX escape) has no UTF-8 form: replace it rather than fail.
-    return text.encode("utf-8", "replace")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (from a \\udXXX escape) has no UTF-8 form: U+FFFD, as in every
+        # runtime (§13.3); a surrogate pair written as two escapes becomes its character.
+        fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return fixed.encode("utf-8")
+
+
+def _stderr_log(message: str) -> None:
+    print(f"rrqkit-runner[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
+
+
+def _detail_snapshot(detail: Any) -> tuple[Any, str | None]:
+    """``detail`` as the JSON value sent (a copy, so later changes do not leak into a pending
+    report), or None and why it is left out (§13.2: not JSON, or over 4096 bytes)."""
+    try:
+        text = json.dumps(detail, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return None, f"progress detail left out: JSON cannot hold it ({exc})"
+    if len(_utf8(text)) > MAX_PROGRESS_DETAIL_BYTES:
+        return None, f"progress detail left out: over {MAX_PROGRESS_DETAIL_BYTES} bytes of JSON"
+    return json.loads(text), None
 
 
 def _split_utf8(data: bytes, limit: int) -> tuple[bytes, bytes]:
@@ -296,9 +318,11 @@ class JobContext:
         return self._channel is not None and self._channel.progress_enabled
 
     def progress(self, value: float | None, message: str | None = None, detail: Any = None) -> None:
-        """Report progress: ``value`` from 0 to 1 (clamped; None = unknown), an optional
-        ``message`` (cut to 1024 characters) and an optional JSON ``detail`` (at most 4096 bytes
-        as JSON, else left out with a log line).
+        """Report progress: ``value`` from 0 to 1 (clamped; None, NaN or an infinity = unknown),
+        an optional ``message`` (cut to 1024 characters) and an optional JSON ``detail`` (left
+        out with a log line on stderr when JSON cannot hold it or it takes over 4096 bytes).
+        Raises TypeError for a ``value`` that is not a number or None, or a ``message`` that is
+        not a string (§13.2), whether or not progress is enabled.
 
         Updates are coalesced: at most one per ``progress_interval_ms`` leaves the runner, the
         latest one wins, and the last is always sent before the job's outcome.
@@ -312,14 +336,12 @@ class JobContext:
             if not isinstance(message, str):
                 raise TypeError(f"message must be str or None, not {type(message).__name__}")
             message = message[:MAX_PROGRESS_MESSAGE_CHARS]
-        if detail is not None and detail_bytes(detail) > MAX_PROGRESS_DETAIL_BYTES:
-            # Checked before the enabled test, so a bug shows in every test run.
-            if self._channel is not None:
-                self._channel._log(
-                    f"request {self.request_id}: progress detail over "
-                    f"{MAX_PROGRESS_DETAIL_BYTES} bytes left out"
-                )
-            detail = None
+        if detail is not None:
+            # Checked before the enabled test, so a mistake shows in every run.
+            detail, problem = _detail_snapshot(detail)
+            if problem is not None:
+                log = self._channel._log if self._channel is not None else _stderr_log
+                log(f"request {self.request_id}: {problem}")
         if self._channel is None or not self._channel.progress_enabled:
             return
         assert self.job_id is not None and self.request_id is not None

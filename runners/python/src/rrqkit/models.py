@@ -8,7 +8,6 @@ missing or a field has the wrong JSON type.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -53,7 +52,6 @@ __all__ = [
     "OutputChunk",
     "Ping",
     "ProgressUpdate",
-    "detail_bytes",
     "normalize_tags",
 ]
 
@@ -530,12 +528,6 @@ def _progress_value(value: Any, where: str) -> float | None:
     if not _is_number(value) or not math.isfinite(value) or not 0 <= value <= 1:
         raise _bad(where, "progress", "a number from 0 to 1 or null")
     return value  # type: ignore[no-any-return]
-
-
-def detail_bytes(detail: Any) -> int:
-    """Size of ``detail`` as compact UTF-8 JSON, the measure of its 4096-byte cap."""
-    text = json.dumps(detail, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return len(text.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(slots=True)
