@@ -49,7 +49,7 @@ tokio::task_local! {
 /// most 64 KiB; progress is coalesced per `progress_interval_ms`. Every frame is encoded and
 /// queued on the connection's writer under one lock, and [`LiveChannel::close`] runs right
 /// before the outcome is queued on the same writer, so all live frames of a request precede
-/// its `response` (RUNNER_PROTOCOL.md §12, §13).
+/// its `response` (RUNNER_PROTOCOL.md §13.4).
 pub(crate) struct LiveChannel {
     job_id: String,
     request_id: String,

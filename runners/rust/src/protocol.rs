@@ -80,7 +80,7 @@ pub struct ExecutionRequest {
     /// The job's params; `{}` when absent or null.
     pub params: Map<String, Value>,
     pub context: ExecutionContext,
-    /// rrqkit addition (§11): the live frames this request may send (`None`: none). Written only
+    /// rrqkit addition (§13.1): the live frames this request may send (`None`: none). Written only
     /// when set, so a request without it is byte-for-byte RRQ's.
     pub live: Option<LiveOptions>,
 }
@@ -113,12 +113,12 @@ impl ExecutionRequest {
     }
 }
 
-/// `live.progress_interval_ms` when a request leaves it out (§11).
+/// `live.progress_interval_ms` when a request leaves it out (§13.1).
 pub const DEFAULT_PROGRESS_INTERVAL_MS: u64 = 200;
-/// `live.output_max_bytes` when a request leaves it out (§11): 8 MiB.
+/// `live.output_max_bytes` when a request leaves it out (§13.1): 8 MiB.
 pub const DEFAULT_OUTPUT_MAX_BYTES: u64 = 8 * 1024 * 1024;
 
-/// A request's `live` (rrqkit addition, RUNNER_PROTOCOL.md §11): which live frames its handler
+/// A request's `live` (rrqkit addition, RUNNER_PROTOCOL.md §13.1): which live frames its handler
 /// may send. The orchestrator sets it only on a connection whose hello listed the features.
 /// Absent or null limits read as their defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +207,7 @@ where
     Ok(out)
 }
 
-/// `progress` frame payload (rrqkit addition, §12; runner → orchestrator). Readers do not check
+/// `progress` frame payload (rrqkit addition, §13.2; runner → orchestrator). Readers do not check
 /// the size of `detail`: writers refuse one over 4096 bytes of JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProgressUpdate {
@@ -268,7 +268,7 @@ impl OutputStream {
     }
 }
 
-/// `output` frame payload (rrqkit addition, §13; runner → orchestrator). `seq` counts a request's
+/// `output` frame payload (rrqkit addition, §13.3; runner → orchestrator). `seq` counts a request's
 /// output frames from 0; the one frame with `truncated` says `dropped_bytes` bytes were dropped
 /// at the request's `output_max_bytes`.
 #[derive(Debug, Clone, PartialEq, Eq)]

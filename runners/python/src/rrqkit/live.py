@@ -103,7 +103,7 @@ class LiveChannel:
     progress is coalesced per ``progress_interval_ms``. Frames go out in call order through one
     sender task, and :meth:`close` sends what is still due (pending output, the latest
     progress, the truncation marker) and waits for them, so they all precede the request's
-    ``response`` (§12, §13).
+    ``response`` (§13.4).
     """
 
     def __init__(

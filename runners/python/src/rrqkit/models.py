@@ -19,16 +19,16 @@ from .timeutil import parse_rfc3339
 
 PROTOCOL_VERSION: Final = "2"
 OUTCOME_STATUSES: Final = frozenset({"success", "retry", "timeout", "error"})
-#: Hello tags (RUNNER_PROTOCOL.md §8): at most 32, each 1..64 characters of this set.
+#: Hello tags (RUNNER_PROTOCOL.md §8.6): at most 32, each 1..64 characters of this set.
 MAX_TAGS: Final = 32
 TAG_PATTERN: Final = re.compile(r"[A-Za-z0-9_.:/=-]{1,64}")
-#: Limits of the live frames (§12, §13): a progress message in characters, its detail in
+#: Limits of the live frames (§13.2, §13.3): a progress message in characters, its detail in
 #: bytes of compact JSON, an output chunk's data in bytes of UTF-8.
 MAX_PROGRESS_MESSAGE_CHARS: Final = 1024
 MAX_PROGRESS_DETAIL_BYTES: Final = 4096
 MAX_OUTPUT_DATA_BYTES: Final = 65536
 OUTPUT_STREAMS: Final = frozenset({"handler", "stdout", "stderr"})
-#: A request's ``live`` limits when it leaves them out (§11).
+#: A request's ``live`` limits when it leaves them out (§13.1).
 DEFAULT_PROGRESS_INTERVAL_MS: Final = 200
 DEFAULT_OUTPUT_MAX_BYTES: Final = 8 * 1024 * 1024
 
@@ -195,7 +195,7 @@ class ExecutionRequest:
     context: ExecutionContext
     params: dict[str, Any] = field(default_factory=dict)
     protocol_version: str = PROTOCOL_VERSION
-    #: rrqkit addition (§11): which live frames this request may send; None = none.
+    #: rrqkit addition (§13.1): which live frames this request may send; None = none.
     live: LiveOptions | None = None
 
     @classmethod
@@ -240,7 +240,7 @@ class ExecutionRequest:
 
 @dataclass(slots=True)
 class LiveOptions:
-    """A request's ``live`` (rrqkit addition, §11): the live frames its handler may send.
+    """A request's ``live`` (rrqkit addition, §13.1): the live frames its handler may send.
 
     The orchestrator sets it only on a connection whose hello listed the features. Absent or
     null limits read as their defaults, and are written with their values.
@@ -433,7 +433,7 @@ class Hello:
     pid: int | None = None
     max_in_flight: int | None = None
     protocol_version: str = PROTOCOL_VERSION
-    #: capability tags (§8), sorted and unique; None or empty = none (then not written)
+    #: capability tags (§8.6), sorted and unique; None or empty = none (then not written)
     tags: list[str] | None = None
 
     @classmethod
@@ -483,7 +483,7 @@ class Hello:
 
 
 def normalize_tags(tags: Any) -> list[str]:
-    """``tags`` checked (§8: at most 32, each 1..64 of ``A-Za-z0-9_.:/=-``), deduplicated and
+    """``tags`` checked (§8.6: at most 32, each 1..64 of ``A-Za-z0-9_.:/=-``), deduplicated and
     sorted. Raises ValueError (TypeError for a non-iterable or a non-string tag)."""
     if isinstance(tags, str):
         raise TypeError("tags must be an iterable of strings, not one string")
@@ -532,7 +532,7 @@ def _progress_value(value: Any, where: str) -> float | None:
 
 @dataclass(slots=True)
 class ProgressUpdate:
-    """Payload of a ``progress`` frame (rrqkit addition, §12; runner → orchestrator).
+    """Payload of a ``progress`` frame (rrqkit addition, §13.2; runner → orchestrator).
 
     Readers do not check the size of ``detail``: writers refuse one over 4096 bytes of JSON.
     """
@@ -567,7 +567,7 @@ class ProgressUpdate:
 
 @dataclass(slots=True)
 class OutputChunk:
-    """Payload of an ``output`` frame (rrqkit addition, §13; runner → orchestrator).
+    """Payload of an ``output`` frame (rrqkit addition, §13.3; runner → orchestrator).
 
     ``seq`` counts a request's output frames from 0. The one frame with ``truncated`` true says
     that ``dropped_bytes`` bytes of output were dropped at the request's ``output_max_bytes``.
