@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { TransportSpec } from "@rrqkit/runner/protocol";
 import type { RunnerConfig } from "../config/config.js";
 import { RunnerError } from "../errors.js";
-import { covers, normalizeTags } from "../live/tags.js";
+import { covers, MAX_RUNNER_TAGS, normalizeTags, TAG_PATTERN } from "../live/tags.js";
 import type { EventBus } from "../telemetry/events.js";
 import { startInProcessRunner } from "./in-process.js";
 import { freePort, portFree } from "./ports.js";
@@ -370,7 +370,12 @@ export class RunnerPool {
     slot.features = features ? new Set(features) : NONE;
     const tags = (hello as { tags?: unknown } | undefined)?.tags;
     slot.tags = Array.isArray(tags)
-      ? new Set(tags.filter((t): t is string => typeof t === "string"))
+      ? // only well-formed tags route (a runner's bad tag must not match a job's odd one)
+        new Set(
+          tags
+            .filter((t): t is string => typeof t === "string" && TAG_PATTERN.test(t))
+            .slice(0, MAX_RUNNER_TAGS),
+        )
       : NONE;
     this.context.events.emit("runner:ready", {
       runner: this.name,

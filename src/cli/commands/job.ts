@@ -57,12 +57,14 @@ async function jobShow(ctx: CliContext, id: string, flags: { raw?: boolean; json
     const waiting = waits ? await api.flow.waitReason(hash) : undefined;
     if (flags.json) {
       const flow = { ...flowFields(hash), ...(waiting ? { waiting } : {}) };
+      const progress = progressFromHash(hash);
       ctx.io.out(
         json({
           id,
           hash,
           job: jobJson(jobView(id, hash)!),
           ...(Object.keys(flow).length > 0 ? { flow } : {}),
+          ...(progress ? { progress } : {}),
         }),
       );
       return ExitCode.ok;
