@@ -49,6 +49,7 @@ export function applies(
   if (c.profile === "rrqkit" && binding.profile === "core") return false;
   if (c.needs?.includes("hello") && !binding.hello) return false;
   if (c.needs?.includes("ping") && !binding.ping) return false;
+  if (c.needs?.includes("live") && !binding.live) return false;
   return true;
 }
 
