@@ -58,7 +58,7 @@ const outcome = (fields) => ({
   },
 });
 
-/** A request's `live` options (issue 23), every field in schema order. */
+/** A request's `live` options (RUNNER_PROTOCOL.md §13.1), every field in schema order. */
 const liveOptions = (extra = {}) => ({
   progress: true,
   output: true,
@@ -338,7 +338,7 @@ const valid = [
   ["ping", "A ping (rrqkit extension).", [{ type: "ping", payload: { nonce: "n-1" } }]],
   [
     "hello-tags",
-    "A hello with capability tags and the live features (issue 23, RUNNER_PROTOCOL.md §8.3).",
+    "A hello with capability tags and the live features (RUNNER_PROTOCOL.md §8.6).",
     [
       {
         type: "hello",
@@ -356,12 +356,12 @@ const valid = [
   ],
   [
     "request-live",
-    "A request enabling progress and output frames (issue 23, RUNNER_PROTOCOL.md §11): live written last.",
+    "A request enabling progress and output frames (RUNNER_PROTOCOL.md §13.1): live written last.",
     [request({ live: liveOptions() })],
   ],
   [
     "progress",
-    "A progress frame with value, message and detail (RUNNER_PROTOCOL.md §12).",
+    "A progress frame with value, message and detail (RUNNER_PROTOCOL.md §13.2).",
     [progress({ progress: 0.5, message: "halfway", detail: { step: 2, of: 4 } })],
   ],
   [
@@ -371,7 +371,7 @@ const valid = [
   ],
   [
     "output",
-    "An output chunk from the handler's writer (RUNNER_PROTOCOL.md §13): a JSON line.",
+    "An output chunk from the handler's writer (RUNNER_PROTOCOL.md §13.3): a JSON line.",
     [output({ data: '{"rows":10}\n' })],
   ],
   [

@@ -309,7 +309,7 @@ export function responseFrame(outcome: ExecutionOutcome): Frame {
 
 /**
  * Builds a `request` frame with every field in schema order (null for none), then `live` only
- * when it is set (issue 23, §13.1), so a request without live frames is byte-for-byte RRQ's.
+ * when it is set (§13.1), so a request without live frames is byte-for-byte RRQ's.
  */
 export function requestFrame(request: ExecutionRequest): Frame {
   const c = request.context;

@@ -51,7 +51,7 @@ export interface ExecutionRequest {
   } | null;
   context: ExecutionContext;
   /**
-   * Since issue 23 (RUNNER_PROTOCOL.md §13.1): the live frames the runner may send for this request. An orchestrator writes it only on a connection whose hello listed the matching feature ("progress", "output"), and only when at least one of them is enabled; otherwise it leaves the field out, so a request to an RRQ runner is byte-for-byte RRQ's. Absent or null: the runner sends no progress and no output frame for the request.
+   * Since rrqkit 0.1, live jobs (RUNNER_PROTOCOL.md §13.1): the live frames the runner may send for this request. An orchestrator writes it only on a connection whose hello listed the matching feature ("progress", "output"), and only when at least one of them is enabled; otherwise it leaves the field out, so a request to an RRQ runner is byte-for-byte RRQ's. Absent or null: the runner sends no progress and no output frame for the request.
    */
   live?: LiveOptions | null;
 }
@@ -97,7 +97,7 @@ export interface ExecutionContext {
   worker_id?: string | null;
 }
 /**
- * Since issue 23 (RUNNER_PROTOCOL.md §13.1): which live frames a request enables and their bounds. Writers emit all four fields in this order. Readers treat an absent or null field as its default: progress and output false, progress_interval_ms 200, output_max_bytes 8388608.
+ * Since rrqkit 0.1, live jobs (RUNNER_PROTOCOL.md §13.1): which live frames a request enables and their bounds. Writers emit all four fields in this order. Readers treat an absent or null field as its default: progress and output false, progress_interval_ms 200, output_max_bytes 8388608.
  */
 export interface LiveOptions {
   /**
@@ -239,11 +239,11 @@ export interface Hello {
    */
   max_in_flight?: number;
   /**
-   * Open set of optional protocol features; readers ignore values they do not know. Known: "ping" (answers ping with pong), "cancel_by_job" (job-wide cancel across connections), "stdout_guard" (stdout is protected from handler output on stdio), "progress" (since issue 23: sends progress frames for a request whose live.progress is true, §13.2), "output" (sends output frames for a request whose live.output is true, §13.3).
+   * Open set of optional protocol features; readers ignore values they do not know. Known: "ping" (answers ping with pong), "cancel_by_job" (job-wide cancel across connections), "stdout_guard" (stdout is protected from handler output on stdio), "progress" (since rrqkit 0.1, live jobs: sends progress frames for a request whose live.progress is true, §13.2), "output" (sends output frames for a request whose live.output is true, §13.3).
    */
   features: string[];
   /**
-   * Capability tags of this runner process (since issue 23, RUNNER_PROTOCOL.md §8.6): the tags given in code merged with the comma-separated RRQ_RUNNER_TAGS environment variable, deduplicated and sorted (byte order). A job whose `requires` is not a subset of a process's tags is never dispatched to it. Absent means no tags; writers leave the field out rather than send an empty array.
+   * Capability tags of this runner process (since rrqkit 0.1, RUNNER_PROTOCOL.md §8.6): the tags given in code merged with the comma-separated RRQ_RUNNER_TAGS environment variable, deduplicated and sorted (byte order). A job whose `requires` is not a subset of a process's tags is never dispatched to it. Absent means no tags; writers leave the field out rather than send an empty array.
    *
    * @maxItems 32
    */
@@ -273,14 +273,14 @@ export interface PongFrame {
   payload: Ping;
 }
 /**
- * Runner to orchestrator: progress of an in-flight request, only when the request's live.progress is true. Since issue 23; unknown to RRQ 0.11.
+ * Runner to orchestrator: progress of an in-flight request, only when the request's live.progress is true. Since rrqkit 0.1 (live jobs); unknown to RRQ 0.11.
  */
 export interface ProgressFrame {
   type: "progress";
   payload: Progress;
 }
 /**
- * Since issue 23 (RUNNER_PROTOCOL.md §13.2). Runner to orchestrator: the latest progress of one in-flight request. Sent only for a request whose live.progress is true, at most one per live.progress_interval_ms per request, and always before the request's response frame. Writers emit every field in this order, null for none.
+ * Since rrqkit 0.1, live jobs (RUNNER_PROTOCOL.md §13.2). Runner to orchestrator: the latest progress of one in-flight request. Sent only for a request whose live.progress is true, at most one per live.progress_interval_ms per request, and always before the request's response frame. Writers emit every field in this order, null for none.
  */
 export interface Progress {
   /**
@@ -305,14 +305,14 @@ export interface Progress {
   detail?: unknown;
 }
 /**
- * Runner to orchestrator: a chunk of an in-flight request's output, only when the request's live.output is true. Since issue 23; unknown to RRQ 0.11.
+ * Runner to orchestrator: a chunk of an in-flight request's output, only when the request's live.output is true. Since rrqkit 0.1 (live jobs); unknown to RRQ 0.11.
  */
 export interface OutputFrame {
   type: "output";
   payload: Output;
 }
 /**
- * Since issue 23 (RUNNER_PROTOCOL.md §13.3). Runner to orchestrator: one chunk of a request's streamed output. Sent only for a request whose live.output is true, always before the request's response frame. Writers emit every field in this order.
+ * Since rrqkit 0.1, live jobs (RUNNER_PROTOCOL.md §13.3). Runner to orchestrator: one chunk of a request's streamed output. Sent only for a request whose live.output is true, always before the request's response frame. Writers emit every field in this order.
  */
 export interface Output {
   /**
