@@ -536,8 +536,9 @@ async fn progress_is_coalesced_with_a_trailing_update() {
             _ => None,
         })
         .collect();
-    // about 300 ms of work at one update per 100 ms: the first at once, then 2-4 more
-    assert!((2..=6).contains(&updates.len()), "{updates:?}");
+    // ~300 ms of work in 10 bursts at one update per 100 ms: the first at once, then a few more
+    // (at most one per burst however slow the machine) and the trailing one
+    assert!((2..=12).contains(&updates.len()), "{updates:?}");
     assert_eq!(updates[0].message.as_deref(), Some("step 1"));
     let last = updates.last().unwrap();
     assert_eq!(
