@@ -102,6 +102,25 @@ describe("requires", () => {
     expect(await redis.client.sismember("rrq:fc:waiting", "rrq:fc:needs:raw:gpu")).toBe(0);
   });
 
+  it("in a cluster mixing workers with and without the tags, waiting jobs start within a second of a capable runner joining", async () => {
+    const plain = [await start(config()), await start(config())];
+    const ids = await Promise.all(
+      Array.from({ length: 10 }, () => producer.enqueue("echo", {}, { requires: ["gpu"] })),
+    );
+    await waitFor(async () => (await redis.client.zcard("rrq:fc:needs:raw:gpu")) === 10);
+    const gpu = new RunningWorker(config({ runner_tags: { raw: ["gpu"] } }));
+    workers.push(gpu);
+    let readyAt = 0;
+    gpu.events.on("runner:ready", () => (readyAt ||= Date.now()));
+    await gpu.start();
+    for (const id of ids) {
+      const done = await jobSettled(redis.client, id);
+      expect(done.runs).toBe("1");
+      expect(Date.parse(done.start_time!) - readyAt).toBeLessThan(1000);
+    }
+    expect(plain.every((w) => w.of("job:dispatched").length === 0)).toBe(true);
+  });
+
   it("a worker with the tags runs such jobs at once; one without them leaves them to it", async () => {
     await start(config({ runner_tags: { raw: ["gpu"] } }));
     const t0 = Date.now();

@@ -488,7 +488,7 @@ export class Worker {
       for (const [name, pool] of this.pools) {
         if (only !== undefined && name !== only) continue;
         const sets = pool.tagSets();
-        if (sets.length > 0 && (await this.needsStore.unparkNeeds(name, sets)) > 0)
+        if (sets.length > 0 && (await this.needsStore.unparkNeeds(name, sets, this.workerId)) > 0)
           this.wakeup?.notify();
       }
     } catch (error) {

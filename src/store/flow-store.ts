@@ -52,6 +52,12 @@ export interface BreakerSpec {
   cooldownMs: number;
 }
 
+/**
+ * How long jobs requeued from a needs-set are left to the worker that requeued them (other
+ * workers' claims leave them in the queue instead of parking them again).
+ */
+const NEEDS_ROUTE_MS = 2000;
+
 /** Epoch ms as ISO 8601 (UTC), for the wait reasons. */
 const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -232,7 +238,11 @@ export class FlowStore {
    * rrq:fc:waiting for `rrq:fc:needs:<runner>:*` and unparks each covered set. Returns the
    * number of jobs requeued.
    */
-  async unparkNeeds(runner: string, tagSets: readonly (readonly string[])[]): Promise<number> {
+  async unparkNeeds(
+    runner: string,
+    tagSets: readonly (readonly string[])[],
+    workerId = "",
+  ): Promise<number> {
     if (tagSets.length === 0) return 0;
     const sets = tagSets.map((tags) => new Set(tags));
     const prefix = `${FLOW_NEEDS_PREFIX}${runner}:`;
@@ -259,7 +269,11 @@ export class FlowStore {
     for (let i = 0; i < covered.length; i += 100) {
       const keys = covered.slice(i, i + 100);
       for (;;) {
-        const done = await this.scripts.run<number>(this.redis, "flow-needs-unpark", keys, [1000]);
+        const done = await this.scripts.run<number>(this.redis, "flow-needs-unpark", keys, [
+          1000,
+          workerId,
+          this.clock.now() + NEEDS_ROUTE_MS,
+        ]);
         total += done;
         if (done < 1000) break;
       }

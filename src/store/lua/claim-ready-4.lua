@@ -88,7 +88,8 @@
 --     whose runner (prefix before #, else qr) has no tag set in "t" holding all of them is
 --     parked in rrq:fc:needs:<runner>:<tags sorted, joined by ,> (no attempt, no lock); the
 --     worker that gets a runner process with those tags unparks the set (FlowStore.unparkNeeds).
---     An unreadable requires is ignored (no runner could ever match it).
+--     An unreadable requires is ignored (no runner could ever match it). A job requeued for
+--     another worker that has the tags (fc_route, until fc_route_until) is left in the queue.
 --
 -- Returns {claimed, next_score, parked, paused, unknown_limits}: claimed is a JSON array (cjson) [id1, hash1, id2, hash2, ...]
 -- where each hash is the job's HGETALL field/value list read before the claim followed by the
@@ -157,7 +158,7 @@ end
 -- Flow control (see the header). The fields the one pass over a job's list picks out.
 local PICK = { runs = true, function_name = true, concurrency_key = true,
   concurrency_limit = true, start_rate = true, limit_name = true, ordering_key = true,
-  fc_slot = true, requires = true }
+  fc_slot = true, requires = true, fc_route = true, fc_route_until = true }
 local NO_FLOW = {}
 local UNKNOWN_LIMIT = { c = 1 }
 local flow_json = ARGV[8] or ""
@@ -243,6 +244,12 @@ local function flow_gate(id, job, fn, flow)
   if flow.requires then
     local wait = needs_wait(fn, flow.requires)
     if wait then
+      -- requeued for the worker that has the tags (flow-needs-unpark-n.lua): left in the
+      -- queue for it a moment, not parked again
+      if flow.fc_route and flow.fc_route ~= worker
+          and (tonumber(flow.fc_route_until) or 0) > now then
+        return nil
+      end
       park(id, job, wait, nil, flow)
       return nil
     end
