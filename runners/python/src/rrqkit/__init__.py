@@ -49,7 +49,7 @@ from .registry import Registry
 if TYPE_CHECKING:
     from .config import ProducerConfig
     from .live import JobContext, job_context
-    from .producer import CancelResult, JobResult, Producer
+    from .producer import CancelResult, JobProgress, JobResult, Producer
     from .runtime import RunnerRuntime
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "ExecutionRequest",
     "Hello",
     "JobContext",
+    "JobProgress",
     "JobResult",
     "LiveOptions",
     "NonRetryableError",
@@ -83,6 +84,7 @@ __all__ = [
 _LAZY = {
     "Producer": "producer",
     "JobResult": "producer",
+    "JobProgress": "producer",
     "CancelResult": "producer",
     "ProducerConfig": "config",
     "RunnerRuntime": "runtime",
