@@ -1,8 +1,12 @@
 /**
- * Live jobs with the real Node runner (issue 23): the conformance handlers report_progress and
- * write_output (conformance/handlers.md) through ctx.progress / ctx.output, a real Redis and a
- * real orchestrator; tags from [rrq.runner_tags] reach the runner's hello (RRQ_RUNNER_TAGS).
+ * Live jobs with the real runners (issue 23): the conformance handlers report_progress and
+ * write_output (conformance/handlers.md) through each runtime's progress / output API, a real
+ * Redis and a real orchestrator; tags from [rrq.runner_tags] reach the runner's hello
+ * (RRQ_RUNNER_TAGS). RRQ's own rrq-runner (no hello) gets plain v2.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Producer } from "../src/producer/producer.js";
 import { LiveStore } from "../src/store/live-store.js";
@@ -28,16 +32,27 @@ afterEach(async () => {
   workers = [];
 });
 
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const RUNNERS: Record<string, string[]> = {
+  node: [process.execPath, NODE_RUNNER],
+  python: [join(ROOT, ".venv", "bin", "rrqkit-conformance-runner")],
+  rust: [join(ROOT, "runners", "rust", "target", "debug", "examples", "conformance_runner")],
+};
+const RRQ_RUNNER = join(ROOT, ".venv", "bin", "rrq-runner");
+
 async function start(
   extra: Record<string, unknown> = {},
   transport = "unix",
+  cmd: string[] = RUNNERS.node!,
+  runnerExtra: Record<string, unknown> = {},
 ): Promise<RunningWorker> {
   const c = testConfig(
     redis.url,
     { default_job_timeout_seconds: 20, ...extra },
     {
       node: {
-        cmd: [process.execPath, NODE_RUNNER],
+        cmd,
+        ...runnerExtra,
         pool_size: 1,
         max_in_flight: 8,
         transport,
@@ -50,9 +65,14 @@ async function start(
   return worker.start();
 }
 
-describe.each(["unix", "tcp", "stdio"])("Node runner over %s", (transport) => {
+const cells = Object.entries(RUNNERS).flatMap(([name, cmd]) =>
+  ["unix", "tcp", "stdio"].map((transport) => ({ name, cmd, transport })),
+);
+
+describe.each(cells)("$name runner over $transport", ({ name, cmd, transport }) => {
   it("progress reported 100 times a second is coalesced, the last value stored; output is stored and closed", async () => {
-    await start({ runner_tags: { node: ["gpu"] } }, transport);
+    if (!existsSync(cmd[cmd.length - 1]!)) return void console.warn(`${name} runner not built`);
+    await start({ runner_tags: { node: ["gpu"] } }, transport, cmd);
     const sub = redis.client.duplicate();
     let writes = 0;
     await sub.psubscribe("rrq:live:*");
@@ -82,5 +102,25 @@ describe.each(["unix", "tcp", "stdio"])("Node runner over %s", (transport) => {
     expect(page.entries.map((e) => (e.kind === "log" ? e.data : e.kind)).join("")).toBe(
       '{"line":0,"text":"line"}\n{"line":1,"text":"line"}\n{"line":2,"text":"line"}\nclosed',
     );
+  });
+});
+
+describe.skipIf(!existsSync(RRQ_RUNNER))("RRQ's rrq-runner (no hello)", () => {
+  it("is waited for runner_hello_timeout_ms, then gets plain v2 requests and runs jobs", async () => {
+    const t0 = Date.now();
+    await start(
+      { runner_hello_timeout_ms: 300 },
+      "tcp",
+      [RRQ_RUNNER, "--settings", "rrq_conformance_handlers.settings"],
+      {
+        env: { PYTHONPATH: join(ROOT, "conformance", "interop") },
+      },
+    );
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+    const id = await producer.enqueue("echo", { a: 1 });
+    const hash = await jobSettled(redis.client, id);
+    expect(hash.status).toBe("COMPLETED");
+    expect(hash.progress).toBeUndefined();
+    expect(await redis.client.exists(`rrq:output:${id}:1`)).toBe(0);
   });
 });
