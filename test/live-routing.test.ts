@@ -67,6 +67,21 @@ describe("requires", () => {
     ).rejects.toThrow(/at most 16/);
     const id = await producer.enqueue("echo", {}, { requires: ["z", "gpu", "gpu"] });
     expect(await redis.client.hget(`rrq:job:${id}`, "requires")).toBe('["gpu","z"]');
+    const cli = await runCli(writeConfig(redis.url), [
+      "enqueue",
+      "echo",
+      "--requires",
+      "z",
+      "--requires",
+      "gpu",
+      "--json",
+    ]);
+    expect(cli.code).toBe(0);
+    const { job_id: cliId } = JSON.parse(cli.out) as { job_id: string };
+    expect(await redis.client.hget(`rrq:job:${cliId}`, "requires")).toBe('["gpu","z"]');
+    const bad = await runCli(writeConfig(redis.url), ["enqueue", "echo", "--requires", "a b"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/is no tag/);
   });
 
   it("a job requiring gpu waits without an attempt until a gpu-tagged runner joins, then starts within a second", async () => {
