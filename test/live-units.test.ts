@@ -6,11 +6,12 @@ import {
   type Frame,
 } from "@rrqkit/runner/protocol";
 import { describe, expect, it } from "vitest";
+import { LiveAttempt, type LiveContext } from "../src/live/attempt.js";
 import type { OutputPayload, ProgressPayload } from "../src/live/frames.js";
 import { OutputBudget, OutputWriter, utf8Prefix } from "../src/live/output.js";
 import { progressValue, ProgressCoalescer } from "../src/live/progress.js";
 import { RunnerConnection } from "../src/runner/runner-connection.js";
-import type { OutputFields, ProgressValue } from "../src/store/live-store.js";
+import type { LiveStore, OutputFields, ProgressValue } from "../src/store/live-store.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const report = (i: number): ProgressPayload => ({
@@ -196,5 +197,53 @@ describe("RunnerConnection live routing", () => {
     expect(got).toEqual(["p:0.5", "o:hi"]);
     expect(conn.ignoredLiveFrames).toBe(3);
     expect(requestFrame(request("z")).type).toBe("request");
+  });
+});
+
+describe("LiveAttempt", () => {
+  it("sets live only for offered features and reports output dropped for a full connection buffer", async () => {
+    const dropped: unknown[] = [];
+    const written: OutputFields[][] = [];
+    const store = {
+      appendOutput: (_j: string, _r: number, entries: readonly OutputFields[]) => {
+        written.push([...entries]);
+        return Promise.resolve();
+      },
+      addDroppedBytes: (...args: unknown[]) => {
+        dropped.push(["hash", ...args]);
+        return Promise.resolve();
+      },
+      writeProgress: () => Promise.resolve(true),
+    } as unknown as LiveStore;
+    const ctx: LiveContext = {
+      store,
+      config: { progressWritesPerSecond: 4, outputMaxBytesPerAttempt: 8 * 1024 * 1024 },
+      onError: (e) => {
+        throw e;
+      },
+      dropped: (...args) => dropped.push(["metric", ...args]),
+    };
+    const ref = { jobId: "j", fence: "1", run: 1, resultTtlSeconds: 0, runner: "py" };
+    const connection = {} as RunnerConnection;
+    expect(new LiveAttempt(ctx, ref, new Set(["ping"]), connection).request).toBeUndefined();
+    const live = new LiveAttempt(ctx, ref, new Set(["output"]), connection);
+    expect(live.request).toEqual({
+      progress: false,
+      output: true,
+      progress_interval_ms: 200,
+      output_max_bytes: 8 * 1024 * 1024,
+    });
+    live.listener.output!(chunk("x".repeat(4 * 1024 * 1024 + 1)));
+    live.listener.output!(chunk("ok"));
+    await live.afterOutcome("completed");
+    expect(written.flat()).toEqual([
+      { k: "log", d: "ok" },
+      { k: "truncated", dropped: String(4 * 1024 * 1024 + 1) },
+      { k: "closed", status: "completed" },
+    ]);
+    expect(dropped).toEqual([
+      ["metric", "j", "py", 4 * 1024 * 1024 + 1],
+      ["hash", "j", "1", 4 * 1024 * 1024 + 1],
+    ]);
   });
 });

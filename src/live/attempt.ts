@@ -11,6 +11,8 @@ export interface LiveContext {
   config: Pick<LiveConfig, "progressWritesPerSecond" | "outputMaxBytesPerAttempt">;
   /** Write failures (reported, never fatal to the job). */
   onError: (error: unknown) => void;
+  /** Output dropped for a full connection buffer (the metric rrq_output_dropped_bytes_total). */
+  dropped?: (jobId: string, runner: string, bytes: number) => void;
 }
 
 /** The last progress write before an outcome waits at most this long (outcomes come first). */
@@ -32,6 +34,8 @@ export interface LiveAttemptRef {
   run: number;
   /** The job's result TTL in seconds (its own, else the default). */
   resultTtlSeconds: number;
+  /** The runner's name (metric label). */
+  runner: string;
 }
 
 /**
@@ -85,12 +89,13 @@ export class LiveAttempt {
       output: output && ((o) => output.write(o)),
     };
     this.dropHook = output
-      ? () =>
-          output.overflowDropped > 0
-            ? ctx.store
-                .addDroppedBytes(ref.jobId, ref.fence, output.overflowDropped)
-                .catch(ctx.onError)
-            : undefined
+      ? () => {
+          if (output.overflowDropped <= 0) return undefined;
+          ctx.dropped?.(ref.jobId, ref.runner, output.overflowDropped);
+          return ctx.store
+            .addDroppedBytes(ref.jobId, ref.fence, output.overflowDropped)
+            .catch(ctx.onError);
+        }
       : () => undefined;
   }
 

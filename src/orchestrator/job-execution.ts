@@ -449,6 +449,7 @@ export class JobExecution {
             fence: this.fence,
             run: Number(this.claimed.hash.runs) || 1,
             resultTtlSeconds: job.resultTtlSeconds ?? this.ctx.config.defaultResultTtlSeconds,
+            runner: pool.name,
           },
           lease.features,
           lease.connection,

@@ -508,6 +508,8 @@ export class Worker {
           context: "live job write",
           error: error instanceof Error ? error : new Error(String(error)),
         }),
+      dropped: (jobId, runner, bytes) =>
+        this.events.emit("live:output-dropped", { jobId, runner, bytes }),
     };
     return {
       live: this.live,
