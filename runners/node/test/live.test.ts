@@ -178,6 +178,23 @@ describe("progress", () => {
     expect(refused).toBeInstanceOf(TypeError);
   });
 
+  it("loses only the report whose detail cannot be encoded, with a log line", async () => {
+    const s = serve({
+      nan: (_r, _s, ctx) => {
+        ctx.progress(0.5, "bad", { ratio: NaN }); // JSON.stringify says null; the codec refuses
+        ctx.progress(0.6, "good", { at: new Date(0) });
+        return "ok";
+      },
+    });
+    s.client.send(request("nan", {}, { live: { ...LIVE, progress_interval_ms: 0 } }).frame);
+    const frames = await s.untilResponse();
+    expect(progressOf(frames)).toMatchObject([
+      { progress: 0.6, message: "good", detail: { at: "1970-01-01T00:00:00.000Z" } },
+    ]);
+    expect(frames.at(-1)).toMatchObject({ type: "response", payload: { result: "ok" } });
+    expect(s.logs.some((l) => l.includes("progress frame not sent"))).toBe(true);
+  });
+
   it("flushes the pending report before a cancel's outcome and ignores later calls", async () => {
     let after: (() => void) | undefined;
     const s = serve({
