@@ -7,7 +7,12 @@ import type { Browser, Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDashboardServer, type RunningDashboard } from "../src/dashboard/server/index.js";
 import { Producer } from "../src/producer/producer.js";
-import { ensureUiBuilt, launchBrowser, screenshotPath } from "./support/chromium.js";
+import {
+  ensureUiBuilt,
+  launchBrowser,
+  recordPageProblems,
+  screenshotPath,
+} from "./support/chromium.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
 import { testConfig, waitFor } from "./support/worker-harness.js";
 
@@ -27,10 +32,7 @@ beforeAll(async () => {
   dashboard = await startDashboardServer({ config: testConfig(redis.url), port: 0 });
   browser = await launchBrowser();
   page = await browser.newPage();
-  page.on("pageerror", (error) => problems.push(`pageerror: ${String(error)}`));
-  page.on("console", (message) => {
-    if (message.type() === "error") problems.push(`console: ${message.text()}`);
-  });
+  recordPageProblems(page, problems);
 }, 120_000);
 
 afterAll(async () => {

@@ -7,7 +7,12 @@
 import type { Browser, Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDashboardServer, type RunningDashboard } from "../src/dashboard/server/index.js";
-import { ensureUiBuilt, launchBrowser, screenshotPath } from "./support/chromium.js";
+import {
+  ensureUiBuilt,
+  launchBrowser,
+  recordPageProblems,
+  screenshotPath,
+} from "./support/chromium.js";
 import { HOSTILE, seedOrchestrator, TRACE_ID, type Seeded } from "./support/dashboard-seed.js";
 import { waitFor } from "./support/worker-harness.js";
 
@@ -33,10 +38,7 @@ beforeAll(async () => {
     dialogs.push(dialog.message());
     void dialog.dismiss();
   });
-  page.on("pageerror", (error) => problems.push(`pageerror: ${String(error)}`));
-  page.on("console", (message) => {
-    if (message.type() === "error") problems.push(`console: ${message.text()}`);
-  });
+  recordPageProblems(page, problems);
 }, 120_000);
 
 afterAll(async () => {

@@ -6,48 +6,21 @@
  * the claim, freed after its result is written), so overlaps of those intervals bound how many
  * held a slot at once.
  */
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import type { ResolvedConfig } from "../src/config/config.js";
 import { FLOW_SWEEP_LEADER_KEY, FlowHooks, FlowSweeper } from "../src/flow/index.js";
 import { Recovery } from "../src/orchestrator/recovery.js";
-import { Producer } from "../src/producer/producer.js";
 import type { EnqueueOptions } from "../src/producer/options.js";
 import { FlowStore } from "../src/store/flow-store.js";
 import { JobStore } from "../src/store/job-store.js";
 import { registerScripts } from "../src/store/scripts.js";
 import { EventBus, type OrchestratorEvents } from "../src/telemetry/events.js";
-import { startRedis, type TestRedis } from "./support/redis-server.js";
-import {
-  jobSettled,
-  NODE_RUNNER,
-  RunningWorker,
-  testConfig,
-  waitFor,
-} from "./support/worker-harness.js";
+import { loggingNodeRunner, readExecLog, useExecLogFixture } from "./support/exec-log.js";
+import { jobSettled, RunningWorker, testConfig, waitFor } from "./support/worker-harness.js";
 
-let redis: TestRedis;
-let producer: Producer;
-let dir: string;
-let logPath: string;
+const fx = useExecLogFixture("flow");
 let workers: RunningWorker[] = [];
-let runs = 0;
 
-beforeAll(async () => {
-  redis = await startRedis();
-  producer = new Producer({ redisDsn: redis.url });
-  dir = mkdtempSync(join(tmpdir(), "rrq-flow-"));
-});
-afterAll(async () => {
-  await producer.close();
-  await redis.stop();
-});
-beforeEach(async () => {
-  await redis.flush();
-  logPath = join(dir, `exec-${++runs}.log`);
-});
 afterEach(async () => {
   await Promise.all(workers.map((w) => w.stop()));
   workers = [];
@@ -56,16 +29,9 @@ afterEach(async () => {
 /** A config with `extra` rrq.toml keys whose runner logs every handler start. */
 function config(extra: Record<string, unknown> = {}): ResolvedConfig {
   return testConfig(
-    redis.url,
+    fx.redis.url,
     { default_job_timeout_seconds: 10, base_retry_delay_seconds: 0.01, ...extra },
-    {
-      node: {
-        cmd: [process.execPath, NODE_RUNNER],
-        pool_size: 1,
-        max_in_flight: 8,
-        env: { RRQ_TEST_EXEC_LOG: logPath },
-      },
-    },
+    loggingNodeRunner(fx.logPath),
   );
 }
 
@@ -81,19 +47,7 @@ async function start(
   return w.start();
 }
 
-interface ExecEntry {
-  job_id: string;
-  function_name: string;
-  ts_ms: number;
-}
-
-function executions(): ExecEntry[] {
-  if (!existsSync(logPath)) return [];
-  return readFileSync(logPath, "utf8")
-    .split("\n")
-    .filter((line) => line !== "")
-    .map((line) => JSON.parse(line) as ExecEntry);
-}
+const executions = () => readExecLog(fx.logPath);
 
 /** Most intervals [start, start + ms] covering one instant. */
 function maxOverlap(starts: readonly number[], ms: number): number {
@@ -110,10 +64,10 @@ function maxOverlap(starts: readonly number[], ms: number): number {
 }
 
 const enqueue = (fn: string, params: Record<string, unknown>, options: EnqueueOptions = {}) =>
-  producer.enqueue(fn, params, options);
+  fx.producer.enqueue(fn, params, options);
 
 const settledAll = (ids: readonly string[]) =>
-  Promise.all(ids.map((id) => jobSettled(redis.client, id)));
+  Promise.all(ids.map((id) => jobSettled(fx.redis.client, id)));
 
 describe("concurrency", () => {
   it("a limit's cap holds across two orchestrators", async () => {
@@ -128,7 +82,7 @@ describe("concurrency", () => {
     expect(starts).toHaveLength(10);
     expect(maxOverlap(starts, 150)).toBe(2);
     // every slot was given back
-    await waitFor(async () => (await redis.client.zcard("rrq:fc:run:limit:exports")) === 0);
+    await waitFor(async () => (await fx.redis.client.zcard("rrq:fc:run:limit:exports")) === 0);
   });
 
   it("a job's own concurrency key, and a limit this config lacks runs one at a time with one warning", async () => {
@@ -190,7 +144,7 @@ describe("keyless jobs", () => {
     await start(
       config({ limits: { exports: { concurrency: 2 } }, flow_sweep_interval_seconds: 100_000 }),
     );
-    const monitor = await redis.client.monitor();
+    const monitor = await fx.redis.client.monitor();
     const commands: string[][] = [];
     monitor.on("monitor", (_time: string, args: string[]) => commands.push(args));
     const ids = [await enqueue("echo", { n: 1 }), await enqueue("fail", {}, { maxRetries: 2 })];
@@ -226,7 +180,7 @@ describe("sessions", () => {
     expect(log).toHaveLength(10);
     // (the release follows the result write: wait for the last one)
     await waitFor(
-      async () => (await redis.client.exists("rrq:fc:order:s1", "rrq:fc:order:s2")) === 0,
+      async () => (await fx.redis.client.exists("rrq:fc:order:s1", "rrq:fc:order:s2")) === 0,
     );
   });
 });
@@ -251,20 +205,20 @@ describe("after an attempt (the sweeper kept out of the way)", () => {
     const head = await enqueue("sleep", { ms: 60_000 }, { orderingKey: "s" });
     const next = await enqueue("echo", {}, { orderingKey: "s" });
     await waitFor(() => executions().some((e) => e.job_id === head), 15_000, "head running");
-    expect((await producer.cancel(head)).cancelled).toBe(true);
-    expect((await jobSettled(redis.client, next)).status).toBe("COMPLETED");
+    expect((await fx.producer.cancel(head)).cancelled).toBe(true);
+    expect((await jobSettled(fx.redis.client, next)).status).toBe("COMPLETED");
   });
 
   it("a job given back at shutdown frees its slot", async () => {
     const w = await start(config(noSweep));
     const id = await enqueue("sleep", { ms: 60_000 }, { concurrencyKey: "k", concurrencyLimit: 1 });
     await waitFor(() => executions().some((e) => e.job_id === id), 15_000, "job running");
-    expect(await redis.client.zscore("rrq:fc:run:k", id)).not.toBeNull();
+    expect(await fx.redis.client.zscore("rrq:fc:run:k", id)).not.toBeNull();
     await w.stop();
     workers = [];
-    expect(await redis.client.hget(`rrq:job:${id}`, "status")).toBe("PENDING");
-    expect(await redis.client.zcard("rrq:fc:run:k")).toBe(0);
-    expect(await redis.client.zscore("rrq:queue:default", id)).not.toBeNull();
+    expect(await fx.redis.client.hget(`rrq:job:${id}`, "status")).toBe("PENDING");
+    expect(await fx.redis.client.zcard("rrq:fc:run:k")).toBe(0);
+    expect(await fx.redis.client.zscore("rrq:queue:default", id)).not.toBeNull();
   });
 });
 
@@ -272,13 +226,13 @@ describe("pause", () => {
   it("a paused queue is not claimed from; resume wakes the worker at once", async () => {
     // a poll delay far beyond the wait below: only the resume's wake-up can start the jobs
     const w = await start(config({ default_poll_delay_seconds: 100 }));
-    const flow = new FlowStore(redis.client, registerScripts(redis.client));
+    const flow = new FlowStore(fx.redis.client, registerScripts(fx.redis.client));
     await flow.pause("default", "maintenance");
     const ids = [await enqueue("echo", { n: 1 }), await enqueue("echo", { n: 2 })];
     // the enqueues' wake-ups made the worker ask (and find the queue paused)
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(w.of("job:claimed")).toHaveLength(0);
-    expect(await redis.client.zcard("rrq:queue:default")).toBe(2);
+    expect(await fx.redis.client.zcard("rrq:queue:default")).toBe(2);
     await flow.resume("default");
     const hashes = await settledAll(ids);
     expect(hashes.map((h) => h.status)).toEqual(["COMPLETED", "COMPLETED"]);
@@ -298,14 +252,14 @@ describe("circuit breaker", () => {
       failing.push(await enqueue("fail", { message: "down" }, { maxRetries: 1 }));
     await settledAll(failing);
     await waitFor(
-      async () => (await redis.client.hget("rrq:breaker:runner:node", "state")) === "open",
+      async () => (await fx.redis.client.hget("rrq:breaker:runner:node", "state")) === "open",
     );
     const held: string[] = [];
     for (let i = 0; i < 5; i++) held.push(await enqueue("echo", { n: i }));
     // all five parked by the open breaker, none claimed
-    await waitFor(async () => (await redis.client.zcard("rrq:fc:bwait:runner:node")) === 5);
+    await waitFor(async () => (await fx.redis.client.zcard("rrq:fc:bwait:runner:node")) === 5);
     for (const id of held) {
-      const hash = await redis.client.hgetall(`rrq:job:${id}`);
+      const hash = await fx.redis.client.hgetall(`rrq:job:${id}`);
       expect(hash.status).toBe("PENDING");
       expect(Number(hash.runs ?? 0)).toBe(0);
     }
@@ -316,7 +270,7 @@ describe("circuit breaker", () => {
       expect(hash.runs).toBe("1");
       expect(Number(hash.current_retries ?? 0)).toBe(0);
     }
-    const breaker = await redis.client.hgetall("rrq:breaker:runner:node");
+    const breaker = await fx.redis.client.hgetall("rrq:breaker:runner:node");
     expect(breaker).toMatchObject({ state: "closed", trips: "1" });
     expect(changes.map((c) => c.state)).toEqual(["opened", "closed"]);
     expect(changes[0]!.scope).toBe("runner:node");
@@ -332,15 +286,15 @@ describe("function breaker", () => {
     for (let i = 0; i < 2; i++) failing.push(await enqueue("fail", {}, { maxRetries: 1 }));
     await settledAll(failing);
     await waitFor(
-      async () => (await redis.client.hget("rrq:breaker:function:fail", "state")) === "open",
+      async () => (await fx.redis.client.hget("rrq:breaker:function:fail", "state")) === "open",
     );
     const held = await enqueue("fail", {}, { maxRetries: 1 });
     const other = await enqueue("echo", { ok: true });
-    expect((await jobSettled(redis.client, other)).status).toBe("COMPLETED");
+    expect((await jobSettled(fx.redis.client, other)).status).toBe("COMPLETED");
     await waitFor(
-      async () => (await redis.client.zscore("rrq:fc:bwait:function:fail", held)) !== null,
+      async () => (await fx.redis.client.zscore("rrq:fc:bwait:function:fail", held)) !== null,
     );
-    const hash = await redis.client.hgetall(`rrq:job:${held}`);
+    const hash = await fx.redis.client.hgetall(`rrq:job:${held}`);
     expect(hash.status).toBe("PENDING");
     expect(Number(hash.runs ?? 0)).toBe(0);
   });
@@ -349,7 +303,7 @@ describe("function breaker", () => {
 describe("orphan recovery", () => {
   it("frees a recovered job's slot and unparks the job waiting for it", async () => {
     const c = config();
-    const store = new JobStore(redis.client);
+    const store = new JobStore(fx.redis.client);
     const a = await enqueue("echo", {}, { concurrencyKey: "k", concurrencyLimit: 1 });
     // a worker that claimed it and died (its lease is short)
     const claimed = await store.claim("rrq:queue:default", "dead_worker", 1, 100);
@@ -357,42 +311,44 @@ describe("orphan recovery", () => {
     const b = await enqueue("echo", {}, { concurrencyKey: "k", concurrencyLimit: 1 });
     const second = await store.claim("rrq:queue:default", "other_worker", 1, 10_000);
     expect(second).toMatchObject({ claimed: [], parked: 1 });
-    expect(await redis.client.zscore("rrq:fc:wait:k", b)).not.toBeNull();
-    await waitFor(async () => (await redis.client.exists(`rrq:lock:job:${a}`)) === 0);
+    expect(await fx.redis.client.zscore("rrq:fc:wait:k", b)).not.toBeNull();
+    await waitFor(async () => (await fx.redis.client.exists(`rrq:lock:job:${a}`)) === 0);
     const events = new EventBus();
     const flow = new FlowHooks(
-      new FlowStore(redis.client, store.scripts),
+      new FlowStore(fx.redis.client, store.scripts),
       c,
       events,
       (_what, write) => write(),
     );
     const recovery = new Recovery(store, c, "rescuer", events, flow);
     expect(await recovery.recoverExpiredLeases()).toBe(1);
-    expect(await redis.client.zscore("rrq:fc:run:k", a)).toBeNull();
-    expect(await redis.client.zscore("rrq:queue:default", b)).not.toBeNull();
-    expect(await redis.client.zscore("rrq:queue:default", a)).not.toBeNull();
+    expect(await fx.redis.client.zscore("rrq:fc:run:k", a)).toBeNull();
+    expect(await fx.redis.client.zscore("rrq:queue:default", b)).not.toBeNull();
+    expect(await fx.redis.client.zscore("rrq:queue:default", a)).not.toBeNull();
   });
 });
 
 describe("flow sweeper", () => {
   it("one orchestrator a round frees a dead holder's slot for the parked job", async () => {
     const c = config();
-    const store = new JobStore(redis.client);
-    const flow = new FlowStore(redis.client, store.scripts);
+    const store = new JobStore(fx.redis.client);
+    const flow = new FlowStore(fx.redis.client, store.scripts);
     const events = new EventBus();
-    const sweepers = ["w1", "w2"].map((id) => new FlowSweeper(redis.client, flow, c, id, events));
+    const sweepers = ["w1", "w2"].map(
+      (id) => new FlowSweeper(fx.redis.client, flow, c, id, events),
+    );
     // nothing parked: a round takes no lead
     await sweepers[0]!.round();
-    expect(await redis.client.exists(FLOW_SWEEP_LEADER_KEY)).toBe(0);
+    expect(await fx.redis.client.exists(FLOW_SWEEP_LEADER_KEY)).toBe(0);
     const a = await enqueue("echo", {}, { concurrencyKey: "k", concurrencyLimit: 1 });
     await store.claim("rrq:queue:default", "dead_worker", 1, 100);
     const b = await enqueue("echo", {}, { concurrencyKey: "k", concurrencyLimit: 1 });
     expect(await store.claim("rrq:queue:default", "w", 1, 10_000)).toMatchObject({ parked: 1 });
-    await waitFor(async () => (await redis.client.exists(`rrq:lock:job:${a}`)) === 0);
+    await waitFor(async () => (await fx.redis.client.exists(`rrq:lock:job:${a}`)) === 0);
     await Promise.all(sweepers.map((s) => s.round()));
-    expect(["w1", "w2"]).toContain(await redis.client.get(FLOW_SWEEP_LEADER_KEY));
-    expect(await redis.client.zscore("rrq:fc:run:k", a)).toBeNull();
-    expect(await redis.client.zscore("rrq:queue:default", b)).not.toBeNull();
+    expect(["w1", "w2"]).toContain(await fx.redis.client.get(FLOW_SWEEP_LEADER_KEY));
+    expect(await fx.redis.client.zscore("rrq:fc:run:k", a)).toBeNull();
+    expect(await fx.redis.client.zscore("rrq:queue:default", b)).not.toBeNull();
   });
 });
 
@@ -405,7 +361,7 @@ describe("queue order", () => {
         options: { queueName: queue },
       })),
     );
-    await producer.enqueueMany(items);
+    await fx.producer.enqueueMany(items);
     const w = await start(config(), ["a:3", "b:1"]);
     await waitFor(() => w.of("job:claimed").length >= 200, 30_000, "200 claims");
     const first = w.of("job:claimed").slice(0, 200);
@@ -423,7 +379,7 @@ describe("queue order", () => {
         options: { queueName: queue },
       })),
     );
-    await producer.enqueueMany(items);
+    await fx.producer.enqueueMany(items);
     const w = await start(config({ strict_queues: true }), ["high", "low"]);
     await waitFor(() => w.of("job:claimed").length >= 80, 30_000, "80 claims");
     const order = w.of("job:claimed").map((e) => e.queue);

@@ -4,36 +4,15 @@
  * echo of conformance/handlers.md). Attempts are counted from the runner's execution log
  * (RRQ_TEST_EXEC_LOG: one line per handler start), so "ran once" means the runner saw it once.
  */
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { ProducerError } from "../src/errors.js";
-import { Producer } from "../src/producer/producer.js";
 import type { EnqueueOptions } from "../src/producer/options.js";
-import { startRedis, type TestRedis } from "./support/redis-server.js";
-import { jobSettled, NODE_RUNNER, RunningWorker, testConfig } from "./support/worker-harness.js";
+import { loggingNodeRunner, readExecLog, useExecLogFixture } from "./support/exec-log.js";
+import { jobSettled, RunningWorker, testConfig } from "./support/worker-harness.js";
 
-let redis: TestRedis;
-let producer: Producer;
-let dir: string;
-let logPath: string;
+const fx = useExecLogFixture("job-control");
 let running: RunningWorker | undefined;
-let runs = 0;
 
-beforeAll(async () => {
-  redis = await startRedis();
-  producer = new Producer({ redisDsn: redis.url });
-  dir = mkdtempSync(join(tmpdir(), "rrq-job-control-"));
-});
-afterAll(async () => {
-  await producer.close();
-  await redis.stop();
-});
-beforeEach(async () => {
-  await redis.flush();
-  logPath = join(dir, `exec-${++runs}.log`);
-});
 afterEach(async () => {
   await running?.stop();
   running = undefined;
@@ -42,64 +21,44 @@ afterEach(async () => {
 /** Starts a worker with `extra` rrq.toml keys whose runner logs every handler start. */
 async function startWorker(extra: Record<string, unknown> = {}): Promise<RunningWorker> {
   const config = testConfig(
-    redis.url,
+    fx.redis.url,
     { default_job_timeout_seconds: 5, base_retry_delay_seconds: 0.01, ...extra },
-    {
-      node: {
-        cmd: [process.execPath, NODE_RUNNER],
-        pool_size: 1,
-        max_in_flight: 8,
-        env: { RRQ_TEST_EXEC_LOG: logPath },
-      },
-    },
+    loggingNodeRunner(fx.logPath),
   );
   running = await new RunningWorker(config).start();
   return running;
 }
 
-interface ExecEntry {
-  job_id: string;
-  attempt: number;
-  function_name: string;
-  ts_ms: number;
-}
-
 /** The runner's handler starts for one job, in order. */
-function executions(jobId: string): ExecEntry[] {
-  if (!existsSync(logPath)) return [];
-  return readFileSync(logPath, "utf8")
-    .split("\n")
-    .filter((line) => line !== "")
-    .map((line) => JSON.parse(line) as ExecEntry)
-    .filter((entry) => entry.job_id === jobId);
-}
+const executions = (jobId: string) =>
+  readExecLog(fx.logPath).filter((entry) => entry.job_id === jobId);
 
 const enqueue = (fn: string, params: Record<string, unknown>, options: EnqueueOptions = {}) =>
-  producer.enqueue(fn, params, options);
+  fx.producer.enqueue(fn, params, options);
 
 describe("permanent errors", () => {
   it("a NonRetryableError runs once and goes to the DLQ saying it was not retried", async () => {
     await startWorker();
     const id = await enqueue("fail_permanently", { message: "invalid card" }, { maxRetries: 5 });
-    const hash = await jobSettled(redis.client, id);
+    const hash = await jobSettled(fx.redis.client, id);
     expect(hash.status).toBe("FAILED");
     expect(hash.last_error).toBe(
       "invalid card (not retried: error type 'non_retryable' is non-retryable)",
     );
     expect(hash.last_error_type).toBe("non_retryable");
     expect(executions(id)).toHaveLength(1);
-    expect(await redis.client.lrange("rrq:dlq:default", 0, -1)).toEqual([id]);
+    expect(await fx.redis.client.lrange("rrq:dlq:default", 0, -1)).toEqual([id]);
   });
 
   it("non_retryable_error_types from a function policy in rrq.toml", async () => {
     await startWorker({ functions: { fail: { non_retryable_error_types: ["ValueError"] } } });
     const id = await enqueue("fail", { message: "bad", type: "ValueError" });
-    const hash = await jobSettled(redis.client, id);
+    const hash = await jobSettled(fx.redis.client, id);
     expect(hash.last_error).toBe("bad (not retried: error type 'ValueError' is non-retryable)");
     expect(executions(id)).toHaveLength(1);
     // another type is retried as before (max_retries 2: two runs)
     const other = await enqueue("fail", { message: "bad", type: "KeyError" }, { maxRetries: 2 });
-    await jobSettled(redis.client, other);
+    await jobSettled(fx.redis.client, other);
     expect(executions(other)).toHaveLength(2);
   });
 
@@ -110,7 +69,7 @@ describe("permanent errors", () => {
       { message: "gone", type: "NotFound" },
       { retry: { non_retryable_error_types: ["NotFound"] } },
     );
-    const hash = await jobSettled(redis.client, id);
+    const hash = await jobSettled(fx.redis.client, id);
     expect(hash.status).toBe("FAILED");
     expect(hash.last_error).toContain("(not retried: error type 'NotFound' is non-retryable)");
     expect(executions(id)).toHaveLength(1);
@@ -124,7 +83,7 @@ describe("retry policies", () => {
     });
     // the producer's max_retries (5) is beaten by the function's max_attempts
     const id = await enqueue("fail", { message: "nope" });
-    const hash = await jobSettled(redis.client, id);
+    const hash = await jobSettled(fx.redis.client, id);
     expect(hash.status).toBe("FAILED");
     expect(hash.current_retries).toBe("4");
     const runs = executions(id);
@@ -143,7 +102,7 @@ describe("retry policies", () => {
         retry: { max_attempts: 2, retry_timeouts: true, backoff: "fixed", delay_seconds: 0 },
       },
     );
-    const hash = await jobSettled(redis.client, id);
+    const hash = await jobSettled(fx.redis.client, id);
     expect(hash.status).toBe("FAILED");
     expect(hash.last_error).toBe("Job timed out after 1s.");
     expect(executions(id)).toHaveLength(2);
@@ -157,8 +116,8 @@ describe("retry policies", () => {
       { retry: { max_attempts: 3, retry_timeouts: true, delay_seconds: 0 } },
     );
     const once = await enqueue("timeout", {}, { maxRetries: 3 });
-    await jobSettled(redis.client, retried);
-    await jobSettled(redis.client, once);
+    await jobSettled(fx.redis.client, retried);
+    await jobSettled(fx.redis.client, once);
     expect(executions(retried)).toHaveLength(3);
     expect(executions(once)).toHaveLength(1);
   });
@@ -172,7 +131,7 @@ describe("retry policies", () => {
         retry: { max_attempts: 100, backoff: "fixed", delay_seconds: 0.3, retry_for_seconds: 1 },
       },
     );
-    const hash = await jobSettled(redis.client, id);
+    const hash = await jobSettled(fx.redis.client, id);
     expect(hash.status).toBe("FAILED");
     expect(hash.last_error).toBe("flaky upstream (retry budget of 1s exhausted)");
     const runs = executions(id);
@@ -189,7 +148,7 @@ describe("snooze", () => {
   it("a handler that snoozes 3 times then succeeds shows attempt 1", async () => {
     await startWorker();
     const id = await enqueue("snooze", { seconds: 0.05, times: 3 }, { maxRetries: 2 });
-    const hash = await jobSettled(redis.client, id);
+    const hash = await jobSettled(fx.redis.client, id);
     expect(hash.status).toBe("COMPLETED");
     expect(JSON.parse(hash.result!)).toEqual({ snoozed: 3, attempt: 1 });
     expect(hash.snoozes).toBe("3");
@@ -202,13 +161,15 @@ describe("snooze", () => {
   it("max_snoozes caps the snoozes of a job", async () => {
     await startWorker({ max_snoozes: 2 });
     const id = await enqueue("snooze", { seconds: 0, times: 10 });
-    const hash = await jobSettled(redis.client, id);
+    const hash = await jobSettled(fx.redis.client, id);
     expect(hash.status).toBe("FAILED");
     expect(hash.last_error).toBe("Job snoozed more than 2 times");
     expect(executions(id)).toHaveLength(3);
     // the job's own max_snoozes wins over the global one
     const own = await enqueue("snooze", { seconds: 0, times: 10 }, { retry: { max_snoozes: 0 } });
-    expect((await jobSettled(redis.client, own)).last_error).toBe("Job snoozed more than 0 times");
+    expect((await jobSettled(fx.redis.client, own)).last_error).toBe(
+      "Job snoozed more than 0 times",
+    );
     expect(executions(own)).toHaveLength(1);
   });
 });
@@ -219,14 +180,14 @@ describe("expiry", () => {
     // deferred past its expiry: when it becomes ready it has expired
     const id = await enqueue("echo", { x: 1 }, { expiresIn: 0.2, deferBySeconds: 0.6 });
     const live = await enqueue("echo", { x: 2 }, { expiresIn: 60 });
-    const hash = await jobSettled(redis.client, id);
+    const hash = await jobSettled(fx.redis.client, id);
     expect(hash.status).toBe("FAILED");
     expect(hash.last_error).toBe(`Job expired before it started (expires_at ${hash.expires_at})`);
     expect(hash.last_error_type).toBe("expired");
     expect(hash.current_retries).toBe("0");
-    expect(await redis.client.llen("rrq:dlq:default")).toBe(0);
-    expect(await redis.client.hget("rrq:stats:queue:default", "expired")).toBe("1");
-    expect((await jobSettled(redis.client, live)).status).toBe("COMPLETED");
+    expect(await fx.redis.client.llen("rrq:dlq:default")).toBe(0);
+    expect(await fx.redis.client.hget("rrq:stats:queue:default", "expired")).toBe("1");
+    expect((await jobSettled(fx.redis.client, live)).status).toBe("COMPLETED");
     expect(executions(id)).toHaveLength(0);
     expect(executions(live)).toHaveLength(1);
     expect(running!.of("job:dlq")).toHaveLength(0);
@@ -243,7 +204,7 @@ describe("producer options", () => {
     ] satisfies EnqueueOptions[]) {
       await expect(enqueue("echo", {}, options)).rejects.toBeInstanceOf(ProducerError);
     }
-    expect(await redis.client.dbsize()).toBe(0);
+    expect(await fx.redis.client.dbsize()).toBe(0);
   });
 
   it("stores retry_policy, max_retries and expires_at beside RRQ's fields", async () => {
@@ -252,7 +213,7 @@ describe("producer options", () => {
       {},
       { retry: { max_attempts: 3, delays: [1, 5] }, expiresIn: 60 },
     );
-    const hash = await redis.client.hgetall(`rrq:job:${id}`);
+    const hash = await fx.redis.client.hgetall(`rrq:job:${id}`);
     expect(hash.retry_policy).toBe('{"delays":[1,5],"max_attempts":3}');
     expect(hash.max_retries).toBe("3");
     expect(Date.parse(hash.expires_at!)).toBeGreaterThan(Date.now() + 50_000);

@@ -4,25 +4,13 @@
  * nothing written. The error table is the same in runners/python/tests/test_producer_flow.py
  * and runners/rust/tests/producer_flow.rs (one wording in every binding).
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ProducerError } from "../src/errors.js";
 import { optionsFromSnakeCase } from "../src/producer/options.js";
-import { Producer } from "../src/producer/producer.js";
 import { runCli, writeConfig } from "./support/cli-harness.js";
-import { startRedis, type TestRedis } from "./support/redis-server.js";
+import { useProducerFixture } from "./support/producer-fixture.js";
 
-let redis: TestRedis;
-let producer: Producer;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  producer = new Producer({ redisDsn: redis.url });
-});
-afterAll(async () => {
-  await producer.close();
-  await redis.stop();
-});
-beforeEach(async () => redis.flush());
+const fx = useProducerFixture();
 
 const FLOW_FIELDS = [
   "concurrency_key",
@@ -33,17 +21,17 @@ const FLOW_FIELDS = [
 ];
 
 async function flowFields(id: string): Promise<Record<string, string>> {
-  const hash = await redis.client.hgetall(`rrq:job:${id}`);
+  const hash = await fx.redis.client.hgetall(`rrq:job:${id}`);
   return Object.fromEntries(Object.entries(hash).filter(([k]) => FLOW_FIELDS.includes(k)));
 }
 
 async function order(okey: string): Promise<string[]> {
-  return redis.client.zrange(`rrq:fc:order:${okey}`, 0, -1, "WITHSCORES");
+  return fx.redis.client.zrange(`rrq:fc:order:${okey}`, 0, -1, "WITHSCORES");
 }
 
 describe("flow-control options are stored", () => {
   it("writes every field as the contract says, and the session order", async () => {
-    const id = await producer.enqueue(
+    const id = await fx.producer.enqueue(
       "charge",
       { a: 1 },
       {
@@ -62,8 +50,8 @@ describe("flow-control options are stored", () => {
       ordering_key: "order-9",
     });
     expect(await order("order-9")).toEqual([id, "1"]);
-    expect(await redis.client.get("rrq:fc:seq")).toBe("1");
-    expect(await redis.client.zscore("rrq:queue:default", id)).not.toBeNull();
+    expect(await fx.redis.client.get("rrq:fc:seq")).toBe("1");
+    expect(await fx.redis.client.zscore("rrq:queue:default", id)).not.toBeNull();
   });
 
   it("takes snake_case options (CLI, adapters) with start_rate.period_seconds", async () => {
@@ -73,7 +61,7 @@ describe("flow-control options are stored", () => {
       start_rate: { limit: 10, period_seconds: 1.5 },
       ordering_key: "o",
     });
-    const id = await producer.enqueue("f", {}, options);
+    const id = await fx.producer.enqueue("f", {}, options);
     expect(await flowFields(id)).toEqual({
       concurrency_limit: "2",
       start_rate: "10/1500",
@@ -86,7 +74,7 @@ describe("flow-control options are stored", () => {
     const rate = async (periodSeconds: number) =>
       (
         await flowFields(
-          await producer.enqueue(
+          await fx.producer.enqueue(
             "f",
             {},
             { concurrencyKey: "k", startRate: { limit: 1, periodSeconds } },
@@ -101,61 +89,65 @@ describe("flow-control options are stored", () => {
 
   it("counts key lengths in characters (code points)", async () => {
     const key = "😀".repeat(256);
-    const id = await producer.enqueue("f", {}, { concurrencyKey: key, orderingKey: key });
+    const id = await fx.producer.enqueue("f", {}, { concurrencyKey: key, orderingKey: key });
     expect((await flowFields(id)).concurrency_key).toBe(key);
-    await expect(producer.enqueue("f", {}, { concurrencyKey: `${key}x` })).rejects.toThrow(
+    await expect(fx.producer.enqueue("f", {}, { concurrencyKey: `${key}x` })).rejects.toThrow(
       "concurrency_key must be a string of 1 to 256 characters",
     );
   });
 
   it("writes nothing of flow control without the options", async () => {
-    const id = await producer.enqueue("f", {});
+    const id = await fx.producer.enqueue("f", {});
     expect(await flowFields(id)).toEqual({});
-    expect(await redis.client.exists("rrq:fc:seq")).toBe(0);
+    expect(await fx.redis.client.exists("rrq:fc:seq")).toBe(0);
   });
 
   it("orders a session by enqueue order, across single and bulk enqueues", async () => {
-    const a = await producer.enqueue("f", {}, { orderingKey: "s", deferBySeconds: 60 });
-    const [b, c] = await producer.enqueueMany([
+    const a = await fx.producer.enqueue("f", {}, { orderingKey: "s", deferBySeconds: 60 });
+    const [b, c] = await fx.producer.enqueueMany([
       { functionName: "f", options: { orderingKey: "s" } },
       { functionName: "f", options: { orderingKey: "other" } },
     ]);
-    const d = await producer.enqueue("f", {}, { orderingKey: "s" });
+    const d = await fx.producer.enqueue("f", {}, { orderingKey: "s" });
     expect(await order("s")).toEqual([a, "1", b, "2", d, "4"]);
     expect(await order("other")).toEqual([c, "3"]);
     expect(await flowFields(b!)).toEqual({ ordering_key: "s" });
   });
 
   it("an idempotent hit and a duplicate job id join no session again", async () => {
-    const first = await producer.enqueue("f", {}, { uniqueKey: "u", orderingKey: "s" });
-    const again = await producer.enqueue("f", { x: 1 }, { uniqueKey: "u", orderingKey: "t" });
+    const first = await fx.producer.enqueue("f", {}, { uniqueKey: "u", orderingKey: "s" });
+    const again = await fx.producer.enqueue("f", { x: 1 }, { uniqueKey: "u", orderingKey: "t" });
     expect(again).toBe(first);
     await expect(
-      producer.enqueue("f", { y: 1 }, { jobId: first, orderingKey: "t" }),
+      fx.producer.enqueue("f", { y: 1 }, { jobId: first, orderingKey: "t" }),
     ).rejects.toMatchObject({ code: "duplicate_job_id" });
     expect(await order("s")).toEqual([first, "1"]);
-    expect(await redis.client.exists("rrq:fc:order:t")).toBe(0);
+    expect(await fx.redis.client.exists("rrq:fc:order:t")).toBe(0);
     expect((await flowFields(first)).ordering_key).toBe("s");
   });
 
   it("a debounce update keeps the job's place, or moves it to its new session", async () => {
     const options = { debounceKey: "d", debounceSeconds: 30 };
-    const id = await producer.enqueueWithDebounce("f", { n: 1 }, { ...options, orderingKey: "s" });
-    await producer.enqueueWithDebounce("f", { n: 2 }, { ...options, orderingKey: "s" });
+    const id = await fx.producer.enqueueWithDebounce(
+      "f",
+      { n: 1 },
+      { ...options, orderingKey: "s" },
+    );
+    await fx.producer.enqueueWithDebounce("f", { n: 2 }, { ...options, orderingKey: "s" });
     expect(await order("s")).toEqual([id, "1"]);
-    await producer.enqueueWithDebounce("f", { n: 3 }, { ...options, orderingKey: "t" });
-    expect(await redis.client.exists("rrq:fc:order:s")).toBe(0);
+    await fx.producer.enqueueWithDebounce("f", { n: 3 }, { ...options, orderingKey: "t" });
+    expect(await fx.redis.client.exists("rrq:fc:order:s")).toBe(0);
     expect(await order("t")).toEqual([id, "2"]);
     expect((await flowFields(id)).ordering_key).toBe("t");
   });
 
   it("a claimed job gets no fields from a re-sent call", async () => {
-    const id = await producer.enqueue("f", {}, { jobId: "j1" });
-    await redis.client.hset(`rrq:job:${id}`, "status", "ACTIVE");
+    const id = await fx.producer.enqueue("f", {}, { jobId: "j1" });
+    await fx.redis.client.hset(`rrq:job:${id}`, "status", "ACTIVE");
     await expect(
-      producer.enqueue("f", {}, { jobId: "j1", orderingKey: "s" }),
+      fx.producer.enqueue("f", {}, { jobId: "j1", orderingKey: "s" }),
     ).rejects.toMatchObject({ code: "duplicate_job_id" });
-    expect(await redis.client.exists("rrq:fc:order:s")).toBe(0);
+    expect(await fx.redis.client.exists("rrq:fc:order:s")).toBe(0);
   });
 });
 
@@ -245,27 +237,27 @@ const ERRORS: [Record<string, unknown>, string][] = [
 
 describe("bad flow-control options are refused and write nothing", () => {
   it.each(ERRORS)("%j", async (raw, message) => {
-    const error = await producer
+    const error = await fx.producer
       .enqueue("f", {}, optionsFromSnakeCase(raw))
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ProducerError);
     expect(error).toMatchObject({ code: "invalid_argument", message });
-    expect(await redis.client.dbsize()).toBe(0);
+    expect(await fx.redis.client.dbsize()).toBe(0);
   });
 
   it("a bad item of a bulk enqueue writes no item", async () => {
     await expect(
-      producer.enqueueMany([
+      fx.producer.enqueueMany([
         { functionName: "f", options: { orderingKey: "s" } },
         { functionName: "f", options: { concurrencyLimit: 2 } },
       ]),
     ).rejects.toThrow("concurrency_limit needs concurrency_key or limit");
-    expect(await redis.client.dbsize()).toBe(0);
+    expect(await fx.redis.client.dbsize()).toBe(0);
   });
 
   it("start_rate with periodSeconds and period_seconds both is refused", async () => {
     const startRate = { limit: 1, periodSeconds: 1, period_seconds: 1 };
-    await expect(producer.enqueue("f", {}, { concurrencyKey: "k", startRate })).rejects.toThrow(
+    await expect(fx.producer.enqueue("f", {}, { concurrencyKey: "k", startRate })).rejects.toThrow(
       "start_rate gives period_seconds twice",
     );
   });
@@ -273,7 +265,7 @@ describe("bad flow-control options are refused and write nothing", () => {
 
 describe("rrq enqueue", () => {
   it("takes the flow-control options as flags", async () => {
-    const config = writeConfig(redis.url);
+    const config = writeConfig(fx.redis.url);
     const args = ["enqueue", "f", "--concurrency-key", "k", "--concurrency-limit", "2"];
     const more = ["--start-rate", "5/1.5", "--limit", "api", "--ordering-key", "o", "--json"];
     const run = await runCli(config, [...args, ...more]);

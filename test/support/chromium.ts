@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import puppeteer, { type Browser } from "puppeteer-core";
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { findChromium, installChromium } from "../../scripts/lib/ensure-chromium.mjs";
 
 /**
@@ -36,6 +36,17 @@ export async function launchBrowser(): Promise<Browser> {
     headless: true,
     args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run"],
     defaultViewport: { width: 1280, height: 900 },
+  });
+}
+
+/**
+ * Records what went wrong inside `page` into `problems` (uncaught errors and console errors), so
+ * a test can assert at the end that the dashboard ran clean.
+ */
+export function recordPageProblems(page: Page, problems: string[]): void {
+  page.on("pageerror", (error) => problems.push(`pageerror: ${String(error)}`));
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console: ${message.text()}`);
   });
 }
 

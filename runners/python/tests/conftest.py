@@ -6,14 +6,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers import FrameClient, RunnerProcess
+
+if TYPE_CHECKING:
+    from rrqkit import Producer
 
 TRANSPORTS = ("stdio", "unix", "tcp")
 ENCODINGS = ("json", "msgpack")
@@ -125,3 +129,17 @@ def redis_dsn(redis_server: str) -> str:
     client.script_flush()  # every test also exercises loading the Lua scripts
     client.close()
     return redis_server
+
+
+@pytest.fixture
+async def env(redis_dsn: str) -> AsyncIterator[tuple[Producer, Any]]:
+    """A producer and a ``decode_responses`` client on the flushed private Redis."""
+    import redis.asyncio as aioredis
+
+    from rrqkit import Producer
+
+    producer = Producer({"redis_dsn": redis_dsn})
+    client = aioredis.from_url(redis_dsn, decode_responses=True)
+    yield producer, client
+    await producer.close()
+    await client.aclose()

@@ -17,15 +17,6 @@ from rrqkit import Producer, ProducerError
 from rrqkit.producer import MAX_PARAMS_BYTES
 
 
-@pytest.fixture
-async def env(redis_dsn: str) -> Any:
-    producer = Producer({"redis_dsn": redis_dsn})
-    client = aioredis.from_url(redis_dsn, decode_responses=True)
-    yield producer, client
-    await producer.close()
-    await client.aclose()
-
-
 async def job(client: Any, job_id: str) -> dict[str, str]:
     return dict(await client.hgetall(f"rrq:job:{job_id}"))
 

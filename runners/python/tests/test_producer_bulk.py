@@ -10,23 +10,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from rrqkit import BulkEnqueueError, Producer
 from rrqkit.producer import BULK_CHUNK_SIZE
 
 
 @pytest.fixture
-async def env(redis_dsn: str) -> AsyncIterator[Any]:
-    producer = Producer({"redis_dsn": redis_dsn})
-    client = aioredis.from_url(redis_dsn, decode_responses=True)
+async def env(env: tuple[Producer, Any]) -> AsyncIterator[tuple[Producer, Any]]:
+    """conftest's producer and client, with Redis refusing writes over maxmemory."""
+    client = env[1]
     await client.config_set("maxmemory-policy", "noeviction")
     try:
-        yield producer, client
+        yield env
     finally:
         await client.config_set("maxmemory", "0")
-        await producer.close()
-        await client.aclose()
 
 
 async def limit_memory(client: Any, headroom: int) -> None:

@@ -8,20 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
-from rrqkit import Producer, ProducerError
+from rrqkit import ProducerError
 
 FLOW_FIELDS = ("concurrency_key", "concurrency_limit", "start_rate", "limit_name", "ordering_key")
-
-
-@pytest.fixture
-async def env(redis_dsn: str) -> Any:
-    producer = Producer({"redis_dsn": redis_dsn})
-    client = aioredis.from_url(redis_dsn, decode_responses=True)
-    yield producer, client
-    await producer.close()
-    await client.aclose()
 
 
 async def flow_fields(client: Any, job_id: str) -> dict[str, str]:

@@ -11,21 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
-from rrqkit import Producer, ProducerError
+from rrqkit import ProducerError
 from rrqkit.producer import CancelResult
 from rrqkit.retry_policy import check_retry_policy, closest
 from test_adapter import Adapter
-
-
-@pytest.fixture
-async def env(redis_dsn: str) -> Any:
-    producer = Producer({"redis_dsn": redis_dsn})
-    client = aioredis.from_url(redis_dsn, decode_responses=True)
-    yield producer, client
-    await producer.close()
-    await client.aclose()
 
 
 async def job(client: Any, job_id: str) -> dict[str, str]:

@@ -3,63 +3,15 @@
 //! exactly which ids were written. Before, a pipelined batch wrote some jobs and failed
 //! without saying which. One test function: `maxmemory` is server-wide, so the cases run in
 //! turn on a private redis-server.
+#![cfg(feature = "producer")]
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
 use rrqkit::producer::{EnqueueItem, BULK_CHUNK_SIZE};
-use rrqkit::{EnqueueOptions, Producer, ProducerConfig};
+use rrqkit::EnqueueOptions;
 use serde_json::json;
 
-/// A private redis-server on a Unix socket, killed on drop.
-struct Server {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Server {
-    fn start() -> Server {
-        let dir = std::env::temp_dir().join(format!("rrqkit-bulk-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let socket = dir.join("redis.sock");
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--save", "", "--appendonly", "no"])
-            .args(["--maxmemory-policy", "noeviction", "--unixsocket"])
-            .arg(&socket)
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be on PATH");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, dir }
-    }
-
-    fn dsn(&self) -> String {
-        format!(
-            "redis+unix://{}?db=0",
-            self.dir.join("redis.sock").display()
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn con(dsn: &str) -> redis::Connection {
-    let url = dsn.replace("redis+unix://", "unix://");
-    redis::Client::open(url).unwrap().get_connection().unwrap()
-}
+use common::RedisServer;
 
 /// maxmemory at `headroom` bytes above what Redis uses now (negative: already over).
 fn limit_memory(c: &mut redis::Connection, headroom: i64) {
@@ -121,10 +73,9 @@ fn ids_of(batch: &[EnqueueItem]) -> Vec<String> {
 
 #[tokio::test]
 async fn bulk_enqueue_is_all_or_nothing_under_maxmemory() {
-    let server = Server::start();
-    let dsn = server.dsn();
-    let p = Producer::new(ProducerConfig::with_dsn(&dsn)).unwrap();
-    let mut c = con(&dsn);
+    let server = RedisServer::start_with("bulk", &["--maxmemory-policy", "noeviction"]);
+    let p = server.producer();
+    let mut c = server.con();
 
     // OOM part-way through what a pipeline would have written: all or none
     let batch = items(100, "mid", 4000);

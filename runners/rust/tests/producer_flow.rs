@@ -7,68 +7,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use rrqkit::producer::{EnqueueItem, StartRate};
-use rrqkit::{EnqueueOptions, Producer, ProducerConfig, ProducerError};
+use rrqkit::{EnqueueOptions, Producer, ProducerError};
 use serde_json::{json, Map, Value};
 
-use common::TempDir;
-
-/// A private redis-server on a Unix socket, killed on drop.
-struct Server {
-    child: Child,
-    dir: TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let dir = TempDir::new("flow");
-        let socket = dir.path().join("redis.sock");
-        let child = Command::new(std::env::var("REDIS_SERVER").unwrap_or("redis-server".into()))
-            .args(["--port", "0", "--save", "", "--appendonly", "no"])
-            .arg("--unixsocket")
-            .arg(&socket)
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be on PATH");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, dir }
-    }
-
-    fn dsn(&self) -> String {
-        format!(
-            "redis+unix://{}?db=0",
-            self.dir.path().join("redis.sock").display()
-        )
-    }
-
-    fn con(&self) -> redis::Connection {
-        redis::Client::open(self.dsn())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-
-    fn producer(&self) -> Producer {
-        Producer::new(ProducerConfig::with_dsn(self.dsn())).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::RedisServer;
 
 const FLOW_FIELDS: [&str; 5] = [
     "concurrency_key",
@@ -118,7 +62,7 @@ async fn enqueue_json(p: &Producer, options: Value) -> Result<String, ProducerEr
 
 #[tokio::test]
 async fn every_field_stored_as_the_contract_says() {
-    let server = Server::start();
+    let server = RedisServer::start("flow");
     let p = server.producer();
     let mut con = server.con();
     let id = p
@@ -208,7 +152,7 @@ async fn every_field_stored_as_the_contract_says() {
 
 #[tokio::test]
 async fn sessions_follow_enqueue_order() {
-    let server = Server::start();
+    let server = RedisServer::start("flow");
     let p = server.producer();
     let mut con = server.con();
     let session = |key: &str| EnqueueOptions {
@@ -382,7 +326,7 @@ fn errors() -> Vec<(Value, &'static str)> {
 
 #[tokio::test]
 async fn bad_options_refused_and_nothing_written() {
-    let server = Server::start();
+    let server = RedisServer::start("flow");
     let p = server.producer();
     let mut con = server.con();
     for (options, message) in errors() {

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rrqkit::canonical::parse_timestamp;
@@ -16,64 +16,10 @@ use rrqkit::producer::{
     Backoff, EnqueueItem, RetryPolicy, CANCEL_NOT_FOUND, CANCEL_NOT_WAITING,
     CANCEL_RUNNING_UNFENCED, MSG_EXPIRES_PAST,
 };
-use rrqkit::{CancelResult, EnqueueOptions, JobStatus, Producer, ProducerConfig};
+use rrqkit::{CancelResult, EnqueueOptions, JobStatus};
 use serde_json::{json, Map, Value};
 
-use common::{example, TempDir};
-
-/// A private redis-server, killed on drop.
-struct Server {
-    child: Child,
-    dir: TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let dir = TempDir::new("jobctl");
-        let socket = dir.path().join("redis.sock");
-        let child = Command::new(std::env::var("REDIS_SERVER").unwrap_or("redis-server".into()))
-            .args(["--port", "0", "--save", "", "--appendonly", "no"])
-            .arg("--unixsocket")
-            .arg(&socket)
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be on PATH");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, dir }
-    }
-
-    fn dsn(&self) -> String {
-        format!(
-            "redis+unix://{}?db=0",
-            self.dir.path().join("redis.sock").display()
-        )
-    }
-
-    fn con(&self) -> redis::Connection {
-        redis::Client::open(self.dsn())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-
-    fn producer(&self) -> Producer {
-        Producer::new(ProducerConfig::with_dsn(self.dsn())).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{example, RedisServer, TempDir};
 
 fn hgetall(con: &mut redis::Connection, key: &str) -> HashMap<String, String> {
     redis::cmd("HGETALL").arg(key).query(con).unwrap()
@@ -102,7 +48,7 @@ fn refused(status: Option<&str>, reason: &str) -> CancelResult {
 
 #[tokio::test]
 async fn cancel_waiting_job_and_refusals() {
-    let server = Server::start();
+    let server = RedisServer::start("jobctl");
     let p = server.producer();
     let mut con = server.con();
 
@@ -159,7 +105,7 @@ async fn cancel_waiting_job_and_refusals() {
 
 #[tokio::test]
 async fn cancel_running_job() {
-    let server = Server::start();
+    let server = RedisServer::start("jobctl");
     let p = server.producer();
     let mut con = server.con();
 
@@ -251,7 +197,7 @@ fn opts(v: Value) -> EnqueueOptions {
 
 #[tokio::test]
 async fn retry_and_expiry_options_are_stored() {
-    let server = Server::start();
+    let server = RedisServer::start("jobctl");
     let p = server.producer();
     let mut con = server.con();
 
@@ -337,7 +283,7 @@ async fn retry_and_expiry_options_are_stored() {
 
 #[tokio::test]
 async fn options_reach_every_enqueue_path() {
-    let server = Server::start();
+    let server = RedisServer::start("jobctl");
     let p = server.producer();
     let mut con = server.con();
     let retry = json!({"max_attempts": 2});
@@ -433,7 +379,7 @@ fn obj(v: Value) -> Map<String, Value> {
 
 #[tokio::test]
 async fn bad_options_write_nothing() {
-    let server = Server::start();
+    let server = RedisServer::start("jobctl");
     let p = server.producer();
     let mut con = server.con();
     let cases: Vec<(Value, &str, &str)> = vec![
@@ -522,7 +468,7 @@ async fn bad_options_write_nothing() {
 
 #[test]
 fn adapter_cancel_and_job_control_options() {
-    let server = Server::start();
+    let server = RedisServer::start("jobctl");
     let dir = TempDir::new("adapter-jobctl");
     let mut cmd = Command::new(example("producer_adapter"));
     cmd.current_dir(dir.path())

@@ -89,6 +89,71 @@ impl Drop for TempDir {
     }
 }
 
+/// A private redis-server on a Unix socket in its own temp directory, killed on drop (the
+/// producer tests that want a server per test, or server-wide settings such as `maxmemory`).
+#[cfg(feature = "producer")]
+pub struct RedisServer {
+    child: Child,
+    dir: TempDir,
+}
+
+#[cfg(feature = "producer")]
+impl RedisServer {
+    /// Starts a server; `tag` names its temp directory.
+    pub fn start(tag: &str) -> RedisServer {
+        RedisServer::start_with(tag, &[])
+    }
+
+    /// Starts a server with extra redis-server arguments (`--maxmemory-policy noeviction`).
+    pub fn start_with(tag: &str, extra_args: &[&str]) -> RedisServer {
+        let dir = TempDir::new(tag);
+        let socket = dir.path().join("redis.sock");
+        let child = Command::new(std::env::var("REDIS_SERVER").unwrap_or("redis-server".into()))
+            .args(["--port", "0", "--save", "", "--appendonly", "no"])
+            .args(extra_args)
+            .arg("--unixsocket")
+            .arg(&socket)
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be on PATH");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisServer { child, dir }
+    }
+
+    pub fn dsn(&self) -> String {
+        format!(
+            "redis+unix://{}?db=0",
+            self.dir.path().join("redis.sock").display()
+        )
+    }
+
+    pub fn con(&self) -> redis::Connection {
+        redis::Client::open(self.dsn())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    pub fn producer(&self) -> rrqkit::Producer {
+        rrqkit::Producer::new(rrqkit::ProducerConfig::with_dsn(self.dsn())).unwrap()
+    }
+}
+
+#[cfg(feature = "producer")]
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn verbose() -> bool {
     std::env::var("RRQKIT_TEST_VERBOSE").is_ok()
 }
