@@ -20,6 +20,8 @@ export interface RunnerSpec {
   encoding: "json" | "msgpack";
   poolSize: number;
   maxInFlight: number;
+  /** Node only: a runner script in place of the conformance runner (e.g. bench/node/live-runner.mjs). */
+  program?: string;
 }
 
 export interface ConsumerSpec {
@@ -108,7 +110,7 @@ function profileFlags(): string[] {
 function runnerCommand(runner: RunnerSpec, options: StartOptions): string[] {
   switch (runner.lang) {
     case "node":
-      return [process.execPath, ...profileFlags(), paths.nodeRunner];
+      return [process.execPath, ...profileFlags(), runner.program ?? paths.nodeRunner];
     case "python":
       return [paths.pythonRunner];
     case "rust":
