@@ -12,6 +12,11 @@ export interface LiveConfig {
   readonly runnerTags: ReadonlyMap<string, readonly string[]>;
   /** `[rrq.runner_hello] <runner> = true`: wait for a hello from this external runner too. */
   readonly runnerHello: ReadonlyMap<string, boolean>;
+  /**
+   * `[rrq.runner_capture] <runner> = true`: lines a managed runner process prints to stdout or
+   * stderr also go to the output of its request in flight, when it has exactly one (default off).
+   */
+  readonly runnerCapture: ReadonlyMap<string, boolean>;
   /** `progress_writes_per_second`: coalesced progress writes per job (default 4). */
   readonly progressWritesPerSecond: number;
   /** `output_max_bytes_per_attempt`: output kept per attempt (default 8 MiB; 0 disables output). */
@@ -23,6 +28,7 @@ export const LIVE_KEYS = [
   "runner_hello_timeout_ms",
   "runner_tags",
   "runner_hello",
+  "runner_capture",
   "progress_writes_per_second",
   "output_max_bytes_per_attempt",
 ] as const;
@@ -56,10 +62,16 @@ function runnerTable<T>(
   return out;
 }
 
+/** Reads a per-runner boolean (`[rrq.runner_hello]`, `[rrq.runner_capture]`). */
+const flag =
+  (problems: Problems) =>
+  (value: unknown, where: string): boolean | undefined =>
+    problems.attempt(() => bool(value, where), undefined);
+
 /**
  * Reads the live-jobs keys of a `[rrq]` table. The per-runner settings live in their own
- * tables (`[rrq.runner_tags]`, `[rrq.runner_hello]`) because RRQ's orchestrator rejects unknown
- * keys in `[rrq.runners.<name>]`.
+ * tables (`[rrq.runner_tags]`, `[rrq.runner_hello]`, `[rrq.runner_capture]`) because RRQ's
+ * orchestrator rejects unknown keys in `[rrq.runners.<name>]`.
  */
 export function readLive(
   raw: Record<string, unknown>,
@@ -78,8 +90,13 @@ export function readLive(
       }
       return Object.freeze(normalizeTags(value as string[]));
     }),
-    runnerHello: runnerTable(raw.runner_hello, "runner_hello", runners, problems, (value, where) =>
-      problems.attempt(() => bool(value, where), undefined),
+    runnerHello: runnerTable(raw.runner_hello, "runner_hello", runners, problems, flag(problems)),
+    runnerCapture: runnerTable(
+      raw.runner_capture,
+      "runner_capture",
+      runners,
+      problems,
+      flag(problems),
     ),
     progressWritesPerSecond: f("progress_writes_per_second", num(0, 1000, true), 4),
     outputMaxBytesPerAttempt: f(

@@ -1,7 +1,8 @@
 import type { LiveConfig } from "../config/live.js";
-import type { RunnerConnection } from "../runner/runner-connection.js";
+import type { RequestListener, RunnerConnection } from "../runner/runner-connection.js";
 import { outputTtlSeconds, type LiveStore, type OutputCloseStatus } from "../store/live-store.js";
-import { DEFAULT_PROGRESS_INTERVAL_MS, type LiveListener, type LiveRequest } from "./frames.js";
+import type { CapturedStream } from "./capture.js";
+import { DEFAULT_PROGRESS_INTERVAL_MS, type LiveRequest } from "./frames.js";
 import { OutputBudget, OutputWriter } from "./output.js";
 import { ProgressCoalescer } from "./progress.js";
 
@@ -38,15 +39,27 @@ export interface LiveAttemptRef {
   runner: string;
 }
 
+/** A captured line as the output payload {@link OutputWriter.write} takes. */
+const capturedPayload = (stream: CapturedStream, data: string) => ({
+  job_id: "",
+  request_id: "",
+  seq: 0,
+  stream,
+  data,
+  truncated: false,
+  dropped_bytes: 0,
+});
+
 /**
  * The live part of one attempt: the `live` field its request carries (only what the runner's
- * hello offered), the listener its progress and output frames are routed to, and the writes
- * around the outcome (the last progress before it, the closed marker after it).
+ * hello offered), the listener its progress and output frames (and, with
+ * `[rrq.runner_capture]`, its process's printed lines) are routed to, and the writes around the
+ * outcome (the last progress before it, the closed marker after it).
  */
 export class LiveAttempt {
   /** The request's `live` field, or undefined when the runner offered nothing live. */
   readonly request: LiveRequest | undefined;
-  readonly listener: LiveListener;
+  readonly listener: RequestListener;
   readonly progress: ProgressCoalescer | undefined;
   readonly output: OutputWriter | undefined;
 
@@ -58,13 +71,15 @@ export class LiveAttempt {
   ) {
     const wantProgress = features.has("progress");
     const wantOutput = features.has("output") && ctx.config.outputMaxBytesPerAttempt > 0;
+    // the orchestrator's own observation of the process: needs no feature, adds nothing to `live`
+    const capture = connection.captures && ctx.config.outputMaxBytesPerAttempt > 0;
     if (wantProgress)
       this.progress = new ProgressCoalescer(
         (value) => ctx.store.writeProgress(ref.jobId, ref.fence, value),
         ctx.config.progressWritesPerSecond,
         ctx.onError,
       );
-    if (wantOutput) {
+    if (wantOutput || capture) {
       const ttl = outputTtlSeconds(ref.resultTtlSeconds);
       this.output = new OutputWriter(
         (entries) => ctx.store.appendOutput(ref.jobId, ref.run, entries, ttl),
@@ -86,7 +101,8 @@ export class LiveAttempt {
     const output = this.output;
     this.listener = {
       progress: progress && ((p) => progress.report(p)),
-      output: output && ((o) => output.write(o)),
+      output: wantOutput && output ? (o) => output.write(o) : undefined,
+      captured: capture && output ? (s, data) => output.write(capturedPayload(s, data)) : undefined,
     };
     this.dropHook = output
       ? () => {
@@ -100,6 +116,11 @@ export class LiveAttempt {
   }
 
   private readonly dropHook: () => Promise<void> | undefined;
+
+  /** True when the attempt has anything live (its request's `live`, or captured output). */
+  get active(): boolean {
+    return this.request !== undefined || this.output !== undefined;
+  }
 
   /** Stores the last progress (bounded wait: the outcome is not held up for long). */
   async beforeOutcome(): Promise<void> {

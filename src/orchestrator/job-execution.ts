@@ -440,8 +440,9 @@ export class JobExecution {
     }
     try {
       const request = this.buildRequest(job, handler, deadlineMs);
-      // live frames only for runners whose hello offered them (RRQ runners get plain v2)
-      if (this.ctx.live && lease.features.size > 0) {
+      // live frames only for runners whose hello offered them (RRQ runners get plain v2);
+      // captured process output ([rrq.runner_capture]) needs no hello and adds nothing to it
+      if (this.ctx.live && (lease.features.size > 0 || lease.connection.captures)) {
         const live = new LiveAttempt(
           this.ctx.live,
           {
@@ -454,11 +455,9 @@ export class JobExecution {
           lease.features,
           lease.connection,
         );
-        if (live.request) {
-          // (Object.assign: the field is typed by the wire types only once they list it)
-          Object.assign(request, { live: live.request });
-          this.live = live;
-        }
+        // (Object.assign: the field is typed by the wire types only once they list it)
+        if (live.request) Object.assign(request, { live: live.request });
+        if (live.active) this.live = live;
       }
       if (this.ctx.events.has("job:dispatched"))
         this.ctx.events.emit("job:dispatched", {

@@ -341,7 +341,7 @@ export class Worker {
           mode: config.runnerManagementMode,
           socketDir: this.socketDir,
           connectTimeoutMs: config.runnerConnectTimeoutMs,
-          connection: { validate, log },
+          connection: { validate, log, capture: config.runnerCapture.get(name) ?? false },
           helloTimeoutMs: config.runnerHelloTimeoutMs,
           expectHello: config.runnerHello.get(name) ?? false,
           tags: config.runnerTags.get(name),

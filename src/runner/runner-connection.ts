@@ -10,12 +10,16 @@ import {
   type Hello,
 } from "@rrqkit/runner/protocol";
 import { RunnerError } from "../errors.js";
+import { captureLine, type CaptureListener, type CapturedStream } from "../live/capture.js";
 import type { LiveListener, OutputPayload, ProgressPayload } from "../live/frames.js";
+
+/** A request's listener: its live frames, and its process's captured lines (live/capture.ts). */
+export type RequestListener = LiveListener & CaptureListener;
 
 interface Pending {
   readonly jobId: string;
   /** Receives the request's progress and output frames (requests sent with `live`). */
-  readonly live: LiveListener | undefined;
+  readonly live: RequestListener | undefined;
   resolve(outcome: ExecutionOutcome): void;
   reject(error: RunnerError): void;
 }
@@ -26,6 +30,12 @@ export interface RunnerConnectionOptions {
   validate?: (frame: Frame) => void;
   /** Diagnostics (unknown ids, protocol violations). */
   log?: (message: string) => void;
+  /**
+   * `[rrq.runner_capture]` of the runner: capture its process's stdout/stderr lines. Takes
+   * effect only for a managed process, whose pipes the orchestrator reads
+   * ({@link RunnerConnection.enableCapture}).
+   */
+  capture?: boolean;
 }
 
 /**
@@ -44,6 +54,7 @@ export class RunnerConnection {
    * abandoned): ignored and counted (live-design §3).
    */
   ignoredLiveFrames = 0;
+  private capturing = false;
 
   constructor(
     readonly frames: FrameChannel,
@@ -58,6 +69,27 @@ export class RunnerConnection {
   /** The runner's hello, once received (rrqkit runners only). */
   get hello(): Hello | undefined {
     return this.helloFrame;
+  }
+
+  /** True when the lines its process prints go to the output of its sole in-flight request. */
+  get captures(): boolean {
+    return this.capturing;
+  }
+
+  /**
+   * Called for a managed runner process, whose stdout/stderr the orchestrator reads: capture
+   * starts when the runner's config asks for it (`capture`).
+   */
+  enableCapture(): void {
+    this.capturing = this.options.capture === true;
+  }
+
+  /**
+   * One line the process printed: appended to the output of its request in flight when it has
+   * exactly one (live/capture.ts). False when the line was not captured.
+   */
+  captureLine(stream: CapturedStream, line: string): boolean {
+    return this.capturing && captureLine(this.pending, stream, line);
   }
 
   /** Requests awaiting an outcome. */
@@ -101,7 +133,7 @@ export class RunnerConnection {
    * Sends a request and resolves with its outcome. Rejects with a {@link RunnerError}
    * (`runner_transport`) when the connection fails or the runner breaks the matching rules.
    */
-  execute(request: ExecutionRequest, live?: LiveListener): Promise<ExecutionOutcome> {
+  execute(request: ExecutionRequest, live?: RequestListener): Promise<ExecutionOutcome> {
     if (this.isClosed)
       return Promise.reject(new RunnerError("runner_transport", "runner connection closed"));
     return new Promise((resolve, reject) => {
