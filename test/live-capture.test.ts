@@ -260,6 +260,22 @@ describe("end to end", () => {
     expect(entries.at(-1)).toMatchObject({ kind: "closed", status: "completed" });
   });
 
+  it("Node conformance runner over stdio: stdout is the frame channel, the prints arrive as err", async () => {
+    await start(
+      { runner_capture: { node: true } },
+      {
+        cmd: [process.execPath, NODE_RUNNER],
+        transport: "stdio",
+      },
+    );
+    const entries = await noise(2);
+    expect(text(entries, "out")).toBe("");
+    // the runtime sends a handler's stdout to stderr on stdio (RUNNER_PROTOCOL §5)
+    expect(text(entries, "err").split("\n").sort().join("\n")).toBe(
+      lines(2, 3).split("\n").sort().join("\n"),
+    );
+  });
+
   it("with capture off the output holds no printed line", async () => {
     await start({}, { cmd: [process.execPath, NODE_RUNNER], transport: "unix" });
     const entries = await noise(3);
