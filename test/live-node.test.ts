@@ -9,10 +9,14 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Producer } from "../src/producer/producer.js";
-import { LiveStore } from "../src/store/live-store.js";
-import { registerScripts } from "../src/store/scripts.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
-import { jobSettled, NODE_RUNNER, RunningWorker, testConfig } from "./support/worker-harness.js";
+import {
+  jobSettled,
+  NODE_RUNNER,
+  outputClosed,
+  RunningWorker,
+  testConfig,
+} from "./support/worker-harness.js";
 
 let redis: TestRedis;
 let producer: Producer;
@@ -97,8 +101,7 @@ describe.each(cells)("$name runner over $transport", ({ name, cmd, transport }) 
 
     const out = await producer.enqueue("write_output", { lines: 3, json: true });
     expect((await jobSettled(redis.client, out)).status).toBe("COMPLETED");
-    const store = new LiveStore(redis.client, registerScripts(redis.client));
-    const page = await store.readOutput(out, 1);
+    const page = await outputClosed(redis.client, out);
     expect(page.entries.map((e) => (e.kind === "log" ? e.data : e.kind)).join("")).toBe(
       '{"line":0,"text":"line"}\n{"line":1,"text":"line"}\n{"line":2,"text":"line"}\nclosed',
     );

@@ -14,7 +14,7 @@ import { LiveStore } from "../src/store/live-store.js";
 import { registerScripts } from "../src/store/scripts.js";
 import { startRedis, type TestRedis } from "./support/redis-server.js";
 import { runCli, writeConfig } from "./support/cli-harness.js";
-import { jobSettled, RunningWorker } from "./support/worker-harness.js";
+import { jobSettled, outputClosed, RunningWorker } from "./support/worker-harness.js";
 
 const RAW = fileURLToPath(new URL("./fixtures/live-raw-runner.mjs", import.meta.url));
 /** The orchestrator's frame decoder knows the live frames (the runner package's schemas). */
@@ -150,8 +150,7 @@ describe.skipIf(!liveFrames)("output", () => {
     await start(config({}, { output_max_bytes_per_attempt: 100_000 }));
     const id = await producer.enqueue("output", { bytes: 300_000, chunk: 1000 });
     await jobSettled(redis.client, id);
-    const store = new LiveStore(redis.client, registerScripts(redis.client));
-    const page = await store.readOutput(id, 1, "0", 10_000);
+    const page = await outputClosed(redis.client, id);
     const data = page.entries.flatMap((e) => (e.kind === "log" ? [e.data] : []));
     expect(data.join("").length).toBe(100_000);
     expect(page.entries.at(-2)).toMatchObject({ kind: "truncated", dropped: 200_000 });
