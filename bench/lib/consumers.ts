@@ -120,6 +120,14 @@ function runnerCommand(runner: RunnerSpec, options: StartOptions): string[] {
   }
 }
 
+/** The [rrq] lines of BENCH_RRQKIT_SETTINGS (`;`-separated `key = value`). */
+function rrqkitSettings(): string[] {
+  return (process.env.BENCH_RRQKIT_SETTINGS ?? "")
+    .split(";")
+    .map((line) => line.trim())
+    .filter(Boolean);
+}
+
 function configToml(spec: ConsumerSpec, options: StartOptions, index: number): string {
   const runner = spec.runner!;
   const env: Record<string, string> = {};
@@ -131,6 +139,9 @@ function configToml(spec: ConsumerSpec, options: StartOptions, index: number): s
     `redis_dsn = ${toml(options.redisUrl)}`,
     `default_runner_name = "bench"`,
     "worker_shutdown_grace_period_seconds = 5",
+    // BENCH_RRQKIT_SETTINGS="key = value; key = value": extra [rrq] settings for rrqkit (A/B
+    // runs of a setting, e.g. "output_max_bytes_per_attempt = 0").
+    ...(spec.system === "rrqkit" ? rrqkitSettings() : []),
     "",
     "[rrq.runners.bench]",
     `pool_size = ${runner.poolSize}`,
