@@ -48,6 +48,8 @@ export class OutputWriter {
   private scheduled = false;
   private failed = false;
   private closed = false;
+  /** Whether any entry reached the stream (an attempt without output gets no stream). */
+  private wrote = false;
 
   constructor(
     private readonly sink: OutputSink,
@@ -93,6 +95,9 @@ export class OutputWriter {
     await this.drain();
     const tail: OutputFields[] = [];
     const dropped = this.dropped + this.overflowDropped;
+    // No stream without output: a plain job pays nothing for live output (no XADD, EXPIRE or
+    // PUBLISH); followers end when the job is final (OutputApi.follow).
+    if (!this.wrote && dropped === 0) return;
     if (dropped > 0) tail.push({ k: "truncated", dropped: String(dropped) });
     tail.push({ k: "closed", status });
     if (this.failed) return;
@@ -126,6 +131,7 @@ export class OutputWriter {
     this.queue = [];
     this.queuedBytes = 0;
     if (entries.length === 0) return Promise.resolve();
+    this.wrote = true;
     this.flushing = this.sink(entries).then(
       () => {
         this.budget.buffered -= bytes;
