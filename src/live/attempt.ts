@@ -60,8 +60,11 @@ export class LiveAttempt {
   /** The request's `live` field, or undefined when the runner offered nothing live. */
   readonly request: LiveRequest | undefined;
   readonly listener: RequestListener;
-  readonly progress: ProgressCoalescer | undefined;
-  readonly output: OutputWriter | undefined;
+  /** Whether anything live can happen (its request's `live`, or captured output). */
+  readonly active: boolean;
+  // Made at the first report or chunk: most attempts report nothing, and then cost nothing.
+  private progress: ProgressCoalescer | undefined;
+  private output: OutputWriter | undefined;
 
   constructor(
     ctx: LiveContext,
@@ -72,22 +75,26 @@ export class LiveAttempt {
     const wantProgress = features.has("progress");
     const wantOutput = features.has("output") && ctx.config.outputMaxBytesPerAttempt > 0;
     // the orchestrator's own observation of the process: needs no feature, adds nothing to `live`
-    const capture = connection.captures && ctx.config.outputMaxBytesPerAttempt > 0;
-    if (wantProgress)
-      this.progress = new ProgressCoalescer(
+    const capture = connection.captures === true && ctx.config.outputMaxBytesPerAttempt > 0;
+    const progress = () =>
+      (this.progress ??= new ProgressCoalescer(
         (value) => ctx.store.writeProgress(ref.jobId, ref.fence, value),
         ctx.config.progressWritesPerSecond,
         ctx.onError,
-      );
-    if (wantOutput || capture) {
-      const ttl = outputTtlSeconds(ref.resultTtlSeconds);
-      this.output = new OutputWriter(
-        (entries) => ctx.store.appendOutput(ref.jobId, ref.run, entries, ttl),
+      ));
+    const output = () =>
+      (this.output ??= new OutputWriter(
+        (entries) =>
+          ctx.store.appendOutput(
+            ref.jobId,
+            ref.run,
+            entries,
+            outputTtlSeconds(ref.resultTtlSeconds),
+          ),
         ctx.config.outputMaxBytesPerAttempt,
         budgetOf(connection),
         ctx.onError,
-      );
-    }
+      ));
     this.request =
       wantProgress || wantOutput
         ? {
@@ -97,30 +104,22 @@ export class LiveAttempt {
             output_max_bytes: ctx.config.outputMaxBytesPerAttempt,
           }
         : undefined;
-    const progress = this.progress;
-    const output = this.output;
+    this.active = this.request !== undefined || capture;
     this.listener = {
-      progress: progress && ((p) => progress.report(p)),
-      output: wantOutput && output ? (o) => output.write(o) : undefined,
-      captured: capture && output ? (s, data) => output.write(capturedPayload(s, data)) : undefined,
+      progress: wantProgress ? (p) => progress().report(p) : undefined,
+      output: wantOutput ? (o) => output().write(o) : undefined,
+      captured: capture ? (s, data) => output().write(capturedPayload(s, data)) : undefined,
     };
-    this.dropHook = output
-      ? () => {
-          if (output.overflowDropped <= 0) return undefined;
-          ctx.dropped?.(ref.jobId, ref.runner, output.overflowDropped);
-          return ctx.store
-            .addDroppedBytes(ref.jobId, ref.fence, output.overflowDropped)
-            .catch(ctx.onError);
-        }
-      : () => undefined;
+    this.dropHook = (writer) => {
+      if (writer.overflowDropped <= 0) return undefined;
+      ctx.dropped?.(ref.jobId, ref.runner, writer.overflowDropped);
+      return ctx.store
+        .addDroppedBytes(ref.jobId, ref.fence, writer.overflowDropped)
+        .catch(ctx.onError);
+    };
   }
 
-  private readonly dropHook: () => Promise<void> | undefined;
-
-  /** True when the attempt has anything live (its request's `live`, or captured output). */
-  get active(): boolean {
-    return this.request !== undefined || this.output !== undefined;
-  }
+  private readonly dropHook: (writer: OutputWriter) => Promise<void> | undefined;
 
   /** Stores the last progress (bounded wait: the outcome is not held up for long). */
   async beforeOutcome(): Promise<void> {
@@ -137,6 +136,6 @@ export class LiveAttempt {
   async afterOutcome(status: OutputCloseStatus): Promise<void> {
     if (!this.output) return;
     await this.output.close(status);
-    await this.dropHook();
+    await this.dropHook(this.output);
   }
 }

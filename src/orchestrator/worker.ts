@@ -71,9 +71,9 @@ export interface WorkerOptions {
 const MAX_HELD_ONLY_POLLS = 50;
 
 /** Offsets to Redis's clock beyond this are logged (once, and again when they move as much). */
-export /** How often a worker with tagged runners requeues jobs parked for their tags. */
+export const CLOCK_SKEW_WARN_MS = 1000;
+/** How often a worker with tagged runners requeues jobs parked for their tags. */
 const NEEDS_UNPARK_INTERVAL_MS = 1000;
-const CLOCK_SKEW_WARN_MS = 1000;
 
 /** RRQ's worker id format. */
 export function newWorkerId(): string {
