@@ -10,7 +10,7 @@ import type { Redis } from "ioredis";
 import { jobKey } from "../store/keys.js";
 import {
   LiveStore,
-  progressFromHash,
+  readJobProgress,
   type OutputEntry,
   type OutputPage,
   type ProgressValue,
@@ -43,20 +43,8 @@ const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A job's progress (`api.jobs.progress`), or undefined when it reported none. */
-export async function jobProgress(redis: Redis, id: string): Promise<ProgressValue | undefined> {
-  const [progress, message, detail, at] = await redis.hmget(
-    jobKey(id),
-    "progress",
-    "progress_message",
-    "progress_detail",
-    "progress_at",
-  );
-  return progressFromHash({
-    progress: progress ?? undefined,
-    progress_message: message ?? undefined,
-    progress_detail: detail ?? undefined,
-    progress_at: at ?? undefined,
-  });
+export function jobProgress(redis: Redis, id: string): Promise<ProgressValue | undefined> {
+  return readJobProgress(redis, id);
 }
 
 /** The output streams of jobs' attempts (`rrq:output:<job>:<run>`). */

@@ -141,20 +141,8 @@ export class LiveStore {
   }
 
   /** The job's progress, or undefined when it never reported any (or is gone). */
-  async readProgress(jobId: string): Promise<ProgressValue | undefined> {
-    const [progress, message, detail, at] = await this.redis.hmget(
-      jobKey(jobId),
-      "progress",
-      "progress_message",
-      "progress_detail",
-      "progress_at",
-    );
-    return progressFromHash({
-      progress: progress ?? undefined,
-      progress_message: message ?? undefined,
-      progress_detail: detail ?? undefined,
-      progress_at: at ?? undefined,
-    });
+  readProgress(jobId: string): Promise<ProgressValue | undefined> {
+    return readJobProgress(this.redis, jobId);
   }
 
   /** The job's latest attempt number (`runs`), or 0 when it never started. */
@@ -208,6 +196,29 @@ function pageOf(raw: RawEntries, cursor: string): OutputPage {
     cursor: last ? last.id : cursor || "0",
     closed: entries.some((e) => e.kind === "closed"),
   };
+}
+
+/**
+ * A job's progress read from its hash (only the progress fields), or undefined when it never
+ * reported any (or is gone): {@link LiveStore.readProgress} and the data API's `jobs.progress`.
+ */
+export async function readJobProgress(
+  redis: Redis,
+  jobId: string,
+): Promise<ProgressValue | undefined> {
+  const [progress, message, detail, at] = await redis.hmget(
+    jobKey(jobId),
+    "progress",
+    "progress_message",
+    "progress_detail",
+    "progress_at",
+  );
+  return progressFromHash({
+    progress: progress ?? undefined,
+    progress_message: message ?? undefined,
+    progress_detail: detail ?? undefined,
+    progress_at: at ?? undefined,
+  });
 }
 
 /** A job's progress from its hash fields, or undefined when it has none. */
