@@ -6,7 +6,7 @@
  * rounds, rotating the order), reporting medians, spread and per-repetition ratios
  * (bench/README.md explains every scenario; bench/RESULTS.md holds a full run).
  *
- * Scenarios: burndown, enqueue, latency, cost, scaling, flow. `--quick` runs all of them at small
+ * Scenarios: burndown, enqueue, latency, cost, scaling, flow, live. `--quick` runs all of them at small
  * sizes for `npm test`: it checks that every scenario completes and every job is accounted for
  * (exit status 1 otherwise); its timings mean nothing.
  */
@@ -33,10 +33,11 @@ import { runCost } from "./scenarios/cost.js";
 import { runEnqueue } from "./scenarios/enqueue.js";
 import { runFlow } from "./scenarios/flow.js";
 import { runLatency } from "./scenarios/latency.js";
+import { runLive } from "./scenarios/live.js";
 import { runScaling } from "./scenarios/scaling.js";
 import { burnDownContenders } from "./lib/specs.js";
 
-const GROUPS = ["burndown", "enqueue", "latency", "cost", "scaling", "flow"] as const;
+const GROUPS = ["burndown", "enqueue", "latency", "cost", "scaling", "flow", "live"] as const;
 type Group = (typeof GROUPS)[number];
 
 const { values } = parseArgs({
@@ -209,7 +210,8 @@ async function main(): Promise<number> {
         else if (group === "cost")
           await runCost(ctx, { burnDownRan: selected.has("burndown"), available });
         else if (group === "scaling") await runScaling(ctx);
-        else await runFlow(ctx);
+        else if (group === "flow") await runFlow(ctx);
+        else await runLive(ctx);
       } catch (error) {
         failed = true;
         log(`scenario ${group} FAILED: ${(error as Error).stack ?? String(error)}`);

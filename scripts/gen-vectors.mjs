@@ -58,6 +58,49 @@ const outcome = (fields) => ({
   },
 });
 
+/** A request's `live` options (RUNNER_PROTOCOL.md §13.1), every field in schema order. */
+const liveOptions = (extra = {}) => ({
+  progress: true,
+  output: true,
+  progress_interval_ms: 200,
+  output_max_bytes: 1048576,
+  ...extra,
+});
+
+/** A `progress` frame, every field in schema order. */
+const progress = (fields = {}) => ({
+  type: "progress",
+  payload: {
+    job_id: "job-1",
+    request_id: "req-1",
+    progress: null,
+    message: null,
+    detail: null,
+    ...fields,
+  },
+});
+
+/** An `output` frame, every field in schema order. */
+const output = (fields = {}) => ({
+  type: "output",
+  payload: {
+    job_id: "job-1",
+    request_id: "req-1",
+    seq: 0,
+    stream: "handler",
+    data: "",
+    truncated: false,
+    dropped_bytes: 0,
+    ...fields,
+  },
+});
+
+/** A hello frame with the given tags. */
+const helloWithTags = (tags) => ({
+  type: "hello",
+  payload: { protocol_version: "2", runtime: "rrqkit-node", features: ["progress"], tags },
+});
+
 /** An array nested `levels` deep: [] is 1 level, [[]] is 2. */
 const nestedArray = (levels) => (levels <= 1 ? [] : [nestedArray(levels - 1)]);
 
@@ -293,6 +336,60 @@ const valid = [
     ],
   ],
   ["ping", "A ping (rrqkit extension).", [{ type: "ping", payload: { nonce: "n-1" } }]],
+  [
+    "hello-tags",
+    "A hello with capability tags and the live features (RUNNER_PROTOCOL.md §8.6).",
+    [
+      {
+        type: "hello",
+        payload: {
+          protocol_version: "2",
+          runtime: "rrqkit-node",
+          runtime_version: "0.1.0",
+          pid: 4242,
+          max_in_flight: 64,
+          features: ["ping", "cancel_by_job", "stdout_guard", "progress", "output"],
+          tags: ["gpu", "region:eu", "zone=a/1"],
+        },
+      },
+    ],
+  ],
+  [
+    "request-live",
+    "A request enabling progress and output frames (RUNNER_PROTOCOL.md §13.1): live written last.",
+    [request({ live: liveOptions() })],
+  ],
+  [
+    "progress",
+    "A progress frame with value, message and detail (RUNNER_PROTOCOL.md §13.2).",
+    [progress({ progress: 0.5, message: "halfway", detail: { step: 2, of: 4 } })],
+  ],
+  [
+    "progress-message-only",
+    "A progress frame that only changes the message: progress and detail null.",
+    [progress({ message: "downloading ünïcødé" })],
+  ],
+  [
+    "output",
+    "An output chunk from the handler's writer (RUNNER_PROTOCOL.md §13.3): a JSON line.",
+    [output({ data: '{"rows":10}\n' })],
+  ],
+  [
+    "output-truncated",
+    "The single truncation frame: empty data, truncated true, the bytes dropped.",
+    [output({ seq: 3, truncated: true, dropped_bytes: 12345 })],
+  ],
+  [
+    "stream-live-then-response",
+    "Live frames of a request, then its response: progress and output always precede the response.",
+    [
+      output({ data: "step 1\n" }),
+      progress({ progress: 1, message: "done" }),
+      output({ seq: 1, stream: "stderr", data: "warning\n" }),
+      outcome({ result: { ok: true } }),
+    ],
+  ],
+
   ["pong", "A pong (rrqkit extension).", [{ type: "pong", payload: { nonce: "n-1" } }]],
   [
     "request-deepest-nesting",
@@ -440,6 +537,90 @@ const invalid = [
     "A cancel without job_id.",
     (enc) =>
       framed(enc({ type: "cancel", payload: { protocol_version: "2", request_id: "req-1" } })),
+    "invalid_frame",
+  ],
+  [
+    "hello-bad-tag",
+    "A hello whose tags hold a tag outside [A-Za-z0-9_.:/=-] (a space).",
+    (enc) => framed(enc(helloWithTags(["gpu", "two words"]))),
+    "invalid_frame",
+  ],
+  [
+    "hello-too-many-tags",
+    "A hello listing 33 tags (at most 32).",
+    (enc) => framed(enc(helloWithTags(Array.from({ length: 33 }, (_, i) => `t${i}`)))),
+    "invalid_frame",
+  ],
+  [
+    "hello-tag-too-long",
+    "A hello with a 65-character tag (at most 64).",
+    (enc) => framed(enc(helloWithTags(["g".repeat(65)]))),
+    "invalid_frame",
+  ],
+  [
+    "request-live-not-map",
+    "A request whose live is a string.",
+    (enc) => framed(enc(request({ live: "yes" }))),
+    "invalid_frame",
+  ],
+  [
+    "request-live-negative-interval",
+    "A request whose live.progress_interval_ms is negative.",
+    (enc) => framed(enc(request({ live: liveOptions({ progress_interval_ms: -1 }) }))),
+    "invalid_frame",
+  ],
+  [
+    "request-live-progress-not-bool",
+    "A request whose live.progress is a string.",
+    (enc) => framed(enc(request({ live: liveOptions({ progress: "true" }) }))),
+    "invalid_frame",
+  ],
+  [
+    "progress-out-of-range",
+    "A progress frame whose progress is 1.5 (0 to 1 only).",
+    (enc) => framed(enc(progress({ progress: 1.5 }))),
+    "invalid_frame",
+  ],
+  [
+    "progress-missing-request-id",
+    "A progress frame without request_id.",
+    (enc) => {
+      const { request_id: _omit, ...payload } = progress().payload;
+      return framed(enc({ type: "progress", payload }));
+    },
+    "invalid_frame",
+  ],
+  [
+    "progress-message-too-long",
+    "A progress frame whose message has 1025 characters (at most 1024).",
+    (enc) => framed(enc(progress({ message: "m".repeat(1025) }))),
+    "invalid_frame",
+  ],
+  [
+    "output-missing-seq",
+    "An output frame without seq.",
+    (enc) => {
+      const { seq: _omit, ...payload } = output({ data: "x" }).payload;
+      return framed(enc({ type: "output", payload }));
+    },
+    "invalid_frame",
+  ],
+  [
+    "output-negative-seq",
+    "An output frame whose seq is -1.",
+    (enc) => framed(enc(output({ seq: -1, data: "x" }))),
+    "invalid_frame",
+  ],
+  [
+    "output-unknown-stream",
+    'An output frame whose stream is outside "handler", "stdout", "stderr".',
+    (enc) => framed(enc(output({ stream: "stdlog", data: "x" }))),
+    "invalid_frame",
+  ],
+  [
+    "output-data-too-large",
+    "An output frame whose data is 65537 bytes of UTF-8 (at most 65536).",
+    (enc) => framed(enc(output({ data: "x".repeat(65537) }))),
     "invalid_frame",
   ],
   [
@@ -678,6 +859,15 @@ const accepted = [
       },
     ],
   ],
+  [
+    "live-absent-fields",
+    "Live fields left out or null, read as their defaults: a request's live with progress only, live null, an output frame without truncated and dropped_bytes, a progress frame with only its ids.",
+    {
+      json: (enc) => acceptedLive(enc),
+      msgpack: (enc) => acceptedLive(enc),
+    },
+    acceptedLiveFrames(),
+  ],
 ];
 const acceptedNulls = (enc) =>
   Buffer.concat([
@@ -689,6 +879,19 @@ const acceptedNulls = (enc) =>
       }),
     ),
   ]);
+
+function acceptedLiveFrames() {
+  return [
+    request({ live: { progress: true } }),
+    request({ request_id: "req-2", live: null }),
+    {
+      type: "output",
+      payload: { job_id: "job-1", request_id: "req-1", seq: 0, stream: "handler", data: "x" },
+    },
+    { type: "progress", payload: { job_id: "job-1", request_id: "req-1" } },
+  ];
+}
+const acceptedLive = (enc) => Buffer.concat(acceptedLiveFrames().map((f) => framed(enc(f))));
 
 const encoders = {
   json: (value) => utf8(JSON.stringify(value)),

@@ -34,6 +34,8 @@ export interface BurnDown {
   accounted: boolean;
   detail: string;
   byCommand: Record<string, number>;
+  /** rrqkit/RRQ job ids of the burn-down (empty for BullMQ), for checks after it. */
+  jobIds: string[];
 }
 
 /**
@@ -55,11 +57,14 @@ export async function burnDown(
      * queue and the in-flight sets are empty; those reads are left out of the command counts).
      */
     enqueueOptions?: (i: number) => EnqueueOptions;
+    /** The handler every job runs (default `echo`). */
+    functionName?: string;
   } = {},
 ): Promise<BurnDown> {
   await resetServer(ctx.redis);
   const filled = await fill(ctx.redisUrl, spec.system, jobs, {
     enqueueOptions: options.enqueueOptions,
+    name: options.functionName,
   });
   const hold = await holdJobs(ctx, spec);
   const before = await readCounters(ctx.redis);
@@ -123,6 +128,7 @@ export async function burnDown(
       accounted: accounting.ok,
       detail: accounting.detail,
       byCommand: commands.byCommand,
+      jobIds: filled.ids,
     };
   } catch (error) {
     meter.end();

@@ -20,6 +20,8 @@ export interface RunnerSpec {
   encoding: "json" | "msgpack";
   poolSize: number;
   maxInFlight: number;
+  /** Node only: a runner script in place of the conformance runner (e.g. bench/node/live-runner.mjs). */
+  program?: string;
 }
 
 export interface ConsumerSpec {
@@ -108,7 +110,7 @@ function profileFlags(): string[] {
 function runnerCommand(runner: RunnerSpec, options: StartOptions): string[] {
   switch (runner.lang) {
     case "node":
-      return [process.execPath, ...profileFlags(), paths.nodeRunner];
+      return [process.execPath, ...profileFlags(), runner.program ?? paths.nodeRunner];
     case "python":
       return [paths.pythonRunner];
     case "rust":
@@ -116,6 +118,14 @@ function runnerCommand(runner: RunnerSpec, options: StartOptions): string[] {
     case "rrq-python":
       return [paths.rrqPythonRunner, "--settings", "rrq_bench_runner.settings"];
   }
+}
+
+/** The [rrq] lines of BENCH_RRQKIT_SETTINGS (`;`-separated `key = value`). */
+function rrqkitSettings(): string[] {
+  return (process.env.BENCH_RRQKIT_SETTINGS ?? "")
+    .split(";")
+    .map((line) => line.trim())
+    .filter(Boolean);
 }
 
 function configToml(spec: ConsumerSpec, options: StartOptions, index: number): string {
@@ -129,6 +139,9 @@ function configToml(spec: ConsumerSpec, options: StartOptions, index: number): s
     `redis_dsn = ${toml(options.redisUrl)}`,
     `default_runner_name = "bench"`,
     "worker_shutdown_grace_period_seconds = 5",
+    // BENCH_RRQKIT_SETTINGS="key = value; key = value": extra [rrq] settings for rrqkit (A/B
+    // runs of a setting, e.g. "output_max_bytes_per_attempt = 0").
+    ...(spec.system === "rrqkit" ? rrqkitSettings() : []),
     "",
     "[rrq.runners.bench]",
     `pool_size = ${runner.poolSize}`,

@@ -30,4 +30,6 @@ export const paths = {
   pyEnqueue: `${root}bench/py/enqueue.py`,
   nodeEnqueue: `${root}bench/node/enqueue.mjs`,
   bullmqWorker: `${root}bench/node/bullmq-worker.mjs`,
+  /** The conformance handlers plus `live_echo` (progress and output), for the live scenario. */
+  liveRunner: `${root}bench/node/live-runner.mjs`,
 };

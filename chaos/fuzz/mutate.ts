@@ -228,6 +228,30 @@ export function randomFrame(rng: Rng, type?: Frame["type"]): Frame {
     case "ping":
     case "pong":
       return { type: t, payload: { nonce: id(rng) } };
+    case "progress":
+      return {
+        type: "progress",
+        payload: {
+          job_id: id(rng),
+          request_id: id(rng),
+          progress: rng.chance(0.3) ? null : rng.next(),
+          message: rng.chance(0.5) ? null : randomString(rng, 20),
+          detail: rng.chance(0.5) ? null : randomObject(rng),
+        },
+      };
+    case "output":
+      return {
+        type: "output",
+        payload: {
+          job_id: id(rng),
+          request_id: id(rng),
+          seq: rng.int(0, 1000),
+          stream: rng.pick(["handler", "stdout", "stderr"] as const),
+          data: randomString(rng, 40),
+          truncated: false,
+          dropped_bytes: 0,
+        },
+      };
   }
 }
 

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { AdapterClient } from "../../src/conformance/adapter-client.js";
-import { customBinding, splitCommand } from "../../src/conformance/bindings.js";
+import { customBinding, splitCommand, type Extension } from "../../src/conformance/bindings.js";
 import { fillJobIds } from "../../src/conformance/e2e-checks.js";
 import { loadCases, repoRoot } from "../../src/conformance/cases.js";
 import { matchValue } from "../../src/conformance/matching.js";
@@ -29,14 +29,23 @@ const root = repoRoot();
 const fixture = join(root, "dist", "conformance", "fixtures", "faulty-runner.js");
 const cases = loadCases(root);
 
-/** Runs the selected runner cases against the fixture runner with a fault (tcp/json only). */
-async function runFixture(fault: string, run: string[], knownFailures?: string): Promise<Result[]> {
+/**
+ * Runs the selected runner cases against the fixture runner with a fault (tcp/json only), as a
+ * core runner, or with `supports` as a runner with those extensions.
+ */
+async function runFixture(
+  fault: string,
+  run: string[],
+  knownFailures?: string,
+  supports?: Extension[],
+): Promise<Result[]> {
   const binding = customBinding(
     "fixture",
     `${process.execPath} ${fixture}`,
     undefined,
     knownFailures ?? join(tmpdir(), "no-such-list.txt"),
     "core",
+    supports,
   );
   binding.runner!.env = { RRQ_FAULT: fault };
   const lines: string[] = [];
@@ -71,6 +80,7 @@ describe("the case corpus", () => {
       "runner/process",
       "runner/telemetry",
       "runner/job-control",
+      "runner/live",
       "e2e/jobs",
       "e2e/telemetry",
       "e2e/job-control",
@@ -130,6 +140,10 @@ describe("matching", () => {
       ),
     ).toEqual([]);
     expect(matchValue({ x: null }, { x: { $absent: true } })).toHaveLength(1);
+    const features = ["ping", "progress", "output"];
+    expect(matchValue(features, { $contains: ["output", "progress"] })).toEqual([]);
+    expect(matchValue(features, { $contains: ["stream"] })).toHaveLength(1);
+    expect(matchValue([{ seq: 0, data: "a" }], { $contains: [{ seq: 0 }] })).toEqual([]);
   });
 });
 
@@ -298,6 +312,32 @@ describe("broken runners fail the run, naming the case and the rule", () => {
     expect(report).toContain("runner/telemetry/span-for-success");
     expect(report).toContain("rrq.runner span (protocol/TELEMETRY.md");
     expect(report).toContain("attribute rrq.worker_id is missing");
+  });
+
+  it("catches live frames a request did not ask for, and live frames after the response", async () => {
+    const live: Extension[] = ["hello", "live"];
+    const control = await runFixture(
+      "",
+      ["runner/live/no-live-frames-without-live", "runner/live/output-lines"],
+      undefined,
+      live,
+    );
+    expect(control.map((r) => r.status)).toEqual(["pass", "pass"]);
+    const [unasked] = await runFixture(
+      "live-unasked",
+      ["runner/live/no-live-frames-without-live"],
+      undefined,
+      live,
+    );
+    expect(unasked!.status).toBe("fail");
+    expect(formatResult(unasked!)).toContain(
+      "no progress or output frame unless the request's live enables it (RUNNER_PROTOCOL.md §13.1)",
+    );
+    const [late] = await runFixture("live-late", ["runner/live/output-lines"], undefined, live);
+    expect(late!.status).toBe("fail");
+    expect(formatResult(late!)).toContain(
+      "live frames precede the request's response (RUNNER_PROTOCOL.md §13.4)",
+    );
   });
 
   it("turns a listed known failure into XFAIL, and fails a listed case that passes", async () => {

@@ -16,6 +16,7 @@ import { connectRedis, DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS } from "../store/re
 import { DlqApi } from "./dlq.js";
 import { FlowApi } from "./flow.js";
 import { JobsApi } from "./jobs.js";
+import { OutputApi } from "./live.js";
 import { QueuesApi } from "./queues.js";
 import { apiSettingsFrom, defaultApiSettings, type ApiSettings } from "./settings.js";
 import { StatsApi } from "./stats.js";
@@ -30,6 +31,8 @@ export class RrqApi {
   readonly stats: StatsApi;
   /** Flow control: pause and resume queues; paused queues, parked jobs, circuit breakers. */
   readonly flow: FlowApi;
+  /** Live jobs: the output of jobs' attempts, read from a cursor or followed. */
+  readonly output: OutputApi;
 
   /**
    * Uses `redis` (the caller keeps ownership unless `ownsConnection`), with the settings of an
@@ -46,6 +49,7 @@ export class RrqApi {
     this.dlq = new DlqApi(redis, settings);
     this.workers = new WorkersApi(redis);
     this.stats = new StatsApi(redis, this.queues);
+    this.output = new OutputApi(redis);
   }
 
   /** Connects with the settings of a resolved rrq.toml. */
@@ -117,6 +121,20 @@ export {
   type ResumeResult,
   type BreakerState,
 } from "./flow.js";
+export {
+  OutputApi,
+  jobProgress,
+  nextLiveMessage,
+  type OutputReadOptions,
+  type OutputReadResult,
+  type OutputFollowOptions,
+} from "./live.js";
+export {
+  type ProgressValue,
+  type OutputEntry,
+  type OutputPage,
+  type OutputCloseStatus,
+} from "../store/live-store.js";
 export { WorkersApi, type WorkerHealth, type ActiveJob } from "./workers.js";
 export { StatsApi, type Counters, type DayStats } from "./stats.js";
 export { jobTimeline, jobRuns, type TraceEvent, type JobRun, type RunOutcome } from "./trace.js";

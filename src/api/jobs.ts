@@ -14,7 +14,9 @@ import {
   queueKey,
   RECENT_KEY,
 } from "../store/keys.js";
+import type { ProgressValue } from "../store/live-store.js";
 import { registerScripts, type ScriptCaller } from "../store/scripts.js";
+import { jobProgress } from "./live.js";
 import { currentDlqSummary } from "./dlq-summary.js";
 import { jobView, matches, type JobView } from "./records.js";
 import { jobViews, scanKeys } from "./scan.js";
@@ -90,6 +92,14 @@ export class JobsApi {
   async hash(id: string): Promise<Record<string, string> | undefined> {
     const hash = await this.redis.hgetall(jobKey(id));
     return Object.keys(hash).length === 0 ? undefined : hash;
+  }
+
+  /**
+   * The job's latest progress (live jobs: what its handler last reported, coalesced), or
+   * undefined when it reported none or does not exist.
+   */
+  progress(id: string): Promise<ProgressValue | undefined> {
+    return jobProgress(this.redis, id);
   }
 
   /** One job, or undefined. */

@@ -38,11 +38,24 @@ export async function buildProgram(
   return program;
 }
 
+/**
+ * Exits with `code` once stdout and stderr have written everything queued: on a pipe Node
+ * writes asynchronously, and exiting at once would drop the rest (`rrq job tail <id> | wc -c`).
+ */
+function exitWhenFlushed(code: number): void {
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  // an empty write's callback runs after the writes queued before it
+  process.stdout.write("", done);
+  process.stderr.write("", done);
+}
+
 /** Runs an action and exits with its code. */
 function runAndExit(action: () => Promise<number>): void {
-  action().then(
-    (code) => process.exit(code),
-    (error: unknown) => process.exit(exitCodeFor(error, processIo())),
+  action().then(exitWhenFlushed, (error: unknown) =>
+    exitWhenFlushed(exitCodeFor(error, processIo())),
   );
 }
 

@@ -5,6 +5,7 @@ import { queueKey } from "../store/keys.js";
 import { DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS, redisDsnProblem } from "../store/redis.js";
 import { FLOW_CONTROL_KEYS, readFlowControl, type FlowControlConfig } from "./flow-control.js";
 import { JOB_CONTROL_KEYS, readJobControl, type JobControlConfig } from "./job-control.js";
+import { LIVE_KEYS, readLive, type LiveConfig } from "./live.js";
 import {
   OBSERVABILITY_KEYS,
   readObservability,
@@ -80,7 +81,8 @@ export interface WatchConfig {
  * The configuration, resolved once from rrq.toml, environment and CLI flags into frozen,
  * fully defaulted values. Nothing downstream reads raw options. Defaults are RRQ 0.11's.
  */
-export interface ResolvedConfig extends JobControlConfig, FlowControlConfig, ObservabilityConfig {
+export interface ResolvedConfig
+  extends JobControlConfig, FlowControlConfig, ObservabilityConfig, LiveConfig {
   readonly redisDsn: string;
   /**
    * rrqkit: how long CLI commands and producers wait for one Redis connection attempt before
@@ -386,6 +388,7 @@ const TOP_KEYS = [
   ...JOB_CONTROL_KEYS,
   ...FLOW_CONTROL_KEYS,
   ...OBSERVABILITY_KEYS,
+  ...LIVE_KEYS,
   ...IGNORED_KEYS,
 ] as const;
 
@@ -580,6 +583,7 @@ export function resolveConfig(
     // runner names as written: a runner table with a mistake is reported once, by readRunner
     ...readFlowControl(raw, Object.keys(isTable(raw.runners) ? raw.runners : {}), problems),
     ...readObservability(raw, problems, overrides),
+    ...readLive(raw, Object.keys(isTable(raw.runners) ? raw.runners : {}), problems),
   };
   problems.throwIfAny();
   return Object.freeze({ ...config, warnings: Object.freeze(warningsFor(raw)) });

@@ -20,6 +20,11 @@ export interface Binding {
   hello: boolean;
   /** The runner answers ping frames (and lists `ping` in its hello). */
   ping: boolean;
+  /**
+   * Live jobs (RUNNER_PROTOCOL.md §8.6, §13): the hello lists `progress` and `output` and the
+   * tags of RRQ_RUNNER_TAGS; the handlers `report_progress` and `write_output` exist.
+   */
+  live: boolean;
   /** Why the binding cannot run (a command that is not built); its cases are skipped. */
   missing?: string;
   /** The known-failures list for this binding (none: a custom runner given without one). */
@@ -40,7 +45,7 @@ const ALL_ENCODINGS: EncodingName[] = ["json", "msgpack"];
  * The rrqkit extensions a runner given on the command line may declare (`--supports`), beyond
  * the TCP + JSON core of RRQ 0.11 that every runner has.
  */
-export const EXTENSIONS = ["unix", "stdio", "msgpack", "hello", "ping"] as const;
+export const EXTENSIONS = ["unix", "stdio", "msgpack", "hello", "ping", "live"] as const;
 
 /** One rrqkit extension (see {@link EXTENSIONS}). */
 export type Extension = (typeof EXTENSIONS)[number];
@@ -89,6 +94,7 @@ export function builtinBindings(root: string): Record<string, Binding> {
     profile: "rrqkit" as const,
     hello: true,
     ping: true,
+    live: true,
   };
   return {
     node: {
@@ -123,6 +129,7 @@ export function builtinBindings(root: string): Record<string, Binding> {
       profile: "core",
       hello: false,
       ping: false,
+      live: false,
       runner: {
         argv: [rrqRunner, "--settings", "rrq_conformance_handlers.settings"],
         env: { PYTHONPATH: interop },
@@ -191,6 +198,7 @@ export function customBinding(
     profile: has.size ? "rrqkit" : "core",
     hello: has.has("hello"),
     ping: has.has("ping"),
+    live: has.has("live"),
     runner: runner ? { argv: splitCommand(runner) } : undefined,
     producer: producer ? { argv: splitCommand(producer) } : undefined,
     knownFailures,

@@ -86,6 +86,10 @@ function parseSupports(value: string): Extension[] {
       );
   if (names.includes("ping") && !names.includes("hello"))
     throw new CorpusError("--supports: ping needs hello (a runner lists ping in its hello)");
+  if (names.includes("live") && !names.includes("hello"))
+    throw new CorpusError(
+      "--supports: live needs hello (a runner lists progress and output in its hello)",
+    );
   return names as Extension[];
 }
 

@@ -4,6 +4,7 @@ import { checkE2eRunnerSpan, checkJobSpan } from "./e2e-spans.js";
 import { matchValue } from "./matching.js";
 import type { OtlpReceiver } from "./otlp-receiver.js";
 import type { Failure } from "./runner-script.js";
+import { checkOutputStream } from "./e2e-output.js";
 import { checkRunTimes } from "./e2e-run-times.js";
 
 type Step = Record<string, unknown>;
@@ -65,7 +66,7 @@ async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
 /**
  * Checks one e2e expectation (conformance/README.md "End-to-end and producer cases"):
  * `{job | job_id, wait?, within_ms?, exists?, status, hash, in_dlq, runner_span, no_runner_span,
- * job_span}`, `{dlq_length, dlq?}` or `{keys, count}`; `{alias}` placeholders in any string of
+ * job_span, output}`, `{dlq_length, dlq?}` or `{keys, count}`; `{alias}` placeholders in any string of
  * it are replaced by job ids first.
  */
 export async function checkExpectation(
@@ -201,5 +202,7 @@ async function checkJob(
   }
   if (e.job_span)
     failures.push(...(await checkJobSpan(ctx.receiver, job.id, job.step, e.job_span as Step)));
+  if (typeof e.output === "object" && e.output !== null)
+    failures.push(...(await checkOutputStream(ctx.redis, name, job.id, e.output as Step, rule)));
   return failures;
 }

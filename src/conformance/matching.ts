@@ -17,6 +17,7 @@
  * | `{"$ref": "a.request_id"}`   | the value a reference resolves to (see {@link Resolver})    |
  * | `{"$instant": ref-or-text}`  | an RFC 3339 string naming the same instant (to the ms)      |
  * | `{"$len": n}`                | a string or array of length n                               |
+ * | `{"$contains": [a, b]}`      | an array holding, for each of a, b, an item matching it     |
  * | `{"$exact": {...}}`          | an object with exactly these keys (values matched)          |
  * | `{"$prefix": "x"}`           | a string starting with x                                    |
  * | `{"$json": value}`           | a string holding JSON that matches value                    |
@@ -152,6 +153,18 @@ class Matcher {
     if ("$prefix" in op) {
       if (typeof actual !== "string" || !actual.startsWith(String(op.$prefix)))
         this.fail(path, `expected a string starting ${show(op.$prefix)}, got ${show(actual)}`);
+      return;
+    }
+    if ("$contains" in op) {
+      if (!Array.isArray(actual)) return this.fail(path, `expected an array, got ${show(actual)}`);
+      for (const wanted of op.$contains as unknown[]) {
+        const found = actual.some((item) => {
+          const inner = new Matcher(this.resolve);
+          inner.match(item, wanted, path, true);
+          return inner.mismatches.length === 0;
+        });
+        if (!found) this.fail(path, `expected an item matching ${show(wanted)} in ${show(actual)}`);
+      }
       return;
     }
     if ("$len" in op) {

@@ -49,6 +49,9 @@ export function applies(
   if (c.profile === "rrqkit" && binding.profile === "core") return false;
   if (c.needs?.includes("hello") && !binding.hello) return false;
   if (c.needs?.includes("ping") && !binding.ping) return false;
+  if (c.needs?.includes("live") && !binding.live) return false;
+  // The plain v2 fallback: only a runner without live jobs shows it (RRQ's own, or a core one).
+  if (c.needs?.includes("without_live") && binding.live) return false;
   return true;
 }
 

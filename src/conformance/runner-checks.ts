@@ -195,10 +195,103 @@ export async function expect(
       );
     return;
   }
+  if ("progress" in e || "output" in e || "no_live" in e) return expectLive(script, e, fail);
   if ("span" in e) return expectSpan(script, e, receiver, fail);
   if ("no_span" in e) return expectNoSpan(script, e, receiver, fail);
   if ("no_response" in e) return; // checked by finish()
   throw new Error(`unknown expectation ${JSON.stringify(e)}`);
+}
+
+/** The payloads of a request's live frames of one type, in arrival order. */
+function liveFrames(
+  script: RunnerScript,
+  request: SentRequest,
+  type: "progress" | "output",
+): Array<Record<string, unknown>> {
+  return script
+    .connection(request.connection)
+    .received.filter(
+      (r) => r.frame.type === type && payloadOf(r.frame).request_id === request.payload.request_id,
+    )
+    .map((r) => payloadOf(r.frame));
+}
+
+/**
+ * `progress` / `output` / `no_live` expectations (RUNNER_PROTOCOL.md §13). Each waits for the
+ * request's outcome first: every live frame precedes it (the session flags any that follows).
+ * `progress`: `match` is matched against the list of the request's progress payloads.
+ * `output`: `text` (the data of its frames joined in seq order, the truncation frame aside),
+ * `bytes` (that text's UTF-8 size), `truncation` (the truncation frame, or null for none) and
+ * `match` (the list of output payloads).
+ */
+async function expectLive(
+  script: RunnerScript,
+  e: Expectation,
+  fail: (rule: string, message: string) => never,
+): Promise<void> {
+  const mismatch = (rule: string, actual: unknown, expected: unknown, what: string) => {
+    const m = matchValue(actual, expected, script.resolve);
+    if (m.length) fail(rule, `${what}: ${m.map((x) => `${x.path}: ${x.message}`).join("; ")}`);
+  };
+  if ("no_live" in e) {
+    const alias = String(e.no_live);
+    const request = sent(script, alias);
+    await awaitResponse(script, alias);
+    const frames = [
+      ...liveFrames(script, request, "progress"),
+      ...liveFrames(script, request, "output"),
+    ];
+    if (frames.length)
+      fail(
+        "no live frames for a request without live (RUNNER_PROTOCOL.md §13.1)",
+        `request ${alias} got ${frames.length} live frame(s), the first ${show(frames[0])}`,
+      );
+    return;
+  }
+  if ("progress" in e) {
+    const alias = String(e.progress);
+    const request = sent(script, alias);
+    await awaitResponse(script, alias);
+    const frames = liveFrames(script, request, "progress");
+    mismatch(
+      "progress frames, coalesced per progress_interval_ms (RUNNER_PROTOCOL.md §13.2)",
+      frames,
+      e.match ?? {},
+      `progress frames of ${alias} ${show(frames.map((f) => f.progress))}`,
+    );
+    return;
+  }
+  const alias = String(e.output);
+  const request = sent(script, alias);
+  await awaitResponse(script, alias);
+  const frames = liveFrames(script, request, "output").sort(
+    (a, b) => Number(a.seq) - Number(b.seq),
+  );
+  const data = frames.filter((f) => f.truncated !== true).map((f) => String(f.data));
+  const joined = data.join("");
+  const rule = "output frames carry the handler's output in seq order (RUNNER_PROTOCOL.md §13.3)";
+  if ("text" in e && joined !== e.text)
+    fail(rule, `output of ${alias}: expected ${show(e.text)}, got ${show(joined)}`);
+  if ("bytes" in e && Buffer.byteLength(joined) !== e.bytes)
+    fail(
+      rule,
+      `output of ${alias}: expected ${String(e.bytes)} bytes, got ${Buffer.byteLength(joined)}`,
+    );
+  for (const f of frames)
+    if (Buffer.byteLength(String(f.data)) > 65536)
+      fail(rule, `output of ${alias}: a frame holds more than 65536 bytes of data`);
+  if ("truncation" in e) {
+    const truncation = frames.filter((f) => f.truncated === true);
+    const ruleT = "output beyond output_max_bytes: one truncation frame (RUNNER_PROTOCOL.md §13.3)";
+    if (e.truncation === null) {
+      if (truncation.length) fail(ruleT, `output of ${alias} has a truncation frame`);
+    } else {
+      if (truncation.length !== 1)
+        fail(ruleT, `output of ${alias} has ${truncation.length} truncation frames, expected 1`);
+      mismatch(ruleT, truncation[0], e.truncation, `truncation frame of ${alias}`);
+    }
+  }
+  if ("match" in e) mismatch(rule, frames, e.match, `output frames of ${alias}`);
 }
 
 /** True while `pid` runs (a zombie, exited but not reaped by its new parent, counts as gone). */

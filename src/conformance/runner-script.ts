@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { cancelFrame, requestFrame, type Frame } from "@rrqkit/runner/protocol";
+import { cancelFrame, requestFrame, type Frame, type LiveOptions } from "@rrqkit/runner/protocol";
 import { nestedArray, repoRoot, type Case } from "./cases.js";
 import { pathGet, text } from "./matching.js";
 import { HarnessConnection, type RunnerSession } from "./runner-session.js";
@@ -70,6 +70,7 @@ export class RunnerScript {
       // The one stdio connection outlives cases; each case judges only what it caused.
       connection.received.length = 0;
       connection.violations.length = 0;
+      connection.forgetRequests();
     }
     this.connections.set(alias, connection);
   }
@@ -142,6 +143,7 @@ export class RunnerScript {
         correlation_context: (c.correlation_context as Record<string, string> | undefined) ?? null,
         worker_id: "worker_id" in c ? (c.worker_id as string | null) : "conformance-worker",
       },
+      live: (step.live as LiveOptions | undefined) ?? null,
     });
     const payload = frame.payload as unknown as Record<string, unknown>;
     if ("protocol_version" in step) {
@@ -159,6 +161,7 @@ export class RunnerScript {
     Object.assign(payload, step.extra ?? {});
     Object.assign(payload.context as object, step.context_extra ?? {});
     this.requests.set(alias, { alias, payload, connection: on });
+    this.connections.get(on)?.noteRequest(payload);
     return frame;
   }
 
@@ -224,6 +227,7 @@ export class RunnerScript {
       if (frame?.type !== "request")
         throw new Error(`vector ${file} does not start with a request`);
       this.requests.set(step.as, { alias: step.as, payload: frame.payload, connection: on });
+      connection.noteRequest(frame.payload);
     }
     this.marks.set(on, connection.received.length);
     connection.sendRaw(bytes);

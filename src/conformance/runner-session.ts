@@ -37,6 +37,27 @@ export interface Received {
 
 let arrival = 0;
 
+/** A request sent on a connection, as far as its live frames are concerned (§13). */
+interface LiveTrack {
+  jobId: string;
+  progress: boolean;
+  output: boolean;
+  answered: boolean;
+  nextSeq: number;
+  truncated: boolean;
+}
+
+const LIVE_RULES = {
+  owner:
+    "live frames belong to an in-flight request of their connection (RUNNER_PROTOCOL.md §13.4)",
+  enabled:
+    "no progress or output frame unless the request's live enables it (RUNNER_PROTOCOL.md §13.1)",
+  order: "live frames precede the request's response (RUNNER_PROTOCOL.md §13.4)",
+  seq: "output frames count seq 0, 1, 2, … per request (RUNNER_PROTOCOL.md §13.3)",
+  truncation:
+    "one truncation frame (data empty), the request's last output frame (RUNNER_PROTOCOL.md §13.3)",
+} as const;
+
 /**
  * One frame connection to a runner, seen from the orchestrator's side. Every frame received is
  * validated against schemas/ and checked for direction and hello placement; problems become
@@ -47,6 +68,8 @@ export class HarnessConnection {
   readonly violations: Violation[] = [];
   hello: Frame | undefined;
   closed = false;
+  /** Requests sent on this connection by request_id, to judge their live frames. */
+  private readonly live = new Map<string, LiveTrack>();
   private waiters: Array<() => void> = [];
   private readonly validate = frameValidator();
 
@@ -98,9 +121,14 @@ export class HarnessConnection {
           message: "a hello frame arrived after other frames",
         });
       this.hello ??= frame;
-    } else if (frame.type !== "response" && frame.type !== "pong") {
+    } else if (
+      frame.type !== "response" &&
+      frame.type !== "pong" &&
+      frame.type !== "progress" &&
+      frame.type !== "output"
+    ) {
       this.violations.push({
-        rule: "a runner sends only response, hello and pong frames (RUNNER_PROTOCOL.md §3)",
+        rule: "a runner sends only response, hello, pong, progress and output frames (RUNNER_PROTOCOL.md §3)",
         message: `the runner sent a '${frame.type}' frame`,
       });
     } else if (first && this.expectHello) {
@@ -109,8 +137,58 @@ export class HarnessConnection {
         message: `the first frame was '${frame.type}', not hello`,
       });
     }
+    if (frame.type === "progress" || frame.type === "output") this.checkLive(frame);
+    else if (frame.type === "response") {
+      const track = this.live.get(String(frame.payload.request_id));
+      if (track) track.answered = true;
+    }
     if (frame.type !== "hello") this.received.push({ frame, seq: ++arrival });
     this.wake();
+  }
+
+  /**
+   * Notes a request sent on this connection, so that its live frames can be judged: only what
+   * its `live` enables, before its response, output seq without gaps (§13).
+   */
+  noteRequest(payload: Record<string, unknown>): void {
+    const live = (payload.live ?? {}) as Record<string, unknown>;
+    this.live.set(String(payload.request_id), {
+      jobId: String(payload.job_id),
+      progress: live.progress === true,
+      output: live.output === true,
+      answered: false,
+      nextSeq: 0,
+      truncated: false,
+    });
+  }
+
+  /** Forgets what earlier cases sent (the one stdio connection outlives cases). */
+  forgetRequests(): void {
+    this.live.clear();
+  }
+
+  private checkLive(frame: Frame & { type: "progress" | "output" }): void {
+    const p = frame.payload;
+    const fail = (rule: string, message: string) => this.violations.push({ rule, message });
+    const track = this.live.get(String(p.request_id));
+    const what = `a ${frame.type} frame for request_id ${JSON.stringify(p.request_id)}`;
+    if (!track) return void fail(LIVE_RULES.owner, `${what}, which was not sent on it`);
+    if (p.job_id !== track.jobId)
+      fail(LIVE_RULES.owner, `${what} has job_id ${JSON.stringify(p.job_id)}, not its request's`);
+    if (!(frame.type === "progress" ? track.progress : track.output))
+      fail(LIVE_RULES.enabled, `${what}, whose live.${frame.type} is not true`);
+    if (track.answered) fail(LIVE_RULES.order, `${what} arrived after its response`);
+    if (frame.type !== "output") return;
+    const o = frame.payload;
+    if (o.seq !== track.nextSeq)
+      fail(LIVE_RULES.seq, `${what} has seq ${o.seq}, expected ${track.nextSeq}`);
+    track.nextSeq = o.seq + 1;
+    if (track.truncated) fail(LIVE_RULES.truncation, `${what} came after the truncation frame`);
+    if (o.truncated === true) {
+      track.truncated = true;
+      if (o.data !== "") fail(LIVE_RULES.truncation, `${what}: the truncation frame holds data`);
+    } else if ((o.dropped_bytes ?? 0) !== 0)
+      fail(LIVE_RULES.truncation, `${what}: dropped_bytes ${o.dropped_bytes} without truncated`);
   }
 
   private wake(): void {

@@ -19,7 +19,15 @@ export interface WireFlowConfig {
   b: Record<string, 1>;
   /** The runner of this queue's jobs without a `runner#` prefix. */
   qr: string;
+  /**
+   * Routing by capability (issue 23): the tag sets of this worker's runner processes, by runner
+   * name (each set sorted). A job whose `requires` no set of its runner covers is parked.
+   */
+  t?: Record<string, string[][]>;
 }
+
+/** The capability tag sets of a worker's runner processes, by runner name. */
+export type RunnerTagSets = Readonly<Record<string, readonly (readonly string[])[]>>;
 
 /** A rate's period in whole ms, at least 1 (what the producers store in `start_rate`). */
 export const periodMs = (seconds: number): number => Math.max(1, Math.round(seconds * 1000));
@@ -47,18 +55,24 @@ function functionNames(config: ResolvedConfig, name: string): string[] {
 
 /**
  * Builds the flow config the claim script gets for `queue` (README "Flow control"), as JSON;
- * "" when nothing is configured (jobs' own concurrency_key, start_rate and ordering_key work
- * without it). Built once per queue at start.
+ * "" when nothing is configured and no `tagSets` are given (jobs' own concurrency_key,
+ * start_rate and ordering_key work without it). With `tagSets` (a worker always passes them,
+ * empty or not) the JSON always has `qr` and `t`, so jobs with `requires` are routed (issue 23).
+ * Built per queue at start and again when the tag sets change.
  */
-export function buildFlowConfig(config: ResolvedConfig, queue: string): string {
+export function buildFlowConfig(
+  config: ResolvedConfig,
+  queue: string,
+  tagSets?: RunnerTagSets,
+): string {
   const { limits, functionFlow, runnerBreakers } = config;
-  if (limits.size === 0 && functionFlow.size === 0 && runnerBreakers.size === 0) return "";
-  const wire: WireFlowConfig = {
-    l: {},
-    f: {},
-    b: {},
-    qr: resolveRunnerName(config, { runner: undefined, handler: "" }, queue),
-  };
+  const qr = resolveRunnerName(config, { runner: undefined, handler: "" }, queue);
+  if (limits.size === 0 && functionFlow.size === 0 && runnerBreakers.size === 0) {
+    if (tagSets === undefined) return "";
+    return JSON.stringify({ qr, t: wireTags(tagSets) });
+  }
+  const wire: WireFlowConfig = { l: {}, f: {}, b: {}, qr };
+  if (tagSets !== undefined) wire.t = wireTags(tagSets);
   for (const [name, limit] of limits) {
     const w = wireLimit(limit);
     if (w) wire.l[name] = w;
@@ -71,6 +85,17 @@ export function buildFlowConfig(config: ResolvedConfig, queue: string): string {
     }
   for (const runner of runnerBreakers.keys()) wire.b[`runner:${runner}`] = 1;
   return JSON.stringify(wire);
+}
+
+/**
+ * `t` as JSON-able arrays. cjson decodes an empty JSON object or array alike, so a runner
+ * without tag sets is simply left out.
+ */
+function wireTags(tagSets: RunnerTagSets): Record<string, string[][]> {
+  const t: Record<string, string[][]> = {};
+  for (const [runner, sets] of Object.entries(tagSets))
+    if (sets.length > 0) t[runner] = sets.map((set) => [...set]);
+  return t;
 }
 
 /** A breaker's settings as the store takes them. */

@@ -3,7 +3,7 @@ import { parseQueueSpecs, type QueueSpec } from "../config/flow-control.js";
 import { Problems } from "../config/values.js";
 import { servedQueues } from "../orchestrator/routing.js";
 import { Prefix } from "../store/keys.js";
-import { buildFlowConfig } from "./flow-config.js";
+import { buildFlowConfig, type RunnerTagSets } from "./flow-config.js";
 
 /**
  * How a worker serving several queues shares its free slots among them (README "Flow control"):
@@ -305,7 +305,7 @@ const MAX_WARNED_LIMITS = 1000;
  */
 export class QueueClaims {
   readonly schedule: QueueSchedule;
-  private readonly flowConfigs: ReadonlyMap<string, string>;
+  private flowConfigs: ReadonlyMap<string, string>;
   private readonly paused = new PausedQueues();
   private readonly warned = new Set<string>();
 
@@ -332,6 +332,15 @@ export class QueueClaims {
   /** A poll's round for `capacity` free slots, skipping queues known to be paused. */
   round(capacity: number): ClaimRound {
     return this.schedule.round(capacity, this.paused.current(Date.now()));
+  }
+
+  /**
+   * Routes jobs with `requires` by the capability tag sets of this worker's runner processes
+   * (issue 23): rebuilds every queue's flow config with them (they change as processes say
+   * hello and die).
+   */
+  routeByTags(config: ResolvedConfig, tagSets: RunnerTagSets): void {
+    this.flowConfigs = new Map(this.queues.map((q) => [q, buildFlowConfig(config, q, tagSets)]));
   }
 
   /** The claim script's flow config of `queue` ("" when nothing is configured). */

@@ -170,6 +170,14 @@ export const INSTRUMENTS = {
     help: "Runner processes started again after they exited or were recycled.",
     labels: ["runner"],
   },
+  outputDropped: {
+    prom: "rrq_output_dropped_bytes_total",
+    otel: "rrq.output.dropped",
+    kind: "counter",
+    unit: "By",
+    help: "Live jobs' output bytes dropped because a runner connection's output buffer was full.",
+    labels: ["runner"],
+  },
   leaseRenewals: {
     prom: "rrq_lease_renewals_total",
     otel: "rrq.lease.renewals",

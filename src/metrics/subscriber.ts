@@ -78,6 +78,9 @@ export function subscribeMetrics(
     events.on("job:released", forget),
     events.on("job:fenced", forget),
     events.on("runner:respawn", (e) => sink.add("runnerRestarts", 1, { runner: e.runner })),
+    events.on("live:output-dropped", (e) =>
+      sink.add("outputDropped", e.bytes, { runner: e.runner }),
+    ),
     events.on("lease:renewed", (e) => {
       if (e.renewed > 0) sink.add("leaseRenewals", e.renewed, {});
     }),

@@ -3,6 +3,9 @@ import type { ExecutionOutcome, ExecutionRequest } from "@rrqkit/runner/protocol
 import type { ResolvedConfig } from "../config/config.js";
 import { RunnerError } from "../errors.js";
 import { breakerOutcome, type BreakerOutcome, type FlowHooks } from "../flow/index.js";
+import { LiveAttempt, type LiveContext } from "../live/attempt.js";
+import { parseRequires } from "../live/tags.js";
+import type { OutputCloseStatus } from "../store/live-store.js";
 import type { FlowReleaseMode } from "../store/flow-store.js";
 import type { RunnerPool, SlotLease } from "../runner/runner-pool.js";
 import { resolvePolicy } from "../policy/index.js";
@@ -33,6 +36,8 @@ export interface ExecutionContext {
   telemetry: JobTelemetry;
   /** Flow control after each attempt (slot release, breaker record); undefined in tests. */
   flow?: FlowHooks;
+  /** Live jobs (progress, output); undefined in tests that do not need them. */
+  live?: LiveContext;
   /**
    * Retries a Redis write until it succeeds (or the worker gives up at shutdown); `execution`
    * names the job, so an outcome written after a Redis outage can be logged.
@@ -131,6 +136,8 @@ export class JobExecution {
   private permit: SlotLease | undefined;
   private requestId: string | undefined;
   private attemptOpen = true;
+  /** The attempt's progress and output, when its runner offered them. */
+  private live: LiveAttempt | undefined;
   /** Ends the wait for the runner's outcome early (set while the attempt waits for it). */
   private stopWaiting: (() => void) | undefined;
 
@@ -272,10 +279,13 @@ export class JobExecution {
     const timeout = job.jobTimeoutSeconds ?? this.ctx.config.defaultJobTimeoutSeconds;
     const result = await this.attempt(job, split.handler, this.ctx.pools.get(runnerName)!, timeout);
     this.endAttempt();
+    // the last progress is stored before the outcome (bounded: outcomes come first)
+    await this.live?.beforeOutcome();
     if (this.lost) {
       span?.end({ outcome: "lease_lost", durationMs: performance.now() - started });
       // cancelled: the job is over and its slot is ours to free; a lost lease's slot is not
       if (this.cancelled) await this.flowEnded("terminal");
+      await this.closeOutput(this.cancelled ? "cancelled" : "lost");
       return;
     }
     if (this.interrupted || result.kind === "unavailable") {
@@ -288,6 +298,7 @@ export class JobExecution {
         errorMessage: reason,
       });
       await this.release(reason);
+      await this.closeOutput("lost");
       return;
     }
     const config = this.ctx.config;
@@ -307,6 +318,27 @@ export class JobExecution {
       errorType,
       breaker: this.ctx.flow && breakerOutcome(result, decision.kind),
     });
+    await this.closeOutput(
+      decision.kind === "complete"
+        ? "completed"
+        : result.kind === "timeout"
+          ? "timeout"
+          : decision.kind === "dlq"
+            ? "failed"
+            : "retry",
+    );
+  }
+
+  /** Ends the attempt's output stream with its closed marker; never throws. */
+  private async closeOutput(status: OutputCloseStatus): Promise<void> {
+    const live = this.live;
+    this.live = undefined;
+    if (!live) return;
+    try {
+      await live.afterOutcome(status);
+    } catch (error) {
+      this.ctx.live?.onError(error);
+    }
   }
 
   /**
@@ -392,7 +424,8 @@ export class JobExecution {
     // job_timeout_seconds comes from the hash and may be huge (1e14 s).
     const deadlineMs = Math.min(Date.now() + timeout * 1000, MAX_DATE_MS);
     const waitUntil = Math.min(deadlineMs, Date.now() + this.ctx.config.runnerConnectTimeoutMs);
-    const lease = await pool.acquire(waitUntil);
+    const requires = parseRequires(job.raw.requires);
+    const lease = await pool.acquire(waitUntil, requires.length > 0 ? requires : undefined);
     if (!lease) {
       // A runner with no live process gets the job back without an attempt counted; a live but
       // saturated one lets the job time out, as in RRQ (the timeout covers the permit wait).
@@ -407,6 +440,25 @@ export class JobExecution {
     }
     try {
       const request = this.buildRequest(job, handler, deadlineMs);
+      // live frames only for runners whose hello offered them (RRQ runners get plain v2);
+      // captured process output ([rrq.runner_capture]) needs no hello and adds nothing to it
+      if (this.ctx.live && (lease.features.size > 0 || lease.connection.captures)) {
+        const live = new LiveAttempt(
+          this.ctx.live,
+          {
+            jobId: job.id,
+            fence: this.fence,
+            run: Number(this.claimed.hash.runs) || 1,
+            resultTtlSeconds: job.resultTtlSeconds ?? this.ctx.config.defaultResultTtlSeconds,
+            runner: pool.name,
+          },
+          lease.features,
+          lease.connection,
+        );
+        // (Object.assign: the field is typed by the wire types only once they list it)
+        if (live.request) Object.assign(request, { live: live.request });
+        if (live.active) this.live = live;
+      }
       if (this.ctx.events.has("job:dispatched"))
         this.ctx.events.emit("job:dispatched", {
           jobId: job.id,
@@ -419,7 +471,9 @@ export class JobExecution {
         deadlineMs - Date.now(),
         responseTimeout === undefined ? Infinity : responseTimeout * 1000,
       );
-      const execution = lease.connection.execute(request).then(asOutcome, asTransportError);
+      const execution = lease.connection
+        .execute(request, this.live?.listener)
+        .then(asOutcome, asTransportError);
       const first = await settleBy(
         execution,
         Date.now() + limitMs,

@@ -24,6 +24,8 @@ import { Heartbeat } from "./heartbeat.js";
 import { ClusterTasks, WorkerEndpoints, type CompanionContext } from "./companions.js";
 import { LeaseKeeper } from "./leases.js";
 import { Recovery } from "./recovery.js";
+import type { LiveContext } from "../live/attempt.js";
+import { LiveStore } from "../store/live-store.js";
 import { JobExecution, ReleaseReasons, type ExecutionContext } from "./job-execution.js";
 import { RedisMonitor } from "./redis-monitor.js";
 import { neededRunners, routedRunner, unservedRoutes } from "./routing.js";
@@ -70,6 +72,8 @@ const MAX_HELD_ONLY_POLLS = 50;
 
 /** Offsets to Redis's clock beyond this are logged (once, and again when they move as much). */
 export const CLOCK_SKEW_WARN_MS = 1000;
+/** How often a worker with tagged runners requeues jobs parked for their tags. */
+const NEEDS_UNPARK_INTERVAL_MS = 1000;
 
 /** RRQ's worker id format. */
 export function newWorkerId(): string {
@@ -124,6 +128,9 @@ export class Worker {
   private readonly localNow: (() => number) | undefined;
   private wakeup: Wakeup | undefined;
   private stopProbe: (() => void) | undefined;
+  /** Requeues jobs parked for tags this worker's runners offer (routing by capability). */
+  private needsTimer: NodeJS.Timeout | undefined;
+  private needsStore: FlowStore | undefined;
   private heartbeat: Heartbeat | undefined;
   private leases: LeaseKeeper | undefined;
   /** Cron, death handlers and the DLQ age trim, each when configured. */
@@ -146,6 +153,8 @@ export class Worker {
   private readonly claims: QueueClaims;
   /** Slot releases and breaker records after attempts (src/flow/flow-hooks.ts). */
   private flow: FlowHooks | undefined;
+  /** Live jobs' writes (progress, output), built with the first execution context. */
+  private live: LiveContext | undefined;
   private statusText = "initializing";
   /** The quiet switch and the cancel channel (src/control/); set once started. */
   private control: WorkerControl | undefined;
@@ -332,13 +341,22 @@ export class Worker {
           mode: config.runnerManagementMode,
           socketDir: this.socketDir,
           connectTimeoutMs: config.runnerConnectTimeoutMs,
-          connection: { validate, log },
+          connection: { validate, log, capture: config.runnerCapture.get(name) ?? false },
+          helloTimeoutMs: config.runnerHelloTimeoutMs,
+          expectHello: config.runnerHello.get(name) ?? false,
+          tags: config.runnerTags.get(name),
+          onReady: (tags) => this.runnerReady(name, tags),
         }),
       );
     }
     try {
       this.endpoints = await WorkerEndpoints.start(this.companionContext());
       await Promise.all([...this.pools.values()].map((pool) => pool.start()));
+      this.claims.routeByTags(config, this.tagSets());
+      // Jobs parked for tags by another worker are requeued by the worker that has them: once
+      // when its process says hello, then every second (another worker may park them anew).
+      if (Object.keys(this.tagSets()).length > 0)
+        this.needsTimer = setInterval(() => void this.unparkNeeds(), NEEDS_UNPARK_INTERVAL_MS);
       const subscriber = connectRedis(config.redisDsn, { name: `${this.workerId}:wake` });
       this.monitor.attach(subscriber, "subscriber");
       // a wake-up on a paused queue (its resume publishes one) makes the next poll ask it again
@@ -443,8 +461,58 @@ export class Worker {
     this.wakeup?.notify();
   }
 
+  /** The capability tag sets of the ready runner processes, by runner (those with tags). */
+  private tagSets(): Record<string, string[][]> {
+    const sets: Record<string, string[][]> = {};
+    for (const [name, pool] of this.pools) {
+      const found = pool.tagSets();
+      if (found.length > 0) sets[name] = found;
+    }
+    return sets;
+  }
+
+  /**
+   * A runner process became ready (issue 23): the claim routes by the new tag sets, and jobs
+   * parked for tags it offers are requeued, so they start within a second.
+   */
+  private runnerReady(runner: string, tags: readonly string[]): void {
+    this.claims.routeByTags(this.config, this.tagSets());
+    if (tags.length > 0) void this.unparkNeeds(runner);
+  }
+
+  /** Requeues the needs-sets the ready processes of `only` (default: every runner) cover. */
+  private async unparkNeeds(only?: string): Promise<void> {
+    if (!this.redis || !this.store) return;
+    this.needsStore ??= new FlowStore(this.redis, this.store.scripts, this.clock);
+    try {
+      for (const [name, pool] of this.pools) {
+        if (only !== undefined && name !== only) continue;
+        const sets = pool.tagSets();
+        if (sets.length > 0 && (await this.needsStore.unparkNeeds(name, sets, this.workerId)) > 0)
+          this.wakeup?.notify();
+      }
+    } catch (error) {
+      this.events.emit("worker:error", {
+        context: "requeue jobs waiting for runner tags",
+        error: error instanceof Error ? error : new Error(String(error)),
+      });
+    }
+  }
+
   private executionContext(): ExecutionContext {
+    this.live ??= {
+      store: new LiveStore(this.redis!, this.store!.scripts),
+      config: this.config,
+      onError: (error) =>
+        this.events.emit("worker:error", {
+          context: "live job write",
+          error: error instanceof Error ? error : new Error(String(error)),
+        }),
+      dropped: (jobId, runner, bytes) =>
+        this.events.emit("live:output-dropped", { jobId, runner, bytes }),
+    };
     return {
+      live: this.live,
       config: this.config,
       store: this.store!,
       pools: this.pools,
@@ -692,6 +760,7 @@ export class Worker {
 
   private async closeConnections(): Promise<void> {
     this.stopProbe?.();
+    clearInterval(this.needsTimer);
     this.clock?.stop();
     await this.wakeup?.close();
     if (this.redis) await closeRedis(this.redis);

@@ -1,5 +1,6 @@
 import { unknownKeyProblems } from "../config/values.js";
 import { ProducerError } from "../errors.js";
+import { MAX_REQUIRED_TAGS, normalizeTags, tagsProblem } from "../live/tags.js";
 
 /**
  * Flow-control options of one enqueue (issue 22; README "Flow control"): concurrency caps, start
@@ -28,6 +29,12 @@ export interface FlowControlOptions {
   limit?: string;
   /** A session: jobs of one key run one at a time in enqueue order (1..256 characters). */
   orderingKey?: string;
+  /**
+   * Capability tags the runner must offer (issue 23, routing by capability): the job is
+   * dispatched only to a runner process whose hello lists them all, and waits, without an
+   * attempt, while none is connected. Each tag 1..64 of `A-Za-z0-9_.:/=-`, at most 16.
+   */
+  requires?: readonly string[];
 }
 
 /** The snake_case option names and their TS names (merged into OPTION_NAMES). */
@@ -37,6 +44,7 @@ export const FLOW_OPTION_NAMES = {
   start_rate: "startRate",
   limit: "limit",
   ordering_key: "orderingKey",
+  requires: "requires",
 } as const;
 
 /** Bounds of the contract (flow-design table), the same in every binding. */
@@ -121,7 +129,8 @@ export function hasFlowControl(o: FlowControlOptions): boolean {
     o.concurrencyLimit !== undefined ||
     o.startRate !== undefined ||
     o.limit !== undefined ||
-    o.orderingKey !== undefined
+    o.orderingKey !== undefined ||
+    o.requires !== undefined
   );
 }
 
@@ -140,6 +149,12 @@ export function flowControlFields(o: FlowControlOptions): Record<string, string>
   if (o.startRate !== undefined) fields.start_rate = startRate(o.startRate);
   if (o.limit !== undefined) fields.limit_name = limitName(o.limit);
   if (o.orderingKey !== undefined) fields.ordering_key = key(o.orderingKey, "ordering_key");
+  if (o.requires !== undefined) {
+    const problem = tagsProblem(o.requires, "requires", MAX_REQUIRED_TAGS);
+    if (problem) throw invalid(problem);
+    // stored sorted and deduplicated: the one spelling the claim's needs-sets are keyed by
+    if (o.requires.length > 0) fields.requires = JSON.stringify(normalizeTags(o.requires));
+  }
   const keyed = fields.concurrency_key !== undefined || fields.limit_name !== undefined;
   if (!keyed && fields.concurrency_limit !== undefined)
     throw invalid("concurrency_limit needs concurrency_key or limit");

@@ -1,5 +1,7 @@
 import type { JobTypes, ParamsOf, Untyped } from "@rrqkit/runner";
 import { JobCatalog } from "@rrqkit/runner/contracts";
+import { OutputApi, type OutputFollowOptions } from "../api/live.js";
+import { progressFromHash, type OutputEntry, type ProgressValue } from "../store/live-store.js";
 import type { Redis } from "ioredis";
 import type { ResolvedConfig } from "../config/config.js";
 import { loadConfig } from "../config/load.js";
@@ -69,6 +71,8 @@ export interface JobResult {
   status: string;
   result: unknown;
   lastError: string | null;
+  /** rrqkit live jobs: the handler's latest progress; absent when it reported none. */
+  progress?: ProgressValue;
 }
 
 /** What {@link Producer.cancel} did (the same fields in the Python and Rust producers). */
@@ -206,6 +210,7 @@ export class Producer<C extends JobTypes<C> = Untyped> {
   /** The job contracts params are checked against; undefined: none are checked. */
   readonly catalog: JobCatalog | undefined;
   private readonly store: ProducerStore;
+  private output: OutputApi | undefined;
   private readonly ownsConnection: boolean;
 
   /**
@@ -379,7 +384,25 @@ export class Producer<C extends JobTypes<C> = Untyped> {
         result = raw;
       }
     }
-    return { status, result, lastError: hash.last_error ?? null };
+    const progress = progressFromHash(hash);
+    return {
+      status,
+      result,
+      lastError: hash.last_error ?? null,
+      ...(progress ? { progress } : {}),
+    };
+  }
+
+  /**
+   * Follows the output a job's attempt streams (live jobs, README "Live jobs"): yields each
+   * entry as it is written and ends after the attempt's closed marker (or when the job is
+   * final and its output stays quiet). Without `attempt`, the latest attempt (waiting for the
+   * first to start). Entries: `{kind: "out"|"err"|"log", data}`, `{kind: "truncated",
+   * dropped}`, `{kind: "closed", status}`.
+   */
+  tail(jobId: string, options: OutputFollowOptions = {}): AsyncGenerator<OutputEntry> {
+    this.output ??= new OutputApi(this.store.redis);
+    return this.output.follow(jobId, options);
   }
 
   /**

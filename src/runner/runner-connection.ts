@@ -10,9 +10,16 @@ import {
   type Hello,
 } from "@rrqkit/runner/protocol";
 import { RunnerError } from "../errors.js";
+import { captureLine, type CaptureListener, type CapturedStream } from "../live/capture.js";
+import type { LiveListener, OutputPayload, ProgressPayload } from "../live/frames.js";
+
+/** A request's listener: its live frames, and its process's captured lines (live/capture.ts). */
+export type RequestListener = LiveListener & CaptureListener;
 
 interface Pending {
   readonly jobId: string;
+  /** Receives the request's progress and output frames (requests sent with `live`). */
+  readonly live: RequestListener | undefined;
   resolve(outcome: ExecutionOutcome): void;
   reject(error: RunnerError): void;
 }
@@ -23,6 +30,12 @@ export interface RunnerConnectionOptions {
   validate?: (frame: Frame) => void;
   /** Diagnostics (unknown ids, protocol violations). */
   log?: (message: string) => void;
+  /**
+   * `[rrq.runner_capture]` of the runner: capture its process's stdout/stderr lines. Takes
+   * effect only for a managed process, whose pipes the orchestrator reads
+   * ({@link RunnerConnection.enableCapture}).
+   */
+  capture?: boolean;
 }
 
 /**
@@ -36,6 +49,12 @@ export class RunnerConnection {
   private readonly pongWaiters = new Map<string, () => void>();
   private helloFrame: Hello | undefined;
   private helloWaiters: Array<(hello: Hello) => void> = [];
+  /**
+   * Live frames (progress, output) for requests that are not pending (unknown, finished or
+   * abandoned): ignored and counted (live-design §3).
+   */
+  ignoredLiveFrames = 0;
+  private capturing = false;
 
   constructor(
     readonly frames: FrameChannel,
@@ -50,6 +69,27 @@ export class RunnerConnection {
   /** The runner's hello, once received (rrqkit runners only). */
   get hello(): Hello | undefined {
     return this.helloFrame;
+  }
+
+  /** True when the lines its process prints go to the output of its sole in-flight request. */
+  get captures(): boolean {
+    return this.capturing;
+  }
+
+  /**
+   * Called for a managed runner process, whose stdout/stderr the orchestrator reads: capture
+   * starts when the runner's config asks for it (`capture`).
+   */
+  enableCapture(): void {
+    this.capturing = this.options.capture === true;
+  }
+
+  /**
+   * One line the process printed: appended to the output of its request in flight when it has
+   * exactly one (live/capture.ts). False when the line was not captured.
+   */
+  captureLine(stream: CapturedStream, line: string): boolean {
+    return this.capturing && captureLine(this.pending, stream, line);
   }
 
   /** Requests awaiting an outcome. */
@@ -93,11 +133,11 @@ export class RunnerConnection {
    * Sends a request and resolves with its outcome. Rejects with a {@link RunnerError}
    * (`runner_transport`) when the connection fails or the runner breaks the matching rules.
    */
-  execute(request: ExecutionRequest): Promise<ExecutionOutcome> {
+  execute(request: ExecutionRequest, live?: RequestListener): Promise<ExecutionOutcome> {
     if (this.isClosed)
       return Promise.reject(new RunnerError("runner_transport", "runner connection closed"));
     return new Promise((resolve, reject) => {
-      this.pending.set(request.request_id, { jobId: request.job_id, resolve, reject });
+      this.pending.set(request.request_id, { jobId: request.job_id, live, resolve, reject });
       try {
         this.frames.send(requestFrame(request));
       } catch (error) {
@@ -163,6 +203,13 @@ export class RunnerConnection {
       this.frames.close();
       return;
     }
+    // progress and output (issue 23) are routed by request id before the typed switch: the
+    // frame union of the wire types may not list them
+    const type = frame.type as string;
+    if (type === "progress" || type === "output") {
+      this.onLive(type, (frame as unknown as { payload: ProgressPayload | OutputPayload }).payload);
+      return;
+    }
     switch (frame.type) {
       case "response":
         this.onOutcome(frame.payload);
@@ -177,6 +224,25 @@ export class RunnerConnection {
         return;
       default:
         this.options.log?.(`ignoring unexpected '${frame.type}' frame from runner`);
+    }
+  }
+
+  /**
+   * Hands a live frame to its request's listener. A frame of a request that is not pending, or
+   * whose job_id is not the request's, is ignored and counted; a listener that throws costs
+   * only its frame (a live frame must never disturb the request's outcome).
+   */
+  private onLive(type: "progress" | "output", payload: ProgressPayload | OutputPayload): void {
+    const pending = this.pending.get(payload.request_id);
+    if (!pending?.live || pending.jobId !== payload.job_id) {
+      this.ignoredLiveFrames++;
+      return;
+    }
+    try {
+      if (type === "progress") pending.live.progress?.(payload as ProgressPayload);
+      else pending.live.output?.(payload as OutputPayload);
+    } catch (error) {
+      this.options.log?.(`live ${type} frame handler failed: ${(error as Error).message}`);
     }
   }
 

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { TransportSpec } from "@rrqkit/runner/protocol";
 import type { RunnerConfig } from "../config/config.js";
 import { RunnerError } from "../errors.js";
+import { covers, MAX_RUNNER_TAGS, normalizeTags, TAG_PATTERN } from "../live/tags.js";
 import type { EventBus } from "../telemetry/events.js";
 import { startInProcessRunner } from "./in-process.js";
 import { freePort, portFree } from "./ports.js";
@@ -22,13 +23,33 @@ export interface PoolContext {
   socketDir: string;
   connectTimeoutMs: number;
   connection: RunnerConnectionOptions;
+  /**
+   * `runner_hello_timeout_ms`: how long a new tcp/unix connection of a managed runner (or of an
+   * external one with {@link expectHello}) is given to send its hello before it is used as a
+   * plain v2 (RRQ) runner (default 1000).
+   */
+  helloTimeoutMs?: number;
+  /** `[rrq.runner_hello] <runner> = true`: an external runner that sends a hello. */
+  expectHello?: boolean;
+  /** `[rrq.runner_tags] <runner>`: passed to managed processes as RRQ_RUNNER_TAGS. */
+  tags?: readonly string[];
+  /** A process became ready; `tags` are its hello's (empty without hello or tags). */
+  onReady?(tags: readonly string[]): void;
 }
+
+/** Once a process of a runner sent a hello, later connections wait this long for theirs. */
+const KNOWN_HELLO_WAIT_MS = 5000;
+/** External runners not marked in `[rrq.runner_hello]`: a hello is taken if it is this quick. */
+const OPPORTUNISTIC_HELLO_WAIT_MS = 50;
+const NONE: ReadonlySet<string> = new Set();
 
 /** A permit to send one request on one runner process; release it exactly once. */
 export interface SlotLease {
   readonly runner: string;
   readonly index: number;
   readonly connection: RunnerConnection;
+  /** The hello features of the process (empty for plain v2 runners). */
+  readonly features: ReadonlySet<string>;
   release(): void;
 }
 
@@ -74,6 +95,9 @@ interface Slot {
   /** The current process's hello runtime and version, when it sent one. */
   runtime?: string;
   runtimeVersion?: string;
+  /** The current process's hello features and capability tags (empty without hello). */
+  features: ReadonlySet<string>;
+  tags: ReadonlySet<string>;
   readySince: number;
   respawnTimer?: NodeJS.Timeout;
   port?: number;
@@ -95,6 +119,8 @@ export class RunnerPool {
   private cursor = 0;
   private waiters: Array<() => void> = [];
   private closing = false;
+  /** A process of this runner sent a hello (later connections wait longer for theirs). */
+  private sawHello = false;
 
   constructor(
     readonly config: RunnerConfig,
@@ -107,6 +133,8 @@ export class RunnerPool {
       served: 0,
       failures: 0,
       restarts: 0,
+      features: NONE,
+      tags: NONE,
       readySince: 0,
     }));
   }
@@ -165,13 +193,33 @@ export class RunnerPool {
   }
 
   /**
-   * Waits until a process has a free permit and takes it, or resolves undefined at `deadline`
-   * (epoch ms) or when the pool closes.
+   * The distinct capability tag sets of the ready processes (each sorted), for the claim's
+   * routing by tags; processes without tags give none.
    */
-  async acquire(deadline: number): Promise<SlotLease | undefined> {
+  tagSets(): string[][] {
+    const seen = new Map<string, string[]>();
+    for (const slot of this.slots)
+      if (slot.state === "ready" && slot.tags.size > 0) {
+        const tags = normalizeTags(slot.tags);
+        seen.set(tags.join(","), tags);
+      }
+    return [...seen.values()];
+  }
+
+  /** True when a ready process offers every tag of `requires`. */
+  canServe(requires: readonly string[]): boolean {
+    return this.slots.some((s) => s.state === "ready" && covers(s.tags, requires));
+  }
+
+  /**
+   * Waits until a process has a free permit and takes it, or resolves undefined at `deadline`
+   * (epoch ms) or when the pool closes. With `requires`, only a process whose hello tags hold
+   * all of them is taken.
+   */
+  async acquire(deadline: number, requires?: readonly string[]): Promise<SlotLease | undefined> {
     for (;;) {
       if (this.closing) return undefined;
-      const slot = this.pickSlot();
+      const slot = this.pickSlot(requires);
       if (slot) return this.lease(slot);
       const left = deadline - Date.now();
       if (left <= 0) return undefined;
@@ -211,12 +259,13 @@ export class RunnerPool {
     );
   }
 
-  private pickSlot(): Slot | undefined {
+  private pickSlot(requires: readonly string[] | undefined): Slot | undefined {
     const n = this.slots.length;
     for (let i = 0; i < n; i++) {
       const slot = this.slots[(this.cursor + i) % n]!;
       if (
         slot.state === "ready" &&
+        (requires === undefined || covers(slot.tags, requires)) &&
         slot.inFlight < this.config.maxInFlight &&
         !slot.endpoint!.connection.isClosed
       ) {
@@ -236,6 +285,7 @@ export class RunnerPool {
       runner: this.name,
       index: slot.index,
       connection: endpoint.connection,
+      features: slot.features,
       release: () => {
         if (released) return;
         released = true;
@@ -259,6 +309,7 @@ export class RunnerPool {
       cwd: config.cwd,
       connectTimeoutMs: context.connectTimeoutMs,
       connection: context.connection,
+      tags: context.tags,
     };
     if (config.transport === "inprocess")
       return startInProcessRunner({ ...common, handlers: config.handlers! }, context.events);
@@ -301,13 +352,31 @@ export class RunnerPool {
     slot.endpoint = endpoint;
     slot.inFlight = 0;
     slot.served = 0;
+    // No request before the hello wait is over: a request sent first would make an rrqkit
+    // runner look like a plain v2 one (live-design §1). RRQ runners send none and cost the
+    // wait once per connection.
+    const hello =
+      endpoint.connection.hello ?? (await endpoint.connection.waitForHello(this.helloWaitMs()));
+    if (this.closing) {
+      await endpoint.stop(0);
+      return;
+    }
+    if (hello) this.sawHello = true;
     slot.state = "ready";
     slot.readySince = Date.now();
-    // Give a socket runner's hello a moment to arrive (never required: RRQ runners send none).
-    const hello = endpoint.connection.hello ?? (await endpoint.connection.waitForHello(50));
     const features = hello?.features ?? null;
     slot.runtime = hello?.runtime;
     slot.runtimeVersion = hello?.runtime_version;
+    slot.features = features ? new Set(features) : NONE;
+    const tags = (hello as { tags?: unknown } | undefined)?.tags;
+    slot.tags = Array.isArray(tags)
+      ? // only well-formed tags route (a runner's bad tag must not match a job's odd one)
+        new Set(
+          tags
+            .filter((t): t is string => typeof t === "string" && TAG_PATTERN.test(t))
+            .slice(0, MAX_RUNNER_TAGS),
+        )
+      : NONE;
     this.context.events.emit("runner:ready", {
       runner: this.name,
       index: slot.index,
@@ -320,6 +389,20 @@ export class RunnerPool {
     });
     void endpoint.exited.then((exit) => this.onExit(slot, endpoint, exit.code, exit.signal));
     this.wake();
+    this.context.onReady?.(normalizeTags(slot.tags));
+  }
+
+  /**
+   * How long a new connection is given to send its hello (live-design §1): stdio and
+   * in-process runners are ready only with theirs; a managed socket runner gets
+   * `runner_hello_timeout_ms`, or 5 s once a process of it sent a hello; an external one the
+   * same when `[rrq.runner_hello]` says it sends one, else a hello is taken only if it is quick.
+   */
+  private helloWaitMs(): number {
+    const timeout = this.context.helloTimeoutMs ?? 1000;
+    const managed = this.context.mode === "managed" || this.config.transport === "inprocess";
+    if (!managed && !this.context.expectHello) return OPPORTUNISTIC_HELLO_WAIT_MS;
+    return this.sawHello ? Math.max(timeout, KNOWN_HELLO_WAIT_MS) : timeout;
   }
 
   private onExit(
@@ -340,6 +423,8 @@ export class RunnerPool {
     });
     slot.endpoint = undefined;
     slot.inFlight = 0;
+    slot.features = NONE;
+    slot.tags = NONE;
     if (expected) return;
     slot.state = "down";
     // A process that took work before dying is no start-up crash: a death mid-request costs

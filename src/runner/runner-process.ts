@@ -25,6 +25,22 @@ export interface RunnerEndpointPlan {
   encoding: EncodingName;
   connectTimeoutMs: number;
   connection: RunnerConnectionOptions;
+  /** `[rrq.runner_tags]` of this runner, passed to a managed runner as RRQ_RUNNER_TAGS. */
+  tags?: readonly string[];
+}
+
+/**
+ * The environment variable carrying capability tags to a managed runner: the configured tags
+ * merged with any RRQ_RUNNER_TAGS of the runner's own `env` (comma-separated).
+ */
+export function runnerTagsEnv(
+  plan: Pick<RunnerEndpointPlan, "env" | "tags">,
+): Record<string, string> {
+  const own = plan.env.RRQ_RUNNER_TAGS;
+  if (!plan.tags?.length) return {};
+  const merged = new Set([...(own ? own.split(",").map((t) => t.trim()) : []), ...plan.tags]);
+  merged.delete("");
+  return { RRQ_RUNNER_TAGS: [...merged].sort().join(",") };
 }
 
 /** How an endpoint ended. */
@@ -68,12 +84,14 @@ function relayLines(
   plan: RunnerEndpointPlan,
   which: "stdout" | "stderr",
   events: EventBus,
+  capture: (which: "stdout" | "stderr", line: string) => void,
 ): void {
   if (!stream) return;
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
-  lines.on("line", (line) =>
-    events.emit("runner:log", { runner: plan.runner, index: plan.index, stream: which, line }),
-  );
+  lines.on("line", (line) => {
+    events.emit("runner:log", { runner: plan.runner, index: plan.index, stream: which, line });
+    capture(which, line);
+  });
 }
 
 /**
@@ -126,6 +144,7 @@ export async function startManagedRunner(
   const child: ResultPromise = execa(file!, args, {
     env: {
       ...plan.env,
+      ...runnerTagsEnv(plan),
       RRQ_RUNNER_HELLO: "1",
       RRQ_RUNNER_NAME: plan.runner,
       RRQ_RUNNER_INDEX: String(plan.index),
@@ -164,7 +183,11 @@ export async function startManagedRunner(
     transport: plan.transport.kind,
     command: [file!, ...args],
   });
-  relayLines(child.stderr, plan, "stderr", events);
+  // lines also go to the request in flight when [rrq.runner_capture] asks (live/capture.ts)
+  let connection: RunnerConnection | undefined;
+  const capture = (which: "stdout" | "stderr", line: string) =>
+    void connection?.captureLine(which, line);
+  relayLines(child.stderr, plan, "stderr", events, capture);
   const deadline = Date.now() + plan.connectTimeoutMs;
   const stop = async (graceMs: number) => {
     if (exit && !groupAlive(pid)) return;
@@ -175,7 +198,6 @@ export async function startManagedRunner(
     await Promise.race([exited, sleep(2000)]);
   };
   try {
-    let connection: RunnerConnection;
     if (plan.transport.kind === "stdio") {
       connection = new RunnerConnection(
         new FrameConnection(child.stdout!, child.stdin!, codecFor(plan.encoding)),
@@ -195,10 +217,11 @@ export async function startManagedRunner(
         );
       }
     } else {
-      relayLines(child.stdout, plan, "stdout", events);
+      relayLines(child.stdout, plan, "stdout", events, capture);
       const frames = await connectWithRetry(plan.transport, plan.encoding, deadline, () => exit);
       connection = new RunnerConnection(frames, plan.connection);
     }
+    connection.enableCapture();
     return { pid, connection, exited, stop };
   } catch (error) {
     await stop(0);

@@ -3,6 +3,8 @@ import { localClock, type Clock } from "../clock/redis-clock.js";
 import {
   breakerKey,
   breakerWaitKey,
+  FLOW_NEEDS_PREFIX,
+  FLOW_WAITING_KEY,
   FLOW_BREAKERS_KEY,
   FLOW_PARKED_KEY,
   FLOW_PAUSED_QUEUES_KEY,
@@ -49,6 +51,12 @@ export interface BreakerSpec {
   failures: number;
   cooldownMs: number;
 }
+
+/**
+ * How long jobs requeued from a needs-set are left to the worker that requeued them (other
+ * workers' claims leave them in the queue instead of parking them again).
+ */
+const NEEDS_ROUTE_MS = 2000;
 
 /** Epoch ms as ISO 8601 (UTC), for the wait reasons. */
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -224,6 +232,55 @@ export class FlowStore {
    * nothing back): parked for a concurrency slot, behind its session's head, held by an open
    * breaker, waiting for a reserved start slot, or in a paused queue.
    */
+  /**
+   * Requeues the jobs of `runner` parked for capability tags that one of `tagSets` (the tag
+   * sets of its connected processes, each a list) now covers (issue 23): SSCANs the index
+   * rrq:fc:waiting for `rrq:fc:needs:<runner>:*` and unparks each covered set. Returns the
+   * number of jobs requeued.
+   */
+  async unparkNeeds(
+    runner: string,
+    tagSets: readonly (readonly string[])[],
+    workerId = "",
+  ): Promise<number> {
+    if (tagSets.length === 0) return 0;
+    const sets = tagSets.map((tags) => new Set(tags));
+    const prefix = `${FLOW_NEEDS_PREFIX}${runner}:`;
+    const pattern = `${prefix.replace(/[*?[\]\\]/g, "\\$&")}*`;
+    const covered: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, keys] = await this.redis.sscan(
+        FLOW_WAITING_KEY,
+        cursor,
+        "MATCH",
+        pattern,
+        "COUNT",
+        1000,
+      );
+      cursor = next;
+      for (const key of keys) {
+        if (!key.startsWith(prefix)) continue;
+        const needs = key.slice(prefix.length).split(",");
+        if (sets.some((set) => needs.every((tag) => set.has(tag)))) covered.push(key);
+      }
+    } while (cursor !== "0");
+    let total = 0;
+    for (let i = 0; i < covered.length; i += 100) {
+      const keys = covered.slice(i, i + 100);
+      for (;;) {
+        const done = await this.scripts.run<number>(this.redis, "flow-needs-unpark", keys, [
+          1000,
+          workerId,
+          this.clock.now() + NEEDS_ROUTE_MS,
+        ]);
+        total += done;
+        if (done < 1000) break;
+      }
+    }
+    return total;
+  }
+
   async waitReason(hash: Record<string, string>): Promise<string | undefined> {
     // parked jobs keep their status: PENDING, or RETRYING after a failed attempt
     if (hash.status !== undefined && hash.status !== "PENDING" && hash.status !== "RETRYING")
@@ -241,6 +298,16 @@ export class FlowStore {
       return head
         ? `waiting behind ${head} in session ${okey}`
         : `waiting for its turn in session ${okey}`;
+    }
+    if (wait?.startsWith(FLOW_NEEDS_PREFIX)) {
+      const rest = wait.slice(FLOW_NEEDS_PREFIX.length);
+      const colon = rest.indexOf(":");
+      const runner = rest.slice(0, colon);
+      const tags = rest
+        .slice(colon + 1)
+        .split(",")
+        .join(", ");
+      return `waiting for a runner with ${tags} (no process of runner '${runner}' offering those tags is connected)`;
     }
     if (wait?.startsWith(BWAIT_PREFIX)) {
       const scope = wait.slice(BWAIT_PREFIX.length);

@@ -115,3 +115,18 @@ export const breakerKey = (scope: string): string => `rrq:breaker:${scope}`;
 export const breakerWaitKey = (scope: string): string => `rrq:fc:bwait:${scope}`;
 /** rrqkit: STRING JSON {since, reason?} while a queue is paused (takes the bare or full name). */
 export const pausedKey = (queue: string): string => `rrq:paused:${bareQueueName(queue)}`;
+
+// rrqkit live jobs (issue 23; README "Live jobs"). Additive: RRQ ignores these keys.
+
+/** rrqkit: STREAM of one attempt's output (`run` = the job's `runs` of that attempt). */
+export const outputKey = (jobId: string, run: number): string => `rrq:output:${jobId}:${run}`;
+/** rrqkit: pub/sub channel announcing a job's progress and output (no key is written). */
+export const liveChannel = (jobId: string): string => `rrq:live:${jobId}`;
+/** The prefix of the needs-sets (jobs parked until a runner with their tags joins). */
+export const FLOW_NEEDS_PREFIX = "rrq:fc:needs:";
+/**
+ * rrqkit: ZSET job_id → original queue score of the jobs of `runner` parked until a runner
+ * process offering every tag of `tags` (sorted, deduplicated) is connected.
+ */
+export const flowNeedsKey = (runner: string, tags: readonly string[]): string =>
+  `${FLOW_NEEDS_PREFIX}${runner}:${tags.join(",")}`;

@@ -42,7 +42,10 @@ export type ScriptName =
   | "flow-release"
   | "flow-sweep"
   | "breaker-record"
-  | "queue-pause";
+  | "queue-pause"
+  // rrqkit live jobs (src/store/live-store.ts)
+  | "live-hash"
+  | "flow-needs-unpark";
 
 interface LoadedScript {
   lua: string;

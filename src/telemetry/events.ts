@@ -28,6 +28,11 @@ export interface OrchestratorEvents {
     transport: string;
     command: string[];
   };
+  /**
+   * Live jobs: output of an attempt dropped because its runner connection's output buffer was
+   * full (also counted in the job's `output_dropped_bytes`).
+   */
+  "live:output-dropped": { jobId: string; runner: string; bytes: number };
   /** A runner became ready to take requests. `features` is from its hello, if any. */
   "runner:ready": { runner: string; index: number; pid: number | null; features: string[] | null };
   /** A runner process exited or an external runner's connection dropped. */

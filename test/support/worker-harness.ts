@@ -4,6 +4,8 @@ import { resolveConfig, type ResolvedConfig } from "../../src/config/config.js";
 import { Worker, type ShutdownReport } from "../../src/orchestrator/worker.js";
 import { EventBus, type EventName, type OrchestratorEvents } from "../../src/telemetry/events.js";
 import type { JobTelemetry } from "../../src/telemetry/otel.js";
+import { LiveStore, type OutputPage } from "../../src/store/live-store.js";
+import { registerScripts } from "../../src/store/scripts.js";
 
 /** The compiled Node conformance runner. */
 export const NODE_RUNNER = fileURLToPath(
@@ -113,6 +115,22 @@ export function jobSettled(client: Redis, id: string): Promise<Record<string, st
     },
     20_000,
     `job ${id} to finish`,
+  );
+}
+
+/**
+ * The output of attempt `run` of job `id` once its closed marker is stored: the marker is
+ * written just after the outcome, so a job seen final may not have it yet.
+ */
+export async function outputClosed(client: Redis, id: string, run = 1): Promise<OutputPage> {
+  const store = new LiveStore(client, registerScripts(client));
+  return waitFor(
+    async () => {
+      const page = await store.readOutput(id, run, "0", 100_000);
+      return page.closed ? page : undefined;
+    },
+    10_000,
+    `output of job ${id} attempt ${run} to close`,
   );
 }
 

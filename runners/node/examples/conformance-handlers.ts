@@ -113,6 +113,31 @@ const handlers: Record<string, Handler> = {
     busyWait(ms);
     return { slept_ms: ms };
   },
+  report_progress: async (request, signal, ctx) => {
+    const p = params(request);
+    const values = Array.isArray(p.values) ? (p.values as unknown[]) : [0.25, 0.5, 0.75, 1];
+    const delay = num(p.delay_ms, 0);
+    for (const [i, value] of values.entries()) {
+      const message = str(p.message) ?? `step ${i + 1} of ${values.length}`;
+      ctx.progress(typeof value === "number" ? value : null, message, p.detail ?? null);
+      if (delay > 0) await sleep(delay, undefined, { signal });
+    }
+    return { reported: values.length };
+  },
+  write_output: async (request, signal, ctx) => {
+    const p = params(request);
+    const lines = num(p.lines, 3);
+    const text = str(p.text) ?? "line";
+    const size = typeof p.size === "number" ? p.size : null;
+    const delay = num(p.delay_ms, 0);
+    for (let i = 0; i < lines; i++) {
+      if (size !== null) ctx.output.write("x".repeat(size));
+      else if (p.json === true) ctx.output.json({ line: i, text });
+      else ctx.output.write(`${text} ${i}\n`);
+      if (delay > 0) await sleep(delay, undefined, { signal });
+    }
+    return { lines };
+  },
 };
 
 /** Appends one handler start to the exec log at `path` (conformance/handlers.md). */
@@ -130,9 +155,9 @@ export function logExecution(path: string, request: ExecutionRequest, name: stri
 
 /** Wraps a handler so each invocation is appended to RRQ_TEST_EXEC_LOG (handlers.md). */
 function logged(name: string, handler: Handler, path: string): Handler {
-  return (request, signal) => {
+  return (request, signal, ctx) => {
     logExecution(path, request, name);
-    return handler(request, signal);
+    return handler(request, signal, ctx);
   };
 }
 

@@ -23,6 +23,7 @@ export type {
   ResultOf,
   Untyped,
 } from "./runtime/job-types.js";
+export { runnerTags, type JobContext, type OutputWriter } from "./runtime/live.js";
 export { Outcome, isOutcomeLike, snooze, type HandlerOutcome } from "./runtime/outcome.js";
 export { NonRetryableError } from "./runtime/errors.js";
 export { RunnerRuntime, type RunnerRuntimeOptions } from "./runtime/runtime.js";
@@ -51,5 +52,8 @@ export type {
   ExecutionOutcome,
   OutcomeError,
   CancelRequest,
+  LiveOptions,
+  Progress,
+  Output,
 } from "./protocol/generated/wire.js";
 export { PROTOCOL_VERSION, MAX_FRAME_BYTES, ErrorTypes } from "./protocol/constants.js";

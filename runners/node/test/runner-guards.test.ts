@@ -171,7 +171,8 @@ describe("signals reach handlers (in-process runtime)", () => {
           result: { signal },
         });
       }
-      expect(seen).toEqual({ one: 1, two: 2, rest: 2 });
+      // Rest parameters also get the third, the live JobContext (RUNNER_PROTOCOL.md §13).
+      expect(seen).toEqual({ one: 1, two: 2, rest: 3 });
       // A one-parameter handler can still be cancelled: the runtime answers for it.
       const never = new Registry().register("hang", (_req) => new Promise(() => {}));
       const second = await serve(never);

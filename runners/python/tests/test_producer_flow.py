@@ -217,3 +217,19 @@ async def test_bad_bulk_item_writes_no_item(env: Any) -> None:
             ]
         )
     assert await client.dbsize() == 0
+
+
+async def test_requires_stored_sorted_and_validated(env: Any) -> None:
+    """Routing by capability (issue 23): ``requires`` as the TypeScript producer stores it."""
+    producer, client = env
+    job_id = await producer.enqueue("train", {}, requires=["z", "gpu", "gpu"])
+    assert await client.hget(f"rrq:job:{job_id}", "requires") == '["gpu","z"]'
+    plain = await producer.enqueue("train", {}, requires=[])
+    assert await client.hget(f"rrq:job:{plain}", "requires") is None
+    for bad, words in (
+        (["has space"], 'requires: "has space" is no tag'),
+        ("gpu", "requires must be an array of tags"),
+        ([f"t{i}" for i in range(17)], "at most 16"),
+    ):
+        with pytest.raises(ProducerError, match=words):
+            await producer.enqueue("train", {}, requires=bad)

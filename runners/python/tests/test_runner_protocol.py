@@ -19,7 +19,7 @@ def test_hello_is_first_frame(client: FrameClient, shared_runner: RunnerProcess)
     assert hello["runtime"] == "rrqkit-python"
     assert hello["pid"] == shared_runner.proc.pid
     assert hello["max_in_flight"] == 64
-    assert hello["features"] == ["ping", "cancel_by_job", "stdout_guard"]
+    assert hello["features"] == ["ping", "cancel_by_job", "stdout_guard", "progress", "output"]
     assert list(hello) == [
         "protocol_version",
         "runtime",

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rrqkit::{
-    ExecutionOutcome, ExecutionRequest, HandlerError, IntoHandlerOutcome, OutcomeError,
+    ExecutionOutcome, ExecutionRequest, HandlerError, IntoHandlerOutcome, JobContext, OutcomeError,
     OutcomeStatus, Runner,
 };
 use serde_json::{json, Value};
@@ -257,6 +257,58 @@ fn main() {
         // Deliberately blocks its worker thread and never yields.
         std::thread::sleep(Duration::from_millis(ms));
         ExecutionOutcome::success(json!({ "slept_ms": ms }))
+    });
+
+    // Live handlers (conformance/handlers.md): through JobContext, whatever the request's live.
+    add(&mut runner, "report_progress", |req| async move {
+        let values = match param(&req, "values") {
+            Some(Value::Array(values)) => values.clone(),
+            _ => vec![json!(0.25), json!(0.5), json!(0.75), json!(1)],
+        };
+        let message = param_str(&req, "message");
+        let detail = param(&req, "detail").cloned();
+        let delay_ms = param_u64(&req, "delay_ms", 0);
+        let ctx = JobContext::current();
+        let n = values.len();
+        for (i, value) in values.iter().enumerate() {
+            let mut update = ctx.progress(value.as_f64()).message(
+                message
+                    .clone()
+                    .unwrap_or_else(|| format!("step {} of {n}", i + 1)),
+            );
+            if let Some(detail) = &detail {
+                update = update.detail(detail.clone());
+            }
+            update.send();
+            if delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            }
+        }
+        Ok::<_, HandlerError>(json!({ "reported": n }))
+    });
+
+    add(&mut runner, "write_output", |req| async move {
+        let lines = param_u64(&req, "lines", 3);
+        let text = param_str(&req, "text").unwrap_or_else(|| "line".into());
+        let size = param(&req, "size").and_then(Value::as_u64);
+        let as_json = param(&req, "json")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let delay_ms = param_u64(&req, "delay_ms", 0);
+        let ctx = JobContext::current();
+        for i in 0..lines {
+            if let Some(size) = size {
+                ctx.output().write("x".repeat(size as usize));
+            } else if as_json {
+                ctx.output().json(&json!({ "line": i, "text": text }))?;
+            } else {
+                ctx.output().write(format!("{text} {i}\n"));
+            }
+            if delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            }
+        }
+        Ok::<_, HandlerError>(json!({ "lines": lines }))
     });
 
     runner.run_from_args()

@@ -5,6 +5,7 @@
 //! - [`Runner`]: register async handlers and serve runner protocol v2 over TCP, a Unix socket or
 //!   stdio, in JSON or MessagePack (see `protocol/RUNNER_PROTOCOL.md`).
 //! - [`codec`] and [`protocol`]: framing, encodings and typed frames.
+//! - [`live`]: progress and streamed output from handlers ([`JobContext::current`]).
 //! - [`producer`] (feature `producer`, on by default): enqueue jobs and read their status.
 //! - [`contracts`] (feature `contracts`, on by default): job catalogs (JSON Schemas of each
 //!   job's params) checked by the producer and, when configured, by the runner.
@@ -16,6 +17,7 @@ pub mod codec;
 pub mod contracts;
 pub mod handler;
 pub mod launch;
+pub mod live;
 pub mod protocol;
 pub mod runtime;
 pub mod telemetry;
@@ -27,9 +29,10 @@ pub mod producer;
 pub use codec::{DecodeError, DecodeErrorCode, EncodeError, Encoding, FrameDecoder};
 pub use handler::{HandlerError, HandlerResult, IntoHandlerOutcome, IntoOutcome, Registry};
 pub use launch::{LaunchArgs, Transport};
+pub use live::JobContext;
 pub use protocol::{
-    CancelRequest, ExecutionContext, ExecutionOutcome, ExecutionRequest, Frame, Hello,
-    OutcomeError, OutcomeStatus, Ping,
+    CancelRequest, ExecutionContext, ExecutionOutcome, ExecutionRequest, Frame, Hello, LiveOptions,
+    OutcomeError, OutcomeStatus, OutputChunk, OutputStream, Ping, ProgressUpdate,
 };
 pub use runtime::{Runner, ServeEnd};
 

@@ -80,6 +80,9 @@ pub struct ExecutionRequest {
     /// The job's params; `{}` when absent or null.
     pub params: Map<String, Value>,
     pub context: ExecutionContext,
+    /// rrqkit addition (§13.1): the live frames this request may send (`None`: none). Written only
+    /// when set, so a request without it is byte-for-byte RRQ's.
+    pub live: Option<LiveOptions>,
 }
 
 impl ExecutionRequest {
@@ -98,12 +101,199 @@ impl ExecutionRequest {
         );
         m.insert("params".into(), Value::Object(self.params.clone()));
         m.insert("context".into(), self.context.to_value());
+        if let Some(live) = &self.live {
+            m.insert("live".into(), live.to_value());
+        }
         Value::Object(m)
     }
 
     /// A param by name.
     pub fn param(&self, name: &str) -> Option<&Value> {
         self.params.get(name)
+    }
+}
+
+/// `live.progress_interval_ms` when a request leaves it out (§13.1).
+pub const DEFAULT_PROGRESS_INTERVAL_MS: u64 = 200;
+/// `live.output_max_bytes` when a request leaves it out (§13.1): 8 MiB.
+pub const DEFAULT_OUTPUT_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// A request's `live` (rrqkit addition, RUNNER_PROTOCOL.md §13.1): which live frames its handler
+/// may send. The orchestrator sets it only on a connection whose hello listed the features.
+/// Absent or null limits read as their defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveOptions {
+    /// `progress` frames may be sent.
+    pub progress: bool,
+    /// `output` frames may be sent.
+    pub output: bool,
+    /// At most one `progress` frame per this many milliseconds (the latest value wins; 0: no
+    /// coalescing).
+    pub progress_interval_ms: u64,
+    /// Output data bytes the request may send; beyond them data is dropped (one truncated frame).
+    pub output_max_bytes: u64,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            progress: false,
+            output: false,
+            progress_interval_ms: DEFAULT_PROGRESS_INTERVAL_MS,
+            output_max_bytes: DEFAULT_OUTPUT_MAX_BYTES,
+        }
+    }
+}
+
+impl LiveOptions {
+    /// The four fields in schema order.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("progress".into(), Value::Bool(self.progress));
+        m.insert("output".into(), Value::Bool(self.output));
+        m.insert(
+            "progress_interval_ms".into(),
+            Value::from(self.progress_interval_ms),
+        );
+        m.insert(
+            "output_max_bytes".into(),
+            Value::from(self.output_max_bytes),
+        );
+        Value::Object(m)
+    }
+}
+
+/// Hello tags: at most this many.
+pub const MAX_TAGS: usize = 32;
+/// A progress message: at most this many characters.
+pub const MAX_PROGRESS_MESSAGE_CHARS: usize = 1024;
+/// A progress detail: at most this many bytes of compact JSON.
+pub const MAX_PROGRESS_DETAIL_BYTES: usize = 4096;
+/// An output frame's data: at most this many bytes of UTF-8.
+pub const MAX_OUTPUT_DATA_BYTES: usize = 65536;
+
+/// True for a valid capability tag: 1..64 characters of `A-Z a-z 0-9 _ . : / = -`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    (1..=64).contains(&tag.len())
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:/=-".contains(&b))
+}
+
+/// `tags` checked, deduplicated and sorted; `Err` names the first invalid tag, or too many.
+pub fn normalize_tags<I, S>(tags: I) -> Result<Vec<String>, String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut out: Vec<String> = Vec::new();
+    for tag in tags {
+        let tag = tag.into();
+        if !is_valid_tag(&tag) {
+            return Err(format!(
+                "invalid tag {tag:?}: 1-64 characters of A-Z a-z 0-9 _ . : / = - expected"
+            ));
+        }
+        out.push(tag);
+    }
+    out.sort();
+    out.dedup();
+    if out.len() > MAX_TAGS {
+        return Err(format!(
+            "{} tags: at most {MAX_TAGS} are allowed",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// `progress` frame payload (rrqkit addition, §13.2; runner → orchestrator). Readers do not check
+/// the size of `detail`: writers refuse one over 4096 bytes of JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgressUpdate {
+    pub job_id: String,
+    pub request_id: String,
+    /// Fraction done, 0 to 1; `None`: unknown (only the message or detail changed).
+    pub progress: Option<f64>,
+    pub message: Option<String>,
+    pub detail: Option<Value>,
+}
+
+impl ProgressUpdate {
+    /// The payload in schema order, every field present.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("job_id".into(), Value::String(self.job_id.clone()));
+        m.insert("request_id".into(), Value::String(self.request_id.clone()));
+        m.insert(
+            "progress".into(),
+            match self.progress {
+                Some(f) => seconds_value(f),
+                None => Value::Null,
+            },
+        );
+        m.insert("message".into(), opt_str(&self.message));
+        m.insert("detail".into(), self.detail.clone().unwrap_or(Value::Null));
+        Value::Object(m)
+    }
+}
+
+/// Which stream an `output` frame's data came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputStream {
+    /// Written by the handler (`ctx.output().write(..)`).
+    Handler,
+    /// The runner's stdout while the request ran.
+    Stdout,
+    /// The runner's stderr while the request ran.
+    Stderr,
+}
+
+impl OutputStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputStream::Handler => "handler",
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OutputStream> {
+        Some(match s {
+            "handler" => OutputStream::Handler,
+            "stdout" => OutputStream::Stdout,
+            "stderr" => OutputStream::Stderr,
+            _ => return None,
+        })
+    }
+}
+
+/// `output` frame payload (rrqkit addition, §13.3; runner → orchestrator). `seq` counts a request's
+/// output frames from 0; the one frame with `truncated` says `dropped_bytes` bytes were dropped
+/// at the request's `output_max_bytes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputChunk {
+    pub job_id: String,
+    pub request_id: String,
+    pub seq: u64,
+    pub stream: OutputStream,
+    pub data: String,
+    pub truncated: bool,
+    pub dropped_bytes: u64,
+}
+
+impl OutputChunk {
+    /// The payload in schema order, every field present.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("job_id".into(), Value::String(self.job_id.clone()));
+        m.insert("request_id".into(), Value::String(self.request_id.clone()));
+        m.insert("seq".into(), Value::from(self.seq));
+        m.insert("stream".into(), Value::String(self.stream.as_str().into()));
+        m.insert("data".into(), Value::String(self.data.clone()));
+        m.insert("truncated".into(), Value::Bool(self.truncated));
+        m.insert("dropped_bytes".into(), Value::from(self.dropped_bytes));
+        Value::Object(m)
     }
 }
 
@@ -449,6 +639,8 @@ pub struct Hello {
     pub pid: Option<i64>,
     pub max_in_flight: Option<u64>,
     pub features: Vec<String>,
+    /// Capability tags, sorted and unique; empty: none (then not written).
+    pub tags: Vec<String>,
 }
 
 impl Hello {
@@ -472,6 +664,12 @@ impl Hello {
             "features".into(),
             Value::Array(self.features.iter().cloned().map(Value::String).collect()),
         );
+        if !self.tags.is_empty() {
+            m.insert(
+                "tags".into(),
+                Value::Array(self.tags.iter().cloned().map(Value::String).collect()),
+            );
+        }
         Value::Object(m)
     }
 }
@@ -499,6 +697,10 @@ pub enum Frame {
     Hello(Hello),
     Ping(Ping),
     Pong(Ping),
+    /// rrqkit addition, runner → orchestrator.
+    Progress(ProgressUpdate),
+    /// rrqkit addition, runner → orchestrator.
+    Output(OutputChunk),
 }
 
 impl Frame {
@@ -511,6 +713,8 @@ impl Frame {
             Frame::Hello(_) => "hello",
             Frame::Ping(_) => "ping",
             Frame::Pong(_) => "pong",
+            Frame::Progress(_) => "progress",
+            Frame::Output(_) => "output",
         }
     }
 
@@ -522,6 +726,8 @@ impl Frame {
             Frame::Cancel(c) => c.to_value(),
             Frame::Hello(h) => h.to_value(),
             Frame::Ping(p) | Frame::Pong(p) => p.to_value(),
+            Frame::Progress(p) => p.to_value(),
+            Frame::Output(o) => o.to_value(),
         };
         let mut m = Map::new();
         m.insert("type".into(), Value::String(self.type_name().into()));
@@ -551,6 +757,8 @@ impl Frame {
             "hello" => parse_hello(&payload).map(Frame::Hello),
             "ping" => parse_ping(&payload).map(Frame::Ping),
             "pong" => parse_ping(&payload).map(Frame::Pong),
+            "progress" => parse_progress(&payload).map(Frame::Progress),
+            "output" => parse_output(&payload).map(Frame::Output),
             other => Err(DecodeError::new(
                 DecodeErrorCode::UnknownFrameType,
                 format!("unknown frame type '{other}'"),
@@ -720,6 +928,11 @@ fn parse_request(p: &Map<String, Value>) -> Result<ExecutionRequest, DecodeError
         correlation_context: opt_string_map(ctx, "correlation_context", what)?,
         worker_id: opt_string(ctx, "worker_id", what)?,
     };
+    let live = match p.get("live") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(parse_live(m)?),
+        Some(_) => return Err(frame_err("request.live is not a map".into())),
+    };
     Ok(ExecutionRequest {
         protocol_version,
         request_id,
@@ -727,6 +940,111 @@ fn parse_request(p: &Map<String, Value>) -> Result<ExecutionRequest, DecodeError
         function_name,
         params,
         context,
+        live,
+    })
+}
+
+fn opt_bool(m: &Map<String, Value>, key: &str, what: &str) -> Result<bool, DecodeError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(frame_err(format!("{what}.{key} is not a boolean"))),
+    }
+}
+
+fn opt_count(m: &Map<String, Value>, key: &str, what: &str) -> Result<Option<u64>, DecodeError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match as_integer(v) {
+            Some(n) if (0..=u64::MAX as i128).contains(&n) => Ok(Some(n as u64)),
+            _ => Err(frame_err(format!("{what}.{key} is not an integer >= 0"))),
+        },
+    }
+}
+
+fn parse_live(m: &Map<String, Value>) -> Result<LiveOptions, DecodeError> {
+    let what = "request.live";
+    Ok(LiveOptions {
+        progress: opt_bool(m, "progress", what)?,
+        output: opt_bool(m, "output", what)?,
+        progress_interval_ms: opt_count(m, "progress_interval_ms", what)?
+            .unwrap_or(DEFAULT_PROGRESS_INTERVAL_MS),
+        output_max_bytes: opt_count(m, "output_max_bytes", what)?
+            .unwrap_or(DEFAULT_OUTPUT_MAX_BYTES),
+    })
+}
+
+/// Bytes of `value` as compact JSON (what the 4096-byte detail cap measures).
+pub fn detail_bytes(value: &Value) -> usize {
+    serde_json::to_vec(value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX)
+}
+
+fn req_id(p: &Map<String, Value>, what: &str) -> Result<String, DecodeError> {
+    let id = req_string(p, "request_id", what)?;
+    if id.is_empty() {
+        return Err(frame_err(format!("{what}.request_id is empty")));
+    }
+    Ok(id)
+}
+
+fn parse_progress(p: &Map<String, Value>) -> Result<ProgressUpdate, DecodeError> {
+    let what = "progress";
+    let progress = match p.get("progress") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(f) if (0.0..=1.0).contains(&f) => Some(f),
+            _ => return Err(frame_err("progress.progress is not from 0 to 1".into())),
+        },
+        Some(_) => return Err(frame_err("progress.progress is not a number".into())),
+    };
+    let message = opt_string(p, "message", what)?;
+    if message
+        .as_ref()
+        .is_some_and(|m| m.chars().count() > MAX_PROGRESS_MESSAGE_CHARS)
+    {
+        return Err(frame_err(format!(
+            "progress.message is longer than {MAX_PROGRESS_MESSAGE_CHARS} characters"
+        )));
+    }
+    // Readers leave the detail's size to writers (schema).
+    let detail = match p.get("detail") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.clone()),
+    };
+    Ok(ProgressUpdate {
+        job_id: req_string(p, "job_id", what)?,
+        request_id: req_id(p, what)?,
+        progress,
+        message,
+        detail,
+    })
+}
+
+fn parse_output(p: &Map<String, Value>) -> Result<OutputChunk, DecodeError> {
+    let what = "output";
+    let seq = match p.get("seq") {
+        None | Some(Value::Null) => return Err(frame_err("output.seq is missing".into())),
+        Some(_) => opt_count(p, "seq", what)?.unwrap_or_default(),
+    };
+    let stream_text = req_string(p, "stream", what)?;
+    let stream = OutputStream::parse(&stream_text)
+        .ok_or_else(|| frame_err(format!("output.stream '{stream_text}' is not a stream")))?;
+    let data = req_string(p, "data", what)?;
+    if data.len() > MAX_OUTPUT_DATA_BYTES {
+        return Err(frame_err(format!(
+            "output.data is larger than {MAX_OUTPUT_DATA_BYTES} bytes"
+        )));
+    }
+    Ok(OutputChunk {
+        job_id: req_string(p, "job_id", what)?,
+        request_id: req_id(p, what)?,
+        seq,
+        stream,
+        data,
+        truncated: opt_bool(p, "truncated", what)?,
+        dropped_bytes: opt_count(p, "dropped_bytes", what)?.unwrap_or_default(),
     })
 }
 
@@ -831,6 +1149,25 @@ fn parse_hello(p: &Map<String, Value>) -> Result<Hello, DecodeError> {
         Some(_) => return Err(frame_err("hello.features is not an array".into())),
         None => return Err(frame_err("hello.features is missing".into())),
     };
+    let tags = match p.get("tags") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() <= MAX_TAGS => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) if is_valid_tag(s) => Ok(s.clone()),
+                _ => Err(frame_err("hello.tags holds an invalid tag".into())),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => {
+            return Err(frame_err(format!(
+                "hello.tags is not an array of at most {MAX_TAGS} tags"
+            )))
+        }
+    };
+    let distinct: std::collections::HashSet<&String> = tags.iter().collect();
+    if distinct.len() != tags.len() {
+        return Err(frame_err("hello.tags repeats a tag".into()));
+    }
     Ok(Hello {
         protocol_version: req_string(p, "protocol_version", what)?,
         runtime: req_string(p, "runtime", what)?,
@@ -838,6 +1175,7 @@ fn parse_hello(p: &Map<String, Value>) -> Result<Hello, DecodeError> {
         pid,
         max_in_flight,
         features,
+        tags,
     })
 }
 

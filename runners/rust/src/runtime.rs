@@ -18,9 +18,10 @@ use tokio::task::AbortHandle;
 use crate::codec::{DecodeError, DecodeErrorCode, EncodeError, Encoding, FrameDecoder};
 use crate::handler::{CatchUnwind, IntoHandlerOutcome, Registry};
 use crate::launch::{self, LaunchArgs, Transport};
+use crate::live::{JobContext, LiveChannel};
 use crate::protocol::{
-    ExecutionOutcome, ExecutionRequest, Frame, Hello, OutcomeError, OutcomeStatus, Ping,
-    BUSY_MESSAGE, DEADLINE_EXCEEDED_MESSAGE, DEFAULT_RETRY_MESSAGE, ERROR_TYPE_TIMEOUT,
+    normalize_tags, ExecutionOutcome, ExecutionRequest, Frame, Hello, OutcomeError, OutcomeStatus,
+    Ping, BUSY_MESSAGE, DEADLINE_EXCEEDED_MESSAGE, DEFAULT_RETRY_MESSAGE, ERROR_TYPE_TIMEOUT,
     PROTOCOL_VERSION, TIMEOUT_MESSAGE, UNEXPECTED_RESPONSE_MESSAGE, UNHANDLED_ERROR_MESSAGE,
     UNSUPPORTED_VERSION_MESSAGE,
 };
@@ -32,7 +33,13 @@ pub const MAX_IN_FLIGHT: usize = 64;
 /// `runtime` announced in hello.
 pub const RUNTIME_NAME: &str = "rrqkit-rust";
 /// `features` announced in hello.
-pub const FEATURES: [&str; 3] = ["ping", "cancel_by_job", "stdout_guard"];
+pub const FEATURES: [&str; 5] = [
+    "ping",
+    "cancel_by_job",
+    "stdout_guard",
+    "progress",
+    "output",
+];
 
 macro_rules! log {
     ($($arg:tt)*) => {
@@ -70,6 +77,7 @@ pub struct Runner {
     handler_runtime: Option<tokio::runtime::Handle>,
     #[cfg(feature = "contracts")]
     catalog: Option<crate::contracts::JobCatalog>,
+    tags: Vec<String>,
 }
 
 /// Why [`Runner::serve`] returned.
@@ -152,6 +160,24 @@ impl Runner {
     /// The registry.
     pub fn registry_mut(&mut self) -> &mut Registry {
         &mut self.registry
+    }
+
+    /// Adds capability tags to the hello (jobs enqueued with `requires` go only to runners
+    /// whose tags cover them), merged with the comma-separated `RRQ_RUNNER_TAGS`. Each tag is
+    /// 1..64 characters of `A-Z a-z 0-9 _ . : / = -`, at most 32 in all; an invalid one makes
+    /// serving fail with `InvalidInput` (see [`runner_tags`]).
+    ///
+    /// ```no_run
+    /// # let mut runner = rrqkit::Runner::new();
+    /// runner.tags(["gpu", "region:eu"]);
+    /// ```
+    pub fn tags<I, S>(&mut self, tags: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
     }
 
     /// Overrides `RRQ_RUNNER_HELLO` (whether a hello frame opens each connection).
@@ -279,7 +305,15 @@ impl Runner {
         self.resolve_catalog()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let hello = self.hello.unwrap_or_else(launch::hello_requested);
+        let env_tags = std::env::var("RRQ_RUNNER_TAGS").unwrap_or_default();
+        let tags = runner_tags(self.tags, &env_tags).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("capability tags: {e}"),
+            )
+        })?;
         let shared = Arc::new(Shared {
+            tags,
             handlers: self
                 .handler_runtime
                 .unwrap_or_else(tokio::runtime::Handle::current),
@@ -471,7 +505,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     tx: UnboundedSender<Vec<u8>>,
 ) -> Result<(), ReadEnd> {
     if shared.hello {
-        shared.send_frame(&tx, &Frame::Hello(hello_payload()));
+        shared.send_frame(&tx, &Frame::Hello(hello_payload(&shared.tags)));
     }
     let mut decoder = FrameDecoder::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -499,7 +533,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
-fn hello_payload() -> Hello {
+fn hello_payload(tags: &[String]) -> Hello {
     Hello {
         protocol_version: PROTOCOL_VERSION.to_string(),
         runtime: RUNTIME_NAME.to_string(),
@@ -507,10 +541,28 @@ fn hello_payload() -> Hello {
         pid: Some(std::process::id() as i64),
         max_in_flight: Some(MAX_IN_FLIGHT as u64),
         features: FEATURES.iter().map(|s| s.to_string()).collect(),
+        tags: tags.to_vec(),
     }
 }
 
+/// `tags` plus the comma-separated `env` (blank items skipped), checked, deduplicated and
+/// sorted (what the hello announces).
+pub fn runner_tags<I, S>(tags: I, env: &str) -> Result<Vec<String>, String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let from_env = env
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(String::from);
+    normalize_tags(tags.into_iter().map(Into::into).chain(from_env))
+}
+
 struct Shared {
+    /// Capability tags announced in hello.
+    tags: Vec<String>,
     /// Where handler tasks run.
     handlers: tokio::runtime::Handle,
     registry: Registry,
@@ -550,6 +602,23 @@ struct Entry {
     tx: UnboundedSender<Vec<u8>>,
     abort: Option<AbortHandle>,
     span: RequestSpan,
+    /// When the request's `live` enables a feature.
+    live: Option<Arc<LiveChannel>>,
+}
+
+impl Entry {
+    /// Live frames are all queued before the outcome: the last progress, the truncation marker.
+    fn close_live(&self) {
+        if let Some(live) = &self.live {
+            live.close();
+        }
+    }
+
+    fn discard_live(&self) {
+        if let Some(live) = &self.live {
+            live.discard();
+        }
+    }
 }
 
 impl Shared {
@@ -619,7 +688,8 @@ impl Shared {
                 o.job_id = "unknown".into();
                 self.send_outcome(tx, o);
             }
-            Frame::Hello(_) | Frame::Pong(_) => {}
+            // and an orchestrator never sends live frames: ignored like hello
+            Frame::Hello(_) | Frame::Pong(_) | Frame::Progress(_) | Frame::Output(_) => {}
         }
     }
 
@@ -635,7 +705,7 @@ impl Shared {
             self.send_outcome(tx, o);
             return;
         }
-        let key = {
+        let (key, live) = {
             let mut t = self.lock();
             let count = t.per_conn.get(&conn).copied().unwrap_or(0);
             if count >= MAX_IN_FLIGHT {
@@ -646,6 +716,8 @@ impl Shared {
             }
             t.next_key += 1;
             let key = t.next_key;
+            let live =
+                LiveChannel::for_request(&req, self.encoding, tx.clone(), self.handlers.clone());
             *t.per_conn.entry(conn).or_insert(0) += 1;
             t.entries.insert(
                 key,
@@ -656,11 +728,15 @@ impl Shared {
                     tx: tx.clone(),
                     abort: None,
                     span: RequestSpan::start(&req),
+                    live: live.clone(),
                 },
             );
-            key
+            (key, live)
         };
-        let handle = self.handlers.spawn(run_request(self.clone(), key, req));
+        let ctx = JobContext::new(live, &req);
+        let handle = self
+            .handlers
+            .spawn(run_request(self.clone(), key, req, ctx));
         let mut t = self.lock();
         match t.entries.get_mut(&key) {
             Some(e) => e.abort = Some(handle.abort_handle()),
@@ -689,6 +765,7 @@ impl Shared {
                 a.abort();
             }
             let outcome = ExecutionOutcome::cancelled().with_ids(&entry.job_id, &entry.request_id);
+            entry.close_live();
             entry.span.end(Some(&outcome));
             self.send_outcome(&entry.tx, outcome);
         }
@@ -697,6 +774,7 @@ impl Shared {
     fn complete(&self, key: u64, outcome: ExecutionOutcome) {
         let entry = self.lock().remove(key);
         if let Some(entry) = entry {
+            entry.close_live();
             entry.span.end(Some(&outcome));
             self.send_outcome(&entry.tx, outcome);
         }
@@ -717,6 +795,7 @@ impl Shared {
             if let Some(a) = &entry.abort {
                 a.abort();
             }
+            entry.discard_live();
             entry.span.end(None);
         }
     }
@@ -731,19 +810,20 @@ impl Shared {
             if let Some(a) = &entry.abort {
                 a.abort();
             }
+            entry.discard_live();
             entry.span.end(None);
         }
     }
 }
 
-async fn run_request(shared: Arc<Shared>, key: u64, req: ExecutionRequest) {
+async fn run_request(shared: Arc<Shared>, key: u64, req: ExecutionRequest, ctx: JobContext) {
     let job_id = req.job_id.clone();
     let request_id = req.request_id.clone();
-    let outcome = execute(&shared, req).await;
+    let outcome = execute(&shared, req, ctx).await;
     shared.complete(key, normalize(outcome, job_id, request_id));
 }
 
-async fn execute(shared: &Shared, req: ExecutionRequest) -> ExecutionOutcome {
+async fn execute(shared: &Shared, req: ExecutionRequest, ctx: JobContext) -> ExecutionOutcome {
     let now = Utc::now();
     let deadline = match &req.context.deadline {
         None => None,
@@ -770,7 +850,9 @@ async fn execute(shared: &Shared, req: ExecutionRequest) -> ExecutionOutcome {
     if let Some(outcome) = contract_failure(shared, &req) {
         return outcome;
     }
-    let run = CatchUnwind::new(handler(req));
+    // The context is current while the handler's closure runs and while its future is polled.
+    let fut = JobContext::sync_scope(ctx.clone(), || handler(req));
+    let run = JobContext::scope(ctx, CatchUnwind::new(fut));
     let result = match deadline {
         None => run.await,
         Some(d) => {

@@ -24,7 +24,13 @@ fn expect_hello(c: &Client) {
     assert_eq!(h["max_in_flight"], 64);
     assert_eq!(
         h["features"],
-        json!(["ping", "cancel_by_job", "stdout_guard"])
+        json!([
+            "ping",
+            "cancel_by_job",
+            "stdout_guard",
+            "progress",
+            "output"
+        ])
     );
     assert!(h["pid"].as_u64().unwrap() > 0);
     assert!(h["runtime_version"].is_string());
@@ -60,6 +66,56 @@ fn behaviour(kind: Kind, enc: Encoding) {
     assert_eq!(o["result"]["function_name"], "inspect");
     assert_eq!(o["result"]["params"], json!({"k": "v"}));
     assert_eq!(o["result"]["context"], context("j-insp", None));
+
+    // live frames (issue 23): progress and output precede the response
+    let mut live_req = request(
+        "r-prog",
+        "j-prog",
+        "report_progress",
+        json!({"values": [0.5, null, 1]}),
+    );
+    live_req["payload"]["live"] =
+        json!({"progress": true, "output": true, "progress_interval_ms": 0});
+    c.send(&live_req);
+    for (value, message) in [
+        (json!(0.5), "step 1 of 3"),
+        (Value::Null, "step 2 of 3"),
+        (json!(1), "step 3 of 3"),
+    ] {
+        let p = c.recv_type("progress");
+        assert_eq!(
+            (&p["progress"], p["message"].as_str()),
+            (&value, Some(message)),
+            "{p}"
+        );
+        assert_eq!(p["request_id"], "r-prog");
+    }
+    assert_eq!(outcome(&c)["result"], json!({"reported": 3}));
+    let mut live_req = request(
+        "r-out",
+        "j-out",
+        "write_output",
+        json!({"lines": 2, "json": true, "text": "t"}),
+    );
+    live_req["payload"]["live"] = json!({"output": true});
+    c.send(&live_req);
+    let mut data = String::new();
+    let o = loop {
+        let f = c.recv();
+        match f["type"].as_str() {
+            Some("output") => data += f["payload"]["data"].as_str().unwrap(),
+            Some("response") => break f["payload"].clone(),
+            _ => panic!("unexpected frame {f}"),
+        }
+    };
+    assert_eq!(
+        data,
+        "{\"line\":0,\"text\":\"t\"}\n{\"line\":1,\"text\":\"t\"}\n"
+    );
+    assert_eq!(o["result"], json!({"lines": 2}));
+    // without live: no live frame
+    c.send(&request("r-nolive", "j-nolive", "write_output", json!({})));
+    assert_eq!(outcome(&c)["result"], json!({"lines": 3}));
 
     // error outcome with type and code
     c.send(&request(

@@ -2,7 +2,15 @@ import { InvalidArgumentError, type Command } from "commander";
 import { optionsFromSnakeCase } from "../../producer/options.js";
 import { Producer, producerConfigFrom } from "../../producer/producer.js";
 import { RrqError } from "../../errors.js";
-import { ExitCode, jsonArgument, loadCli, numberArgument, say, type CliContext } from "./shared.js";
+import {
+  collect,
+  ExitCode,
+  jsonArgument,
+  loadCli,
+  numberArgument,
+  say,
+  type CliContext,
+} from "./shared.js";
 
 interface EnqueueFlags {
   params?: Record<string, unknown>;
@@ -25,6 +33,7 @@ interface EnqueueFlags {
   startRate?: { limit: number; period_seconds: number };
   limit?: string;
   orderingKey?: string;
+  requires?: string[];
   wait?: number;
   json?: boolean;
 }
@@ -50,6 +59,7 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   concurrency_limit: "--concurrency-limit",
   start_rate: "--start-rate",
   ordering_key: "--ordering-key",
+  requires: "--requires",
 };
 
 /** `--start-rate <limit>/<seconds>` ("50/1": 50 starts per second) as the start_rate option. */
@@ -118,6 +128,7 @@ async function enqueueWith(
     start_rate: flags.startRate,
     limit: flags.limit,
     ordering_key: flags.orderingKey,
+    requires: flags.requires,
   });
   const jobId = options.rateLimitKey
     ? await producer.enqueueWithRateLimit(
@@ -191,6 +202,11 @@ export function registerEnqueue(program: Command, ctx: CliContext): void {
     )
     .option("--limit <name>", "a [rrq.limits.<name>] table of rrq.toml")
     .option("--ordering-key <key>", "session: jobs of the key run one at a time in enqueue order")
+    .option(
+      "--requires <tag>",
+      "a capability tag the runner must offer (repeat for several): the job waits for one",
+      collect,
+    )
     .option(
       "--wait <seconds>",
       "wait for the job to finish and print its status",

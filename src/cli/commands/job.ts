@@ -1,8 +1,18 @@
 import type { Command } from "commander";
-import { jobJson, jobTimeline, jobView, type JobView } from "../../api/index.js";
+import {
+  jobJson,
+  jobTimeline,
+  jobView,
+  nextLiveMessage,
+  type JobView,
+  type OutputEntry,
+  type RrqApi,
+} from "../../api/index.js";
 import { RUNNING_UNFENCED_MESSAGE } from "../../control/cancel.js";
 import { RrqError } from "../../errors.js";
 import { parseTimestamp } from "../../store/encoding.js";
+import { liveChannel, outputKey } from "../../store/keys.js";
+import { progressFromHash, type ProgressValue } from "../../store/live-store.js";
 import { JOB_STATUSES } from "../../store/job.js";
 import { flowFields, flowLines } from "./flow-format.js";
 import { formatDuration, formatTime, json, renderTable, rfc3339, type Column } from "./format.js";
@@ -47,12 +57,14 @@ async function jobShow(ctx: CliContext, id: string, flags: { raw?: boolean; json
     const waiting = waits ? await api.flow.waitReason(hash) : undefined;
     if (flags.json) {
       const flow = { ...flowFields(hash), ...(waiting ? { waiting } : {}) };
+      const progress = progressFromHash(hash);
       ctx.io.out(
         json({
           id,
           hash,
           job: jobJson(jobView(id, hash)!),
           ...(Object.keys(flow).length > 0 ? { flow } : {}),
+          ...(progress ? { progress } : {}),
         }),
       );
       return ExitCode.ok;
@@ -64,9 +76,125 @@ async function jobShow(ctx: CliContext, id: string, flags: { raw?: boolean; json
     const flow = flowLines(hash);
     if (flow.length > 0) say(ctx, `Flow control:\n${flow.join("\n")}`);
     if (waiting) say(ctx, `Waiting: ${waiting}`);
+    for (const line of await liveLines(api, id, hash)) say(ctx, line);
     const traceback = hash[TRACEBACK_FIELD];
     if (traceback) say(ctx, `${TRACEBACK_FIELD}:\n${indent(traceback)}`);
     return ExitCode.ok;
+  });
+}
+
+/** "42% halfway (3s ago)": a progress value in words. */
+export function progressText(p: ProgressValue, now = Date.now()): string {
+  const parts: string[] = [];
+  if (p.progress !== null) parts.push(`${Math.round(p.progress * 1000) / 10}%`);
+  if (p.message) parts.push(p.message);
+  const at = Date.parse(p.at);
+  if (Number.isFinite(at)) parts.push(`(${formatDuration(Math.max(0, (now - at) / 1000))} ago)`);
+  return parts.join(" ");
+}
+
+/** `job show`'s live lines: the progress, and how much output the latest attempt has. */
+async function liveLines(api: RrqApi, id: string, hash: Record<string, string>): Promise<string[]> {
+  const lines: string[] = [];
+  const progress = progressFromHash(hash);
+  if (progress) lines.push(`Progress: ${progressText(progress)}`);
+  const run = Number(hash.runs) || 0;
+  if (run >= 1) {
+    const entries = await api.redis.xlen(outputKey(id, run));
+    if (entries > 0)
+      lines.push(`Output: ${entries} entries in attempt ${run} (rrq job tail ${id})`);
+  }
+  if (hash.output_dropped_bytes)
+    lines.push(`Output dropped: ${hash.output_dropped_bytes} bytes (orchestrator buffer full)`);
+  return lines;
+}
+
+const FINAL_STATUSES = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
+
+/**
+ * `rrq job watch <id>`: prints the job's status and progress as they change (SUBSCRIBE
+ * rrq:live:<id>, re-reading the hash on each announcement and at least once a second), and
+ * exits when the job is final: 0 when COMPLETED, 1 otherwise.
+ */
+async function jobWatch(ctx: CliContext, id: string): Promise<number> {
+  return withApi(ctx, async (api) => {
+    const subscriber = api.redis.duplicate();
+    const interrupts = ctx.io.interrupts();
+    const signal = interrupts.signal;
+    try {
+      await subscriber.subscribe(liveChannel(id));
+      let last = "";
+      for (;;) {
+        const hash = await api.jobs.hash(id);
+        if (!hash) {
+          say(ctx, `Job '${id}' not found`);
+          return ExitCode.failure;
+        }
+        const status = hash.status ?? "?";
+        const progress = progressFromHash(hash);
+        const pct =
+          progress?.progress != null ? ` ${Math.round(progress.progress * 1000) / 10}%` : "";
+        const line = `${status}${pct}${progress?.message ? ` ${progress.message}` : ""}`;
+        if (line !== last) {
+          say(ctx, `${rfc3339(Date.now())} ${line}`);
+          last = line;
+        }
+        if (FINAL_STATUSES.has(status))
+          return status === "COMPLETED" ? ExitCode.ok : ExitCode.failure;
+        if (signal.aborted) return ExitCode.interrupted;
+        await Promise.race([
+          nextLiveMessage(subscriber, 1000),
+          new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true })),
+        ]);
+      }
+    } finally {
+      interrupts.dispose();
+      subscriber.disconnect();
+    }
+  });
+}
+
+/** One output entry as `job tail` prints it (data as written; markers in brackets). */
+function printEntry(ctx: CliContext, entry: OutputEntry): void {
+  if (entry.kind === "truncated") say(ctx, `[output truncated: ${entry.dropped} bytes dropped]`);
+  else if (entry.kind === "closed") ctx.io.err(`[attempt ended: ${entry.status}]\n`);
+  else if (entry.kind === "err") ctx.io.err(entry.data);
+  else ctx.io.out(entry.data);
+}
+
+/**
+ * `rrq job tail <id> [-f] [--attempt N]`: prints an attempt's output (default the latest);
+ * with -f keeps following it and exits at its closed marker.
+ */
+async function jobTail(
+  ctx: CliContext,
+  id: string,
+  flags: { follow?: boolean; attempt?: number },
+): Promise<number> {
+  return withApi(ctx, async (api) => {
+    const hash = await api.jobs.hash(id);
+    if (!hash) {
+      say(ctx, `Job '${id}' not found`);
+      return ExitCode.failure;
+    }
+    if (flags.follow) {
+      const interrupts = ctx.io.interrupts();
+      const signal = interrupts.signal;
+      try {
+        for await (const entry of api.output.follow(id, { attempt: flags.attempt, signal }))
+          printEntry(ctx, entry);
+        return signal.aborted ? ExitCode.interrupted : ExitCode.ok;
+      } finally {
+        interrupts.dispose();
+      }
+    }
+    let cursor = "0";
+    for (;;) {
+      const page = await api.output.read(id, { attempt: flags.attempt, cursor, count: 1000 });
+      for (const entry of page.entries) printEntry(ctx, entry);
+      if (page.entries.length === 0 || page.closed) return ExitCode.ok;
+      cursor = page.cursor;
+    }
   });
 }
 
@@ -250,7 +378,7 @@ async function jobReschedule(ctx: CliContext, id: string, flags: { at?: string; 
   });
 }
 
-/** `rrq job show|list|replay|cancel|trace|delete|reschedule`. */
+/** `rrq job show|watch|tail|list|replay|cancel|trace|delete|reschedule`. */
 export function registerJob(program: Command, ctx: CliContext): void {
   const job = program.command("job").description("inspect and act on jobs");
   job
@@ -261,6 +389,20 @@ export function registerJob(program: Command, ctx: CliContext): void {
     .description("print a job's hash; with flow control, its limits and why a pending job waits")
     .action((id: string, flags: { raw?: boolean; json?: boolean }) =>
       ctx.run(() => jobShow(ctx, id, flags)),
+    );
+  job
+    .command("watch")
+    .argument("<job-id>")
+    .description("print a job's status and progress as they change, until it is final")
+    .action((id: string) => ctx.run(() => jobWatch(ctx, id)));
+  job
+    .command("tail")
+    .argument("<job-id>")
+    .option("-f, --follow", "keep printing new output until the attempt ends")
+    .option("--attempt <n>", "the attempt to print (default: the latest)", intArgument("--attempt"))
+    .description("print the output a job's attempt streamed (live jobs)")
+    .action((id: string, flags: { follow?: boolean; attempt?: number }) =>
+      ctx.run(() => jobTail(ctx, id, flags)),
     );
   job
     .command("list")

@@ -15,7 +15,10 @@
 -- ARGV[7]  claim token, unique per call ("" or absent: none; rrqkit)
 -- ARGV[8]  flow config JSON of this queue, or "" (rrqkit; src/flow/flow-config.ts):
 --          {"l": {limit: {"c": cap, "r": [limit, period_ms]}}, "f": {function: {"c", "r"}},
---           "b": {"function:<fn>": 1, "runner:<name>": 1}, "qr": "<runner of unprefixed jobs>"}
+--           "b": {"function:<fn>": 1, "runner:<name>": 1}, "qr": "<runner of unprefixed jobs>",
+--           "t": {"<runner>": [["gpu", "region:eu"], ...]}} (t: issue 23, the capability tag
+--          sets of the runner processes this worker has, each sorted; a JSON with only qr and t
+--          routes by tags and configures no other flow control)
 --
 -- Re-sent calls (rrqkit): ioredis re-sends a command whose reply a dropped connection lost,
 -- so this script may run twice for one call. With a token, a call that claimed something
@@ -81,6 +84,12 @@
 --     e. lock and claim; a capped job joins rrq:fc:run:<key> at once (later jobs of the call
 --        count it) and gets fc_key, fc_cap; a breaker'd one fc_scope; fc_slot is removed.
 --     Parking gives up a job's rate reservation. The rate keys are written once per call.
+--   - routing by capability (issue 23; before a.): a job with `requires` (a JSON array of tags)
+--     whose runner (prefix before #, else qr) has no tag set in "t" holding all of them is
+--     parked in rrq:fc:needs:<runner>:<tags sorted, joined by ,> (no attempt, no lock); the
+--     worker that gets a runner process with those tags unparks the set (FlowStore.unparkNeeds).
+--     An unreadable requires is ignored (no runner could ever match it). A job requeued for
+--     another worker that has the tags (fc_route, until fc_route_until) is left in the queue.
 --
 -- Returns {claimed, next_score, parked, paused, unknown_limits}: claimed is a JSON array (cjson) [id1, hash1, id2, hash2, ...]
 -- where each hash is the job's HGETALL field/value list read before the claim followed by the
@@ -149,12 +158,15 @@ end
 -- Flow control (see the header). The fields the one pass over a job's list picks out.
 local PICK = { runs = true, function_name = true, concurrency_key = true,
   concurrency_limit = true, start_rate = true, limit_name = true, ordering_key = true,
-  fc_slot = true }
+  fc_slot = true, requires = true, fc_route = true, fc_route_until = true }
 local NO_FLOW = {}
 local UNKNOWN_LIMIT = { c = 1 }
 local flow_json = ARGV[8] or ""
-local has_config = flow_json ~= ""
-local config -- the decoded ARGV[8]: false when "", decoded at the first job that needs it
+-- the decoded ARGV[8] (false when ""); has_config: it configures flow control beyond routing
+-- by tags (qr and t alone leave jobs without flow fields on the fast path)
+local config = flow_json ~= "" and cjson.decode(flow_json) or false
+local has_config = config and ((config.l and next(config.l) ~= nil)
+  or (config.f and next(config.f) ~= nil) or (config.b and next(config.b) ~= nil)) or false
 local parked, unknown, unknown_list = 0, {}, {}
 -- Per call: run keys already swept of stale holders; breakers read (scope -> state, retry_at,
 -- probe); rate keys' arrival times read or advanced, and the PX of those to write back.
@@ -185,9 +197,63 @@ end
 
 -- The flow gate of one job: nil when it was parked or re-scored (not to be claimed), else a
 -- table of what claiming it must also do (NO_FLOW: nothing).
+-- Tag sets of "t" as lookup tables, per runner (built once per call).
+local tag_sets = {}
+local function runner_covers(runner, tags)
+  local sets = tag_sets[runner]
+  if sets == nil then
+    sets = {}
+    local listed = config and config.t and config.t[runner]
+    if type(listed) == "table" then
+      for _, set in ipairs(listed) do
+        local lookup = {}
+        for _, tag in ipairs(set) do lookup[tag] = true end
+        sets[#sets + 1] = lookup
+      end
+    end
+    tag_sets[runner] = sets
+  end
+  for _, lookup in ipairs(sets) do
+    local all = true
+    for _, tag in ipairs(tags) do
+      if not lookup[tag] then all = false; break end
+    end
+    if all then return true end
+  end
+  return false
+end
+
+-- The needs-set a job with `requires` waits in when no runner process here covers its tags,
+-- else nil.
+local function needs_wait(fn, requires)
+  local ok, tags = pcall(cjson.decode, requires)
+  if not ok or type(tags) ~= "table" or #tags == 0 then return nil end
+  for _, tag in ipairs(tags) do
+    if type(tag) ~= "string" then return nil end
+  end
+  local sharp = fn and string.find(fn, "#", 1, true)
+  local runner = sharp and string.sub(fn, 1, sharp - 1) or (config and config.qr) or ""
+  if runner_covers(runner, tags) then return nil end
+  table.sort(tags)
+  return "rrq:fc:needs:" .. runner .. ":" .. table.concat(tags, ",")
+end
+
 local function flow_gate(id, job, fn, flow)
-  if config == nil then config = has_config and cjson.decode(flow_json) or false end
   flow = flow or NO_FLOW
+  -- routing by capability: no runner process here has the tags
+  if flow.requires then
+    local wait = needs_wait(fn, flow.requires)
+    if wait then
+      -- requeued for the worker that has the tags (flow-needs-unpark-n.lua): left in the
+      -- queue for it a moment, not parked again
+      if flow.fc_route and flow.fc_route ~= worker
+          and (tonumber(flow.fc_route_until) or 0) > now then
+        return nil
+      end
+      park(id, job, wait, nil, flow)
+      return nil
+    end
+  end
   local fp = config and fn and config.f and config.f[fn] or nil
   local gate = NO_FLOW
   -- a. breakers: the function's and the runner's, each when configured

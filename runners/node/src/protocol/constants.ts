@@ -21,7 +21,43 @@ export const MAX_IN_FLIGHT_PER_CONNECTION = 64;
 export const HELLO_ENV = "RRQ_RUNNER_HELLO";
 
 /** The closed set of frame types (RUNNER_PROTOCOL.md §3). */
-export const FRAME_TYPES = ["request", "response", "cancel", "hello", "ping", "pong"] as const;
+export const FRAME_TYPES = [
+  "request",
+  "response",
+  "cancel",
+  "hello",
+  "ping",
+  "pong",
+  "progress",
+  "output",
+] as const;
+
+/** Environment variable holding extra capability tags, comma-separated (§8.6). */
+export const TAGS_ENV = "RRQ_RUNNER_TAGS";
+
+/** A capability tag: 1 to 64 characters of `[A-Za-z0-9_.:/=-]` (§8.6). */
+export const TAG_PATTERN = /^[A-Za-z0-9_.:/=-]{1,64}$/;
+
+/** Most tags a hello may list (§8.6). */
+export const MAX_TAGS = 32;
+
+/** Where an output chunk came from (§13.3). */
+export const OUTPUT_STREAMS = ["handler", "stdout", "stderr"] as const;
+
+/** `live.progress_interval_ms` when the request leaves it out (§13.1). */
+export const DEFAULT_PROGRESS_INTERVAL_MS = 200;
+
+/** `live.output_max_bytes` when the request leaves it out (§13.1): 8 MiB. */
+export const DEFAULT_OUTPUT_MAX_BYTES = 8 * 1024 * 1024;
+
+/** Longest progress message, in characters (§13.2); runners cut longer ones. */
+export const MAX_PROGRESS_MESSAGE_CHARS = 1024;
+
+/** Largest progress detail, in bytes of compact JSON (§13.2). */
+export const MAX_PROGRESS_DETAIL_BYTES = 4096;
+
+/** Largest `data` of one output frame, in bytes of UTF-8 (§13.3); longer writes are split. */
+export const MAX_OUTPUT_DATA_BYTES = 65536;
 
 /** The closed set of outcome statuses. */
 export const OUTCOME_STATUSES = ["success", "retry", "timeout", "error"] as const;

@@ -1,4 +1,3 @@
-import { FRAME_TYPES, OUTCOME_STATUSES } from "./constants.js";
 import { FrameDecodeError } from "./errors.js";
 import type {
   CancelRequest,
@@ -7,8 +6,21 @@ import type {
   Frame,
   Hello,
   OutcomeError,
+  Output,
   Ping,
+  Progress,
 } from "./generated/wire.js";
+import {
+  DEFAULT_OUTPUT_MAX_BYTES,
+  DEFAULT_PROGRESS_INTERVAL_MS,
+  FRAME_TYPES,
+  MAX_OUTPUT_DATA_BYTES,
+  MAX_PROGRESS_MESSAGE_CHARS,
+  MAX_TAGS,
+  OUTCOME_STATUSES,
+  OUTPUT_STREAMS,
+  TAG_PATTERN,
+} from "./constants.js";
 
 type Fields = Record<string, unknown>;
 
@@ -100,7 +112,16 @@ function checkRequest(p: Fields): void {
     .string("function_name")
     .optionalObject("params")
     .check((f) => (isFields(f.context) ? undefined : "context must be an object"))
+    .optionalObject("live")
     .done();
+  if (isFields(p.live)) {
+    new PayloadRules(p.live, "request.live")
+      .optionalBoolean("progress")
+      .optionalBoolean("output")
+      .integer("progress_interval_ms", 0, true)
+      .integer("output_max_bytes", 0, true)
+      .done();
+  }
   new PayloadRules(p.context as Fields, "request.context")
     .string("job_id")
     .integer("attempt")
@@ -156,6 +177,67 @@ function checkHello(p: Fields): void {
         ? undefined
         : "features must be an array of strings",
     )
+    .check((f) => checkTags(f.tags))
+    .done();
+}
+
+/** A hello's `tags`: absent/null, or at most 32 distinct tags of the tag alphabet (§8.6). */
+function checkTags(tags: unknown): string | undefined {
+  if (tags == null) return undefined;
+  if (!Array.isArray(tags)) return "tags must be an array of strings";
+  if (tags.length > MAX_TAGS) return `tags must hold at most ${MAX_TAGS} tags`;
+  const list = tags as unknown[];
+  const bad = list.findIndex((t) => typeof t !== "string" || !TAG_PATTERN.test(t));
+  if (bad >= 0) return `tags holds an invalid tag ${JSON.stringify(list[bad])}`;
+  if (new Set(tags).size !== tags.length) return "tags must not repeat a tag";
+  return undefined;
+}
+
+/** Characters as JSON Schema counts them (code points), not UTF-16 units. */
+function codePoints(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
+function checkProgress(p: Fields): void {
+  new PayloadRules(p, "progress")
+    .string("job_id")
+    .nonEmptyString("request_id")
+    .check((f) => {
+      const v = f.progress;
+      if (v == null) return undefined;
+      return typeof v === "number" && v >= 0 && v <= 1
+        ? undefined
+        : "progress must be a number from 0 to 1 or null";
+    })
+    .optionalString("message")
+    .check((f) =>
+      typeof f.message === "string" &&
+      f.message.length > MAX_PROGRESS_MESSAGE_CHARS &&
+      codePoints(f.message) > MAX_PROGRESS_MESSAGE_CHARS
+        ? `message must hold at most ${MAX_PROGRESS_MESSAGE_CHARS} characters`
+        : undefined,
+    )
+    .done();
+}
+
+function checkOutput(p: Fields): void {
+  new PayloadRules(p, "output")
+    .string("job_id")
+    .nonEmptyString("request_id")
+    .integer("seq")
+    .oneOf("stream", OUTPUT_STREAMS)
+    .string("data")
+    .check((f) =>
+      typeof f.data === "string" &&
+      f.data.length > MAX_OUTPUT_DATA_BYTES / 3 &&
+      Buffer.byteLength(f.data) > MAX_OUTPUT_DATA_BYTES
+        ? `data must hold at most ${MAX_OUTPUT_DATA_BYTES} bytes of UTF-8`
+        : undefined,
+    )
+    .optionalBoolean("truncated")
+    .integer("dropped_bytes", 0, true)
     .done();
 }
 
@@ -170,6 +252,8 @@ const payloadChecks: Record<Frame["type"], (payload: Fields, type: string) => vo
   hello: checkHello,
   ping: checkPing,
   pong: checkPing,
+  progress: checkProgress,
+  output: checkOutput,
 };
 
 /**
@@ -223,10 +307,13 @@ export function responseFrame(outcome: ExecutionOutcome): Frame {
   return { type: "response", payload };
 }
 
-/** Builds a `request` frame with every field in schema order (null for none). */
+/**
+ * Builds a `request` frame with every field in schema order (null for none), then `live` only
+ * when it is set (§13.1), so a request without live frames is byte-for-byte RRQ's.
+ */
 export function requestFrame(request: ExecutionRequest): Frame {
   const c = request.context;
-  return {
+  const frame: Frame = {
     type: "request",
     payload: {
       protocol_version: request.protocol_version ?? "2",
@@ -246,6 +333,16 @@ export function requestFrame(request: ExecutionRequest): Frame {
       },
     },
   };
+  const live = request.live;
+  if (live != null) {
+    frame.payload.live = {
+      progress: live.progress ?? false,
+      output: live.output ?? false,
+      progress_interval_ms: live.progress_interval_ms ?? DEFAULT_PROGRESS_INTERVAL_MS,
+      output_max_bytes: live.output_max_bytes ?? DEFAULT_OUTPUT_MAX_BYTES,
+    };
+  }
+  return frame;
 }
 
 /** Builds a `cancel` frame; a job-wide cancel omits request_id, as RRQ does. */
@@ -259,6 +356,36 @@ export function cancelFrame(cancel: CancelRequest): Frame {
 /** Builds a `hello` frame. */
 export function helloFrame(hello: Hello): Frame {
   return { type: "hello", payload: hello };
+}
+
+/** Builds a `progress` frame with every field in schema order (null for none). */
+export function progressFrame(progress: Progress): Frame {
+  return {
+    type: "progress",
+    payload: {
+      job_id: progress.job_id,
+      request_id: progress.request_id,
+      progress: progress.progress ?? null,
+      message: progress.message ?? null,
+      detail: progress.detail ?? null,
+    },
+  };
+}
+
+/** Builds an `output` frame with every field in schema order. */
+export function outputFrame(output: Output): Frame {
+  return {
+    type: "output",
+    payload: {
+      job_id: output.job_id,
+      request_id: output.request_id,
+      seq: output.seq,
+      stream: output.stream,
+      data: output.data,
+      truncated: output.truncated ?? false,
+      dropped_bytes: output.dropped_bytes ?? 0,
+    },
+  };
 }
 
 /** Builds a `ping` or `pong` frame. */

@@ -6,10 +6,10 @@ import type { Frame } from "./generated/wire.js";
  * One end of an in-process pair. Frames cross as values, delivered in order on a later
  * microtask (never inside `send`, as with a socket), so neither side is re-entered.
  *
- * A response frame (a handler's result: arbitrary values) crosses as a JSON round trip held to
- * the writer's checks (nesting limit, JSON encodability, frame size; {@link FrameEncodeError}
- * like `FrameConnection.send`), so the orchestrator sees exactly what it would have decoded (a
- * `Date` becomes its string, `undefined` members vanish). Requests, cancels and pings are built
+ * A response or progress frame (a handler's result or detail: arbitrary values) crosses as a
+ * JSON round trip held to the writer's checks (nesting limit, JSON encodability, frame size;
+ * {@link FrameEncodeError} like `FrameConnection.send`), so the orchestrator sees exactly what it
+ * would have decoded (a `Date` becomes its string, `undefined` members vanish). Requests, cancels and pings are built
  * by the orchestrator from JSON data and cross as they are, checked for nesting only: a request
  * beyond the frame size limit, which a socket would refuse, is handed over.
  */
@@ -21,7 +21,10 @@ class MemoryChannel extends FrameChannelBase {
 
   send(frame: Frame): boolean {
     if (this.closedWith) return false;
-    if (frame.type === "response") this.peer.deliver(JSON.parse(frameJson(frame)) as Frame);
+    // A progress detail is handler data too: it crosses as it would over a socket, and a later
+    // change to the handler's object cannot reach the orchestrator.
+    if (frame.type === "response" || frame.type === "progress")
+      this.peer.deliver(JSON.parse(frameJson(frame)) as Frame);
     else {
       checkEncodableDepth(frame);
       this.peer.deliver(frame);

@@ -102,7 +102,8 @@ function removeStaleSocket(path: string): void {
 
 /**
  * Runs a runner process: parses the launch flags, installs the parent-death guard, serves the
- * chosen transport until SIGTERM/SIGINT (or stdin EOF for stdio), then exits 0. Spans are
+ * chosen transport until SIGTERM/SIGINT (or stdin EOF for stdio), then exits 0. Exits 2 on a bad
+ * command line or an invalid capability tag (`options.tags` or `RRQ_RUNNER_TAGS`). Spans are
  * exported when the OTLP environment names an endpoint. Params are checked against
  * `options.catalog`, else the catalog `RRQ_JOB_CATALOG` names. `--list-handlers` prints the
  * registered names as one JSON line and exits 0 without listening. Never returns normally.
@@ -125,7 +126,15 @@ export async function runFromArgs(
   }
   const runtimeOptions = withCatalog(options);
   const telemetry = options.telemetry ?? (await telemetryFromEnv());
-  const runtime = new RunnerRuntime(registry, { ...runtimeOptions, telemetry });
+  let runtime: RunnerRuntime;
+  try {
+    runtime = new RunnerRuntime(registry, { ...runtimeOptions, telemetry });
+  } catch (error) {
+    // A bad tag (in code or RRQ_RUNNER_TAGS) is a launch mistake: say so, as for bad flags.
+    if (!(error instanceof RangeError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(2);
+  }
   const codec = codecFor(launch.encoding);
   let server: Server | undefined;
   let stopping = false;

@@ -1,5 +1,6 @@
 import type { ExecutionOutcome, ExecutionRequest } from "../protocol/generated/wire.js";
 import type { JobTypes, ParamsOf, ResultOf, Untyped } from "./job-types.js";
+import type { JobContext } from "./live.js";
 import type { HandlerOutcome } from "./outcome.js";
 
 /**
@@ -9,9 +10,10 @@ import type { HandlerOutcome } from "./outcome.js";
  *
  * A function declared with exactly one parameter (`(request) => …`) is called without the
  * signal, which then is never created (about 3 µs per job in Node 20); declare the second
- * parameter, or rest parameters, to receive it.
+ * parameter, or rest parameters, to receive it. The third, `ctx` ({@link JobContext}), reports
+ * progress and streams output (RUNNER_PROTOCOL.md §13); it comes with the signal.
  */
-export type Handler = (request: ExecutionRequest, signal: AbortSignal) => unknown;
+export type Handler = (request: ExecutionRequest, signal: AbortSignal, ctx: JobContext) => unknown;
 
 /** An {@link ExecutionRequest} whose params have the job's contract type. */
 export type TypedRequest<P> = Omit<ExecutionRequest, "params"> & { params: P };
@@ -24,6 +26,7 @@ export type HandlerReturn<R> =
 export type TypedHandler<P, R> = (
   request: TypedRequest<P>,
   signal: AbortSignal,
+  ctx: JobContext,
 ) => HandlerReturn<R>;
 
 /** The handler type `register(name, …)` takes: typed for a name of `C`, else {@link Handler}. */

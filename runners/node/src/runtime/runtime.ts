@@ -5,6 +5,7 @@ import {
   Messages,
   OUTCOME_TOO_LARGE,
   PROTOCOL_VERSION,
+  TAGS_ENV,
 } from "../protocol/constants.js";
 import type { JobCatalog } from "../contracts/index.js";
 import { FrameEncodeError } from "../protocol/errors.js";
@@ -15,7 +16,9 @@ import type {
   ExecutionOutcome,
   ExecutionRequest,
   Frame,
+  Hello,
 } from "../protocol/generated/wire.js";
+import { LiveChannel, RequestContext, runnerTags } from "./live.js";
 import { errorOutcome, outcomeFor, thrownOutcome } from "./outcome.js";
 import type { AnyRegistry, Handler } from "./registry.js";
 import { noopTelemetry, type RunnerTelemetry, type RunSpan } from "./telemetry.js";
@@ -35,6 +38,14 @@ export interface RunnerRuntimeOptions {
    * loads `RRQ_JOB_CATALOG` when this is not given.
    */
   catalog?: JobCatalog;
+  /**
+   * Capability tags the hello announces (RUNNER_PROTOCOL.md §8): jobs enqueued with
+   * `requires` go only to runner processes whose tags cover them. Merged with the
+   * comma-separated `RRQ_RUNNER_TAGS`, deduplicated and sorted. Each tag is 1 to 64 characters
+   * of `A-Za-z0-9_.:/=-`, at most 32 tags.
+   * @throws RangeError from the constructor for an invalid tag (in code or in the variable).
+   */
+  tags?: readonly string[];
 }
 
 /** One accepted request, from acceptance until its single outcome is written. */
@@ -45,10 +56,12 @@ interface InFlight {
   controller?: AbortController;
   timer?: NodeJS.Timeout;
   span?: RunSpan;
+  /** Only for a request whose `live` enables progress or output frames (§13). */
+  live?: LiveChannel;
   finished: boolean;
 }
 
-const FEATURES = ["ping", "cancel_by_job", "stdout_guard"];
+const FEATURES = ["ping", "cancel_by_job", "stdout_guard", "progress", "output"];
 
 /**
  * Whether a handler is given an AbortSignal: every one except a function declaring exactly one
@@ -73,6 +86,7 @@ export class RunnerRuntime {
   private readonly byConnection = new Map<FrameChannel, Set<InFlight>>();
   private readonly telemetry: RunnerTelemetry;
   private readonly hello: boolean;
+  private readonly tags: string[];
   private readonly log: (message: string) => void;
   private readonly catalog: JobCatalog | undefined;
 
@@ -82,6 +96,7 @@ export class RunnerRuntime {
   ) {
     this.telemetry = options.telemetry ?? noopTelemetry;
     this.hello = options.hello ?? process.env[HELLO_ENV] === "1";
+    this.tags = runnerTags(options.tags, process.env[TAGS_ENV]);
     this.log = options.log ?? ((message) => process.stderr.write(`[rrqkit-runner] ${message}\n`));
     this.catalog = options.catalog;
   }
@@ -102,16 +117,16 @@ export class RunnerRuntime {
       },
     });
     if (this.hello) {
-      connection.send(
-        helloFrame({
-          protocol_version: PROTOCOL_VERSION,
-          runtime: RUNTIME_NAME,
-          runtime_version: RUNTIME_VERSION,
-          pid: process.pid,
-          max_in_flight: MAX_IN_FLIGHT_PER_CONNECTION,
-          features: FEATURES,
-        }),
-      );
+      const hello: Hello = {
+        protocol_version: PROTOCOL_VERSION,
+        runtime: RUNTIME_NAME,
+        runtime_version: RUNTIME_VERSION,
+        pid: process.pid,
+        max_in_flight: MAX_IN_FLIGHT_PER_CONNECTION,
+        features: FEATURES,
+      };
+      if (this.tags.length > 0) hello.tags = this.tags; // left out when there are none
+      connection.send(helloFrame(hello));
     }
   }
 
@@ -143,6 +158,8 @@ export class RunnerRuntime {
         return;
       case "hello":
       case "pong":
+      case "progress":
+      case "output":
         return; // frames a runner only sends; ignored
     }
   }
@@ -164,6 +181,7 @@ export class RunnerRuntime {
       return;
     }
     const entry: InFlight = { request, connection, finished: false };
+    if (LiveChannel.wanted(request)) entry.live = new LiveChannel(request, connection, this.log);
     this.track(entry, open);
     void this.run(entry);
   }
@@ -194,7 +212,12 @@ export class RunnerRuntime {
     }
     try {
       const value = takesSignal(handler)
-        ? await handler(request, (entry.controller = new AbortController()).signal)
+        ? await handler(
+            request,
+            (entry.controller = new AbortController()).signal,
+            // Goes with the signal, so a wrapper passing (request, signal, ctx) on keeps it.
+            new RequestContext(request, entry.live, this.log),
+          )
         : await (handler as (request: ExecutionRequest) => unknown)(request);
       this.finish(entry, outcomeFor(request, value));
     } catch (thrown) {
@@ -229,6 +252,8 @@ export class RunnerRuntime {
   private finish(entry: InFlight, outcome: ExecutionOutcome): void {
     if (entry.finished) return;
     this.untrack(entry);
+    // Live frames still due go out first: they always precede the response (§13.4).
+    entry.live?.close();
     entry.span?.end(outcome);
     this.reply(entry.connection, outcome);
   }
@@ -255,6 +280,7 @@ export class RunnerRuntime {
     for (const entry of open ?? []) {
       if (entry.finished) continue;
       entry.controller?.abort(new DOMException("Connection closed", "AbortError"));
+      entry.live?.discard();
       this.untrack(entry);
       entry.span?.end(
         errorOutcome(entry.request, "error", "Connection closed", ErrorTypes.cancelled),

@@ -1,5 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { cancelFrame, requestFrame, type Frame } from "../../src/protocol/index.js";
+import {
+  cancelFrame,
+  requestFrame,
+  type Frame,
+  type LiveOptions,
+} from "../../src/protocol/index.js";
 
 /** Options of {@link request}. */
 export interface RequestOptions {
@@ -8,6 +13,8 @@ export interface RequestOptions {
   attempt?: number;
   deadlineMs?: number | null;
   protocolVersion?: string;
+  /** The request's `live` (RUNNER_PROTOCOL.md §13.1); absent when not given. */
+  live?: LiveOptions;
 }
 
 /** A request frame for handler `fn` with `params`, with fresh ids unless given. */
@@ -32,6 +39,7 @@ export function request(fn: string, params: Record<string, unknown> = {}, o: Req
       correlation_context: null,
       worker_id: "test-worker",
     },
+    live: o.live ?? null,
   });
   return { frame, jobId, requestId };
 }

@@ -2,12 +2,13 @@
 
 Runner side::
 
-    from rrqkit import NonRetryableError, Registry, RetryJob, SnoozeJob
+    from rrqkit import NonRetryableError, Registry, RetryJob, SnoozeJob, job_context
 
     registry = Registry()
 
     @registry.handler("send_email")
     async def send_email(request):
+        job_context().progress(0.5, "connecting")  # live progress (a no-op unless watched)
         return {"sent_to": request.params["to"]}
 
 Producer side::
@@ -37,14 +38,18 @@ from .models import (
     ExecutionOutcome,
     ExecutionRequest,
     Hello,
+    LiveOptions,
     OutcomeError,
+    OutputChunk,
     Ping,
+    ProgressUpdate,
 )
 from .registry import Registry
 
 if TYPE_CHECKING:
     from .config import ProducerConfig
-    from .producer import CancelResult, JobResult, Producer
+    from .live import JobContext, job_context
+    from .producer import CancelResult, JobProgress, JobResult, Producer
     from .runtime import RunnerRuntime
 
 __all__ = [
@@ -56,26 +61,35 @@ __all__ = [
     "ExecutionOutcome",
     "ExecutionRequest",
     "Hello",
+    "JobContext",
+    "JobProgress",
     "JobResult",
+    "LiveOptions",
     "NonRetryableError",
     "OutcomeError",
+    "OutputChunk",
     "Ping",
     "Producer",
     "ProducerConfig",
     "ProducerError",
+    "ProgressUpdate",
     "Registry",
     "RetryJob",
     "RunnerRuntime",
     "SnoozeJob",
     "__version__",
+    "job_context",
 ]
 
 _LAZY = {
     "Producer": "producer",
     "JobResult": "producer",
+    "JobProgress": "producer",
     "CancelResult": "producer",
     "ProducerConfig": "config",
     "RunnerRuntime": "runtime",
+    "JobContext": "live",
+    "job_context": "live",
 }
 
 

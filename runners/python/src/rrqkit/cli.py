@@ -27,7 +27,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -237,12 +237,15 @@ def run_runner(
     source_factory: Callable[[RunnerArgs], Any] | None = None,
     *,
     catalog: JobCatalog | str | os.PathLike[str] | None = None,
+    tags: Iterable[str] | None = None,
 ) -> NoReturn:
     """Parse the runner command line, then serve until stopped; never returns.
 
     ``source_factory`` builds the handler source; without it ``--settings`` is required.
     ``catalog`` (a :class:`~rrqkit.contracts.JobCatalog` or its directory; default: the one
     ``RRQ_JOB_CATALOG`` names) turns on the params check of catalogued functions.
+    ``tags`` are the capability tags the hello announces, merged with ``RRQ_RUNNER_TAGS``
+    (a settings object's ``tags`` attribute is used when ``tags`` is None).
     """
     from . import parent_guard, stdio_guard
     from .runtime import RunnerRuntime
@@ -296,7 +299,12 @@ def run_runner(
         source = _load_source(args, source_factory)
     except UsageError as exc:
         _fail(prog, str(exc))
-    runtime = RunnerRuntime(source, catalog=job_catalog)
+    if tags is None and args.settings is not None:
+        tags = getattr(_resolve_object(args.settings), "tags", None)
+    try:
+        runtime = RunnerRuntime(source, tags=tags, catalog=job_catalog)
+    except (TypeError, ValueError) as exc:
+        _fail(prog, f"capability tags: {exc}")
 
     exit_code = 0
     try:

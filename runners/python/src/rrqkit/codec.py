@@ -18,7 +18,15 @@ from typing import Any, Final, Literal, Protocol
 import msgpack
 
 from .errors import DecodeError, FrameTooLargeError
-from .models import CancelRequest, ExecutionOutcome, ExecutionRequest, Hello, Ping
+from .models import (
+    CancelRequest,
+    ExecutionOutcome,
+    ExecutionRequest,
+    Hello,
+    OutputChunk,
+    Ping,
+    ProgressUpdate,
+)
 
 __all__ = [
     "ENCODINGS",
@@ -60,10 +68,21 @@ _PAYLOAD_TYPES: Final[dict[str, Callable[[Mapping[str, Any]], Any]]] = {
     "hello": Hello.from_wire,
     "ping": Ping.from_wire,
     "pong": Ping.from_wire,
+    # rrqkit additions (§13), runner → orchestrator, only for a request whose `live` enables them
+    "progress": ProgressUpdate.from_wire,
+    "output": OutputChunk.from_wire,
 }
 FRAME_TYPES: Final = tuple(_PAYLOAD_TYPES)
 
-Payload = ExecutionRequest | ExecutionOutcome | CancelRequest | Hello | Ping
+Payload = (
+    ExecutionRequest
+    | ExecutionOutcome
+    | CancelRequest
+    | Hello
+    | Ping
+    | ProgressUpdate
+    | OutputChunk
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 from . import outcomes
 from .errors import NonRetryableError, SnoozeJob
+from .live import job_context
 from .models import ExecutionOutcome, ExecutionRequest, OutcomeError
 from .registry import Handler, Registry
 
@@ -144,6 +145,40 @@ async def snooze(request: ExecutionRequest) -> Any:
     return {"snoozed": times, "attempt": request.context.attempt}
 
 
+async def report_progress(request: ExecutionRequest) -> Any:
+    values = _param(request, "values", [0.25, 0.5, 0.75, 1])
+    message = request.params.get("message")
+    detail = request.params.get("detail")
+    delay_ms = _param(request, "delay_ms", 0)
+    ctx = job_context()
+    for i, value in enumerate(values):
+        ctx.progress(
+            value, message if message is not None else f"step {i + 1} of {len(values)}", detail
+        )
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
+    return {"reported": len(values)}
+
+
+async def write_output(request: ExecutionRequest) -> Any:
+    lines = int(_param(request, "lines", 3))
+    text = _param(request, "text", "line")
+    size = request.params.get("size")
+    as_json = bool(request.params.get("json"))
+    delay_ms = _param(request, "delay_ms", 0)
+    out = job_context().output
+    for i in range(lines):
+        if size is not None:
+            out.write("x" * int(size))
+        elif as_json:
+            out.json({"line": i, "text": text})
+        else:
+            out.write(f"{text} {i}\n")
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
+    return {"lines": lines}
+
+
 HANDLERS: dict[str, Handler] = {
     "echo": echo,
     "inspect": inspect_request,
@@ -160,6 +195,8 @@ HANDLERS: dict[str, Handler] = {
     "ignore_cancel": ignore_cancel,
     "fail_permanently": fail_permanently,
     "snooze": snooze,
+    "report_progress": report_progress,
+    "write_output": write_output,
 }
 
 

@@ -1,6 +1,7 @@
 """Flow-control enqueue options (issue 22; README "Flow control").
 
-``concurrency_key``, ``concurrency_limit``, ``start_rate``, ``limit`` and ``ordering_key``: the
+``concurrency_key``, ``concurrency_limit``, ``start_rate``, ``limit``, ``ordering_key`` and
+``requires`` (issue 23, routing by capability): the
 same names, rules and messages as the TypeScript producer (``src/producer/flow-options.ts``) and
 the Rust one. They are stored as additive job hash fields by ``enqueue-fields-1.lua``, only when
 given, so an enqueue without them writes RRQ's bytes.
@@ -8,6 +9,7 @@ given, so an enqueue without them writes RRQ's bytes.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -26,6 +28,7 @@ FLOW_OPTION_NAMES: Final = (
     "start_rate",
     "limit",
     "ordering_key",
+    "requires",
 )
 MAX_FLOW_KEY_CHARS: Final = 256
 MAX_LIMIT_NAME_CHARS: Final = 128
@@ -34,6 +37,9 @@ MAX_START_RATE_LIMIT: Final = 1_000_000
 MAX_START_RATE_PERIOD_MS: Final = 86_400_000
 _LIMIT_NAME: Final = re.compile(r"[A-Za-z0-9_.:-]+")
 _START_RATE_KEYS: Final = ("limit", "period_seconds")
+#: Capability tags (issue 23; the TypeScript producer's src/live/tags.ts rules and words).
+_TAG: Final = re.compile(r"[A-Za-z0-9_.:/=-]{1,64}")
+MAX_REQUIRED_TAGS: Final = 16
 
 
 def _invalid(message: str) -> ProducerError:
@@ -101,6 +107,22 @@ def _start_rate(value: Any) -> str:
     return f"{count}/{ms}"
 
 
+def _requires(value: Any) -> str | None:
+    """``requires`` as stored: the JSON array of the tags sorted and deduplicated (None for an
+    empty list: nothing is stored)."""
+    if not isinstance(value, (list, tuple)):
+        shown = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+        raise _invalid(f"requires must be an array of tags, got {shown}")
+    if len(value) > MAX_REQUIRED_TAGS:
+        raise _invalid(f"requires holds {len(value)} tags; at most {MAX_REQUIRED_TAGS} are allowed")
+    for tag in value:
+        if not isinstance(tag, str) or _TAG.fullmatch(tag) is None:
+            shown = json.dumps(tag, ensure_ascii=False, separators=(",", ":"), default=str)
+            raise _invalid(f"requires: {shown} is no tag (1 to 64 of A-Z a-z 0-9 _ . : / = -)")
+    tags = sorted(set(value))
+    return json.dumps(tags, separators=(",", ":")) if tags else None
+
+
 def flow_control_fields(opts: Mapping[str, Any]) -> list[str]:
     """The flow-control options of ``opts`` (None values already dropped) as the hash fields
     they write, as name/value pairs: ``concurrency_key``, ``concurrency_limit``, ``start_rate``,
@@ -118,6 +140,11 @@ def flow_control_fields(opts: Mapping[str, Any]) -> list[str]:
         fields["limit_name"] = _limit_name(opts["limit"])
     if "ordering_key" in opts:
         fields["ordering_key"] = _key(opts["ordering_key"], "ordering_key")
+    if "requires" in opts:
+        # routing by capability (issue 23): only a runner whose hello offers every tag runs it
+        requires = _requires(opts["requires"])
+        if requires is not None:
+            fields["requires"] = requires
     keyed = "concurrency_key" in fields or "limit_name" in fields
     if not keyed and "concurrency_limit" in fields:
         raise _invalid("concurrency_limit needs concurrency_key or limit")

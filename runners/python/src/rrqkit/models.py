@@ -9,6 +9,7 @@ missing or a field has the wrong JSON type.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -18,17 +19,40 @@ from .timeutil import parse_rfc3339
 
 PROTOCOL_VERSION: Final = "2"
 OUTCOME_STATUSES: Final = frozenset({"success", "retry", "timeout", "error"})
+#: Hello tags (RUNNER_PROTOCOL.md §8.6): at most 32, each 1..64 characters of this set.
+MAX_TAGS: Final = 32
+TAG_PATTERN: Final = re.compile(r"[A-Za-z0-9_.:/=-]{1,64}")
+#: Limits of the live frames (§13.2, §13.3): a progress message in characters, its detail in
+#: bytes of compact JSON, an output chunk's data in bytes of UTF-8.
+MAX_PROGRESS_MESSAGE_CHARS: Final = 1024
+MAX_PROGRESS_DETAIL_BYTES: Final = 4096
+MAX_OUTPUT_DATA_BYTES: Final = 65536
+OUTPUT_STREAMS: Final = frozenset({"handler", "stdout", "stderr"})
+#: A request's ``live`` limits when it leaves them out (§13.1).
+DEFAULT_PROGRESS_INTERVAL_MS: Final = 200
+DEFAULT_OUTPUT_MAX_BYTES: Final = 8 * 1024 * 1024
 
 __all__ = [
+    "DEFAULT_OUTPUT_MAX_BYTES",
+    "DEFAULT_PROGRESS_INTERVAL_MS",
+    "MAX_OUTPUT_DATA_BYTES",
+    "MAX_PROGRESS_DETAIL_BYTES",
+    "MAX_PROGRESS_MESSAGE_CHARS",
+    "MAX_TAGS",
     "OUTCOME_STATUSES",
+    "OUTPUT_STREAMS",
     "PROTOCOL_VERSION",
     "CancelRequest",
     "ExecutionContext",
     "ExecutionOutcome",
     "ExecutionRequest",
     "Hello",
+    "LiveOptions",
     "OutcomeError",
+    "OutputChunk",
     "Ping",
+    "ProgressUpdate",
+    "normalize_tags",
 ]
 
 _MISSING: Final = object()
@@ -171,6 +195,8 @@ class ExecutionRequest:
     context: ExecutionContext
     params: dict[str, Any] = field(default_factory=dict)
     protocol_version: str = PROTOCOL_VERSION
+    #: rrqkit addition (§13.1): which live frames this request may send; None = none.
+    live: LiveOptions | None = None
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> ExecutionRequest:
@@ -186,6 +212,7 @@ class ExecutionRequest:
         if params is not None and not isinstance(params, dict):
             raise _bad(where, "params", "an object or null")
         context = ExecutionContext.from_wire(_req_map(data, "context", where))
+        live = _get(data, "live")
         return cls(
             request_id=request_id,
             job_id=job_id,
@@ -193,16 +220,72 @@ class ExecutionRequest:
             context=context,
             params=params if params is not None else {},
             protocol_version=protocol_version if protocol_version is not None else "2",
+            live=None if live is None else LiveOptions.from_wire(live),
         )
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire = {
             "protocol_version": self.protocol_version,
             "request_id": self.request_id,
             "job_id": self.job_id,
             "function_name": self.function_name,
             "params": self.params,
             "context": self.context.to_wire(),
+        }
+        # Only when set, so a request without it is byte-for-byte RRQ's.
+        if self.live is not None:
+            wire["live"] = self.live.to_wire()
+        return wire
+
+
+@dataclass(slots=True)
+class LiveOptions:
+    """A request's ``live`` (rrqkit addition, §13.1): the live frames its handler may send.
+
+    The orchestrator sets it only on a connection whose hello listed the features. Absent or
+    null limits read as their defaults, and are written with their values.
+    """
+
+    progress: bool = False
+    output: bool = False
+    #: at most one ``progress`` frame per this many milliseconds (the latest value wins)
+    progress_interval_ms: int = DEFAULT_PROGRESS_INTERVAL_MS
+    #: output data bytes this request may send; beyond it data is dropped (one truncated frame)
+    output_max_bytes: int = DEFAULT_OUTPUT_MAX_BYTES
+
+    @classmethod
+    def from_wire(cls, data: Any) -> LiveOptions:
+        where = "request.live"
+        if not isinstance(data, dict):
+            raise DecodeError("invalid_frame", f"{where} must be an object or null")
+        flags: dict[str, bool] = {}
+        for key in ("progress", "output"):
+            value = _get(data, key)
+            if value is not None and not isinstance(value, bool):
+                raise _bad(where, key, "a boolean")
+            flags[key] = bool(value)
+        limits: dict[str, int] = {}
+        for key, default in (
+            ("progress_interval_ms", DEFAULT_PROGRESS_INTERVAL_MS),
+            ("output_max_bytes", DEFAULT_OUTPUT_MAX_BYTES),
+        ):
+            number = _opt_int(data, key, where)
+            if number is not None and number < 0:
+                raise _bad(where, key, "an integer >= 0")
+            limits[key] = default if number is None else number
+        return cls(
+            progress=flags["progress"],
+            output=flags["output"],
+            progress_interval_ms=limits["progress_interval_ms"],
+            output_max_bytes=limits["output_max_bytes"],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "progress": self.progress,
+            "output": self.output,
+            "progress_interval_ms": self.progress_interval_ms,
+            "output_max_bytes": self.output_max_bytes,
         }
 
 
@@ -350,6 +433,8 @@ class Hello:
     pid: int | None = None
     max_in_flight: int | None = None
     protocol_version: str = PROTOCOL_VERSION
+    #: capability tags (§8.6), sorted and unique; None or empty = none (then not written)
+    tags: list[str] | None = None
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Hello:
@@ -364,6 +449,15 @@ class Hello:
             raise DecodeError("invalid_frame", "hello.features is required")
         if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
             raise _bad(where, "features", "an array of strings")
+        tags = _get(data, "tags")
+        if tags is not None:
+            if not isinstance(tags, list) or len(tags) > MAX_TAGS:
+                raise _bad(where, "tags", f"an array of at most {MAX_TAGS} tags")
+            for tag in tags:
+                if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
+                    raise _bad(where, "tags", "tags of 1-64 characters A-Z a-z 0-9 _ . : / = -")
+            if len(set(tags)) != len(tags):
+                raise _bad(where, "tags", "an array of distinct tags")
         return cls(
             runtime=runtime,
             features=list(features),
@@ -371,10 +465,11 @@ class Hello:
             pid=pid,
             max_in_flight=max_in_flight,
             protocol_version=protocol_version,
+            tags=None if tags is None else list(tags),
         )
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "protocol_version": self.protocol_version,
             "runtime": self.runtime,
             "runtime_version": self.runtime_version,
@@ -382,6 +477,28 @@ class Hello:
             "max_in_flight": self.max_in_flight,
             "features": list(self.features),
         }
+        if self.tags:
+            wire["tags"] = list(self.tags)
+        return wire
+
+
+def normalize_tags(tags: Any) -> list[str]:
+    """``tags`` checked (§8.6: at most 32, each 1..64 of ``A-Za-z0-9_.:/=-``), deduplicated and
+    sorted. Raises ValueError (TypeError for a non-iterable or a non-string tag)."""
+    if isinstance(tags, str):
+        raise TypeError("tags must be an iterable of strings, not one string")
+    unique: set[str] = set()
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise TypeError(f"tag {tag!r} is not a string")
+        if not TAG_PATTERN.fullmatch(tag):
+            raise ValueError(
+                f"invalid tag {tag!r}: 1-64 characters of A-Z a-z 0-9 _ . : / = - expected"
+            )
+        unique.add(tag)
+    if len(unique) > MAX_TAGS:
+        raise ValueError(f"{len(unique)} tags: at most {MAX_TAGS} are allowed")
+    return sorted(unique)
 
 
 @dataclass(slots=True)
@@ -396,3 +513,103 @@ class Ping:
 
     def to_wire(self) -> dict[str, Any]:
         return {"nonce": self.nonce}
+
+
+def _req_id(data: Mapping[str, Any], where: str) -> str:
+    request_id = _req_str(data, "request_id", where)
+    if request_id == "":
+        raise _bad(where, "request_id", "a non-empty string")
+    return request_id
+
+
+def _progress_value(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if not _is_number(value) or not math.isfinite(value) or not 0 <= value <= 1:
+        raise _bad(where, "progress", "a number from 0 to 1 or null")
+    return value  # type: ignore[no-any-return]
+
+
+@dataclass(slots=True)
+class ProgressUpdate:
+    """Payload of a ``progress`` frame (rrqkit addition, §13.2; runner → orchestrator).
+
+    Readers do not check the size of ``detail``: writers refuse one over 4096 bytes of JSON.
+    """
+
+    job_id: str
+    request_id: str
+    #: fraction done, 0 to 1; None = unknown (only the message or detail changed)
+    progress: float | None = None
+    message: str | None = None
+    detail: Any = None
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> ProgressUpdate:
+        where = "progress"
+        job_id = _req_str(data, "job_id", where)
+        request_id = _req_id(data, where)
+        value = _progress_value(_get(data, "progress"), where)
+        message = _opt_str(data, "message", where)
+        if message is not None and len(message) > MAX_PROGRESS_MESSAGE_CHARS:
+            raise _bad(where, "message", f"at most {MAX_PROGRESS_MESSAGE_CHARS} characters")
+        return cls(job_id, request_id, value, message, _get(data, "detail"))
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "request_id": self.request_id,
+            "progress": self.progress,
+            "message": self.message,
+            "detail": self.detail,
+        }
+
+
+@dataclass(slots=True)
+class OutputChunk:
+    """Payload of an ``output`` frame (rrqkit addition, §13.3; runner → orchestrator).
+
+    ``seq`` counts a request's output frames from 0. The one frame with ``truncated`` true says
+    that ``dropped_bytes`` bytes of output were dropped at the request's ``output_max_bytes``.
+    """
+
+    job_id: str
+    request_id: str
+    seq: int
+    stream: str
+    data: str
+    truncated: bool = False
+    dropped_bytes: int = 0
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> OutputChunk:
+        where = "output"
+        job_id = _req_str(data, "job_id", where)
+        request_id = _req_id(data, where)
+        seq = _req_int(data, "seq", where)
+        if seq < 0:
+            raise _bad(where, "seq", "an integer >= 0")
+        stream = _req_str(data, "stream", where)
+        if stream not in OUTPUT_STREAMS:
+            raise _bad(where, "stream", '"handler", "stdout" or "stderr"')
+        text = _req_str(data, "data", where)
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_OUTPUT_DATA_BYTES:
+            raise _bad(where, "data", f"at most {MAX_OUTPUT_DATA_BYTES} bytes of UTF-8")
+        truncated = _get(data, "truncated")
+        if truncated is not None and not isinstance(truncated, bool):
+            raise _bad(where, "truncated", "a boolean")
+        dropped = _opt_int(data, "dropped_bytes", where)
+        if dropped is not None and dropped < 0:
+            raise _bad(where, "dropped_bytes", "an integer >= 0")
+        return cls(job_id, request_id, seq, stream, text, bool(truncated), dropped or 0)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "request_id": self.request_id,
+            "seq": self.seq,
+            "stream": self.stream,
+            "data": self.data,
+            "truncated": self.truncated,
+            "dropped_bytes": self.dropped_bytes,
+        }

@@ -13,7 +13,7 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -133,8 +133,75 @@ CANCEL_REFUSALS: Final = {
 }
 
 
+_FINAL: Final = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+
+
+def _field_int(text: str | None) -> int:
+    """A hash field or stream value as an int (0 when missing or not an integer)."""
+    try:
+        return int(text) if text else 0
+    except ValueError:
+        return 0
+
+
+def _output_entry(entry_id: str, fields: Mapping[str, str]) -> dict[str, Any]:
+    """One entry of an output stream (``rrq:output:<job>:<run>``) as :meth:`Producer.tail`
+    yields it."""
+    kind = fields.get("k")
+    if kind == "truncated":
+        return {"id": entry_id, "kind": "truncated", "dropped": _field_int(fields.get("dropped"))}
+    if kind == "closed":
+        return {"id": entry_id, "kind": "closed", "status": fields.get("status", "")}
+    shown = "err" if kind == "err" else "log" if kind == "log" else "out"
+    return {"id": entry_id, "kind": shown, "data": fields.get("d", "")}
+
+
 def _lua(name: str) -> str:
     return resources.files("rrqkit").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class JobProgress:
+    """A job's latest progress (live jobs, issue 23), as its handler last reported it."""
+
+    #: 0..1, or None when only a message was reported
+    progress: float | None
+    message: str | None
+    #: any JSON value the handler attached, or None
+    detail: Any
+    #: when the orchestrator stored it (RFC 3339)
+    at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "progress": self.progress,
+            "message": self.message,
+            "detail": self.detail,
+            "at": self.at,
+        }
+
+
+def _progress_of(data: Mapping[str, str]) -> JobProgress | None:
+    """The progress fields of a job hash (as the TS producer reads them), or None."""
+    at = data.get("progress_at")
+    if not at:
+        return None
+    import json
+
+    raw = data.get("progress")
+    try:
+        value: float | None = float(raw) if raw else None
+    except ValueError:
+        value = None
+    if value is not None and not math.isfinite(value):
+        value = None
+    detail: Any = None
+    if data.get("progress_detail"):
+        try:
+            detail = json.loads(data["progress_detail"])
+        except ValueError:
+            detail = data["progress_detail"]
+    return JobProgress(value, data.get("progress_message") or None, detail, at)
 
 
 @dataclass(slots=True)
@@ -144,9 +211,15 @@ class JobResult:
     status: str
     result: Any = None
     last_error: str | None = None
+    #: rrqkit live jobs: the handler's latest progress; None when it reported none
+    progress: JobProgress | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "result": self.result, "last_error": self.last_error}
+        out = {"status": self.status, "result": self.result, "last_error": self.last_error}
+        # only when present, so the snapshots of jobs without progress are unchanged
+        if self.progress is not None:
+            out["progress"] = self.progress.to_dict()
+        return out
 
 
 @dataclass(slots=True)
@@ -894,7 +967,58 @@ class Producer:
             status=status if status in JOB_STATUSES else "UNKNOWN",
             result=result,
             last_error=data.get("last_error"),
+            progress=_progress_of(data),
         )
+
+    async def tail(
+        self,
+        job_id: str,
+        attempt: int | None = None,
+        cursor: str = "0",
+        block_ms: int = 1000,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Follow the output a job's attempt streams (live jobs, README "Live jobs"), as the TS
+        producer's ``tail``: yields each entry as it is written, ``{"id", "kind": "out" | "err"
+        | "log", "data"}``, ``{"id", "kind": "truncated", "dropped"}``, and ends after
+        ``{"id", "kind": "closed", "status"}`` (or when the job is final, gone or on a later
+        attempt and its output stays quiet). Without ``attempt``: the latest attempt, waiting
+        for the first to start."""
+        _name(job_id, "job_id")
+        client = self._client()
+        key = JOB_PREFIX + job_id
+        run = attempt or 0
+        while run < 1:
+            runs, status = await self._call(client.hmget(key, "runs", "status"))
+            run = _field_int(runs)
+            if run >= 1:
+                break
+            if status is None or status in _FINAL:
+                return
+            await asyncio.sleep(min(block_ms, 250) / 1000)
+        stream = f"rrq:output:{job_id}:{run}"
+        ending = False
+        while True:
+            reply = await self._call(
+                client.xread({stream: cursor or "0"}, count=1000, block=block_ms)
+            )
+            entries = reply[0][1] if reply else []
+            for entry_id, fields in entries:
+                cursor = entry_id
+                entry = _output_entry(entry_id, fields)
+                yield entry
+                if entry["kind"] == "closed":
+                    return
+            if entries:
+                ending = False
+                continue
+            # a quiet stream: the closed marker follows the outcome, so a final job gets one
+            # more wait before the end (an attempt whose worker died never gets its marker)
+            if ending:
+                return
+            runs, status = await self._call(client.hmget(key, "runs", "status"))
+            later = _field_int(runs) > run
+            if status is None or later or status in _FINAL:
+                ending = True
 
     async def cancel(self, job_id: str) -> CancelResult:
         """Cancel a job, waiting or running, with the shared script ``job-cancel-2.lua``.

@@ -18,13 +18,14 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from . import outcomes
 from ._version import __version__
 from .codec import MAX_FRAME_BYTES, Encoding, Frame, decode_frame_body, frame, parse_header
 from .errors import DecodeError, FrameTooLargeError, NonRetryableError, RetryJob, SnoozeJob
+from .live import JobContext, LiveChannel, set_job_context
 from .models import (
     PROTOCOL_VERSION,
     CancelRequest,
@@ -33,6 +34,7 @@ from .models import (
     Hello,
     OutcomeError,
     Ping,
+    normalize_tags,
 )
 from .telemetry import Telemetry, resolve
 from .timeutil import now_ns, parse_rfc3339
@@ -41,11 +43,18 @@ from .tracebacks import format_traceback
 if TYPE_CHECKING:
     from .contracts import JobCatalog
 
-__all__ = ["FEATURES", "MAX_IN_FLIGHT", "RUNTIME_NAME", "HandlerSource", "RunnerRuntime"]
+__all__ = [
+    "FEATURES",
+    "MAX_IN_FLIGHT",
+    "RUNTIME_NAME",
+    "HandlerSource",
+    "RunnerRuntime",
+    "runner_tags",
+]
 
 MAX_IN_FLIGHT: Final = 64
 RUNTIME_NAME: Final = "rrqkit-python"
-FEATURES: Final = ("ping", "cancel_by_job", "stdout_guard")
+FEATURES: Final = ("ping", "cancel_by_job", "stdout_guard", "progress", "output")
 _READ_LIMIT: Final = 4 * 1024 * 1024
 
 
@@ -165,7 +174,7 @@ class _FdSink:
 
 
 class _InFlight:
-    __slots__ = ("conn", "done", "expired", "request", "span", "started", "task", "timer")
+    __slots__ = ("conn", "done", "expired", "live", "request", "span", "started", "task", "timer")
 
     def __init__(self, conn: Connection, request: ExecutionRequest) -> None:
         self.conn = conn
@@ -176,6 +185,7 @@ class _InFlight:
         self.timer: asyncio.TimerHandle | None = None
         self.span: Any = None
         self.started = time.monotonic()
+        self.live: LiveChannel | None = None  # when the request's `live` enables a feature
 
 
 def _busy(request: ExecutionRequest) -> ExecutionOutcome:
@@ -295,6 +305,7 @@ class Connection:
                     pid=os.getpid(),
                     max_in_flight=MAX_IN_FLIGHT,
                     features=list(FEATURES),
+                    tags=self.runtime.tags or None,
                 )
                 await self.send_bytes(frame("hello", hello, self.encoding))
             while not self.closed:
@@ -362,6 +373,17 @@ class Connection:
         self.runtime._start(self, request)
 
 
+def runner_tags(tags: Iterable[str] | None = None, env: str | None = None) -> list[str]:
+    """``tags`` plus the comma-separated ``env`` (default ``RRQ_RUNNER_TAGS``; blank items are
+    skipped), checked, deduplicated and sorted. Raises ValueError for an invalid tag or more
+    than 32."""
+    if env is None:
+        env = os.environ.get("RRQ_RUNNER_TAGS", "")
+    merged = list(tags or ())
+    merged += [item.strip() for item in env.split(",") if item.strip()]
+    return normalize_tags(merged)
+
+
 class RunnerRuntime:
     """Runs handlers from ``registry`` for an orchestrator.
 
@@ -375,6 +397,10 @@ class RunnerRuntime:
     get an ``error`` outcome with ``error.type = "invalid_params"`` and a message such as
     ``send_email: params/to 1 is not of type 'string'`` (rrqkit's orchestrator does not retry
     it). An unusable catalog raises :class:`~rrqkit.contracts.CatalogError` here.
+
+    ``tags`` are the capability tags the hello announces (jobs enqueued with ``requires`` go
+    only to runners whose tags cover them), merged with the comma-separated
+    ``RRQ_RUNNER_TAGS``; see :func:`runner_tags`.
     """
 
     def __init__(
@@ -384,6 +410,7 @@ class RunnerRuntime:
         telemetry: Telemetry | None = None,
         hello: bool | None = None,
         catalog: JobCatalog | None = None,
+        tags: Iterable[str] | None = None,
     ) -> None:
         self.registry = registry
         if catalog is None and os.environ.get("RRQ_JOB_CATALOG", "").strip():
@@ -393,6 +420,7 @@ class RunnerRuntime:
         self.catalog: JobCatalog | None = catalog
         self.telemetry = resolve(telemetry)
         self.hello = os.environ.get("RRQ_RUNNER_HELLO") == "1" if hello is None else hello
+        self.tags = runner_tags(tags)
         self._by_request: dict[str, set[_InFlight]] = {}
         self._by_job: dict[str, set[_InFlight]] = {}
         self._connections: set[Connection] = set()
@@ -435,6 +463,9 @@ class RunnerRuntime:
 
     def _start(self, conn: Connection, request: ExecutionRequest) -> None:
         entry = _InFlight(conn, request)
+        live = request.live
+        if live is not None and (live.progress or live.output):
+            entry.live = LiveChannel(request, live, conn.send_bytes, conn.encoding, _log)
         conn.entries.add(entry)
         self._register(entry)
         deadline = request.context.deadline
@@ -473,6 +504,8 @@ class RunnerRuntime:
                 elif problem is not None:
                     outcome = outcomes.error(problem.message, type="invalid_params")
                 else:
+                    # Current for the handler, and copied into the thread of a sync one.
+                    set_job_context(JobContext(entry.live, request.job_id, request.request_id))
                     with self.telemetry.activate(entry.span):
                         outcome = await self._invoke(handler, request)
         except asyncio.CancelledError:
@@ -535,6 +568,9 @@ class RunnerRuntime:
         # this outcome, and must not get "Runner busy" (RUNNER_PROTOCOL.md §6.4, §9.4).
         entry.conn.release(entry)
         try:
+            if entry.live is not None:
+                # Live frames precede the response: the last progress, the truncation marker.
+                await entry.live.close()
             await entry.conn.send_outcome(outcome)
         finally:
             self._end_span(entry, outcome)
@@ -568,6 +604,8 @@ class RunnerRuntime:
             if entry.task is not None:
                 entry.task.cancel()
             self._end_span(entry, None)
+        if entry.live is not None:
+            entry.live.discard()
         entry.conn.release(entry)
 
     def _on_deadline(self, entry: _InFlight) -> None:

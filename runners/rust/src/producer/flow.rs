@@ -1,5 +1,6 @@
 //! Flow-control enqueue options (issue 22; README "Flow control"): `concurrency_key`,
-//! `concurrency_limit`, `start_rate`, `limit` and `ordering_key`. The same names, rules and
+//! `concurrency_limit`, `start_rate`, `limit` and `ordering_key`, and `requires` (issue 23,
+//! routing by capability). The same names, rules and
 //! messages as the TypeScript producer (`src/producer/flow-options.ts`) and the Python one;
 //! stored as additive job hash fields by enqueue-fields-1.lua, only when given.
 
@@ -140,13 +141,75 @@ fn check_concurrency_limit(n: i64) -> Result<(), ProducerError> {
 }
 
 /// The option names, in the order they are checked.
-pub(crate) const FLOW_OPTION_NAMES: [&str; 5] = [
+pub(crate) const FLOW_OPTION_NAMES: [&str; 6] = [
     "concurrency_key",
     "concurrency_limit",
     "start_rate",
     "limit",
     "ordering_key",
+    "requires",
 ];
+
+/// Most tags one job may require.
+pub const MAX_REQUIRED_TAGS: usize = 16;
+
+/// A capability tag: 1 to 64 of `A-Z a-z 0-9 _ . : / = -`.
+fn is_tag(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:/=-".contains(&b))
+}
+
+fn no_tag(shown: &str) -> ProducerError {
+    ProducerError::invalid_argument(format!(
+        "requires: {shown} is no tag (1 to 64 of A-Z a-z 0-9 _ . : / = -)"
+    ))
+}
+
+fn too_many_tags(n: usize) -> ProducerError {
+    ProducerError::invalid_argument(format!(
+        "requires holds {n} tags; at most {MAX_REQUIRED_TAGS} are allowed"
+    ))
+}
+
+/// `requires` from JSON, checked as the TS producer checks it (the same words).
+fn requires_from_json(v: &Value) -> Result<Vec<String>, ProducerError> {
+    let Value::Array(items) = v else {
+        return Err(ProducerError::invalid_argument(format!(
+            "requires must be an array of tags, got {v}"
+        )));
+    };
+    if items.len() > MAX_REQUIRED_TAGS {
+        return Err(too_many_tags(items.len()));
+    }
+    items
+        .iter()
+        .map(|item| match item {
+            Value::String(s) if is_tag(s) => Ok(s.clone()),
+            other => Err(no_tag(&other.to_string())),
+        })
+        .collect()
+}
+
+/// The stored `requires`: the JSON array of the tags sorted and deduplicated, or None when
+/// there are none.
+fn requires_stored(tags: &[String]) -> Result<Option<String>, ProducerError> {
+    if tags.len() > MAX_REQUIRED_TAGS {
+        return Err(too_many_tags(tags.len()));
+    }
+    if let Some(bad) = tags.iter().find(|t| !is_tag(t)) {
+        return Err(no_tag(&Value::String(bad.clone()).to_string()));
+    }
+    let mut sorted: Vec<&String> = tags.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        serde_json::to_string(&sorted).expect("strings encode"),
+    ))
+}
 
 /// Sets the flow-control option `name` of `o` from JSON (null = absent), checked whole (type
 /// and range) so the first bad option reported is the TS producer's. The caller passes the
@@ -182,6 +245,7 @@ pub(crate) fn set_from_json(
             o.concurrency_limit = Some(n);
         }
         "start_rate" => o.start_rate = Some(StartRate::from_json(v)?),
+        "requires" => o.requires = Some(requires_from_json(v)?),
         _ => unreachable!("not a flow-control option: {name}"),
     }
     Ok(())
@@ -214,6 +278,11 @@ pub(crate) fn flow_control_fields(
         check_key(k, "ordering_key")?;
         push("ordering_key", k.clone());
     }
+    if let Some(tags) = &o.requires {
+        if let Some(stored) = requires_stored(tags)? {
+            push("requires", stored);
+        }
+    }
     let keyed = o.concurrency_key.is_some() || o.limit.is_some();
     if !keyed && o.concurrency_limit.is_some() {
         return Err(ProducerError::invalid_argument(
@@ -242,6 +311,33 @@ mod tests {
         assert!(period_ms(f64::NAN).is_err());
         assert!(period_ms(f64::INFINITY).is_err());
         assert!(period_ms(0.0).is_err());
+    }
+
+    #[test]
+    fn requires_checked_and_stored_sorted() {
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            requires_stored(&tags(&["z", "gpu", "gpu"]))
+                .unwrap()
+                .as_deref(),
+            Some(r#"["gpu","z"]"#)
+        );
+        assert_eq!(requires_stored(&[]).unwrap(), None);
+        let err = requires_stored(&tags(&["has space"])).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains(r#"requires: "has space" is no tag"#));
+        let many: Vec<String> = (0..17).map(|i| format!("t{i}")).collect();
+        assert!(requires_stored(&many)
+            .unwrap_err()
+            .to_string()
+            .contains("at most 16"));
+        let err = requires_from_json(&serde_json::json!("gpu")).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains(r#"requires must be an array of tags, got "gpu""#));
+        let err = requires_from_json(&serde_json::json!([5])).unwrap_err();
+        assert!(err.to_string().contains("requires: 5 is no tag"));
     }
 
     #[test]

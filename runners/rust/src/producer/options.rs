@@ -59,6 +59,11 @@ pub struct EnqueueOptions {
     pub limit: Option<String>,
     /// A session: jobs of one key run one at a time, in enqueue order (1..=256 characters).
     pub ordering_key: Option<String>,
+    /// Routing by capability (issue 23): tags the runner must offer; the job runs only on a
+    /// runner process whose hello lists them all and waits, without an attempt, while none is
+    /// connected. Each tag 1..=64 of `A-Za-z0-9_.:/=-`, at most 16; stored sorted and
+    /// deduplicated as the JSON array `requires` (an empty list stores nothing).
+    pub requires: Option<Vec<String>>,
 }
 
 /// One item of [`super::Producer::enqueue_many`].

@@ -4,9 +4,17 @@
  * Regenerate with `npm run gen`; `npm test` fails when this file drifts from the schemas.
  */
 /**
- * Every frame body, in either encoding, is one envelope: a frame type tag and its payload. The set of frame types is closed: a reader that meets an unknown type MUST treat the frame as undecodable and close the connection (RRQ runners do). A writer MUST NOT send hello, ping or pong to a peer that has not announced the matching feature (see protocol/RUNNER_PROTOCOL.md §8).
+ * Every frame body, in either encoding, is one envelope: a frame type tag and its payload. The set of frame types is closed: a reader that meets an unknown type MUST treat the frame as undecodable and close the connection (RRQ runners do). A writer MUST NOT send hello, ping or pong to a peer that has not announced the matching feature, nor progress or output frames for a request that did not enable them (see protocol/RUNNER_PROTOCOL.md §8, §13).
  */
-export type Frame = RequestFrame | ResponseFrame | CancelFrame | HelloFrame | PingFrame | PongFrame;
+export type Frame =
+  | RequestFrame
+  | ResponseFrame
+  | CancelFrame
+  | HelloFrame
+  | PingFrame
+  | PongFrame
+  | ProgressFrame
+  | OutputFrame;
 
 /**
  * Orchestrator to runner: run one attempt of a job.
@@ -16,7 +24,7 @@ export interface RequestFrame {
   payload: ExecutionRequest;
 }
 /**
- * One attempt of one job, sent by the orchestrator. Field order here is the order writers emit. Writers emit every field (null for none); readers ignore unknown fields and treat absent like null.
+ * One attempt of one job, sent by the orchestrator. Field order here is the order writers emit. Writers emit every field (null for none) except `live`, which is written only when something is enabled; readers ignore unknown fields and treat absent like null.
  */
 export interface ExecutionRequest {
   /**
@@ -42,6 +50,10 @@ export interface ExecutionRequest {
     [k: string]: unknown | undefined;
   } | null;
   context: ExecutionContext;
+  /**
+   * Since rrqkit 0.1, live jobs (RUNNER_PROTOCOL.md §13.1): the live frames the runner may send for this request. An orchestrator writes it only on a connection whose hello listed the matching feature ("progress", "output"), and only when at least one of them is enabled; otherwise it leaves the field out, so a request to an RRQ runner is byte-for-byte RRQ's. Absent or null: the runner sends no progress and no output frame for the request.
+   */
+  live?: LiveOptions | null;
 }
 /**
  * What the orchestrator knows about the job and this attempt.
@@ -83,6 +95,27 @@ export interface ExecutionContext {
    * Id of the orchestrator worker that claimed the job.
    */
   worker_id?: string | null;
+}
+/**
+ * Since rrqkit 0.1, live jobs (RUNNER_PROTOCOL.md §13.1): which live frames a request enables and their bounds. Writers emit all four fields in this order. Readers treat an absent or null field as its default: progress and output false, progress_interval_ms 200, output_max_bytes 8388608.
+ */
+export interface LiveOptions {
+  /**
+   * The runner may send progress frames for this request (§13.2).
+   */
+  progress?: boolean;
+  /**
+   * The runner may send output frames for this request (§13.3).
+   */
+  output?: boolean;
+  /**
+   * The runner sends at most one progress frame per this many milliseconds per request, keeping the latest value; 0 means no coalescing.
+   */
+  progress_interval_ms?: number;
+  /**
+   * Output bytes (UTF-8 of the data fields) the runner sends for this request; beyond them chunks are dropped and one output frame with truncated true reports how many bytes were dropped (§13.3). 0 drops everything.
+   */
+  output_max_bytes?: number;
 }
 /**
  * Runner to orchestrator: the single outcome of one request.
@@ -182,7 +215,7 @@ export interface HelloFrame {
   payload: Hello;
 }
 /**
- * A runner's announcement of what it supports. Since rrqkit 0.1. Sent by the runner as the first frame of each connection, in the connection's encoding, only when its environment has RRQ_RUNNER_HELLO=1. An rrqkit orchestrator always sets that variable, and on stdio the hello is then its readiness signal (RUNNER_PROTOCOL.md §5); on unix and tcp the orchestrator never waits for it. Without the variable a runner sends no hello on any transport. Optional fields (runtime_version, max_in_flight) are written with a value or left out, never null; readers treat null like absent.
+ * A runner's announcement of what it supports. Since rrqkit 0.1. Sent by the runner as the first frame of each connection, on every transport (stdio, unix, tcp), in the connection's encoding, only when its environment has RRQ_RUNNER_HELLO=1. An rrqkit orchestrator always sets that variable for the runners it launches: on stdio the hello is then its readiness signal (RUNNER_PROTOCOL.md §5); on unix and tcp it waits a bounded time for it before the first request (§8.4). Without the variable a runner sends no hello on any transport. Optional fields (runtime_version, max_in_flight, tags) are written with a value or left out, never null; readers treat null like absent.
  */
 export interface Hello {
   /**
@@ -206,9 +239,15 @@ export interface Hello {
    */
   max_in_flight?: number;
   /**
-   * Open set of optional protocol features. Known: "ping" (answers ping with pong), "cancel_by_job" (job-wide cancel across connections), "stdout_guard" (stdout is protected from handler output on stdio).
+   * Open set of optional protocol features; readers ignore values they do not know. Known: "ping" (answers ping with pong), "cancel_by_job" (job-wide cancel across connections), "stdout_guard" (stdout is protected from handler output on stdio), "progress" (since rrqkit 0.1, live jobs: sends progress frames for a request whose live.progress is true, §13.2), "output" (sends output frames for a request whose live.output is true, §13.3).
    */
   features: string[];
+  /**
+   * Capability tags of this runner process (since rrqkit 0.1, RUNNER_PROTOCOL.md §8.6): the tags given in code merged with the comma-separated RRQ_RUNNER_TAGS environment variable, deduplicated and sorted (byte order). A job whose `requires` is not a subset of a process's tags is never dispatched to it. Absent means no tags; writers leave the field out rather than send an empty array.
+   *
+   * @maxItems 32
+   */
+  tags?: string[];
 }
 /**
  * Orchestrator to runner liveness probe. Only sent to a runner whose hello listed the "ping" feature. Since rrqkit 0.1.
@@ -232,4 +271,76 @@ export interface Ping {
 export interface PongFrame {
   type: "pong";
   payload: Ping;
+}
+/**
+ * Runner to orchestrator: progress of an in-flight request, only when the request's live.progress is true. Since rrqkit 0.1 (live jobs); unknown to RRQ 0.11.
+ */
+export interface ProgressFrame {
+  type: "progress";
+  payload: Progress;
+}
+/**
+ * Since rrqkit 0.1, live jobs (RUNNER_PROTOCOL.md §13.2). Runner to orchestrator: the latest progress of one in-flight request. Sent only for a request whose live.progress is true, at most one per live.progress_interval_ms per request, and always before the request's response frame. Writers emit every field in this order, null for none.
+ */
+export interface Progress {
+  /**
+   * The request's job_id.
+   */
+  job_id: string;
+  /**
+   * The request's request_id.
+   */
+  request_id: string;
+  /**
+   * Fraction done, 0 to 1 inclusive; null when only the message or detail changed.
+   */
+  progress?: number | null;
+  /**
+   * Short human-readable status, at most 1024 characters (runners cut a longer one).
+   */
+  message?: string | null;
+  /**
+   * Any JSON value the handler attached; null for none. Writers never send one whose compact JSON encoding exceeds 4096 bytes of UTF-8 (runners refuse it at the handler's call); readers need not check the size and may store null instead of a larger one.
+   */
+  detail?: unknown;
+}
+/**
+ * Runner to orchestrator: a chunk of an in-flight request's output, only when the request's live.output is true. Since rrqkit 0.1 (live jobs); unknown to RRQ 0.11.
+ */
+export interface OutputFrame {
+  type: "output";
+  payload: Output;
+}
+/**
+ * Since rrqkit 0.1, live jobs (RUNNER_PROTOCOL.md §13.3). Runner to orchestrator: one chunk of a request's streamed output. Sent only for a request whose live.output is true, always before the request's response frame. Writers emit every field in this order.
+ */
+export interface Output {
+  /**
+   * The request's job_id.
+   */
+  job_id: string;
+  /**
+   * The request's request_id.
+   */
+  request_id: string;
+  /**
+   * Position of this frame among the request's output frames: 0 for the first, then consecutive.
+   */
+  seq: number;
+  /**
+   * Where the chunk came from: "handler" (the handler's output writer), "stdout" or "stderr" (captured process output, where a runtime supports capture).
+   */
+  stream: "handler" | "stdout" | "stderr";
+  /**
+   * The text, at most 65536 bytes of UTF-8 (so at most 65536 characters; longer writes are split across frames at character boundaries). Empty in the truncation frame.
+   */
+  data: string;
+  /**
+   * True only in the request's single truncation frame: output beyond live.output_max_bytes was dropped. Absent or null on read means false.
+   */
+  truncated?: boolean;
+  /**
+   * In the truncation frame, the bytes of UTF-8 dropped for this request; 0 otherwise. Absent or null on read means 0.
+   */
+  dropped_bytes?: number;
 }
