@@ -61,11 +61,13 @@ export function repoRoot(): string {
   throw new CorpusError("cannot find the repository root (conformance/case.schema.json)");
 }
 
-function caseFiles(dir: string): string[] {
+function caseFiles(dir: string, top = true): string[] {
   const out: string[] = [];
   for (const entry of readdirSync(dir).sort()) {
     const path = join(dir, entry);
-    if (statSync(path).isDirectory()) out.push(...caseFiles(path));
+    // cases/testing holds the testing modes' scenarios (docs/testing.md), not harness cases
+    if (top && entry === "testing") continue;
+    if (statSync(path).isDirectory()) out.push(...caseFiles(path, false));
     else if (entry.endsWith(".json")) out.push(path);
   }
   return out;
