@@ -13,6 +13,7 @@ export type ErrorCode =
   | "conflicting_options"
   | "duplicate_job_id"
   | "rate_limited"
+  | "enqueue_vetoed"
   // infrastructure
   | "redis_error"
   | "redis_unavailable"
@@ -56,6 +57,31 @@ export class InvalidParamsError extends ProducerError {
     message: string,
   ) {
     super("invalid_params", message);
+  }
+}
+
+/**
+ * A producer middleware's `beforeEnqueue` refused the job (code `enqueue_vetoed`,
+ * protocol/PRODUCER.md §6, docs/middleware.md). Throw it from a hook with just the reason; the
+ * producer rethrows it with the function name, message `enqueue of <fn> vetoed: <reason>`.
+ * Nothing was written to Redis and later hooks did not run.
+ */
+export class EnqueueVetoedError extends ProducerError {
+  override name = "EnqueueVetoedError";
+  /** The function whose enqueue was refused; undefined until the producer sets it. */
+  readonly functionName: string | undefined;
+
+  constructor(
+    readonly reason: string,
+    options?: { functionName?: string; cause?: unknown },
+  ) {
+    const fn = options?.functionName;
+    super(
+      "enqueue_vetoed",
+      fn === undefined ? `enqueue vetoed: ${reason}` : `enqueue of ${fn} vetoed: ${reason}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
+    this.functionName = fn;
   }
 }
 
