@@ -8,6 +8,7 @@ from typing import Final
 __all__ = [
     "DECODE_ERROR_CODES",
     "DecodeError",
+    "EnqueueVetoed",
     "FrameTooLargeError",
     "NonRetryableError",
     "ProducerError",
@@ -107,7 +108,7 @@ class ProducerError(ValueError):
     """A producer call failed. ``code`` is one of the codes of PRODUCER.md §6
     (``invalid_argument``, ``invalid_params``, ``payload_too_large``, ``conflicting_options``,
     ``invalid_config``, ``config_not_found``, ``duplicate_job_id``, ``rate_limited``,
-    ``redis_error``). Nothing is written when validation fails.
+    ``enqueue_vetoed``, ``redis_error``). Nothing is written when validation fails.
 
     It subclasses :class:`ValueError` because RRQ's Python client raises ``ValueError``.
 
@@ -148,3 +149,26 @@ class BulkEnqueueError(ProducerError):
     def __init__(self, code: str, message: str, written_ids: list[str]) -> None:
         super().__init__(code, message)
         self.written_ids = written_ids
+
+
+class EnqueueVetoed(ProducerError):
+    """Raise (or return) from a producer middleware's ``before_enqueue`` to refuse the enqueue:
+    nothing is written and later hooks do not run. The caller gets it with ``code``
+    ``enqueue_vetoed``, ``function_name`` set, ``reason`` as given and the message
+    ``enqueue of <function_name> vetoed: <reason>``."""
+
+    def __init__(self, reason: str, *, function_name: str | None = None) -> None:
+        message = reason
+        if function_name is not None:
+            message = f"enqueue of {function_name} vetoed: {reason}"
+        super().__init__("enqueue_vetoed", message, function_name=function_name)
+        self.reason = reason
+
+    def for_function(self, function_name: str) -> EnqueueVetoed:
+        """This veto naming ``function_name`` (itself when it already names one)."""
+        if self.function_name is not None:
+            return self
+        return EnqueueVetoed(self.reason, function_name=function_name)
+
+    def __repr__(self) -> str:
+        return f"EnqueueVetoed(reason={self.reason!r}, function_name={self.function_name!r})"
