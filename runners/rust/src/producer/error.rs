@@ -11,6 +11,8 @@ pub enum ProducerErrorCode {
     ConflictingOptions,
     DuplicateJobId,
     RateLimited,
+    /// A producer middleware's before-hook refused the job ([`ProducerError::vetoed`]).
+    EnqueueVetoed,
     ConfigNotFound,
     InvalidConfig,
     RedisError,
@@ -29,6 +31,7 @@ impl ProducerErrorCode {
             ProducerErrorCode::ConflictingOptions => "conflicting_options",
             ProducerErrorCode::DuplicateJobId => "duplicate_job_id",
             ProducerErrorCode::RateLimited => "rate_limited",
+            ProducerErrorCode::EnqueueVetoed => "enqueue_vetoed",
             ProducerErrorCode::ConfigNotFound => "config_not_found",
             ProducerErrorCode::InvalidConfig => "invalid_config",
             ProducerErrorCode::RedisError => "redis_error",
@@ -52,6 +55,7 @@ pub struct ProducerError {
     written_ids: Vec<String>,
     function_name: Option<String>,
     field: Option<String>,
+    reason: Option<String>,
 }
 
 impl ProducerError {
@@ -62,7 +66,43 @@ impl ProducerError {
             written_ids: Vec::new(),
             function_name: None,
             field: None,
+            reason: None,
         }
+    }
+
+    /// A veto, for a producer middleware's before-hook to return: code `enqueue_vetoed`. The
+    /// producer returns it with the function name, message `enqueue of <fn> vetoed: <reason>`
+    /// ([`ProducerError::function_name`], [`ProducerError::reason`]); nothing is written.
+    ///
+    /// ```
+    /// let e = rrqkit::ProducerError::vetoed("tenant is frozen");
+    /// assert_eq!(e.code(), "enqueue_vetoed");
+    /// assert_eq!(e.reason(), Some("tenant is frozen"));
+    /// ```
+    pub fn vetoed(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        let mut err = Self::new(
+            ProducerErrorCode::EnqueueVetoed,
+            format!("enqueue vetoed: {reason}"),
+        );
+        err.reason = Some(reason);
+        err
+    }
+
+    /// The veto of `function_name`'s enqueue (what the producer returns).
+    pub(crate) fn vetoed_named(function_name: &str, reason: &str) -> Self {
+        let mut err = Self::new(
+            ProducerErrorCode::EnqueueVetoed,
+            format!("enqueue of {function_name} vetoed: {reason}"),
+        );
+        err.function_name = Some(function_name.to_string());
+        err.reason = Some(reason.to_string());
+        err
+    }
+
+    /// For `enqueue_vetoed`: the reason the middleware gave; `None` for every other error.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
     }
 
     /// `invalid_params` for params that break their job's contract: the message, function name
@@ -75,7 +115,8 @@ impl ProducerError {
         err
     }
 
-    /// For `invalid_params` from a job contract: the function whose contract the params break.
+    /// For `invalid_params` from a job contract: the function whose contract the params break;
+    /// for `enqueue_vetoed`: the function whose enqueue was refused.
     pub fn function_name(&self) -> Option<&str> {
         self.function_name.as_deref()
     }

@@ -18,10 +18,11 @@
 mod config;
 mod error;
 mod flow;
+mod middleware;
 mod options;
 mod retry;
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, Utc};
@@ -40,6 +41,7 @@ pub use flow::{
     StartRate, MAX_CONCURRENCY_LIMIT, MAX_FLOW_KEY_CHARS, MAX_LIMIT_NAME_CHARS,
     MAX_START_RATE_LIMIT, MAX_START_RATE_PERIOD_MS,
 };
+pub use middleware::{MiddlewareChain, PendingEnqueue, ProducerMiddleware};
 pub use options::{
     extract_correlation_context, EnqueueItem, EnqueueOptions, MAX_PARAMS_BYTES, MSG_EXPIRES_PAST,
 };
@@ -249,6 +251,7 @@ pub struct Producer {
     conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     #[cfg(feature = "contracts")]
     catalog: Option<crate::contracts::JobCatalog>,
+    middleware: MiddlewareChain,
 }
 
 impl std::fmt::Debug for Producer {
@@ -298,7 +301,55 @@ impl Producer {
             conn: tokio::sync::Mutex::new(None),
             #[cfg(feature = "contracts")]
             catalog: None,
+            middleware: MiddlewareChain::new(),
         })
+    }
+
+    /// The same producer with `middleware` added after those already registered. On every
+    /// enqueue path (`enqueue`, the rate-limited and debounced ones, `enqueue_many`, the typed
+    /// ones), before-hooks run in registration order before validation and before anything
+    /// is written, and after-hooks in reverse order once the job is written (see
+    /// [`ProducerMiddleware`] for vetoes and errors).
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use rrqkit::producer::{PendingEnqueue, ProducerMiddleware};
+    /// # use rrqkit::{Producer, ProducerConfig, ProducerError};
+    /// struct DefaultQueue;
+    /// impl ProducerMiddleware for DefaultQueue {
+    ///     fn before_enqueue(&self, job: &mut PendingEnqueue) -> Result<(), ProducerError> {
+    ///         job.options.queue_name.get_or_insert_with(|| "emails".into());
+    ///         Ok(())
+    ///     }
+    /// }
+    /// # fn demo() -> Result<(), ProducerError> {
+    /// let producer = Producer::new(ProducerConfig::default())?.use_middleware(Arc::new(DefaultQueue));
+    /// # Ok(()) }
+    /// ```
+    pub fn use_middleware(mut self, middleware: Arc<dyn ProducerMiddleware>) -> Self {
+        self.middleware.push(middleware);
+        self
+    }
+
+    /// The registered middleware.
+    pub fn middleware(&self) -> &MiddlewareChain {
+        &self.middleware
+    }
+
+    /// The job the before-hooks leave (nothing is cloned without middleware).
+    fn pending(
+        &self,
+        function_name: &str,
+        params: Map<String, Value>,
+        options: EnqueueOptions,
+    ) -> Result<PendingEnqueue, ProducerError> {
+        let mut job = PendingEnqueue {
+            function_name: function_name.to_string(),
+            params,
+            options,
+        };
+        self.middleware.before(&mut job)?;
+        Ok(job)
     }
 
     /// A producer from `rrq.toml` (see [`ProducerConfig::from_toml`]), with the job catalog its
@@ -671,21 +722,17 @@ impl Producer {
         params: Map<String, Value>,
         options: EnqueueOptions,
     ) -> Result<String, ProducerError> {
-        let plan = plan(
-            &self.config,
-            function_name,
-            &params,
-            &options,
-            Requested::Enqueue,
-            Utc::now(),
-        )?;
-        self.check_contract(function_name, &params)?;
+        let job = self.pending(function_name, params, options)?;
+        let plan = self.validated(&job, Requested::Enqueue, Utc::now())?;
         let key = match &plan.guard {
             Guard::RateLimit { key, .. } => Some(key.clone()),
             _ => None,
         };
         match self.enqueue_planned(plan).await? {
-            Some(id) => Ok(id),
+            Some(id) => {
+                self.middleware.after(&job, &id)?;
+                Ok(id)
+            }
             None => Err(ProducerError::new(
                 ProducerErrorCode::RateLimited,
                 format!(
@@ -703,16 +750,13 @@ impl Producer {
         params: Map<String, Value>,
         options: EnqueueOptions,
     ) -> Result<Option<String>, ProducerError> {
-        let plan = plan(
-            &self.config,
-            function_name,
-            &params,
-            &options,
-            Requested::RateLimit,
-            Utc::now(),
-        )?;
-        self.check_contract(function_name, &params)?;
-        self.enqueue_planned(plan).await
+        let job = self.pending(function_name, params, options)?;
+        let plan = self.validated(&job, Requested::RateLimit, Utc::now())?;
+        let id = self.enqueue_planned(plan).await?;
+        if let Some(id) = &id {
+            self.middleware.after(&job, id)?;
+        }
+        Ok(id)
     }
 
     /// Trailing-edge debounce: creates a job at now + `debounce_seconds`, or updates and
@@ -723,18 +767,33 @@ impl Producer {
         params: Map<String, Value>,
         options: EnqueueOptions,
     ) -> Result<String, ProducerError> {
-        let plan = plan(
-            &self.config,
-            function_name,
-            &params,
-            &options,
-            Requested::Debounce,
-            Utc::now(),
-        )?;
-        self.check_contract(function_name, &params)?;
-        self.enqueue_planned(plan)
+        let job = self.pending(function_name, params, options)?;
+        let plan = self.validated(&job, Requested::Debounce, Utc::now())?;
+        let id = self
+            .enqueue_planned(plan)
             .await?
-            .ok_or_else(|| Self::unexpected(2))
+            .ok_or_else(|| Self::unexpected(2))?;
+        self.middleware.after(&job, &id)?;
+        Ok(id)
+    }
+
+    /// The plan of a job the before-hooks left: option checks, then its contract.
+    fn validated(
+        &self,
+        job: &PendingEnqueue,
+        requested: Requested,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<Plan, ProducerError> {
+        let p = plan(
+            &self.config,
+            &job.function_name,
+            &job.params,
+            &job.options,
+            requested,
+            now,
+        )?;
+        self.check_contract(&job.function_name, &job.params)?;
+        Ok(p)
     }
 
     /// Enqueues many jobs, all or nothing. Every item is validated before anything is written
@@ -743,10 +802,34 @@ impl Producer {
     /// or not at all: Redis out of memory, or a job id that already exists, leaves the chunk
     /// unwritten. On failure, [`ProducerError::written_ids`] are exactly the jobs earlier chunks
     /// wrote (none for up to 500 items). Returns ids in order.
+    ///
+    /// With middleware, the before-hooks run on every item in order first (a veto or error
+    /// of any item fails the call before anything is validated or written), and the
+    /// after-hooks on every written item in order once all are written; an after-hook error
+    /// is returned with [`ProducerError::written_ids`] set to all the written jobs.
     pub async fn enqueue_many(
         &self,
         items: Vec<EnqueueItem>,
     ) -> Result<Vec<String>, ProducerError> {
+        let mut jobs = Vec::with_capacity(items.len());
+        for item in items {
+            let mut job = PendingEnqueue::from(item);
+            self.middleware.before(&mut job)?;
+            jobs.push(job);
+        }
+        let written = self.enqueue_bulk(&jobs).await?;
+        if !self.middleware.is_empty() {
+            for (job, id) in jobs.iter().zip(&written) {
+                self.middleware
+                    .after(job, id)
+                    .map_err(|e| e.with_written_ids(written.clone()))?;
+            }
+        }
+        Ok(written)
+    }
+
+    /// [`Producer::enqueue_many`] after the before-hooks.
+    async fn enqueue_bulk(&self, items: &[PendingEnqueue]) -> Result<Vec<String>, ProducerError> {
         let now = Utc::now();
         let mut plans = Vec::with_capacity(items.len());
         let mut seen = std::collections::HashSet::new();
