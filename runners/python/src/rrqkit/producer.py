@@ -8,6 +8,7 @@ a call that fails validation writes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import math
 import os
@@ -32,6 +33,12 @@ from .config import (
 )
 from .errors import BulkEnqueueError, ProducerError
 from .flow_options import FLOW_OPTION_NAMES, flow_control_fields
+from .middleware import (
+    PendingEnqueue,
+    check_producer_middleware,
+    run_after_enqueue,
+    run_before_enqueue,
+)
 from .retry_policy import check_retry_policy, retry_policy_json
 from .timeutil import format_rfc3339, now_ns, to_epoch_ns
 
@@ -382,6 +389,36 @@ def load_toml_catalog(path: str | os.PathLike[str] | None = None) -> JobCatalog 
         raise ProducerError("invalid_config", f"job_catalog: {exc.message}") from None
 
 
+def _pending(
+    function_name: Any,
+    params: Any,
+    options: Mapping[str, Any] | None,
+    extra: Mapping[str, Any],
+) -> PendingEnqueue:
+    """The mutable job the middleware hooks see: copies of the params and of the options
+    mapping merged with the keyword options. Only what the hooks need to get a job at all is
+    checked here (the shapes of the name, params and options); everything else is checked on
+    the final job, after the hooks."""
+    name = _name(function_name, "function_name")
+    if options is not None and not isinstance(options, Mapping):
+        raise _invalid("options must be a mapping")
+    merged = dict(options or {})
+    for key, value in extra.items():
+        if key in merged:
+            raise _invalid(f"option '{key}' given twice")
+        merged[key] = value
+    option_params = merged.pop("params", None)
+    if option_params is not None:
+        if params is not None:
+            raise _invalid("params given both as an argument and as an option")
+        params = option_params
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise ProducerError("invalid_params", "params must be a JSON object")
+    return PendingEnqueue(name, dict(params), merged)
+
+
 def _bulk_message(reason: str, written: list[str], total: int) -> str:
     """A failed bulk enqueue's message: the reason, then exactly what was written."""
     is_oom = "OOM" in reason or "OutOfMemoryError" in reason
@@ -423,6 +460,8 @@ class Producer:
     writing anything; functions not in the catalog are not checked. When Redis cannot be
     reached a call fails within ``redis_connect_timeout_seconds`` (default 5) with
     ``ProducerError`` code ``redis_unavailable``, naming the DSN without its password.
+
+    :meth:`use` adds middleware around every enqueue (:mod:`rrqkit.middleware`).
     """
 
     def __init__(
@@ -442,6 +481,7 @@ class Producer:
         self._redis: Any = redis
         self._owns_redis = redis is None
         self._scripts: dict[str, Any] = {}
+        self._middleware: list[object] = []
         # Whether the current client has answered once; until then the first call is bounded
         # by the connect timeout (redis-py bounds the TCP connect only, not the handshake).
         self._reachable = False
@@ -832,7 +872,48 @@ class Producer:
                 await script(keys=keys, args=args, client=pipe)
             return list(await pipe.execute())
 
+    async def _prepare(
+        self,
+        function_name: Any,
+        params: Any,
+        options: Mapping[str, Any] | None,
+        extra: Mapping[str, Any],
+        mode: Mode | None,
+    ) -> tuple[PendingEnqueue | None, _Plan]:
+        """The plan of one enqueue: without middleware straight from the arguments; with some,
+        from the job the before-hooks leave (validation runs on that final job)."""
+        if not self._middleware:
+            return None, self._plan(function_name, params, options, extra, mode)
+        job = _pending(function_name, params, options, extra)
+        await run_before_enqueue(self._middleware, job)
+        return job, self._plan(job.function_name, job.params, job.options, {}, mode)
+
+    async def _after(self, job: PendingEnqueue | None, job_id: str | None) -> None:
+        if job is not None and job_id is not None:
+            await run_after_enqueue(self._middleware, job, job_id)
+
     # -- public API ------------------------------------------------------------------------
+
+    def use(self, middleware: object) -> Producer:
+        """Add a middleware around every enqueue (single, rate-limited, debounced, bulk) and
+        return the producer. ``middleware`` has a ``before_enqueue(job)`` and/or an
+        ``after_enqueue(job, job_id)`` method, each sync or ``async`` (see
+        :class:`~rrqkit.middleware.ProducerMiddleware`):
+
+        - before-hooks run in registration order on a :class:`~rrqkit.middleware.PendingEnqueue`
+          (``function_name``, ``params``, ``options``) and may change its params and options;
+          validation (options, the catalog) runs after them on the final job;
+        - ``raise EnqueueVetoed(reason)`` in one refuses the enqueue: ProducerError code
+          ``enqueue_vetoed``, message ``enqueue of <fn> vetoed: <reason>``; any other exception
+          propagates unchanged; either way nothing is written and later hooks do not run;
+        - after-hooks run in reverse registration order once the job was written, with its id
+          (a debounce update's existing id); not for a rate-limited drop. An exception from an
+          after-hook reaches the caller although the job IS written.
+
+        Raises ProducerError ``invalid_argument`` for an object with neither hook."""
+        check_producer_middleware(middleware)
+        self._middleware.append(middleware)
+        return self
 
     async def enqueue(
         self,
@@ -844,10 +925,11 @@ class Producer:
         """Enqueue a job; returns its id (an existing id for an idempotent hit or a debounce
         update). Options may be a mapping, keyword arguments, or both. With rate-limit options
         a dropped call raises ProducerError(``rate_limited``)."""
-        plan = self._plan(function_name, params, options, kwargs, None)
+        job, plan = await self._prepare(function_name, params, options, kwargs, None)
         job_id = await self._run(plan)
         if job_id is None:
             raise ProducerError("rate_limited", "enqueue was rate-limited")
+        await self._after(job, job_id)
         return job_id
 
     async def enqueue_with_rate_limit(
@@ -859,7 +941,10 @@ class Producer:
     ) -> str | None:
         """Enqueue unless a job with the same ``rate_limit_key`` was enqueued in the last
         ``rate_limit_seconds``; returns None when limited."""
-        return await self._run(self._plan(function_name, params, options, kwargs, "rate_limit"))
+        job, plan = await self._prepare(function_name, params, options, kwargs, "rate_limit")
+        job_id = await self._run(plan)
+        await self._after(job, job_id)
+        return job_id
 
     async def enqueue_with_debounce(
         self,
@@ -870,8 +955,10 @@ class Producer:
     ) -> str:
         """Trailing-edge debounce on ``debounce_key``: the job runs ``debounce_seconds`` after
         the last call, with the last call's function, params and options."""
-        job_id = await self._run(self._plan(function_name, params, options, kwargs, "debounce"))
+        job, plan = await self._prepare(function_name, params, options, kwargs, "debounce")
+        job_id = await self._run(plan)
         assert job_id is not None
+        await self._after(job, job_id)
         return job_id
 
     async def enqueue_many(self, items: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -883,38 +970,66 @@ class Producer:
         ``BULK_CHUNK_SIZE`` (500) items writes each chunk whole or not at all: Redis out of
         memory, or a job id that already exists, leaves the chunk unwritten. A failure raises
         :class:`BulkEnqueueError`, whose ``written_ids`` are exactly the jobs earlier chunks
-        wrote (none for up to 500 items)."""
+        wrote (none for up to 500 items).
+
+        With middleware (:meth:`use`) every item's before-hooks run, in item order, before any
+        item is validated; a veto or an error fails the whole call with nothing written. The
+        after-hooks run per written item, in item order (also for the items a failing call did
+        write, before its BulkEnqueueError is raised: that error wins over a hook's)."""
         plans: list[_Plan] = []
+        jobs: list[PendingEnqueue] = []
         for index, item in enumerate(items):
             if not isinstance(item, Mapping):
                 raise _invalid(f"item {index} must be a mapping")
             unknown = set(item) - {"function_name", "params", "options"}
             if unknown:
                 raise _invalid(f"unknown item key '{sorted(unknown)[0]}' in item {index}")
-            try:
-                plan = self._plan(
-                    item.get("function_name"),
-                    item.get("params"),
-                    item.get("options"),
-                    {},
-                    "enqueue",
-                )
-            except ProducerError as exc:
-                if exc.field is None:
-                    raise
-                # a contract failure names its item, so the caller can find it in the batch
-                raise ProducerError(
-                    exc.code,
-                    f"items[{index}]: {exc.message}",
-                    function_name=exc.function_name,
-                    field=exc.field,
-                ) from None
-            plans.append(plan)
+            fn, params, options = item.get("function_name"), item.get("params"), item.get("options")
+            if self._middleware:
+                jobs.append(_pending(fn, params, options, {}))
+            else:
+                plans.append(self._bulk_plan(index, fn, params, options))
+        if self._middleware:
+            # Every item's before-hooks run before anything is checked or written: all or nothing.
+            for job in jobs:
+                await run_before_enqueue(self._middleware, job)
+            plans = [
+                self._bulk_plan(index, job.function_name, job.params, job.options)
+                for index, job in enumerate(jobs)
+            ]
         seen: set[str] = set()
         for plan in plans:
             if plan.job_id in seen:
                 raise ProducerError("duplicate_job_id", f"job_id '{plan.job_id}' is repeated")
             seen.add(plan.job_id)
+        try:
+            written = await self._write_bulk(plans)
+        except BulkEnqueueError as exc:
+            # The bulk error says what was written; it wins over an after-hook's error.
+            with contextlib.suppress(Exception):
+                for job, job_id in zip(jobs, exc.written_ids, strict=False):
+                    await run_after_enqueue(self._middleware, job, job_id)
+            raise
+        for job, job_id in zip(jobs, written, strict=False):
+            await run_after_enqueue(self._middleware, job, job_id)
+        return written
+
+    def _bulk_plan(self, index: int, function_name: Any, params: Any, options: Any) -> _Plan:
+        try:
+            return self._plan(function_name, params, options, {}, "enqueue")
+        except ProducerError as exc:
+            if exc.field is None:
+                raise
+            # a contract failure names its item, so the caller can find it in the batch
+            raise ProducerError(
+                exc.code,
+                f"items[{index}]: {exc.message}",
+                function_name=exc.function_name,
+                field=exc.field,
+            ) from None
+
+    async def _write_bulk(self, plans: list[_Plan]) -> list[str]:
+        """Writes the validated ``plans`` one chunk per script call; their ids in order."""
         script = self._script("enqueue-batch-n.lua")
         written: list[str] = []
         for start in range(0, len(plans), BULK_CHUNK_SIZE):
