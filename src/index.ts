@@ -28,6 +28,14 @@ export {
 } from "@rrqkit/runner/contracts";
 export { type CancelRefusal } from "./control/cancel.js";
 export { BulkEnqueueError, BULK_CHUNK_SIZE } from "./producer/bulk.js";
+// middleware (docs/middleware.md)
+export {
+  runBefore,
+  runAfter,
+  pendingEnqueue,
+  type ProducerMiddleware,
+  type PendingEnqueue,
+} from "./producer/middleware.js";
 export { type EnqueueOptions, optionsFromSnakeCase, MAX_PARAMS_BYTES } from "./producer/options.js";
 export {
   Worker,
@@ -53,6 +61,7 @@ export {
   ConfigError,
   ProducerError,
   InvalidParamsError,
+  EnqueueVetoedError,
   RunnerError,
   type ErrorCode,
 } from "./errors.js";

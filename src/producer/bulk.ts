@@ -1,5 +1,6 @@
 import { ProducerError, type ErrorCode } from "../errors.js";
 import type { EnqueueReply, ProducerStore } from "../store/producer-store.js";
+import { runAfter, type PendingEnqueue, type ProducerMiddleware } from "./middleware.js";
 import type { EnqueuePlan } from "./options.js";
 
 /**
@@ -61,6 +62,33 @@ export async function enqueueInChunks(
     written.push(...replies.map((r) => r.jobId));
   }
   return written;
+}
+
+/**
+ * Waits for a bulk `write` of `jobs` and runs the after-hooks of each written job, in item
+ * order. When the write failed part-way, the jobs it did write (`writtenIds`) still get their
+ * after-hooks, then the {@link BulkEnqueueError} is thrown (an after-hook error is then dropped:
+ * the caller must learn what was written).
+ */
+export async function runAfterEach(
+  middlewares: readonly ProducerMiddleware[],
+  jobs: readonly PendingEnqueue[],
+  write: Promise<string[]>,
+): Promise<string[]> {
+  let ids: readonly string[];
+  try {
+    ids = await write;
+  } catch (error) {
+    if (!(error instanceof BulkEnqueueError)) throw error;
+    try {
+      for (const [i, id] of error.writtenIds.entries()) await runAfter(middlewares, jobs[i]!, id);
+    } catch {
+      // The bulk error says what was written; it wins over a hook's error.
+    }
+    throw error;
+  }
+  for (const [i, id] of ids.entries()) await runAfter(middlewares, jobs[i]!, id);
+  return [...ids];
 }
 
 /** Up to 10 ids, then how many more (a message stays short; the ids are in Redis). */

@@ -15,13 +15,21 @@ import {
   DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS,
   redisDsnProblem,
 } from "../store/redis.js";
-import { enqueueInChunks } from "./bulk.js";
+import { enqueueInChunks, runAfterEach } from "./bulk.js";
 import {
   checkParamsContract,
   type BulkItemsOf,
   type EnqueueArgs,
   type LooseBulkItems,
 } from "./contracts.js";
+import {
+  checkMiddleware,
+  pendingEnqueue,
+  runAfter,
+  runBefore,
+  type PendingEnqueue,
+  type ProducerMiddleware,
+} from "./middleware.js";
 import {
   planEnqueue,
   type EnqueueOptions,
@@ -212,6 +220,7 @@ export class Producer<C extends JobTypes<C> = Untyped> {
   private readonly store: ProducerStore;
   private output: OutputApi | undefined;
   private readonly ownsConnection: boolean;
+  private readonly middlewares: ProducerMiddleware[] = [];
 
   /**
    * Validates `config` (a bad key or value, or a malformed `redisDsn`, throws `invalid_config`)
@@ -253,6 +262,18 @@ export class Producer<C extends JobTypes<C> = Untyped> {
     });
   }
 
+  /**
+   * Adds a middleware around every enqueue (docs/middleware.md): `beforeEnqueue` hooks run in
+   * registration order before validation and may change params and options or veto the job
+   * (`EnqueueVetoedError`, code `enqueue_vetoed`, nothing written); `afterEnqueue` hooks run in
+   * reverse order after the write. Returns this for chaining.
+   */
+  use(middleware: ProducerMiddleware): this {
+    checkMiddleware(middleware);
+    this.middlewares.push(middleware);
+    return this;
+  }
+
   private get defaults(): ProducerDefaults {
     return this.config;
   }
@@ -285,6 +306,26 @@ export class Producer<C extends JobTypes<C> = Untyped> {
     return plan;
   }
 
+  /**
+   * One enqueue through the middleware chain: before-hooks, then the checks on the final job, the
+   * write, and the after-hooks unless nothing was written (a rate-limited drop returns null).
+   */
+  private async enqueueOne(
+    functionName: string,
+    params: unknown,
+    options: EnqueueOptions,
+  ): Promise<{ id: string | null; job: PendingEnqueue }> {
+    if (this.middlewares.length === 0) {
+      const id = await this.run(this.plan(functionName, params, options));
+      return { id, job: { functionName, params: params as Record<string, unknown>, options } };
+    }
+    const job = pendingEnqueue(functionName, params, options);
+    await runBefore(this.middlewares, job);
+    const id = await this.run(this.plan(job.functionName, job.params, job.options));
+    if (id !== null) await runAfter(this.middlewares, job, id);
+    return { id, job };
+  }
+
   private async run(plan: EnqueuePlan): Promise<string | null> {
     let reply: EnqueueReply;
     try {
@@ -303,12 +344,11 @@ export class Producer<C extends JobTypes<C> = Untyped> {
    */
   async enqueue<N extends string>(functionName: N, ...args: EnqueueArgs<C, N>): Promise<string> {
     const [params = {}, options = {}] = args;
-    const plan = this.plan(functionName, params, options);
-    const id = await this.run(plan);
+    const { id, job } = await this.enqueueOne(functionName, params, options);
     if (id === null)
       throw new ProducerError(
         "rate_limited",
-        `rate limit '${options.rateLimitKey}' is active; job dropped`,
+        `rate limit '${job.options.rateLimitKey}' is active; job dropped`,
       );
     return id;
   }
@@ -319,7 +359,7 @@ export class Producer<C extends JobTypes<C> = Untyped> {
     params: ParamsOf<C, N>,
     options: EnqueueOptions & { rateLimitKey: string; rateLimitSeconds: number },
   ): Promise<string | null> {
-    return this.run(this.plan(functionName, params, options));
+    return (await this.enqueueOne(functionName, params, options)).id;
   }
 
   /** Enqueues, or updates the job still pending under `debounceKey`; returns its id. */
@@ -328,7 +368,7 @@ export class Producer<C extends JobTypes<C> = Untyped> {
     params: ParamsOf<C, N>,
     options: EnqueueOptions & { debounceKey: string; debounceSeconds: number },
   ): Promise<string> {
-    return (await this.run(this.plan(functionName, params, options)))!;
+    return (await this.enqueueOne(functionName, params, options)).id!;
   }
 
   /**
@@ -343,11 +383,21 @@ export class Producer<C extends JobTypes<C> = Untyped> {
   async enqueueMany<const T extends LooseBulkItems>(
     items: T & BulkItemsOf<C, T>,
   ): Promise<string[]> {
+    const jobs: PendingEnqueue[] = items.map((item) =>
+      this.middlewares.length === 0
+        ? {
+            functionName: item.functionName,
+            params: (item.params ?? {}) as Record<string, unknown>,
+            options: item.options ?? {},
+          }
+        : pendingEnqueue(item.functionName, item.params ?? {}, item.options ?? {}),
+    );
+    // Every item's before-hooks run before anything is checked or written: all or nothing.
+    if (this.middlewares.length > 0) for (const job of jobs) await runBefore(this.middlewares, job);
     const now = Date.now();
     const seen = new Set<string>();
-    const plans = items.map((item, i) => {
-      const params = item.params ?? {};
-      const plan = this.plan(item.functionName, params, item.options ?? {}, now, `items[${i}]`);
+    const plans = jobs.map((job, i) => {
+      const plan = this.plan(job.functionName, job.params, job.options, now, `items[${i}]`);
       if (plan.mode !== "enqueue")
         throw new ProducerError(
           "invalid_argument",
@@ -358,9 +408,10 @@ export class Producer<C extends JobTypes<C> = Untyped> {
       seen.add(plan.jobId);
       return plan;
     });
-    return enqueueInChunks(this.store, plans, (error) =>
+    const write = enqueueInChunks(this.store, plans, (error) =>
       redisFailure(error, this.config.redisDsn, "bulk enqueue"),
     );
+    return this.middlewares.length === 0 ? write : runAfterEach(this.middlewares, jobs, write);
   }
 
   /** The job's status, result and last error; null when the job does not exist. */
