@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
+from .middleware import RunnerMiddleware, check_runner_middleware
 from .models import ExecutionRequest
 
 __all__ = ["Handler", "Registry", "handler_names"]
@@ -20,10 +21,13 @@ class Registry:
     >>> registry = Registry()
     >>> @registry.handler("send_email")
     ... async def send_email(request): ...
+
+    Middleware (:meth:`use`, :meth:`middleware`) wraps every handler of the registry.
     """
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._middleware: list[RunnerMiddleware] = []
 
     def register(self, name: str, handler: Handler, *, replace: bool = False) -> None:
         """Register ``handler`` under ``name``. Raises ValueError for an empty name, a
@@ -44,6 +48,41 @@ class Registry:
             return fn
 
         return decorate
+
+    def use(self, middleware: RunnerMiddleware) -> Registry:
+        """Add a middleware around every handler and return the registry.
+
+        ``async def mw(request, call_next)``: ``await call_next()`` runs the rest of the chain
+        and the handler, and returns what the handler returned (a value or an
+        ``ExecutionOutcome``) or raises what it raised. The first middleware added is the
+        outermost. A middleware may time or log around ``call_next``, change
+        ``request.params`` before it, map errors (catch and raise e.g. ``NonRetryableError``,
+        or return an outcome) or return without calling it; calling it twice raises
+        ``RuntimeError("middleware called next twice")`` (an error outcome). Runner-side
+        contract validation runs before the chain; a missing handler is ``handler_not_found``
+        without running any middleware. Raises ValueError for a non-callable."""
+        check_runner_middleware(middleware)
+        self._middleware.append(middleware)
+        return self
+
+    def middleware(self, fn: RunnerMiddleware) -> RunnerMiddleware:
+        """Decorator form of :meth:`use`; returns the function unchanged.
+
+        >>> @registry.middleware
+        ... async def timed(request, call_next):
+        ...     started = time.monotonic()
+        ...     try:
+        ...         return await call_next()
+        ...     finally:
+        ...         print(request.function_name, time.monotonic() - started)
+        """
+        self.use(fn)
+        return fn
+
+    @property
+    def middlewares(self) -> list[RunnerMiddleware]:
+        """The runner middleware, outermost first (a copy)."""
+        return list(self._middleware)
 
     def unregister(self, name: str) -> bool:
         """Remove a handler; True if one was registered."""

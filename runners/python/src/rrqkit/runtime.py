@@ -26,6 +26,7 @@ from ._version import __version__
 from .codec import MAX_FRAME_BYTES, Encoding, Frame, decode_frame_body, frame, parse_header
 from .errors import DecodeError, FrameTooLargeError, NonRetryableError, RetryJob, SnoozeJob
 from .live import JobContext, LiveChannel, set_job_context
+from .middleware import call_handler, run_handler_chain
 from .models import (
     PROTOCOL_VERSION,
     CancelRequest,
@@ -520,8 +521,15 @@ class RunnerRuntime:
         await self._complete(entry, _with_ids(outcome, request))
 
     async def _invoke(self, handler: Any, request: ExecutionRequest) -> ExecutionOutcome:
+        # The registry's middleware (RRQ's registry has none) wraps the handler; its errors map
+        # to outcomes like the handler's.
+        middlewares = getattr(self.registry, "middlewares", None) or ()
         try:
-            if inspect.iscoroutinefunction(handler):
+            if middlewares:
+                result = await run_handler_chain(
+                    middlewares, request, lambda: call_handler(handler, request)
+                )
+            elif inspect.iscoroutinefunction(handler):
                 result = await handler(request)
             else:
                 result = await asyncio.to_thread(handler, request)
