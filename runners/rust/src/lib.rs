@@ -10,6 +10,7 @@
 //! - [`contracts`] (feature `contracts`, on by default): job catalogs (JSON Schemas of each
 //!   job's params) checked by the producer and, when configured, by the runner.
 //! - [`telemetry`]: the `rrq.runner` OpenTelemetry span (feature `otel`).
+//! - `testing` (feature `testing`): fake, inline and live testing modes.
 
 pub mod canonical;
 pub mod codec;
@@ -25,6 +26,8 @@ pub mod traceback;
 
 #[cfg(feature = "producer")]
 pub mod producer;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use codec::{DecodeError, DecodeErrorCode, EncodeError, Encoding, FrameDecoder};
 pub use handler::{HandlerError, HandlerResult, IntoHandlerOutcome, IntoOutcome, Registry};
