@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 
 use serde_json::Value;
 
+use crate::handler_middleware::{self, middleware_fn, HandlerMiddleware, Next};
 use crate::protocol::{
     check_snooze_seconds, ExecutionOutcome, ExecutionRequest, OutcomeError, OutcomeStatus,
     DEFAULT_RETRY_MESSAGE, ERROR_TYPE_NON_RETRYABLE, ERROR_TYPE_TIMEOUT, SNOOZE_MESSAGE,
@@ -320,10 +321,12 @@ where
 /// A type-erased handler.
 pub type HandlerFn = Arc<dyn Fn(ExecutionRequest) -> BoxFuture<ExecutionOutcome> + Send + Sync>;
 
-/// Handlers by function name. A later registration replaces an earlier one.
+/// Handlers by function name, and the middleware around them. A later registration
+/// replaces an earlier one.
 #[derive(Clone, Default)]
 pub struct Registry {
     handlers: HashMap<String, HandlerFn>,
+    middleware: Arc<Vec<HandlerMiddleware>>,
 }
 
 impl Registry {
@@ -396,6 +399,48 @@ impl Registry {
         self
     }
 
+    /// Adds a middleware around every handler (first registered = outermost; see
+    /// [`crate::handler_middleware`]). Its future resolves to anything a handler's may: the
+    /// [`ExecutionOutcome`] `next` returned, a value, or an error.
+    ///
+    /// ```no_run
+    /// # use rrqkit::{HandlerError, OutcomeStatus, Registry};
+    /// let mut registry = Registry::new();
+    /// registry.middleware(|request, next| async move {
+    ///     let name = request.function_name.clone();
+    ///     let started = std::time::Instant::now();
+    ///     let outcome = next.run(request).await;
+    ///     eprintln!("{name}: {:?} in {:?}", outcome.status, started.elapsed());
+    ///     if outcome.status == OutcomeStatus::Error {
+    ///         let message = outcome.error.map(|e| e.message).unwrap_or_default();
+    ///         return Err(HandlerError::non_retryable(message));
+    ///     }
+    ///     Ok(outcome)
+    /// });
+    /// ```
+    pub fn middleware<F, Fut>(&mut self, middleware: F) -> &mut Self
+    where
+        F: Fn(ExecutionRequest, Next) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoHandlerOutcome,
+    {
+        self.use_middleware(middleware_fn(middleware))
+    }
+
+    /// Adds an already boxed middleware (see [`Registry::middleware`]).
+    pub fn use_middleware(&mut self, middleware: HandlerMiddleware) -> &mut Self {
+        Arc::make_mut(&mut self.middleware).push(middleware);
+        self
+    }
+
+    /// The handler registered under `name` wrapped in the middleware: what the runtime calls
+    /// (after its `handler_not_found` and contract checks). [`Registry::get`] is the bare
+    /// handler.
+    pub fn get_with_middleware(&self, name: &str) -> Option<HandlerFn> {
+        let handler = self.handlers.get(name)?.clone();
+        Some(handler_middleware::wrap(&self.middleware, handler))
+    }
+
     /// Removes a handler.
     pub fn unregister(&mut self, name: &str) -> bool {
         self.handlers.remove(name).is_some()
@@ -418,6 +463,7 @@ impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
             .field("handlers", &self.names())
+            .field("middleware", &self.middleware.len())
             .finish()
     }
 }

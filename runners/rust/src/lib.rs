@@ -5,6 +5,7 @@
 //! - [`Runner`]: register async handlers and serve runner protocol v2 over TCP, a Unix socket or
 //!   stdio, in JSON or MessagePack (see `protocol/RUNNER_PROTOCOL.md`).
 //! - [`codec`] and [`protocol`]: framing, encodings and typed frames.
+//! - [`handler_middleware`]: middleware around handlers ([`Runner::middleware`]).
 //! - [`live`]: progress and streamed output from handlers ([`JobContext::current`]).
 //! - [`producer`] (feature `producer`, on by default): enqueue jobs and read their status.
 //! - [`contracts`] (feature `contracts`, on by default): job catalogs (JSON Schemas of each
@@ -17,6 +18,7 @@ pub mod codec;
 #[cfg(feature = "contracts")]
 pub mod contracts;
 pub mod handler;
+pub mod handler_middleware;
 pub mod launch;
 pub mod live;
 pub mod protocol;
@@ -31,6 +33,7 @@ pub mod testing;
 
 pub use codec::{DecodeError, DecodeErrorCode, EncodeError, Encoding, FrameDecoder};
 pub use handler::{HandlerError, HandlerResult, IntoHandlerOutcome, IntoOutcome, Registry};
+pub use handler_middleware::{middleware_fn, HandlerMiddleware, Next};
 pub use launch::{LaunchArgs, Transport};
 pub use live::JobContext;
 pub use protocol::{
@@ -41,6 +44,6 @@ pub use runtime::{Runner, ServeEnd};
 
 #[cfg(feature = "producer")]
 pub use producer::{
-    CancelResult, EnqueueOptions, JobResult, JobStatus, Producer, ProducerConfig, ProducerError,
-    ProducerErrorCode,
+    CancelResult, EnqueueOptions, JobResult, JobStatus, PendingEnqueue, Producer, ProducerConfig,
+    ProducerError, ProducerErrorCode, ProducerMiddleware,
 };

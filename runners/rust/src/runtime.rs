@@ -17,6 +17,7 @@ use tokio::task::AbortHandle;
 
 use crate::codec::{DecodeError, DecodeErrorCode, EncodeError, Encoding, FrameDecoder};
 use crate::handler::{CatchUnwind, IntoHandlerOutcome, Registry};
+use crate::handler_middleware::{panic_outcome, Next};
 use crate::launch::{self, LaunchArgs, Transport};
 use crate::live::{JobContext, LiveChannel};
 use crate::protocol::{
@@ -26,7 +27,6 @@ use crate::protocol::{
     UNSUPPORTED_VERSION_MESSAGE,
 };
 use crate::telemetry::{self, RequestSpan};
-use crate::traceback;
 
 /// Per-connection in-flight cap (and the `max_in_flight` announced in hello).
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -154,6 +154,28 @@ impl Runner {
         Fut::Output: IntoHandlerOutcome,
     {
         self.registry.register(name, handler);
+        self
+    }
+
+    /// Adds a middleware around every handler (see [`Registry::middleware`]): first
+    /// registered = outermost; it runs after the `handler_not_found`, deadline and contract
+    /// checks, with the job context current and under the request's deadline.
+    ///
+    /// ```no_run
+    /// # use rrqkit::Runner;
+    /// let mut runner = Runner::new();
+    /// runner.middleware(|mut request, next| async move {
+    ///     request.params.insert("via".into(), "middleware".into());
+    ///     next.run(request).await
+    /// });
+    /// ```
+    pub fn middleware<F, Fut>(&mut self, middleware: F) -> &mut Self
+    where
+        F: Fn(ExecutionRequest, Next) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoHandlerOutcome,
+    {
+        self.registry.middleware(middleware);
         self
     }
 
@@ -843,14 +865,15 @@ async fn execute(shared: &Shared, req: ExecutionRequest, ctx: JobContext) -> Exe
             return ExecutionOutcome::timeout(Some(DEADLINE_EXCEEDED_MESSAGE));
         }
     }
-    let Some(handler) = shared.registry.get(&req.function_name) else {
+    let Some(handler) = shared.registry.get_with_middleware(&req.function_name) else {
         return ExecutionOutcome::handler_not_found(&req.function_name);
     };
     #[cfg(feature = "contracts")]
     if let Some(outcome) = contract_failure(shared, &req) {
         return outcome;
     }
-    // The context is current while the handler's closure runs and while its future is polled.
+    // The context is current while the handler's closure (or the first middleware) runs and
+    // while its future is polled, so also in every middleware and the handler.
     let fut = JobContext::sync_scope(ctx.clone(), || handler(req));
     let run = JobContext::scope(ctx, CatchUnwind::new(fut));
     let result = match deadline {
@@ -865,21 +888,7 @@ async fn execute(shared: &Shared, req: ExecutionRequest, ctx: JobContext) -> Exe
             }
         }
     };
-    match result {
-        Ok(outcome) => outcome,
-        Err(panic_message) => {
-            let message = if panic_message.is_empty() {
-                UNHANDLED_ERROR_MESSAGE.to_string()
-            } else {
-                panic_message
-            };
-            let mut outcome = ExecutionOutcome::error(message).with_error_type("panic");
-            if let Some(error) = outcome.error.as_mut() {
-                error.traceback = Some(traceback::take_panic_traceback(&error.message));
-            }
-            outcome
-        }
-    }
+    result.unwrap_or_else(panic_outcome)
 }
 
 /// The `invalid_params` outcome when the catalog has a contract for the request's function

@@ -28,7 +28,7 @@ enum Before {
     Fail,
     /// Replaces the params.
     SetParams(Value),
-    SetOptions(EnqueueOptions),
+    SetOptions(Box<EnqueueOptions>),
 }
 
 struct Recorder {
@@ -39,7 +39,7 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn new(name: &'static str, log: &Log, before: Before) -> Arc<dyn ProducerMiddleware> {
+    fn boxed(name: &'static str, log: &Log, before: Before) -> Arc<dyn ProducerMiddleware> {
         Arc::new(Recorder {
             name,
             log: log.clone(),
@@ -67,7 +67,7 @@ impl ProducerMiddleware for Recorder {
                 ))
             }
             Before::SetParams(v) => job.params = v.as_object().unwrap().clone(),
-            Before::SetOptions(o) => job.options = o.clone(),
+            Before::SetOptions(o) => job.options = (**o).clone(),
         }
         Ok(())
     }
@@ -121,9 +121,13 @@ async fn hooks_run_as_an_onion_and_their_changes_are_written() {
     };
     let producer = server
         .producer()
-        .use_middleware(Recorder::new("a", &log, Before::Mark))
-        .use_middleware(Recorder::new("b", &log, Before::SetOptions(routing)))
-        .use_middleware(Recorder::new("c", &log, Before::Mark));
+        .use_middleware(Recorder::boxed("a", &log, Before::Mark))
+        .use_middleware(Recorder::boxed(
+            "b",
+            &log,
+            Before::SetOptions(Box::new(routing)),
+        ))
+        .use_middleware(Recorder::boxed("c", &log, Before::Mark));
     assert_eq!(producer.middleware().len(), 3);
 
     let id = producer
@@ -154,9 +158,9 @@ async fn a_veto_or_an_error_writes_nothing_and_stops_later_hooks() {
     let log = Log::default();
     let producer = server
         .producer()
-        .use_middleware(Recorder::new("a", &log, Before::Mark))
-        .use_middleware(Recorder::new("v", &log, Before::Veto("tenant is frozen")))
-        .use_middleware(Recorder::new("late", &log, Before::Mark));
+        .use_middleware(Recorder::boxed("a", &log, Before::Mark))
+        .use_middleware(Recorder::boxed("v", &log, Before::Veto("tenant is frozen")))
+        .use_middleware(Recorder::boxed("late", &log, Before::Mark));
     let opts = || EnqueueOptions {
         job_id: Some("never".into()),
         ..Default::default()
@@ -200,8 +204,8 @@ async fn a_veto_or_an_error_writes_nothing_and_stops_later_hooks() {
     let log = Log::default();
     let producer = server
         .producer()
-        .use_middleware(Recorder::new("f", &log, Before::Fail))
-        .use_middleware(Recorder::new("late", &log, Before::Mark));
+        .use_middleware(Recorder::boxed("f", &log, Before::Fail))
+        .use_middleware(Recorder::boxed("late", &log, Before::Mark));
     let e = producer
         .enqueue("send", Map::new(), opts())
         .await
@@ -224,10 +228,11 @@ async fn validation_runs_on_the_job_the_hooks_leave() {
         max_retries: Some(-1),
         ..Default::default()
     };
-    let producer =
-        server
-            .producer()
-            .use_middleware(Recorder::new("o", &log, Before::SetOptions(bad)));
+    let producer = server.producer().use_middleware(Recorder::boxed(
+        "o",
+        &log,
+        Before::SetOptions(Box::new(bad)),
+    ));
     let e = producer
         .enqueue("send", Map::new(), EnqueueOptions::default())
         .await
@@ -240,10 +245,11 @@ async fn validation_runs_on_the_job_the_hooks_leave() {
         job_id: Some("fixed".into()),
         ..Default::default()
     };
-    let producer =
-        server
-            .producer()
-            .use_middleware(Recorder::new("o", &log, Before::SetOptions(fixed)));
+    let producer = server.producer().use_middleware(Recorder::boxed(
+        "o",
+        &log,
+        Before::SetOptions(Box::new(fixed)),
+    ));
     let given = EnqueueOptions {
         max_retries: Some(-1),
         ..Default::default()
@@ -262,7 +268,7 @@ async fn the_catalog_checks_the_params_the_hooks_leave() {
     let server = RedisServer::start("mw-catalog");
     let log = Log::default();
     let good = json!({"to": "a@b", "subject": "hi"});
-    let fixer = Recorder::new("fix", &log, Before::SetParams(good));
+    let fixer = Recorder::boxed("fix", &log, Before::SetParams(good));
     let producer = server.producer().catalog(catalog()).use_middleware(fixer);
     let id = producer
         .enqueue(
@@ -275,7 +281,7 @@ async fn the_catalog_checks_the_params_the_hooks_leave() {
     let params: Value = serde_json::from_str(&job_hash(&server, &id)["job_params"]).unwrap();
     assert_eq!(params, json!({"to": "a@b", "subject": "hi"}));
 
-    let breaker = Recorder::new(
+    let breaker = Recorder::boxed(
         "break",
         &log,
         Before::SetParams(json!({"to": 7, "subject": "hi"})),
@@ -361,7 +367,7 @@ async fn dropped_rate_limited_enqueue_calls_no_after_hook_and_debounce_passes_th
     let log = Log::default();
     let producer = server
         .producer()
-        .use_middleware(Recorder::new("a", &log, Before::Mark));
+        .use_middleware(Recorder::boxed("a", &log, Before::Mark));
     let rate = EnqueueOptions {
         rate_limit_key: Some("user-1".into()),
         rate_limit_seconds: Some(60.0),
@@ -419,7 +425,7 @@ async fn an_after_hook_error_reaches_the_caller_with_the_job_written() {
     });
     let producer = server
         .producer()
-        .use_middleware(Recorder::new("outer", &log, Before::Mark))
+        .use_middleware(Recorder::boxed("outer", &log, Before::Mark))
         .use_middleware(failing);
     let opts = EnqueueOptions {
         job_id: Some("kept".into()),

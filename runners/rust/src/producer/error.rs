@@ -55,7 +55,6 @@ pub struct ProducerError {
     written_ids: Vec<String>,
     function_name: Option<String>,
     field: Option<String>,
-    reason: Option<String>,
 }
 
 impl ProducerError {
@@ -66,7 +65,6 @@ impl ProducerError {
             written_ids: Vec::new(),
             function_name: None,
             field: None,
-            reason: None,
         }
     }
 
@@ -80,13 +78,10 @@ impl ProducerError {
     /// assert_eq!(e.reason(), Some("tenant is frozen"));
     /// ```
     pub fn vetoed(reason: impl Into<String>) -> Self {
-        let reason = reason.into();
-        let mut err = Self::new(
+        Self::new(
             ProducerErrorCode::EnqueueVetoed,
-            format!("enqueue vetoed: {reason}"),
-        );
-        err.reason = Some(reason);
-        err
+            format!("enqueue vetoed: {}", reason.into()),
+        )
     }
 
     /// The veto of `function_name`'s enqueue (what the producer returns).
@@ -96,13 +91,20 @@ impl ProducerError {
             format!("enqueue of {function_name} vetoed: {reason}"),
         );
         err.function_name = Some(function_name.to_string());
-        err.reason = Some(reason.to_string());
         err
     }
 
     /// For `enqueue_vetoed`: the reason the middleware gave; `None` for every other error.
     pub fn reason(&self) -> Option<&str> {
-        self.reason.as_deref()
+        if self.kind != ProducerErrorCode::EnqueueVetoed {
+            return None;
+        }
+        // Not a field of its own: it would make every producer `Result` bigger.
+        let prefix = match &self.function_name {
+            Some(f) => format!("enqueue of {f} vetoed: "),
+            None => "enqueue vetoed: ".to_string(),
+        };
+        self.message.strip_prefix(&prefix)
     }
 
     /// `invalid_params` for params that break their job's contract: the message, function name
