@@ -233,3 +233,38 @@ async fn no_connection_is_opened() {
         other => panic!("a connection reached the DSN's port: {other:?}"),
     }
 }
+
+struct Tagging;
+
+impl rrqkit::ProducerMiddleware for Tagging {
+    fn before_enqueue(
+        &self,
+        job: &mut rrqkit::PendingEnqueue,
+    ) -> Result<(), rrqkit::ProducerError> {
+        if job.function_name == "forbidden" {
+            return Err(rrqkit::ProducerError::vetoed("not here"));
+        }
+        job.params.insert("tagged".into(), json!(true));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn middleware_runs_before_recording_and_can_veto() {
+    let fake = FakeProducer::new().use_middleware(Arc::new(Tagging));
+    fake.set_registry(scenario_registry((*fake).clone()));
+    let id = fake
+        .enqueue("echo", Map::new(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(fake.job(&id).unwrap().params["tagged"], json!(true));
+    let err = fake
+        .enqueue("forbidden", Map::new(), Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "enqueue_vetoed");
+    assert_eq!(err.message(), "enqueue of forbidden vetoed: not here");
+    assert_eq!(fake.jobs().len(), 1);
+    fake.drain().await.unwrap();
+    assert_eq!(fake.job(&id).unwrap().result, Some(json!({"tagged": true})));
+}
