@@ -24,6 +24,13 @@ export type {
   Untyped,
 } from "./runtime/job-types.js";
 export { runnerTags, type JobContext, type OutputWriter } from "./runtime/live.js";
+export {
+  MiddlewareError,
+  NEXT_TWICE,
+  type Middleware,
+  type MiddlewareContext,
+  type Next,
+} from "./runtime/middleware.js";
 export { Outcome, isOutcomeLike, snooze, type HandlerOutcome } from "./runtime/outcome.js";
 export { NonRetryableError } from "./runtime/errors.js";
 export { RunnerRuntime, type RunnerRuntimeOptions } from "./runtime/runtime.js";

@@ -1,6 +1,7 @@
 import type { ExecutionOutcome, ExecutionRequest } from "../protocol/generated/wire.js";
 import type { JobTypes, ParamsOf, ResultOf, Untyped } from "./job-types.js";
 import type { JobContext } from "./live.js";
+import type { Middleware } from "./middleware.js";
 import type { HandlerOutcome } from "./outcome.js";
 
 /**
@@ -44,6 +45,7 @@ export type HandlerFor<C, N extends string> = N extends keyof C
  */
 export class Registry<C extends JobTypes<C> = Untyped> {
   private readonly handlers = new Map<string, Handler>();
+  private readonly chain: Middleware[] = [];
 
   /** Registers `handler` under `name`; returns this for chaining. */
   register<N extends string>(name: N, handler: HandlerFor<C, N>): this {
@@ -54,6 +56,22 @@ export class Registry<C extends JobTypes<C> = Untyped> {
     // Typed handlers differ only in the declared params/result types: the same function at run time.
     this.handlers.set(name, handler as Handler);
     return this;
+  }
+
+  /**
+   * Adds a middleware around every handler of this registry (rrqkit docs/middleware.md): an
+   * onion, the first registered outermost. It runs after the params contract check; a request
+   * for a missing handler never reaches it. Returns this for chaining.
+   */
+  use(middleware: Middleware): this {
+    if (typeof middleware !== "function") throw new TypeError("a middleware must be a function");
+    this.chain.push(middleware);
+    return this;
+  }
+
+  /** The middlewares, in registration order. */
+  get middlewares(): readonly Middleware[] {
+    return this.chain;
   }
 
   /** Removes a handler; returns whether it existed. */

@@ -19,6 +19,7 @@ import type {
   Hello,
 } from "../protocol/generated/wire.js";
 import { LiveChannel, RequestContext, runnerTags } from "./live.js";
+import { runMiddleware } from "./middleware.js";
 import { errorOutcome, outcomeFor, thrownOutcome } from "./outcome.js";
 import type { AnyRegistry, Handler } from "./registry.js";
 import { noopTelemetry, type RunnerTelemetry, type RunSpan } from "./telemetry.js";
@@ -211,18 +212,29 @@ export class RunnerRuntime {
       return;
     }
     try {
-      const value = takesSignal(handler)
-        ? await handler(
-            request,
-            (entry.controller = new AbortController()).signal,
-            // Goes with the signal, so a wrapper passing (request, signal, ctx) on keeps it.
-            new RequestContext(request, entry.live, this.log),
-          )
-        : await (handler as (request: ExecutionRequest) => unknown)(request);
-      this.finish(entry, outcomeFor(request, value));
+      this.finish(entry, outcomeFor(request, await this.call(entry, handler)));
     } catch (thrown) {
       this.finish(entry, thrownOutcome(request, thrown)); // ignored if already answered
     }
+  }
+
+  /** Calls the handler, through the registry's middlewares when it has any. */
+  private call(entry: InFlight, handler: Handler): unknown {
+    const { request } = entry;
+    const middlewares = this.registry.middlewares;
+    if (middlewares.length > 0) {
+      // Middlewares always get the signal and the context: they cannot tell what the handler takes.
+      const signal = (entry.controller = new AbortController()).signal;
+      const job = new RequestContext(request, entry.live, this.log);
+      return runMiddleware(middlewares, handler, request, { signal, job });
+    }
+    if (!takesSignal(handler)) return (handler as (request: ExecutionRequest) => unknown)(request);
+    return handler(
+      request,
+      (entry.controller = new AbortController()).signal,
+      // Goes with the signal, so a wrapper passing (request, signal, ctx) on keeps it.
+      new RequestContext(request, entry.live, this.log),
+    );
   }
 
   private timeout(entry: InFlight, message: string): void {
