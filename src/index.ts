@@ -36,6 +36,17 @@ export {
   type ProducerMiddleware,
   type PendingEnqueue,
 } from "./producer/middleware.js";
+// orchestrator plugins (rrq.toml `plugins`, docs/middleware.md)
+export {
+  PLUGIN_EVENTS,
+  type RrqPlugin,
+  type PluginApi,
+  type PluginConfigView,
+  type PluginEventName,
+  type PluginEvents,
+  type PluginHandler,
+  type PluginLogLevel,
+} from "./plugins/api.js";
 export { type EnqueueOptions, optionsFromSnakeCase, MAX_PARAMS_BYTES } from "./producer/options.js";
 export {
   Worker,

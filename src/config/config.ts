@@ -144,6 +144,12 @@ export interface ResolvedConfig
    * {@link loadConfig} makes a relative path absolute against the rrq.toml's directory.
    */
   readonly jobCatalog: string | undefined;
+  /**
+   * rrqkit: orchestrator plugin modules (`plugins`, docs/middleware.md), loaded by `rrq worker
+   * run` before the first claim. {@link loadConfig} makes relative paths absolute against the
+   * rrq.toml's directory and resolves package names from there; empty without plugins.
+   */
+  readonly plugins: readonly string[];
 }
 
 /**
@@ -385,6 +391,7 @@ const TOP_KEYS = [
   "redis_connect_timeout_seconds",
   "redis_command_timeout_seconds",
   "job_catalog",
+  "plugins",
   ...JOB_CONTROL_KEYS,
   ...FLOW_CONTROL_KEYS,
   ...OBSERVABILITY_KEYS,
@@ -579,6 +586,7 @@ export function resolveConfig(
       Math.max(1, Math.min(5, lease / 2)),
     ),
     jobCatalog: f<string | undefined>("job_catalog", str(true), undefined),
+    plugins: Object.freeze(f("plugins", strings(), [])),
     ...readJobControl(raw, defaultQueueName, problems),
     // runner names as written: a runner table with a mistake is reported once, by readRunner
     ...readFlowControl(raw, Object.keys(isTable(raw.runners) ? raw.runners : {}), problems),

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { ConfigError } from "../errors.js";
@@ -94,6 +95,25 @@ function withAbsoluteCatalog(config: ResolvedConfig, path: string): ResolvedConf
   return Object.freeze({ ...config, jobCatalog: resolve(dirname(path), catalog) });
 }
 
+/**
+ * `plugins`: a path (`./x.mjs`, `../x`, absolute) is made absolute against the rrq.toml's
+ * directory; a package name is resolved from there. A name that does not resolve stays as
+ * written, so loading the plugin fails with an error naming it.
+ */
+function withResolvedPlugins(config: ResolvedConfig, path: string): ResolvedConfig {
+  if (config.plugins.length === 0) return config;
+  const from = createRequire(resolve(path));
+  const plugins = config.plugins.map((entry) => {
+    if (isAbsolute(entry) || /^\.\.?([/\\]|$)/.test(entry)) return resolve(dirname(path), entry);
+    try {
+      return from.resolve(entry);
+    } catch {
+      return entry;
+    }
+  });
+  return Object.freeze({ ...config, plugins: Object.freeze(plugins) });
+}
+
 /** Resolves, reads and validates the configuration once. */
 export function loadConfig(options: LoadConfigOptions = {}): {
   config: ResolvedConfig;
@@ -107,5 +127,8 @@ export function loadConfig(options: LoadConfigOptions = {}): {
   const source = findConfigFile(options.path, env, cwd);
   const document = parseConfigText(readFileSync(source.path, "utf8"), source.path);
   const config = resolveConfig(rrqTable(document), { ...envOverrides(env), ...options.overrides });
-  return { config: withAbsoluteCatalog(config, source.path), source };
+  return {
+    config: withResolvedPlugins(withAbsoluteCatalog(config, source.path), source.path),
+    source,
+  };
 }

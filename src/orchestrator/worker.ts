@@ -16,6 +16,13 @@ import { FlowHooks, QueueClaims } from "../flow/index.js";
 import { connectRedis } from "../store/redis.js";
 import { queueWaitMs } from "../metrics/job-wait.js";
 import type { WorkerMetrics } from "../metrics/worker-metrics.js";
+import type { Logger } from "pino";
+import {
+  defaultPluginLog,
+  loadPlugins,
+  pluginLogTo,
+  type LoadedPlugins,
+} from "../plugins/loader.js";
 import { EventBus, type JobRef } from "../telemetry/events.js";
 import { noopJobTelemetry, type JobTelemetry } from "../telemetry/otel.js";
 import { closeRedis, within } from "./bounded.js";
@@ -65,6 +72,11 @@ export interface WorkerOptions {
    * `metrics_port` in the config.
    */
   metricsEnv?: NodeJS.ProcessEnv;
+  /**
+   * Where the `api.log` lines of rrq.toml's `plugins` go (`rrq worker run` passes its logger);
+   * a logger on stdout in `RRQ_LOG_FORMAT` by default.
+   */
+  pluginLogger?: Logger;
 }
 
 /** Polls in a row that claim nothing but park jobs before the loop waits as when idle. */
@@ -162,6 +174,7 @@ export class Worker {
   private readonly quietHook = () => this.control?.quietBySignal();
   /** Why the worker stops, for `worker:stopping`. */
   private stopReason: string | undefined;
+  private readonly pluginLogger: Logger | undefined;
 
   constructor(options: WorkerOptions) {
     this.config = options.config;
@@ -179,6 +192,7 @@ export class Worker {
     this.localNow = options.localNow;
     this.quietOnSigtstp = (options.quietOnSigtstp ?? true) && process.platform !== "win32";
     this.metricsEnv = options.metricsEnv;
+    this.pluginLogger = options.pluginLogger;
   }
 
   /** The worker's metrics once started (undefined when none is configured). */
@@ -254,9 +268,12 @@ export class Worker {
    */
   async run(): Promise<ShutdownReport> {
     process.on("exit", this.exitHook);
+    let plugins: LoadedPlugins | undefined;
     try {
+      plugins = await this.loadPlugins(); // subscribed before anything is claimed
       await this.start();
     } catch (error) {
+      plugins?.dispose();
       this.disposeHooks();
       throw error;
     }
@@ -267,8 +284,22 @@ export class Worker {
       await this.serve();
     } finally {
       report = await this.drain();
+      plugins.dispose();
     }
     return report;
+  }
+
+  /** rrq.toml's `plugins` (docs/middleware.md), connected to this worker's events. */
+  private loadPlugins(): Promise<LoadedPlugins> {
+    return loadPlugins(this.config.plugins ?? [], {
+      events: this.events,
+      config: Object.freeze({
+        queues: Object.freeze([...this.queues]),
+        runners: Object.freeze(Object.keys(this.config.runners)),
+        defaultQueue: this.config.defaultQueueName,
+      }),
+      log: this.pluginLogger ? pluginLogTo(this.pluginLogger) : defaultPluginLog(),
+    });
   }
 
   /**

@@ -86,6 +86,7 @@ async function workerRun(ctx: CliContext, flags: RunFlags): Promise<number> {
     burst: flags.burst,
     events,
     telemetry,
+    pluginLogger: logger,
   });
   const dispose = onSignals(
     (signal) => {
