@@ -17,12 +17,7 @@ import { connectRedis } from "../store/redis.js";
 import { queueWaitMs } from "../metrics/job-wait.js";
 import type { WorkerMetrics } from "../metrics/worker-metrics.js";
 import type { Logger } from "pino";
-import {
-  defaultPluginLog,
-  loadPlugins,
-  pluginLogTo,
-  type LoadedPlugins,
-} from "../plugins/loader.js";
+import { loadPlugins, pluginLogTo, type LoadedPlugins } from "../plugins/loader.js";
 import { EventBus, type JobRef } from "../telemetry/events.js";
 import { noopJobTelemetry, type JobTelemetry } from "../telemetry/otel.js";
 import { closeRedis, within } from "./bounded.js";
@@ -298,7 +293,7 @@ export class Worker {
         runners: Object.freeze(Object.keys(this.config.runners)),
         defaultQueue: this.config.defaultQueueName,
       }),
-      log: this.pluginLogger ? pluginLogTo(this.pluginLogger) : defaultPluginLog(),
+      ...(this.pluginLogger ? { log: pluginLogTo(this.pluginLogger) } : {}),
     });
   }
 

@@ -9,7 +9,6 @@ import { pathToFileURL } from "node:url";
 import type { Logger } from "pino";
 import { coerceError, ConfigError } from "../errors.js";
 import type { EventBus } from "../telemetry/events.js";
-import { createLogger, resolveLogFormat } from "../telemetry/logger.js";
 import {
   PLUGIN_EVENTS,
   type PluginApi,
@@ -25,8 +24,11 @@ import {
 export interface PluginHost {
   readonly events: EventBus;
   readonly config: PluginConfigView;
-  /** Where `api.log` lines go. */
-  readonly log: PluginLogSink;
+  /**
+   * Where `api.log` lines go; by default a logger on stdout in the format `RRQ_LOG_FORMAT`
+   * picks (pino is loaded only then, so a worker without plugins never loads it here).
+   */
+  readonly log?: PluginLogSink;
 }
 
 /** The loaded plugins of one worker run. */
@@ -43,13 +45,10 @@ export function pluginLogTo(logger: Logger): PluginLogSink {
     logger[level]({ ...fields, "rrq.plugin": plugin }, message);
 }
 
-/**
- * The sink of a worker given no logger (embedded in a program): a logger in the format
- * `RRQ_LOG_FORMAT` picks, made at the first line.
- */
-export function defaultPluginLog(): PluginLogSink {
-  let sink: PluginLogSink | undefined;
-  return (...line) => (sink ??= pluginLogTo(createLogger(resolveLogFormat())))(...line);
+/** The sink of a worker given no logger (embedded in a program). */
+async function defaultPluginLog(): Promise<PluginLogSink> {
+  const { createLogger, resolveLogFormat } = await import("../telemetry/logger.js");
+  return pluginLogTo(createLogger(resolveLogFormat()));
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -94,13 +93,18 @@ function describe(value: unknown): string {
 }
 
 /** The API one plugin gets; its subscriptions are added to `unsubscribe`. */
-function apiFor(file: string, host: PluginHost, unsubscribe: (() => void)[]): PluginApi {
+function apiFor(
+  file: string,
+  host: PluginHost,
+  log: PluginLogSink,
+  unsubscribe: (() => void)[],
+): PluginApi {
   const fail = (error: unknown) =>
     host.events.emit("worker:error", { context: `plugin ${file}`, error: coerceError(error) });
   return {
     config: host.config,
     log(level: PluginLogLevel, text: string, fields: Record<string, unknown> = {}) {
-      host.log(file, level, text, fields);
+      log(file, level, text, fields);
     },
     on<E extends PluginEventName>(name: E, handler: PluginHandler<E>) {
       if (!(PLUGIN_EVENTS as readonly string[]).includes(name))
@@ -132,6 +136,8 @@ export async function loadPlugins(
   host: PluginHost,
 ): Promise<LoadedPlugins> {
   const unsubscribe: (() => void)[] = [];
+  if (files.length === 0) return { files: [], dispose: () => {} };
+  const log = host.log ?? (await defaultPluginLog());
   const dispose = () => {
     for (const off of unsubscribe.splice(0)) off();
   };
@@ -139,7 +145,7 @@ export async function loadPlugins(
     for (const file of files) {
       const plugin = await importPlugin(file);
       try {
-        await plugin(apiFor(file, host, unsubscribe));
+        await plugin(apiFor(file, host, log, unsubscribe));
       } catch (error) {
         throw new ConfigError(
           "invalid_config",
