@@ -133,6 +133,16 @@ describe("rules", () => {
     expect(producer.jobs[0]).toMatchObject({ id, attempts: 2, retryDelays: [5] });
   });
 
+  it("runner middleware runs around the handler, as in a runner", async () => {
+    const reg = registry().use(async (request, next) => {
+      request.params!.seen = true;
+      return { wrapped: await next() };
+    });
+    const producer = new InlineProducer({ registry: reg });
+    await producer.enqueue("echo", { a: 1 });
+    expect(producer.jobs[0]!.result).toEqual({ wrapped: { a: 1, seen: true } });
+  });
+
   it("a function without a handler fails at once as handler_not_found", async () => {
     const producer = new InlineProducer({ registry: registry() });
     await producer.enqueue("missing", {});
