@@ -161,6 +161,19 @@ describe("rules", () => {
     await expect(producer.drain()).rejects.toThrow(`stopped after ${MAX_EXECUTIONS} executions`);
   });
 
+  it("inline: jobs enqueued by handlers run nested, deeper than a connection's in-flight cap", async () => {
+    const reg = new Registry();
+    const producer = new InlineProducer({ registry: reg });
+    reg.register("chain", async (request) => {
+      const n = request.params!.n as number;
+      if (n > 0) await producer.enqueue("chain", { n: n - 1 });
+      return n;
+    });
+    await producer.enqueue("chain", { n: 100 });
+    expect(producer.jobs).toHaveLength(101);
+    expect(producer.jobs.every((j) => j.status === "COMPLETED" && j.attempts === 1)).toBe(true);
+  });
+
   it("needs a registry to run anything", async () => {
     await expect(new FakeProducer().drain()).rejects.toBeInstanceOf(ProducerError);
     expect(() => new InlineProducer({} as never)).toThrow(/needs a registry/);

@@ -12,16 +12,15 @@ import {
   type ExecutionRequest,
 } from "@rrqkit/runner";
 import type { JobCatalog } from "@rrqkit/runner/contracts";
-import { memoryChannelPair, requestFrame, type FrameChannel } from "@rrqkit/runner/protocol";
+import { memoryChannelPair, requestFrame } from "@rrqkit/runner/protocol";
 
-/** One runtime serving one registry to the testing producers; see the module comment. */
+/**
+ * One runtime serving one registry to the testing producers; see the module comment. Each
+ * execution gets a channel of its own, so nested runs (a handler enqueuing in inline mode) never
+ * meet the runtime's in-flight cap of one connection.
+ */
 export class LocalRunner {
   private readonly runtime: RunnerRuntime;
-  private channel: FrameChannel | undefined;
-  private readonly waiting = new Map<
-    string,
-    { resolve: (o: ExecutionOutcome) => void; reject: (e: Error) => void }
-  >();
 
   constructor(registry: AnyRegistry, catalog?: JobCatalog) {
     this.runtime = new RunnerRuntime(registry, { hello: false, catalog, tags: [] });
@@ -29,40 +28,24 @@ export class LocalRunner {
 
   /** Sends `request` to the runtime and resolves with its single outcome. */
   run(request: ExecutionRequest): Promise<ExecutionOutcome> {
-    const channel = this.open();
-    return new Promise((resolve, reject) => {
-      this.waiting.set(request.request_id, { resolve, reject });
-      channel.send(requestFrame(request));
-    });
-  }
-
-  /** Aborts what still runs (its callers get an error) and closes the channel. */
-  close(): void {
-    this.runtime.closeAll();
-    this.channel = undefined;
-  }
-
-  /** The orchestrator's end of the channel, opened at the first request (again after close). */
-  private open(): FrameChannel {
-    if (this.channel && !this.channel.closed) return this.channel;
     const [runnerSide, ours] = memoryChannelPair();
     this.runtime.serve(runnerSide);
-    ours.on({
-      frame: (frame) => {
-        if (frame.type !== "response") return;
-        const id = frame.payload.request_id;
-        const waiter = id === null ? undefined : this.waiting.get(id);
-        if (!waiter || id === null) return;
-        this.waiting.delete(id);
-        waiter.resolve(frame.payload);
-      },
-      close: () => {
-        const pending = [...this.waiting.values()];
-        this.waiting.clear();
-        for (const w of pending) w.reject(new Error("the testing producer was closed"));
-      },
+    return new Promise((resolve, reject) => {
+      ours.on({
+        frame: (frame) => {
+          if (frame.type !== "response" || frame.payload.request_id !== request.request_id) return;
+          resolve(frame.payload);
+          ours.close();
+        },
+        // after an outcome this changes nothing; before one, the producer was closed
+        close: () => reject(new Error("the testing producer was closed while a job ran")),
+      });
+      ours.send(requestFrame(request));
     });
-    this.channel = ours;
-    return ours;
+  }
+
+  /** Aborts what still runs (its callers get an error) and closes the channels. */
+  close(): void {
+    this.runtime.closeAll();
   }
 }
