@@ -19,7 +19,7 @@ import type {
   Hello,
 } from "../protocol/generated/wire.js";
 import { LiveChannel, RequestContext, runnerTags } from "./live.js";
-import { runMiddleware } from "./middleware.js";
+import { runMiddleware, type Middleware } from "./middleware.js";
 import { errorOutcome, outcomeFor, thrownOutcome } from "./outcome.js";
 import type { AnyRegistry, Handler } from "./registry.js";
 import { noopTelemetry, type RunnerTelemetry, type RunSpan } from "./telemetry.js";
@@ -221,8 +221,9 @@ export class RunnerRuntime {
   /** Calls the handler, through the registry's middlewares when it has any. */
   private call(entry: InFlight, handler: Handler): unknown {
     const { request } = entry;
-    const middlewares = this.registry.middlewares;
-    if (middlewares.length > 0) {
+    // A duck-typed registry (get + names, e.g. an in-process handlers module) has no chain.
+    const middlewares = this.registry.middlewares as readonly Middleware[] | undefined;
+    if (middlewares !== undefined && middlewares.length > 0) {
       // Middlewares always get the signal and the context: they cannot tell what the handler takes.
       const signal = (entry.controller = new AbortController()).signal;
       const job = new RequestContext(request, entry.live, this.log);
