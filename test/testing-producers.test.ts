@@ -133,6 +133,21 @@ describe("rules", () => {
     expect(producer.jobs[0]).toMatchObject({ id, attempts: 2, retryDelays: [5] });
   });
 
+  it("the job's clock moves by recorded delays: expiry and the retry budget", async () => {
+    const producer = new InlineProducer({ registry: registry() });
+    await producer.enqueue("echo", {}, { deferBySeconds: 100, expiresIn: 10 });
+    expect(producer.jobs[0]).toMatchObject({ status: "FAILED", attempts: 0 });
+    expect(producer.jobs[0]!.lastError).toMatch(/^Job expired before it started/);
+    const retry = { backoff: "fixed", delay_seconds: 40, retry_for_seconds: 100 };
+    await producer.enqueue("boom", {}, { maxRetries: 10, retry });
+    expect(producer.jobs[1]).toMatchObject({
+      status: "FAILED",
+      attempts: 3,
+      retryDelays: [40, 40],
+    });
+    expect(producer.jobs[1]!.lastError).toMatch(/retry budget of 100s exhausted/);
+  });
+
   it("runner middleware runs around the handler, as in a runner", async () => {
     const reg = registry().use(async (request, next) => {
       request.params!.seen = true;
