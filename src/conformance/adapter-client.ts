@@ -5,7 +5,7 @@ import type { CommandSpec } from "./runner-session.js";
 /** One reply of a producer adapter (PRODUCER_ADAPTER.md). */
 export type AdapterReply =
   | { id: unknown; ok: true; result: unknown }
-  | { id: unknown; ok: false; error: { code: string; message: string } };
+  | { id: unknown; ok: false; error: { code: string; message: string; field?: string } };
 
 /** The adapter broke its own contract (no reply, wrong id, not JSON). */
 export class AdapterError extends Error {

@@ -73,6 +73,27 @@ function checkKey(key: string, spec: Step, state: Snapshot[string] | undefined):
 }
 
 /**
+ * Compares the reply's `error.field` (the JSON Pointer of an `invalid_params` failure) with the
+ * case's `expect.field`, when the case gives one: every binding must name the same first
+ * failing location (PRODUCER.md §6), not only the same code.
+ */
+function checkErrorField(
+  wanted: Step,
+  error: { code: string; message: string; field?: string },
+  label: string,
+  op: string,
+): Failure[] {
+  if (typeof wanted.field !== "string" || error.field === wanted.field) return [];
+  const actual = error.field === undefined ? "no field" : `field ${JSON.stringify(error.field)}`;
+  return [
+    {
+      rule: `${op} fails with ${String(wanted.error)} at field ${JSON.stringify(wanted.field)} (PRODUCER.md §6)`,
+      message: `${label} fails at ${actual}, expected ${JSON.stringify(wanted.field)} (${error.message})`,
+    },
+  ];
+}
+
+/**
  * Runs producer cases for one binding through its adapter, on a Redis database of its own:
  * replies are checked against the case, the resulting keys against `then.redis`, and the whole
  * state against the first binding's ({@link ProducerReference}).
@@ -232,7 +253,7 @@ export class ProducerSuite {
             message: `${label} failed with ${reply.error.code}: ${reply.error.message}`,
           },
         ];
-      return [];
+      return checkErrorField(wanted, reply.error, label, String(op));
     }
     if (!reply.ok)
       return [
