@@ -27,11 +27,13 @@ from ._version import __version__
 from .errors import (
     BulkEnqueueError,
     DecodeError,
+    EnqueueVetoed,
     NonRetryableError,
     ProducerError,
     RetryJob,
     SnoozeJob,
 )
+from .middleware import PendingEnqueue, ProducerMiddleware
 from .models import (
     CancelRequest,
     ExecutionContext,
@@ -57,6 +59,7 @@ __all__ = [
     "CancelRequest",
     "CancelResult",
     "DecodeError",
+    "EnqueueVetoed",
     "ExecutionContext",
     "ExecutionOutcome",
     "ExecutionRequest",
@@ -68,10 +71,12 @@ __all__ = [
     "NonRetryableError",
     "OutcomeError",
     "OutputChunk",
+    "PendingEnqueue",
     "Ping",
     "Producer",
     "ProducerConfig",
     "ProducerError",
+    "ProducerMiddleware",
     "ProgressUpdate",
     "Registry",
     "RetryJob",
