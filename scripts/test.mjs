@@ -8,14 +8,15 @@
 //   newuser  scripts/new-user-check.mjs: the README's install commands, run in a fresh directory
 //            outside the repository, give a working two-queue app (Python and Node handlers,
 //            enqueues from JavaScript and Python, a worker started without --queue)
-//   packages scripts/packages-check.mjs: the packed npm tarballs, the built Python wheel and the
-//            packaged Rust crate, installed into fresh projects outside the repository, each
-//            run one job end to end through `npx rrq worker run`
 //   lint     tsc over tests/bench/chaos, ESLint (type-aware, no-floating-promises), Prettier
 //   ts       Vitest: protocol, runner, producer, orchestrator, daemon (after preparing the Python
 //            virtualenv and the Rust example runners that some of these tests start)
 //   python   runners/python/ci.sh (virtualenv at .venv, ruff, pytest)
 //   rust     runners/rust/ci.sh (fmt, clippy -D warnings, cargo test)
+//   packages scripts/packages-check.mjs: the packed npm tarballs, the built Python wheel and the
+//            packaged Rust crate, installed into fresh projects outside the repository, each
+//            run one job end to end through `npx rrq worker run` (after `rust`: the crate's
+//            dependencies are already compiled in runners/rust/target, which it shares)
 //   start    the quickstart (`npm start -- --once`) completes its demo jobs; the enqueue line it
 //            prints works, one Ctrl-C stops it gracefully, a killed start leaves no worker
 //   conformance  `rrq conformance --binding all,rrq`: every binding over every transport and
@@ -100,10 +101,6 @@ if (wanted("newuser"))
   run("new user: install outside the repository as the README says", "node", [
     "scripts/new-user-check.mjs",
   ]);
-if (wanted("packages"))
-  run("packages: npm tarballs, wheel and crate installed into fresh projects", "node", [
-    "scripts/packages-check.mjs",
-  ]);
 if (wanted("lint")) {
   run("type-check tests, benchmarks and tools", "npx", [
     "tsc",
@@ -126,6 +123,12 @@ if (wanted("python") && existsSync(join(root, "runners", "python", "ci.sh")))
   run("Python binding", "bash", ["runners/python/ci.sh"]);
 if (wanted("rust") && existsSync(join(root, "runners", "rust", "ci.sh")))
   run("Rust binding", "bash", ["runners/rust/ci.sh"]);
+// After rust: the crate check builds in runners/rust/target, where ci.sh (or the ts step's
+// example build) has already compiled every dependency, so it does not compile them cold.
+if (wanted("packages"))
+  run("packages: npm tarballs, wheel and crate installed into fresh projects", "node", [
+    "scripts/packages-check.mjs",
+  ]);
 if (wanted("start")) {
   run("quickstart (npm start -- --once)", "node", ["scripts/start.mjs", "--once"]);
   run("quickstart: its enqueue line, Ctrl-C and a killed start", "node", [
