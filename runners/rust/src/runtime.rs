@@ -179,7 +179,12 @@ impl Runner {
         self
     }
 
-    /// The registry.
+    /// The registry (its handlers and middleware).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The registry, to change.
     pub fn registry_mut(&mut self) -> &mut Registry {
         &mut self.registry
     }

@@ -48,7 +48,9 @@ pub use options::{
 pub use retry::{check_retry_policy, Backoff, RetryPolicy, RETRY_POLICY_KEYS};
 
 use crate::canonical::format_timestamp;
-use options::{plan, Guard, Plan, Requested};
+// The option checks and write plan, shared with the testing producers so they refuse exactly
+// what this producer refuses.
+pub(crate) use options::{plan, Guard, Plan, Requested};
 
 /// `src/store/lua/enqueue-3.lua`, byte for byte.
 pub const ENQUEUE_LUA: &str = include_str!("../../lua/enqueue-3.lua");
@@ -389,14 +391,7 @@ impl Producer {
         params: &Map<String, Value>,
     ) -> Result<(), ProducerError> {
         #[cfg(feature = "contracts")]
-        if let Some(catalog) = &self.catalog {
-            if catalog.contains(function_name) {
-                let value = Value::Object(params.clone());
-                if let Some(problem) = catalog.check_params(function_name, &value) {
-                    return Err(ProducerError::from_problem(problem));
-                }
-            }
-        }
+        check_catalog(self.catalog.as_ref(), function_name, params)?;
         Ok(())
     }
 
@@ -862,18 +857,7 @@ impl Producer {
                 .map(|(p, _)| p.job_id.as_str())
                 .collect();
             if !duplicates.is_empty() {
-                let reason = ProducerError::new(
-                    ProducerErrorCode::DuplicateJobId,
-                    format!(
-                        "job_id already exists: {}{}",
-                        duplicates[..duplicates.len().min(10)].join(", "),
-                        if duplicates.len() > 10 {
-                            format!(" and {} more", duplicates.len() - 10)
-                        } else {
-                            String::new()
-                        }
-                    ),
-                );
+                let reason = duplicates_error(&duplicates);
                 return Err(bulk_failure(reason, &written, plans.len()));
             }
             for (code, id) in replies {
@@ -1093,9 +1077,46 @@ fn last_stream_id(v: &redis::Value) -> Option<String> {
     last
 }
 
+/// `invalid_params` when `catalog` has a contract for `function_name` that `params` break (the
+/// producer's catalog check, shared with the testing producers).
+#[cfg(feature = "contracts")]
+pub(crate) fn check_catalog(
+    catalog: Option<&crate::contracts::JobCatalog>,
+    function_name: &str,
+    params: &Map<String, Value>,
+) -> Result<(), ProducerError> {
+    if let Some(catalog) = catalog.filter(|c| c.contains(function_name)) {
+        let value = Value::Object(params.clone());
+        if let Some(problem) = catalog.check_params(function_name, &value) {
+            return Err(ProducerError::from_problem(problem));
+        }
+    }
+    Ok(())
+}
+
+/// `duplicate_job_id` naming (the first ten of) the job ids of a bulk chunk that exist.
+pub(crate) fn duplicates_error(duplicates: &[&str]) -> ProducerError {
+    ProducerError::new(
+        ProducerErrorCode::DuplicateJobId,
+        format!(
+            "job_id already exists: {}{}",
+            duplicates[..duplicates.len().min(10)].join(", "),
+            if duplicates.len() > 10 {
+                format!(" and {} more", duplicates.len() - 10)
+            } else {
+                String::new()
+            }
+        ),
+    )
+}
+
 /// A failed bulk enqueue: the reason's code, a message saying exactly what was written, and
 /// the written ids (the whole chunks before the failing one).
-fn bulk_failure(reason: ProducerError, written: &[String], total: usize) -> ProducerError {
+pub(crate) fn bulk_failure(
+    reason: ProducerError,
+    written: &[String],
+    total: usize,
+) -> ProducerError {
     let oom = if reason.message().contains("OOM") {
         "Redis is out of memory (maxmemory reached, noeviction); "
     } else {

@@ -11,13 +11,14 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use super::rules::{self, Decision, JobState};
-use super::validate::{self, Path};
 use crate::canonical::format_timestamp;
 use crate::handler::{BoxFuture, CatchUnwind, Registry};
+use crate::handler_middleware::panic_outcome;
 use crate::live::JobContext;
 use crate::producer::{
-    normalize_queue_name, EnqueueItem, EnqueueOptions, JobResult, JobStatus, MiddlewareChain,
-    PendingEnqueue, ProducerConfig, ProducerError, ProducerErrorCode, ProducerMiddleware,
+    self, EnqueueItem, EnqueueOptions, Guard, JobResult, JobStatus, MiddlewareChain,
+    PendingEnqueue, Plan, ProducerConfig, ProducerError, ProducerErrorCode, ProducerMiddleware,
+    Requested,
 };
 use crate::protocol::{ExecutionContext, ExecutionOutcome, ExecutionRequest, OutcomeStatus};
 
@@ -122,7 +123,8 @@ impl TestProducer {
         &self.core.config
     }
 
-    /// Handlers jobs run with (replaces the previous registry; clones share it).
+    /// Handlers jobs run with, wrapped in the registry's middleware as the runner runtime runs
+    /// them (replaces the previous registry; clones share it).
     pub fn set_registry(&self, registry: Registry) {
         *self.core.registry.write().unwrap() = registry;
     }
@@ -171,6 +173,22 @@ impl TestProducer {
         }))
     }
 
+    /// As `Producer::wait_for_completion`, without waiting: the job's status when it is
+    /// `COMPLETED`, `FAILED` or `CANCELLED`, else (not final, or unknown) `None` at once.
+    /// Nothing runs a fake producer's jobs but `drain`, so waiting could not change the
+    /// answer; an inline producer's jobs are final once their `enqueue` returned. `timeout`
+    /// and `block_interval` are taken for source compatibility and not used.
+    pub async fn wait_for_completion(
+        &self,
+        job_id: &str,
+        timeout: Duration,
+        block_interval: Duration,
+    ) -> Result<Option<JobResult>, ProducerError> {
+        let _ = (timeout, block_interval);
+        let status = self.get_job_status(job_id).await?;
+        Ok(status.filter(|r| r.status.is_terminal()))
+    }
+
     /// Enqueues a job (see `Producer::enqueue`): inline runs it before returning.
     pub async fn enqueue(
         &self,
@@ -180,7 +198,7 @@ impl TestProducer {
     ) -> Result<String, ProducerError> {
         let key = options.rate_limit_key.clone().unwrap_or_default();
         let id = self
-            .enqueue_path(function_name, params, options, Path::Enqueue)
+            .enqueue_path(function_name, params, options, Requested::Enqueue)
             .await?;
         id.ok_or_else(|| {
             ProducerError::new(
@@ -200,7 +218,7 @@ impl TestProducer {
         params: Map<String, Value>,
         options: EnqueueOptions,
     ) -> Result<Option<String>, ProducerError> {
-        self.enqueue_path(function_name, params, options, Path::RateLimit)
+        self.enqueue_path(function_name, params, options, Requested::RateLimit)
             .await
     }
 
@@ -213,7 +231,7 @@ impl TestProducer {
         options: EnqueueOptions,
     ) -> Result<String, ProducerError> {
         let id = self
-            .enqueue_path(function_name, params, options, Path::Debounce)
+            .enqueue_path(function_name, params, options, Requested::Debounce)
             .await?;
         Ok(id.unwrap_or_default())
     }
@@ -248,7 +266,8 @@ impl TestProducer {
     }
 
     /// All or nothing, as `Producer::enqueue_many`: every item passes the before-hooks and
-    /// the checks before any is recorded. Inline runs them in order.
+    /// the checks before any is recorded (with the same errors; the items are one chunk
+    /// however many there are). Inline runs them in order.
     pub async fn enqueue_many(
         &self,
         items: Vec<EnqueueItem>,
@@ -259,20 +278,29 @@ impl TestProducer {
             self.core.middleware.read().unwrap().before(&mut job)?;
             jobs.push(job);
         }
+        let mut plans = Vec::with_capacity(jobs.len());
         let mut seen = std::collections::HashSet::new();
         for (index, job) in jobs.iter().enumerate() {
-            self.check(job, Path::Bulk)
+            let plan = self.plan(job, Requested::Bulk)?;
+            self.check_contract(job)
                 .map_err(|e| e.prefixed(&format!("items[{index}]: ")))?;
-            if let Some(id) = &job.options.job_id {
-                let known = lock(&self.core.state).jobs.contains_key(id);
-                if known || !seen.insert(id.clone()) {
-                    return Err(duplicate());
-                }
+            if !seen.insert(plan.job_id.clone()) {
+                return Err(duplicate());
             }
+            plans.push(plan);
+        }
+        let existing: Vec<&str> = {
+            let state = lock(&self.core.state);
+            let ids = plans.iter().map(|p| p.job_id.as_str());
+            ids.filter(|id| state.jobs.contains_key(*id)).collect()
+        };
+        if !existing.is_empty() {
+            let reason = producer::duplicates_error(&existing);
+            return Err(producer::bulk_failure(reason, &[], plans.len()));
         }
         let mut ids = Vec::with_capacity(jobs.len());
-        for job in &jobs {
-            match self.record(job, Path::Bulk)? {
+        for (job, plan) in jobs.iter().zip(&plans) {
+            match self.record(job, plan)? {
                 Recorded::New(id) | Recorded::Existing(id) => ids.push(id),
                 Recorded::Dropped => {}
             }
@@ -300,10 +328,24 @@ impl TestProducer {
         }
     }
 
-    fn check(&self, job: &PendingEnqueue, path: Path) -> Result<(), ProducerError> {
-        validate::check_enqueue(&job.function_name, &job.params, &job.options, path)?;
+    /// The real producer's option and params checks (and what it would write).
+    fn plan(&self, job: &PendingEnqueue, requested: Requested) -> Result<Plan, ProducerError> {
+        let (name, params, options) = (&job.function_name, &job.params, &job.options);
+        producer::plan(
+            &self.core.config,
+            name,
+            params,
+            options,
+            requested,
+            Utc::now(),
+        )
+    }
+
+    /// The real producer's catalog check.
+    #[cfg_attr(not(feature = "contracts"), allow(unused_variables))]
+    fn check_contract(&self, job: &PendingEnqueue) -> Result<(), ProducerError> {
         #[cfg(feature = "contracts")]
-        validate::check_contract(
+        producer::check_catalog(
             self.core.catalog.read().unwrap().as_ref(),
             &job.function_name,
             &job.params,
@@ -317,7 +359,7 @@ impl TestProducer {
         function_name: &str,
         params: Map<String, Value>,
         options: EnqueueOptions,
-        path: Path,
+        requested: Requested,
     ) -> Result<Option<String>, ProducerError> {
         let mut job = PendingEnqueue {
             function_name: function_name.to_string(),
@@ -325,8 +367,9 @@ impl TestProducer {
             options,
         };
         self.core.middleware.read().unwrap().before(&mut job)?;
-        self.check(&job, path)?;
-        let (id, new) = match self.record(&job, path)? {
+        let plan = self.plan(&job, requested)?;
+        self.check_contract(&job)?;
+        let (id, new) = match self.record(&job, &plan)? {
             Recorded::New(id) => (id, true),
             Recorded::Existing(id) => (id, false),
             Recorded::Dropped => return Ok(None),
@@ -338,60 +381,61 @@ impl TestProducer {
         Ok(Some(id))
     }
 
-    /// Records a checked job; the single-process unique key, rate limit and debounce.
-    fn record(&self, job: &PendingEnqueue, path: Path) -> Result<Recorded, ProducerError> {
-        let o = &job.options;
+    /// Records a checked job under its plan's guard: the single-process unique key, rate
+    /// limit and debounce, with the real producer's keys and TTLs.
+    fn record(&self, job: &PendingEnqueue, plan: &Plan) -> Result<Recorded, ProducerError> {
         let now = Instant::now();
         let mut state = lock(&self.core.state);
-        if let Some(key) = &o.unique_key {
-            if let Some((id, until)) = state.unique.get(key) {
-                if *until > now {
-                    return Ok(Recorded::Existing(id.clone()));
+        match &plan.guard {
+            Guard::Idempotency { key, .. } => {
+                if let Some((id, until)) = state.unique.get(key) {
+                    if *until > now {
+                        return Ok(Recorded::Existing(id.clone()));
+                    }
                 }
             }
-        }
-        if let (Some(key), Some(secs)) = (&o.rate_limit_key, o.rate_limit_seconds) {
-            if matches!(state.rate_limits.get(key), Some(until) if *until > now) {
-                return Ok(Recorded::Dropped);
+            Guard::RateLimit { key, ttl } => {
+                if matches!(state.rate_limits.get(key), Some(until) if *until > now) {
+                    return Ok(Recorded::Dropped);
+                }
+                state.rate_limits.insert(key.clone(), now + seconds(*ttl));
             }
-            let window = Duration::from_secs_f64(secs.ceil());
-            state.rate_limits.insert(key.clone(), now + window);
-        }
-        if let (Path::Debounce, Some(key)) = (path, &o.debounce_key) {
-            let pending = state.debounce.get(key).cloned();
-            if let Some(existing) = pending.and_then(|id| state.jobs.get_mut(&id)) {
-                if existing.status == JobStatus::Pending {
-                    existing.params = job.params.clone();
-                    existing.options = job.options.clone();
-                    return Ok(Recorded::Existing(existing.id.clone()));
+            Guard::Debounce { key, .. } => {
+                let pending = state.debounce.get(key).cloned();
+                if let Some(existing) = pending.and_then(|id| state.jobs.get_mut(&id)) {
+                    if existing.status == JobStatus::Pending {
+                        // As enqueue-debounced-2.lua: the call replaces the function, params
+                        // and options of the pending job and keeps its id.
+                        let id = existing.id.clone();
+                        *existing = self.new_record(id.clone(), job, plan);
+                        return Ok(Recorded::Existing(id));
+                    }
                 }
             }
+            Guard::None => {}
         }
-        let id = o
-            .job_id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let id = plan.job_id.clone();
         if state.jobs.contains_key(&id) {
             return Err(duplicate());
         }
-        let recorded = self.new_record(id.clone(), job);
+        let recorded = self.new_record(id.clone(), job, plan);
         state.jobs.insert(id.clone(), recorded);
-        if let Some(key) = &o.unique_key {
-            let ttl = o
-                .unique_ttl_seconds
-                .unwrap_or(self.core.config.idempotency_ttl_seconds);
-            let until = now + Duration::from_secs(ttl.max(0) as u64);
-            state.unique.insert(key.clone(), (id.clone(), until));
-        }
-        if let Some(key) = &o.debounce_key {
-            state.debounce.insert(key.clone(), id.clone());
+        match &plan.guard {
+            Guard::Idempotency { key, ttl } => {
+                state
+                    .unique
+                    .insert(key.clone(), (id.clone(), now + seconds(*ttl)));
+            }
+            Guard::Debounce { key, .. } => {
+                state.debounce.insert(key.clone(), id.clone());
+            }
+            _ => {}
         }
         Ok(Recorded::New(id))
     }
 
-    fn new_record(&self, id: String, job: &PendingEnqueue) -> RecordedJob {
+    fn new_record(&self, id: String, job: &PendingEnqueue, plan: &Plan) -> RecordedJob {
         let o = &job.options;
-        let config = &self.core.config;
         let deferred = if let Some(window) = o.debounce_seconds {
             Some(window)
         } else if let Some(t) = o.defer_until {
@@ -399,18 +443,12 @@ impl TestProducer {
         } else {
             o.defer_by_seconds.filter(|s| *s > 0.0)
         };
-        let max_retries = o
-            .retry
-            .as_ref()
-            .and_then(|p| p.max_attempts)
-            .or(o.max_retries)
-            .unwrap_or(config.max_retries);
         RecordedJob {
             id,
             function_name: job.function_name.clone(),
             params: job.params.clone(),
             options: o.clone(),
-            queue_name: normalize_queue_name(o.queue_name.as_deref().unwrap_or(&config.queue_name)),
+            queue_name: plan.queue_key.clone(),
             status: JobStatus::Pending,
             result: None,
             last_error: None,
@@ -420,8 +458,8 @@ impl TestProducer {
             retry_delays: Vec::new(),
             snooze_delays: Vec::new(),
             deferred_seconds: deferred,
-            max_retries,
-            job_timeout_seconds: o.job_timeout_seconds.unwrap_or(config.job_timeout_seconds),
+            max_retries: plan.max_retries,
+            job_timeout_seconds: plan.job_timeout_seconds,
         }
     }
 
@@ -479,10 +517,11 @@ impl TestProducer {
         Some((req, timeout))
     }
 
-    /// One attempt as the runner runtime runs it: the job context current, a panic caught,
-    /// the handler's future dropped (its cancel) at the job's timeout.
+    /// One attempt as the runner runtime runs it: the handler inside the registry's
+    /// middleware, the job context current, a panic caught, the chain's future dropped (its
+    /// cancel) at the job's timeout.
     async fn execute(&self, req: ExecutionRequest, timeout: Duration) -> ExecutionOutcome {
-        let handler = self.core.registry.read().unwrap().get(&req.function_name);
+        let handler = (self.core.registry.read().unwrap()).get_with_middleware(&req.function_name);
         let Some(handler) = handler else {
             return ExecutionOutcome::handler_not_found(&req.function_name);
         };
@@ -492,7 +531,7 @@ impl TestProducer {
         match tokio::time::timeout(timeout, run).await {
             Err(_) => ExecutionOutcome::timeout(None),
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(panic)) => ExecutionOutcome::error(panic).with_error_type("panic"),
+            Ok(Err(panic)) => panic_outcome(panic),
         }
     }
 
@@ -550,6 +589,10 @@ impl TestProducer {
 
 fn duplicate() -> ProducerError {
     ProducerError::new(ProducerErrorCode::DuplicateJobId, "job_id already exists")
+}
+
+fn seconds(ttl: i64) -> Duration {
+    Duration::from_secs(ttl.max(0) as u64)
 }
 
 fn prefixed(prefix: &str, key: &str) -> String {

@@ -9,8 +9,10 @@ use crate::producer::{ProducerConfig, ProducerMiddleware};
 use crate::runtime::Runner;
 
 /// A producer that records jobs. The enqueue API (`enqueue`, `enqueue_many`, `enqueue_typed`,
-/// `enqueue_with_rate_limit`, `enqueue_with_debounce`, `get_job_status`, `jobs`, `jobs_for`,
-/// `clear`) is [`TestProducer`]'s, reached through `Deref`.
+/// `enqueue_with_rate_limit`, `enqueue_with_debounce`, `get_job_status`,
+/// `wait_for_completion`, `jobs`, `jobs_for`, `clear`) is [`TestProducer`]'s, reached through
+/// `Deref`. `wait_for_completion` runs nothing and does not wait: it returns the job's status
+/// when [`FakeProducer::drain`] has made it final, else `None`.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -60,15 +62,17 @@ impl FakeProducer {
         }
     }
 
-    /// Runs jobs with `registry`'s handlers.
+    /// Runs jobs with `registry`'s handlers, inside its middleware.
     pub fn with_registry(self, registry: Registry) -> Self {
         self.inner.set_registry(registry);
         self
     }
 
-    /// Runs jobs with the handlers registered on `runner` (a copy of its registry).
-    pub fn with_runner(self, runner: &mut Runner) -> Self {
-        self.with_registry(runner.registry_mut().clone())
+    /// Runs jobs with the handlers and middleware registered on `runner` (a copy of its
+    /// registry: later registrations on `runner` are not seen). The runner's catalog is not
+    /// used: give it to `catalog` to check params at enqueue.
+    pub fn with_runner(self, runner: &Runner) -> Self {
+        self.with_registry(runner.registry().clone())
     }
 
     /// Checks params against `catalog`, as `Producer::catalog`.

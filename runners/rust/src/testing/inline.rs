@@ -10,7 +10,7 @@ use crate::runtime::Runner;
 
 /// A producer that runs each job as it is enqueued (retries, snoozes and timeouts with the
 /// inline rules, delays recorded, not slept). The enqueue API is [`TestProducer`]'s, reached
-/// through `Deref`. A handler that enqueues through a clone runs the child job inside its own
+/// through `Deref`; `wait_for_completion` returns the final status of a job `enqueue` ran. A handler that enqueues through a clone runs the child job inside its own
 /// run.
 #[derive(Clone, Debug)]
 pub struct InlineProducer {
@@ -36,15 +36,17 @@ impl InlineProducer {
         }
     }
 
-    /// Runs jobs with `registry`'s handlers.
+    /// Runs jobs with `registry`'s handlers, inside its middleware.
     pub fn with_registry(self, registry: Registry) -> Self {
         self.inner.set_registry(registry);
         self
     }
 
-    /// Runs jobs with the handlers registered on `runner` (a copy of its registry).
-    pub fn with_runner(self, runner: &mut Runner) -> Self {
-        self.with_registry(runner.registry_mut().clone())
+    /// Runs jobs with the handlers and middleware registered on `runner` (a copy of its
+    /// registry: later registrations on `runner` are not seen). The runner's catalog is not
+    /// used: give it to `catalog` to check params at enqueue.
+    pub fn with_runner(self, runner: &Runner) -> Self {
+        self.with_registry(runner.registry().clone())
     }
 
     /// Checks params against `catalog`, as `Producer::catalog`.

@@ -14,7 +14,6 @@ mod fake;
 mod inline;
 mod live;
 pub mod rules;
-mod validate;
 
 pub use self::core::{RecordedJob, TestProducer, MAX_DRAIN_EXECUTIONS};
 pub use fake::{DrainError, FakeProducer};
