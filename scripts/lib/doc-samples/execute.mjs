@@ -1,7 +1,7 @@
 // Runs the samples that run: rrq.toml fragments through the config reader, JSON through
 // JSON.parse, `run` programs with tsx or Python, and each doc's `shell` blocks in a project
 // directory of its own (holding the doc's `file=` samples) against a private redis-server.
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { run } from "./compile.mjs";
@@ -81,6 +81,7 @@ export function writeProjects(root, scratch, samples, python) {
       mkdirSync(dir, { recursive: true });
       symlinkSync(dirname(dirname(python)), join(dir, ".venv"));
     }
+    if (!existsSync(join(dir, "rrq.toml"))) writeFileSync(join(dir, "rrq.toml"), DEFAULT_CONFIG);
     if (!s.path) continue;
     const abs = join(dir, s.path);
     mkdirSync(dirname(abs), { recursive: true });
@@ -89,6 +90,9 @@ export function writeProjects(root, scratch, samples, python) {
   }
   return { bin, files };
 }
+
+/** The rrq.toml of a project whose doc writes none (RRQ_REDIS_DSN points it at the private Redis). */
+const DEFAULT_CONFIG = '[rrq]\nredis_dsn = "redis://localhost:6379/0"\n';
 
 /** The environment of a shell block: private Redis, rrq on PATH, the shared cargo target. */
 function shellEnv(root, bin, redisUrl) {
