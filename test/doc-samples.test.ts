@@ -34,11 +34,12 @@ describe("doc sample markers", () => {
       "x;",
       "```",
       "<!-- sample: not-code -->",
+      "",
       "```sh",
       "rrq worker run [--burst]",
       "```",
       "<!-- sample: output -->",
-      "",
+      "prose",
       "```text",
       "```",
     ].join("\n");
@@ -50,7 +51,7 @@ describe("doc sample markers", () => {
       ["text", "not-code"],
     ]);
     expect(problems).toEqual([
-      "doc.md:9: a sample marker must be on the line right before a fence",
+      "doc.md:10: a sample marker must be right before a fence",
       "doc.md:2: a ts block marked not-code needs a reason after the mode",
     ]);
   });

@@ -1,5 +1,5 @@
 // Finds the fenced code blocks of README.md and docs/**/*.md and reads the `<!-- sample: … -->`
-// marker on the line before each one, so every block has a language and a mode the runner acts on.
+// marker just before each one (the line before, or the one before a blank line), so every block has a language and a mode the runner acts on.
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 
@@ -81,8 +81,9 @@ export function parseSamples(file, text, problems) {
   const samples = [];
   for (let i = 0; i < lines.length; i++) {
     const marker = parseMarker(lines[i]);
-    if (marker && !/^```/.test(lines[i + 1] ?? "")) {
-      problems.push(`${file}:${i + 1}: a sample marker must be on the line right before a fence`);
+    const gap = lines[i + 1]?.trim() === "" ? 2 : 1; // prettier puts a blank line after a comment
+    if (marker && !/^```/.test(lines[i + gap] ?? "")) {
+      problems.push(`${file}:${i + 1}: a sample marker must be right before a fence`);
     }
     const fence = /^(`{3,})\s*([\w+-]*)\s*$/.exec(lines[i]);
     if (!fence) continue;
@@ -93,7 +94,9 @@ export function parseSamples(file, text, problems) {
     }
     const info = fence[2].toLowerCase();
     const lang = LANGUAGES[info];
-    const mark = parseMarker(lines[i - 1] ?? "");
+    const mark =
+      parseMarker(lines[i - 1] ?? "") ??
+      (lines[i - 1]?.trim() === "" ? parseMarker(lines[i - 2] ?? "") : undefined);
     if (lang === undefined) problems.push(`${file}:${i + 1}: unknown info string "${info}"`);
     if (mark && !MODES.includes(mark.mode)) {
       problems.push(
