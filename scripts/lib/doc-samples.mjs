@@ -82,8 +82,8 @@ export async function runDocSamples({ root, redisUrl, log = () => {}, keep = fal
     );
   });
   let programs = 0;
-  await time("programs", () => {
-    programs = runPrograms(root, scratch, samples, bin, redisUrl, problems);
+  await time("programs", async () => {
+    programs = await runPrograms(root, scratch, samples, bin, redisUrl, python, problems);
   });
 
   if (!keep) rmSync(scratch, { recursive: true, force: true });

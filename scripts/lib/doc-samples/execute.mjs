@@ -94,8 +94,21 @@ export function writeProjects(root, scratch, samples, python) {
 /** The rrq.toml of a project whose doc writes none (RRQ_REDIS_DSN points it at the private Redis). */
 const DEFAULT_CONFIG = '[rrq]\nredis_dsn = "redis://localhost:6379/0"\n';
 
+/**
+ * Whether `python`'s rrqkit registered its pytest plugin (entry point `pytest11`). An editable
+ * install made before the plugin existed has not; the shell blocks then name it in PYTEST_PLUGINS,
+ * as the entry point would (naming it as well would register it twice).
+ */
+function pytestPluginRegistered(python) {
+  const probe = `from importlib.metadata import entry_points
+print(any(e.value == "${PYTEST_PLUGIN}" for e in entry_points(group="pytest11")))`;
+  return run(python, ["-c", probe]).out.trim() === "True";
+}
+
+const PYTEST_PLUGIN = "rrqkit.testing.pytest_plugin";
+
 /** The environment of a shell block: private Redis, rrq on PATH, the shared cargo target. */
-function shellEnv(root, bin, redisUrl) {
+function shellEnv(root, bin, redisUrl, python) {
   const env = { ...process.env };
   for (const key of Object.keys(env))
     if (key.startsWith("RRQ_") || key.startsWith("VITEST")) delete env[key];
@@ -106,6 +119,7 @@ function shellEnv(root, bin, redisUrl) {
     CARGO_TARGET_DIR: join(root, "runners/rust/target"),
     CARGO_NET_OFFLINE: "true",
     NODE_OPTIONS: "",
+    ...(pytestPluginRegistered(python) ? {} : { PYTEST_PLUGINS: PYTEST_PLUGIN }),
   };
 }
 
@@ -114,13 +128,16 @@ function shellEnv(root, bin, redisUrl) {
  * right after one must match what it printed (line by line, in order, `…` matching anything).
  * Returns how many blocks ran.
  */
-export function runPrograms(root, scratch, samples, bin, redisUrl, problems) {
-  const env = shellEnv(root, bin, redisUrl);
+export async function runPrograms(root, scratch, samples, bin, redisUrl, python, problems) {
+  const base = shellEnv(root, bin, redisUrl, python);
+  const dbs = new Map(); // doc file → its own database, emptied before its first block
   let ran = 0;
   for (let i = 0; i < samples.length; i++) {
     const s = samples[i];
     if (!(s.mode === "shell" || (s.mode === "run" && !s.path && ["ts", "python"].includes(s.lang))))
       continue;
+    if (!dbs.has(s.file)) dbs.set(s.file, await emptyDatabase(redisUrl, 1 + (dbs.size % 15)));
+    const env = { ...base, RRQ_REDIS_DSN: dbs.get(s.file) };
     const cwd = projectDir(scratch, s.file);
     mkdirSync(cwd, { recursive: true });
     const r = runOne(root, cwd, s, env);
@@ -139,6 +156,21 @@ export function runPrograms(root, scratch, samples, bin, redisUrl, problems) {
     }
   }
   return ran;
+}
+
+/** `redisUrl` with database `db`, flushed. */
+async function emptyDatabase(redisUrl, db) {
+  const url = new URL(redisUrl);
+  url.pathname = `/${db}`;
+  const { Redis } = await import("ioredis");
+  const client = new Redis(url.href, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await client.connect();
+    await client.flushdb();
+  } finally {
+    client.disconnect();
+  }
+  return url.href;
 }
 
 function runOne(root, cwd, s, env) {
