@@ -83,7 +83,7 @@ export async function runDocSamples({ root, redisUrl, log = () => {}, keep = fal
   });
   let programs = 0;
   await time("programs", async () => {
-    programs = await runPrograms(root, scratch, samples, bin, redisUrl, python, problems);
+    programs = await runPrograms(root, scratch, samples, bin, redisUrl, python, problems, log);
   });
 
   if (!keep) rmSync(scratch, { recursive: true, force: true });

@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { performance } from "node:perf_hooks";
 import { run } from "./compile.mjs";
 
 /** `/path/to/rrqkit` in a sample stands for the checkout the runner runs in. */
@@ -128,7 +129,7 @@ function shellEnv(root, bin, redisUrl, python) {
  * right after one must match what it printed (line by line, in order, `…` matching anything).
  * Returns how many blocks ran.
  */
-export async function runPrograms(root, scratch, samples, bin, redisUrl, python, problems) {
+export async function runPrograms(root, scratch, samples, bin, redisUrl, python, problems, log) {
   const base = shellEnv(root, bin, redisUrl, python);
   const dbs = new Map(); // doc file → its own database, emptied before its first block
   let ran = 0;
@@ -140,7 +141,10 @@ export async function runPrograms(root, scratch, samples, bin, redisUrl, python,
     const env = { ...base, RRQ_REDIS_DSN: dbs.get(s.file) };
     const cwd = projectDir(scratch, s.file);
     mkdirSync(cwd, { recursive: true });
+    const started = performance.now();
     const r = runOne(root, cwd, s, env);
+    const seconds = (performance.now() - started) / 1000;
+    if (seconds > 2) log(`${s.file}:${s.line}: ${seconds.toFixed(1)} s`);
     ran++;
     if (r.status !== 0) {
       problems.push(`${s.file}:${s.line}: exited ${r.status}:\n${r.out.slice(-3000)}`);

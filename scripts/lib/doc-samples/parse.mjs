@@ -20,6 +20,7 @@ const LANGUAGES = {
   json: "json",
   yaml: "yaml",
   yml: "yaml",
+  ini: "ini",
   text: "text",
   "": "text",
 };
