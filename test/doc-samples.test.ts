@@ -1,5 +1,8 @@
 // Every code block of README.md and docs/**/*.md is executed, type-checked or explicitly marked
 // not-code (scripts/lib/doc-samples.mjs), so the docs cannot drift from the code unnoticed.
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -78,6 +81,54 @@ describe("doc samples", () => {
   afterAll(async () => {
     await redis?.stop();
   });
+
+  it("reports a broken sample of each kind at its doc line", async () => {
+    // A checkout whose docs are two pages of broken samples (the rest links to the real one).
+    const root = mkdtempSync(join(tmpdir(), "doc-samples-broken-"));
+    try {
+      for (const name of [
+        "node_modules",
+        "dist",
+        "runners",
+        "tsconfig.base.json",
+        "package.json",
+        ".venv",
+      ])
+        symlinkSync(join(ROOT, name), join(root, name));
+      mkdirSync(join(root, "docs"));
+      const fence = (info: string, ...lines: string[]) => ["```" + info, ...lines, "```"];
+      const readme = [
+        "# x",
+        ...fence("ts", 'const n: number = "one";'),
+        ...fence("python", "await undefined_helper()"),
+        ...fence("rust", 'let x: u32 = "one";'),
+        ...fence("toml", "[rrq]", "default_max_retires = 3"),
+        "<!-- sample: compile name=a -->",
+        ...fence("ts", "const total = 1;"),
+        "<!-- sample: part-of a -->",
+        ...fence("ts", "total.push(2);"),
+      ];
+      writeFileSync(join(root, "README.md"), readme.join("\n"));
+      const page = [
+        "<!-- sample: shell -->",
+        ...fence("sh", "echo hello"),
+        "<!-- sample: output -->",
+      ];
+      writeFileSync(join(root, "docs/page.md"), [...page, ...fence("text", "goodbye")].join("\n"));
+      const { problems } = await runDocSamples({ root, redisUrl: redis.url });
+      const at = problems.map((p) => p.split(": ")[0]);
+      expect(at).toEqual([
+        "README.md:3",
+        "README.md:21",
+        "README.md:6",
+        "README.md:9",
+        "README.md:12",
+        "docs/page.md:7",
+      ]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it("every block of README.md and docs/ runs, compiles or is marked not-code", async () => {
     const lines: string[] = [];

@@ -58,8 +58,8 @@ export function compileTs(root, scratch, samples, projectFiles, problems) {
   samples.forEach((s, i) => {
     const name = `s${i}.${s.lang === "js" ? "mjs" : "ts"}`;
     const head = s.lang === "js" ? [] : tsScaffold(s.code);
-    writeFileSync(join(dir, name), `${head.join("\n")}\n${s.code}export {};\n`);
-    files.set(name, { sample: s, offset: head.length + 1 });
+    writeFileSync(join(dir, name), `${[...head, s.code].join("\n")}export {};\n`);
+    files.set(name, { sample: s, offset: head.length });
   });
   copyFileSync(join(HERE, "ambient.d.ts.txt"), join(dir, "ambient.d.ts"));
   const include = ["*.ts", "*.mjs", ...projectFiles.map((p) => relative(dir, p.abs))];
