@@ -95,6 +95,12 @@ const output = (fields = {}) => ({
   },
 });
 
+/** `frame` without its payload's `field` (a frame missing a required field). */
+const without = (frame, field) => {
+  const { [field]: _omit, ...payload } = frame.payload;
+  return { type: frame.type, payload };
+};
+
 /** A hello frame with the given tags. */
 const helloWithTags = (tags) => ({
   type: "hello",
@@ -508,10 +514,7 @@ const invalid = [
   [
     "request-missing-job-id",
     "A request without job_id.",
-    (enc) => {
-      const { job_id: _omit, ...payload } = request().payload;
-      return framed(enc({ type: "request", payload }));
-    },
+    (enc) => framed(enc(without(request(), "job_id"))),
     "invalid_frame",
   ],
   [
@@ -584,10 +587,7 @@ const invalid = [
   [
     "progress-missing-request-id",
     "A progress frame without request_id.",
-    (enc) => {
-      const { request_id: _omit, ...payload } = progress().payload;
-      return framed(enc({ type: "progress", payload }));
-    },
+    (enc) => framed(enc(without(progress(), "request_id"))),
     "invalid_frame",
   ],
   [
@@ -599,10 +599,7 @@ const invalid = [
   [
     "output-missing-seq",
     "An output frame without seq.",
-    (enc) => {
-      const { seq: _omit, ...payload } = output({ data: "x" }).payload;
-      return framed(enc({ type: "output", payload }));
-    },
+    (enc) => framed(enc(without(output({ data: "x" }), "seq"))),
     "invalid_frame",
   ],
   [
