@@ -101,6 +101,20 @@ const without = (frame, field) => {
   return { type: frame.type, payload };
 };
 
+/** The Node runner's hello; `extra` fields are added or replace these. */
+const nodeHello = (extra = {}) => ({
+  type: "hello",
+  payload: {
+    protocol_version: "2",
+    runtime: "rrqkit-node",
+    runtime_version: "0.1.0",
+    pid: 4242,
+    max_in_flight: 64,
+    features: ["ping", "cancel_by_job", "stdout_guard"],
+    ...extra,
+  },
+});
+
 /** A hello frame with the given tags. */
 const helloWithTags = (tags) => ({
   type: "hello",
@@ -324,40 +338,16 @@ const valid = [
     "Cancel every in-flight request of a job: request_id omitted.",
     [{ type: "cancel", payload: { protocol_version: "2", job_id: "job-1", hard_kill: false } }],
   ],
-  [
-    "hello",
-    "A runner's hello (rrqkit extension).",
-    [
-      {
-        type: "hello",
-        payload: {
-          protocol_version: "2",
-          runtime: "rrqkit-node",
-          runtime_version: "0.1.0",
-          pid: 4242,
-          max_in_flight: 64,
-          features: ["ping", "cancel_by_job", "stdout_guard"],
-        },
-      },
-    ],
-  ],
+  ["hello", "A runner's hello (rrqkit extension).", [nodeHello()]],
   ["ping", "A ping (rrqkit extension).", [{ type: "ping", payload: { nonce: "n-1" } }]],
   [
     "hello-tags",
     "A hello with capability tags and the live features (RUNNER_PROTOCOL.md §8.6).",
     [
-      {
-        type: "hello",
-        payload: {
-          protocol_version: "2",
-          runtime: "rrqkit-node",
-          runtime_version: "0.1.0",
-          pid: 4242,
-          max_in_flight: 64,
-          features: ["ping", "cancel_by_job", "stdout_guard", "progress", "output"],
-          tags: ["gpu", "region:eu", "zone=a/1"],
-        },
-      },
+      nodeHello({
+        features: ["ping", "cancel_by_job", "stdout_guard", "progress", "output"],
+        tags: ["gpu", "region:eu", "zone=a/1"],
+      }),
     ],
   ],
   [
