@@ -23,6 +23,16 @@ export interface BurnCases {
   values: Map<string, number[]>;
 }
 
+/** Adds a jobs/s case (higher is better, no baselines) for burn-downs of one kind. */
+export function jobsPerSecondCase(
+  ctx: BenchContext,
+  id: string,
+  title: string,
+  params: Record<string, unknown>,
+): Case {
+  return ctx.addCase(new Case(id, title, "jobs/s", true, {}, params));
+}
+
 /** Adds a cost case (lower is better) for each of `defs`, and a jobs/s list for each variant. */
 export function burnCases(
   ctx: BenchContext,

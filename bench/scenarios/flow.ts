@@ -10,11 +10,16 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { burnDown } from "../lib/burn.js";
-import { burnCases, burnLine, ratioCase, recordBurnDown } from "../lib/burn-record.js";
+import {
+  burnCases,
+  burnLine,
+  jobsPerSecondCase,
+  ratioCase,
+  recordBurnDown,
+} from "../lib/burn-record.js";
 import { rounds, type BenchContext } from "../lib/context.js";
 import type { ConsumerSpec } from "../lib/consumers.js";
 import { paths } from "../lib/paths.js";
-import { Case } from "../lib/report.js";
 import { OURS_BEST } from "../lib/specs.js";
 
 /** Distinct concurrency keys of the keyed burn-down. */
@@ -107,25 +112,17 @@ export async function runFlow(ctx: BenchContext): Promise<void> {
       spec: { ...OURS_BEST, id: `rrqkit-baseline-${rev}`, cli },
       keyed: false,
     });
-  const keyless = ctx.addCase(
-    new Case(
-      "flow/keyless",
-      `drain ${ctx.jobs} no-op jobs without flow options`,
-      "jobs/s",
-      true,
-      {},
-      params,
-    ),
+  const keyless = jobsPerSecondCase(
+    ctx,
+    "flow/keyless",
+    `drain ${ctx.jobs} no-op jobs without flow options`,
+    params,
   );
-  const keyed = ctx.addCase(
-    new Case(
-      "flow/keys-10k",
-      `drain ${ctx.jobs} no-op jobs over ${FLOW_KEYS} concurrency keys at cap 1`,
-      "jobs/s",
-      true,
-      {},
-      params,
-    ),
+  const keyed = jobsPerSecondCase(
+    ctx,
+    "flow/keys-10k",
+    `drain ${ctx.jobs} no-op jobs over ${FLOW_KEYS} concurrency keys at cap 1`,
+    params,
   );
   // Per-job costs of the same runs (bench/lib/burn-record.ts)
   const cases = burnCases(

@@ -12,6 +12,7 @@ import { burnDown, type BurnDown } from "../lib/burn.js";
 import {
   burnCases,
   burnLine,
+  jobsPerSecondCase,
   ratioCase,
   recordBurnDown,
   type CostDef,
@@ -19,7 +20,6 @@ import {
 import { rounds, type BenchContext } from "../lib/context.js";
 import type { ConsumerSpec } from "../lib/consumers.js";
 import { paths } from "../lib/paths.js";
-import { Case } from "../lib/report.js";
 import { OURS_BEST } from "../lib/specs.js";
 
 /** Output chunks each live job writes (live_echo's default). */
@@ -113,25 +113,17 @@ export async function runLive(ctx: BenchContext): Promise<void> {
       functionName: "live_echo",
     },
   ];
-  const plain = ctx.addCase(
-    new Case(
-      "live/plain",
-      `drain ${ctx.jobs} no-op jobs that report nothing`,
-      "jobs/s",
-      true,
-      {},
-      params,
-    ),
+  const plain = jobsPerSecondCase(
+    ctx,
+    "live/plain",
+    `drain ${ctx.jobs} no-op jobs that report nothing`,
+    params,
   );
-  const live = ctx.addCase(
-    new Case(
-      "live/progress-output",
-      `drain ${ctx.jobs} jobs reporting 1 progress update and ${LIVE_CHUNKS} output chunks each`,
-      "jobs/s",
-      true,
-      {},
-      params,
-    ),
+  const live = jobsPerSecondCase(
+    ctx,
+    "live/progress-output",
+    `drain ${ctx.jobs} jobs reporting 1 progress update and ${LIVE_CHUNKS} output chunks each`,
+    params,
   );
   // Per-job costs of the same runs, as flow's (bench/lib/burn-record.ts)
   const cases = burnCases(ctx, COSTS, variants, params);
