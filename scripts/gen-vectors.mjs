@@ -95,6 +95,26 @@ const output = (fields = {}) => ({
   },
 });
 
+/** `frame` without its payload's `field` (a frame missing a required field). */
+const without = (frame, field) => {
+  const { [field]: _omit, ...payload } = frame.payload;
+  return { type: frame.type, payload };
+};
+
+/** The Node runner's hello; `extra` fields are added or replace these. */
+const nodeHello = (extra = {}) => ({
+  type: "hello",
+  payload: {
+    protocol_version: "2",
+    runtime: "rrqkit-node",
+    runtime_version: "0.1.0",
+    pid: 4242,
+    max_in_flight: 64,
+    features: ["ping", "cancel_by_job", "stdout_guard"],
+    ...extra,
+  },
+});
+
 /** A hello frame with the given tags. */
 const helloWithTags = (tags) => ({
   type: "hello",
@@ -318,40 +338,16 @@ const valid = [
     "Cancel every in-flight request of a job: request_id omitted.",
     [{ type: "cancel", payload: { protocol_version: "2", job_id: "job-1", hard_kill: false } }],
   ],
-  [
-    "hello",
-    "A runner's hello (rrqkit extension).",
-    [
-      {
-        type: "hello",
-        payload: {
-          protocol_version: "2",
-          runtime: "rrqkit-node",
-          runtime_version: "0.1.0",
-          pid: 4242,
-          max_in_flight: 64,
-          features: ["ping", "cancel_by_job", "stdout_guard"],
-        },
-      },
-    ],
-  ],
+  ["hello", "A runner's hello (rrqkit extension).", [nodeHello()]],
   ["ping", "A ping (rrqkit extension).", [{ type: "ping", payload: { nonce: "n-1" } }]],
   [
     "hello-tags",
     "A hello with capability tags and the live features (RUNNER_PROTOCOL.md §8.6).",
     [
-      {
-        type: "hello",
-        payload: {
-          protocol_version: "2",
-          runtime: "rrqkit-node",
-          runtime_version: "0.1.0",
-          pid: 4242,
-          max_in_flight: 64,
-          features: ["ping", "cancel_by_job", "stdout_guard", "progress", "output"],
-          tags: ["gpu", "region:eu", "zone=a/1"],
-        },
-      },
+      nodeHello({
+        features: ["ping", "cancel_by_job", "stdout_guard", "progress", "output"],
+        tags: ["gpu", "region:eu", "zone=a/1"],
+      }),
     ],
   ],
   [
@@ -508,10 +504,7 @@ const invalid = [
   [
     "request-missing-job-id",
     "A request without job_id.",
-    (enc) => {
-      const { job_id: _omit, ...payload } = request().payload;
-      return framed(enc({ type: "request", payload }));
-    },
+    (enc) => framed(enc(without(request(), "job_id"))),
     "invalid_frame",
   ],
   [
@@ -584,10 +577,7 @@ const invalid = [
   [
     "progress-missing-request-id",
     "A progress frame without request_id.",
-    (enc) => {
-      const { request_id: _omit, ...payload } = progress().payload;
-      return framed(enc({ type: "progress", payload }));
-    },
+    (enc) => framed(enc(without(progress(), "request_id"))),
     "invalid_frame",
   ],
   [
@@ -599,10 +589,7 @@ const invalid = [
   [
     "output-missing-seq",
     "An output frame without seq.",
-    (enc) => {
-      const { seq: _omit, ...payload } = output({ data: "x" }).payload;
-      return framed(enc({ type: "output", payload }));
-    },
+    (enc) => framed(enc(without(output({ data: "x" }), "seq"))),
     "invalid_frame",
   ],
   [

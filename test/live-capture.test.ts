@@ -7,26 +7,21 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  memoryChannelPair,
-  type ExecutionRequest,
-  type FrameChannel,
-} from "@rrqkit/runner/protocol";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { memoryChannelPair, type FrameChannel } from "@rrqkit/runner/protocol";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { resolveConfig } from "../src/config/config.js";
 import { LiveAttempt, type LiveContext } from "../src/live/attempt.js";
 import { captureLine, soleInFlight, type CaptureTarget } from "../src/live/capture.js";
-import { Producer } from "../src/producer/producer.js";
 import { RunnerConnection } from "../src/runner/runner-connection.js";
-import { LiveStore, type OutputEntry, type OutputFields } from "../src/store/live-store.js";
-import { registerScripts } from "../src/store/scripts.js";
-import { startRedis, type TestRedis } from "./support/redis-server.js";
+import type { LiveStore, OutputEntry, OutputFields } from "../src/store/live-store.js";
+import { useProducerFixture, useWorkers } from "./support/producer-fixture.js";
 import {
+  executionRequest,
   jobSettled,
   NODE_RUNNER,
-  RunningWorker,
+  outputClosed,
+  tcpPort,
   testConfig,
-  waitFor,
 } from "./support/worker-harness.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -63,21 +58,6 @@ describe("attribution", () => {
   });
 });
 
-function request(id: string): ExecutionRequest {
-  return {
-    request_id: id,
-    job_id: `job-${id}`,
-    function_name: "f",
-    params: {},
-    context: {
-      job_id: `job-${id}`,
-      attempt: 1,
-      enqueue_time: "2026-01-01T00:00:00Z",
-      queue_name: "q",
-    },
-  };
-}
-
 describe("RunnerConnection.captureLine", () => {
   const open = (capture: boolean): [RunnerConnection, FrameChannel] => {
     const [ours, theirs] = memoryChannelPair();
@@ -88,13 +68,17 @@ describe("RunnerConnection.captureLine", () => {
   it("captures only once enabled for a managed process, and only with one request in flight", () => {
     const [conn] = open(true);
     const got: string[] = [];
-    conn.execute(request("a"), { captured: (s, d) => got.push(`${s}:${d}`) }).catch(() => {});
+    conn
+      .execute(executionRequest("a"), { captured: (s, d) => got.push(`${s}:${d}`) })
+      .catch(() => {});
     expect(conn.captures).toBe(false);
     expect(conn.captureLine("stdout", "before")).toBe(false);
     conn.enableCapture();
     expect(conn.captures).toBe(true);
     expect(conn.captureLine("stdout", "one")).toBe(true);
-    conn.execute(request("b"), { captured: (s, d) => got.push(`b ${s}:${d}`) }).catch(() => {});
+    conn
+      .execute(executionRequest("b"), { captured: (s, d) => got.push(`b ${s}:${d}`) })
+      .catch(() => {});
     expect(conn.captureLine("stderr", "two")).toBe(false);
     conn.abandon("a");
     expect(conn.captureLine("stderr", "b")).toBe(true);
@@ -105,7 +89,9 @@ describe("RunnerConnection.captureLine", () => {
   it("stays off when the runner's config does not ask for it", () => {
     const [conn] = open(false);
     conn.enableCapture();
-    conn.execute(request("a"), { captured: () => expect.fail("captured") }).catch(() => {});
+    conn
+      .execute(executionRequest("a"), { captured: () => expect.fail("captured") })
+      .catch(() => {});
     expect(conn.captures).toBe(false);
     expect(conn.captureLine("stdout", "x")).toBe(false);
     conn.close();
@@ -195,50 +181,28 @@ describe("config", () => {
 });
 
 describe("end to end", () => {
-  let redis: TestRedis;
-  let producer: Producer;
-  let workers: RunningWorker[] = [];
+  const fx = useProducerFixture();
+  const workers = useWorkers();
+  afterEach(() => void vi.restoreAllMocks());
 
-  beforeAll(async () => {
-    redis = await startRedis();
-    producer = new Producer({ redisDsn: redis.url });
-  });
-  afterAll(async () => {
-    await producer.close();
-    await redis.stop();
-  });
-  beforeEach(async () => redis.flush());
-  afterEach(async () => {
-    vi.restoreAllMocks();
-    await Promise.all(workers.map((w) => w.stop()));
-    workers = [];
-  });
-
-  async function start(
-    extra: Record<string, unknown>,
-    runner: Record<string, unknown>,
-  ): Promise<RunningWorker> {
+  function start(extra: Record<string, unknown>, runner: Record<string, unknown>) {
     const c = testConfig(
-      redis.url,
+      fx.redis.url,
       { default_job_timeout_seconds: 20, ...extra },
       { node: { pool_size: 1, max_in_flight: 1, ...runner } },
     );
-    const worker = new RunningWorker(c);
-    workers.push(worker);
-    return worker.start();
+    return workers.start(c);
   }
 
+  /** Starts the Node conformance runner over `transport` with its prints captured. */
+  const startCapturing = (transport: string) =>
+    start({ runner_capture: { node: true } }, { cmd: [process.execPath, NODE_RUNNER], transport });
+
   async function noise(lines: number): Promise<OutputEntry[]> {
-    const id = await producer.enqueue("noise", { lines });
-    const hash = await jobSettled(redis.client, id);
+    const id = await fx.producer.enqueue("noise", { lines });
+    const hash = await jobSettled(fx.redis.client, id);
     expect(hash.status).toBe("COMPLETED");
-    const store = new LiveStore(redis.client, registerScripts(redis.client));
-    // the closed marker is written just after the outcome
-    const page = await waitFor(async () => {
-      const read = await store.readOutput(id, 1, "0", 1000);
-      return read.closed ? read : undefined;
-    });
-    return page.entries;
+    return (await outputClosed(fx.redis.client, id)).entries;
   }
   const text = (entries: OutputEntry[], kind: "out" | "err") =>
     entries.flatMap((e) => (e.kind === kind ? [e.data] : [])).join("");
@@ -246,13 +210,7 @@ describe("end to end", () => {
     Array.from({ length: n }, (_, i) => `noise ${i}\n`.repeat(times)).join("");
 
   it("Node conformance runner over unix: printed lines are stored as out / err", async () => {
-    await start(
-      { runner_capture: { node: true } },
-      {
-        cmd: [process.execPath, NODE_RUNNER],
-        transport: "unix",
-      },
-    );
+    await startCapturing("unix");
     const entries = await noise(3);
     // the Node handler prints each stdout line twice (console.log and process.stdout.write)
     expect(text(entries, "out")).toBe(lines(3, 2));
@@ -261,13 +219,7 @@ describe("end to end", () => {
   });
 
   it("Node conformance runner over stdio: stdout is the frame channel, the prints arrive as err", async () => {
-    await start(
-      { runner_capture: { node: true } },
-      {
-        cmd: [process.execPath, NODE_RUNNER],
-        transport: "stdio",
-      },
-    );
+    await startCapturing("stdio");
     const entries = await noise(2);
     expect(text(entries, "out")).toBe("");
     // the runtime sends a handler's stdout to stderr on stdio (RUNNER_PROTOCOL §5)
@@ -278,11 +230,11 @@ describe("end to end", () => {
 
   it("with capture off the printed lines are not stored: the attempt, without output, has no stream", async () => {
     await start({}, { cmd: [process.execPath, NODE_RUNNER], transport: "unix" });
-    const id = await producer.enqueue("noise", { lines: 3 });
-    expect((await jobSettled(redis.client, id)).status).toBe("COMPLETED");
+    const id = await fx.producer.enqueue("noise", { lines: 3 });
+    expect((await jobSettled(fx.redis.client, id)).status).toBe("COMPLETED");
     // a stream would be written right after the outcome; give a wrong one the time to appear
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(await redis.client.exists(`rrq:output:${id}:1`)).toBe(0);
+    expect(await fx.redis.client.exists(`rrq:output:${id}:1`)).toBe(0);
   });
 
   it.skipIf(!existsSync(RRQ_RUNNER))(
@@ -294,7 +246,7 @@ describe("end to end", () => {
         {
           cmd: [RRQ_RUNNER, "--settings", "rrq_conformance_handlers.settings"],
           transport: "tcp",
-          tcp_port: 20000 + Math.floor(Math.random() * 20000),
+          tcp_port: tcpPort(),
           env: { PYTHONPATH: join(ROOT, "conformance", "interop") },
         },
       );

@@ -7,34 +7,19 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Producer } from "../src/producer/producer.js";
-import { startRedis, type TestRedis } from "./support/redis-server.js";
+import { describe, expect, it } from "vitest";
+import { useProducerFixture, useWorkers } from "./support/producer-fixture.js";
 import {
   jobSettled,
   NODE_RUNNER,
   outputClosed,
-  RunningWorker,
+  tcpPort,
   testConfig,
+  type RunningWorker,
 } from "./support/worker-harness.js";
 
-let redis: TestRedis;
-let producer: Producer;
-let workers: RunningWorker[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-  producer = new Producer({ redisDsn: redis.url });
-});
-afterAll(async () => {
-  await producer.close();
-  await redis.stop();
-});
-beforeEach(async () => redis.flush());
-afterEach(async () => {
-  await Promise.all(workers.map((w) => w.stop()));
-  workers = [];
-});
+const fx = useProducerFixture();
+const workers = useWorkers();
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RUNNERS: Record<string, string[]> = {
@@ -44,14 +29,14 @@ const RUNNERS: Record<string, string[]> = {
 };
 const RRQ_RUNNER = join(ROOT, ".venv", "bin", "rrq-runner");
 
-async function start(
+function start(
   extra: Record<string, unknown> = {},
   transport = "unix",
   cmd: string[] = RUNNERS.node!,
   runnerExtra: Record<string, unknown> = {},
 ): Promise<RunningWorker> {
   const c = testConfig(
-    redis.url,
+    fx.redis.url,
     { default_job_timeout_seconds: 20, ...extra },
     {
       node: {
@@ -60,13 +45,11 @@ async function start(
         pool_size: 1,
         max_in_flight: 8,
         transport,
-        ...(transport === "tcp" ? { tcp_port: 20000 + Math.floor(Math.random() * 20000) } : {}),
+        ...(transport === "tcp" ? { tcp_port: tcpPort() } : {}),
       },
     },
   );
-  const worker = new RunningWorker(c);
-  workers.push(worker);
-  return worker.start();
+  return workers.start(c);
 }
 
 const cells = Object.entries(RUNNERS).flatMap(([name, cmd]) =>
@@ -77,7 +60,7 @@ describe.each(cells)("$name runner over $transport", ({ name, cmd, transport }) 
   it("progress reported 100 times a second is coalesced, the last value stored; output is stored and closed", async () => {
     if (!existsSync(cmd[cmd.length - 1]!)) return void console.warn(`${name} runner not built`);
     await start({ runner_tags: { node: ["gpu"] } }, transport, cmd);
-    const sub = redis.client.duplicate();
+    const sub = fx.redis.client.duplicate();
     let writes = 0;
     await sub.psubscribe("rrq:live:*");
     sub.on("pmessage", (_p, _c, m: string) => {
@@ -85,12 +68,12 @@ describe.each(cells)("$name runner over $transport", ({ name, cmd, transport }) 
     });
     const values = Array.from({ length: 100 }, (_, i) => (i + 1) / 100);
     const started = Date.now();
-    const id = await producer.enqueue(
+    const id = await fx.producer.enqueue(
       "report_progress",
       { values, delay_ms: 10 },
       { requires: ["gpu"] },
     );
-    const hash = await jobSettled(redis.client, id);
+    const hash = await jobSettled(fx.redis.client, id);
     const seconds = (Date.now() - started) / 1000;
     await sub.quit();
     expect(hash.status).toBe("COMPLETED");
@@ -99,9 +82,9 @@ describe.each(cells)("$name runner over $transport", ({ name, cmd, transport }) 
     expect(writes).toBeGreaterThanOrEqual(2);
     expect(writes).toBeLessThanOrEqual(Math.ceil(seconds * 4) + 2);
 
-    const out = await producer.enqueue("write_output", { lines: 3, json: true });
-    expect((await jobSettled(redis.client, out)).status).toBe("COMPLETED");
-    const page = await outputClosed(redis.client, out);
+    const out = await fx.producer.enqueue("write_output", { lines: 3, json: true });
+    expect((await jobSettled(fx.redis.client, out)).status).toBe("COMPLETED");
+    const page = await outputClosed(fx.redis.client, out);
     expect(page.entries.map((e) => (e.kind === "log" ? e.data : e.kind)).join("")).toBe(
       '{"line":0,"text":"line"}\n{"line":1,"text":"line"}\n{"line":2,"text":"line"}\nclosed',
     );
@@ -120,10 +103,10 @@ describe.skipIf(!existsSync(RRQ_RUNNER))("RRQ's rrq-runner (no hello)", () => {
       },
     );
     expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
-    const id = await producer.enqueue("echo", { a: 1 });
-    const hash = await jobSettled(redis.client, id);
+    const id = await fx.producer.enqueue("echo", { a: 1 });
+    const hash = await jobSettled(fx.redis.client, id);
     expect(hash.status).toBe("COMPLETED");
     expect(hash.progress).toBeUndefined();
-    expect(await redis.client.exists(`rrq:output:${id}:1`)).toBe(0);
+    expect(await fx.redis.client.exists(`rrq:output:${id}:1`)).toBe(0);
   });
 });

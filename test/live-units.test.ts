@@ -1,10 +1,5 @@
 /** Live jobs units (issue 23): progress coalescing, the output writer, frame routing. */
-import {
-  memoryChannelPair,
-  requestFrame,
-  type ExecutionRequest,
-  type Frame,
-} from "@rrqkit/runner/protocol";
+import { memoryChannelPair, requestFrame, type Frame } from "@rrqkit/runner/protocol";
 import { describe, expect, it } from "vitest";
 import { LiveAttempt, type LiveContext } from "../src/live/attempt.js";
 import type { OutputPayload, ProgressPayload } from "../src/live/frames.js";
@@ -12,6 +7,7 @@ import { OutputBudget, OutputWriter, utf8Prefix } from "../src/live/output.js";
 import { progressValue, ProgressCoalescer } from "../src/live/progress.js";
 import { RunnerConnection } from "../src/runner/runner-connection.js";
 import type { LiveStore, OutputFields, ProgressValue } from "../src/store/live-store.js";
+import { executionRequest } from "./support/worker-harness.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const report = (i: number): ProgressPayload => ({
@@ -147,19 +143,7 @@ describe("OutputWriter", () => {
 });
 
 describe("RunnerConnection live routing", () => {
-  const request = (id: string): ExecutionRequest => ({
-    protocol_version: "2",
-    request_id: id,
-    job_id: `job-${id}`,
-    function_name: "f",
-    params: {},
-    context: {
-      job_id: `job-${id}`,
-      attempt: 1,
-      enqueue_time: "2026-01-01T00:00:00Z",
-      queue_name: "q",
-    },
-  });
+  const request = (id: string) => executionRequest(id, { protocol_version: "2" });
 
   it("routes progress and output by request id; frames of unknown or finished requests are counted", async () => {
     const [ours, theirs] = memoryChannelPair();

@@ -10,10 +10,16 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { burnDown } from "../lib/burn.js";
+import {
+  burnCases,
+  burnLine,
+  jobsPerSecondCase,
+  ratioCase,
+  recordBurnDown,
+} from "../lib/burn-record.js";
 import { rounds, type BenchContext } from "../lib/context.js";
 import type { ConsumerSpec } from "../lib/consumers.js";
 import { paths } from "../lib/paths.js";
-import { Case } from "../lib/report.js";
 import { OURS_BEST } from "../lib/specs.js";
 
 /** Distinct concurrency keys of the keyed burn-down. */
@@ -78,9 +84,6 @@ function baselineCli(ctx: BenchContext, rev: string): string | undefined {
   return cli;
 }
 
-/** Per-repetition quotient a ÷ b of two series (NaN where either failed). */
-const quotients = (a: number[], b: number[]) => a.map((v, i) => v / (b[i] ?? NaN));
-
 export async function runFlow(ctx: BenchContext): Promise<void> {
   const params = { jobs: ctx.jobs, reps: ctx.reps, keys: FLOW_KEYS, cap: 1 };
   const variants: Variant[] = [
@@ -109,29 +112,21 @@ export async function runFlow(ctx: BenchContext): Promise<void> {
       spec: { ...OURS_BEST, id: `rrqkit-baseline-${rev}`, cli },
       keyed: false,
     });
-  const keyless = ctx.addCase(
-    new Case(
-      "flow/keyless",
-      `drain ${ctx.jobs} no-op jobs without flow options`,
-      "jobs/s",
-      true,
-      {},
-      params,
-    ),
+  const keyless = jobsPerSecondCase(
+    ctx,
+    "flow/keyless",
+    `drain ${ctx.jobs} no-op jobs without flow options`,
+    params,
   );
-  const keyed = ctx.addCase(
-    new Case(
-      "flow/keys-10k",
-      `drain ${ctx.jobs} no-op jobs over ${FLOW_KEYS} concurrency keys at cap 1`,
-      "jobs/s",
-      true,
-      {},
-      params,
-    ),
+  const keyed = jobsPerSecondCase(
+    ctx,
+    "flow/keys-10k",
+    `drain ${ctx.jobs} no-op jobs over ${FLOW_KEYS} concurrency keys at cap 1`,
+    params,
   );
-  // Per-job costs of the same runs: steadier than jobs/s on a shared machine (CPU time does
-  // not count waiting for a core; command counts do not move with load at all).
-  const costs = (
+  // Per-job costs of the same runs (bench/lib/burn-record.ts)
+  const cases = burnCases(
+    ctx,
     [
       ["mainCpuPer10k", "flow/orchestrator-cpu", "orchestrator CPU seconds per 10,000 jobs", "s"],
       [
@@ -141,15 +136,12 @@ export async function runFlow(ctx: BenchContext): Promise<void> {
         "cmds",
       ],
       ["redisCpuMsPer10k", "flow/redis-cpu", "Redis server CPU milliseconds per 10,000 jobs", "ms"],
-    ] as const
-  ).map(([key, id, title, unit]) => ({
-    key,
-    c: ctx.addCase(new Case(id, title, unit, false, {}, params)),
-  }));
-  const values = new Map<string, number[]>(variants.map((v) => [v.id, []]));
-  await rounds(ctx, variants, async (variant, rep) => {
-    const target = variant.keyed ? keyed : keyless;
-    try {
+    ],
+    variants,
+    params,
+  );
+  await rounds(ctx, variants, (variant, rep) =>
+    recordBurnDown(ctx, variant, rep, variant.keyed ? keyed : keyless, cases, async () => {
       const result = await burnDown(
         ctx,
         variant.spec,
@@ -160,34 +152,12 @@ export async function runFlow(ctx: BenchContext): Promise<void> {
             : undefined,
         },
       );
-      ctx.log(
-        `    ${Math.round(result.jobsPerSecond)} jobs/s, ${result.seconds.toFixed(2)} s; ${result.detail}`,
-      );
-      if (rep < 0) return;
-      target.record(
-        variant,
-        rep,
-        result.jobsPerSecond,
-        { seconds: result.seconds },
-        result.accounted,
-      );
-      values.get(variant.id)![rep] = result.jobsPerSecond;
-      for (const { key, c } of costs) c.record(variant, rep, result[key], {}, result.accounted);
-    } catch (error) {
-      const message = (error as Error).message;
-      ctx.log(`    FAILED: ${message}`);
-      if (rep >= 0) {
-        target.fail(variant, rep, message.split("\n")[0]!);
-        for (const { c } of costs) c.fail(variant, rep, "burn-down failed");
-      }
-    }
-  });
-  const ratio = (id: string, title: string, a: string, b: string, note: string) => {
-    const c = ctx.addCase(new Case(id, title, "×", true, {}, params));
-    const q = quotients(values.get(a) ?? [], values.get(b) ?? []);
-    q.forEach((v, rep) => (Number.isFinite(v) ? c.record(OURS_BEST, rep, v) : undefined));
-    c.notes.push(note);
-  };
+      ctx.log(burnLine(result));
+      return result;
+    }),
+  );
+  const ratio = (id: string, title: string, a: string, b: string, note: string) =>
+    ratioCase(ctx, cases, { id, title, a, b, note, contender: OURS_BEST, params });
   ratio(
     "flow/keys-ratio",
     `keyed ÷ keyless burn-down, per repetition`,

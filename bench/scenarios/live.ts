@@ -9,10 +9,17 @@
  */
 import type { Redis } from "ioredis";
 import { burnDown, type BurnDown } from "../lib/burn.js";
+import {
+  burnCases,
+  burnLine,
+  jobsPerSecondCase,
+  ratioCase,
+  recordBurnDown,
+  type CostDef,
+} from "../lib/burn-record.js";
 import { rounds, type BenchContext } from "../lib/context.js";
 import type { ConsumerSpec } from "../lib/consumers.js";
 import { paths } from "../lib/paths.js";
-import { Case } from "../lib/report.js";
 import { OURS_BEST } from "../lib/specs.js";
 
 /** Output chunks each live job writes (live_echo's default). */
@@ -75,9 +82,6 @@ function commandsPerJob(result: BurnDown, jobs: number): string {
     .join(", ");
 }
 
-/** Per-repetition quotient a ÷ b of two series (NaN where either failed). */
-const quotients = (a: number[], b: number[]) => a.map((v, i) => v / (b[i] ?? NaN));
-
 /** The per-job cost cases, as flow's (`cost/*` of the same runs). */
 const COSTS = [
   ["mainCpuPer10k", "live/orchestrator-cpu", "orchestrator CPU seconds per 10,000 jobs", "s"],
@@ -89,7 +93,7 @@ const COSTS = [
     "cmds",
   ],
   ["redisCpuMsPer10k", "live/redis-cpu", "Redis server CPU milliseconds per 10,000 jobs", "ms"],
-] as const satisfies ReadonlyArray<readonly [keyof BurnDown, string, string, string]>;
+] as const satisfies readonly CostDef[];
 
 export async function runLive(ctx: BenchContext): Promise<void> {
   const params = { jobs: ctx.jobs, reps: ctx.reps, progress_updates: 1, chunks: LIVE_CHUNKS };
@@ -109,72 +113,50 @@ export async function runLive(ctx: BenchContext): Promise<void> {
       functionName: "live_echo",
     },
   ];
-  const plain = ctx.addCase(
-    new Case(
-      "live/plain",
-      `drain ${ctx.jobs} no-op jobs that report nothing`,
-      "jobs/s",
-      true,
-      {},
-      params,
+  const plain = jobsPerSecondCase(
+    ctx,
+    "live/plain",
+    `drain ${ctx.jobs} no-op jobs that report nothing`,
+    params,
+  );
+  const live = jobsPerSecondCase(
+    ctx,
+    "live/progress-output",
+    `drain ${ctx.jobs} jobs reporting 1 progress update and ${LIVE_CHUNKS} output chunks each`,
+    params,
+  );
+  // Per-job costs of the same runs, as flow's (bench/lib/burn-record.ts)
+  const cases = burnCases(ctx, COSTS, variants, params);
+  await rounds(ctx, variants, (variant, rep) =>
+    recordBurnDown(
+      ctx,
+      variant,
+      rep,
+      variant.functionName === "echo" ? plain : live,
+      cases,
+      async () => {
+        const jobs = rep < 0 ? Math.ceil(ctx.jobs / 5) : ctx.jobs;
+        const result = await burnDown(ctx, variant.spec, jobs, {
+          functionName: variant.functionName,
+        });
+        const missing =
+          variant.functionName === "live_echo"
+            ? await checkLiveTraces(ctx.redis, result.jobIds)
+            : undefined;
+        ctx.log(burnLine(result, missing));
+        ctx.log(`    commands per job: ${commandsPerJob(result, jobs)}`);
+        if (missing && rep >= 0) throw new Error(missing);
+        return result;
+      },
     ),
   );
-  const live = ctx.addCase(
-    new Case(
-      "live/progress-output",
-      `drain ${ctx.jobs} jobs reporting 1 progress update and ${LIVE_CHUNKS} output chunks each`,
-      "jobs/s",
-      true,
-      {},
-      params,
-    ),
-  );
-  // Per-job costs: steadier than jobs/s on a shared machine (see flow.ts).
-  const costs = COSTS.map(([key, id, title, unit]) => ({
-    key,
-    c: ctx.addCase(new Case(id, title, unit, false, {}, params)),
-  }));
-  const values = new Map<string, number[]>(variants.map((v) => [v.id, []]));
-  await rounds(ctx, variants, async (variant, rep) => {
-    const target = variant.functionName === "echo" ? plain : live;
-    try {
-      const jobs = rep < 0 ? Math.ceil(ctx.jobs / 5) : ctx.jobs;
-      const result = await burnDown(ctx, variant.spec, jobs, {
-        functionName: variant.functionName,
-      });
-      const missing =
-        variant.functionName === "live_echo"
-          ? await checkLiveTraces(ctx.redis, result.jobIds)
-          : undefined;
-      ctx.log(
-        `    ${Math.round(result.jobsPerSecond)} jobs/s, ${result.seconds.toFixed(2)} s; ${result.detail}${missing ? `; ${missing}` : ""}`,
-      );
-      ctx.log(`    commands per job: ${commandsPerJob(result, jobs)}`);
-      if (rep < 0) return;
-      if (missing) throw new Error(missing);
-      target.record(
-        variant,
-        rep,
-        result.jobsPerSecond,
-        { seconds: result.seconds },
-        result.accounted,
-      );
-      values.get(variant.id)![rep] = result.jobsPerSecond;
-      for (const { key, c } of costs) c.record(variant, rep, result[key], {}, result.accounted);
-    } catch (error) {
-      const message = (error as Error).message;
-      ctx.log(`    FAILED: ${message}`);
-      if (rep >= 0) {
-        target.fail(variant, rep, message.split("\n")[0]!);
-        for (const { c } of costs) c.fail(variant, rep, "burn-down failed");
-      }
-    }
+  ratioCase(ctx, cases, {
+    id: "live/ratio",
+    title: "live ÷ plain burn-down, per repetition",
+    a: variants[1]!.id,
+    b: variants[0]!.id,
+    note: "each repetition measures both back to back; 1.0 = live output is free",
+    contender: OURS_BEST,
+    params,
   });
-  const ratio = ctx.addCase(
-    new Case("live/ratio", "live ÷ plain burn-down, per repetition", "×", true, {}, params),
-  );
-  quotients(values.get(variants[1]!.id) ?? [], values.get(variants[0]!.id) ?? []).forEach(
-    (v, rep) => (Number.isFinite(v) ? ratio.record(OURS_BEST, rep, v) : undefined),
-  );
-  ratio.notes.push("each repetition measures both back to back; 1.0 = live output is free");
 }

@@ -25,9 +25,10 @@ export interface ExecLogFixture extends ProducerFixture {
 }
 
 /**
- * Registers the hooks of an end-to-end test file whose runners log every handler start: the
- * producer fixture, a temp directory `rrq-<tag>-*` for the file and a new log path per test
- * (a runner left over from one test cannot write into the next test's log).
+ * Registers the hooks of an end-to-end test file whose runners log every handler start (or,
+ * like the raw runner's LIVE_LOG, every request): the producer fixture, a temp directory
+ * `rrq-<tag>-*` for the file and a new log path per test (a runner left over from one test
+ * cannot write into the next test's log).
  */
 export function useExecLogFixture(tag: string): ExecLogFixture {
   const fixture = useProducerFixture() as ExecLogFixture;

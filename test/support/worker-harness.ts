@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import type { ExecutionRequest } from "@rrqkit/runner/protocol";
 import type { Redis } from "ioredis";
 import { resolveConfig, type ResolvedConfig } from "../../src/config/config.js";
 import { Worker, type ShutdownReport } from "../../src/orchestrator/worker.js";
@@ -28,18 +29,75 @@ export function testConfig(
   extra: Record<string, unknown> = {},
   runners: Record<string, unknown> = {},
 ): ResolvedConfig {
+  return harnessConfig(
+    redisUrl,
+    { node: { cmd: [process.execPath, NODE_RUNNER], pool_size: 1, max_in_flight: 8 }, ...runners },
+    { default_runner_name: "node", ...extra },
+  );
+}
+
+/** The raw-frame runner: speaks the live frames by hand (test/fixtures/live-raw-runner.mjs). */
+export const RAW_RUNNER = fileURLToPath(
+  new URL("../fixtures/live-raw-runner.mjs", import.meta.url),
+);
+
+/** A random port for a tcp runner (20000–39999: clear of the ephemeral range). */
+export const tcpPort = (): number => 20000 + Math.floor(Math.random() * 20000);
+
+/**
+ * A config with the raw-frame runner as "raw" (default) over tcp, `env` in its environment,
+ * a 20 s job timeout and `extra` keys.
+ */
+export function rawRunnerConfig(
+  redisUrl: string,
+  extra: Record<string, unknown> = {},
+  env?: Record<string, string>,
+): ResolvedConfig {
+  const raw = { cmd: [process.execPath, RAW_RUNNER], transport: "tcp", tcp_port: tcpPort() };
+  return harnessConfig(
+    redisUrl,
+    { raw: { ...raw, pool_size: 1, max_in_flight: 8, ...(env ? { env } : {}) } },
+    { default_runner_name: "raw", default_job_timeout_seconds: 20, ...extra },
+  );
+}
+
+/** The settings every harness config shares (short grace periods), then `extra` keys. */
+function harnessConfig(
+  redisUrl: string,
+  runners: Record<string, unknown>,
+  extra: Record<string, unknown>,
+): ResolvedConfig {
   return resolveConfig({
     redis_dsn: redisUrl,
-    default_runner_name: "node",
     worker_shutdown_grace_period_seconds: 2,
     runner_shutdown_term_grace_seconds: 1,
     runner_cancel_grace_seconds: 1,
-    runners: {
-      node: { cmd: [process.execPath, NODE_RUNNER], pool_size: 1, max_in_flight: 8 },
-      ...runners,
-    },
+    runners,
     ...extra,
   });
+}
+
+/**
+ * A request for job `job-<id>` (attempt 1, function "f"), for a runner connection fed by hand;
+ * `extra` fields are added or replace these.
+ */
+export function executionRequest(
+  id: string,
+  extra: Partial<ExecutionRequest> = {},
+): ExecutionRequest {
+  return {
+    request_id: id,
+    job_id: `job-${id}`,
+    function_name: "f",
+    params: {},
+    context: {
+      job_id: `job-${id}`,
+      attempt: 1,
+      enqueue_time: "2026-01-01T00:00:00Z",
+      queue_name: "q",
+    },
+    ...extra,
+  };
 }
 
 /** A worker running in this process, with every event it emitted recorded. */

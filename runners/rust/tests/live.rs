@@ -28,6 +28,17 @@ fn merged(base: &Value, extra: Value) -> Value {
     v
 }
 
+/// Each of `bad` merged into `payload` makes a `frame_type` frame that is refused as invalid.
+fn assert_invalid(frame_type: &str, payload: &Value, bad: impl IntoIterator<Item = Value>) {
+    for bad in bad {
+        assert_eq!(
+            decode(frame_type, merged(payload, bad.clone())).unwrap_err(),
+            DecodeErrorCode::InvalidFrame,
+            "{bad}"
+        );
+    }
+}
+
 #[test]
 fn progress_frame_round_trip_and_validation() {
     let payload =
@@ -57,21 +68,19 @@ fn progress_frame_round_trip_and_validation() {
         panic!("not a progress frame")
     };
     assert_eq!((&p.progress, &p.message, &p.detail), (&None, &None, &None));
-    for bad in [
-        json!({"progress": 1.5}),
-        json!({"progress": -0.1}),
-        json!({"progress": "0.5"}),
-        json!({"message": 3}),
-        json!({"message": "m".repeat(1025)}),
-        json!({"request_id": null}),
-        json!({"request_id": ""}),
-    ] {
-        assert_eq!(
-            decode("progress", merged(&payload, bad.clone())).unwrap_err(),
-            DecodeErrorCode::InvalidFrame,
-            "{bad}"
-        );
-    }
+    assert_invalid(
+        "progress",
+        &payload,
+        [
+            json!({"progress": 1.5}),
+            json!({"progress": -0.1}),
+            json!({"progress": "0.5"}),
+            json!({"message": 3}),
+            json!({"message": "m".repeat(1025)}),
+            json!({"request_id": null}),
+            json!({"request_id": ""}),
+        ],
+    );
     // readers leave the detail's size to writers (schema)
     let big = merged(&payload, json!({"detail": "v".repeat(5000)}));
     assert!(matches!(decode("progress", big), Ok(Frame::Progress(_))));
@@ -106,22 +115,20 @@ fn output_frame_round_trip_and_validation() {
         }
     );
     assert_eq!(o.to_value(), payload);
-    for bad in [
-        json!({"seq": -1}),
-        json!({"seq": 1.5}),
-        json!({"seq": null}),
-        json!({"stream": "log"}),
-        json!({"data": null}),
-        json!({"data": "é".repeat(32769)}),
-        json!({"truncated": "yes"}),
-        json!({"dropped_bytes": -3}),
-    ] {
-        assert_eq!(
-            decode("output", merged(&payload, bad.clone())).unwrap_err(),
-            DecodeErrorCode::InvalidFrame,
-            "{bad}"
-        );
-    }
+    assert_invalid(
+        "output",
+        &payload,
+        [
+            json!({"seq": -1}),
+            json!({"seq": 1.5}),
+            json!({"seq": null}),
+            json!({"stream": "log"}),
+            json!({"data": null}),
+            json!({"data": "é".repeat(32769)}),
+            json!({"truncated": "yes"}),
+            json!({"dropped_bytes": -3}),
+        ],
+    );
 }
 
 fn request_value(function_name: &str, request_id: &str, job_id: &str, live: Value) -> Value {
@@ -309,7 +316,8 @@ impl Peer {
     }
 }
 
-async fn serve(mut runner: Runner, encoding: Encoding) -> (Peer, tokio::task::JoinHandle<()>) {
+/// Serves `runner` (hello on) on a free loopback port: the port and the serving task.
+fn spawn_serving(mut runner: Runner, encoding: Encoding) -> (u16, tokio::task::JoinHandle<()>) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -323,6 +331,21 @@ async fn serve(mut runner: Runner, encoding: Encoding) -> (Peer, tokio::task::Jo
     let task = tokio::spawn(async move {
         runner.serve(args).await.unwrap();
     });
+    (port, task)
+}
+
+/// Serves `runner` and connects to it; the hello it sends first is read.
+async fn serve(runner: Runner, encoding: Encoding) -> (Peer, tokio::task::JoinHandle<()>) {
+    let (mut peer, task) = connect(runner, encoding).await;
+    let Frame::Hello(_) = peer.next().await else {
+        panic!("hello first")
+    };
+    (peer, task)
+}
+
+/// Serves `runner` and connects to it (retrying while it starts listening).
+async fn connect(runner: Runner, encoding: Encoding) -> (Peer, tokio::task::JoinHandle<()>) {
+    let (port, task) = spawn_serving(runner, encoding);
     let mut tries = 0;
     let stream = loop {
         match TcpStream::connect(("127.0.0.1", port)).await {
@@ -334,16 +357,51 @@ async fn serve(mut runner: Runner, encoding: Encoding) -> (Peer, tokio::task::Jo
             Err(e) => panic!("{e}"),
         }
     };
-    let mut peer = Peer {
+    let peer = Peer {
         stream,
         encoding,
         decoder: FrameDecoder::new(),
         pending: Default::default(),
     };
-    let Frame::Hello(_) = peer.next().await else {
-        panic!("hello first")
-    };
     (peer, task)
+}
+
+/// Serves `runner`, sends it one request (`ids`: request and job id) for `function` with
+/// `live`, and returns the frames of that request up to its response; the runner then stops.
+async fn run_request(
+    runner: Runner,
+    encoding: Encoding,
+    function: &str,
+    ids: (&str, &str),
+    live: Value,
+) -> Vec<Frame> {
+    let (mut peer, task) = serve(runner, encoding).await;
+    peer.send(request_value(function, ids.0, ids.1, live)).await;
+    let frames = peer.until_response(ids.0).await;
+    task.abort();
+    frames
+}
+
+/// The progress frames among `frames`, in order.
+fn progress_updates(frames: &[Frame]) -> Vec<&ProgressUpdate> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Progress(p) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The output frames among `frames`, in order.
+fn output_chunks(frames: &[Frame]) -> Vec<&OutputChunk> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Output(o) => Some(o),
+            _ => None,
+        })
+        .collect()
 }
 
 fn all_on() -> Value {
@@ -384,36 +442,8 @@ fn kinds(frames: &[Frame]) -> Vec<&'static str> {
 async fn hello_announces_features_and_tags() {
     let mut runner = Runner::new();
     runner.tags(["gpu", "a:b"]).tags(["gpu"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    runner.set_hello(true);
-    let args = LaunchArgs {
-        transport: Transport::Tcp(format!("127.0.0.1:{port}")),
-        encoding: Encoding::Msgpack,
-    };
-    let task = tokio::spawn(async move {
-        let _ = runner.serve(args).await;
-    });
-    let mut stream = loop {
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)).await {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    let mut decoder = FrameDecoder::new();
-    let mut buf = vec![0u8; 4096];
-    let body = loop {
-        let n = stream.read(&mut buf).await.unwrap();
-        assert!(n > 0);
-        decoder.push(&buf[..n]);
-        if let Some(body) = decoder.next_frame().unwrap() {
-            break body;
-        }
-    };
-    let Frame::Hello(h) = Frame::decode(&body, Encoding::Msgpack).unwrap() else {
+    let (mut peer, task) = connect(runner, Encoding::Msgpack).await;
+    let Frame::Hello(h) = peer.next().await else {
         panic!("hello first")
     };
     assert_eq!(h.features, FEATURES);
@@ -438,10 +468,7 @@ async fn invalid_tags_fail_serving() {
 #[tokio::test]
 async fn frames_precede_the_response() {
     for encoding in [Encoding::Json, Encoding::Msgpack] {
-        let (mut peer, task) = serve(live_runner(), encoding).await;
-        peer.send(request_value("work", "r-1", "job-1", all_on()))
-            .await;
-        let frames = peer.until_response("r-1").await;
+        let frames = run_request(live_runner(), encoding, "work", ("r-1", "job-1"), all_on()).await;
         // the two writes share a frame; the progress report flushes it first
         assert_eq!(
             kinds(&frames),
@@ -468,18 +495,20 @@ async fn frames_precede_the_response() {
         };
         assert_eq!(p.progress, Some(1.0));
         assert_eq!(p.detail, Some(json!({"items": 3})));
-        task.abort();
     }
 }
 
 #[tokio::test]
 async fn a_cloned_context_works_in_a_blocking_thread() {
-    let (mut peer, task) = serve(live_runner(), Encoding::Json).await;
-    peer.send(request_value("blocking", "r-b", "job-b", all_on()))
-        .await;
-    let frames = peer.until_response("r-b").await;
+    let frames = run_request(
+        live_runner(),
+        Encoding::Json,
+        "blocking",
+        ("r-b", "job-b"),
+        all_on(),
+    )
+    .await;
     assert_eq!(kinds(&frames), ["progress", "output", "response"]);
-    task.abort();
 }
 
 #[tokio::test]
@@ -520,22 +549,15 @@ async fn progress_is_coalesced_with_a_trailing_update() {
         }
         Ok::<_, HandlerError>(Value::Null)
     });
-    let (mut peer, task) = serve(runner, Encoding::Json).await;
-    peer.send(request_value(
+    let frames = run_request(
+        runner,
+        Encoding::Json,
         "burst",
-        "r-c",
-        "job-c",
+        ("r-c", "job-c"),
         json!({"progress": true, "progress_interval_ms": 100}),
-    ))
+    )
     .await;
-    let frames = peer.until_response("r-c").await;
-    let updates: Vec<&ProgressUpdate> = frames
-        .iter()
-        .filter_map(|f| match f {
-            Frame::Progress(p) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let updates = progress_updates(&frames);
     // ~300 ms of work in 10 bursts at one update per 100 ms: the first at once, then a few more
     // (at most one per burst however slow the machine) and the trailing one
     assert!((2..=12).contains(&updates.len()), "{updates:?}");
@@ -545,7 +567,6 @@ async fn progress_is_coalesced_with_a_trailing_update() {
         (last.progress, last.message.as_deref()),
         (Some(1.0), Some("step 100"))
     );
-    task.abort();
 }
 
 #[tokio::test]
@@ -561,21 +582,17 @@ async fn output_cap_sends_one_truncated_frame() {
         ctx.output().write("more");
         Ok::<_, HandlerError>(Value::Null)
     });
-    let (mut peer, task) = serve(runner, Encoding::Json).await;
-    peer.send(request_value(
+    let frames = run_request(
+        runner,
+        Encoding::Json,
         "chatty",
-        "r-t",
-        "job-t",
+        ("r-t", "job-t"),
         json!({"output": true, "output_max_bytes": 9}),
-    ))
+    )
     .await;
-    let frames = peer.until_response("r-t").await;
-    let outputs: Vec<(u64, String, bool, u64)> = frames
-        .iter()
-        .filter_map(|f| match f {
-            Frame::Output(o) => Some((o.seq, o.data.clone(), o.truncated, o.dropped_bytes)),
-            _ => None,
-        })
+    let outputs: Vec<(u64, String, bool, u64)> = output_chunks(&frames)
+        .into_iter()
+        .map(|o| (o.seq, o.data.clone(), o.truncated, o.dropped_bytes))
         .collect();
     assert_eq!(
         outputs,
@@ -586,7 +603,6 @@ async fn output_cap_sends_one_truncated_frame() {
         ]
     );
     assert_eq!(kinds(&frames).last(), Some(&"response"));
-    task.abort();
 }
 
 #[tokio::test]
@@ -601,28 +617,23 @@ async fn large_writes_are_split_into_64_kib_chunks() {
             Ok::<_, HandlerError>(Value::Null)
         }
     });
-    let (mut peer, task) = serve(runner, Encoding::Msgpack).await;
-    peer.send(request_value(
+    let frames = run_request(
+        runner,
+        Encoding::Msgpack,
         "big",
-        "r-l",
-        "job-l",
+        ("r-l", "job-l"),
         json!({"output": true}),
-    ))
+    )
     .await;
-    let frames = peer.until_response("r-l").await;
-    let data: Vec<String> = frames
-        .iter()
-        .filter_map(|f| match f {
-            Frame::Output(o) => Some(o.data.clone()),
-            _ => None,
-        })
+    let data: Vec<String> = output_chunks(&frames)
+        .into_iter()
+        .map(|o| o.data.clone())
         .collect();
     assert_eq!(
         data.iter().map(String::len).collect::<Vec<_>>(),
         [65536, 80000 - 65536]
     );
     assert_eq!(data.concat(), expected);
-    task.abort();
 }
 
 #[tokio::test]
@@ -636,10 +647,7 @@ async fn oversize_detail_is_left_out_and_message_cut() {
         ctx.progress(7.0);
         Ok::<_, HandlerError>(Value::Null)
     });
-    let (mut peer, task) = serve(runner, Encoding::Json).await;
-    peer.send(request_value("detail", "r-d", "job-d", all_on()))
-        .await;
-    let frames = peer.until_response("r-d").await;
+    let frames = run_request(runner, Encoding::Json, "detail", ("r-d", "job-d"), all_on()).await;
     let Frame::Progress(first) = &frames[0] else {
         panic!("{frames:?}")
     };
@@ -653,7 +661,6 @@ async fn oversize_detail_is_left_out_and_message_cut() {
         panic!("{frames:?}")
     };
     assert_eq!(second.progress, Some(1.0));
-    task.abort();
 }
 
 #[tokio::test]
@@ -712,23 +719,18 @@ async fn writes_in_quick_succession_share_frames() {
         out.output().write("after\n");
         Ok::<_, HandlerError>(Value::Null)
     });
-    let (mut peer, task) = serve(runner, Encoding::Json).await;
-    peer.send(request_value(
+    let frames = run_request(
+        runner,
+        Encoding::Json,
         "lines",
-        "r-q",
-        "job-q",
+        ("r-q", "job-q"),
         json!({"output": true}),
-    ))
+    )
     .await;
-    let frames = peer.until_response("r-q").await;
-    let outputs: Vec<(u64, String)> = frames
-        .iter()
-        .filter_map(|f| match f {
-            Frame::Output(o) => Some((o.seq, o.data.clone())),
-            _ => None,
-        })
+    let outputs: Vec<(u64, String)> = output_chunks(&frames)
+        .into_iter()
+        .map(|o| (o.seq, o.data.clone()))
         .collect();
     let all: String = (0..1000).map(|i| format!("line {i}\n")).collect();
     assert_eq!(outputs, [(0, all), (1, "after\n".to_string())]);
-    task.abort();
 }

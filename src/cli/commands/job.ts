@@ -40,13 +40,24 @@ function indent(text: string): string {
     .join("\n");
 }
 
-async function jobShow(ctx: CliContext, id: string, flags: { raw?: boolean; json?: boolean }) {
+/** Runs `action` with job `id`'s hash; when there is none, says so and fails (RRQ's words). */
+function withJob(
+  ctx: CliContext,
+  id: string,
+  action: (api: RrqApi, hash: Record<string, string>) => Promise<number>,
+): Promise<number> {
   return withApi(ctx, async (api) => {
     const hash = await api.jobs.hash(id);
     if (!hash) {
       say(ctx, `Job '${id}' not found`);
       return ExitCode.failure;
     }
+    return action(api, hash);
+  });
+}
+
+async function jobShow(ctx: CliContext, id: string, flags: { raw?: boolean; json?: boolean }) {
+  return withJob(ctx, id, async (api, hash) => {
     if (flags.raw) {
       ctx.io.out(json(hash));
       return ExitCode.ok;
@@ -171,12 +182,7 @@ async function jobTail(
   id: string,
   flags: { follow?: boolean; attempt?: number },
 ): Promise<number> {
-  return withApi(ctx, async (api) => {
-    const hash = await api.jobs.hash(id);
-    if (!hash) {
-      say(ctx, `Job '${id}' not found`);
-      return ExitCode.failure;
-    }
+  return withJob(ctx, id, async (api) => {
     if (flags.follow) {
       const interrupts = ctx.io.interrupts();
       const signal = interrupts.signal;
@@ -264,11 +270,7 @@ async function jobList(ctx: CliContext, flags: ListFlags): Promise<number> {
 }
 
 async function jobReplay(ctx: CliContext, id: string, flags: { queue?: string }) {
-  return withApi(ctx, async (api) => {
-    if (!(await api.jobs.hash(id))) {
-      say(ctx, `Job '${id}' not found`);
-      return ExitCode.failure;
-    }
+  return withJob(ctx, id, async (api) => {
     const newId = await api.jobs.replay(id, { queue: flags.queue });
     say(ctx, `Job replayed with new ID: ${newId}`);
     return ExitCode.ok;

@@ -18,21 +18,12 @@
 -- @include flow-park.lua
 local woken, waits, done = {}, {}, 0
 local n = tonumber(ARGV[1]) or 1000
+local function route(id)
+  redis.call("HSET", "rrq:job:" .. id, "fc_route", ARGV[2], "fc_route_until", ARGV[3])
+end
 for _, wait in ipairs(KEYS) do
   waits[#waits + 1] = wait
-  local count, looked = 0, 0
-  while count < n and looked < n + 1000 do
-    local ids = redis.call("ZRANGE", wait, 0, math.min(n - count, 100) - 1)
-    if #ids == 0 then break end
-    for _, id in ipairs(ids) do
-      looked = looked + 1
-      if flow_unpark(id, wait, woken) then
-        count = count + 1
-        redis.call("HSET", "rrq:job:" .. id, "fc_route", ARGV[2], "fc_route_until", ARGV[3])
-      end
-    end
-  end
-  done = done + count
+  done = done + flow_unpark_first(wait, n, woken, route)
 end
 flow_finish(woken, waits)
 return done

@@ -24,9 +24,10 @@
 -- whose hash is gone, in another state (ended, or running: taken by something that ignores
 -- parking), or parked in another set are only dropped. woken[queue key] = true for each queue that got a job back. True when requeued.
 --
--- flow_unpark_first(wait, n, woken): unparks the n lowest-scored members of `wait` (members that
--- are only dropped do not count toward n; at most n + 1000 members are looked at per call).
--- Returns the number requeued.
+-- flow_unpark_first(wait, n, woken, on_unpark): unparks the n lowest-scored members of `wait`
+-- (members that are only dropped do not count toward n; at most n + 1000 members are looked at
+-- per call), calling on_unpark(id), when given, for each one requeued. Returns the number
+-- requeued.
 --
 -- flow_finish(woken, waits): PUBLISHes rrq:wake:<queue key> once per woken queue, and SREMs from
 -- rrq:fc:waiting each wait key of the list `waits` that is now empty.
@@ -73,14 +74,17 @@ local function flow_unpark(id, wait, woken)
   return true
 end
 
-local function flow_unpark_first(wait, n, woken)
+local function flow_unpark_first(wait, n, woken, on_unpark)
   local done, looked = 0, 0
   while done < n and looked < n + 1000 do
     local ids = redis.call("ZRANGE", wait, 0, math.min(n - done, 100) - 1)
     if #ids == 0 then break end
     for _, id in ipairs(ids) do
       looked = looked + 1
-      if flow_unpark(id, wait, woken) then done = done + 1 end
+      if flow_unpark(id, wait, woken) then
+        done = done + 1
+        if on_unpark then on_unpark(id) end
+      end
     end
   end
   return done
