@@ -144,5 +144,5 @@ describe("doc samples", () => {
     );
     expect(result.problems).toEqual([]);
     expect(counts.executed + counts.compiled + counts.notCode).toBe(counts.blocks);
-  }, 600_000); // a cold `cargo check` builds the crate's dependencies once (minutes); warm: seconds
+  }, 600_000); // a cold `cargo build` compiles the crate's dependencies once (minutes); warm: seconds
 });

@@ -3,7 +3,9 @@
 // as not-code, so a sample cannot rot unnoticed. Modes (docs/README.md has the reader's view):
 //   run       toml: read as rrq.toml by the config reader; json: parsed; ts/python: executed
 //             (with `file=<path>`: written into the doc's project for its shell blocks)
-//   compile   type-checked with a scaffold: one tsc, one py_compile + ruff, one cargo check
+//   compile   type-checked with a scaffold: one tsc, one py_compile + ruff, one cargo build
+//             (not check: a build reuses the dependencies `npm test` has already built in
+//             runners/rust/target, where check would compile them all again in its own profile)
 //   part-of N joined to the sample named N (`name=N` on its marker) before it is checked
 //   shell     run with bash in the doc's project directory, against a private redis-server
 //   output    what the block before printed (each line, in order; `…` matches anything)
@@ -68,7 +70,7 @@ export async function runDocSamples({ root, redisUrl, log = () => {}, keep = fal
   await time("python", () =>
     compilePython(scratch, loose("python"), project([".py"]), python, ruffOf(python), problems),
   );
-  await time("cargo check", () => compileRust(root, scratch, loose("rust"), problems));
+  await time("cargo build", () => compileRust(root, scratch, loose("rust"), problems));
   await time("toml/json", async () => {
     await runToml(
       root,

@@ -1,5 +1,5 @@
 // Type-checks the code samples in three batches, one per language: one `tsc --noEmit`, one
-// py_compile + ruff run, one `cargo check` of a scratch crate. Each sample gets its language's
+// py_compile + ruff run, one `cargo build` of a scratch crate. Each sample gets its language's
 // scaffold (header.ts, header.py, prelude.rs in this folder) and errors map back to doc lines.
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -130,7 +130,10 @@ export function compilePython(scratch, samples, projectFiles, python, ruff, prob
     problems.push(`ruff failed: ${lint.out}`);
 }
 
-/** One scratch crate with each Rust sample as the body of an async fn; one `cargo check`. */
+/**
+ * One scratch crate with each Rust sample as the body of an async fn; one `cargo build` (see
+ * doc-samples.mjs for why not check).
+ */
 export function compileRust(root, scratch, samples, problems) {
   if (!samples.length) return;
   const dir = join(scratch, "rust");
@@ -168,7 +171,7 @@ export function compileRust(root, scratch, samples, problems) {
   });
   writeFileSync(join(dir, "src/lib.rs"), `${mods.join("\n")}\n`);
   const env = { ...process.env, CARGO_TARGET_DIR: join(crate, "target") };
-  const r = run("cargo", ["check", "--offline", "--quiet", "--message-format", "short"], {
+  const r = run("cargo", ["build", "--offline", "--quiet", "--message-format", "short"], {
     cwd: dir,
     env,
   });
@@ -178,5 +181,5 @@ export function compileRust(root, scratch, samples, problems) {
     if (hit) problems.push(`${docLine(hit.sample, Number(m[2]) - hit.offset)}: ${m[3]}`);
   }
   if (r.status !== 0 && !/^src\/s\d+\.rs:\d+:\d+: error/m.test(r.out))
-    problems.push(`cargo check failed: ${r.out.slice(-3000)}`);
+    problems.push(`cargo build failed: ${r.out.slice(-3000)}`);
 }

@@ -1,5 +1,5 @@
 // The scaffold of the Rust doc samples: every sample becomes the body of an async fn in its own
-// module of one scratch crate (`cargo check`, once for all), with these names in scope and the
+// module of one scratch crate (`cargo build`, once for all), with these names in scope and the
 // fn's parameters (`producer`, `runner`, `params`, `job_id`, `config`) standing for what a
 // reader's application already has.
 #![allow(dead_code, unused_imports)]
