@@ -11,6 +11,7 @@ export default tseslint.config(
       "runners/rust/**",
       "**/generated/**",
       ".venv/**",
+      ".rrq-dev/**",
       "coverage/**",
       "bench/results/**",
     ],
