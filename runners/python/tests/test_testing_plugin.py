@@ -131,7 +131,7 @@ def test_find_orchestrator_and_toml() -> None:
 def test_rrq_live_runs_a_job(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RRQ_ORCHESTRATOR", f"node {RRQ_JS}")
     project.makepyfile(
-        test_live=textwrap.dedent(
+        test_plugin_live_job=textwrap.dedent(
             f"""
             import pytest
 
