@@ -32,6 +32,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { JOB_WAIT_SECONDS, writeNewUserApp } from "./lib/new-user-app.mjs";
+import { runEnqueue } from "./lib/check-steps.mjs";
 import { readmeCommands } from "./lib/readme-block.mjs";
 import { stopGroup } from "./lib/process-group.mjs";
 import { startReaper } from "./lib/reaper.mjs";
@@ -139,20 +140,6 @@ async function startWorker(line, app, env, reaper, logPath) {
   );
 }
 
-/** Runs one enqueue script; resolves to its exit code after echoing its JSON lines. */
-function enqueueWith(command, args, app, env) {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: app, env, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    child.stdout.on("data", (data) => (output += data));
-    child.stderr.on("data", (data) => (output += data));
-    child.once("exit", (code) => {
-      for (const line of output.trim().split("\n")) say(`  ${command}: ${line}`);
-      resolve(code);
-    });
-  });
-}
-
 async function check() {
   if (
     !existsSync(join(root, "dist", "src", "index.js")) ||
@@ -194,8 +181,8 @@ async function check() {
   say("worker started; enqueueing one job to each of emails and images from JavaScript and Python");
   const codes = await Promise.race([
     Promise.all([
-      enqueueWith("node", ["enqueue.mjs"], app, env),
-      enqueueWith(".venv/bin/python", ["enqueue.py"], app, env),
+      runEnqueue(say, "node", "node", ["enqueue.mjs"], app, env),
+      runEnqueue(say, ".venv/bin/python", ".venv/bin/python", ["enqueue.py"], app, env),
     ]),
     worker.exited.then((code) => fail(`the worker exited while jobs were pending (exit ${code})`)),
   ]);

@@ -39,6 +39,7 @@ import {
   fail,
   killRunningSteps,
   reapStepsWith,
+  runEnqueue,
   runStep,
   sayer,
   userEnv,
@@ -140,20 +141,6 @@ async function startWorker(app, env, reaper, logPath) {
   return fail(running ? "the worker did not start within 60 s" : "the worker exited at start");
 }
 
-/** Runs one enqueue program in `app`; resolves to its exit code after echoing its output. */
-function enqueueWith(label, command, args, app, env) {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: app, env, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    child.stdout.on("data", (data) => (output += data));
-    child.stderr.on("data", (data) => (output += data));
-    child.once("exit", (code) => {
-      for (const line of output.trim().split("\n")) say(`  ${label}: ${line}`);
-      resolve(code);
-    });
-  });
-}
-
 async function check() {
   if (!existsSync(join(root, "dist", "src", "index.js")))
     fail("the repository is not built (run `npm run build` first)");
@@ -186,9 +173,9 @@ async function check() {
   say("worker started; one job each from the Python, Rust and Node producers");
   const codes = await Promise.race([
     Promise.all([
-      enqueueWith("python", ".venv/bin/python", ["enqueue.py"], app, env),
-      enqueueWith("rust", rust.enqueue, [], app, env),
-      enqueueWith("node", "node", ["enqueue.mjs"], app, env),
+      runEnqueue(say, "python", ".venv/bin/python", ["enqueue.py"], app, env),
+      runEnqueue(say, "rust", rust.enqueue, [], app, env),
+      runEnqueue(say, "node", "node", ["enqueue.mjs"], app, env),
     ]),
     worker.exited.then((code) => fail(`the worker exited while jobs were pending (exit ${code})`)),
   ]);

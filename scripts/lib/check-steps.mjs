@@ -1,6 +1,7 @@
-// Small building blocks of the packaging check (scripts/packages-check.mjs): a failure type whose
-// message is the whole report, a command runner that prints one line per command (with its
-// duration) and the command's output only when it fails, and a new user's environment.
+// Small building blocks of the packaging check (scripts/packages-check.mjs; the new-user check
+// shares runEnqueue): a failure type whose message is the whole report, a command runner that
+// prints one line per command (with its duration) and the command's output only when it fails,
+// the run of an app's enqueue program, and a new user's environment.
 import { spawn } from "node:child_process";
 
 /** A failure with a reason meant for the reader; any other error is a bug in the check. */
@@ -124,4 +125,21 @@ export function userEnv() {
     PIP_DISABLE_PIP_VERSION_CHECK: "1",
     CARGO_TERM_COLOR: "never",
   };
+}
+
+/**
+ * Runs one enqueue program of a check's app in `app`; resolves to its exit code after echoing
+ * its output, each line prefixed with `label`.
+ */
+export function runEnqueue(say, label, command, args, app, env) {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: app, env, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (data) => (output += data));
+    child.stderr.on("data", (data) => (output += data));
+    child.once("exit", (code) => {
+      for (const line of output.trim().split("\n")) say(`  ${label}: ${line}`);
+      resolve(code);
+    });
+  });
 }
