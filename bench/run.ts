@@ -6,7 +6,8 @@
  * rounds, rotating the order), reporting medians, spread and per-repetition ratios
  * (bench/README.md explains every scenario; bench/RESULTS.md holds a full run).
  *
- * Scenarios: burndown, enqueue, latency, cost, scaling, flow, live. `--quick` runs all of them at small
+ * Scenarios: burndown, enqueue, latency, cost, scaling, flow, live, python (against Celery, RQ,
+ * arq, Dramatiq), rust (against a Rust job queue). `--quick` runs all of them at small
  * sizes for `npm test`: it checks that every scenario completes and every job is accounted for
  * (exit status 1 otherwise); its timings mean nothing.
  */
@@ -34,10 +35,22 @@ import { runEnqueue } from "./scenarios/enqueue.js";
 import { runFlow } from "./scenarios/flow.js";
 import { runLatency } from "./scenarios/latency.js";
 import { runLive } from "./scenarios/live.js";
+import { runPythonRace } from "./scenarios/python-race.js";
+import { runRustRace } from "./scenarios/rust-race.js";
 import { runScaling } from "./scenarios/scaling.js";
 import { burnDownContenders } from "./lib/specs.js";
 
-const GROUPS = ["burndown", "enqueue", "latency", "cost", "scaling", "flow", "live"] as const;
+const GROUPS = [
+  "burndown",
+  "enqueue",
+  "latency",
+  "cost",
+  "scaling",
+  "flow",
+  "live",
+  "python",
+  "rust",
+] as const;
 type Group = (typeof GROUPS)[number];
 
 const { values } = parseArgs({
@@ -211,7 +224,9 @@ async function main(): Promise<number> {
           await runCost(ctx, { burnDownRan: selected.has("burndown"), available });
         else if (group === "scaling") await runScaling(ctx);
         else if (group === "flow") await runFlow(ctx);
-        else await runLive(ctx);
+        else if (group === "live") await runLive(ctx);
+        else if (group === "python") await runPythonRace(ctx);
+        else await runRustRace(ctx);
       } catch (error) {
         failed = true;
         log(`scenario ${group} FAILED: ${(error as Error).stack ?? String(error)}`);

@@ -17,15 +17,16 @@ interface Result {
   median: number | null;
   min: number | null;
   max: number | null;
-  ratio_vs_bullmq: Ratio | null;
-  ratio_vs_rrq: Ratio | null;
   accounted: boolean;
+  /** `ratio_vs_<peer>` for each of the scenario's baselines. */
+  [ratio: `ratio_vs_${string}`]: Ratio | null;
 }
 interface Scenario {
   id: string;
   title: string;
   unit: string;
   higher_is_better: boolean;
+  baselines?: Record<string, string>;
   notes: string[];
   results: Result[];
 }
@@ -58,6 +59,21 @@ function ratio(r: Ratio | null): string {
   return `${r.median.toFixed(2)}× (${r.min.toFixed(2)}–${r.max.toFixed(2)})`;
 }
 
+const PEER_NAMES: Record<string, string> = {
+  bullmq: "BullMQ",
+  rrq: "RRQ",
+  celery: "Celery",
+  rq: "RQ",
+  arq: "arq",
+  dramatiq: "Dramatiq",
+  apalis: "apalis",
+};
+
+/** The scenario's baseline names (older reports: BullMQ and RRQ). */
+function peers(s: Scenario): string[] {
+  return s.baselines ? Object.keys(s.baselines) : ["bullmq", "rrq"];
+}
+
 const report = JSON.parse(
   readFileSync(process.argv[2] ?? "bench/results/full.json", "utf8"),
 ) as Report;
@@ -76,8 +92,12 @@ for (const s of report.scenarios) {
   out.push(
     `#### \`${s.id}\`: ${s.title} (${s.unit}, ${s.higher_is_better ? "higher" : "lower"} is better)`,
     "",
-    "| contender | median | min–max | ours ÷ BullMQ | ours ÷ RRQ |",
-    "| --- | ---: | ---: | ---: | ---: |",
+    `| contender | median | min–max | ${peers(s)
+      .map((p) => `ours ÷ ${PEER_NAMES[p] ?? p}`)
+      .join(" | ")} |`,
+    `| --- | ---: | ---: | ${peers(s)
+      .map(() => "---:")
+      .join(" | ")} |`,
   );
   const rank = (r: Result) =>
     (r.system === "rrqkit" ? 0 : r.system === "bullmq" ? 2 : 4) +
@@ -85,7 +105,9 @@ for (const s of report.scenarios) {
   for (const r of [...s.results].sort((a, b) => rank(a) - rank(b))) {
     const flag = r.accounted ? "" : " ⚠ not all jobs accounted for";
     out.push(
-      `| ${r.label}${flag} | ${num(r.median)} | ${num(r.min)}–${num(r.max)} | ${ratio(r.ratio_vs_bullmq)} | ${ratio(r.ratio_vs_rrq)} |`,
+      `| ${r.label}${flag} | ${num(r.median)} | ${num(r.min)}–${num(r.max)} | ${peers(s)
+        .map((p) => ratio(r[`ratio_vs_${p}`] ?? null))
+        .join(" | ")} |`,
     );
   }
   for (const n of s.notes) out.push("", `- ${n}`);

@@ -2,16 +2,22 @@
  * Results: one {@link Case} per measured quantity (e.g. "burndown", "enqueue/single-50",
  * "latency/200/start_p50"), holding every contender's per-repetition values. Ratios are
  * ours / theirs per repetition (repetitions of all contenders run back to back), with their
- * median as `ratio_vs_bullmq` (BullMQ's in-process worker or its producer) and `ratio_vs_rrq`
- * (RRQ 0.11's orchestrator or producer).
+ * median as `ratio_vs_<name>` for each named baseline of the case: `ratio_vs_bullmq` (BullMQ's
+ * in-process worker or its producer), `ratio_vs_rrq` (RRQ 0.11's orchestrator or producer), and
+ * in the ecosystem races `ratio_vs_celery`, `ratio_vs_rq`, `ratio_vs_arq`, `ratio_vs_dramatiq`,
+ * `ratio_vs_apalis`, … (any key of {@link Case.baselines}).
  */
 import { pairedRatios, round, summarize, type Summary } from "./stats.js";
 
 export interface ContenderInfo {
   id: string;
   label: string;
-  system: "rrqkit" | "rrq" | "bullmq";
+  /** "rrqkit" for ours (the only system whose ratios are reported); a peer's name otherwise. */
+  system: string;
 }
+
+/** Baseline contender ids by peer name ("bullmq", "rrq", "celery", …). */
+export type Baselines = Record<string, string | undefined>;
 
 interface Entry extends ContenderInfo {
   /** Per repetition; NaN marks a failed repetition. */
@@ -31,7 +37,7 @@ export class Case {
     readonly title: string,
     readonly unit: string,
     readonly higherIsBetter: boolean,
-    readonly baselines: { bullmq?: string; rrq?: string },
+    readonly baselines: Baselines,
     readonly params: Record<string, unknown> = {},
   ) {}
 
@@ -107,8 +113,21 @@ export class Case {
   }
 
   /** Median ratio of a contender against a baseline contender of this case. */
-  medianRatio(id: string, which: "bullmq" | "rrq"): number | undefined {
+  medianRatio(id: string, which: string): number | undefined {
     return this.ratio(id, this.baselines[which])?.median;
+  }
+
+  /** The baseline names of this case, in the order given. */
+  get baselineNames(): string[] {
+    return Object.keys(this.baselines);
+  }
+
+  /** `ratio_vs_<name>` for every baseline (null for peers' own rows). */
+  private ratioFields(id: string, ours: boolean): Record<string, object | null> {
+    const fields: Record<string, object | null> = {};
+    for (const name of this.baselineNames)
+      fields[`ratio_vs_${name}`] = ours ? this.ratio(id, this.baselines[name]) : null;
+    return fields;
   }
 
   toJSON(): object {
@@ -138,8 +157,7 @@ export class Case {
           min: round(s.min),
           max: round(s.max),
           values: values.map((v) => (Number.isFinite(v) ? round(v) : null)),
-          ratio_vs_bullmq: ours ? this.ratio(e.id, this.baselines.bullmq) : null,
-          ratio_vs_rrq: ours ? this.ratio(e.id, this.baselines.rrq) : null,
+          ...this.ratioFields(e.id, ours),
           extra,
           accounted: e.accounted && e.failures.length === 0,
           failures: e.failures,
@@ -160,7 +178,8 @@ function fmt(value: number | undefined): string {
 
 /** A plain-text table of a case (median, spread, ratios). */
 export function formatCase(c: Case): string {
-  const header = ["contender", `median ${c.unit}`, "min–max", "×BullMQ", "×RRQ", "ok"];
+  const names = c.baselineNames;
+  const header = ["contender", `median ${c.unit}`, "min–max", ...names.map((n) => `×${n}`), "ok"];
   const rows = c.contenders.map((e) => {
     const s = c.summary(e.id);
     const ours = e.system === "rrqkit";
@@ -168,8 +187,7 @@ export function formatCase(c: Case): string {
       e.label,
       fmt(s?.median),
       s ? `${fmt(s.min)}–${fmt(s.max)}` : "-",
-      ours ? fmt(c.medianRatio(e.id, "bullmq")) : "",
-      ours ? fmt(c.medianRatio(e.id, "rrq")) : "",
+      ...names.map((n) => (ours ? fmt(c.medianRatio(e.id, n)) : "")),
       e.accounted && e.failures.length === 0 ? "yes" : "NO",
     ];
   });
