@@ -32,4 +32,10 @@ export const paths = {
   bullmqWorker: `${root}bench/node/bullmq-worker.mjs`,
   /** The conformance handlers plus `live_echo` (progress and output), for the live scenario. */
   liveRunner: `${root}bench/node/live-runner.mjs`,
+  /**
+   * The Rust race's peer (apalis + apalis-redis, bench/rust-peer): its own cargo project and
+   * target directory, as its dependencies share no build with rrqkit's crate.
+   */
+  rustPeerDir: `${root}bench/rust-peer`,
+  rustPeer: (profile: string) => `${root}bench/rust-peer/target/${profile}/rrqkit-bench-apalis`,
 };
