@@ -59,12 +59,15 @@ export async function burnDown(
     enqueueOptions?: (i: number) => EnqueueOptions;
     /** The handler every job runs (default `echo`). */
     functionName?: string;
+    /** The params of job i (default `{ i }`). */
+    params?: (i: number) => Record<string, unknown>;
   } = {},
 ): Promise<BurnDown> {
   await resetServer(ctx.redis);
   const filled = await fill(ctx.redisUrl, spec.system, jobs, {
     enqueueOptions: options.enqueueOptions,
     name: options.functionName,
+    params: options.params,
   });
   const hold = await holdJobs(ctx, spec);
   const before = await readCounters(ctx.redis);
