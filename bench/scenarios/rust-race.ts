@@ -6,6 +6,7 @@
  *
  * - `rust/noop`: drain N pre-enqueued no-op jobs (jobs/s), with the drain's CPU, peak RSS,
  *   Redis commands and Redis CPU per job as `rust/noop-*` cases.
+ * - `rust/sleep`: the same with jobs that each sleep 10 ms (async), 64 in flight, and its CPU.
  * - `rust/enqueue-single-1`, `rust/enqueue-single-50`, `rust/enqueue-bulk`: each producer in
  *   its own process, 1 or 50 callers awaiting single enqueues, or batches of 100; the queue
  *   must then hold exactly the jobs sent.
@@ -47,8 +48,9 @@ const RRQKIT_PRODUCER: ContenderInfo = {
 };
 const BASELINES = { apalis: APALIS_WORKER.id };
 const BATCH = 100;
+const SLEEP_MS = 10;
 
-/** Runs every Rust-race scenario (burn-down and enqueue). */
+/** Runs every Rust-race scenario (no-op and sleep drains, then enqueue). */
 export async function runRustRace(ctx: BenchContext): Promise<void> {
   const peer = buildRustPeer(ctx);
   const ours = consumerAvailable(OURS_RUST, ctx.rustProfile);
@@ -56,21 +58,31 @@ export async function runRustRace(ctx: BenchContext): Promise<void> {
   if (!peer) ctx.log("WARNING: skipping apalis (its bench binary did not build)");
   if (!ours) ctx.log(`WARNING: skipping ${OURS_RUST.label} (the Rust runner is not built)`);
   if (!producer) ctx.log("WARNING: skipping the rrqkit Rust producer (it is not built)");
-  await runNoop(ctx, [...(ours ? [OURS_RUST] : []), ...(peer ? [APALIS_WORKER] : [])]);
+  const consumers = [...(ours ? [OURS_RUST] : []), ...(peer ? [APALIS_WORKER] : [])];
+  for (const drain of DRAINS) await runDrain(ctx, consumers, drain);
   await runEnqueue(ctx, [
     ...(producer ? [RRQKIT_PRODUCER] : []),
     ...(peer ? [APALIS_PRODUCER] : []),
   ]);
 }
 
-/** The cost cases of the no-op drain: what each figure sums over the consumer's processes. */
-const NOOP_COSTS: Array<{ id: string; title: string; unit: string; value(r: BurnDown): number }> = [
-  {
-    id: "rust/noop-cpu",
-    title: "consumer CPU seconds per 10,000 jobs (rrqkit: daemon + Rust runner)",
-    unit: "s",
-    value: (r) => r.mainCpuPer10k + r.childCpuPer10k,
-  },
+/** A cost case of a drain: what each figure sums over the consumer's processes. */
+interface CostDef {
+  id: string;
+  title: string;
+  unit: string;
+  value(r: BurnDown): number;
+}
+
+const CPU: Omit<CostDef, "id"> = {
+  title: "consumer CPU seconds per 10,000 jobs (rrqkit: daemon + Rust runner)",
+  unit: "s",
+  value: (r) => r.mainCpuPer10k + r.childCpuPer10k,
+};
+
+/** The no-op drain's costs, as the burn-down's `cost/*`. */
+const NOOP_COSTS: CostDef[] = [
+  { id: "rust/noop-cpu", ...CPU },
   {
     id: "rust/noop-rss",
     title: "consumer peak RSS during the drain (rrqkit: daemon + Rust runner)",
@@ -91,24 +103,54 @@ const NOOP_COSTS: Array<{ id: string; title: string; unit: string; value(r: Burn
   },
 ];
 
-async function runNoop(ctx: BenchContext, contenders: ContenderInfo[]): Promise<void> {
+/** One kind of drain: its case id, the handler both sides run, and its cost cases. */
+interface Drain {
+  id: string;
+  title: string;
+  handler: "echo" | "sleep";
+  /** rrqkit's params of job i (apalis's `sleep` defaults to 10 ms). */
+  params?: (i: number) => Record<string, unknown>;
+  costs: CostDef[];
+}
+
+const DRAINS: Drain[] = [
+  { id: "rust/noop", title: "no-op", handler: "echo", costs: NOOP_COSTS },
+  {
+    id: "rust/sleep",
+    title: "10 ms async sleep",
+    handler: "sleep",
+    params: (i) => ({ i, ms: SLEEP_MS }),
+    costs: [{ id: "rust/sleep-cpu", ...CPU }],
+  },
+];
+
+async function runDrain(
+  ctx: BenchContext,
+  contenders: ContenderInfo[],
+  drain: Drain,
+): Promise<void> {
   const jobs = ctx.quick ? 300 : ctx.jobs;
   const params = { jobs, reps: ctx.reps, in_flight: APALIS_CONCURRENCY };
   const throughput = ctx.addCase(
-    new Case("rust/noop", `drain ${jobs} pre-enqueued no-op jobs`, "jobs/s", true, BASELINES, {
-      ...params,
-    }),
+    new Case(
+      drain.id,
+      `drain ${jobs} pre-enqueued ${drain.title} jobs`,
+      "jobs/s",
+      true,
+      BASELINES,
+      params,
+    ),
   );
   throughput.notes.push(
-    `rrqkit: daemon + ${ctx.rustProfile} Rust runner (unix, msgpack), 1 × ${APALIS_CONCURRENCY} in flight. ` +
-      `apalis ${APALIS_VERSION} (${ctx.rustProfile}): WorkerBuilder + RedisStorage on tokio's multi-threaded runtime ` +
-      `(2 threads), .concurrency(${APALIS_CONCURRENCY}), default Config (fetch batch 10, results ` +
-      "persisted, tasks locked). Both handlers return their params.",
+    `rrqkit: daemon + ${ctx.rustProfile} Rust runner (unix, msgpack), 1 × ${APALIS_CONCURRENCY} ` +
+      `in flight. apalis ${APALIS_VERSION} (${ctx.rustProfile}): WorkerBuilder + RedisStorage on ` +
+      `tokio's multi-threaded runtime (a thread per core), .concurrency(${APALIS_CONCURRENCY}), ` +
+      "default Config (fetch batch 10, results persisted, tasks locked).",
     "apalis's backlog is moved from bench:scheduled to bench:active by the bench before its " +
       "worker starts: apalis-redis 1.0.0's fetch script moves every due job with one " +
       "RPUSH unpack(ids) and fails past ~8,000 ('too many results to unpack').",
   );
-  const costs = NOOP_COSTS.map((def) => ({
+  const costs = drain.costs.map((def) => ({
     def,
     c: ctx.addCase(new Case(def.id, def.title, def.unit, false, BASELINES, params)),
   }));
@@ -119,9 +161,12 @@ async function runNoop(ctx: BenchContext, contenders: ContenderInfo[]): Promise<
     try {
       result =
         contender.system === "rrqkit"
-          ? await burnDown(ctx, OURS_RUST, size)
+          ? await burnDown(ctx, OURS_RUST, size, {
+              functionName: drain.handler,
+              params: drain.params,
+            })
           : await apalisBurnDown(ctx, size, {
-              handler: "echo",
+              handler: drain.handler,
               concurrency: APALIS_CONCURRENCY,
             });
     } catch (error) {
@@ -147,7 +192,8 @@ async function runNoop(ctx: BenchContext, contenders: ContenderInfo[]): Promise<
       c.record(contender, rep, def.value(result), {}, result.accounted);
     mix.set(contender.id, result.byCommand);
   });
-  const commands = costs.find(({ def }) => def.id === "rust/noop-redis-commands")!.c;
+  const commands = costs.find(({ def }) => def.id.endsWith("-redis-commands"))?.c;
+  if (!commands) return;
   for (const [id, byCommand] of mix) {
     const perJob = Object.entries(byCommand)
       .sort((a, b) => b[1] - a[1])
