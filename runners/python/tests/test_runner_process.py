@@ -235,6 +235,8 @@ def test_exec_log(tmp_path: Path) -> None:
         r2 = conn.send_request("sleep", {"ms": 1}, job_id="job-b")
         conn.responses([r1, r2])
         lines = [json.loads(line) for line in log.read_text().splitlines()]
+    # ts_ms: the handler's start, epoch milliseconds (conformance/handlers.md).
+    assert all(abs(line.pop("ts_ms") - time.time() * 1000) < 60_000 for line in lines)
     assert sorted(lines, key=lambda x: x["job_id"]) == [
         {
             "job_id": "job-a",

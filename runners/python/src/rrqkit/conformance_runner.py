@@ -4,8 +4,8 @@
                               [--encoding json|msgpack]
 
 With ``RRQ_TEST_EXEC_LOG=<path>`` every handler invocation appends one JSON line
-``{"job_id", "request_id", "attempt", "function_name", "pid"}`` to that file before the handler
-body runs.
+``{"job_id", "request_id", "attempt", "function_name", "pid", "ts_ms"}`` to that file before the
+handler body runs (``ts_ms``: epoch milliseconds, as conformance/handlers.md specifies).
 """
 
 from __future__ import annotations
@@ -210,6 +210,7 @@ def _logged(name: str, handler: Handler, path: str) -> Handler:
                 "attempt": request.context.attempt,
                 "function_name": request.function_name,
                 "pid": os.getpid(),
+                "ts_ms": time.time() * 1000,
             },
             separators=(",", ":"),
         )
