@@ -135,3 +135,10 @@ export function burnDownContenders(): ConsumerSpec[] {
 }
 
 export const BASELINES = { bullmq: BULLMQ_INPROCESS.id, rrq: RRQ_NODE.id };
+
+/**
+ * rrqkit's contender in the Python race (bench/scenarios/python-race.ts): the daemon with the
+ * Python runner, 1 × 64. One place, so trying another transport or encoding (e.g. an `orjson`
+ * JSON path) is a one-line change.
+ */
+export const PYTHON_RACE_OURS: ConsumerSpec = OURS_PYTHON;
