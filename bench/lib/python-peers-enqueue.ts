@@ -69,7 +69,7 @@ function producers(ctx: BenchContext): Producer[] {
       system: peer,
       async: peer === "arq",
       // Celery's apply_async also subscribes to each result's channel: ~4 ms per job here.
-      cap: peer === "celery" ? 2000 : Infinity,
+      cap: peer === "celery" ? 1000 : Infinity,
       command: (mode, jobs, callers) => [
         peerBin(peer, "python"),
         [
@@ -93,9 +93,9 @@ function producers(ctx: BenchContext): Producer[] {
 export async function runPeerEnqueue(ctx: BenchContext): Promise<void> {
   const all = producers(ctx);
   const modes = [
-    { id: "single", mode: "single" as const, callers: 1, jobs: ctx.quick ? 100 : 5000 },
-    { id: "single-50", mode: "single" as const, callers: 50, jobs: ctx.quick ? 100 : 20_000 },
-    { id: "bulk", mode: "bulk" as const, callers: 1, jobs: ctx.quick ? 200 : 20_000 },
+    { id: "single", mode: "single" as const, callers: 1, jobs: ctx.quick ? 100 : 2000 },
+    { id: "single-50", mode: "single" as const, callers: 50, jobs: ctx.quick ? 100 : 5000 },
+    { id: "bulk", mode: "bulk" as const, callers: 1, jobs: ctx.quick ? 200 : 10_000 },
   ];
   const baselines = {
     celery: "celery",
