@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
-use apalis_redis::{Config, ConnectionManager, RedisStorage};
+use apalis_redis::{Client, Config, ConnectionManager, RedisStorage};
+use redis::aio::ConnectionManagerConfig;
 use serde_json::{json, Value};
 
 /// The queue every bench job goes to (keys `bench:active`, `bench:done`, …).
@@ -27,8 +28,17 @@ const WORKER: &str = "bench-apalis";
 type Storage = RedisStorage<Value, ConnectionManager>;
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
+/// Seconds a Redis reply may take before the connection gives up on it.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `apalis_redis::connect` with one setting changed: redis-rs's default response timeout
+/// (500 ms) made the worker stop ("PollNextError: timed out") on the bench's busy 2-core
+/// machine, so a reply may take up to 30 s.
 async fn storage(dsn: &str) -> Result<Storage, Failure> {
-    let conn = apalis_redis::connect(dsn).await?;
+    let config = ConnectionManagerConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
+    let conn = Client::open(dsn)?
+        .get_connection_manager_with_config(config)
+        .await?;
     Ok(RedisStorage::new(conn).with_config(Config::default().queue(QUEUE)))
 }
 
