@@ -145,7 +145,8 @@ async function runDrain(
     `rrqkit: daemon + ${ctx.rustProfile} Rust runner (unix, msgpack), 1 × ${APALIS_CONCURRENCY} ` +
       `in flight. apalis ${APALIS_VERSION} (${ctx.rustProfile}): WorkerBuilder + RedisStorage on ` +
       `tokio's multi-threaded runtime (a thread per core), .concurrency(${APALIS_CONCURRENCY}), ` +
-      "default Config (fetch batch 10, results persisted, tasks locked).",
+      "default Config (fetch batch 10, results persisted, tasks locked), its connection's " +
+      "response timeout raised from redis-rs's 500 ms to 30 s.",
     "apalis's backlog is moved from bench:scheduled to bench:active by the bench before its " +
       "worker starts: apalis-redis 1.0.0's fetch script moves every due job with one " +
       "RPUSH unpack(ids) and fails past ~8,000 ('too many results to unpack').",
