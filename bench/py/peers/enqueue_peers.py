@@ -218,9 +218,14 @@ async def run_latency(peer: Peer, jobs: int, rate: float, out: str) -> None:
     """Open loop: job i is sent at i / rate s whether or not earlier ones finished."""
     sent: list[tuple[Any, float]] = []
     pending: list[Awaitable[None]] = []
+    # At most 50 sends in flight (the 50 callers of enqueue-single-50): redis.asyncio opens a
+    # connection per concurrent call, so a stall on a busy machine otherwise snowballs into
+    # Redis's maxclients. A send waiting here keeps its scheduled time: the wait counts.
+    slots = asyncio.Semaphore(50)
 
     async def send_async(i: int, t: float) -> None:
-        sent.append((await peer.one(i), t))
+        async with slots:
+            sent.append((await peer.one(i), t))
 
     begin = time.perf_counter()
     next_job = 0
