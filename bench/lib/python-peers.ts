@@ -193,6 +193,8 @@ async function glance(redis: Redis, peer: PeerName, total: number) {
     return Number(v);
   });
   const pending = r[0]!;
+  // arq keeps a job in its queue until it finishes; its start shows as a new in-progress key.
+  const keys = peer === "arq" ? r[1]! : undefined;
   // Celery and arq keep one result key per job: the key count reaching the job count is a
   // cheap hint (other keys count too), confirmed by the exact count in account().
   const maybeDone =
@@ -201,7 +203,7 @@ async function glance(redis: Redis, peer: PeerName, total: number) {
       : peer === "dramatiq"
         ? pending === 0 && r[1]! === 0
         : pending === 0 && r[1]! >= total;
-  return { pending, maybeDone };
+  return { pending, maybeDone, keys };
 }
 
 async function countKeys(redis: Redis, pattern: string): Promise<string[]> {
@@ -269,7 +271,8 @@ export async function account(
 
 /**
  * Watches a peer drain `total` jobs: the window opens at the first probe (every ~2 ms) that
- * sees the queue shorter than `total` (the first claim) and closes at the first probe after
+ * sees the queue shorter than `total` (the first claim; arq: the first new key, its first
+ * in-progress marker, as its queue keeps jobs until they finish) and closes at the first probe after
  * which the exact count finds every job done. `onStart` runs at the window start.
  */
 export async function watchPeerDrain(
@@ -281,10 +284,13 @@ export async function watchPeerDrain(
   const deadline = performance.now() + options.timeoutMs;
   let startMs: number | undefined;
   let lastExact = 0;
+  let keysAtRelease: number | undefined;
   for (;;) {
     const g = await glance(redis, peer, total);
     const now = performance.now();
-    if (startMs === undefined && g.pending < total) {
+    keysAtRelease ??= g.keys;
+    const started = g.pending < total || (g.keys ?? 0) > (keysAtRelease ?? Infinity);
+    if (startMs === undefined && started) {
       startMs = now;
       options.onStart?.();
     }
