@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .errors import DecodeError
-from .timeutil import parse_rfc3339
+from .wiretime import parse_wire_time
 
 PROTOCOL_VERSION: Final = "2"
 OUTCOME_STATUSES: Final = frozenset({"success", "retry", "timeout", "error"})
@@ -67,7 +67,7 @@ def _checked_time(value: str | None, key: str) -> None:
     (RUNNER_PROTOCOL.md §10.6, §11), never a silently missing deadline."""
     if value is not None:
         try:
-            parse_rfc3339(value)
+            parse_wire_time(value)
         except ValueError:
             raise _bad("context", key, "an RFC 3339 timestamp") from None
 

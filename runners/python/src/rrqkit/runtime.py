@@ -37,9 +37,10 @@ from .models import (
     Ping,
     normalize_tags,
 )
-from .telemetry import Telemetry, resolve
-from .timeutil import now_ns, parse_rfc3339
+from .telemetry import NoopTelemetry, Telemetry, resolve
+from .timeutil import now_ns
 from .tracebacks import format_traceback
+from .wiretime import parse_wire_time
 
 if TYPE_CHECKING:
     from .contracts import JobCatalog
@@ -57,6 +58,7 @@ MAX_IN_FLIGHT: Final = 64
 RUNTIME_NAME: Final = "rrqkit-python"
 FEATURES: Final = ("ping", "cancel_by_job", "stdout_guard", "progress", "output")
 _READ_LIMIT: Final = 4 * 1024 * 1024
+_READ_CHUNK: Final = 256 * 1024
 
 
 class HandlerSource(Protocol):
@@ -80,7 +82,15 @@ def _log(message: str) -> None:
 
 
 class _Sink(Protocol):
-    async def write(self, data: bytes) -> None: ...
+    """Where a connection's bytes go. ``write_nowait`` queues bytes in order (raising OSError
+    or RuntimeError when the other side is gone); while ``backlogged`` is true, writers wait
+    in ``wait_writable`` (flow control)."""
+
+    def write_nowait(self, data: bytes) -> None: ...
+
+    def backlogged(self) -> bool: ...
+
+    async def wait_writable(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -88,9 +98,18 @@ class _Sink(Protocol):
 class _StreamSink:
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
+        self._transport = writer.transport
+        self._high_water = writer.transport.get_write_buffer_limits()[1]
 
-    async def write(self, data: bytes) -> None:
+    def write_nowait(self, data: bytes) -> None:
+        if self._transport.is_closing():
+            raise ConnectionResetError("connection closed")
         self._writer.write(data)
+
+    def backlogged(self) -> bool:
+        return self._transport.get_write_buffer_size() > self._high_water
+
+    async def wait_writable(self) -> None:
         await self._writer.drain()
 
     def close(self) -> None:
@@ -102,16 +121,16 @@ class _PipeProtocol(asyncio.Protocol):
     """Write side of a pipe with flow control."""
 
     def __init__(self) -> None:
-        self._paused = False
+        self.paused = False
         self._waiters: list[asyncio.Future[None]] = []
         self.lost: BaseException | None = None
         self.closed = False
 
     def pause_writing(self) -> None:
-        self._paused = True
+        self.paused = True
 
     def resume_writing(self) -> None:
-        self._paused = False
+        self.paused = False
         self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -126,7 +145,7 @@ class _PipeProtocol(asyncio.Protocol):
         self._waiters.clear()
 
     async def drain(self) -> None:
-        while self._paused and not self.closed:
+        while self.paused and not self.closed:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             await waiter
@@ -139,10 +158,15 @@ class _PipeSink:
         self._transport = transport
         self._protocol = protocol
 
-    async def write(self, data: bytes) -> None:
+    def write_nowait(self, data: bytes) -> None:
         if self._protocol.closed or self._transport.is_closing():
             raise ConnectionResetError("pipe closed")
         self._transport.write(data)
+
+    def backlogged(self) -> bool:
+        return self._protocol.paused or self._protocol.closed
+
+    async def wait_writable(self) -> None:
         await self._protocol.drain()
 
     def close(self) -> None:
@@ -151,10 +175,14 @@ class _PipeSink:
 
 
 class _FdSink:
-    """Blocking writes in a worker thread (for files that asyncio cannot watch)."""
+    """Blocking writes in a worker thread (for files that asyncio cannot watch), in order:
+    one pump at a time writes everything queued so far."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
+        self._queued: list[bytes] = []
+        self._pump: asyncio.Task[None] | None = None
+        self._error: OSError | None = None
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -162,8 +190,33 @@ class _FdSink:
             written = os.write(self._fd, view)
             view = view[written:]
 
-    async def write(self, data: bytes) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self._write_all, data)
+    async def _run_pump(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queued and self._error is None:
+            data = b"".join(self._queued)
+            self._queued.clear()
+            try:
+                await loop.run_in_executor(None, self._write_all, data)
+            except OSError as exc:
+                self._error = exc
+                self._queued.clear()
+
+    def write_nowait(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queued.append(data)
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.get_running_loop().create_task(self._run_pump())
+
+    def backlogged(self) -> bool:
+        # Waiting for each write keeps at most one pump's worth of bytes queued.
+        return self._pump is not None and not self._pump.done()
+
+    async def wait_writable(self) -> None:
+        if self._pump is not None and not self._pump.done():
+            await asyncio.shield(self._pump)
+        if self._error is not None:
+            raise self._error
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -199,10 +252,17 @@ def _busy(request: ExecutionRequest) -> ExecutionOutcome:
 
 
 def _with_ids(outcome: ExecutionOutcome, request: ExecutionRequest) -> ExecutionOutcome:
-    return dataclasses.replace(
-        outcome,
+    if outcome.job_id and outcome.request_id:
+        return outcome  # the runtime's own success outcomes are built with them
+    # A copy: a handler may return the same outcome object for many requests.
+    return ExecutionOutcome(
         job_id=outcome.job_id or request.job_id,
         request_id=outcome.request_id or request.request_id,
+        status=outcome.status,
+        result=outcome.result,
+        error=outcome.error,
+        retry_after_seconds=outcome.retry_after_seconds,
+        snooze=outcome.snooze,
     )
 
 
@@ -226,23 +286,51 @@ class Connection:
         self.closed = False
         self.clean_eof = False
         self.error_code: str | None = None
-        self._lock = asyncio.Lock()
+        self._loop = asyncio.get_running_loop()
+        self._out: list[bytes] = []  # frames of this loop turn, not yet written
+        self._flush_handle: asyncio.Handle | None = None
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def send_bytes(self, data: bytes) -> bool:
+    def send_nowait(self, data: bytes) -> bool:
+        """Queue a frame; the frames queued in one loop turn go out in one write, in order,
+        at the start of the next turn. False when the connection is closed."""
         if self.closed:
             return False
-        async with self._lock:
-            if self.closed:
-                return False
-            try:
-                await self.sink.write(data)
-            except (OSError, RuntimeError) as exc:
-                _log(f"{self.label}: write failed ({exc}); closing the connection")
-                self.close()
-                return False
+        self._out.append(data)
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
         return True
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        if not self._out or self.closed:
+            return
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        try:
+            self.sink.write_nowait(data)
+        except (OSError, RuntimeError) as exc:
+            self._write_failed(exc)
+
+    def _write_failed(self, exc: BaseException) -> None:
+        _log(f"{self.label}: write failed ({exc}); closing the connection")
+        self.close()
+
+    async def send_bytes(self, data: bytes) -> bool:
+        """Queue a frame and wait while the transport is backlogged. False when the
+        connection is (or gets) closed."""
+        if not self.send_nowait(data):
+            return False
+        if self.sink.backlogged():
+            self._flush()
+            try:
+                await self.sink.wait_writable()
+            except (OSError, RuntimeError) as exc:
+                if not self.closed:
+                    self._write_failed(exc)
+                return False
+        return not self.closed
 
     async def send_outcome(self, outcome: ExecutionOutcome) -> bool:
         try:
@@ -291,6 +379,12 @@ class Connection:
         """Close the connection and abort its in-flight requests without replies."""
         if self.closed:
             return
+        if self._flush_handle is not None:
+            # Frames already queued (outcomes included) still go out before the close.
+            self._flush_handle.cancel()
+            self._flush()
+            if self.closed:
+                return
         self.closed = True
         for entry in list(self.entries):
             self.runtime._drop(entry)
@@ -309,22 +403,7 @@ class Connection:
                     tags=self.runtime.tags or None,
                 )
                 await self.send_bytes(frame("hello", hello, self.encoding))
-            while not self.closed:
-                try:
-                    header = await self.reader.readexactly(4)
-                except asyncio.IncompleteReadError as exc:
-                    if exc.partial:
-                        raise DecodeError(
-                            "frame_truncated", "stream ended inside a header"
-                        ) from None
-                    self.clean_eof = True
-                    return
-                length = parse_header(header)
-                try:
-                    body = await self.reader.readexactly(length)
-                except asyncio.IncompleteReadError:
-                    raise DecodeError("frame_truncated", "stream ended inside a body") from None
-                await self.dispatch(decode_frame_body(body, self.encoding))
+            await self._read_frames()
         except DecodeError as exc:
             self.error_code = exc.code
             _log(f"{self.label}: closing the connection: {exc}")
@@ -332,6 +411,40 @@ class Connection:
             _log(f"{self.label}: connection lost: {exc}")
         finally:
             self.close()
+
+    async def _read_frames(self) -> None:
+        # Reads whatever arrived and decodes every complete frame in it: one read for a burst
+        # of requests, not two per frame. A frame cut by the end of a read is completed with
+        # one exact read of its missing bytes.
+        pending = b""  # the start of a frame: fewer than 4 bytes once a round is done
+        while not self.closed:
+            chunk = await self.reader.read(_READ_CHUNK)
+            if not chunk:
+                if pending:
+                    raise DecodeError("frame_truncated", "stream ended inside a header")
+                self.clean_eof = True
+                return
+            data = pending + chunk if pending else chunk
+            pos, end = 0, len(data)
+            while end - pos >= 4 and not self.closed:
+                length = parse_header(data[pos : pos + 4])
+                start = pos + 4
+                if end - start < length:
+                    break
+                pos = start + length
+                await self.dispatch(decode_frame_body(data[start:pos], self.encoding))
+            pending = data[pos:]
+            if len(pending) >= 4 and not self.closed:
+                pending = await self._finish_frame(pending)
+
+    async def _finish_frame(self, started: bytes) -> bytes:
+        length = parse_header(started[:4])
+        try:
+            rest = await self.reader.readexactly(4 + length - len(started))
+        except asyncio.IncompleteReadError:
+            raise DecodeError("frame_truncated", "stream ended inside a body") from None
+        await self.dispatch(decode_frame_body(started[4:] + rest, self.encoding))
+        return b""
 
     # -- frames ----------------------------------------------------------------------------
 
@@ -420,6 +533,9 @@ class RunnerRuntime:
             catalog = catalog_from_env()
         self.catalog: JobCatalog | None = catalog
         self.telemetry = resolve(telemetry)
+        # Without an exporter there is nothing to start, activate or end per request.
+        self._tracing = type(self.telemetry) not in (Telemetry, NoopTelemetry)
+        self._coroutine_functions: dict[Any, bool] = {}
         self.hello = os.environ.get("RRQ_RUNNER_HELLO") == "1" if hello is None else hello
         self.tags = runner_tags(tags)
         self._by_request: dict[str, set[_InFlight]] = {}
@@ -472,7 +588,7 @@ class RunnerRuntime:
         deadline = request.context.deadline
         if deadline is not None:
             try:
-                remaining_ns = parse_rfc3339(deadline) - now_ns()
+                remaining_ns = parse_wire_time(deadline) - now_ns()
             except ValueError:
                 _log(f"request {request.request_id}: ignoring unparsable deadline {deadline!r}")
             else:
@@ -482,10 +598,11 @@ class RunnerRuntime:
                     entry.timer = asyncio.get_running_loop().call_later(
                         remaining_ns / 1e9, self._on_deadline, entry
                     )
-        try:
-            entry.span = self.telemetry.start(request)
-        except Exception as exc:
-            _log(f"telemetry start failed: {exc}")
+        if self._tracing:
+            try:
+                entry.span = self.telemetry.start(request)
+            except Exception as exc:
+                _log(f"telemetry start failed: {exc}")
         entry.task = asyncio.get_running_loop().create_task(self._execute(entry))
 
     async def _execute(self, entry: _InFlight) -> None:
@@ -507,7 +624,10 @@ class RunnerRuntime:
                 else:
                     # Current for the handler, and copied into the thread of a sync one.
                     set_job_context(JobContext(entry.live, request.job_id, request.request_id))
-                    with self.telemetry.activate(entry.span):
+                    if self._tracing:
+                        with self.telemetry.activate(entry.span):
+                            outcome = await self._invoke(handler, request)
+                    else:
                         outcome = await self._invoke(handler, request)
         except asyncio.CancelledError:
             raise
@@ -529,7 +649,7 @@ class RunnerRuntime:
                 result = await run_handler_chain(
                     middlewares, request, lambda: call_handler(handler, request)
                 )
-            elif inspect.iscoroutinefunction(handler):
+            elif self._is_coroutine_function(handler):
                 result = await handler(request)
             else:
                 result = await asyncio.to_thread(handler, request)
@@ -562,7 +682,21 @@ class RunnerRuntime:
             )
         if isinstance(result, ExecutionOutcome):
             return outcomes.with_default_error(result)
-        return outcomes.success(result)
+        return ExecutionOutcome(request.job_id, request.request_id, "success", result)
+
+    def _is_coroutine_function(self, handler: Any) -> bool:
+        # inspect.iscoroutinefunction unwraps partials and methods on every call: remembered
+        # per handler object (bounded: registries are small, but handlers could be built).
+        try:
+            known = self._coroutine_functions.get(handler)
+        except TypeError:  # an unhashable callable object
+            return inspect.iscoroutinefunction(handler)
+        if known is None:
+            known = inspect.iscoroutinefunction(handler)
+            if len(self._coroutine_functions) >= 1024:
+                self._coroutine_functions.clear()
+            self._coroutine_functions[handler] = known
+        return known
 
     async def _complete(self, entry: _InFlight, outcome: ExecutionOutcome) -> None:
         if entry.done:
