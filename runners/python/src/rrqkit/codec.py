@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ __all__ = [
     "Encoding",
     "Frame",
     "FrameDecoder",
+    "codec_uses_orjson",
     "decode_body",
     "decode_envelope",
     "decode_frame_body",
@@ -76,6 +78,12 @@ def _load_orjson() -> ModuleType | None:
 _orjson: ModuleType | None = _load_orjson()
 _INT_MIN: Final = -(2**63)
 _INT_END: Final = 2**64  # msgpack and orjson both write -2**63 .. 2**64-1
+_LONG_DIGITS: Final = re.compile(rb"\d{19}")
+
+
+def codec_uses_orjson() -> bool:
+    """True when JSON frames go through orjson (installed, and not ``RRQKIT_JSON=stdlib``)."""
+    return _orjson is not None
 
 
 class _WireModel(Protocol):
@@ -199,7 +207,9 @@ def decode_body(body: bytes, encoding: Encoding) -> Any:
     """Decode one frame body into plain Python values (dict, list, str, int, float, bool,
     None). Raises ``invalid_utf8`` or ``malformed_payload``."""
     if encoding == "json":
-        if _orjson is not None:
+        # orjson reads integers beyond 64 bits as floats: a body with 19 digits in a row (the
+        # shortest such integer has 19) is left to the standard library.
+        if _orjson is not None and _LONG_DIGITS.search(body) is None:
             try:
                 value = _orjson.loads(body)
             except _orjson.JSONDecodeError:

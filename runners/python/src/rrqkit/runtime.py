@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from . import outcomes
 from ._version import __version__
-from .codec import MAX_FRAME_BYTES, Encoding, Frame, decode_frame_body, frame, parse_header
+from .codec import (
+    MAX_FRAME_BYTES,
+    Encoding,
+    Frame,
+    codec_uses_orjson,
+    decode_frame_body,
+    frame,
+    parse_header,
+)
 from .errors import DecodeError, FrameTooLargeError, NonRetryableError, RetryJob, SnoozeJob
 from .live import JobContext, LiveChannel, set_job_context
 from .middleware import call_handler, run_handler_chain
@@ -75,6 +83,12 @@ def _log(message: str) -> None:
     if len(message) > _MAX_LOG_LINE:
         message = f"{message[:_MAX_LOG_LINE]}…[{len(message) - _MAX_LOG_LINE} more chars cut]"
     print(f"rrqkit-runner[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
+
+
+def _loop_name() -> str:
+    # "uvloop" or "asyncio": which loop (and JSON codec) serve, for the start-up log line
+    module = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    return f"{module} loop, {'orjson' if codec_uses_orjson() else 'json'}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -834,7 +848,7 @@ class RunnerRuntime:
 
         server = await asyncio.start_server(on_client, host, port, limit=_READ_LIMIT)
         address = server.sockets[0].getsockname()
-        _log(f"listening on tcp {address[0]}:{address[1]} ({encoding})")
+        _log(f"listening on tcp {address[0]}:{address[1]} ({encoding}, {_loop_name()})")
         if on_ready is not None:
             on_ready((address[0], address[1]))
         await self._serve_server(server, stopped, lambda: None)
@@ -864,7 +878,7 @@ class RunnerRuntime:
                 if stat.S_ISSOCK(st.st_mode) and st.st_ino == inode:
                     os.unlink(path)
 
-        _log(f"listening on unix {path} ({encoding})")
+        _log(f"listening on unix {path} ({encoding}, {_loop_name()})")
         if on_ready is not None:
             on_ready(path)
         await self._serve_server(server, stopped, cleanup)
@@ -892,7 +906,7 @@ class RunnerRuntime:
             sink = _PipeSink(transport, protocol)
         except ValueError:
             sink = _FdSink(out_fd)
-        _log(f"serving stdio ({encoding})")
+        _log(f"serving stdio ({encoding}, {_loop_name()})")
         serve = loop.create_task(self._serve_connection(reader, sink, encoding, "stdio"))
         stop_wait = loop.create_task(stopped.wait())
         await asyncio.wait({serve, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
