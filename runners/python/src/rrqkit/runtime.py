@@ -256,6 +256,37 @@ class _InFlight:
         self.live: LiveChannel | None = None  # when the request's `live` enables a feature
 
 
+# One entry, or a set of them when a key is in flight more than once (rare): no set per key.
+_Bucket = _InFlight | set[_InFlight]
+
+
+def _bucket_add(index: dict[str, _Bucket], key: str, entry: _InFlight) -> None:
+    bucket = index.get(key)
+    if bucket is None:
+        index[key] = entry
+    elif type(bucket) is set:
+        bucket.add(entry)
+    else:
+        index[key] = {bucket, entry}  # type: ignore[arg-type]
+
+
+def _bucket_remove(index: dict[str, _Bucket], key: str, entry: _InFlight) -> None:
+    bucket = index.get(key)
+    if bucket is entry:
+        del index[key]
+    elif type(bucket) is set:
+        bucket.discard(entry)
+        if not bucket:
+            del index[key]
+
+
+def _bucket_entries(index: dict[str, _Bucket], key: str) -> list[_InFlight]:
+    bucket = index.get(key)
+    if bucket is None:
+        return []
+    return list(bucket) if type(bucket) is set else [bucket]  # type: ignore[list-item]
+
+
 def _busy(request: ExecutionRequest) -> ExecutionOutcome:
     return ExecutionOutcome(
         job_id=request.job_id,
@@ -337,20 +368,33 @@ class Connection:
         if not self.send_nowait(data):
             return False
         if self.sink.backlogged():
-            self._flush()
-            try:
-                await self.sink.wait_writable()
-            except (OSError, RuntimeError) as exc:
-                if not self.closed:
-                    self._write_failed(exc)
-                return False
+            return await self.wait_writable()
+        return True
+
+    async def wait_writable(self) -> bool:
+        """Write what is queued and wait until the transport takes more (flow control).
+        False when the connection is (or gets) closed."""
+        self._flush()
+        if self.closed:
+            return False
+        try:
+            await self.sink.wait_writable()
+        except (OSError, RuntimeError) as exc:
+            if not self.closed:
+                self._write_failed(exc)
+            return False
         return not self.closed
 
     async def send_outcome(self, outcome: ExecutionOutcome) -> bool:
+        return await self.send_bytes(self.outcome_frame(outcome))
+
+    def outcome_frame(self, outcome: ExecutionOutcome) -> bytes:
+        """The ``response`` frame of ``outcome``; an error outcome in its place when it is
+        too large or not serializable (RUNNER_PROTOCOL.md §7)."""
         try:
-            data = frame("response", outcome, self.encoding)
+            return frame("response", outcome, self.encoding)
         except FrameTooLargeError as exc:
-            data = frame(
+            return frame(
                 "response",
                 dataclasses.replace(
                     outcome,
@@ -367,7 +411,7 @@ class Connection:
                 self.encoding,
             )
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
-            data = frame(
+            return frame(
                 "response",
                 dataclasses.replace(
                     outcome,
@@ -382,7 +426,6 @@ class Connection:
                 ),
                 self.encoding,
             )
-        return await self.send_bytes(data)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -552,8 +595,9 @@ class RunnerRuntime:
         self._coroutine_functions: dict[Any, bool] = {}
         self.hello = os.environ.get("RRQ_RUNNER_HELLO") == "1" if hello is None else hello
         self.tags = runner_tags(tags)
-        self._by_request: dict[str, set[_InFlight]] = {}
-        self._by_job: dict[str, set[_InFlight]] = {}
+        # request id → its entry (a set when the same id is in flight more than once)
+        self._by_request: dict[str, _Bucket] = {}
+        self._by_job: dict[str, _Bucket] = {}
         self._connections: set[Connection] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._stopped: asyncio.Event | None = None
@@ -568,19 +612,12 @@ class RunnerRuntime:
         task.add_done_callback(self._background.discard)
 
     def _register(self, entry: _InFlight) -> None:
-        self._by_request.setdefault(entry.request.request_id, set()).add(entry)
-        self._by_job.setdefault(entry.request.job_id, set()).add(entry)
+        _bucket_add(self._by_request, entry.request.request_id, entry)
+        _bucket_add(self._by_job, entry.request.job_id, entry)
 
     def _unregister(self, entry: _InFlight) -> None:
-        for index, key in (
-            (self._by_request, entry.request.request_id),
-            (self._by_job, entry.request.job_id),
-        ):
-            bucket = index.get(key)
-            if bucket is not None:
-                bucket.discard(entry)
-                if not bucket:
-                    del index[key]
+        _bucket_remove(self._by_request, entry.request.request_id, entry)
+        _bucket_remove(self._by_job, entry.request.job_id, entry)
         if entry.timer is not None:
             entry.timer.cancel()
             entry.timer = None
@@ -588,7 +625,9 @@ class RunnerRuntime:
     @property
     def in_flight(self) -> int:
         """Requests in flight across all connections."""
-        return sum(len(bucket) for bucket in self._by_request.values())
+        return sum(
+            len(bucket) if type(bucket) is set else 1 for bucket in self._by_request.values()
+        )
 
     # -- request lifecycle -----------------------------------------------------------------
 
@@ -717,7 +756,18 @@ class RunnerRuntime:
             return  # already answered (cancel or deadline): discard
         entry.done = True
         self._unregister(entry)
-        await self._deliver(entry, outcome)
+        if entry.live is not None:
+            await self._deliver(entry, outcome)
+            return
+        # No live frames to precede it: queue the outcome without more coroutines.
+        conn = entry.conn
+        conn.release(entry)  # first: see _deliver
+        try:
+            queued = conn.send_nowait(conn.outcome_frame(outcome))
+        finally:
+            self._end_span(entry, outcome)
+        if queued and conn.sink.backlogged():
+            await conn.wait_writable()
 
     async def _deliver(self, entry: _InFlight, outcome: ExecutionOutcome) -> None:
         # Free the slot first: an orchestrator may send the next request the moment it reads
@@ -772,9 +822,9 @@ class RunnerRuntime:
         if cancel.protocol_version != PROTOCOL_VERSION:
             return
         if cancel.request_id is not None:
-            targets = list(self._by_request.get(cancel.request_id, ()))
+            targets = _bucket_entries(self._by_request, cancel.request_id)
         else:
-            targets = list(self._by_job.get(cancel.job_id, ()))
+            targets = _bucket_entries(self._by_job, cancel.job_id)
         for entry in targets:
             self._abort(entry, outcomes.cancelled())
 
