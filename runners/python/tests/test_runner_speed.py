@@ -17,6 +17,7 @@ import pytest
 
 from rrqkit import codec
 from rrqkit.errors import DecodeError
+from rrqkit.models import ExecutionOutcome
 from rrqkit.timeutil import parse_rfc3339
 from rrqkit.wiretime import parse_wire_time
 
@@ -89,6 +90,21 @@ def test_fast_and_careful_encodings_carry_the_same_data(
     fast = roundtrip()
     monkeypatch.setattr(codec, "_orjson", None)
     assert fast == roundtrip()
+
+
+@pytest.mark.parametrize("value", PLAIN_VALUES + SPECIAL_VALUES + ERROR_VALUES)
+@pytest.mark.parametrize("encoding", ["json", "msgpack"])
+def test_success_frames_are_the_generic_frames(
+    json_path: str, encoding: codec.Encoding, value: Any
+) -> None:
+    outcome = ExecutionOutcome("job-1", "req-1", "success", value)
+    fast = codec.success_frame("job-1", "req-1", value, encoding)
+    try:
+        generic: bytes | type[Exception] = codec.frame("response", outcome, encoding)
+    except (TypeError, ValueError, OverflowError) as exc:
+        generic = type(exc)
+    if fast is not None:  # None: the generic frame (or its error) is used
+        assert fast == generic
 
 
 def test_msgpack_integral_floats_are_integers_on_either_path() -> None:

@@ -49,6 +49,7 @@ __all__ = [
     "frame",
     "nests_deeper_than",
     "parse_header",
+    "success_frame",
 ]
 
 MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
@@ -418,6 +419,39 @@ def frame(frame_type: str, payload: _WireModel | Mapping[str, Any], encoding: En
     to_wire = getattr(payload, "to_wire", None)
     body = to_wire() if to_wire is not None else dict(payload)  # type: ignore[arg-type]
     return encode_frame({"type": frame_type, "payload": body}, encoding)
+
+
+def success_frame(job_id: str, request_id: str, result: Any, encoding: Encoding) -> bytes | None:
+    """The ``response`` frame of a ``success`` outcome, as :func:`frame` writes it, when
+    ``result`` is a plain tree (see :func:`_is_plain`); None otherwise (and for a body over
+    the frame limit), for :func:`frame` to convert it or report why it cannot."""
+    # The payload's other fields are known strings and nulls: only the result is scanned.
+    if not _is_plain(result, MAX_PARAMS_DEPTH, encoding == "json"):
+        return None
+    envelope = {
+        "type": "response",
+        "payload": {
+            "job_id": job_id,
+            "request_id": request_id,
+            "status": "success",
+            "result": result,
+            "error": None,
+            "retry_after_seconds": None,
+        },
+    }
+    try:
+        if encoding == "msgpack":
+            body: bytes = msgpack.packb(envelope, use_bin_type=True)
+        elif _orjson is not None:
+            body = _orjson.dumps(envelope)
+        else:
+            text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+            body = text.encode("utf-8")
+    except (TypeError, ValueError):  # a lone surrogate: the careful path escapes it
+        return None
+    if len(body) > MAX_FRAME_BYTES:
+        return None
+    return HEADER.pack(len(body)) + body
 
 
 class FrameDecoder:

@@ -31,6 +31,7 @@ from .codec import (
     decode_frame_body,
     frame,
     parse_header,
+    success_frame,
 )
 from .errors import DecodeError, FrameTooLargeError, NonRetryableError, RetryJob, SnoozeJob
 from .live import JobContext, LiveChannel, set_job_context
@@ -331,7 +332,7 @@ class Connection:
         self.closed = False
         self.clean_eof = False
         self.error_code: str | None = None
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         self._out: list[bytes] = []  # frames of this loop turn, not yet written
         self._flush_handle: asyncio.Handle | None = None
 
@@ -344,7 +345,7 @@ class Connection:
             return False
         self._out.append(data)
         if self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self._flush)
+            self._flush_handle = self.loop.call_soon(self._flush)
         return True
 
     def _flush(self) -> None:
@@ -391,6 +392,17 @@ class Connection:
     def outcome_frame(self, outcome: ExecutionOutcome) -> bytes:
         """The ``response`` frame of ``outcome``; an error outcome in its place when it is
         too large or not serializable (RUNNER_PROTOCOL.md §7)."""
+        if (
+            outcome.status == "success"
+            and outcome.error is None
+            and outcome.retry_after_seconds is None
+            and not outcome.snooze
+            and type(outcome.job_id) is str
+            and type(outcome.request_id) is str
+        ):
+            data = success_frame(outcome.job_id, outcome.request_id, outcome.result, self.encoding)
+            if data is not None:
+                return data
         try:
             return frame("response", outcome, self.encoding)
         except FrameTooLargeError as exc:
@@ -648,15 +660,13 @@ class RunnerRuntime:
                 if remaining_ns <= 0:
                     entry.expired = True
                 else:
-                    entry.timer = asyncio.get_running_loop().call_later(
-                        remaining_ns / 1e9, self._on_deadline, entry
-                    )
+                    entry.timer = conn.loop.call_later(remaining_ns / 1e9, self._on_deadline, entry)
         if self._tracing:
             try:
                 entry.span = self.telemetry.start(request)
             except Exception as exc:
                 _log(f"telemetry start failed: {exc}")
-        entry.task = asyncio.get_running_loop().create_task(self._execute(entry))
+        entry.task = conn.loop.create_task(self._execute(entry))
 
     async def _execute(self, entry: _InFlight) -> None:
         request = entry.request
