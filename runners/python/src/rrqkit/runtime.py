@@ -556,6 +556,24 @@ class Connection:
         self.runtime._start(self, request)
 
 
+_COROUTINE_FUNCTIONS: dict[Any, bool] = {}
+
+
+def _is_coroutine_function(handler: Any) -> bool:
+    # inspect.iscoroutinefunction unwraps partials and methods on every call: remembered per
+    # handler object (bounded: registries are small, but handlers could be built per call).
+    try:
+        known = _COROUTINE_FUNCTIONS.get(handler)
+    except TypeError:  # an unhashable callable object
+        return inspect.iscoroutinefunction(handler)
+    if known is None:
+        known = inspect.iscoroutinefunction(handler)
+        if len(_COROUTINE_FUNCTIONS) >= 1024:
+            _COROUTINE_FUNCTIONS.clear()
+        _COROUTINE_FUNCTIONS[handler] = known
+    return known
+
+
 def runner_tags(tags: Iterable[str] | None = None, env: str | None = None) -> list[str]:
     """``tags`` plus the comma-separated ``env`` (default ``RRQ_RUNNER_TAGS``; blank items are
     skipped), checked, deduplicated and sorted. Raises ValueError for an invalid tag or more
@@ -604,7 +622,6 @@ class RunnerRuntime:
         self.telemetry = resolve(telemetry)
         # Without an exporter there is nothing to start, activate or end per request.
         self._tracing = type(self.telemetry) not in (Telemetry, NoopTelemetry)
-        self._coroutine_functions: dict[Any, bool] = {}
         self.hello = os.environ.get("RRQ_RUNNER_HELLO") == "1" if hello is None else hello
         self.tags = runner_tags(tags)
         # request id → its entry (a set when the same id is in flight more than once)
@@ -712,7 +729,7 @@ class RunnerRuntime:
                 result = await run_handler_chain(
                     middlewares, request, lambda: call_handler(handler, request)
                 )
-            elif self._is_coroutine_function(handler):
+            elif _is_coroutine_function(handler):
                 result = await handler(request)
             else:
                 result = await asyncio.to_thread(handler, request)
@@ -746,20 +763,6 @@ class RunnerRuntime:
         if isinstance(result, ExecutionOutcome):
             return outcomes.with_default_error(result)
         return ExecutionOutcome(request.job_id, request.request_id, "success", result)
-
-    def _is_coroutine_function(self, handler: Any) -> bool:
-        # inspect.iscoroutinefunction unwraps partials and methods on every call: remembered
-        # per handler object (bounded: registries are small, but handlers could be built).
-        try:
-            known = self._coroutine_functions.get(handler)
-        except TypeError:  # an unhashable callable object
-            return inspect.iscoroutinefunction(handler)
-        if known is None:
-            known = inspect.iscoroutinefunction(handler)
-            if len(self._coroutine_functions) >= 1024:
-                self._coroutine_functions.clear()
-            self._coroutine_functions[handler] = known
-        return known
 
     async def _complete(self, entry: _InFlight, outcome: ExecutionOutcome) -> None:
         if entry.done:
