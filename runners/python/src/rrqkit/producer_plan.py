@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -48,6 +48,7 @@ __all__ = [
     "Plan",
     "build_plan",
     "checked_params",
+    "new_job_id",
     "stamp",
 ]
 
@@ -85,6 +86,36 @@ class Plan:
 _ENCODER: Final = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
 )
+
+
+def _c_encoder() -> Any:
+    """CPython's C encoder with the canonical settings, made once instead of per call (as
+    ``JSONEncoder.encode`` does). No cycle markers: it only sees values ``_plain`` accepted,
+    which nest at most MAX_PARAMS_DEPTH levels. None when this Python has no C encoder or it
+    does not write what the JSONEncoder writes."""
+    try:
+        from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+
+        made = c_make_encoder(
+            None, _ENCODER.default, encode_basestring, None, ":", ",", True, False, False
+        )
+        sample = {"b": [1, -2.5, None, True, "\u00e9\n"], "a": {}}
+        if "".join(made(sample, 0)) != _ENCODER.encode(sample):
+            return None
+        return made
+    except Exception:  # an interpreter whose private encoder differs: use the public one
+        return None
+
+
+_C_ENCODER: Final = _c_encoder()
+
+
+def _encode(params: Mapping[str, Any]) -> str:
+    if _C_ENCODER is not None:
+        return "".join(_C_ENCODER(params, 0))
+    return _ENCODER.encode(params)
+
+
 _PLAIN_SCALARS: Final = frozenset({str, int, bool, type(None)})
 
 
@@ -109,7 +140,7 @@ def _plain(value: Any, depth: int) -> bool:
 
 def _params_text(params: Mapping[str, Any]) -> str:
     """The canonical JSON of ``params``, checked for depth, encodability and size."""
-    text: str | None = _ENCODER.encode(params) if _plain(params, 0) else None
+    text: str | None = _encode(params) if _plain(params, 0) else None
     if text is None:
         if nests_deeper_than(params, MAX_PARAMS_DEPTH):
             raise ProducerError(
@@ -154,6 +185,18 @@ def checked_params(
                 field=problem.field,
             )
     return params, text
+
+
+# uuid4's version (4) and variant (RFC 4122) bits over 16 random bytes, as uuid.uuid4() sets
+_UUID_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID_SET: Final = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_job_id() -> str:
+    """A random job id: ``str(uuid.uuid4())`` without building a UUID object."""
+    value = (int.from_bytes(os.urandom(16)) & _UUID_CLEAR) | _UUID_SET
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 _NS_PER_S: Final = 1_000_000_000
@@ -209,7 +252,7 @@ def _plain_plan(
     params, job_params = checked_params(catalog, function_name, params)
     now = now_ns()
     at = stamp(now)
-    job_id = str(uuid.uuid4())
+    job_id = new_job_id()
     queue_key = config.queue_name
     mappings = config.correlation_mappings
     correlation = correlation_context(mappings, params, {}) if mappings else None
@@ -252,7 +295,7 @@ def _general_plan(
     queue_key = cfg.queue_name
     if "queue_name" in opts:
         queue_key = normalize_queue_name(check_name(opts["queue_name"], "queue_name"))
-    job_id = check_name(opts["job_id"], "job_id") if "job_id" in opts else str(uuid.uuid4())
+    job_id = check_name(opts["job_id"], "job_id") if "job_id" in opts else new_job_id()
     unique_key = check_name(opts["unique_key"], "unique_key") if "unique_key" in opts else None
     unique_ttl = (
         check_int(opts["unique_ttl_seconds"], "unique_ttl_seconds", 1, "a positive integer")

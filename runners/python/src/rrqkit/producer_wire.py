@@ -253,12 +253,19 @@ class RespLane:
     def _send(self, protocol: _Protocol, command: tuple[str, ...]) -> asyncio.Future[Any]:
         if protocol.lost is not None:
             raise protocol.lost
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
         protocol.waiters.append(waiter)
-        if not self._out:
-            # Every command of this loop turn goes out in one write.
-            asyncio.get_running_loop().call_soon(self._flush, protocol)
-        self._out.append(pack_command(command))
+        packed = pack_command(command)
+        if self._out:
+            self._out.append(packed)
+        elif len(protocol.waiters) == 1 and protocol.transport is not None:
+            # Nothing else in flight: a lone caller's command goes out at once.
+            protocol.transport.write(packed)
+        else:
+            # Callers in flight: every command of this loop turn goes out in one write.
+            self._out.append(packed)
+            loop.call_soon(self._flush, protocol)
         return waiter
 
     def _flush(self, protocol: _Protocol) -> None:
