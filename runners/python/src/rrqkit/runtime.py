@@ -521,7 +521,9 @@ class Connection:
         payload = item.payload
         if item.type == "request":
             assert isinstance(payload, ExecutionRequest)
-            await self._on_request(payload)
+            self._on_request(payload)
+            if self.sink.backlogged() and not self.closed:
+                await self.wait_writable()  # a refusal was queued to a backlogged transport
         elif item.type == "cancel":
             assert isinstance(payload, CancelRequest)
             self.runtime._on_cancel(payload)
@@ -539,19 +541,22 @@ class Connection:
             )
         # hello and pong from the orchestrator are ignored
 
-    async def _on_request(self, request: ExecutionRequest) -> None:
+    def _on_request(self, request: ExecutionRequest) -> None:
+        # Synchronous: a request is started (or refused) without a coroutine of its own.
         if request.protocol_version != PROTOCOL_VERSION:
-            await self.send_outcome(
-                ExecutionOutcome(
-                    job_id=request.job_id,
-                    request_id=request.request_id,
-                    status="error",
-                    error=OutcomeError(message="Unsupported protocol version"),
+            self.send_nowait(
+                self.outcome_frame(
+                    ExecutionOutcome(
+                        job_id=request.job_id,
+                        request_id=request.request_id,
+                        status="error",
+                        error=OutcomeError(message="Unsupported protocol version"),
+                    )
                 )
             )
             return
         if len(self.entries) >= MAX_IN_FLIGHT:
-            await self.send_outcome(_busy(request))
+            self.send_nowait(self.outcome_frame(_busy(request)))
             return
         self.runtime._start(self, request)
 
