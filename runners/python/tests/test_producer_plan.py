@@ -72,7 +72,7 @@ def test_stamp_is_format_rfc3339(ns: int) -> None:
 
 
 def test_job_ids_are_uuid4() -> None:
-    ids = {new_job_id() for _ in range(1000)}
+    ids = {new_job_id() for _ in range(1000)}  # several refills of the random pool
     assert len(ids) == 1000
     for job_id in ids:
         parsed = uuid.UUID(job_id)
@@ -96,3 +96,19 @@ def test_plain_path_writes_what_the_general_path_writes(
     general = build_plan(config, None, "fn", params, {"queue_name": "q"}, {}, None)
     assert plain == general
     assert plain.args[13] == ('{"tenant":"acme"}' if mappings else "")
+
+
+def test_a_forked_child_does_not_repeat_the_parents_ids() -> None:
+    import os
+
+    new_job_id()  # the parent's pool holds unused random bytes
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, then exit at once
+        os.write(write, new_job_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert child != new_job_id()

@@ -263,6 +263,11 @@ class Producer(RedisAccess):
         """Enqueue a job; returns its id (an existing id for an idempotent hit or a debounce
         update). Options may be a mapping, keyword arguments, or both. With rate-limit options
         a dropped call raises ProducerError(``rate_limited``)."""
+        if not self._middleware:  # the common call: no hooks to await
+            job_id = await self._run(self._plan(function_name, params, options, kwargs, None))
+            if job_id is None:
+                raise ProducerError("rate_limited", "enqueue was rate-limited")
+            return job_id
         job, plan = await self._prepare(function_name, params, options, kwargs, None)
         job_id = await self._run(plan)
         if job_id is None:

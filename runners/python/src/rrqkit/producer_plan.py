@@ -190,11 +190,27 @@ def checked_params(
 # uuid4's version (4) and variant (RFC 4122) bits over 16 random bytes, as uuid.uuid4() sets
 _UUID_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID_SET: Final = (0x4000 << 64) | (0x8000 << 48)
+# os.urandom, 256 ids at a time: one getrandom call instead of one per job. A forked child
+# starts with an empty pool, so it never repeats its parent's ids.
+_POOL_BYTES: Final = 16 * 256
+_pool: list[Any] = [b"", _POOL_BYTES]
+
+
+def _reset_pool() -> None:
+    _pool[0], _pool[1] = b"", _POOL_BYTES
+
+
+os.register_at_fork(after_in_child=_reset_pool)
 
 
 def new_job_id() -> str:
-    """A random job id: ``str(uuid.uuid4())`` without building a UUID object."""
-    value = (int.from_bytes(os.urandom(16)) & _UUID_CLEAR) | _UUID_SET
+    """A random job id, as ``str(uuid.uuid4())`` (from os.urandom) without a UUID object."""
+    data, at = _pool
+    if at >= _POOL_BYTES:
+        data, at = os.urandom(_POOL_BYTES), 0
+        _pool[0] = data
+    _pool[1] = at + 16
+    value = (int.from_bytes(data[at : at + 16]) & _UUID_CLEAR) | _UUID_SET
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
