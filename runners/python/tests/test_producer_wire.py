@@ -169,3 +169,11 @@ def test_python_packing_is_resp() -> None:
     assert packed == b"*3\r\n$7\r\nEVALSHA\r\n$2\r\n\xc3\xa9\r\n$0\r\n\r\n"
     if wire._hiredis is not None:
         assert wire._hiredis.pack_command(("EVALSHA", "é", "")) == packed
+
+
+def test_a_producer_used_from_two_event_loops_reconnects(redis_dsn: str) -> None:
+    producer = Producer({"redis_dsn": redis_dsn})
+    first = asyncio.run(producer.enqueue("fn"))
+    second = asyncio.run(producer.enqueue("fn"))  # the first loop is closed by now
+    assert first != second
+    asyncio.run(producer.close())

@@ -17,6 +17,7 @@ query options other than ``db``) return no lane: the producer then uses redis-py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections import deque
 from typing import Any, Final
@@ -169,6 +170,12 @@ class _Protocol(asyncio.Protocol):
         self.waiters: deque[asyncio.Future[Any]] = deque()
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def is_current(self) -> bool:
+        """Whether this connection belongs to the running event loop (a producer used from
+        several ``asyncio.run`` calls reconnects in each)."""
+        return self.loop is asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -276,14 +283,21 @@ class RespLane:
     async def execute(self, *command: str) -> Any:
         """Sends one command and returns its reply; an error reply raises ResponseError."""
         protocol = self._protocol
-        if protocol is None or protocol.lost is not None:
-            if protocol is not None:  # lost: the next connection replaces it
-                self._protocol = self._connecting = None
+        if protocol is None or protocol.lost is not None or not protocol.is_current():
+            if protocol is not None:  # lost, or another loop's: a new connection replaces it
+                self._abandon(protocol)
             protocol = await self._ready()
         reply = await self._send(protocol, command)
         if isinstance(reply, ResponseError):
             raise reply
         return reply
+
+    def _abandon(self, protocol: _Protocol) -> None:
+        self._protocol = self._connecting = None
+        self._out = []
+        if protocol.lost is None and protocol.transport is not None:
+            with contextlib.suppress(RuntimeError):  # its loop may be closed
+                protocol.transport.abort()
 
     async def evalsha(self, script: str, keys: list[str], args: list[str]) -> Any:
         """Runs ``script`` by its SHA1, loading it on a NOSCRIPT reply (once per server
@@ -309,4 +323,5 @@ class RespLane:
             elif protocol is None and not connecting.cancelled() and not connecting.exception():
                 protocol = connecting.result()
         if protocol is not None and protocol.transport is not None:
-            protocol.transport.close()
+            with contextlib.suppress(RuntimeError):  # another loop's, closed by now
+                protocol.transport.close()
