@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -21,7 +25,7 @@ from rrqkit.models import ExecutionOutcome
 from rrqkit.timeutil import parse_rfc3339
 from rrqkit.wiretime import parse_wire_time
 
-from helpers import new_id, rfc3339, running
+from helpers import CONFORMANCE_CMD, new_id, request, rfc3339, running
 
 orjson = pytest.importorskip("orjson", reason="the fast extra is not installed")
 
@@ -255,3 +259,32 @@ def test_unknown_event_loop_choice_stops_the_runner() -> None:
     with running("unix", "json", env={"RRQKIT_EVENT_LOOP": "tokio"}) as runner:
         assert runner.wait(15) == 2
         assert "RRQKIT_EVENT_LOOP" in runner.stderr_text
+
+
+@pytest.mark.parametrize("mode", list(FALLBACKS))
+def test_stdio_on_regular_files(mode: str, tmp_path: Path) -> None:
+    """Files are not pipes: served by threads on either loop (uvloop aborts on them)."""
+    if mode == "fast":
+        pytest.importorskip("uvloop")
+    env = {**os.environ, **FALLBACKS[mode]}
+    body = codec.encode_frame({"type": "request", "payload": request("echo", {"a": 1})}, "json")
+    (tmp_path / "in.bin").write_bytes(body)
+    with (tmp_path / "in.bin").open("rb") as stdin, (tmp_path / "out.bin").open("wb") as stdout:
+        # stdin a file: read to its end, which aborts what is in flight, and exit 0
+        done = subprocess.run([*CONFORMANCE_CMD, "--stdio"], stdin=stdin, stdout=stdout, env=env)
+    assert done.returncode == 0
+    out_path = tmp_path / "out2.bin"
+    with out_path.open("wb") as stdout:
+        runner = subprocess.Popen(
+            [*CONFORMANCE_CMD, "--stdio"], stdin=subprocess.PIPE, stdout=stdout, env=env
+        )
+        assert runner.stdin is not None
+        runner.stdin.write(body)
+        runner.stdin.flush()
+        deadline = time.monotonic() + 15
+        while len(out_path.read_bytes()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        runner.stdin.close()
+        assert runner.wait(15) == 0
+    [response] = codec.FrameDecoder("json").feed(out_path.read_bytes())
+    assert response.raw["payload"]["result"] == {"a": 1}

@@ -964,12 +964,16 @@ class RunnerRuntime:
         reader = asyncio.StreamReader(limit=_READ_LIMIT)
         in_file = os.fdopen(in_fd, "rb", buffering=0, closefd=False)
         try:
+            if not _is_pipe(in_fd):
+                raise ValueError("not a pipe")
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), in_file)
         except ValueError:
             _start_reader_thread(loop, reader, in_fd)
         out_file = os.fdopen(out_fd, "wb", buffering=0, closefd=False)
         sink: _Sink
         try:
+            if not _is_pipe(out_fd):
+                raise ValueError("not a pipe")
             transport, protocol = await loop.connect_write_pipe(_PipeProtocol, out_file)
             sink = _PipeSink(transport, protocol)
         except ValueError:
@@ -985,6 +989,17 @@ class RunnerRuntime:
             return conn.error_code in (None, "frame_truncated") or stopped.is_set()
         serve.cancel()
         return True
+
+
+def _is_pipe(fd: int) -> bool:
+    """A pipe or socket, which every event loop can watch. Anything else (a file, a terminal,
+    /dev/null) is served by threads: asyncio refuses files, and uvloop aborts the process on
+    them."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 def _start_reader_thread(
