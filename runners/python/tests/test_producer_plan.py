@@ -13,7 +13,8 @@ import pytest
 from rrqkit.canonical import canonical_json
 from rrqkit.config import ProducerConfig
 from rrqkit.errors import ProducerError
-from rrqkit.producer_plan import build_plan, checked_params, new_job_id, stamp
+from rrqkit.producer_encode import checked_params, new_job_id, stamp
+from rrqkit.producer_plan import build_plan
 from rrqkit.timeutil import format_rfc3339
 
 PARAMS: list[Any] = [
