@@ -204,6 +204,24 @@ def nests_deeper_than(value: Any, levels: int) -> bool:
     return False
 
 
+def _decoded_too_deep(value: Any, levels: int) -> bool:
+    """:func:`nests_deeper_than` for decoded JSON, which holds exact dicts and lists only:
+    checked by identity, without the Mapping ABC, and only containers go on the stack."""
+    if type(value) is not dict and type(value) is not list:
+        return False  # a scalar is 0 levels
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    push = stack.append
+    while stack:
+        item, depth = stack.pop()
+        if depth == levels:
+            return True
+        for child in item.values() if type(item) is dict else item:
+            kind = type(child)
+            if kind is dict or kind is list:
+                push((child, depth + 1))
+    return False
+
+
 def decode_body(body: bytes, encoding: Encoding) -> Any:
     """Decode one frame body into plain Python values (dict, list, str, int, float, bool,
     None). Raises ``invalid_utf8`` or ``malformed_payload``."""
@@ -216,7 +234,7 @@ def decode_body(body: bytes, encoding: Encoding) -> Any:
             except _orjson.JSONDecodeError:
                 pass  # the standard library decides (big integers, lone surrogates, errors)
             else:
-                if nests_deeper_than(value, MAX_NESTING_DEPTH):
+                if _decoded_too_deep(value, MAX_NESTING_DEPTH):
                     raise DecodeError("malformed_payload", _TOO_DEEP)
                 return value
         try:
@@ -227,7 +245,7 @@ def decode_body(body: bytes, encoding: Encoding) -> Any:
             value = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
             raise DecodeError("malformed_payload", f"body is not one JSON value: {exc}") from None
-        if nests_deeper_than(value, MAX_NESTING_DEPTH):
+        if _decoded_too_deep(value, MAX_NESTING_DEPTH):
             raise DecodeError("malformed_payload", _TOO_DEEP)
         return value
     if encoding == "msgpack":
