@@ -177,3 +177,15 @@ def test_a_producer_used_from_two_event_loops_reconnects(redis_dsn: str) -> None
     second = asyncio.run(producer.enqueue("fn"))  # the first loop is closed by now
     assert first != second
     asyncio.run(producer.close())
+
+
+def test_the_lane_runs_on_uvloop(redis_dsn: str) -> None:
+    uvloop = pytest.importorskip("uvloop")  # the `fast` extra; its transports are its own
+
+    async def main() -> list[str]:
+        async with Producer({"redis_dsn": redis_dsn}) as producer:
+            ids = await asyncio.gather(*(producer.enqueue("fn", {"i": i}) for i in range(20)))
+            ids += await producer.enqueue_many([{"function_name": "fn"}] * 5)
+            return ids
+
+    assert len(set(uvloop.run(main()))) == 25

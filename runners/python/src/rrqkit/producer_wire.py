@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections import deque
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -178,8 +178,8 @@ class _Protocol(asyncio.Protocol):
         return self.loop is asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # not isinstance-checked: uvloop's transports do not subclass asyncio.Transport
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         reader, waiters = self.reader, self.waiters
