@@ -16,7 +16,6 @@ import inspect
 import os
 import stat
 import sys
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -46,6 +45,7 @@ from .models import (
     Ping,
     normalize_tags,
 )
+from .sinks import FdSink, PipeProtocol, PipeSink, Sink, StreamSink, is_pipe, start_reader_thread
 from .telemetry import NoopTelemetry, Telemetry, resolve
 from .timeutil import now_ns
 from .tracebacks import format_traceback
@@ -90,152 +90,6 @@ def _loop_name() -> str:
     # "uvloop" or "asyncio": which loop (and JSON codec) serve, for the start-up log line
     module = type(asyncio.get_running_loop()).__module__.split(".")[0]
     return f"{module} loop, {'orjson' if codec_uses_orjson() else 'json'}"
-
-
-# --------------------------------------------------------------------------------------------
-# Byte sinks
-
-
-class _Sink(Protocol):
-    """Where a connection's bytes go. ``write_nowait`` queues bytes in order (raising OSError
-    or RuntimeError when the other side is gone); while ``backlogged`` is true, writers wait
-    in ``wait_writable`` (flow control)."""
-
-    def write_nowait(self, data: bytes) -> None: ...
-
-    def backlogged(self) -> bool: ...
-
-    async def wait_writable(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class _StreamSink:
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self._writer = writer
-        self._transport = writer.transport
-        self._high_water = writer.transport.get_write_buffer_limits()[1]
-
-    def write_nowait(self, data: bytes) -> None:
-        if self._transport.is_closing():
-            raise ConnectionResetError("connection closed")
-        self._writer.write(data)
-
-    def backlogged(self) -> bool:
-        return self._transport.get_write_buffer_size() > self._high_water
-
-    async def wait_writable(self) -> None:
-        await self._writer.drain()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._writer.close()
-
-
-class _PipeProtocol(asyncio.Protocol):
-    """Write side of a pipe with flow control."""
-
-    def __init__(self) -> None:
-        self.paused = False
-        self._waiters: list[asyncio.Future[None]] = []
-        self.lost: BaseException | None = None
-        self.closed = False
-
-    def pause_writing(self) -> None:
-        self.paused = True
-
-    def resume_writing(self) -> None:
-        self.paused = False
-        self._wake()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.lost = exc or BrokenPipeError("pipe closed")
-        self._wake()
-
-    def _wake(self) -> None:
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._waiters.clear()
-
-    async def drain(self) -> None:
-        while self.paused and not self.closed:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
-        if self.closed:
-            raise ConnectionResetError(str(self.lost))
-
-
-class _PipeSink:
-    def __init__(self, transport: asyncio.WriteTransport, protocol: _PipeProtocol) -> None:
-        self._transport = transport
-        self._protocol = protocol
-
-    def write_nowait(self, data: bytes) -> None:
-        if self._protocol.closed or self._transport.is_closing():
-            raise ConnectionResetError("pipe closed")
-        self._transport.write(data)
-
-    def backlogged(self) -> bool:
-        return self._protocol.paused or self._protocol.closed
-
-    async def wait_writable(self) -> None:
-        await self._protocol.drain()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._transport.close()
-
-
-class _FdSink:
-    """Blocking writes in a worker thread (for files that asyncio cannot watch), in order:
-    one pump at a time writes everything queued so far."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._queued: list[bytes] = []
-        self._pump: asyncio.Task[None] | None = None
-        self._error: OSError | None = None
-
-    def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-
-    async def _run_pump(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._queued and self._error is None:
-            data = b"".join(self._queued)
-            self._queued.clear()
-            try:
-                await loop.run_in_executor(None, self._write_all, data)
-            except OSError as exc:
-                self._error = exc
-                self._queued.clear()
-
-    def write_nowait(self, data: bytes) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queued.append(data)
-        if self._pump is None or self._pump.done():
-            self._pump = asyncio.get_running_loop().create_task(self._run_pump())
-
-    def backlogged(self) -> bool:
-        # Waiting for each write keeps at most one pump's worth of bytes queued.
-        return self._pump is not None and not self._pump.done()
-
-    async def wait_writable(self) -> None:
-        if self._pump is not None and not self._pump.done():
-            await asyncio.shield(self._pump)
-        if self._error is not None:
-            raise self._error
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,7 +173,7 @@ class Connection:
         self,
         runtime: RunnerRuntime,
         reader: asyncio.StreamReader,
-        sink: _Sink,
+        sink: Sink,
         encoding: Encoding,
         label: str,
     ) -> None:
@@ -877,7 +731,7 @@ class RunnerRuntime:
             conn.close()
 
     async def _serve_connection(
-        self, reader: asyncio.StreamReader, sink: _Sink, encoding: Encoding, label: str
+        self, reader: asyncio.StreamReader, sink: Sink, encoding: Encoding, label: str
     ) -> Connection:
         conn = Connection(self, reader, sink, encoding, label)
         self._connections.add(conn)
@@ -911,7 +765,7 @@ class RunnerRuntime:
 
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await self._serve_connection(
-                reader, _StreamSink(writer), encoding, f"tcp connection {next(counter)}"
+                reader, StreamSink(writer), encoding, f"tcp connection {next(counter)}"
             )
 
         server = await asyncio.start_server(on_client, host, port, limit=_READ_LIMIT)
@@ -934,7 +788,7 @@ class RunnerRuntime:
 
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await self._serve_connection(
-                reader, _StreamSink(writer), encoding, f"unix connection {next(counter)}"
+                reader, StreamSink(writer), encoding, f"unix connection {next(counter)}"
             )
 
         server = await asyncio.start_unix_server(on_client, path, limit=_READ_LIMIT)
@@ -964,20 +818,20 @@ class RunnerRuntime:
         reader = asyncio.StreamReader(limit=_READ_LIMIT)
         in_file = os.fdopen(in_fd, "rb", buffering=0, closefd=False)
         try:
-            if not _is_pipe(in_fd):
+            if not is_pipe(in_fd):
                 raise ValueError("not a pipe")
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), in_file)
         except ValueError:
-            _start_reader_thread(loop, reader, in_fd)
+            start_reader_thread(loop, reader, in_fd)
         out_file = os.fdopen(out_fd, "wb", buffering=0, closefd=False)
-        sink: _Sink
+        sink: Sink
         try:
-            if not _is_pipe(out_fd):
+            if not is_pipe(out_fd):
                 raise ValueError("not a pipe")
-            transport, protocol = await loop.connect_write_pipe(_PipeProtocol, out_file)
-            sink = _PipeSink(transport, protocol)
+            transport, protocol = await loop.connect_write_pipe(PipeProtocol, out_file)
+            sink = PipeSink(transport, protocol)
         except ValueError:
-            sink = _FdSink(out_fd)
+            sink = FdSink(out_fd)
         _log(f"serving stdio ({encoding}, {_loop_name()})")
         serve = loop.create_task(self._serve_connection(reader, sink, encoding, "stdio"))
         stop_wait = loop.create_task(stopped.wait())
@@ -989,32 +843,3 @@ class RunnerRuntime:
             return conn.error_code in (None, "frame_truncated") or stopped.is_set()
         serve.cancel()
         return True
-
-
-def _is_pipe(fd: int) -> bool:
-    """A pipe or socket, which every event loop can watch. Anything else (a file, a terminal,
-    /dev/null) is served by threads: asyncio refuses files, and uvloop aborts the process on
-    them."""
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
-
-
-def _start_reader_thread(
-    loop: asyncio.AbstractEventLoop, reader: asyncio.StreamReader, fd: int
-) -> None:
-    def pump() -> None:
-        try:
-            while True:
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    break
-                loop.call_soon_threadsafe(reader.feed_data, chunk)
-        except OSError:
-            pass
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(reader.feed_eof)
-
-    threading.Thread(target=pump, name="rrqkit-stdin", daemon=True).start()
