@@ -57,6 +57,13 @@ export const OURS_PYTHON: ConsumerSpec = {
   runner: { lang: "python", transport: "unix", encoding: "msgpack", poolSize: 1, maxInFlight: 64 },
 };
 
+export const OURS_PYTHON_JSON: ConsumerSpec = {
+  id: "rrqkit-python-unix-json",
+  label: "rrqkit + Python runner (unix, json)",
+  system: "rrqkit",
+  runner: { lang: "python", transport: "unix", encoding: "json", poolSize: 1, maxInFlight: 64 },
+};
+
 export const OURS_RUST: ConsumerSpec = {
   id: "rrqkit-rust-unix-msgpack",
   label: "rrqkit + Rust runner (unix, msgpack)",
@@ -125,6 +132,7 @@ export function burnDownContenders(): ConsumerSpec[] {
   return [
     ...ours,
     OURS_PYTHON,
+    OURS_PYTHON_JSON,
     OURS_RUST,
     BULLMQ_INPROCESS,
     BULLMQ_SANDBOXED,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CI for the rrqkit Python package: create/update the repository virtualenv, install the package
-# with its dev and otel extras, then lint, check formatting and run the test suite.
+# with its dev, fast and otel extras, then lint, check formatting and run the test suite (the
+# tests also run the paths without the fast extra: RRQKIT_EVENT_LOOP=asyncio, RRQKIT_JSON=stdlib).
 # Usable from any directory. Extra arguments are passed to pytest.
 #
 #   runners/python/ci.sh                 # everything
@@ -35,12 +36,12 @@ fi
 py="$venv/bin/python"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-echo "==> installing rrqkit[dev,otel] into $venv"
-if ! "$py" -m pip install --quiet -e "$here[dev,otel]"; then
+echo "==> installing rrqkit[dev,fast,otel] into $venv"
+if ! "$py" -m pip install --quiet -e "$here[dev,fast,otel]"; then
   # RRQ's wheel (the test oracle) may not exist for this platform: install without it; the
   # oracle tests then skip themselves.
   echo "ci.sh: warning: installing without the rrq==0.11.1 oracle" >&2
-  "$py" -m pip install --quiet -e "$here[otel]" "pytest>=8,<10" "pytest-asyncio>=0.24,<2" \
+  "$py" -m pip install --quiet -e "$here[fast,otel]" "pytest>=8,<10" "pytest-asyncio>=0.24,<2" \
     "ruff>=0.17,<0.18" "build>=1.2"
 fi
 

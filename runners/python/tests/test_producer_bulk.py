@@ -85,18 +85,18 @@ async def test_chunked_batch_reports_exactly_the_chunks_written(env: Any) -> Non
     ids = [b["options"]["job_id"] for b in batch]
     # Redis runs out of memory once the first chunk is written (set right after its call,
     # so the test does not depend on how much memory a request takes)
-    real_call = producer._call
+    real_eval = producer._eval
     calls = 0
 
-    async def call_then_fill(coro: Any) -> Any:
+    async def eval_then_fill(name: str, keys: list[str], args: list[str]) -> Any:
         nonlocal calls
-        reply = await real_call(coro)
+        reply = await real_eval(name, keys, args)
         calls += 1
         if calls == 1:
             await limit_memory(client, -1)
         return reply
 
-    producer._call = call_then_fill
+    producer._eval = eval_then_fill  # type: ignore[method-assign]
     with pytest.raises(BulkEnqueueError) as info:
         await producer.enqueue_many(batch)
     await client.config_set("maxmemory", "0")

@@ -38,7 +38,14 @@ from .codec import Encoding
 if TYPE_CHECKING:
     from .contracts import JobCatalog
 
-__all__ = ["RunnerArgs", "load_handler_source", "main", "parse_tcp_socket", "run_runner"]
+__all__ = [
+    "RunnerArgs",
+    "load_handler_source",
+    "main",
+    "new_event_loop",
+    "parse_tcp_socket",
+    "run_runner",
+]
 
 _FORCED_EXIT_AFTER = 0.5  # seconds the event loop gets to acknowledge SIGTERM
 
@@ -143,6 +150,27 @@ class RunnerArgs:
     stdio: bool
     encoding: Encoding
     list_handlers: bool = False
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The runner's event loop: uvloop's (the ``fast`` extra) when installed, else asyncio's.
+    ``RRQKIT_EVENT_LOOP=asyncio`` forces asyncio's, ``uvloop`` requires uvloop (exit 2 without
+    it); empty or ``auto`` picks."""
+    choice = os.environ.get("RRQKIT_EVENT_LOOP", "").strip().lower() or "auto"
+    if choice not in ("auto", "asyncio", "uvloop"):
+        raise UsageError(f"RRQKIT_EVENT_LOOP={choice!r}: expected auto, asyncio or uvloop")
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise UsageError(
+                    "RRQKIT_EVENT_LOOP=uvloop but uvloop is not installed "
+                    "(pip install 'rrqkit[fast]')"
+                ) from None
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def _parser(prog: str, with_settings: bool) -> argparse.ArgumentParser:
@@ -265,7 +293,10 @@ def run_runner(
     except UsageError as exc:
         _fail(prog, str(exc))
 
-    loop = asyncio.new_event_loop()
+    try:
+        loop = new_event_loop()
+    except UsageError as exc:
+        _fail(prog, str(exc))
     asyncio.set_event_loop(loop)
     acknowledged = threading.Event()
     signalled = threading.Event()

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Final, Literal, Protocol
 
 import msgpack
@@ -37,6 +40,7 @@ __all__ = [
     "Encoding",
     "Frame",
     "FrameDecoder",
+    "codec_uses_orjson",
     "decode_body",
     "decode_envelope",
     "decode_frame_body",
@@ -45,6 +49,7 @@ __all__ = [
     "frame",
     "nests_deeper_than",
     "parse_header",
+    "success_frame",
 ]
 
 MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
@@ -55,6 +60,31 @@ MAX_PARAMS_DEPTH: Final = MAX_NESTING_DEPTH - 2
 HEADER: Final = struct.Struct(">I")
 Encoding = Literal["json", "msgpack"]
 ENCODINGS: Final[tuple[Encoding, ...]] = ("json", "msgpack")
+
+
+def _load_orjson() -> ModuleType | None:
+    """orjson (the ``fast`` extra) unless absent or ``RRQKIT_JSON=stdlib``."""
+    if os.environ.get("RRQKIT_JSON", "").strip().lower() == "stdlib":
+        return None
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson
+
+
+#: The JSON fast path, or None for the standard library only. Either way the bytes decode to
+#: the same values, and every error comes from the standard library's path: orjson is only
+#: tried on plain trees (see :func:`_is_plain`) and its failures fall back.
+_orjson: ModuleType | None = _load_orjson()
+_INT_MIN: Final = -(2**63)
+_INT_END: Final = 2**64  # msgpack and orjson both write -2**63 .. 2**64-1
+_LONG_DIGITS: Final = re.compile(rb"\d{19}")
+
+
+def codec_uses_orjson() -> bool:
+    """True when JSON frames go through orjson (installed, and not ``RRQKIT_JSON=stdlib``)."""
+    return _orjson is not None
 
 
 class _WireModel(Protocol):
@@ -106,27 +136,50 @@ def _reject_constant(name: str) -> Any:
 def _check_json_model(value: Any) -> None:
     """Raise DecodeError unless ``value`` only uses the JSON data model and nests at most
     MAX_NESTING_DEPTH levels (msgpack reads)."""
+    # msgpack builds exact types: the common ones are checked by identity, inline, and only
+    # containers go on the stack.
     stack: list[tuple[Any, int]] = [(value, 1)]
+    push = stack.append
     while stack:
         item, level = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            raise DecodeError("malformed_payload", "NaN and infinite floats have no JSON form")
-        if item is None or isinstance(item, bool | int | float | str):
-            continue
-        if level > MAX_NESTING_DEPTH:
-            raise DecodeError("malformed_payload", _TOO_DEEP)
-        if isinstance(item, list):
-            stack.extend((child, level + 1) for child in item)
-        elif isinstance(item, dict):
+        kind = type(item)
+        if kind is dict:
+            if level > MAX_NESTING_DEPTH:
+                raise DecodeError("malformed_payload", _TOO_DEEP)
             for key, child in item.items():
-                if not isinstance(key, str):
+                if type(key) is not str:
                     raise DecodeError("malformed_payload", "MessagePack map keys must be strings")
-                stack.append((child, level + 1))
+                _check_child(child, level, push)
+        elif kind is list:
+            if level > MAX_NESTING_DEPTH:
+                raise DecodeError("malformed_payload", _TOO_DEEP)
+            for child in item:
+                _check_child(child, level, push)
         else:
-            raise DecodeError(
-                "malformed_payload",
-                f"MessagePack value of type {type(item).__name__} is outside the JSON data model",
-            )
+            _check_scalar(item)
+
+
+def _check_child(child: Any, level: int, push: Callable[[tuple[Any, int]], None]) -> None:
+    kind = type(child)
+    if kind is str or kind is int or kind is bool or child is None:
+        return
+    if kind is dict or kind is list:
+        push((child, level + 1))
+    else:
+        _check_scalar(child)
+
+
+def _check_scalar(item: Any) -> None:
+    if isinstance(item, float):
+        if not math.isfinite(item):
+            raise DecodeError("malformed_payload", "NaN and infinite floats have no JSON form")
+        return
+    if item is None or isinstance(item, bool | int | str):
+        return
+    raise DecodeError(
+        "malformed_payload",
+        f"MessagePack value of type {type(item).__name__} is outside the JSON data model",
+    )
 
 
 _TOO_DEEP: Final = f"body is nested deeper than {MAX_NESTING_DEPTH} levels"
@@ -151,10 +204,39 @@ def nests_deeper_than(value: Any, levels: int) -> bool:
     return False
 
 
+def _decoded_too_deep(value: Any, levels: int) -> bool:
+    """:func:`nests_deeper_than` for decoded JSON, which holds exact dicts and lists only:
+    checked by identity, without the Mapping ABC, and only containers go on the stack."""
+    if type(value) is not dict and type(value) is not list:
+        return False  # a scalar is 0 levels
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    push = stack.append
+    while stack:
+        item, depth = stack.pop()
+        if depth == levels:
+            return True
+        for child in item.values() if type(item) is dict else item:
+            kind = type(child)
+            if kind is dict or kind is list:
+                push((child, depth + 1))
+    return False
+
+
 def decode_body(body: bytes, encoding: Encoding) -> Any:
     """Decode one frame body into plain Python values (dict, list, str, int, float, bool,
     None). Raises ``invalid_utf8`` or ``malformed_payload``."""
     if encoding == "json":
+        # orjson reads integers beyond 64 bits as floats: a body with 19 digits in a row (the
+        # shortest such integer has 19) is left to the standard library.
+        if _orjson is not None and _LONG_DIGITS.search(body) is None:
+            try:
+                value = _orjson.loads(body)
+            except _orjson.JSONDecodeError:
+                pass  # the standard library decides (big integers, lone surrogates, errors)
+            else:
+                if _decoded_too_deep(value, MAX_NESTING_DEPTH):
+                    raise DecodeError("malformed_payload", _TOO_DEEP)
+                return value
         try:
             text = bytes(body).decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -163,7 +245,7 @@ def decode_body(body: bytes, encoding: Encoding) -> Any:
             value = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
             raise DecodeError("malformed_payload", f"body is not one JSON value: {exc}") from None
-        if nests_deeper_than(value, MAX_NESTING_DEPTH):
+        if _decoded_too_deep(value, MAX_NESTING_DEPTH):
             raise DecodeError("malformed_payload", _TOO_DEEP)
         return value
     if encoding == "msgpack":
@@ -225,14 +307,62 @@ def _json_key(key: Any) -> str:
     raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 
+def _is_plain(value: Any, levels: int, integral_floats: bool) -> bool:
+    """True when ``value`` is only exact dicts with str keys, lists, str, bool, None, ints of
+    64 bits and finite floats (integral ones only if ``integral_floats``), at most ``levels``
+    deep: values orjson and msgpack write exactly as the careful path would. Anything else
+    (subclasses, tuples, dataclasses, NaN, …) takes the careful path, which keeps every
+    conversion and error of the protocol."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    push = stack.append
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            if depth == levels:
+                return False
+            for key, child in item.items():
+                if type(key) is not str or not _plain_child(child, depth, push, integral_floats):
+                    return False
+        elif kind is list:
+            if depth == levels:
+                return False
+            for child in item:
+                if not _plain_child(child, depth, push, integral_floats):
+                    return False
+        elif not _plain_child(item, depth - 1, push, integral_floats):
+            return False
+    return True
+
+
+def _plain_child(
+    child: Any, depth: int, push: Callable[[tuple[Any, int]], None], integral_floats: bool
+) -> bool:
+    kind = type(child)
+    if kind is str or kind is bool or child is None:
+        return True
+    if kind is int:
+        return bool(_INT_MIN <= child < _INT_END)
+    if kind is float:
+        return math.isfinite(child) and (integral_floats or not child.is_integer())
+    if kind is dict or kind is list:
+        push((child, depth + 1))
+        return True
+    return False
+
+
 def encode_body(value: Any, encoding: Encoding) -> bytes:
     """Encode one envelope. JSON is compact UTF-8 without escaping non-ASCII; MessagePack uses
     only the JSON data model (str, never bin). Raises TypeError/ValueError for values outside
     the JSON data model (including NaN and ±Infinity) or nested deeper than MAX_NESTING_DEPTH
     (a cyclic value counts as too deep)."""
-    if nests_deeper_than(value, MAX_NESTING_DEPTH):
-        raise ValueError(f"value is nested deeper than {MAX_NESTING_DEPTH} levels (or cyclic)")
     if encoding == "json":
+        if _orjson is not None and _is_plain(value, MAX_NESTING_DEPTH, True):
+            try:
+                return _orjson.dumps(value)  # type: ignore[no-any-return]
+            except TypeError:
+                pass  # e.g. a lone surrogate: the standard library escapes it
+        _check_depth(value)
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         try:
             return text.encode("utf-8")
@@ -240,8 +370,17 @@ def encode_body(value: Any, encoding: Encoding) -> bytes:
             # Lone surrogates (only possible from a \\udXXX escape) cannot be UTF-8: escape them.
             return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
     if encoding == "msgpack":
-        return msgpack.packb(_msgpack_model(value), use_bin_type=True)  # type: ignore[no-any-return]
+        # Integral floats are written as integers, so a tree holding one is converted first.
+        if not _is_plain(value, MAX_NESTING_DEPTH, False):
+            _check_depth(value)
+            value = _msgpack_model(value)
+        return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
     raise ValueError(f"unknown encoding {encoding!r}")
+
+
+def _check_depth(value: Any) -> None:
+    if nests_deeper_than(value, MAX_NESTING_DEPTH):
+        raise ValueError(f"value is nested deeper than {MAX_NESTING_DEPTH} levels (or cyclic)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,8 +433,43 @@ def encode_frame(envelope: Any, encoding: Encoding) -> bytes:
 
 def frame(frame_type: str, payload: _WireModel | Mapping[str, Any], encoding: Encoding) -> bytes:
     """Encode ``{"type": frame_type, "payload": payload}`` into a frame."""
-    body = dict(payload) if isinstance(payload, Mapping) else payload.to_wire()
+    # to_wire first: an isinstance check against Mapping (an ABC) costs more than the call.
+    to_wire = getattr(payload, "to_wire", None)
+    body = to_wire() if to_wire is not None else dict(payload)  # type: ignore[arg-type]
     return encode_frame({"type": frame_type, "payload": body}, encoding)
+
+
+def success_frame(job_id: str, request_id: str, result: Any, encoding: Encoding) -> bytes | None:
+    """The ``response`` frame of a ``success`` outcome, as :func:`frame` writes it, when
+    ``result`` is a plain tree (see :func:`_is_plain`); None otherwise (and for a body over
+    the frame limit), for :func:`frame` to convert it or report why it cannot."""
+    # The payload's other fields are known strings and nulls: only the result is scanned.
+    if not _is_plain(result, MAX_PARAMS_DEPTH, encoding == "json"):
+        return None
+    envelope = {
+        "type": "response",
+        "payload": {
+            "job_id": job_id,
+            "request_id": request_id,
+            "status": "success",
+            "result": result,
+            "error": None,
+            "retry_after_seconds": None,
+        },
+    }
+    try:
+        if encoding == "msgpack":
+            body: bytes = msgpack.packb(envelope, use_bin_type=True)
+        elif _orjson is not None:
+            body = _orjson.dumps(envelope)
+        else:
+            text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+            body = text.encode("utf-8")
+    except (TypeError, ValueError):  # a lone surrogate: the careful path escapes it
+        return None
+    if len(body) > MAX_FRAME_BYTES:
+        return None
+    return HEADER.pack(len(body)) + body
 
 
 class FrameDecoder:

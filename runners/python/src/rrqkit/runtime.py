@@ -16,14 +16,22 @@ import inspect
 import os
 import stat
 import sys
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from . import outcomes
 from ._version import __version__
-from .codec import MAX_FRAME_BYTES, Encoding, Frame, decode_frame_body, frame, parse_header
+from .codec import (
+    MAX_FRAME_BYTES,
+    Encoding,
+    Frame,
+    codec_uses_orjson,
+    decode_frame_body,
+    frame,
+    parse_header,
+    success_frame,
+)
 from .errors import DecodeError, FrameTooLargeError, NonRetryableError, RetryJob, SnoozeJob
 from .live import JobContext, LiveChannel, set_job_context
 from .middleware import call_handler, run_handler_chain
@@ -37,9 +45,11 @@ from .models import (
     Ping,
     normalize_tags,
 )
-from .telemetry import Telemetry, resolve
-from .timeutil import now_ns, parse_rfc3339
+from .sinks import FdSink, PipeProtocol, PipeSink, Sink, StreamSink, is_pipe, start_reader_thread
+from .telemetry import NoopTelemetry, Telemetry, resolve
+from .timeutil import now_ns
 from .tracebacks import format_traceback
+from .wiretime import parse_wire_time
 
 if TYPE_CHECKING:
     from .contracts import JobCatalog
@@ -57,6 +67,7 @@ MAX_IN_FLIGHT: Final = 64
 RUNTIME_NAME: Final = "rrqkit-python"
 FEATURES: Final = ("ping", "cancel_by_job", "stdout_guard", "progress", "output")
 _READ_LIMIT: Final = 4 * 1024 * 1024
+_READ_CHUNK: Final = 256 * 1024
 
 
 class HandlerSource(Protocol):
@@ -75,99 +86,10 @@ def _log(message: str) -> None:
     print(f"rrqkit-runner[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
 
 
-# --------------------------------------------------------------------------------------------
-# Byte sinks
-
-
-class _Sink(Protocol):
-    async def write(self, data: bytes) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class _StreamSink:
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self._writer = writer
-
-    async def write(self, data: bytes) -> None:
-        self._writer.write(data)
-        await self._writer.drain()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._writer.close()
-
-
-class _PipeProtocol(asyncio.Protocol):
-    """Write side of a pipe with flow control."""
-
-    def __init__(self) -> None:
-        self._paused = False
-        self._waiters: list[asyncio.Future[None]] = []
-        self.lost: BaseException | None = None
-        self.closed = False
-
-    def pause_writing(self) -> None:
-        self._paused = True
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        self._wake()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.lost = exc or BrokenPipeError("pipe closed")
-        self._wake()
-
-    def _wake(self) -> None:
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._waiters.clear()
-
-    async def drain(self) -> None:
-        while self._paused and not self.closed:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
-        if self.closed:
-            raise ConnectionResetError(str(self.lost))
-
-
-class _PipeSink:
-    def __init__(self, transport: asyncio.WriteTransport, protocol: _PipeProtocol) -> None:
-        self._transport = transport
-        self._protocol = protocol
-
-    async def write(self, data: bytes) -> None:
-        if self._protocol.closed or self._transport.is_closing():
-            raise ConnectionResetError("pipe closed")
-        self._transport.write(data)
-        await self._protocol.drain()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._transport.close()
-
-
-class _FdSink:
-    """Blocking writes in a worker thread (for files that asyncio cannot watch)."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-
-    def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-
-    async def write(self, data: bytes) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self._write_all, data)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+def _loop_name() -> str:
+    # "uvloop" or "asyncio": which loop (and JSON codec) serve, for the start-up log line
+    module = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    return f"{module} loop, {'orjson' if codec_uses_orjson() else 'json'}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,6 +111,37 @@ class _InFlight:
         self.live: LiveChannel | None = None  # when the request's `live` enables a feature
 
 
+# One entry, or a set of them when a key is in flight more than once (rare): no set per key.
+_Bucket = _InFlight | set[_InFlight]
+
+
+def _bucket_add(index: dict[str, _Bucket], key: str, entry: _InFlight) -> None:
+    bucket = index.get(key)
+    if bucket is None:
+        index[key] = entry
+    elif type(bucket) is set:
+        bucket.add(entry)
+    else:
+        index[key] = {bucket, entry}  # type: ignore[arg-type]
+
+
+def _bucket_remove(index: dict[str, _Bucket], key: str, entry: _InFlight) -> None:
+    bucket = index.get(key)
+    if bucket is entry:
+        del index[key]
+    elif type(bucket) is set:
+        bucket.discard(entry)
+        if not bucket:
+            del index[key]
+
+
+def _bucket_entries(index: dict[str, _Bucket], key: str) -> list[_InFlight]:
+    bucket = index.get(key)
+    if bucket is None:
+        return []
+    return list(bucket) if type(bucket) is set else [bucket]  # type: ignore[list-item]
+
+
 def _busy(request: ExecutionRequest) -> ExecutionOutcome:
     return ExecutionOutcome(
         job_id=request.job_id,
@@ -199,10 +152,17 @@ def _busy(request: ExecutionRequest) -> ExecutionOutcome:
 
 
 def _with_ids(outcome: ExecutionOutcome, request: ExecutionRequest) -> ExecutionOutcome:
-    return dataclasses.replace(
-        outcome,
+    if outcome.job_id and outcome.request_id:
+        return outcome  # the runtime's own success outcomes are built with them
+    # A copy: a handler may return the same outcome object for many requests.
+    return ExecutionOutcome(
         job_id=outcome.job_id or request.job_id,
         request_id=outcome.request_id or request.request_id,
+        status=outcome.status,
+        result=outcome.result,
+        error=outcome.error,
+        retry_after_seconds=outcome.retry_after_seconds,
+        snooze=outcome.snooze,
     )
 
 
@@ -213,7 +173,7 @@ class Connection:
         self,
         runtime: RunnerRuntime,
         reader: asyncio.StreamReader,
-        sink: _Sink,
+        sink: Sink,
         encoding: Encoding,
         label: str,
     ) -> None:
@@ -226,29 +186,81 @@ class Connection:
         self.closed = False
         self.clean_eof = False
         self.error_code: str | None = None
-        self._lock = asyncio.Lock()
+        self.loop = asyncio.get_running_loop()
+        self._out: list[bytes] = []  # frames of this loop turn, not yet written
+        self._flush_handle: asyncio.Handle | None = None
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def send_bytes(self, data: bytes) -> bool:
+    def send_nowait(self, data: bytes) -> bool:
+        """Queue a frame; the frames queued in one loop turn go out in one write, in order,
+        at the start of the next turn. False when the connection is closed."""
         if self.closed:
             return False
-        async with self._lock:
-            if self.closed:
-                return False
-            try:
-                await self.sink.write(data)
-            except (OSError, RuntimeError) as exc:
-                _log(f"{self.label}: write failed ({exc}); closing the connection")
-                self.close()
-                return False
+        self._out.append(data)
+        if self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
         return True
 
-    async def send_outcome(self, outcome: ExecutionOutcome) -> bool:
+    def _flush(self) -> None:
+        self._flush_handle = None
+        if not self._out or self.closed:
+            return
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
         try:
-            data = frame("response", outcome, self.encoding)
+            self.sink.write_nowait(data)
+        except (OSError, RuntimeError) as exc:
+            self._write_failed(exc)
+
+    def _write_failed(self, exc: BaseException) -> None:
+        _log(f"{self.label}: write failed ({exc}); closing the connection")
+        self.close()
+
+    async def send_bytes(self, data: bytes) -> bool:
+        """Queue a frame and wait while the transport is backlogged. False when the
+        connection is (or gets) closed."""
+        if not self.send_nowait(data):
+            return False
+        if self.sink.backlogged():
+            return await self.wait_writable()
+        return True
+
+    async def wait_writable(self) -> bool:
+        """Write what is queued and wait until the transport takes more (flow control).
+        False when the connection is (or gets) closed."""
+        self._flush()
+        if self.closed:
+            return False
+        try:
+            await self.sink.wait_writable()
+        except (OSError, RuntimeError) as exc:
+            if not self.closed:
+                self._write_failed(exc)
+            return False
+        return not self.closed
+
+    async def send_outcome(self, outcome: ExecutionOutcome) -> bool:
+        return await self.send_bytes(self.outcome_frame(outcome))
+
+    def outcome_frame(self, outcome: ExecutionOutcome) -> bytes:
+        """The ``response`` frame of ``outcome``; an error outcome in its place when it is
+        too large or not serializable (RUNNER_PROTOCOL.md §7)."""
+        if (
+            outcome.status == "success"
+            and outcome.error is None
+            and outcome.retry_after_seconds is None
+            and not outcome.snooze
+            and type(outcome.job_id) is str
+            and type(outcome.request_id) is str
+        ):
+            data = success_frame(outcome.job_id, outcome.request_id, outcome.result, self.encoding)
+            if data is not None:
+                return data
+        try:
+            return frame("response", outcome, self.encoding)
         except FrameTooLargeError as exc:
-            data = frame(
+            return frame(
                 "response",
                 dataclasses.replace(
                     outcome,
@@ -265,7 +277,7 @@ class Connection:
                 self.encoding,
             )
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
-            data = frame(
+            return frame(
                 "response",
                 dataclasses.replace(
                     outcome,
@@ -280,7 +292,6 @@ class Connection:
                 ),
                 self.encoding,
             )
-        return await self.send_bytes(data)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -291,6 +302,12 @@ class Connection:
         """Close the connection and abort its in-flight requests without replies."""
         if self.closed:
             return
+        if self._flush_handle is not None:
+            # Frames already queued (outcomes included) still go out before the close.
+            self._flush_handle.cancel()
+            self._flush()
+            if self.closed:
+                return
         self.closed = True
         for entry in list(self.entries):
             self.runtime._drop(entry)
@@ -309,22 +326,7 @@ class Connection:
                     tags=self.runtime.tags or None,
                 )
                 await self.send_bytes(frame("hello", hello, self.encoding))
-            while not self.closed:
-                try:
-                    header = await self.reader.readexactly(4)
-                except asyncio.IncompleteReadError as exc:
-                    if exc.partial:
-                        raise DecodeError(
-                            "frame_truncated", "stream ended inside a header"
-                        ) from None
-                    self.clean_eof = True
-                    return
-                length = parse_header(header)
-                try:
-                    body = await self.reader.readexactly(length)
-                except asyncio.IncompleteReadError:
-                    raise DecodeError("frame_truncated", "stream ended inside a body") from None
-                await self.dispatch(decode_frame_body(body, self.encoding))
+            await self._read_frames()
         except DecodeError as exc:
             self.error_code = exc.code
             _log(f"{self.label}: closing the connection: {exc}")
@@ -333,13 +335,49 @@ class Connection:
         finally:
             self.close()
 
+    async def _read_frames(self) -> None:
+        # Reads whatever arrived and decodes every complete frame in it: one read for a burst
+        # of requests, not two per frame. A frame cut by the end of a read is completed with
+        # one exact read of its missing bytes.
+        pending = b""  # the start of a frame: fewer than 4 bytes once a round is done
+        while not self.closed:
+            chunk = await self.reader.read(_READ_CHUNK)
+            if not chunk:
+                if pending:
+                    raise DecodeError("frame_truncated", "stream ended inside a header")
+                self.clean_eof = True
+                return
+            data = pending + chunk if pending else chunk
+            pos, end = 0, len(data)
+            while end - pos >= 4 and not self.closed:
+                length = parse_header(data[pos : pos + 4])
+                start = pos + 4
+                if end - start < length:
+                    break
+                pos = start + length
+                await self.dispatch(decode_frame_body(data[start:pos], self.encoding))
+            pending = data[pos:]
+            if len(pending) >= 4 and not self.closed:
+                pending = await self._finish_frame(pending)
+
+    async def _finish_frame(self, started: bytes) -> bytes:
+        length = parse_header(started[:4])
+        try:
+            rest = await self.reader.readexactly(4 + length - len(started))
+        except asyncio.IncompleteReadError:
+            raise DecodeError("frame_truncated", "stream ended inside a body") from None
+        await self.dispatch(decode_frame_body(started[4:] + rest, self.encoding))
+        return b""
+
     # -- frames ----------------------------------------------------------------------------
 
     async def dispatch(self, item: Frame) -> None:
         payload = item.payload
         if item.type == "request":
             assert isinstance(payload, ExecutionRequest)
-            await self._on_request(payload)
+            self._on_request(payload)
+            if self.sink.backlogged() and not self.closed:
+                await self.wait_writable()  # a refusal was queued to a backlogged transport
         elif item.type == "cancel":
             assert isinstance(payload, CancelRequest)
             self.runtime._on_cancel(payload)
@@ -357,21 +395,42 @@ class Connection:
             )
         # hello and pong from the orchestrator are ignored
 
-    async def _on_request(self, request: ExecutionRequest) -> None:
+    def _on_request(self, request: ExecutionRequest) -> None:
+        # Synchronous: a request is started (or refused) without a coroutine of its own.
         if request.protocol_version != PROTOCOL_VERSION:
-            await self.send_outcome(
-                ExecutionOutcome(
-                    job_id=request.job_id,
-                    request_id=request.request_id,
-                    status="error",
-                    error=OutcomeError(message="Unsupported protocol version"),
+            self.send_nowait(
+                self.outcome_frame(
+                    ExecutionOutcome(
+                        job_id=request.job_id,
+                        request_id=request.request_id,
+                        status="error",
+                        error=OutcomeError(message="Unsupported protocol version"),
+                    )
                 )
             )
             return
         if len(self.entries) >= MAX_IN_FLIGHT:
-            await self.send_outcome(_busy(request))
+            self.send_nowait(self.outcome_frame(_busy(request)))
             return
         self.runtime._start(self, request)
+
+
+_COROUTINE_FUNCTIONS: dict[Any, bool] = {}
+
+
+def _is_coroutine_function(handler: Any) -> bool:
+    # inspect.iscoroutinefunction unwraps partials and methods on every call: remembered per
+    # handler object (bounded: registries are small, but handlers could be built per call).
+    try:
+        known = _COROUTINE_FUNCTIONS.get(handler)
+    except TypeError:  # an unhashable callable object
+        return inspect.iscoroutinefunction(handler)
+    if known is None:
+        known = inspect.iscoroutinefunction(handler)
+        if len(_COROUTINE_FUNCTIONS) >= 1024:
+            _COROUTINE_FUNCTIONS.clear()
+        _COROUTINE_FUNCTIONS[handler] = known
+    return known
 
 
 def runner_tags(tags: Iterable[str] | None = None, env: str | None = None) -> list[str]:
@@ -420,10 +479,13 @@ class RunnerRuntime:
             catalog = catalog_from_env()
         self.catalog: JobCatalog | None = catalog
         self.telemetry = resolve(telemetry)
+        # Without an exporter there is nothing to start, activate or end per request.
+        self._tracing = type(self.telemetry) not in (Telemetry, NoopTelemetry)
         self.hello = os.environ.get("RRQ_RUNNER_HELLO") == "1" if hello is None else hello
         self.tags = runner_tags(tags)
-        self._by_request: dict[str, set[_InFlight]] = {}
-        self._by_job: dict[str, set[_InFlight]] = {}
+        # request id → its entry (a set when the same id is in flight more than once)
+        self._by_request: dict[str, _Bucket] = {}
+        self._by_job: dict[str, _Bucket] = {}
         self._connections: set[Connection] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._stopped: asyncio.Event | None = None
@@ -438,19 +500,12 @@ class RunnerRuntime:
         task.add_done_callback(self._background.discard)
 
     def _register(self, entry: _InFlight) -> None:
-        self._by_request.setdefault(entry.request.request_id, set()).add(entry)
-        self._by_job.setdefault(entry.request.job_id, set()).add(entry)
+        _bucket_add(self._by_request, entry.request.request_id, entry)
+        _bucket_add(self._by_job, entry.request.job_id, entry)
 
     def _unregister(self, entry: _InFlight) -> None:
-        for index, key in (
-            (self._by_request, entry.request.request_id),
-            (self._by_job, entry.request.job_id),
-        ):
-            bucket = index.get(key)
-            if bucket is not None:
-                bucket.discard(entry)
-                if not bucket:
-                    del index[key]
+        _bucket_remove(self._by_request, entry.request.request_id, entry)
+        _bucket_remove(self._by_job, entry.request.job_id, entry)
         if entry.timer is not None:
             entry.timer.cancel()
             entry.timer = None
@@ -458,7 +513,9 @@ class RunnerRuntime:
     @property
     def in_flight(self) -> int:
         """Requests in flight across all connections."""
-        return sum(len(bucket) for bucket in self._by_request.values())
+        return sum(
+            len(bucket) if type(bucket) is set else 1 for bucket in self._by_request.values()
+        )
 
     # -- request lifecycle -----------------------------------------------------------------
 
@@ -472,21 +529,20 @@ class RunnerRuntime:
         deadline = request.context.deadline
         if deadline is not None:
             try:
-                remaining_ns = parse_rfc3339(deadline) - now_ns()
+                remaining_ns = parse_wire_time(deadline) - now_ns()
             except ValueError:
                 _log(f"request {request.request_id}: ignoring unparsable deadline {deadline!r}")
             else:
                 if remaining_ns <= 0:
                     entry.expired = True
                 else:
-                    entry.timer = asyncio.get_running_loop().call_later(
-                        remaining_ns / 1e9, self._on_deadline, entry
-                    )
-        try:
-            entry.span = self.telemetry.start(request)
-        except Exception as exc:
-            _log(f"telemetry start failed: {exc}")
-        entry.task = asyncio.get_running_loop().create_task(self._execute(entry))
+                    entry.timer = conn.loop.call_later(remaining_ns / 1e9, self._on_deadline, entry)
+        if self._tracing:
+            try:
+                entry.span = self.telemetry.start(request)
+            except Exception as exc:
+                _log(f"telemetry start failed: {exc}")
+        entry.task = conn.loop.create_task(self._execute(entry))
 
     async def _execute(self, entry: _InFlight) -> None:
         request = entry.request
@@ -507,7 +563,10 @@ class RunnerRuntime:
                 else:
                     # Current for the handler, and copied into the thread of a sync one.
                     set_job_context(JobContext(entry.live, request.job_id, request.request_id))
-                    with self.telemetry.activate(entry.span):
+                    if self._tracing:
+                        with self.telemetry.activate(entry.span):
+                            outcome = await self._invoke(handler, request)
+                    else:
                         outcome = await self._invoke(handler, request)
         except asyncio.CancelledError:
             raise
@@ -529,7 +588,7 @@ class RunnerRuntime:
                 result = await run_handler_chain(
                     middlewares, request, lambda: call_handler(handler, request)
                 )
-            elif inspect.iscoroutinefunction(handler):
+            elif _is_coroutine_function(handler):
                 result = await handler(request)
             else:
                 result = await asyncio.to_thread(handler, request)
@@ -562,14 +621,25 @@ class RunnerRuntime:
             )
         if isinstance(result, ExecutionOutcome):
             return outcomes.with_default_error(result)
-        return outcomes.success(result)
+        return ExecutionOutcome(request.job_id, request.request_id, "success", result)
 
     async def _complete(self, entry: _InFlight, outcome: ExecutionOutcome) -> None:
         if entry.done:
             return  # already answered (cancel or deadline): discard
         entry.done = True
         self._unregister(entry)
-        await self._deliver(entry, outcome)
+        if entry.live is not None:
+            await self._deliver(entry, outcome)
+            return
+        # No live frames to precede it: queue the outcome without more coroutines.
+        conn = entry.conn
+        conn.release(entry)  # first: see _deliver
+        try:
+            queued = conn.send_nowait(conn.outcome_frame(outcome))
+        finally:
+            self._end_span(entry, outcome)
+        if queued and conn.sink.backlogged():
+            await conn.wait_writable()
 
     async def _deliver(self, entry: _InFlight, outcome: ExecutionOutcome) -> None:
         # Free the slot first: an orchestrator may send the next request the moment it reads
@@ -624,9 +694,9 @@ class RunnerRuntime:
         if cancel.protocol_version != PROTOCOL_VERSION:
             return
         if cancel.request_id is not None:
-            targets = list(self._by_request.get(cancel.request_id, ()))
+            targets = _bucket_entries(self._by_request, cancel.request_id)
         else:
-            targets = list(self._by_job.get(cancel.job_id, ()))
+            targets = _bucket_entries(self._by_job, cancel.job_id)
         for entry in targets:
             self._abort(entry, outcomes.cancelled())
 
@@ -661,7 +731,7 @@ class RunnerRuntime:
             conn.close()
 
     async def _serve_connection(
-        self, reader: asyncio.StreamReader, sink: _Sink, encoding: Encoding, label: str
+        self, reader: asyncio.StreamReader, sink: Sink, encoding: Encoding, label: str
     ) -> Connection:
         conn = Connection(self, reader, sink, encoding, label)
         self._connections.add(conn)
@@ -695,12 +765,12 @@ class RunnerRuntime:
 
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await self._serve_connection(
-                reader, _StreamSink(writer), encoding, f"tcp connection {next(counter)}"
+                reader, StreamSink(writer), encoding, f"tcp connection {next(counter)}"
             )
 
         server = await asyncio.start_server(on_client, host, port, limit=_READ_LIMIT)
         address = server.sockets[0].getsockname()
-        _log(f"listening on tcp {address[0]}:{address[1]} ({encoding})")
+        _log(f"listening on tcp {address[0]}:{address[1]} ({encoding}, {_loop_name()})")
         if on_ready is not None:
             on_ready((address[0], address[1]))
         await self._serve_server(server, stopped, lambda: None)
@@ -718,7 +788,7 @@ class RunnerRuntime:
 
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await self._serve_connection(
-                reader, _StreamSink(writer), encoding, f"unix connection {next(counter)}"
+                reader, StreamSink(writer), encoding, f"unix connection {next(counter)}"
             )
 
         server = await asyncio.start_unix_server(on_client, path, limit=_READ_LIMIT)
@@ -730,7 +800,7 @@ class RunnerRuntime:
                 if stat.S_ISSOCK(st.st_mode) and st.st_ino == inode:
                     os.unlink(path)
 
-        _log(f"listening on unix {path} ({encoding})")
+        _log(f"listening on unix {path} ({encoding}, {_loop_name()})")
         if on_ready is not None:
             on_ready(path)
         await self._serve_server(server, stopped, cleanup)
@@ -748,17 +818,21 @@ class RunnerRuntime:
         reader = asyncio.StreamReader(limit=_READ_LIMIT)
         in_file = os.fdopen(in_fd, "rb", buffering=0, closefd=False)
         try:
+            if not is_pipe(in_fd):
+                raise ValueError("not a pipe")
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), in_file)
         except ValueError:
-            _start_reader_thread(loop, reader, in_fd)
+            start_reader_thread(loop, reader, in_fd)
         out_file = os.fdopen(out_fd, "wb", buffering=0, closefd=False)
-        sink: _Sink
+        sink: Sink
         try:
-            transport, protocol = await loop.connect_write_pipe(_PipeProtocol, out_file)
-            sink = _PipeSink(transport, protocol)
+            if not is_pipe(out_fd):
+                raise ValueError("not a pipe")
+            transport, protocol = await loop.connect_write_pipe(PipeProtocol, out_file)
+            sink = PipeSink(transport, protocol)
         except ValueError:
-            sink = _FdSink(out_fd)
-        _log(f"serving stdio ({encoding})")
+            sink = FdSink(out_fd)
+        _log(f"serving stdio ({encoding}, {_loop_name()})")
         serve = loop.create_task(self._serve_connection(reader, sink, encoding, "stdio"))
         stop_wait = loop.create_task(stopped.wait())
         await asyncio.wait({serve, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -769,21 +843,3 @@ class RunnerRuntime:
             return conn.error_code in (None, "frame_truncated") or stopped.is_set()
         serve.cancel()
         return True
-
-
-def _start_reader_thread(
-    loop: asyncio.AbstractEventLoop, reader: asyncio.StreamReader, fd: int
-) -> None:
-    def pump() -> None:
-        try:
-            while True:
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    break
-                loop.call_soon_threadsafe(reader.feed_data, chunk)
-        except OSError:
-            pass
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(reader.feed_eof)
-
-    threading.Thread(target=pump, name="rrqkit-stdin", daemon=True).start()

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .models import ExecutionOutcome, ExecutionRequest
-from .timeutil import parse_rfc3339
+from .wiretime import parse_wire_time
 
 __all__ = [
     "NoopTelemetry",
@@ -109,11 +109,11 @@ class OtelTelemetry(Telemetry):
         if ctx.worker_id is not None:
             attributes["rrq.worker_id"] = ctx.worker_id
         with contextlib.suppress(ValueError):
-            waited = (now_ns - parse_rfc3339(ctx.enqueue_time)) // 1_000_000
+            waited = (now_ns - parse_wire_time(ctx.enqueue_time)) // 1_000_000
             attributes["rrq.queue_wait_ms"] = max(0, waited)
         if ctx.deadline is not None:
             with contextlib.suppress(ValueError):
-                remaining = parse_rfc3339(ctx.deadline) - now_ns
+                remaining = parse_wire_time(ctx.deadline) - now_ns
                 attributes["rrq.deadline_remaining_ms"] = int(remaining / 1_000_000)
         if ctx.correlation_context:
             for key, value in ctx.correlation_context.items():
