@@ -60,6 +60,8 @@ struct State {
     writing: bool,
     /// The writer task owns the writing (the socket was full).
     handed_off: bool,
+    /// A sender of [`Outbox::send_batched`] will call [`Outbox::flush`].
+    flush_due: bool,
     closed: bool,
     /// `None` on stdio (the writer thread writes) and once closed.
     sink: Option<Arc<Sink>>,
@@ -84,6 +86,7 @@ impl Outbox {
                 spare: Vec::new(),
                 writing: false,
                 handed_off: false,
+                flush_due: false,
                 closed: false,
                 sink,
             }),
@@ -115,6 +118,39 @@ impl Outbox {
             None => self.ready.notify_one(),
         }
         Ok(())
+    }
+
+    /// Like [`Outbox::send`], but the write is left to a later [`Outbox::flush`] so that frames
+    /// queued in between (outcomes of handlers finishing in the same scheduler round) share
+    /// it. True when the caller must flush: its frame is the first of the batch.
+    pub(crate) fn send_batched(&self, frame: &Frame) -> Result<bool, EncodeError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Ok(false);
+        }
+        frame.encode_into(&mut state.buf, self.encoding)?;
+        if state.writing || state.flush_due {
+            return Ok(false);
+        }
+        if state.sink.is_none() {
+            self.ready.notify_one();
+            return Ok(false);
+        }
+        state.flush_due = true;
+        Ok(true)
+    }
+
+    /// Writes what [`Outbox::send_batched`] queued (unless a write under way takes it).
+    pub(crate) fn flush(&self) {
+        let mut state = self.lock();
+        state.flush_due = false;
+        if state.writing || state.closed || state.buf.is_empty() {
+            return;
+        }
+        if let Some(sink) = state.sink.clone() {
+            state.writing = true;
+            self.write_direct(state, &sink);
+        }
     }
 
     /// Writes the queue from this thread until it is empty, or hands the rest to the writer

@@ -655,9 +655,21 @@ impl Shared {
     }
 
     fn send_outcome(&self, out: &Outbox, outcome: ExecutionOutcome) {
+        self.queue_outcome(out, outcome, false);
+    }
+
+    /// Queues an outcome (replaced by an error outcome when it cannot be encoded); `batched`:
+    /// with [`Outbox::send_batched`], returning whether the caller must flush.
+    fn queue_outcome(&self, out: &Outbox, outcome: ExecutionOutcome, batched: bool) -> bool {
         let frame = Frame::Response(outcome);
-        let Err(err) = out.send(&frame) else {
-            return;
+        let sent = if batched {
+            out.send_batched(&frame)
+        } else {
+            out.send(&frame).map(|()| false)
+        };
+        let err = match sent {
+            Ok(flush) => return flush,
+            Err(err) => err,
         };
         let Frame::Response(original) = frame else {
             unreachable!()
@@ -680,6 +692,7 @@ impl Shared {
             replacement.request_id = None;
         }
         self.send_frame(out, &Frame::Response(replacement));
+        false
     }
 
     fn handle_frame(self: &Arc<Self>, conn: u64, out: &Arc<Outbox>, frame: Frame) {
@@ -774,13 +787,13 @@ impl Shared {
         }
     }
 
-    fn complete(&self, key: u64, outcome: ExecutionOutcome) {
-        let entry = self.lock().remove(key);
-        if let Some(entry) = entry {
-            entry.close_live();
-            entry.span.end(Some(&outcome));
-            self.send_outcome(&entry.out, outcome);
-        }
+    /// Queues a finished request's outcome; returns the outbox its caller must flush.
+    fn complete(&self, key: u64, outcome: ExecutionOutcome) -> Option<Arc<Outbox>> {
+        let entry = self.lock().remove(key)?;
+        entry.close_live();
+        entry.span.end(Some(&outcome));
+        self.queue_outcome(&entry.out, outcome, true)
+            .then_some(entry.out)
     }
 
     fn drop_connection(&self, conn: u64) {
@@ -823,7 +836,22 @@ async fn run_request(shared: Arc<Shared>, key: u64, req: ExecutionRequest, ctx: 
     let job_id = req.job_id.clone();
     let request_id = req.request_id.clone();
     let outcome = execute(&shared, req, ctx).await;
-    shared.complete(key, normalize(outcome, job_id, request_id));
+    if let Some(out) = shared.complete(key, normalize(outcome, job_id, request_id)) {
+        // Handlers finishing in this scheduler round queue their outcomes meanwhile: one write
+        // carries them all. The write is made on drop: this task may be aborted while it
+        // yields (a request answered before its abort handle was recorded is aborted).
+        let _flush = FlushOnDrop(out);
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Flushes an outbox when dropped (see [`run_request`]).
+struct FlushOnDrop(Arc<Outbox>);
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        self.0.flush();
+    }
 }
 
 async fn execute(shared: &Shared, req: ExecutionRequest, ctx: JobContext) -> ExecutionOutcome {
