@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rrqkit::{
@@ -30,13 +30,21 @@ fn param_str(req: &ExecutionRequest, name: &str) -> Option<String> {
     param(req, name).and_then(|v| v.as_str().map(str::to_string))
 }
 
+/// `RRQ_TEST_EXEC_LOG`, read once (every job asks).
+fn exec_log_path() -> Option<&'static str> {
+    static PATH: OnceLock<Option<String>> = OnceLock::new();
+    PATH.get_or_init(|| {
+        std::env::var("RRQ_TEST_EXEC_LOG")
+            .ok()
+            .filter(|p| !p.is_empty())
+    })
+    .as_deref()
+}
+
 fn log_execution(req: &ExecutionRequest) {
-    let Ok(path) = std::env::var("RRQ_TEST_EXEC_LOG") else {
+    let Some(path) = exec_log_path() else {
         return;
     };
-    if path.is_empty() {
-        return;
-    }
     let line = json!({
         "job_id": req.job_id,
         "request_id": req.request_id,
@@ -49,7 +57,7 @@ fn log_execution(req: &ExecutionRequest) {
     match std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)
+        .open(path)
     {
         // One write per line, so concurrent runners do not interleave.
         Ok(mut f) => {

@@ -7,7 +7,9 @@
 
 use std::fmt;
 
-use serde_json::{Map, Number, Value};
+use serde_json::Value;
+
+use crate::msgpack::{self, TOO_DEEP};
 
 /// Largest allowed frame body: 16 MiB.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
@@ -145,13 +147,7 @@ impl FrameDecoder {
 
     /// Appends received bytes.
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start > 0 && self.start >= self.buf.len() / 2 {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
+        self.compact();
         self.buf.extend_from_slice(bytes);
     }
 
@@ -162,6 +158,12 @@ impl FrameDecoder {
 
     /// Returns the next complete frame body, `Ok(None)` when more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
+        Ok(self.next_frame_ref()?.map(<[u8]>::to_vec))
+    }
+
+    /// The next complete frame body, borrowed from the decoder's buffer (no copy); `Ok(None)`
+    /// when more bytes are needed.
+    pub fn next_frame_ref(&mut self) -> Result<Option<&[u8]>, DecodeError> {
         let avail = &self.buf[self.start..];
         if avail.len() < 4 {
             return Ok(None);
@@ -185,13 +187,28 @@ impl FrameDecoder {
             self.buf.reserve(missing);
             return Ok(None);
         }
-        let body = avail[4..4 + len].to_vec();
-        self.start += 4 + len;
-        if self.start == self.buf.len() {
+        let body = self.start + 4..self.start + 4 + len;
+        self.start = body.end;
+        // The consumed bytes are dropped by the next push or read.
+        Ok(Some(&self.buf[body]))
+    }
+
+    /// Drops consumed bytes and returns the buffer with room for at least `min` more bytes, to
+    /// read into directly (append to it; bytes past its length are not looked at).
+    pub fn read_buffer(&mut self, min: usize) -> &mut Vec<u8> {
+        self.compact();
+        self.buf.reserve(min);
+        &mut self.buf
+    }
+
+    fn compact(&mut self) {
+        if self.start > 0 && self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
+        } else if self.start > 0 && self.start >= self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
         }
-        Ok(Some(body))
     }
 
     /// Call at end of stream: a clean close between frames is `Ok`, anything buffered is
@@ -236,17 +253,18 @@ pub fn encode_frame_value(value: &Value, encoding: Encoding) -> Result<Vec<u8>, 
 
 /// Decodes one body into a generic value (no envelope checks).
 pub fn decode_body(body: &[u8], encoding: Encoding) -> Result<Value, DecodeError> {
-    let value = match encoding {
-        Encoding::Json => decode_json(body)?,
-        Encoding::Msgpack => decode_msgpack(body)?,
-    };
-    if nests_deeper_than(&value, MAX_NESTING_DEPTH) {
-        return Err(malformed(TOO_DEEP));
+    match encoding {
+        Encoding::Json => {
+            let value = decode_json(body)?;
+            if nests_deeper_than(&value, MAX_NESTING_DEPTH) {
+                return Err(malformed(TOO_DEEP));
+            }
+            Ok(value)
+        }
+        // The MessagePack reader checks the depth as it goes.
+        Encoding::Msgpack => msgpack::decode(body),
     }
-    Ok(value)
 }
-
-const TOO_DEEP: &str = "body is nested deeper than 100 levels";
 
 /// True when `value` nests arrays or objects more than `levels` deep (a scalar is 0 levels,
 /// `{}` is 1). Stops at the limit, so the recursion is bounded by `levels`.
@@ -273,7 +291,7 @@ pub fn encode_body(value: &Value, encoding: Encoding) -> Result<Vec<u8>, EncodeE
         }
         Encoding::Msgpack => {
             let mut out = Vec::new();
-            write_msgpack(&mut out, value);
+            msgpack::write(&mut out, value);
             Ok(out)
         }
     }
@@ -294,136 +312,8 @@ fn decode_json(body: &[u8]) -> Result<Value, DecodeError> {
     })
 }
 
-/// rmpv spends two units of its depth budget per container level; one spare level lets a
-/// 101-deep body decode so that the depth check reports it with the common message.
-const RMPV_MAX_DEPTH: usize = 2 * (MAX_NESTING_DEPTH + 2);
-
-fn decode_msgpack(body: &[u8]) -> Result<Value, DecodeError> {
-    let mut rd: &[u8] = body;
-    // The bounded depth keeps the recursive decoder (and the conversion and drop below) far
-    // from the end of a 2 MiB thread stack, however deep a hostile body claims to nest.
-    let value = rmpv::decode::read_value_with_max_depth(&mut rd, RMPV_MAX_DEPTH).map_err(|e| {
-        let detail = match e {
-            rmpv::decode::Error::DepthLimitExceeded => TOO_DEEP.to_string(),
-            other => format!("body is not one MessagePack value: {other}"),
-        };
-        DecodeError::new(DecodeErrorCode::MalformedPayload, detail)
-    })?;
-    if !rd.is_empty() {
-        return Err(DecodeError::new(
-            DecodeErrorCode::MalformedPayload,
-            format!("{} bytes follow the MessagePack value", rd.len()),
-        ));
-    }
-    msgpack_to_json(value)
-}
-
 fn malformed(msg: &str) -> DecodeError {
     DecodeError::new(DecodeErrorCode::MalformedPayload, msg)
-}
-
-fn msgpack_to_json(value: rmpv::Value) -> Result<Value, DecodeError> {
-    use rmpv::Value as M;
-    Ok(match value {
-        M::Nil => Value::Null,
-        M::Boolean(b) => Value::Bool(b),
-        M::Integer(i) => {
-            if let Some(u) = i.as_u64() {
-                Value::Number(Number::from(u))
-            } else if let Some(s) = i.as_i64() {
-                Value::Number(Number::from(s))
-            } else {
-                return Err(malformed("integer out of range"));
-            }
-        }
-        M::F32(f) => {
-            Value::Number(Number::from_f64(f as f64).ok_or_else(|| malformed("non-finite float"))?)
-        }
-        M::F64(f) => {
-            Value::Number(Number::from_f64(f).ok_or_else(|| malformed("non-finite float"))?)
-        }
-        M::String(s) => match s.into_str() {
-            Some(s) => Value::String(s),
-            None => {
-                return Err(DecodeError::new(
-                    DecodeErrorCode::InvalidUtf8,
-                    "MessagePack str is not UTF-8",
-                ))
-            }
-        },
-        M::Binary(_) => return Err(malformed("bin values are outside the JSON data model")),
-        M::Ext(..) => return Err(malformed("ext values are outside the JSON data model")),
-        M::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(msgpack_to_json)
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        M::Map(entries) => {
-            let mut map = Map::with_capacity(entries.len());
-            for (k, v) in entries {
-                let key = match k {
-                    M::String(s) => match s.into_str() {
-                        Some(s) => s,
-                        None => {
-                            return Err(DecodeError::new(
-                                DecodeErrorCode::InvalidUtf8,
-                                "MessagePack map key is not UTF-8",
-                            ))
-                        }
-                    },
-                    _ => return Err(malformed("map keys must be strings")),
-                };
-                map.insert(key, msgpack_to_json(v)?);
-            }
-            Value::Object(map)
-        }
-    })
-}
-
-/// Largest magnitude for which an integral float is written as a MessagePack integer.
-const INT_FLOAT_LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
-
-fn write_msgpack(out: &mut Vec<u8>, value: &Value) {
-    use rmp::encode;
-    // Writing into a Vec cannot fail.
-    match value {
-        Value::Null => encode::write_nil(out).expect("vec write"),
-        Value::Bool(b) => encode::write_bool(out, *b).expect("vec write"),
-        Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                encode::write_uint(out, u).expect("vec write");
-            } else if let Some(i) = n.as_i64() {
-                encode::write_sint(out, i).expect("vec write");
-            } else {
-                let f = n.as_f64().unwrap_or(0.0);
-                if f.fract() == 0.0 && f.abs() < INT_FLOAT_LIMIT {
-                    // Integral numbers go out as integers in their smallest form (§4).
-                    if f >= 0.0 {
-                        encode::write_uint(out, f as u64).expect("vec write");
-                    } else {
-                        encode::write_sint(out, f as i64).expect("vec write");
-                    }
-                } else {
-                    encode::write_f64(out, f).expect("vec write");
-                }
-            }
-        }
-        Value::String(s) => encode::write_str(out, s).expect("vec write"),
-        Value::Array(items) => {
-            encode::write_array_len(out, items.len() as u32).expect("vec write");
-            for item in items {
-                write_msgpack(out, item);
-            }
-        }
-        Value::Object(map) => {
-            encode::write_map_len(out, map.len() as u32).expect("vec write");
-            for (k, v) in map {
-                encode::write_str(out, k).expect("vec write");
-                write_msgpack(out, v);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

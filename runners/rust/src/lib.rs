@@ -17,10 +17,13 @@ pub mod canonical;
 pub mod codec;
 #[cfg(feature = "contracts")]
 pub mod contracts;
+mod frame_writer;
 pub mod handler;
 pub mod handler_middleware;
 pub mod launch;
 pub mod live;
+mod msgpack;
+mod outbox;
 pub mod protocol;
 pub mod runtime;
 pub mod telemetry;

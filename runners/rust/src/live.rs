@@ -29,11 +29,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::codec::Encoding;
+use crate::outbox::Outbox;
 use crate::protocol::{
     detail_bytes, ExecutionRequest, Frame, LiveOptions, OutputChunk, OutputStream, ProgressUpdate,
     MAX_OUTPUT_DATA_BYTES, MAX_PROGRESS_DETAIL_BYTES, MAX_PROGRESS_MESSAGE_CHARS,
@@ -56,8 +55,7 @@ pub(crate) struct LiveChannel {
     progress_enabled: bool,
     output_enabled: bool,
     interval: Duration,
-    encoding: Encoding,
-    tx: UnboundedSender<Vec<u8>>,
+    out: Arc<Outbox>,
     tasks: tokio::runtime::Handle,
     state: Mutex<State>,
 }
@@ -78,8 +76,7 @@ impl LiveChannel {
     /// A channel when `req.live` enables a feature, else `None`. `tasks` runs the timers.
     pub(crate) fn for_request(
         req: &ExecutionRequest,
-        encoding: Encoding,
-        tx: UnboundedSender<Vec<u8>>,
+        out: Arc<Outbox>,
         tasks: tokio::runtime::Handle,
     ) -> Option<Arc<LiveChannel>> {
         let live: &LiveOptions = req.live.as_ref()?;
@@ -92,8 +89,7 @@ impl LiveChannel {
             progress_enabled: live.progress,
             output_enabled: live.output,
             interval: Duration::from_millis(live.progress_interval_ms),
-            encoding,
-            tx,
+            out,
             tasks,
             state: Mutex::new(State {
                 closed: false,
@@ -115,10 +111,8 @@ impl LiveChannel {
 
     /// Queues a frame (call with the state locked, which keeps frames in call order).
     fn queue(&self, frame: Frame) {
-        match frame.encode(self.encoding) {
-            Ok(bytes) => {
-                let _ = self.tx.send(bytes);
-            }
+        match self.out.send(&frame) {
+            Ok(()) => {}
             // A live frame that cannot be encoded is lost, never the request.
             Err(e) => eprintln!(
                 "[rrqkit-rust] request {}: {} frame not sent: {e}",

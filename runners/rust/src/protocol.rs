@@ -10,9 +10,7 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
-use crate::codec::{
-    decode_body, encode_body, frame_bytes, DecodeError, DecodeErrorCode, EncodeError, Encoding,
-};
+use crate::codec::{decode_body, DecodeError, DecodeErrorCode, EncodeError, Encoding};
 
 /// The only protocol version: `"2"`.
 pub const PROTOCOL_VERSION: &str = "2";
@@ -565,7 +563,7 @@ impl ExecutionOutcome {
 
 /// A number of seconds as JSON: integral values as integers (`30`, as the Node and Python
 /// runtimes write them, not `30.0`), NaN and infinities as `null`.
-fn seconds_value(f: f64) -> Value {
+pub(crate) fn seconds_value(f: f64) -> Value {
     if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 {
         Value::from(f as i64)
     } else {
@@ -740,8 +738,8 @@ impl Frame {
         let Value::Object(mut env) = value else {
             return Err(envelope_err("body is not a map"));
         };
-        let frame_type = match env.get("type") {
-            Some(Value::String(s)) => s.clone(),
+        let frame_type = match env.remove("type") {
+            Some(Value::String(s)) => s,
             Some(_) => return Err(envelope_err("type is not a string")),
             None => return Err(envelope_err("type is missing")),
         };
@@ -751,7 +749,7 @@ impl Frame {
             None => return Err(envelope_err("payload is missing")),
         };
         match frame_type.as_str() {
-            "request" => parse_request(&payload).map(Frame::Request),
+            "request" => parse_request(payload).map(Frame::Request),
             "response" => parse_outcome(&payload).map(Frame::Response),
             "cancel" => parse_cancel(&payload).map(Frame::Cancel),
             "hello" => parse_hello(&payload).map(Frame::Hello),
@@ -773,8 +771,15 @@ impl Frame {
 
     /// Encodes the frame with its length prefix; refuses frames over 16 MiB.
     pub fn encode(&self, encoding: Encoding) -> Result<Vec<u8>, EncodeError> {
-        let body = encode_body(&self.to_value(), encoding)?;
-        frame_bytes(&body)
+        let mut out = Vec::new();
+        self.encode_into(&mut out, encoding)?;
+        Ok(out)
+    }
+
+    /// Appends the frame with its length prefix to `out` (left as it was on error); refuses
+    /// frames over 16 MiB. A response is written without building a value tree first.
+    pub fn encode_into(&self, out: &mut Vec<u8>, encoding: Encoding) -> Result<(), EncodeError> {
+        crate::frame_writer::write_frame(out, self, encoding)
     }
 }
 
@@ -831,31 +836,6 @@ fn opt_string(
     }
 }
 
-fn opt_string_map(
-    m: &Map<String, Value>,
-    key: &str,
-    what: &str,
-) -> Result<Option<StringMap>, DecodeError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(o)) => {
-            let mut out = StringMap::with_capacity(o.len());
-            for (k, v) in o {
-                match v {
-                    Value::String(s) => {
-                        out.insert(k.clone(), s.clone());
-                    }
-                    _ => {
-                        return Err(frame_err(format!("{what}.{key}.{k} is not a string")));
-                    }
-                }
-            }
-            Ok(Some(out))
-        }
-        Some(_) => Err(frame_err(format!("{what}.{key} is not a map"))),
-    }
-}
-
 /// An integer in the JSON Schema sense (an integral number, even if written as a float).
 fn as_integer(v: &Value) -> Option<i128> {
     match v {
@@ -884,25 +864,73 @@ fn timestamp(value: String, key: &str) -> Result<String, DecodeError> {
     }
 }
 
-fn parse_request(p: &Map<String, Value>) -> Result<ExecutionRequest, DecodeError> {
+// A request's fields are moved out of its decoded payload (no clone of params or strings): it
+// is the one frame every job brings. The checks and their order are those of the other frames.
+
+fn take_string(m: &mut Map<String, Value>, key: &str, what: &str) -> Result<String, DecodeError> {
+    match m.remove(key) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(frame_err(format!("{what}.{key} is not a string"))),
+        None => Err(frame_err(format!("{what}.{key} is missing"))),
+    }
+}
+
+fn take_opt_string(
+    m: &mut Map<String, Value>,
+    key: &str,
+    what: &str,
+) -> Result<Option<String>, DecodeError> {
+    match m.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(frame_err(format!("{what}.{key} is not a string"))),
+    }
+}
+
+fn take_opt_string_map(
+    m: &mut Map<String, Value>,
+    key: &str,
+    what: &str,
+) -> Result<Option<StringMap>, DecodeError> {
+    match m.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) => {
+            let mut out = StringMap::with_capacity(o.len());
+            for (k, v) in o {
+                match v {
+                    Value::String(s) => {
+                        out.insert(k, s);
+                    }
+                    _ => {
+                        return Err(frame_err(format!("{what}.{key}.{k} is not a string")));
+                    }
+                }
+            }
+            Ok(Some(out))
+        }
+        Some(_) => Err(frame_err(format!("{what}.{key} is not a map"))),
+    }
+}
+
+fn parse_request(mut p: Map<String, Value>) -> Result<ExecutionRequest, DecodeError> {
     let what = "request";
-    let protocol_version =
-        opt_string(p, "protocol_version", what)?.unwrap_or_else(|| PROTOCOL_VERSION.to_string());
-    let request_id = req_string(p, "request_id", what)?;
+    let protocol_version = take_opt_string(&mut p, "protocol_version", what)?
+        .unwrap_or_else(|| PROTOCOL_VERSION.to_string());
+    let request_id = take_string(&mut p, "request_id", what)?;
     if request_id.is_empty() {
         return Err(frame_err("request.request_id is empty".into()));
     }
-    let job_id = req_string(p, "job_id", what)?;
+    let job_id = take_string(&mut p, "job_id", what)?;
     if job_id.is_empty() {
         return Err(frame_err("request.job_id is empty".into()));
     }
-    let function_name = req_string(p, "function_name", what)?;
-    let params = match p.get("params") {
+    let function_name = take_string(&mut p, "function_name", what)?;
+    let params = match p.remove("params") {
         None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
+        Some(Value::Object(m)) => m,
         Some(_) => return Err(frame_err("request.params is not a map".into())),
     };
-    let ctx = match p.get("context") {
+    let mut ctx = match p.remove("context") {
         Some(Value::Object(m)) => m,
         Some(_) => return Err(frame_err("request.context is not a map".into())),
         None => return Err(frame_err("request.context is missing".into())),
@@ -917,16 +945,16 @@ fn parse_request(p: &Map<String, Value>) -> Result<ExecutionRequest, DecodeError
         },
     };
     let context = ExecutionContext {
-        job_id: req_string(ctx, "job_id", what)?,
+        job_id: take_string(&mut ctx, "job_id", what)?,
         attempt,
-        enqueue_time: timestamp(req_string(ctx, "enqueue_time", what)?, "enqueue_time")?,
-        queue_name: req_string(ctx, "queue_name", what)?,
-        deadline: opt_string(ctx, "deadline", what)?
+        enqueue_time: timestamp(take_string(&mut ctx, "enqueue_time", what)?, "enqueue_time")?,
+        queue_name: take_string(&mut ctx, "queue_name", what)?,
+        deadline: take_opt_string(&mut ctx, "deadline", what)?
             .map(|d| timestamp(d, "deadline"))
             .transpose()?,
-        trace_context: opt_string_map(ctx, "trace_context", what)?,
-        correlation_context: opt_string_map(ctx, "correlation_context", what)?,
-        worker_id: opt_string(ctx, "worker_id", what)?,
+        trace_context: take_opt_string_map(&mut ctx, "trace_context", what)?,
+        correlation_context: take_opt_string_map(&mut ctx, "correlation_context", what)?,
+        worker_id: take_opt_string(&mut ctx, "worker_id", what)?,
     };
     let live = match p.get("live") {
         None | Some(Value::Null) => None,

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,8 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::AbortHandle;
 
 use crate::codec::{DecodeError, DecodeErrorCode, EncodeError, Encoding, FrameDecoder};
@@ -20,6 +18,7 @@ use crate::handler::{CatchUnwind, IntoHandlerOutcome, Registry};
 use crate::handler_middleware::{panic_outcome, Next};
 use crate::launch::{self, LaunchArgs, Transport};
 use crate::live::{JobContext, LiveChannel};
+use crate::outbox::{Outbox, Sink};
 use crate::protocol::{
     normalize_tags, ExecutionOutcome, ExecutionRequest, Frame, Hello, OutcomeError, OutcomeStatus,
     Ping, BUSY_MESSAGE, DEADLINE_EXCEEDED_MESSAGE, DEFAULT_RETRY_MESSAGE, ERROR_TYPE_TIMEOUT,
@@ -276,17 +275,20 @@ impl Runner {
             .map(|n| n.get())
             .unwrap_or(2)
             .max(4);
-        let build = |threads: usize, name: &str| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(threads)
-                .thread_name(name)
-                .enable_all()
-                .build()
-        };
-        let (rt, handler_rt) = match (
-            build(2, "rrq-runner-io"),
-            build(workers, "rrq-runner-handler"),
-        ) {
+        // The connection side (accept, read, decode, write, pongs, cancels) runs on one thread
+        // of its own: a multi-threaded runtime there only bounced every frame between threads
+        // (most of the runner's CPU was context switches). Handlers run on the other runtime,
+        // so one that blocks a thread still cannot delay pongs, cancels or finished outcomes.
+        let io = tokio::runtime::Builder::new_current_thread()
+            .thread_name("rrq-runner-io")
+            .enable_all()
+            .build();
+        let handlers = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("rrq-runner-handler")
+            .enable_all()
+            .build();
+        let (rt, handler_rt) = match (io, handlers) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => {
                 log!("cannot start the async runtime: {e}");
@@ -371,7 +373,8 @@ impl Runner {
                                 Ok((stream, _)) => {
                                     let _ = stream.set_nodelay(true);
                                     let (r, w) = stream.into_split();
-                                    tokio::spawn(socket_connection(shared.clone(), r, w));
+                                    let sink = Sink::Tcp(w);
+                                    tokio::spawn(socket_connection(shared.clone(), r, sink));
                                 }
                                 Err(e) => {
                                     log!("accept failed: {e}");
@@ -400,7 +403,8 @@ impl Runner {
                             match listener.accept().await {
                                 Ok((stream, _)) => {
                                     let (r, w) = stream.into_split();
-                                    tokio::spawn(socket_connection(shared.clone(), r, w));
+                                    let sink = Sink::Unix(w);
+                                    tokio::spawn(socket_connection(shared.clone(), r, sink));
                                 }
                                 Err(e) => {
                                     log!("accept failed: {e}");
@@ -430,18 +434,22 @@ impl Runner {
                     }
                 };
                 let conn = shared.new_conn_id();
-                let (tx, rx) = unbounded_channel::<Vec<u8>>();
-                let writer = std::thread::Builder::new()
-                    .name("rrq-runner-stdout".into())
-                    .spawn(move || blocking_writer(out, rx))?;
+                let outbox = Outbox::threaded(shared.encoding);
+                let writer = {
+                    let outbox = outbox.clone();
+                    std::thread::Builder::new()
+                        .name("rrq-runner-stdout".into())
+                        .spawn(move || outbox.blocking_writer(out))?
+                };
                 let end = tokio::select! {
-                    end = read_loop(shared.clone(), conn, tokio::io::stdin(), tx) => end,
+                    end = read_loop(shared.clone(), conn, tokio::io::stdin(), &outbox) => end,
                     _ = signals => {
                         shared.abort_all();
                         return Ok(ServeEnd::Signal);
                     }
                 };
                 shared.drop_connection(conn);
+                outbox.finish();
                 // Let outcomes already produced reach stdout before the process exits.
                 let join = tokio::task::spawn_blocking(move || {
                     let _ = writer.join();
@@ -485,38 +493,20 @@ async fn shutdown_signal() {
     log!("shutting down on signal");
 }
 
-fn blocking_writer(mut out: std::fs::File, mut rx: UnboundedReceiver<Vec<u8>>) {
-    while let Some(frame) = rx.blocking_recv() {
-        if let Err(e) = out.write_all(&frame) {
-            log!("stdout write failed: {e}");
-            return;
-        }
-    }
-}
-
-async fn async_writer<W: AsyncWrite + Unpin>(mut out: W, mut rx: UnboundedReceiver<Vec<u8>>) {
-    while let Some(frame) = rx.recv().await {
-        if out.write_all(&frame).await.is_err() {
-            return;
-        }
-    }
-    let _ = out.shutdown().await;
-}
-
-async fn socket_connection<R, W>(shared: Arc<Shared>, reader: R, writer: W)
+async fn socket_connection<R>(shared: Arc<Shared>, reader: R, sink: Sink)
 where
     R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
 {
     let conn = shared.new_conn_id();
-    let (tx, rx) = unbounded_channel::<Vec<u8>>();
-    let writer_task = tokio::spawn(async_writer(writer, rx));
-    let end = read_loop(shared.clone(), conn, reader, tx).await;
+    let outbox = Outbox::socket(shared.encoding, sink);
+    let writer_task = tokio::spawn(outbox.clone().writer_task());
+    let end = read_loop(shared.clone(), conn, reader, &outbox).await;
     if let Err(ReadEnd::Decode(e)) = &end {
         log!("closing connection {conn}: {e}");
     }
     shared.drop_connection(conn);
     // Close at once: nothing more is written on a closed connection (§6.6, §2.5).
+    outbox.close();
     writer_task.abort();
 }
 
@@ -529,15 +519,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
     shared: Arc<Shared>,
     conn: u64,
     mut reader: R,
-    tx: UnboundedSender<Vec<u8>>,
+    out: &Arc<Outbox>,
 ) -> Result<(), ReadEnd> {
     if shared.hello {
-        shared.send_frame(&tx, &Frame::Hello(hello_payload(&shared.tags)));
+        shared.send_frame(out, &Frame::Hello(hello_payload(&shared.tags)));
     }
     let mut decoder = FrameDecoder::new();
-    let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = match reader.read(&mut buf).await {
+        // Straight into the decoder's buffer; every complete frame is decoded in place.
+        let n = match reader.read_buf(decoder.read_buffer(READ_CHUNK)).await {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(ReadEnd::Io(e)),
@@ -545,13 +535,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
         if n == 0 {
             return decoder.finish().map_err(ReadEnd::Decode);
         }
-        decoder.push(&buf[..n]);
         loop {
-            match decoder.next_frame() {
+            match decoder.next_frame_ref() {
                 Ok(Some(body)) => {
-                    let frame = Frame::decode(&body, shared.encoding).map_err(ReadEnd::Decode)?;
-                    drop(body);
-                    shared.handle_frame(conn, &tx, frame);
+                    let frame = Frame::decode(body, shared.encoding).map_err(ReadEnd::Decode)?;
+                    shared.handle_frame(conn, out, frame);
                 }
                 Ok(None) => break,
                 Err(e) => return Err(ReadEnd::Decode(e)),
@@ -559,6 +547,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
         }
     }
 }
+
+/// Bytes asked of each read (more when a frame being received needs them).
+const READ_CHUNK: usize = 64 * 1024;
 
 fn hello_payload(tags: &[String]) -> Hello {
     Hello {
@@ -626,7 +617,7 @@ struct Entry {
     conn: u64,
     request_id: String,
     job_id: String,
-    tx: UnboundedSender<Vec<u8>>,
+    out: Arc<Outbox>,
     abort: Option<AbortHandle>,
     span: RequestSpan,
     /// When the request's `live` enables a feature.
@@ -657,79 +648,78 @@ impl Shared {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn send_frame(&self, tx: &UnboundedSender<Vec<u8>>, frame: &Frame) {
-        match frame.encode(self.encoding) {
-            Ok(bytes) => {
-                let _ = tx.send(bytes);
-            }
-            Err(e) => log!("cannot encode {} frame: {e}", frame.type_name()),
+    fn send_frame(&self, out: &Outbox, frame: &Frame) {
+        if let Err(e) = out.send(frame) {
+            log!("cannot encode {} frame: {e}", frame.type_name());
         }
     }
 
-    fn send_outcome(&self, tx: &UnboundedSender<Vec<u8>>, outcome: ExecutionOutcome) {
+    fn send_outcome(&self, out: &Outbox, outcome: ExecutionOutcome) {
+        self.queue_outcome(out, outcome, false);
+    }
+
+    /// Queues an outcome (replaced by an error outcome when it cannot be encoded); `batched`:
+    /// with [`Outbox::send_batched`], returning whether the caller must flush.
+    fn queue_outcome(&self, out: &Outbox, outcome: ExecutionOutcome, batched: bool) -> bool {
         let frame = Frame::Response(outcome);
-        match frame.encode(self.encoding) {
-            Ok(bytes) => {
-                let _ = tx.send(bytes);
-            }
-            Err(err) => {
-                let Frame::Response(original) = frame else {
-                    unreachable!()
-                };
-                let (message, error_type) = match err {
-                    EncodeError::TooLarge(n) => (
-                        format!(
-                            "Outcome too large: {n} bytes when encoded; the frame limit is 16777216"
-                        ),
-                        "OutcomeTooLarge",
-                    ),
-                    EncodeError::Unencodable(m) => (
-                        format!("Outcome cannot be encoded: {m}"),
-                        "OutcomeNotEncodable",
-                    ),
-                };
-                log!("{message} (job {})", original.job_id);
-                let mut replacement = ExecutionOutcome::error(message)
-                    .with_error_type(error_type)
-                    .with_ids(original.job_id, original.request_id.unwrap_or_default());
-                if replacement.request_id.as_deref() == Some("") {
-                    replacement.request_id = None;
-                }
-                self.send_frame(tx, &Frame::Response(replacement));
-            }
+        let sent = if batched {
+            out.send_batched(&frame)
+        } else {
+            out.send(&frame).map(|()| false)
+        };
+        let err = match sent {
+            Ok(flush) => return flush,
+            Err(err) => err,
+        };
+        let Frame::Response(original) = frame else {
+            unreachable!()
+        };
+        let (message, error_type) = match err {
+            EncodeError::TooLarge(n) => (
+                format!("Outcome too large: {n} bytes when encoded; the frame limit is 16777216"),
+                "OutcomeTooLarge",
+            ),
+            EncodeError::Unencodable(m) => (
+                format!("Outcome cannot be encoded: {m}"),
+                "OutcomeNotEncodable",
+            ),
+        };
+        log!("{message} (job {})", original.job_id);
+        let mut replacement = ExecutionOutcome::error(message)
+            .with_error_type(error_type)
+            .with_ids(original.job_id, original.request_id.unwrap_or_default());
+        if replacement.request_id.as_deref() == Some("") {
+            replacement.request_id = None;
         }
+        self.send_frame(out, &Frame::Response(replacement));
+        false
     }
 
-    fn handle_frame(self: &Arc<Self>, conn: u64, tx: &UnboundedSender<Vec<u8>>, frame: Frame) {
+    fn handle_frame(self: &Arc<Self>, conn: u64, out: &Arc<Outbox>, frame: Frame) {
         match frame {
-            Frame::Request(req) => self.accept_request(conn, tx, req),
+            Frame::Request(req) => self.accept_request(conn, out, req),
             Frame::Cancel(cancel) => {
                 if cancel.protocol_version != PROTOCOL_VERSION {
                     return;
                 }
                 self.cancel(cancel.request_id.as_deref(), &cancel.job_id);
             }
-            Frame::Ping(p) => self.send_frame(tx, &Frame::Pong(Ping { nonce: p.nonce })),
+            Frame::Ping(p) => self.send_frame(out, &Frame::Pong(Ping { nonce: p.nonce })),
             Frame::Response(_) => {
                 let mut o = ExecutionOutcome::error(UNEXPECTED_RESPONSE_MESSAGE);
                 o.job_id = "unknown".into();
-                self.send_outcome(tx, o);
+                self.send_outcome(out, o);
             }
             // and an orchestrator never sends live frames: ignored like hello
             Frame::Hello(_) | Frame::Pong(_) | Frame::Progress(_) | Frame::Output(_) => {}
         }
     }
 
-    fn accept_request(
-        self: &Arc<Self>,
-        conn: u64,
-        tx: &UnboundedSender<Vec<u8>>,
-        req: ExecutionRequest,
-    ) {
+    fn accept_request(self: &Arc<Self>, conn: u64, out: &Arc<Outbox>, req: ExecutionRequest) {
         if req.protocol_version != PROTOCOL_VERSION {
             let o = ExecutionOutcome::error(UNSUPPORTED_VERSION_MESSAGE)
                 .with_ids(req.job_id, req.request_id);
-            self.send_outcome(tx, o);
+            self.send_outcome(out, o);
             return;
         }
         let (key, live) = {
@@ -738,13 +728,12 @@ impl Shared {
             if count >= MAX_IN_FLIGHT {
                 drop(t);
                 let o = ExecutionOutcome::error(BUSY_MESSAGE).with_ids(req.job_id, req.request_id);
-                self.send_outcome(tx, o);
+                self.send_outcome(out, o);
                 return;
             }
             t.next_key += 1;
             let key = t.next_key;
-            let live =
-                LiveChannel::for_request(&req, self.encoding, tx.clone(), self.handlers.clone());
+            let live = LiveChannel::for_request(&req, out.clone(), self.handlers.clone());
             *t.per_conn.entry(conn).or_insert(0) += 1;
             t.entries.insert(
                 key,
@@ -752,7 +741,7 @@ impl Shared {
                     conn,
                     request_id: req.request_id.clone(),
                     job_id: req.job_id.clone(),
-                    tx: tx.clone(),
+                    out: out.clone(),
                     abort: None,
                     span: RequestSpan::start(&req),
                     live: live.clone(),
@@ -794,17 +783,17 @@ impl Shared {
             let outcome = ExecutionOutcome::cancelled().with_ids(&entry.job_id, &entry.request_id);
             entry.close_live();
             entry.span.end(Some(&outcome));
-            self.send_outcome(&entry.tx, outcome);
+            self.send_outcome(&entry.out, outcome);
         }
     }
 
-    fn complete(&self, key: u64, outcome: ExecutionOutcome) {
-        let entry = self.lock().remove(key);
-        if let Some(entry) = entry {
-            entry.close_live();
-            entry.span.end(Some(&outcome));
-            self.send_outcome(&entry.tx, outcome);
-        }
+    /// Queues a finished request's outcome; returns the outbox its caller must flush.
+    fn complete(&self, key: u64, outcome: ExecutionOutcome) -> Option<Arc<Outbox>> {
+        let entry = self.lock().remove(key)?;
+        entry.close_live();
+        entry.span.end(Some(&outcome));
+        self.queue_outcome(&entry.out, outcome, true)
+            .then_some(entry.out)
     }
 
     fn drop_connection(&self, conn: u64) {
@@ -847,7 +836,22 @@ async fn run_request(shared: Arc<Shared>, key: u64, req: ExecutionRequest, ctx: 
     let job_id = req.job_id.clone();
     let request_id = req.request_id.clone();
     let outcome = execute(&shared, req, ctx).await;
-    shared.complete(key, normalize(outcome, job_id, request_id));
+    if let Some(out) = shared.complete(key, normalize(outcome, job_id, request_id)) {
+        // Handlers finishing in this scheduler round queue their outcomes meanwhile: one write
+        // carries them all. The write is made on drop: this task may be aborted while it
+        // yields (a request answered before its abort handle was recorded is aborted).
+        let _flush = FlushOnDrop(out);
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Flushes an outbox when dropped (see [`run_request`]).
+struct FlushOnDrop(Arc<Outbox>);
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        self.0.flush();
+    }
 }
 
 async fn execute(shared: &Shared, req: ExecutionRequest, ctx: JobContext) -> ExecutionOutcome {
