@@ -48,6 +48,10 @@ export interface ExecutionContext {
    * error, or no dispatch at all), before its result is written.
    */
   attemptEnded(execution: JobExecution): void;
+  /** Called once per execution when it is over (its result written or given up). */
+  finished?(execution: JobExecution): void;
+  /** Called when an execution failed unexpectedly (a bug: its job's lease then expires). */
+  failed?(execution: JobExecution, error: unknown): void;
 }
 
 /** Messages written to last_error by the worker itself (RRQ's wording). */
@@ -107,6 +111,20 @@ function settleBy<T>(
   });
 }
 
+/**
+ * Request ids: UUIDs (version 4 in form, as RRQ sends) that share one random prefix per
+ * process and end in a counter. Unique like random ones (74 random bits per process, 2^48
+ * requests each), at a fraction of the cost: randomUUID's formatting left about 0.5 KB of
+ * garbage per job.
+ */
+const REQUEST_ID_PREFIX = randomUUID().slice(0, 24);
+let requestCounter = 0;
+
+function nextRequestId(): string {
+  requestCounter = (requestCounter + 1) % 2 ** 48;
+  return REQUEST_ID_PREFIX + requestCounter.toString(16).padStart(12, "0");
+}
+
 type AttemptResult =
   | { kind: "outcome"; outcome: ExecutionOutcome }
   | { kind: "transport"; detail: string }
@@ -138,6 +156,8 @@ export class JobExecution {
   private attemptOpen = true;
   /** The attempt's progress and output, when its runner offered them. */
   private live: LiveAttempt | undefined;
+  /** The promise of {@link run}, set by whoever started it (the worker waits on it at shutdown). */
+  done: Promise<void> | undefined;
   /** Ends the wait for the runner's outcome early (set while the attempt waits for it). */
   private stopWaiting: (() => void) | undefined;
 
@@ -228,12 +248,20 @@ export class JobExecution {
     return true;
   }
 
-  /** Runs the attempt to completion; never throws. */
+  /**
+   * Runs the attempt to completion, then reports it to {@link ExecutionContext.finished}.
+   * Never rejects. The whole attempt is this one async frame on the common path (no live
+   * output, no flow control, a free runner permit): each nested async call was one more promise
+   * and suspended frame per job, a good part of the daemon's garbage (bench/alloc-per-job.ts).
+   */
   async run(): Promise<void> {
     try {
       await this.execute();
+    } catch (error) {
+      this.ctx.failed?.(this, error);
     } finally {
       this.endAttempt();
+      this.ctx.finished?.(this);
     }
   }
 
@@ -280,12 +308,12 @@ export class JobExecution {
     const result = await this.attempt(job, split.handler, this.ctx.pools.get(runnerName)!, timeout);
     this.endAttempt();
     // the last progress is stored before the outcome (bounded: outcomes come first)
-    await this.live?.beforeOutcome();
+    if (this.live) await this.live.beforeOutcome();
     if (this.lost) {
       span?.end({ outcome: "lease_lost", durationMs: performance.now() - started });
       // cancelled: the job is over and its slot is ours to free; a lost lease's slot is not
       if (this.cancelled) await this.flowEnded("terminal");
-      await this.closeOutput(this.cancelled ? "cancelled" : "lost");
+      if (this.live) await this.closeOutput(this.cancelled ? "cancelled" : "lost");
       return;
     }
     if (this.interrupted || result.kind === "unavailable") {
@@ -298,7 +326,7 @@ export class JobExecution {
         errorMessage: reason,
       });
       await this.release(reason);
-      await this.closeOutput("lost");
+      if (this.live) await this.closeOutput("lost");
       return;
     }
     const config = this.ctx.config;
@@ -318,6 +346,7 @@ export class JobExecution {
       errorType,
       breaker: this.ctx.flow && breakerOutcome(result, decision.kind),
     });
+    if (!this.live) return;
     await this.closeOutput(
       decision.kind === "complete"
         ? "completed"
@@ -391,7 +420,7 @@ export class JobExecution {
   }
 
   private buildRequest(job: JobRecord, handler: string, deadlineMs: number): ExecutionRequest {
-    this.requestId = randomUUID();
+    this.requestId = nextRequestId();
     return {
       protocol_version: "2",
       request_id: this.requestId,
@@ -425,7 +454,8 @@ export class JobExecution {
     const deadlineMs = Math.min(Date.now() + timeout * 1000, MAX_DATE_MS);
     const waitUntil = Math.min(deadlineMs, Date.now() + this.ctx.config.runnerConnectTimeoutMs);
     const requires = parseRequires(job.raw.requires);
-    const lease = await pool.acquire(waitUntil, requires.length > 0 ? requires : undefined);
+    const wanted = requires.length > 0 ? requires : undefined;
+    const lease = pool.tryAcquire(wanted) ?? (await pool.acquire(waitUntil, wanted));
     if (!lease) {
       // A runner with no live process gets the job back without an attempt counted; a live but
       // saturated one lets the job time out, as in RRQ (the timeout covers the permit wait).
@@ -609,22 +639,25 @@ export class JobExecution {
         });
     }
     if (write === "not_owner") events.emit("job:fenced", { ...this.jobRef, write: decision.kind });
-    else if (write === "written")
-      await this.flowEnded(FLOW_MODES[decision.kind], trace.breaker, failed?.error);
+    else if (write === "written") {
+      const flowing = this.flowEnded(FLOW_MODES[decision.kind], trace.breaker, failed?.error);
+      if (flowing) await flowing;
+    }
   }
 
   /**
    * Flow control once the attempt's outcome is written (README "Flow control"): breaker record
    * and slot / session release, for jobs that hold any (a synchronous check for the rest).
    */
-  private async flowEnded(
+  private flowEnded(
     mode: FlowReleaseMode,
     breaker?: BreakerOutcome,
     error?: string,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const flow = this.ctx.flow;
-    if (flow?.concerns(this.claimed.hash, breaker, this.queue))
-      await flow.attemptEnded({ ref: this.jobRef, hash: this.claimed.hash }, mode, breaker, error);
+    // undefined, not a resolved promise, when there is nothing to do: awaiting it is free
+    if (!flow?.concerns(this.claimed.hash, breaker, this.queue)) return undefined;
+    return flow.attemptEnded({ ref: this.jobRef, hash: this.claimed.hash }, mode, breaker, error);
   }
 
   private async quarantine(reason: string): Promise<void> {
