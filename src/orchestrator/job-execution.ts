@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { Deadline, Deadlines } from "@rrqkit/runner/protocol";
 import type { ExecutionOutcome, ExecutionRequest } from "@rrqkit/runner/protocol";
 import type { ResolvedConfig } from "../config/config.js";
 import { RunnerError } from "../errors.js";
@@ -7,6 +8,7 @@ import { LiveAttempt, type LiveContext } from "../live/attempt.js";
 import { parseRequires } from "../live/tags.js";
 import type { OutputCloseStatus } from "../store/live-store.js";
 import type { FlowReleaseMode } from "../store/flow-store.js";
+import type { OutcomeWaiter, RequestListener } from "../runner/runner-connection.js";
 import type { RunnerPool, SlotLease } from "../runner/runner-pool.js";
 import { resolvePolicy } from "../policy/index.js";
 import { canonicalJson, parseTimestamp, toWireTimestamp } from "../store/encoding.js";
@@ -74,16 +76,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Settles with `work`'s value, or with "expired" at `untilMs` (epoch ms, however far away),
- * whichever comes first; the timer is cleared when `work` wins. Used for the attempt's deadline
- * (once per job: a Promise.race over a timer promise allocated several more objects) and for a
- * cancel's grace period. `onStop`, when given, receives a function that settles it at once with
- * "stopped" (an operator's cancel, a lost lease).
+ * whichever comes first; the timer is cleared when `work` wins. Used for a cancel's grace
+ * period (rare: the attempt's own deadline is an {@link AttemptWait}).
  */
-function settleBy<T>(
-  work: Promise<T>,
-  untilMs: number,
-  onStop?: (stop: () => void) => void,
-): Promise<T | "expired" | "stopped"> {
+function settleBy<T>(work: Promise<T>, untilMs: number): Promise<T | "expired"> {
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     const arm = () => {
@@ -94,10 +90,6 @@ function settleBy<T>(
       );
     };
     arm();
-    onStop?.(() => {
-      clearTimeout(timer);
-      resolve("stopped");
-    });
     work.then(
       (value) => {
         clearTimeout(timer);
@@ -131,11 +123,73 @@ type AttemptResult =
   | { kind: "timeout" }
   | { kind: "unavailable" };
 
-const asOutcome = (outcome: ExecutionOutcome): AttemptResult => ({ kind: "outcome", outcome });
 const asTransportError = (error: unknown): AttemptResult => ({
   kind: "transport",
   detail: error instanceof RunnerError ? error.message : String(error),
 });
+
+/** Every attempt's deadline, one timer per distinct duration (not one per job). */
+const attemptDeadlines = new Deadlines();
+
+/**
+ * The wait for one request's outcome: the connection's waiter for it and its deadline entry at
+ * once, so a dispatch allocates this object and one promise (a promise per step, closures and
+ * a timer per job before). `first` settles with the runner's answer, "expired" at the
+ * deadline or "stopped" ({@link stop}), whichever comes first; {@link answer} is the runner's
+ * answer whenever it comes (waited for, a grace period long, after an expiry or a stop).
+ */
+class AttemptWait extends Deadline implements OutcomeWaiter {
+  readonly first: Promise<AttemptResult | "expired" | "stopped">;
+  private settleFirst!: (value: AttemptResult | "expired" | "stopped") => void;
+  private waiting = true;
+  private answered: AttemptResult | undefined;
+  private onAnswer: ((result: AttemptResult) => void) | undefined;
+
+  constructor(
+    readonly jobId: string,
+    readonly live: RequestListener | undefined,
+  ) {
+    super();
+    this.first = new Promise((resolve) => (this.settleFirst = resolve));
+  }
+
+  resolve(outcome: ExecutionOutcome): void {
+    this.record({ kind: "outcome", outcome });
+  }
+
+  reject(error: RunnerError): void {
+    this.record(asTransportError(error));
+  }
+
+  expired(): void {
+    this.end("expired");
+  }
+
+  /** Stops waiting at once (an operator's cancel, a lost lease). */
+  stop(): void {
+    this.end("stopped");
+  }
+
+  /** The runner's answer (outcome or transport error), whenever it comes. */
+  answer(): Promise<AttemptResult> {
+    if (this.answered) return Promise.resolve(this.answered);
+    return new Promise((resolve) => (this.onAnswer = resolve));
+  }
+
+  private record(result: AttemptResult): void {
+    if (this.answered) return;
+    this.answered = result;
+    this.onAnswer?.(result);
+    this.end(result);
+  }
+
+  private end(value: AttemptResult | "expired" | "stopped"): void {
+    if (!this.waiting) return;
+    this.waiting = false;
+    attemptDeadlines.disarm(this);
+    this.settleFirst(value);
+  }
+}
 
 /**
  * One attempt of one claimed job, from its hash to its persisted result. `interrupted` is set
@@ -158,8 +212,8 @@ export class JobExecution {
   private live: LiveAttempt | undefined;
   /** The promise of {@link run}, set by whoever started it (the worker waits on it at shutdown). */
   done: Promise<void> | undefined;
-  /** Ends the wait for the runner's outcome early (set while the attempt waits for it). */
-  private stopWaiting: (() => void) | undefined;
+  /** The wait for the runner's outcome (set while the attempt waits for it). */
+  private wait: AttemptWait | undefined;
 
   constructor(
     private readonly ctx: ExecutionContext,
@@ -230,9 +284,9 @@ export class JobExecution {
    * the cancel frame alone (not dispatched yet: `attempt` dispatches nothing to a lost attempt).
    */
   private stopRunner(): void {
-    const stop = this.stopWaiting;
-    this.stopWaiting = undefined;
-    if (stop) stop();
+    const wait = this.wait;
+    this.wait = undefined;
+    if (wait) wait.stop();
     else this.cancel();
   }
 
@@ -501,22 +555,19 @@ export class JobExecution {
         deadlineMs - Date.now(),
         responseTimeout === undefined ? Infinity : responseTimeout * 1000,
       );
-      const execution = lease.connection
-        .execute(request, this.live?.listener)
-        .then(asOutcome, asTransportError);
-      const first = await settleBy(
-        execution,
-        Date.now() + limitMs,
-        (stop) => (this.stopWaiting = stop),
-      );
-      this.stopWaiting = undefined;
+      const wait = new AttemptWait(job.id, this.live?.listener);
+      this.wait = wait;
+      attemptDeadlines.arm(wait, limitMs);
+      lease.connection.dispatch(request, wait);
+      const first = await wait.first;
+      this.wait = undefined;
       if (first === "stopped") {
         // cancelled or lease lost: the attempt writes nothing; free the runner's slot
-        await this.stopOverdue(pool, lease, request.request_id, execution);
+        await this.stopOverdue(pool, lease, request.request_id, wait.answer());
         return { kind: "unavailable" };
       }
       if (first !== "expired") return first;
-      await this.stopOverdue(pool, lease, request.request_id, execution);
+      await this.stopOverdue(pool, lease, request.request_id, wait.answer());
       const byDeadline = Date.now() >= deadlineMs - 5 || responseTimeout === undefined;
       return byDeadline
         ? { kind: "timeout" }
