@@ -362,12 +362,13 @@ export class JobExecution {
     const result = await this.attempt(job, split.handler, this.ctx.pools.get(runnerName)!, timeout);
     this.endAttempt();
     // the last progress is stored before the outcome (bounded: outcomes come first)
-    if (this.live) await this.live.beforeOutcome();
+    const flushing = this.live?.beforeOutcome();
+    if (flushing) await flushing;
     if (this.lost) {
       span?.end({ outcome: "lease_lost", durationMs: performance.now() - started });
       // cancelled: the job is over and its slot is ours to free; a lost lease's slot is not
       if (this.cancelled) await this.flowEnded("terminal");
-      if (this.live) await this.closeOutput(this.cancelled ? "cancelled" : "lost");
+      if (this.live?.hasOutput) await this.closeOutput(this.cancelled ? "cancelled" : "lost");
       return;
     }
     if (this.interrupted || result.kind === "unavailable") {
@@ -380,7 +381,7 @@ export class JobExecution {
         errorMessage: reason,
       });
       await this.release(reason);
-      if (this.live) await this.closeOutput("lost");
+      if (this.live?.hasOutput) await this.closeOutput("lost");
       return;
     }
     const config = this.ctx.config;
@@ -400,7 +401,8 @@ export class JobExecution {
       errorType,
       breaker: this.ctx.flow && breakerOutcome(result, decision.kind),
     });
-    if (!this.live) return;
+    // the closed marker ends an output stream: none without output
+    if (!this.live?.hasOutput) return;
     await this.closeOutput(
       decision.kind === "complete"
         ? "completed"
