@@ -310,7 +310,96 @@ export class JobExecution {
    */
   async run(): Promise<void> {
     try {
-      await this.execute();
+      let job: JobRecord;
+      try {
+        job = parseJob(this.claimed.id, this.claimed.hash);
+      } catch (error) {
+        if (!(error instanceof MalformedJobError)) throw error;
+        await this.quarantine(error.message);
+        return;
+      }
+      const expiresAt = this.expiredAt(job);
+      if (expiresAt !== undefined) {
+        await this.expire(expiresAt);
+        return;
+      }
+      const split = splitRunnerName(job.functionName);
+      const runnerName = resolveRunnerName(this.ctx.config, split, this.queue);
+      const span = this.ctx.telemetry.startJob({
+        job,
+        queue: this.queue,
+        runner: runnerName,
+        workerId: this.ctx.workerId,
+      });
+      const started = performance.now();
+      const fatal = this.preflight(job);
+      if (fatal) {
+        await this.apply(job, { kind: "dlq", error: fatal, outcome: "fatal" }, true, {
+          span,
+          started,
+          runner: runnerName,
+        });
+        return;
+      }
+      const timeout = job.jobTimeoutSeconds ?? this.ctx.config.defaultJobTimeoutSeconds;
+      const result = await this.attempt(
+        job,
+        split.handler,
+        this.ctx.pools.get(runnerName)!,
+        timeout,
+      );
+      this.endAttempt();
+      // the last progress is stored before the outcome (bounded: outcomes come first)
+      const flushing = this.live?.beforeOutcome();
+      if (flushing) await flushing;
+      if (this.lost) {
+        span?.end({ outcome: "lease_lost", durationMs: performance.now() - started });
+        // cancelled: the job is over and its slot is ours to free; a lost lease's slot is not
+        if (this.cancelled) await this.flowEnded("terminal");
+        if (this.live?.hasOutput) await this.closeOutput(this.cancelled ? "cancelled" : "lost");
+        return;
+      }
+      if (this.interrupted || result.kind === "unavailable") {
+        const reason = this.interrupted
+          ? ReleaseReasons.shutdown
+          : ReleaseReasons.unavailable(runnerName);
+        span?.end({
+          outcome: "requeued",
+          durationMs: performance.now() - started,
+          errorMessage: reason,
+        });
+        await this.release(reason);
+        if (this.live?.hasOutput) await this.closeOutput("lost");
+        return;
+      }
+      const config = this.ctx.config;
+      const succeeded = result.kind === "outcome" && result.outcome.status === "success";
+      const context = succeeded ? undefined : this.decisionContext(job);
+      const decision =
+        result.kind === "outcome"
+          ? decide(job, result.outcome, config, timeout, context)
+          : result.kind === "transport"
+            ? decideTransportError(job, result.detail, config, context)
+            : decideTimeout(job, config, timeout, context);
+      const errorType = result.kind === "outcome" ? (result.outcome.error?.type ?? null) : null;
+      await this.apply(job, decision, decision.kind === "dlq", {
+        span,
+        started,
+        runner: runnerName,
+        errorType,
+        breaker: this.ctx.flow && breakerOutcome(result, decision.kind),
+      });
+      // the closed marker ends an output stream: none without output
+      if (!this.live?.hasOutput) return;
+      await this.closeOutput(
+        decision.kind === "complete"
+          ? "completed"
+          : result.kind === "timeout"
+            ? "timeout"
+            : decision.kind === "dlq"
+              ? "failed"
+              : "retry",
+      );
     } catch (error) {
       this.ctx.failed?.(this, error);
     } finally {
@@ -324,94 +413,6 @@ export class JobExecution {
     if (!this.attemptOpen) return;
     this.attemptOpen = false;
     this.ctx.attemptEnded(this);
-  }
-
-  private async execute(): Promise<void> {
-    let job: JobRecord;
-    try {
-      job = parseJob(this.claimed.id, this.claimed.hash);
-    } catch (error) {
-      if (!(error instanceof MalformedJobError)) throw error;
-      await this.quarantine(error.message);
-      return;
-    }
-    const expiresAt = this.expiredAt(job);
-    if (expiresAt !== undefined) {
-      await this.expire(expiresAt);
-      return;
-    }
-    const split = splitRunnerName(job.functionName);
-    const runnerName = resolveRunnerName(this.ctx.config, split, this.queue);
-    const span = this.ctx.telemetry.startJob({
-      job,
-      queue: this.queue,
-      runner: runnerName,
-      workerId: this.ctx.workerId,
-    });
-    const started = performance.now();
-    const fatal = this.preflight(job);
-    if (fatal) {
-      await this.apply(job, { kind: "dlq", error: fatal, outcome: "fatal" }, true, {
-        span,
-        started,
-        runner: runnerName,
-      });
-      return;
-    }
-    const timeout = job.jobTimeoutSeconds ?? this.ctx.config.defaultJobTimeoutSeconds;
-    const result = await this.attempt(job, split.handler, this.ctx.pools.get(runnerName)!, timeout);
-    this.endAttempt();
-    // the last progress is stored before the outcome (bounded: outcomes come first)
-    const flushing = this.live?.beforeOutcome();
-    if (flushing) await flushing;
-    if (this.lost) {
-      span?.end({ outcome: "lease_lost", durationMs: performance.now() - started });
-      // cancelled: the job is over and its slot is ours to free; a lost lease's slot is not
-      if (this.cancelled) await this.flowEnded("terminal");
-      if (this.live?.hasOutput) await this.closeOutput(this.cancelled ? "cancelled" : "lost");
-      return;
-    }
-    if (this.interrupted || result.kind === "unavailable") {
-      const reason = this.interrupted
-        ? ReleaseReasons.shutdown
-        : ReleaseReasons.unavailable(runnerName);
-      span?.end({
-        outcome: "requeued",
-        durationMs: performance.now() - started,
-        errorMessage: reason,
-      });
-      await this.release(reason);
-      if (this.live?.hasOutput) await this.closeOutput("lost");
-      return;
-    }
-    const config = this.ctx.config;
-    const succeeded = result.kind === "outcome" && result.outcome.status === "success";
-    const context = succeeded ? undefined : this.decisionContext(job);
-    const decision =
-      result.kind === "outcome"
-        ? decide(job, result.outcome, config, timeout, context)
-        : result.kind === "transport"
-          ? decideTransportError(job, result.detail, config, context)
-          : decideTimeout(job, config, timeout, context);
-    const errorType = result.kind === "outcome" ? (result.outcome.error?.type ?? null) : null;
-    await this.apply(job, decision, decision.kind === "dlq", {
-      span,
-      started,
-      runner: runnerName,
-      errorType,
-      breaker: this.ctx.flow && breakerOutcome(result, decision.kind),
-    });
-    // the closed marker ends an output stream: none without output
-    if (!this.live?.hasOutput) return;
-    await this.closeOutput(
-      decision.kind === "complete"
-        ? "completed"
-        : result.kind === "timeout"
-          ? "timeout"
-          : decision.kind === "dlq"
-            ? "failed"
-            : "retry",
-    );
   }
 
   /** Ends the attempt's output stream with its closed marker; never throws. */
