@@ -56,20 +56,22 @@ const capturedPayload = (stream: CapturedStream, data: string) => ({
 });
 
 /** The `live` request fields, shared by every attempt with the same ones (sent, never changed). */
-const liveRequests = new Map<string, LiveRequest>();
+let lastLiveRequest: LiveRequest | undefined;
 function liveRequest(progress: boolean, output: boolean, outputMaxBytes: number): LiveRequest {
-  const key = `${progress} ${output} ${outputMaxBytes}`;
-  let request = liveRequests.get(key);
-  if (!request) {
-    request = Object.freeze({
-      progress,
-      output,
-      progress_interval_ms: DEFAULT_PROGRESS_INTERVAL_MS,
-      output_max_bytes: outputMaxBytes,
-    });
-    liveRequests.set(key, request);
-  }
-  return request;
+  // one worker's runners almost always ask the same: the last one is the cache
+  const last = lastLiveRequest;
+  if (
+    last?.progress === progress &&
+    last.output === output &&
+    last.output_max_bytes === outputMaxBytes
+  )
+    return last;
+  return (lastLiveRequest = Object.freeze({
+    progress,
+    output,
+    progress_interval_ms: DEFAULT_PROGRESS_INTERVAL_MS,
+    output_max_bytes: outputMaxBytes,
+  }));
 }
 
 /**

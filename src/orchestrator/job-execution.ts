@@ -561,7 +561,9 @@ export class JobExecution {
       const wait = new AttemptWait(job.id, this.live?.listener);
       this.wait = wait;
       attemptDeadlines.arm(wait, limitMs);
-      lease.connection.dispatch(request, wait);
+      // canonical: buildRequest writes every field requestFrame would, in its order (and the
+      // live field is LiveAttempt's, complete), so the request goes out without a copy
+      lease.connection.dispatch(request, wait, true);
       const first = await wait.first;
       this.wait = undefined;
       if (first === "stopped") {

@@ -149,15 +149,18 @@ export class RunnerConnection {
    * {@link execute} for a caller that is its own waiter (the orchestrator's attempt: no
    * promise or closures per request). `waiter.jobId` must be the request's job_id. A closed
    * connection or a frame that cannot be sent rejects the waiter before this returns.
+   * `canonical`: the request already holds every field `requestFrame` writes, in its order and
+   * with its defaults filled in (the orchestrator's own requests), so it is sent as it is
+   * instead of copied.
    */
-  dispatch(request: ExecutionRequest, waiter: OutcomeWaiter): void {
+  dispatch(request: ExecutionRequest, waiter: OutcomeWaiter, canonical = false): void {
     if (this.isClosed) {
       waiter.reject(new RunnerError("runner_transport", "runner connection closed"));
       return;
     }
     this.pending.set(request.request_id, waiter);
     try {
-      this.frames.send(requestFrame(request));
+      this.frames.send(canonical ? { type: "request", payload: request } : requestFrame(request));
     } catch (error) {
       this.pending.delete(request.request_id);
       waiter.reject(
