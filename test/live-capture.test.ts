@@ -240,7 +240,8 @@ describe("end to end", () => {
   it.skipIf(!existsSync(RRQ_RUNNER))(
     "RRQ's rrq-runner (no hello): lines captured, requests still plain v2",
     async () => {
-      const execute = vi.spyOn(RunnerConnection.prototype, "execute");
+      // the worker dispatches with the attempt as the waiter (RunnerConnection.dispatch)
+      const execute = vi.spyOn(RunnerConnection.prototype, "dispatch");
       await start(
         { runner_capture: { node: true }, runner_hello_timeout_ms: 200 },
         {

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { Deadline, Deadlines } from "@rrqkit/runner/protocol";
 import type { ExecutionOutcome, ExecutionRequest } from "@rrqkit/runner/protocol";
 import type { ResolvedConfig } from "../config/config.js";
 import { RunnerError } from "../errors.js";
@@ -7,6 +8,7 @@ import { LiveAttempt, type LiveContext } from "../live/attempt.js";
 import { parseRequires } from "../live/tags.js";
 import type { OutputCloseStatus } from "../store/live-store.js";
 import type { FlowReleaseMode } from "../store/flow-store.js";
+import type { OutcomeWaiter, RequestListener } from "../runner/runner-connection.js";
 import type { RunnerPool, SlotLease } from "../runner/runner-pool.js";
 import { resolvePolicy } from "../policy/index.js";
 import { canonicalJson, parseTimestamp, toWireTimestamp } from "../store/encoding.js";
@@ -48,6 +50,10 @@ export interface ExecutionContext {
    * error, or no dispatch at all), before its result is written.
    */
   attemptEnded(execution: JobExecution): void;
+  /** Called once per execution when it is over (its result written or given up). */
+  finished?(execution: JobExecution): void;
+  /** Called when an execution failed unexpectedly (a bug: its job's lease then expires). */
+  failed?(execution: JobExecution, error: unknown): void;
 }
 
 /** Messages written to last_error by the worker itself (RRQ's wording). */
@@ -70,16 +76,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Settles with `work`'s value, or with "expired" at `untilMs` (epoch ms, however far away),
- * whichever comes first; the timer is cleared when `work` wins. Used for the attempt's deadline
- * (once per job: a Promise.race over a timer promise allocated several more objects) and for a
- * cancel's grace period. `onStop`, when given, receives a function that settles it at once with
- * "stopped" (an operator's cancel, a lost lease).
+ * whichever comes first; the timer is cleared when `work` wins. Used for a cancel's grace
+ * period (rare: the attempt's own deadline is an {@link AttemptWait}).
  */
-function settleBy<T>(
-  work: Promise<T>,
-  untilMs: number,
-  onStop?: (stop: () => void) => void,
-): Promise<T | "expired" | "stopped"> {
+function settleBy<T>(work: Promise<T>, untilMs: number): Promise<T | "expired"> {
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     const arm = () => {
@@ -90,10 +90,6 @@ function settleBy<T>(
       );
     };
     arm();
-    onStop?.(() => {
-      clearTimeout(timer);
-      resolve("stopped");
-    });
     work.then(
       (value) => {
         clearTimeout(timer);
@@ -107,17 +103,93 @@ function settleBy<T>(
   });
 }
 
+/**
+ * Request ids: UUIDs (version 4 in form, as RRQ sends) that share one random prefix per
+ * process and end in a counter. Unique like random ones (74 random bits per process, 2^48
+ * requests each), at a fraction of the cost: randomUUID's formatting left about 0.5 KB of
+ * garbage per job.
+ */
+const REQUEST_ID_PREFIX = randomUUID().slice(0, 24);
+let requestCounter = 0;
+
+function nextRequestId(): string {
+  requestCounter = (requestCounter + 1) % 2 ** 48;
+  return REQUEST_ID_PREFIX + requestCounter.toString(16).padStart(12, "0");
+}
+
 type AttemptResult =
   | { kind: "outcome"; outcome: ExecutionOutcome }
   | { kind: "transport"; detail: string }
   | { kind: "timeout" }
   | { kind: "unavailable" };
 
-const asOutcome = (outcome: ExecutionOutcome): AttemptResult => ({ kind: "outcome", outcome });
 const asTransportError = (error: unknown): AttemptResult => ({
   kind: "transport",
   detail: error instanceof RunnerError ? error.message : String(error),
 });
+
+/** Every attempt's deadline, one timer per distinct duration (not one per job). */
+const attemptDeadlines = new Deadlines();
+
+/**
+ * The wait for one request's outcome: the connection's waiter for it and its deadline entry at
+ * once, so a dispatch allocates this object and one promise (a promise per step, closures and
+ * a timer per job before). `first` settles with the runner's answer, "expired" at the
+ * deadline or "stopped" ({@link stop}), whichever comes first; {@link answer} is the runner's
+ * answer whenever it comes (waited for, a grace period long, after an expiry or a stop).
+ */
+class AttemptWait extends Deadline implements OutcomeWaiter {
+  readonly first: Promise<AttemptResult | "expired" | "stopped">;
+  private settleFirst!: (value: AttemptResult | "expired" | "stopped") => void;
+  private waiting = true;
+  private answered: AttemptResult | undefined;
+  private onAnswer: ((result: AttemptResult) => void) | undefined;
+
+  constructor(
+    readonly jobId: string,
+    readonly live: RequestListener | undefined,
+  ) {
+    super();
+    this.first = new Promise((resolve) => (this.settleFirst = resolve));
+  }
+
+  resolve(outcome: ExecutionOutcome): void {
+    this.record({ kind: "outcome", outcome });
+  }
+
+  reject(error: RunnerError): void {
+    this.record(asTransportError(error));
+  }
+
+  expired(): void {
+    this.end("expired");
+  }
+
+  /** Stops waiting at once (an operator's cancel, a lost lease). */
+  stop(): void {
+    this.end("stopped");
+  }
+
+  /** The runner's answer (outcome or transport error), whenever it comes. */
+  answer(): Promise<AttemptResult> {
+    if (this.answered) return Promise.resolve(this.answered);
+    return new Promise((resolve) => (this.onAnswer = resolve));
+  }
+
+  private record(result: AttemptResult): void {
+    if (this.answered) return;
+    this.answered = result;
+    this.onAnswer?.(result);
+    this.end(result);
+  }
+
+  private end(value: AttemptResult | "expired" | "stopped"): void {
+    if (!this.waiting) return;
+    this.waiting = false;
+    attemptDeadlines.disarm(this);
+    this.settleFirst(value);
+  }
+}
 
 /**
  * One attempt of one claimed job, from its hash to its persisted result. `interrupted` is set
@@ -138,8 +210,10 @@ export class JobExecution {
   private attemptOpen = true;
   /** The attempt's progress and output, when its runner offered them. */
   private live: LiveAttempt | undefined;
-  /** Ends the wait for the runner's outcome early (set while the attempt waits for it). */
-  private stopWaiting: (() => void) | undefined;
+  /** The promise of {@link run}, set by whoever started it (the worker waits on it at shutdown). */
+  done: Promise<void> | undefined;
+  /** The wait for the runner's outcome (set while the attempt waits for it). */
+  private wait: AttemptWait | undefined;
 
   constructor(
     private readonly ctx: ExecutionContext,
@@ -210,9 +284,9 @@ export class JobExecution {
    * the cancel frame alone (not dispatched yet: `attempt` dispatches nothing to a lost attempt).
    */
   private stopRunner(): void {
-    const stop = this.stopWaiting;
-    this.stopWaiting = undefined;
-    if (stop) stop();
+    const wait = this.wait;
+    this.wait = undefined;
+    if (wait) wait.stop();
     else this.cancel();
   }
 
@@ -228,12 +302,109 @@ export class JobExecution {
     return true;
   }
 
-  /** Runs the attempt to completion; never throws. */
+  /**
+   * Runs the attempt to completion, then reports it to {@link ExecutionContext.finished}.
+   * Never rejects. The whole attempt is this one async frame on the common path (no live
+   * output, no flow control, a free runner permit): each nested async call was one more promise
+   * and suspended frame per job, a good part of the daemon's garbage (bench/alloc-per-job.ts).
+   */
   async run(): Promise<void> {
     try {
-      await this.execute();
+      let job: JobRecord;
+      try {
+        job = parseJob(this.claimed.id, this.claimed.hash);
+      } catch (error) {
+        if (!(error instanceof MalformedJobError)) throw error;
+        await this.quarantine(error.message);
+        return;
+      }
+      const expiresAt = this.expiredAt(job);
+      if (expiresAt !== undefined) {
+        await this.expire(expiresAt);
+        return;
+      }
+      const split = splitRunnerName(job.functionName);
+      const runnerName = resolveRunnerName(this.ctx.config, split, this.queue);
+      const span = this.ctx.telemetry.startJob({
+        job,
+        queue: this.queue,
+        runner: runnerName,
+        workerId: this.ctx.workerId,
+      });
+      const started = performance.now();
+      const fatal = this.preflight(job);
+      if (fatal) {
+        await this.apply(job, { kind: "dlq", error: fatal, outcome: "fatal" }, true, {
+          span,
+          started,
+          runner: runnerName,
+        });
+        return;
+      }
+      const timeout = job.jobTimeoutSeconds ?? this.ctx.config.defaultJobTimeoutSeconds;
+      const result = await this.attempt(
+        job,
+        split.handler,
+        this.ctx.pools.get(runnerName)!,
+        timeout,
+      );
+      this.endAttempt();
+      // the last progress is stored before the outcome (bounded: outcomes come first)
+      const flushing = this.live?.beforeOutcome();
+      if (flushing) await flushing;
+      if (this.lost) {
+        span?.end({ outcome: "lease_lost", durationMs: performance.now() - started });
+        // cancelled: the job is over and its slot is ours to free; a lost lease's slot is not
+        if (this.cancelled) await this.flowEnded("terminal");
+        if (this.live?.hasOutput) await this.closeOutput(this.cancelled ? "cancelled" : "lost");
+        return;
+      }
+      if (this.interrupted || result.kind === "unavailable") {
+        const reason = this.interrupted
+          ? ReleaseReasons.shutdown
+          : ReleaseReasons.unavailable(runnerName);
+        span?.end({
+          outcome: "requeued",
+          durationMs: performance.now() - started,
+          errorMessage: reason,
+        });
+        await this.release(reason);
+        if (this.live?.hasOutput) await this.closeOutput("lost");
+        return;
+      }
+      const config = this.ctx.config;
+      const succeeded = result.kind === "outcome" && result.outcome.status === "success";
+      const context = succeeded ? undefined : this.decisionContext(job);
+      const decision =
+        result.kind === "outcome"
+          ? decide(job, result.outcome, config, timeout, context)
+          : result.kind === "transport"
+            ? decideTransportError(job, result.detail, config, context)
+            : decideTimeout(job, config, timeout, context);
+      const errorType = result.kind === "outcome" ? (result.outcome.error?.type ?? null) : null;
+      await this.apply(job, decision, decision.kind === "dlq", {
+        span,
+        started,
+        runner: runnerName,
+        errorType,
+        breaker: this.ctx.flow && breakerOutcome(result, decision.kind),
+      });
+      // the closed marker ends an output stream: none without output
+      if (!this.live?.hasOutput) return;
+      await this.closeOutput(
+        decision.kind === "complete"
+          ? "completed"
+          : result.kind === "timeout"
+            ? "timeout"
+            : decision.kind === "dlq"
+              ? "failed"
+              : "retry",
+      );
+    } catch (error) {
+      this.ctx.failed?.(this, error);
     } finally {
       this.endAttempt();
+      this.ctx.finished?.(this);
     }
   }
 
@@ -242,91 +413,6 @@ export class JobExecution {
     if (!this.attemptOpen) return;
     this.attemptOpen = false;
     this.ctx.attemptEnded(this);
-  }
-
-  private async execute(): Promise<void> {
-    let job: JobRecord;
-    try {
-      job = parseJob(this.claimed.id, this.claimed.hash);
-    } catch (error) {
-      if (!(error instanceof MalformedJobError)) throw error;
-      await this.quarantine(error.message);
-      return;
-    }
-    const expiresAt = this.expiredAt(job);
-    if (expiresAt !== undefined) {
-      await this.expire(expiresAt);
-      return;
-    }
-    const split = splitRunnerName(job.functionName);
-    const runnerName = resolveRunnerName(this.ctx.config, split, this.queue);
-    const span = this.ctx.telemetry.startJob({
-      job,
-      queue: this.queue,
-      runner: runnerName,
-      workerId: this.ctx.workerId,
-    });
-    const started = performance.now();
-    const fatal = this.preflight(job);
-    if (fatal) {
-      await this.apply(job, { kind: "dlq", error: fatal, outcome: "fatal" }, true, {
-        span,
-        started,
-        runner: runnerName,
-      });
-      return;
-    }
-    const timeout = job.jobTimeoutSeconds ?? this.ctx.config.defaultJobTimeoutSeconds;
-    const result = await this.attempt(job, split.handler, this.ctx.pools.get(runnerName)!, timeout);
-    this.endAttempt();
-    // the last progress is stored before the outcome (bounded: outcomes come first)
-    await this.live?.beforeOutcome();
-    if (this.lost) {
-      span?.end({ outcome: "lease_lost", durationMs: performance.now() - started });
-      // cancelled: the job is over and its slot is ours to free; a lost lease's slot is not
-      if (this.cancelled) await this.flowEnded("terminal");
-      await this.closeOutput(this.cancelled ? "cancelled" : "lost");
-      return;
-    }
-    if (this.interrupted || result.kind === "unavailable") {
-      const reason = this.interrupted
-        ? ReleaseReasons.shutdown
-        : ReleaseReasons.unavailable(runnerName);
-      span?.end({
-        outcome: "requeued",
-        durationMs: performance.now() - started,
-        errorMessage: reason,
-      });
-      await this.release(reason);
-      await this.closeOutput("lost");
-      return;
-    }
-    const config = this.ctx.config;
-    const succeeded = result.kind === "outcome" && result.outcome.status === "success";
-    const context = succeeded ? undefined : this.decisionContext(job);
-    const decision =
-      result.kind === "outcome"
-        ? decide(job, result.outcome, config, timeout, context)
-        : result.kind === "transport"
-          ? decideTransportError(job, result.detail, config, context)
-          : decideTimeout(job, config, timeout, context);
-    const errorType = result.kind === "outcome" ? (result.outcome.error?.type ?? null) : null;
-    await this.apply(job, decision, decision.kind === "dlq", {
-      span,
-      started,
-      runner: runnerName,
-      errorType,
-      breaker: this.ctx.flow && breakerOutcome(result, decision.kind),
-    });
-    await this.closeOutput(
-      decision.kind === "complete"
-        ? "completed"
-        : result.kind === "timeout"
-          ? "timeout"
-          : decision.kind === "dlq"
-            ? "failed"
-            : "retry",
-    );
   }
 
   /** Ends the attempt's output stream with its closed marker; never throws. */
@@ -391,7 +477,7 @@ export class JobExecution {
   }
 
   private buildRequest(job: JobRecord, handler: string, deadlineMs: number): ExecutionRequest {
-    this.requestId = randomUUID();
+    this.requestId = nextRequestId();
     return {
       protocol_version: "2",
       request_id: this.requestId,
@@ -425,7 +511,8 @@ export class JobExecution {
     const deadlineMs = Math.min(Date.now() + timeout * 1000, MAX_DATE_MS);
     const waitUntil = Math.min(deadlineMs, Date.now() + this.ctx.config.runnerConnectTimeoutMs);
     const requires = parseRequires(job.raw.requires);
-    const lease = await pool.acquire(waitUntil, requires.length > 0 ? requires : undefined);
+    const wanted = requires.length > 0 ? requires : undefined;
+    const lease = pool.tryAcquire(wanted) ?? (await pool.acquire(waitUntil, wanted));
     if (!lease) {
       // A runner with no live process gets the job back without an attempt counted; a live but
       // saturated one lets the job time out, as in RRQ (the timeout covers the permit wait).
@@ -471,22 +558,21 @@ export class JobExecution {
         deadlineMs - Date.now(),
         responseTimeout === undefined ? Infinity : responseTimeout * 1000,
       );
-      const execution = lease.connection
-        .execute(request, this.live?.listener)
-        .then(asOutcome, asTransportError);
-      const first = await settleBy(
-        execution,
-        Date.now() + limitMs,
-        (stop) => (this.stopWaiting = stop),
-      );
-      this.stopWaiting = undefined;
+      const wait = new AttemptWait(job.id, this.live?.listener);
+      this.wait = wait;
+      attemptDeadlines.arm(wait, limitMs);
+      // canonical: buildRequest writes every field requestFrame would, in its order (and the
+      // live field is LiveAttempt's, complete), so the request goes out without a copy
+      lease.connection.dispatch(request, wait, true);
+      const first = await wait.first;
+      this.wait = undefined;
       if (first === "stopped") {
         // cancelled or lease lost: the attempt writes nothing; free the runner's slot
-        await this.stopOverdue(pool, lease, request.request_id, execution);
+        await this.stopOverdue(pool, lease, request.request_id, wait.answer());
         return { kind: "unavailable" };
       }
       if (first !== "expired") return first;
-      await this.stopOverdue(pool, lease, request.request_id, execution);
+      await this.stopOverdue(pool, lease, request.request_id, wait.answer());
       const byDeadline = Date.now() >= deadlineMs - 5 || responseTimeout === undefined;
       return byDeadline
         ? { kind: "timeout" }
@@ -609,22 +695,25 @@ export class JobExecution {
         });
     }
     if (write === "not_owner") events.emit("job:fenced", { ...this.jobRef, write: decision.kind });
-    else if (write === "written")
-      await this.flowEnded(FLOW_MODES[decision.kind], trace.breaker, failed?.error);
+    else if (write === "written") {
+      const flowing = this.flowEnded(FLOW_MODES[decision.kind], trace.breaker, failed?.error);
+      if (flowing) await flowing;
+    }
   }
 
   /**
    * Flow control once the attempt's outcome is written (README "Flow control"): breaker record
    * and slot / session release, for jobs that hold any (a synchronous check for the rest).
    */
-  private async flowEnded(
+  private flowEnded(
     mode: FlowReleaseMode,
     breaker?: BreakerOutcome,
     error?: string,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const flow = this.ctx.flow;
-    if (flow?.concerns(this.claimed.hash, breaker, this.queue))
-      await flow.attemptEnded({ ref: this.jobRef, hash: this.claimed.hash }, mode, breaker, error);
+    // undefined, not a resolved promise, when there is nothing to do: awaiting it is free
+    if (!flow?.concerns(this.claimed.hash, breaker, this.queue)) return undefined;
+    return flow.attemptEnded({ ref: this.jobRef, hash: this.claimed.hash }, mode, breaker, error);
   }
 
   private async quarantine(reason: string): Promise<void> {

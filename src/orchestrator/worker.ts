@@ -128,7 +128,6 @@ export class Worker {
   private readonly running = new Set<JobExecution>();
   /** The subset of `running` still at the runner (what worker concurrency limits). */
   private readonly executing = new Set<JobExecution>();
-  private readonly finished = new Set<Promise<void>>();
   private redis: Redis | undefined;
   private store: JobStore | undefined;
   private clock: RedisClock | undefined;
@@ -550,6 +549,18 @@ export class Worker {
       attemptEnded: (execution) => {
         if (this.executing.delete(execution)) this.wakeup?.notify();
       },
+      failed: (execution, error) =>
+        this.events.emit("worker:error", {
+          context: `job ${execution.jobId}`,
+          error: error as Error,
+          job: execution.jobRef,
+        }),
+      finished: (execution) => {
+        this.running.delete(execution);
+        this.executing.delete(execution);
+        if (this.running.size === 0) this.heartbeat?.nudge();
+        this.wakeup?.notify();
+      },
     };
   }
 
@@ -707,27 +718,8 @@ export class Worker {
         ...execution.jobRef,
         waitMs: queueWaitMs(execution.claimed.hash),
       });
-    const done = this.runTracked(execution, () => this.finished.delete(done));
-    this.finished.add(done);
-  }
-
-  /** Runs one execution; never rejects. One async frame per job instead of a promise chain. */
-  private async runTracked(execution: JobExecution, untrack: () => void): Promise<void> {
-    try {
-      await execution.run();
-    } catch (error) {
-      this.events.emit("worker:error", {
-        context: `job ${execution.jobId}`,
-        error: error as Error,
-        job: execution.jobRef,
-      });
-    } finally {
-      this.running.delete(execution);
-      this.executing.delete(execution);
-      if (this.running.size === 0) this.heartbeat?.nudge();
-      untrack();
-      this.wakeup?.notify();
-    }
+    // run() never rejects and removes the execution from `running` itself (context.finished)
+    execution.done = execution.run();
   }
 
   /**
@@ -775,7 +767,7 @@ export class Worker {
   private async awaitFinalWrites(): Promise<JobRef[]> {
     if (
       await finalWritesSettled(
-        () => this.finished,
+        () => new Set([...this.running].map((execution) => execution.done!)),
         () => this.monitor.isDown,
       )
     )

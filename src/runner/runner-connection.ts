@@ -16,13 +16,19 @@ import type { LiveListener, OutputPayload, ProgressPayload } from "../live/frame
 /** A request's listener: its live frames, and its process's captured lines (live/capture.ts). */
 export type RequestListener = LiveListener & CaptureListener;
 
-interface Pending {
+/**
+ * Who waits for one request's outcome ({@link RunnerConnection.dispatch}): told exactly once,
+ * with the outcome or with why there will be none.
+ */
+export interface OutcomeWaiter {
   readonly jobId: string;
   /** Receives the request's progress and output frames (requests sent with `live`). */
   readonly live: RequestListener | undefined;
   resolve(outcome: ExecutionOutcome): void;
   reject(error: RunnerError): void;
 }
+
+type Pending = OutcomeWaiter;
 
 /** Optional checks and observers of a {@link RunnerConnection}. */
 export interface RunnerConnectionOptions {
@@ -134,21 +140,35 @@ export class RunnerConnection {
    * (`runner_transport`) when the connection fails or the runner breaks the matching rules.
    */
   execute(request: ExecutionRequest, live?: RequestListener): Promise<ExecutionOutcome> {
-    if (this.isClosed)
-      return Promise.reject(new RunnerError("runner_transport", "runner connection closed"));
-    return new Promise((resolve, reject) => {
-      this.pending.set(request.request_id, { jobId: request.job_id, live, resolve, reject });
-      try {
-        this.frames.send(requestFrame(request));
-      } catch (error) {
-        this.pending.delete(request.request_id);
-        reject(
-          new RunnerError("runner_transport", `cannot send request: ${(error as Error).message}`, {
-            cause: error,
-          }),
-        );
-      }
-    });
+    return new Promise((resolve, reject) =>
+      this.dispatch(request, { jobId: request.job_id, live, resolve, reject }),
+    );
+  }
+
+  /**
+   * {@link execute} for a caller that is its own waiter (the orchestrator's attempt: no
+   * promise or closures per request). `waiter.jobId` must be the request's job_id. A closed
+   * connection or a frame that cannot be sent rejects the waiter before this returns.
+   * `canonical`: the request already holds every field `requestFrame` writes, in its order and
+   * with its defaults filled in (the orchestrator's own requests), so it is sent as it is
+   * instead of copied.
+   */
+  dispatch(request: ExecutionRequest, waiter: OutcomeWaiter, canonical = false): void {
+    if (this.isClosed) {
+      waiter.reject(new RunnerError("runner_transport", "runner connection closed"));
+      return;
+    }
+    this.pending.set(request.request_id, waiter);
+    try {
+      this.frames.send(canonical ? { type: "request", payload: request } : requestFrame(request));
+    } catch (error) {
+      this.pending.delete(request.request_id);
+      waiter.reject(
+        new RunnerError("runner_transport", `cannot send request: ${(error as Error).message}`, {
+          cause: error,
+        }),
+      );
+    }
   }
 
   /**

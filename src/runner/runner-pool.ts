@@ -217,6 +217,24 @@ export class RunnerPool {
    * all of them is taken.
    */
   async acquire(deadline: number, requires?: readonly string[]): Promise<SlotLease | undefined> {
+    return this.tryAcquire(requires) ?? this.waitForSlot(deadline, requires);
+  }
+
+  /**
+   * A permit at once when a process has one free (no promise: the common case in a burn-down,
+   * where an attempt takes a permit per job); undefined when the caller must wait in
+   * {@link acquire}.
+   */
+  tryAcquire(requires?: readonly string[]): SlotLease | undefined {
+    if (this.closing) return undefined;
+    const slot = this.pickSlot(requires);
+    return slot ? this.lease(slot) : undefined;
+  }
+
+  private async waitForSlot(
+    deadline: number,
+    requires?: readonly string[],
+  ): Promise<SlotLease | undefined> {
     for (;;) {
       if (this.closing) return undefined;
       const slot = this.pickSlot(requires);

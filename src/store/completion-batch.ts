@@ -10,6 +10,12 @@ import type { ScriptCaller } from "./scripts.js";
  */
 export type CompletionCode = 2 | 1 | 0 | -1;
 
+/** A completion's code as its caller sees it: written (1, 2), not ours (0) or gone (-1). */
+export type CompletionWrite = "written" | "not_owner" | "gone";
+
+const writeOf = (code: CompletionCode): CompletionWrite =>
+  code > 0 ? "written" : code === 0 ? "not_owner" : "gone";
+
 interface Group {
   workerId: string;
   ttl: string;
@@ -20,7 +26,7 @@ interface Entry {
   jobId: string;
   fence: string;
   resultJson: string;
-  resolve: (code: CompletionCode) => void;
+  resolve: (write: CompletionWrite) => void;
   reject: (error: unknown) => void;
 }
 
@@ -51,14 +57,14 @@ export class CompletionBatcher {
     private readonly clock: Clock = localClock,
   ) {}
 
-  /** Queues one success; resolves with its own code once its batch ran. */
+  /** Queues one success; resolves with its own write's result once its batch ran. */
   complete(
     workerId: string,
     jobId: string,
     fence: string,
     resultJson: string,
     defaultTtlSeconds: number,
-  ): Promise<CompletionCode> {
+  ): Promise<CompletionWrite> {
     return new Promise((resolve, reject) => {
       const ttl = String(defaultTtlSeconds);
       const name = `${ttl} ${workerId}`;
@@ -91,7 +97,8 @@ export class CompletionBatcher {
         (codes) => {
           for (let i = 0; i < entries.length; i++) {
             const code = codes[i];
-            if (code === 2 || code === 1 || code === 0 || code === -1) entries[i]!.resolve(code);
+            if (code === 2 || code === 1 || code === 0 || code === -1)
+              entries[i]!.resolve(writeOf(code));
             else this.sendOne(workerId, ttl, entries[i]!);
           }
         },
@@ -128,6 +135,9 @@ export class CompletionBatcher {
   }
 
   private sendOne(workerId: string, ttl: string, e: Entry): void {
-    this.completeAlone(workerId, e.jobId, e.fence, e.resultJson, ttl).then(e.resolve, e.reject);
+    this.completeAlone(workerId, e.jobId, e.fence, e.resultJson, ttl).then(
+      (code) => e.resolve(writeOf(code)),
+      e.reject,
+    );
   }
 }

@@ -189,14 +189,14 @@ export class JobStore {
    * successes of one event-loop turn share one script call (see {@link CompletionBatcher});
    * {@link completeSuccessOne} is the one-job script with the same checks and writes.
    */
-  async completeSuccess(
+  completeSuccess(
     a: AttemptRef,
     resultJson: string,
     defaultTtlSeconds: number,
   ): Promise<FencedWrite> {
-    return fenced(
-      await this.completions.complete(a.workerId, a.jobId, a.fence, resultJson, defaultTtlSeconds),
-    );
+    // the batch's promise itself, mapped to a FencedWrite by the batcher (one async layer less
+    // per job)
+    return this.completions.complete(a.workerId, a.jobId, a.fence, resultJson, defaultTtlSeconds);
   }
 
   /** {@link completeSuccess} as its own script call (complete-success-5.lua). */

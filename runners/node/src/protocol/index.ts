@@ -3,6 +3,7 @@
  * runner runtime and the orchestrator, so both sides run the same code.
  */
 export * from "./constants.js";
+export * from "./deadlines.js";
 export * from "./errors.js";
 export * from "./encoding.js";
 export * from "./frame-decoder.js";

@@ -8,6 +8,7 @@ import {
   TAGS_ENV,
 } from "../protocol/constants.js";
 import type { JobCatalog } from "../contracts/index.js";
+import { Deadline, Deadlines } from "../protocol/deadlines.js";
 import { FrameEncodeError } from "../protocol/errors.js";
 import type { FrameChannel } from "../protocol/frame-connection.js";
 import { helloFrame, pingFrame, responseFrame } from "../protocol/frames.js";
@@ -49,17 +50,35 @@ export interface RunnerRuntimeOptions {
   tags?: readonly string[];
 }
 
+/**
+ * Every request's deadline, one timer per distinct duration: a timer and its closure per
+ * request were a fixed part of each job's garbage (bench/alloc-per-job.ts).
+ */
+const requestDeadlines = new Deadlines();
+
 /** One accepted request, from acceptance until its single outcome is written. */
-interface InFlight {
-  readonly request: ExecutionRequest;
-  readonly connection: FrameChannel;
+class InFlight extends Deadline {
   /** Only for a handler that takes the signal ({@link takesSignal}). */
   controller?: AbortController;
-  timer?: NodeJS.Timeout;
   span?: RunSpan;
-  /** Only for a request whose `live` enables progress or output frames (§13). */
+  /**
+   * Only for a request whose `live` enables progress or output frames (§13), and only once its
+   * handler can send them (it takes the request context).
+   */
   live?: LiveChannel;
-  finished: boolean;
+  finished = false;
+
+  constructor(
+    readonly request: ExecutionRequest,
+    readonly connection: FrameChannel,
+    private readonly onExpired: (entry: InFlight) => void,
+  ) {
+    super();
+  }
+
+  expired(): void {
+    this.onExpired(this);
+  }
 }
 
 const FEATURES = ["ping", "cancel_by_job", "stdout_guard", "progress", "output"];
@@ -83,7 +102,8 @@ function takesSignal(handler: Handler): boolean {
  */
 export class RunnerRuntime {
   private readonly byRequest = new Map<string, InFlight>();
-  private readonly byJob = new Map<string, Set<InFlight>>();
+  /** A job's requests: the entry itself, or a set when a job has several in flight (rare). */
+  private readonly byJob = new Map<string, InFlight | Set<InFlight>>();
   private readonly byConnection = new Map<FrameChannel, Set<InFlight>>();
   private readonly telemetry: RunnerTelemetry;
   private readonly hello: boolean;
@@ -100,7 +120,11 @@ export class RunnerRuntime {
     this.tags = runnerTags(options.tags, process.env[TAGS_ENV]);
     this.log = options.log ?? ((message) => process.stderr.write(`[rrqkit-runner] ${message}\n`));
     this.catalog = options.catalog;
+    this.expired = (entry) => this.timeout(entry, Messages.executionTimedOut);
   }
+
+  /** What a request's deadline does (one function for every request). */
+  private readonly expired: (entry: InFlight) => void;
 
   /** Number of requests in flight across all connections. */
   get inFlightCount(): number {
@@ -181,13 +205,16 @@ export class RunnerRuntime {
       this.reply(connection, errorOutcome(request, "error", message));
       return;
     }
-    const entry: InFlight = { request, connection, finished: false };
-    if (LiveChannel.wanted(request)) entry.live = new LiveChannel(request, connection, this.log);
+    const entry = new InFlight(request, connection, this.expired);
     this.track(entry, open);
-    void this.run(entry);
+    this.run(entry);
   }
 
-  private async run(entry: InFlight): Promise<void> {
+  /**
+   * Runs the request's handler. A handler that returns a value (not a promise) is answered at
+   * once, without an async frame; a promise is awaited in {@link settle}.
+   */
+  private run(entry: InFlight): void {
     const { request } = entry;
     entry.span = this.telemetry.startRun(request);
     const deadline = request.context.deadline;
@@ -197,7 +224,7 @@ export class RunnerRuntime {
         this.timeout(entry, Messages.deadlineExceeded);
         return;
       }
-      entry.timer = setTimeout(() => this.timeout(entry, Messages.executionTimedOut), remaining);
+      requestDeadlines.arm(entry, remaining);
     }
     const handler = this.registry.get(request.function_name);
     if (!handler) {
@@ -211,11 +238,39 @@ export class RunnerRuntime {
       this.finish(entry, errorOutcome(request, "error", problem.message, ErrorTypes.invalidParams));
       return;
     }
+    let result: unknown;
     try {
-      this.finish(entry, outcomeFor(request, await this.call(entry, handler)));
+      result = this.call(entry, handler);
     } catch (thrown) {
-      this.finish(entry, thrownOutcome(request, thrown)); // ignored if already answered
+      this.finish(entry, thrownOutcome(request, thrown));
+      return;
     }
+    if (isThenable(result)) void this.settle(entry, result);
+    else this.finishWith(entry, result);
+  }
+
+  /** Waits for a handler's promise, then answers. */
+  private async settle(entry: InFlight, pending: PromiseLike<unknown>): Promise<void> {
+    let result: unknown;
+    try {
+      result = await pending;
+    } catch (thrown) {
+      this.finish(entry, thrownOutcome(entry.request, thrown)); // ignored if already answered
+      return;
+    }
+    this.finishWith(entry, result);
+  }
+
+  /** Answers with a handler's return value (its outcome, or an error if it is not one). */
+  private finishWith(entry: InFlight, result: unknown): void {
+    if (entry.finished) return;
+    let outcome: ExecutionOutcome;
+    try {
+      outcome = outcomeFor(entry.request, result);
+    } catch (thrown) {
+      outcome = thrownOutcome(entry.request, thrown);
+    }
+    this.finish(entry, outcome);
   }
 
   /** Calls the handler, through the registry's middlewares when it has any. */
@@ -226,7 +281,7 @@ export class RunnerRuntime {
     if (middlewares !== undefined && middlewares.length > 0) {
       // Middlewares always get the signal and the context: they cannot tell what the handler takes.
       const signal = (entry.controller = new AbortController()).signal;
-      const job = new RequestContext(request, entry.live, this.log);
+      const job = new RequestContext(request, this.liveOf(entry), this.log);
       return runMiddleware(middlewares, handler, request, { signal, job });
     }
     if (!takesSignal(handler)) return (handler as (request: ExecutionRequest) => unknown)(request);
@@ -234,8 +289,15 @@ export class RunnerRuntime {
       request,
       (entry.controller = new AbortController()).signal,
       // Goes with the signal, so a wrapper passing (request, signal, ctx) on keeps it.
-      new RequestContext(request, entry.live, this.log),
+      new RequestContext(request, this.liveOf(entry), this.log),
     );
+  }
+
+  /** The request's live channel, made when its handler gets the context that sends frames. */
+  private liveOf(entry: InFlight): LiveChannel | undefined {
+    if (entry.live === undefined && LiveChannel.wanted(entry.request))
+      entry.live = new LiveChannel(entry.request, entry.connection, this.log);
+    return entry.live;
   }
 
   private timeout(entry: InFlight, message: string): void {
@@ -250,7 +312,7 @@ export class RunnerRuntime {
     const targets =
       cancel.request_id != null
         ? [this.byRequest.get(cancel.request_id)].filter((e) => e?.request.job_id === cancel.job_id)
-        : [...(this.byJob.get(cancel.job_id) ?? [])];
+        : this.ofJob(cancel.job_id);
     for (const entry of targets) {
       if (!entry || entry.finished) continue;
       entry.controller?.abort(new DOMException(Messages.cancelled, "AbortError"));
@@ -301,22 +363,43 @@ export class RunnerRuntime {
     }
   }
 
+  /** The requests of a job in flight, as a new array. */
+  private ofJob(jobId: string): InFlight[] {
+    const found = this.byJob.get(jobId);
+    if (found === undefined) return [];
+    return found instanceof InFlight ? [found] : [...found];
+  }
+
   private track(entry: InFlight, open: Set<InFlight>): void {
     open.add(entry);
     this.byRequest.set(entry.request.request_id, entry);
     const jobId = entry.request.job_id;
-    let ofJob = this.byJob.get(jobId);
-    if (!ofJob) this.byJob.set(jobId, (ofJob = new Set()));
-    ofJob.add(entry);
+    const found = this.byJob.get(jobId);
+    if (found === undefined) this.byJob.set(jobId, entry);
+    else if (found instanceof InFlight) this.byJob.set(jobId, new Set([found, entry]));
+    else found.add(entry);
   }
 
   private untrack(entry: InFlight): void {
     entry.finished = true;
-    if (entry.timer) clearTimeout(entry.timer);
+    requestDeadlines.disarm(entry);
     this.byConnection.get(entry.connection)?.delete(entry);
     this.byRequest.delete(entry.request.request_id);
-    const ofJob = this.byJob.get(entry.request.job_id);
-    ofJob?.delete(entry);
-    if (ofJob?.size === 0) this.byJob.delete(entry.request.job_id);
+    const jobId = entry.request.job_id;
+    const found = this.byJob.get(jobId);
+    if (found === entry) this.byJob.delete(jobId);
+    else if (found instanceof Set) {
+      found.delete(entry);
+      if (found.size === 0) this.byJob.delete(jobId);
+    }
   }
+}
+
+/** True for a promise or any object with a `then` method (awaited as one). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
 }
