@@ -16,7 +16,9 @@
  * allocated lands in the used heap until a collection frees it) summed over the window, plus the
  * growth since the last collection. It counts every JS heap allocation (new space, old space,
  * large objects) exactly, not a sample, so it repeats within a few percent; off-heap memory
- * (Buffer backing stores) is not in it. GC time and count come from the same records.
+ * (Buffer backing stores) is not in it. GC time and count come from the same records, and the
+ * daemon's CPU time over the window from process.cpuUsage() (noisy on a shared machine, unlike
+ * the bytes: compare builds in alternating runs).
  *
  * `--sites` also runs V8's sampling heap profiler (in the daemon, through node:inspector, with
  * objects collected by minor and major GCs included, 4 KB interval) over the same window and
@@ -57,6 +59,7 @@ const out = process.env.RRQ_ALLOC_OUT;
 const withSites = process.env.RRQ_ALLOC_SITES === "1";
 let profiler;
 let startUsed = 0;
+let startCpu;
 let session;
 process.on("SIGUSR2", () => {
   if (!profiler) {
@@ -71,6 +74,7 @@ process.on("SIGUSR2", () => {
     }
     profiler = new v8.GCProfiler();
     startUsed = v8.getHeapStatistics().used_heap_size;
+    startCpu = process.cpuUsage();
     profiler.start();
     return;
   }
@@ -87,7 +91,8 @@ process.on("SIGUSR2", () => {
     byType[gc.gcType] = (byType[gc.gcType] ?? 0) + 1;
   }
   allocated += endUsed - previous;
-  const result = { allocated, gcMicros, byType, cpu: process.cpuUsage() };
+  const cpu = process.cpuUsage(startCpu);
+  const result = { allocated, gcMicros, byType, cpuMicros: cpu.user + cpu.system };
   if (!withSites) return writeFileSync(out, JSON.stringify(result));
   session.post("HeapProfiler.stopSampling", (error, reply) => {
     result.profile = error ? null : reply.profile;
@@ -105,6 +110,8 @@ interface ProfileNode {
 
 interface WindowResult {
   allocated: number;
+  /** The daemon's CPU time (user + system) over the window, µs. */
+  cpuMicros: number;
   gcMicros: number;
   byType: Record<string, number>;
   profile?: { head: ProfileNode } | null;
@@ -192,7 +199,8 @@ async function oneRun(
     const result = JSON.parse(readFileSync(out, "utf8")) as WindowResult;
     const seconds = (window.endMs - window.startMs) / 1000;
     console.log(
-      `rep ${rep + 1}: ${(result.allocated / jobs).toFixed(0)} B/job, GC ${(result.gcMicros / jobs).toFixed(2)} µs/job ` +
+      `rep ${rep + 1}: ${(result.allocated / jobs).toFixed(0)} B/job, CPU ${(result.cpuMicros / jobs).toFixed(1)} µs/job, ` +
+        `GC ${(result.gcMicros / jobs).toFixed(2)} µs/job ` +
         `(${JSON.stringify(result.byType)}), ${(jobs / seconds).toFixed(0)} jobs/s`,
     );
     return result;
@@ -215,6 +223,13 @@ async function main(): Promise<void> {
     console.log(
       `\ndaemon allocation: median ${(median / 1024).toFixed(2)} KB/job ` +
         `(${perJob.map((b) => (b / 1024).toFixed(2)).join(", ")}; spread ${spread.toFixed(1)} %)`,
+    );
+    // CPU time moves with the load on a shared machine: compare builds in alternating runs
+    const cpu = results.map((r) => r.cpuMicros / jobs).sort((a, b) => a - b);
+    const gc = results.map((r) => r.gcMicros / jobs).sort((a, b) => a - b);
+    console.log(
+      `daemon CPU: median ${cpu[Math.floor(cpu.length / 2)]!.toFixed(1)} µs/job ` +
+        `(${cpu.map((c) => c.toFixed(1)).join(", ")}); GC median ${gc[Math.floor(gc.length / 2)]!.toFixed(1)} µs/job`,
     );
     const profile = results.at(-1)?.profile;
     if (profile) {
