@@ -146,7 +146,8 @@ export const BASELINES = { bullmq: BULLMQ_INPROCESS.id, rrq: RRQ_NODE.id };
 
 /**
  * rrqkit's contender in the Python race (bench/scenarios/python-race.ts): the daemon with the
- * Python runner, 1 × 64. One place, so trying another transport or encoding (e.g. an `orjson`
- * JSON path) is a one-line change.
+ * Python runner, 1 × 64, JSON frames (orjson in the runner, from the `fast` extra): the daemon
+ * decodes JSON for less CPU than MessagePack, which made JSON the cheaper pair in alternating
+ * runs. One place, so trying another transport or encoding is a one-line change.
  */
-export const PYTHON_RACE_OURS: ConsumerSpec = OURS_PYTHON;
+export const PYTHON_RACE_OURS: ConsumerSpec = OURS_PYTHON_JSON;
