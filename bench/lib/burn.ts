@@ -116,23 +116,7 @@ export async function burnDown(
     if (checks) own.set("hget", (own.get("hget") ?? 0) + checks * filled.ids.length);
     const commands = commandDelta(before, after, own);
     const accounting = await accountFor(ctx.redis, filled);
-    const seconds = (window.endMs - window.startMs) / 1000;
-    const per10k = 10_000 / jobs;
-    return {
-      jobsPerSecond: jobs / seconds,
-      seconds,
-      mainCpuPer10k: cost.mainCpuSeconds * per10k,
-      childCpuPer10k: cost.childCpuSeconds * per10k,
-      mainPeakRssMb: cost.mainPeakRssMb,
-      childPeakRssMb: cost.childPeakRssMb,
-      redisCommandsPerJob: commands.total / jobs,
-      redisScriptsPerJob: commands.scripts / jobs,
-      redisCpuMsPer10k: (after.cpuSeconds - before.cpuSeconds) * 1000 * per10k,
-      accounted: accounting.ok,
-      detail: accounting.detail,
-      byCommand: commands.byCommand,
-      jobIds: filled.ids,
-    };
+    return burnDownResult(jobs, window, cost, { before, after, commands }, accounting, filled.ids);
   } catch (error) {
     meter.end();
     const output = consumer?.output() ?? "";
@@ -171,5 +155,41 @@ async function holdJobs(
       ["rename", 1],
       ["publish", 1],
     ]),
+  };
+}
+
+/**
+ * A drain's figures from what was measured around it: the window, the processes' cost, Redis's
+ * counters and command delta, and the accounting (shared by every consumer the bench drains).
+ */
+export function burnDownResult(
+  jobs: number,
+  window: { startMs: number; endMs: number },
+  cost: ReturnType<CostMeter["end"]>,
+  redis: {
+    before: Awaited<ReturnType<typeof readCounters>>;
+    after: Awaited<ReturnType<typeof readCounters>>;
+    commands: ReturnType<typeof commandDelta>;
+  },
+  accounting: { ok: boolean; detail: string },
+  jobIds: string[],
+): BurnDown {
+  const seconds = (window.endMs - window.startMs) / 1000;
+  const per10k = 10_000 / jobs;
+  const { before, after, commands } = redis;
+  return {
+    jobsPerSecond: jobs / seconds,
+    seconds,
+    mainCpuPer10k: cost.mainCpuSeconds * per10k,
+    childCpuPer10k: cost.childCpuSeconds * per10k,
+    mainPeakRssMb: cost.mainPeakRssMb,
+    childPeakRssMb: cost.childPeakRssMb,
+    redisCommandsPerJob: commands.total / jobs,
+    redisScriptsPerJob: commands.scripts / jobs,
+    redisCpuMsPer10k: (after.cpuSeconds - before.cpuSeconds) * 1000 * per10k,
+    accounted: accounting.ok,
+    detail: accounting.detail,
+    byCommand: commands.byCommand,
+    jobIds,
   };
 }

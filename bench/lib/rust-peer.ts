@@ -13,7 +13,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { relative } from "node:path";
 import type { Redis } from "ioredis";
-import type { BurnDown } from "./burn.js";
+import { burnDownResult, type BurnDown } from "./burn.js";
 import type { BenchContext } from "./context.js";
 import { paths } from "./paths.js";
 import { CostMeter, Proc, runJson } from "./procs.js";
@@ -159,23 +159,7 @@ export async function apalisBurnDown(
     ]);
     const commands = commandDelta(before, after, own);
     const accounting = await accountForApalis(ctx.redis, jobs);
-    const seconds = (window.endMs - window.startMs) / 1000;
-    const per10k = 10_000 / jobs;
-    return {
-      jobsPerSecond: jobs / seconds,
-      seconds,
-      mainCpuPer10k: cost.mainCpuSeconds * per10k,
-      childCpuPer10k: cost.childCpuSeconds * per10k,
-      mainPeakRssMb: cost.mainPeakRssMb,
-      childPeakRssMb: cost.childPeakRssMb,
-      redisCommandsPerJob: commands.total / jobs,
-      redisScriptsPerJob: commands.scripts / jobs,
-      redisCpuMsPer10k: (after.cpuSeconds - before.cpuSeconds) * 1000 * per10k,
-      accounted: accounting.ok,
-      detail: accounting.detail,
-      byCommand: commands.byCommand,
-      jobIds: [],
-    };
+    return burnDownResult(jobs, window, cost, { before, after, commands }, accounting, []);
   } catch (error) {
     meter.end();
     throw new Error(`${(error as Error).message}\n${proc.tail()}`);
