@@ -322,6 +322,70 @@ def test_stdout_noise_does_not_corrupt_frames(client: FrameClient) -> None:
     assert client.decode_error is None
 
 
+def test_frames_cut_at_any_byte_are_reassembled(client: FrameClient) -> None:
+    # Two requests sent in small pieces (a header cut in two, a body cut many times, the
+    # second frame starting inside a piece): each read completes what the last one started.
+    from rrqkit.codec import encode_frame
+
+    first = request("echo", {"piece": 1, "pad": "x" * 300})
+    second = request("echo", {"piece": 2})
+    data = b"".join(
+        encode_frame({"type": "request", "payload": p}, client.encoding) for p in (first, second)
+    )
+    for size in (3, 1, 5, 2, 7):
+        for start in range(0, len(data), size * 40):
+            chunk = data[start : start + size * 40]
+            for at in range(0, len(chunk), size):
+                client.send_raw(chunk[at : at + size])
+            time.sleep(0.002)  # separate reads on the runner's side
+        assert client.response(first["request_id"])["result"]["piece"] == 1
+        assert client.response(second["request_id"])["result"] == {"piece": 2}
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_a_reader_that_does_not_read_pauses_the_runner(runner_pool: object, transport: str) -> None:
+    # Outcomes the peer does not read fill the socket: the runner stops reading requests
+    # (instead of buffering outcomes without bound), and serves every one once it reads again.
+    import socket as socket_module
+
+    from rrqkit.codec import FrameDecoder, encode_frame
+
+    runner = runner_pool.get(transport, "json")  # type: ignore[attr-defined]
+    runner.connect().close()  # listening by now
+    family = socket_module.AF_INET if transport == "tcp" else socket_module.AF_UNIX
+    sock = socket_module.socket(family, socket_module.SOCK_STREAM)
+    sock.connect(runner.address)
+    sock.settimeout(10)
+    decoder = FrameDecoder("json")
+    big = "y" * (256 * 1024)
+    payloads = [request("echo", {"big": big, "n": n}) for n in range(48)]
+    out = b"".join(encode_frame({"type": "request", "payload": p}, "json") for p in payloads)
+    sender_error: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            sock.sendall(out)
+        except OSError as exc:
+            sender_error.append(exc)
+
+    import threading
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    time.sleep(1.0)  # nothing read: ~12 MiB of outcomes cannot all be buffered by the kernel
+    answered: set[int] = set()
+    while len(answered) < len(payloads):
+        for frame in decoder.feed(sock.recv(1 << 20)):
+            if frame.type == "response":
+                result = frame.raw["payload"]["result"]
+                assert result["big"] == big
+                answered.add(result["n"])
+    sender.join(10)
+    assert not sender_error
+    assert runner.alive()
+    sock.close()
+
+
 # ------------------------------------------------------------------------------------------
 # Tests that break a connection use their own connection or process.
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -79,7 +78,23 @@ def _load_orjson() -> ModuleType | None:
 _orjson: ModuleType | None = _load_orjson()
 _INT_MIN: Final = -(2**63)
 _INT_END: Final = 2**64  # msgpack and orjson both write -2**63 .. 2**64-1
-_LONG_DIGITS: Final = re.compile(rb"\d{19}")
+# A run of 19 ASCII digits (the shortest integer beyond 64 bits has 19), found by mapping
+# every digit byte to b"1" and every other byte to b"0": ~10x cheaper than a regex search.
+_DIGITS_AS_ONES: Final = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
+_LONG_DIGIT_RUN: Final = b"1" * 19
+
+
+def _has_long_digit_run(body: bytes) -> bool:
+    return _LONG_DIGIT_RUN in body.translate(_DIGITS_AS_ONES)
+
+
+def _json_too_deep(body: bytes, value: Any) -> bool:
+    """Whether decoded JSON nests beyond the limit. A value cannot nest deeper than the number
+    of opening brackets in its text (brackets inside strings only add to that count), so the
+    walk runs only for bodies with more than the limit's worth."""
+    if body.count(b"{") + body.count(b"[") <= MAX_NESTING_DEPTH:
+        return False
+    return _decoded_too_deep(value, MAX_NESTING_DEPTH)
 
 
 def codec_uses_orjson() -> bool:
@@ -226,15 +241,17 @@ def decode_body(body: bytes, encoding: Encoding) -> Any:
     """Decode one frame body into plain Python values (dict, list, str, int, float, bool,
     None). Raises ``invalid_utf8`` or ``malformed_payload``."""
     if encoding == "json":
+        if type(body) is not bytes:
+            body = bytes(body)
         # orjson reads integers beyond 64 bits as floats: a body with 19 digits in a row (the
         # shortest such integer has 19) is left to the standard library.
-        if _orjson is not None and _LONG_DIGITS.search(body) is None:
+        if _orjson is not None and not _has_long_digit_run(body):
             try:
                 value = _orjson.loads(body)
             except _orjson.JSONDecodeError:
                 pass  # the standard library decides (big integers, lone surrogates, errors)
             else:
-                if _decoded_too_deep(value, MAX_NESTING_DEPTH):
+                if _json_too_deep(body, value):
                     raise DecodeError("malformed_payload", _TOO_DEEP)
                 return value
         try:
@@ -245,7 +262,7 @@ def decode_body(body: bytes, encoding: Encoding) -> Any:
             value = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
             raise DecodeError("malformed_payload", f"body is not one JSON value: {exc}") from None
-        if _decoded_too_deep(value, MAX_NESTING_DEPTH):
+        if _json_too_deep(body, value):
             raise DecodeError("malformed_payload", _TOO_DEEP)
         return value
     if encoding == "msgpack":

@@ -45,7 +45,8 @@ from .models import (
     Ping,
     normalize_tags,
 )
-from .sinks import FdSink, PipeProtocol, PipeSink, Sink, StreamSink, is_pipe, start_reader_thread
+from .sinks import FdSink, PipeProtocol, PipeSink, Sink, is_pipe, start_reader_thread
+from .socket_protocol import SocketProtocol
 from .telemetry import NoopTelemetry, Telemetry, resolve
 from .timeutil import now_ns
 from .tracebacks import format_traceback
@@ -151,6 +152,15 @@ def _busy(request: ExecutionRequest) -> ExecutionOutcome:
     )
 
 
+def _unexpected_response() -> ExecutionOutcome:
+    return ExecutionOutcome(
+        job_id="unknown",
+        request_id=None,
+        status="error",
+        error=OutcomeError(message="Unexpected response message"),
+    )
+
+
 def _with_ids(outcome: ExecutionOutcome, request: ExecutionRequest) -> ExecutionOutcome:
     if outcome.job_id and outcome.request_id:
         return outcome  # the runtime's own success outcomes are built with them
@@ -172,7 +182,7 @@ class Connection:
     def __init__(
         self,
         runtime: RunnerRuntime,
-        reader: asyncio.StreamReader,
+        reader: asyncio.StreamReader | None,
         sink: Sink,
         encoding: Encoding,
         label: str,
@@ -298,10 +308,14 @@ class Connection:
     def release(self, entry: _InFlight) -> None:
         self.entries.discard(entry)
 
+    def backlogged(self) -> bool:
+        return self.sink.backlogged()
+
     def close(self) -> None:
         """Close the connection and abort its in-flight requests without replies."""
         if self.closed:
             return
+        self.runtime._connections.discard(self)
         if self._flush_handle is not None:
             # Frames already queued (outcomes included) still go out before the close.
             self._flush_handle.cancel()
@@ -314,18 +328,27 @@ class Connection:
         self.entries.clear()
         self.sink.close()
 
+    def hello_frame(self) -> bytes | None:
+        """The ``hello`` frame this connection starts with, if the runtime sends one."""
+        if not self.runtime.hello:
+            return None
+        hello = Hello(
+            runtime=RUNTIME_NAME,
+            runtime_version=__version__,
+            pid=os.getpid(),
+            max_in_flight=MAX_IN_FLIGHT,
+            features=list(FEATURES),
+            tags=self.runtime.tags or None,
+        )
+        return frame("hello", hello, self.encoding)
+
     async def run(self) -> None:
+        """Serve a connection read through its stream reader (stdio) until it ends."""
+        assert self.reader is not None
         try:
-            if self.runtime.hello:
-                hello = Hello(
-                    runtime=RUNTIME_NAME,
-                    runtime_version=__version__,
-                    pid=os.getpid(),
-                    max_in_flight=MAX_IN_FLIGHT,
-                    features=list(FEATURES),
-                    tags=self.runtime.tags or None,
-                )
-                await self.send_bytes(frame("hello", hello, self.encoding))
+            hello = self.hello_frame()
+            if hello is not None:
+                await self.send_bytes(hello)
             await self._read_frames()
         except DecodeError as exc:
             self.error_code = exc.code
@@ -336,6 +359,7 @@ class Connection:
             self.close()
 
     async def _read_frames(self) -> None:
+        assert self.reader is not None
         # Reads whatever arrived and decodes every complete frame in it: one read for a burst
         # of requests, not two per frame. A frame cut by the end of a read is completed with
         # one exact read of its missing bytes.
@@ -361,6 +385,7 @@ class Connection:
                 pending = await self._finish_frame(pending)
 
     async def _finish_frame(self, started: bytes) -> bytes:
+        assert self.reader is not None
         length = parse_header(started[:4])
         try:
             rest = await self.reader.readexactly(4 + length - len(started))
@@ -370,6 +395,23 @@ class Connection:
         return b""
 
     # -- frames ----------------------------------------------------------------------------
+
+    def dispatch_now(self, item: Frame) -> None:
+        """Handle a frame without waiting (the socket path: the caller pauses reading while
+        the transport is backlogged)."""
+        payload = item.payload
+        if item.type == "request":
+            assert isinstance(payload, ExecutionRequest)
+            self._on_request(payload)
+        elif item.type == "cancel":
+            assert isinstance(payload, CancelRequest)
+            self.runtime._on_cancel(payload)
+        elif item.type == "ping":
+            assert isinstance(payload, Ping)
+            self.send_nowait(frame("pong", Ping(payload.nonce), self.encoding))
+        elif item.type == "response":
+            self.send_nowait(self.outcome_frame(_unexpected_response()))
+        # hello and pong from the orchestrator are ignored
 
     async def dispatch(self, item: Frame) -> None:
         payload = item.payload
@@ -385,14 +427,7 @@ class Connection:
             assert isinstance(payload, Ping)
             await self.send_bytes(frame("pong", Ping(payload.nonce), self.encoding))
         elif item.type == "response":
-            await self.send_outcome(
-                ExecutionOutcome(
-                    job_id="unknown",
-                    request_id=None,
-                    status="error",
-                    error=OutcomeError(message="Unexpected response message"),
-                )
-            )
+            await self.send_outcome(_unexpected_response())
         # hello and pong from the orchestrator are ignored
 
     def _on_request(self, request: ExecutionRequest) -> None:
@@ -741,6 +776,21 @@ class RunnerRuntime:
             self._connections.discard(conn)
         return conn
 
+    def _socket_protocols(self, encoding: Encoding, kind: str) -> Callable[[], SocketProtocol]:
+        """The protocol factory of a socket server: each accepted connection is served by
+        callbacks (rrqkit/socket_protocol.py) and starts with the hello frame."""
+        counter = iter(range(1, 1 << 62))
+
+        def connect(sink: Sink) -> Connection:
+            conn = Connection(self, None, sink, encoding, f"{kind} connection {next(counter)}")
+            self._connections.add(conn)
+            hello = conn.hello_frame()
+            if hello is not None:
+                conn.send_nowait(hello)
+            return conn
+
+        return lambda: SocketProtocol(connect, _log)
+
     async def _serve_server(
         self, server: asyncio.AbstractServer, stopped: asyncio.Event, cleanup: Callable[[], None]
     ) -> None:
@@ -761,14 +811,9 @@ class RunnerRuntime:
     ) -> None:
         """Listen on ``host:port`` until :meth:`stop`."""
         stopped = self._prepare()
-        counter = iter(range(1, 1 << 62))
-
-        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._serve_connection(
-                reader, StreamSink(writer), encoding, f"tcp connection {next(counter)}"
-            )
-
-        server = await asyncio.start_server(on_client, host, port, limit=_READ_LIMIT)
+        server = await asyncio.get_running_loop().create_server(
+            self._socket_protocols(encoding, "tcp"), host, port
+        )
         address = server.sockets[0].getsockname()
         _log(f"listening on tcp {address[0]}:{address[1]} ({encoding}, {_loop_name()})")
         if on_ready is not None:
@@ -784,14 +829,9 @@ class RunnerRuntime:
     ) -> None:
         """Listen on the Unix socket ``path`` until :meth:`stop`; removes it afterwards."""
         stopped = self._prepare()
-        counter = iter(range(1, 1 << 62))
-
-        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._serve_connection(
-                reader, StreamSink(writer), encoding, f"unix connection {next(counter)}"
-            )
-
-        server = await asyncio.start_unix_server(on_client, path, limit=_READ_LIMIT)
+        server = await asyncio.get_running_loop().create_unix_server(
+            self._socket_protocols(encoding, "unix"), path
+        )
         inode = os.stat(path).st_ino
 
         def cleanup() -> None:

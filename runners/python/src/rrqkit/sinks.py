@@ -1,8 +1,8 @@
 """Where a runner connection's bytes go, and how stdin is read (runtime internal).
 
-Sockets write through their ``StreamWriter``, pipes through a write-pipe transport with flow
-control, and anything an event loop cannot watch (a file, a terminal, /dev/null) through
-blocking calls in worker threads.
+Sockets and pipes write through their transport with flow control (``PipeSink``; sockets are
+read by rrqkit/socket_protocol.py), and anything an event loop cannot watch (a file, a
+terminal, /dev/null) through blocking calls in worker threads.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ __all__ = [
     "PipeProtocol",
     "PipeSink",
     "Sink",
-    "StreamSink",
     "is_pipe",
     "start_reader_thread",
 ]
@@ -37,30 +36,6 @@ class Sink(Protocol):
     async def wait_writable(self) -> None: ...
 
     def close(self) -> None: ...
-
-
-class StreamSink:
-    """An accepted socket's writer: backlogged above the transport's high-water mark."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self._writer = writer
-        self._transport = writer.transport
-        self._high_water = writer.transport.get_write_buffer_limits()[1]
-
-    def write_nowait(self, data: bytes) -> None:
-        if self._transport.is_closing():
-            raise ConnectionResetError("connection closed")
-        self._writer.write(data)
-
-    def backlogged(self) -> bool:
-        return self._transport.get_write_buffer_size() > self._high_water
-
-    async def wait_writable(self) -> None:
-        await self._writer.drain()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._writer.close()
 
 
 class PipeProtocol(asyncio.Protocol):
