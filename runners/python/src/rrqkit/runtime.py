@@ -32,6 +32,7 @@ from .codec import (
     parse_header,
     success_frame,
 )
+from .deadlines import Deadlines
 from .errors import DecodeError, FrameTooLargeError, NonRetryableError, RetryJob, SnoozeJob
 from .live import JobContext, LiveChannel, set_job_context
 from .middleware import call_handler, run_handler_chain
@@ -98,7 +99,7 @@ def _loop_name() -> str:
 
 
 class _InFlight:
-    __slots__ = ("conn", "done", "expired", "live", "request", "span", "started", "task", "timer")
+    __slots__ = ("conn", "done", "expired", "live", "request", "span", "started", "task", "timed")
 
     def __init__(self, conn: Connection, request: ExecutionRequest) -> None:
         self.conn = conn
@@ -106,7 +107,7 @@ class _InFlight:
         self.done = False  # an outcome was (or is being) written, or the request was dropped
         self.expired = False
         self.task: asyncio.Task[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.timed = False  # its deadline is pending in the runtime's Deadlines
         self.span: Any = None
         self.started = time.monotonic()
         self.live: LiveChannel | None = None  # when the request's `live` enables a feature
@@ -526,6 +527,7 @@ class RunnerRuntime:
         self._stopped: asyncio.Event | None = None
         self._stop_requested = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: Deadlines[_InFlight] | None = None
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -541,9 +543,8 @@ class RunnerRuntime:
     def _unregister(self, entry: _InFlight) -> None:
         _bucket_remove(self._by_request, entry.request.request_id, entry)
         _bucket_remove(self._by_job, entry.request.job_id, entry)
-        if entry.timer is not None:
-            entry.timer.cancel()
-            entry.timer = None
+        if entry.timed and self._deadlines is not None:
+            self._deadlines.discard(entry)
 
     @property
     def in_flight(self) -> int:
@@ -564,14 +565,15 @@ class RunnerRuntime:
         deadline = request.context.deadline
         if deadline is not None:
             try:
-                remaining_ns = parse_wire_time(deadline) - now_ns()
+                now = now_ns()
+                remaining_ns = parse_wire_time(deadline) - now
             except ValueError:
                 _log(f"request {request.request_id}: ignoring unparsable deadline {deadline!r}")
             else:
                 if remaining_ns <= 0:
                     entry.expired = True
                 else:
-                    entry.timer = conn.loop.call_later(remaining_ns / 1e9, self._on_deadline, entry)
+                    self._deadlines_of(conn.loop).add(remaining_ns + now, entry)
         if self._tracing:
             try:
                 entry.span = self.telemetry.start(request)
@@ -721,8 +723,14 @@ class RunnerRuntime:
             entry.live.discard()
         entry.conn.release(entry)
 
+    def _deadlines_of(self, loop: asyncio.AbstractEventLoop) -> Deadlines[_InFlight]:
+        deadlines = self._deadlines
+        if deadlines is None or deadlines.loop is not loop:
+            # (a runtime served again from another event loop: the old loop's are gone)
+            deadlines = self._deadlines = Deadlines(loop, self._on_deadline)
+        return deadlines
+
     def _on_deadline(self, entry: _InFlight) -> None:
-        entry.timer = None
         self._abort(entry, outcomes.timeout("Job execution timed out"))
 
     def _on_cancel(self, cancel: CancelRequest) -> None:
