@@ -11,7 +11,7 @@ import { rounds, startOptions, type BenchContext } from "./context.js";
 import { startConsumer, type RunningConsumer } from "./consumers.js";
 import { paths } from "./paths.js";
 import { runJson } from "./procs.js";
-import { isPeer, type RaceContender } from "./python-peers-burn.js";
+import { isPeer, quickSubset, type RaceContender } from "./python-peers-burn.js";
 import {
   arqSpec,
   celerySpec,
@@ -84,7 +84,7 @@ export async function runPeerLatency(ctx: BenchContext): Promise<void> {
       ),
     );
   const cases = { p50: mk("p50"), p99: mk("p99") };
-  await rounds(ctx, contenders, async (c, rep) => {
+  await rounds(ctx, quickSubset(ctx, contenders), async (c, rep) => {
     await resetServer(ctx.redis);
     const execLog = join(ctx.workDir, `py-exec-${c.id}-${rep + 1}.log`);
     const sentFile = join(ctx.workDir, `py-sent-${c.id}-${rep + 1}.txt`);

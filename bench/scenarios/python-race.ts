@@ -11,7 +11,12 @@
  * - `python/rss-1000`: the consumer's peak RSS with 1,000 two-second jobs in flight.
  */
 import { rounds, type BenchContext } from "../lib/context.js";
-import { raceBurnDown, type RaceContender, type Work } from "../lib/python-peers-burn.js";
+import {
+  quickSubset,
+  raceBurnDown,
+  type RaceContender,
+  type Work,
+} from "../lib/python-peers-burn.js";
 import { runPeerEnqueue } from "../lib/python-peers-enqueue.js";
 import { runPeerLatency } from "../lib/python-peers-latency.js";
 import { arqSpec, celerySpec, dramatiqSpec, rqSpec } from "../lib/python-peers.js";
@@ -175,14 +180,14 @@ async function sleepRace(ctx: BenchContext): Promise<void> {
     ...PYTHON_RACE_OURS,
     runner: { ...PYTHON_RACE_OURS.runner!, poolSize: 1, maxInFlight: budget },
   };
-  const contenders: RaceContender[] = [
+  const contenders = quickSubset(ctx, [
     ours,
     celerySpec("threads", budget),
     celerySpec("prefork", budget),
     rqSpec(budget),
     arqSpec(budget),
     dramatiqSpec(2, budget / 2),
-  ];
+  ]);
   const jobs = ctx.quick ? 200 : Math.min(ctx.jobs, 5000);
   await drainRace(
     ctx,
@@ -237,7 +242,7 @@ async function rssRace(ctx: BenchContext): Promise<void> {
     "RQ runs one job per worker process: 64 processes (8 with --quick), not 1,000.",
     "extra mean_in_flight = jobs × sleep ÷ drain time: a peer that starts fewer jobs at once than it may is measured at that many.",
   );
-  await rounds(ctx, contenders, async (spec, rep) => {
+  await rounds(ctx, quickSubset(ctx, contenders), async (spec, rep) => {
     try {
       const r = await raceBurnDown(ctx, spec, n, { task: "sleep", ms }, 50);
       ctx.log(`    peak RSS ${r.rssMb.toFixed(0)} MB, ${r.seconds.toFixed(2)} s; ${r.detail}`);
