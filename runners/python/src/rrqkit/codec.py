@@ -12,7 +12,7 @@ import json
 import math
 import os
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Final, Literal, Protocol
@@ -435,6 +435,21 @@ def parse_header(header: bytes) -> int:
             "frame_too_large", f"frame length {length} exceeds the {MAX_FRAME_BYTES}-byte limit"
         )
     return int(length)
+
+
+def frame_bodies(data: bytes, stopped: Callable[[], bool]) -> Iterator[tuple[int, int]]:
+    """The ``(start, end)`` offsets of the body of each complete frame at the start of
+    ``data``, in order, until an incomplete frame or until ``stopped()`` (asked before each
+    header is read). The last ``end`` is where the unread rest begins. Raises ``frame_empty``
+    or ``frame_too_large`` for a header out of range."""
+    pos, end = 0, len(data)
+    while end - pos >= 4 and not stopped():
+        length = parse_header(data[pos : pos + 4])
+        start = pos + 4
+        if end - start < length:
+            return
+        pos = start + length
+        yield start, pos
 
 
 def encode_frame(envelope: Any, encoding: Encoding) -> bytes:

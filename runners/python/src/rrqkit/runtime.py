@@ -29,6 +29,7 @@ from .codec import (
     codec_uses_orjson,
     decode_frame_body,
     frame,
+    frame_bodies,
     parse_header,
     success_frame,
 )
@@ -373,13 +374,8 @@ class Connection:
                 self.clean_eof = True
                 return
             data = pending + chunk if pending else chunk
-            pos, end = 0, len(data)
-            while end - pos >= 4 and not self.closed:
-                length = parse_header(data[pos : pos + 4])
-                start = pos + 4
-                if end - start < length:
-                    break
-                pos = start + length
+            pos = 0
+            for start, pos in frame_bodies(data, lambda: self.closed):
                 await self.dispatch(decode_frame_body(data[start:pos], self.encoding))
             pending = data[pos:]
             if len(pending) >= 4 and not self.closed:

@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol, cast
 
-from .codec import Encoding, Frame, decode_frame_body, parse_header
+from .codec import Encoding, Frame, decode_frame_body, frame_bodies, parse_header
 from .errors import DecodeError
 from .sinks import PipeProtocol, PipeSink, Sink
 
@@ -90,16 +90,11 @@ class SocketProtocol(PipeProtocol):
             self._pause_until_writable(conn)
 
     def _split(self, conn: FrameConnection, data: bytes) -> None:
-        pos, end = 0, len(data)
         encoding = conn.encoding
-        while end - pos >= 4 and not conn.closed:
-            length = parse_header(data[pos : pos + 4])
-            start = pos + 4
-            if end - start < length:
-                break
-            pos = start + length
+        pos = 0
+        for start, pos in frame_bodies(data, lambda: conn.closed):
             conn.dispatch_now(decode_frame_body(data[start:pos], encoding))
-        if pos < end and not conn.closed:
+        if pos < len(data) and not conn.closed:
             self._rest += data[pos:]
             # the header is checked once it is complete; until then 4 bytes are needed
             self._rest_needs = (
