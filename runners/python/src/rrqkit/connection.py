@@ -169,38 +169,26 @@ class Connection:
         try:
             return frame("response", outcome, self.encoding)
         except FrameTooLargeError as exc:
-            return frame(
-                "response",
-                dataclasses.replace(
-                    outcome,
-                    status="error",
-                    result=None,
-                    retry_after_seconds=None,
-                    snooze=False,
-                    error=OutcomeError(
-                        message=f"Outcome too large: {exc.size} bytes exceeds the "
-                        f"{MAX_FRAME_BYTES}-byte frame limit",
-                        type="OutcomeTooLarge",
-                    ),
-                ),
-                self.encoding,
+            message = (
+                f"Outcome too large: {exc.size} bytes exceeds the "
+                f"{MAX_FRAME_BYTES}-byte frame limit"
             )
+            return self._error_frame(outcome, message, "OutcomeTooLarge")
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
-            return frame(
-                "response",
-                dataclasses.replace(
-                    outcome,
-                    status="error",
-                    result=None,
-                    retry_after_seconds=None,
-                    snooze=False,
-                    error=OutcomeError(
-                        message=f"Outcome is not serializable: {exc}",
-                        type="OutcomeNotEncodable",
-                    ),
-                ),
-                self.encoding,
-            )
+            message = f"Outcome is not serializable: {exc}"
+            return self._error_frame(outcome, message, "OutcomeNotEncodable")
+
+    def _error_frame(self, outcome: ExecutionOutcome, message: str, error_type: str) -> bytes:
+        """``outcome`` turned into an error outcome (its result dropped)."""
+        failed = dataclasses.replace(
+            outcome,
+            status="error",
+            result=None,
+            retry_after_seconds=None,
+            snooze=False,
+            error=OutcomeError(message=message, type=error_type),
+        )
+        return frame("response", failed, self.encoding)
 
     # -- lifecycle -------------------------------------------------------------------------
 
