@@ -4,8 +4,9 @@ The socket transports (unix, tcp) used to read through an ``asyncio.StreamReader
 read was a future, a wake-up of the reader task and a copy out of the reader's buffer, and the
 requests of a read were started one event-loop turn after the bytes arrived. Here the loop
 hands the bytes to :meth:`SocketProtocol.data_received`, which splits them into frames and
-starts the requests at once (issue 25: ~20 % less runner CPU per job when requests arrive a
-few at a time). stdin keeps the stream reader: it may be a file or a terminal read by a thread.
+starts the requests at once (issue 25; with the shared deadline timer and the cheaper JSON
+checks, ~20 % less runner CPU per job in the bench's drain). stdin keeps the stream reader: it
+may be a file or a terminal read by a thread.
 
 Flow control: while the transport's write buffer is above its high-water mark, reading pauses
 (the orchestrator then waits on the socket) and resumes once it has drained.
