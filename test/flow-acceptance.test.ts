@@ -199,7 +199,7 @@ describe("flow control acceptance (issue 22)", () => {
     // the limiter's contract: never more than the limit (one period of slack for the window's
     // edges). How close to the limit it runs depends on the machine's speed: logged above, not
     // asserted (no timings in tests)
-    expect(rate).toBeLessThanOrEqual(55);
+    expect(starts.length, "starts in the 10 s window").toBeLessThanOrEqual(10 * 50 + 50);
     // and it does not stall while the backlog lasts
     expect(
       perSecond.filter((n) => n === 0),
