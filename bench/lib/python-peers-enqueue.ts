@@ -10,7 +10,7 @@
 import { rounds, type BenchContext } from "./context.js";
 import { BULL_QUEUE, RRQ_QUEUE } from "./consumers.js";
 import { paths } from "./paths.js";
-import { runJson } from "./procs.js";
+import { timedEnqueue } from "./enqueue-run.js";
 import { queueDepth } from "./python-peers.js";
 import { PEERS, peerBin, peersDir, type PeerName } from "./python-peers-venv.js";
 import { resetServer } from "./redis.js";
@@ -127,18 +127,12 @@ export async function runPeerEnqueue(ctx: BenchContext): Promise<void> {
     await rounds(ctx, list, async (p, rep) => {
       await resetServer(ctx.redis);
       const jobs = rep < 0 ? Math.ceil(jobsOf(p) / 5) : jobsOf(p);
-      try {
-        const [command, args] = p.command(m.mode, jobs, m.callers);
-        const out = await runJson<{ elapsed_ms: number }>(command, args, { cwd: peersDir });
-        const queued = await p.queued(ctx);
-        const rate = jobs / (out.elapsed_ms / 1000);
-        ctx.log(`    ${Math.round(rate)} jobs/s (${queued}/${jobs} queued)`);
-        if (rep >= 0) c.record(p, rep, rate, { jobs }, queued === jobs);
-      } catch (error) {
-        const message = (error as Error).message;
-        ctx.log(`    FAILED: ${message}`);
-        if (rep >= 0) c.fail(p, rep, message.split("\n")[0]!);
-      }
+      await timedEnqueue(ctx, c, p, rep, jobs, {
+        command: p.command(m.mode, jobs, m.callers),
+        spawn: { cwd: peersDir },
+        queued: () => p.queued(ctx),
+        extra: { jobs },
+      });
     });
   }
 }

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { rounds, type BenchContext } from "../lib/context.js";
 import { BULL_QUEUE, RRQ_QUEUE } from "../lib/consumers.js";
 import { paths } from "../lib/paths.js";
-import { runJson } from "../lib/procs.js";
+import { timedEnqueue } from "../lib/enqueue-run.js";
 import { resetServer } from "../lib/redis.js";
 import { Case, type ContenderInfo } from "../lib/report.js";
 
@@ -105,21 +105,13 @@ export async function runEnqueue(ctx: BenchContext, options: { rust: boolean }):
     await rounds(ctx, list, async (p, rep) => {
       await resetServer(ctx.redis);
       const jobs = rep < 0 ? Math.ceil(m.jobs / 5) : m.jobs;
-      try {
-        const [command, args] = p.command(m.mode, jobs, m.callers, BATCH);
-        const out = await runJson<{ jobs: number; elapsed_ms: number }>(command, args);
-        const queued =
+      await timedEnqueue(ctx, c, p, rep, jobs, {
+        command: p.command(m.mode, jobs, m.callers, BATCH),
+        queued: () =>
           p.system === "bullmq"
-            ? await ctx.redis.llen(`bull:${BULL_QUEUE}:wait`)
-            : await ctx.redis.zcard(RRQ_QUEUE);
-        const rate = jobs / (out.elapsed_ms / 1000);
-        ctx.log(`    ${Math.round(rate)} jobs/s (${queued}/${jobs} queued)`);
-        if (rep >= 0) c.record(p, rep, rate, {}, queued === jobs);
-      } catch (error) {
-        const message = (error as Error).message;
-        ctx.log(`    FAILED: ${message}`);
-        if (rep >= 0) c.fail(p, rep, message.split("\n")[0]!);
-      }
+            ? ctx.redis.llen(`bull:${BULL_QUEUE}:wait`)
+            : ctx.redis.zcard(RRQ_QUEUE),
+      });
     });
   }
 }

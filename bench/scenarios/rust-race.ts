@@ -16,7 +16,7 @@ import { burnDown, type BurnDown } from "../lib/burn.js";
 import { rounds, type BenchContext } from "../lib/context.js";
 import { consumerAvailable, RRQ_QUEUE } from "../lib/consumers.js";
 import { paths } from "../lib/paths.js";
-import { runJson } from "../lib/procs.js";
+import { timedEnqueue } from "../lib/enqueue-run.js";
 import { resetServer } from "../lib/redis.js";
 import { Case, type ContenderInfo } from "../lib/report.js";
 import {
@@ -232,25 +232,17 @@ async function runEnqueue(ctx: BenchContext, producers: ContenderInfo[]): Promis
     await rounds(ctx, producers, async (p, rep) => {
       await resetServer(ctx.redis);
       const jobs = rep < 0 ? Math.ceil(m.jobs / 5) : m.jobs;
-      try {
-        const [command, args] =
+      await timedEnqueue(ctx, c, p, rep, jobs, {
+        command:
           p.system === "rrqkit"
             ? [
                 paths.rustEnqueue(ctx.rustProfile),
                 [ctx.redisUrl, m.mode, String(jobs), String(m.callers), String(BATCH)],
               ]
-            : apalisEnqueueCommand(ctx, m.mode, jobs, m.callers, BATCH);
-        const out = await runJson<{ jobs: number; elapsed_ms: number }>(command, args);
-        const queued =
-          p.system === "rrqkit" ? await ctx.redis.zcard(RRQ_QUEUE) : await apalisQueuedExactly(ctx);
-        const rate = jobs / (out.elapsed_ms / 1000);
-        ctx.log(`    ${Math.round(rate)} jobs/s (${queued}/${jobs} queued)`);
-        if (rep >= 0) c.record(p, rep, rate, {}, queued === jobs);
-      } catch (error) {
-        const message = (error as Error).message;
-        ctx.log(`    FAILED: ${message}`);
-        if (rep >= 0) c.fail(p, rep, message.split("\n")[0]!);
-      }
+            : apalisEnqueueCommand(ctx, m.mode, jobs, m.callers, BATCH),
+        queued: () =>
+          p.system === "rrqkit" ? ctx.redis.zcard(RRQ_QUEUE) : apalisQueuedExactly(ctx),
+      });
     });
   }
 }
